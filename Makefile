@@ -1,0 +1,62 @@
+# bkfs - plain Makefile. `make` builds build/bkfs and build/libbkfs.a.
+CC ?= cc
+BUILD ?= build
+CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-address-of-packed-member -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread
+OPT ?= -O2 -g
+CFLAGS ?=
+ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+LDLIBS := -lisal -pthread
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
+
+LIB_LAYERS := util io format btree journal alloc data fs fsck
+LIB_SRCS := $(foreach d,$(LIB_LAYERS),$(wildcard src/$(d)/*.c))
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+TOOL_SRCS := $(wildcard src/tools/*.c)
+TOOL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(TOOL_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all deps check asan bench clean demo fuzz
+all: deps-check $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree
+
+# installs missing Debian packages when run as root (no-op when present)
+deps-check:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libbkfs.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bkfs: $(TOOL_OBJS) $(BUILD)/libbkfs.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(BUILD)/libbkfs.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbkfs.a tests/unit/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libbkfs.a $(LDLIBS)
+
+$(BUILD)/gentree: bench/gentree.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+check: all
+	@BUILD=$(BUILD) tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" check
+
+demo: all
+	scripts/demo.sh
+
+bench: all
+	bench/bench.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d)

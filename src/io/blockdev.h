@@ -1,0 +1,78 @@
+/* blockdev.h - a member device as a small struct of callbacks.
+ * Backends: file/block device (file_dev.c) and an emulated device for tests
+ * (emu_dev.c) that can cut power after write N, reorder writes between flushes,
+ * flip bits and fail reads. Depends only on util. */
+#ifndef BKFS_BLOCKDEV_H
+#define BKFS_BLOCKDEV_H
+#include "../util/util.h"
+
+struct blockdev {
+	/* all return 0 or -BKFS_E_*; offsets and lengths in bytes */
+	int (*read)(struct blockdev *bd, void *buf, u64 off, size_t len);
+	int (*write)(struct blockdev *bd, const void *buf, u64 off, size_t len);
+	int (*flush)(struct blockdev *bd);
+	int (*discard)(struct blockdev *bd, u64 off, u64 len);
+	void (*close)(struct blockdev *bd);
+	u64 size;
+	char *path;
+	void *priv;
+	/* counters, for tests and reports */
+	u64 nr_reads, nr_writes, nr_flushes, bytes_read, bytes_written;
+};
+
+static inline int bd_read(struct blockdev *bd, void *buf, u64 off, size_t len)
+{
+	bd->nr_reads++;
+	bd->bytes_read += len;
+	if (off > bd->size || len > bd->size - off)
+		return -BKFS_E_RANGE;
+	return bd->read(bd, buf, off, len);
+}
+static inline int bd_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
+{
+	bd->nr_writes++;
+	bd->bytes_written += len;
+	if (off > bd->size || len > bd->size - off)
+		return -BKFS_E_RANGE;
+	return bd->write(bd, buf, off, len);
+}
+static inline int bd_flush(struct blockdev *bd)
+{
+	bd->nr_flushes++;
+	return bd->flush(bd);
+}
+void bd_close(struct blockdev *bd);
+
+/* File or block device. flags: BD_RDONLY, BD_DIRECT, BD_CREATE (with create_size). */
+#define BD_RDONLY (1u << 0)
+#define BD_DIRECT (1u << 1)
+int file_dev_open(const char *path, unsigned flags, struct blockdev **out);
+
+/* Emulated device: an in-memory image with fault injection.
+ * Writes go to a volatile cache and reach the "media" on flush (or, with
+ * reorder, in a random order/subset when power is cut). */
+struct emu_opts {
+	u64 size;
+	u64 cut_after_writes; /* 0 = never; after this many writes every later write is lost */
+	bool reorder;         /* on power cut, unflushed writes land in random subset/order */
+	u64 seed;
+};
+int emu_dev_create(const struct emu_opts *o, struct blockdev **out);
+/* Load/save the media from/to a file (to seed from a real image). */
+int emu_dev_load(struct blockdev *bd, const char *path);
+int emu_dev_save(struct blockdev *bd, const char *path);
+/* Simulate power loss now: unflushed writes are lost (or partially applied in
+ * random order if reorder); the device is usable again afterwards. */
+void emu_dev_power_cut(struct blockdev *bd);
+/* Arm a cut after N further writes (0 disarms). */
+void emu_dev_set_cut(struct blockdev *bd, u64 after_writes);
+bool emu_dev_was_cut(struct blockdev *bd);
+/* Faults */
+void emu_dev_flip_bit(struct blockdev *bd, u64 byte_off, int bit);
+int emu_dev_fail_reads(struct blockdev *bd, u64 off, u64 len); /* reads overlapping fail with IO */
+void emu_dev_clear_faults(struct blockdev *bd);
+u8 *emu_dev_media(struct blockdev *bd); /* direct access to the durable media */
+/* Copy the durable media of one emulated device into a fresh one. */
+int emu_dev_clone(struct blockdev *src, struct blockdev **out);
+
+#endif
