@@ -1,0 +1,212 @@
+/* file_dev.c - block device backend on a regular file or a block device,
+ * using pread/pwrite on a plain file descriptor. */
+#include "blockdev.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+
+struct file_dev {
+	int fd;
+	bool is_blk;
+	bool direct;
+};
+
+static int errno_to_bkfs(int e)
+{
+	switch (e) {
+	case ENOENT: return -BKFS_E_NOENT;
+	case ENOMEM: return -BKFS_E_NOMEM;
+	default:     return -BKFS_E_IO;
+	}
+}
+
+/* O_DIRECT needs aligned buffers, offsets and lengths; callers do not promise
+ * that, so on EINVAL in direct mode we drop O_DIRECT and retry buffered. */
+static bool drop_direct(struct file_dev *fd)
+{
+	if (!fd->direct)
+		return false;
+	int fl = fcntl(fd->fd, F_GETFL);
+	if (fl < 0 || fcntl(fd->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+		return false;
+	fd->direct = false;
+	return true;
+}
+
+static int file_dev_read(struct blockdev *bd, void *buf, u64 off, size_t len)
+{
+	struct file_dev *f = bd->priv;
+	u8 *p = buf;
+
+	while (len) {
+		ssize_t r = pread(f->fd, p, len, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EINVAL && drop_direct(f))
+				continue;
+			return errno_to_bkfs(errno);
+		}
+		if (r == 0)
+			return -BKFS_E_IO; /* past end of file */
+		p += r;
+		off += (u64)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int file_dev_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
+{
+	struct file_dev *f = bd->priv;
+	const u8 *p = buf;
+
+	while (len) {
+		ssize_t r = pwrite(f->fd, p, len, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EINVAL && drop_direct(f))
+				continue;
+			return errno_to_bkfs(errno);
+		}
+		if (r == 0)
+			return -BKFS_E_IO;
+		p += r;
+		off += (u64)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int file_dev_flush(struct blockdev *bd)
+{
+	struct file_dev *f = bd->priv;
+
+	while (fdatasync(f->fd) < 0) {
+		if (errno == EINTR)
+			continue;
+		return errno_to_bkfs(errno);
+	}
+	return 0;
+}
+
+static int file_dev_discard(struct blockdev *bd, u64 off, u64 len)
+{
+	struct file_dev *f = bd->priv;
+	int ret;
+
+	if (off > bd->size || len > bd->size - off)
+		return -BKFS_E_RANGE;
+	if (!len)
+		return 0;
+	do {
+		if (f->is_blk) {
+			u64 range[2] = { off, len };
+			ret = ioctl(f->fd, BLKDISCARD, range);
+		} else {
+			ret = fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					(off_t)off, (off_t)len);
+		}
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0) {
+		if (errno == EOPNOTSUPP || errno == ENOTTY || errno == ENOSYS)
+			return 0; /* discard is advisory */
+		return errno_to_bkfs(errno);
+	}
+	return 0;
+}
+
+static void file_dev_close(struct blockdev *bd)
+{
+	struct file_dev *f = bd->priv;
+
+	if (f) {
+		if (f->fd >= 0)
+			close(f->fd);
+		free(f);
+	}
+	bd->priv = NULL;
+}
+
+int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
+{
+	struct blockdev *bd = NULL;
+	struct file_dev *f = NULL;
+	struct stat st;
+	int oflags, fd, ret;
+	bool direct = false;
+
+	*out = NULL;
+	if (!path || !*path)
+		return -BKFS_E_INVAL;
+
+	oflags = ((flags & BD_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	if (flags & BD_DIRECT) {
+		fd = open(path, oflags | O_DIRECT);
+		if (fd >= 0)
+			direct = true;
+		else if (errno == EINVAL)
+			fd = open(path, oflags); /* filesystem without O_DIRECT */
+	} else {
+		fd = open(path, oflags);
+	}
+	if (fd < 0)
+		return errno_to_bkfs(errno);
+
+	if (fstat(fd, &st) < 0) {
+		ret = errno_to_bkfs(errno);
+		goto err;
+	}
+
+	bd = calloc(1, sizeof(*bd));
+	f = calloc(1, sizeof(*f));
+	if (!bd || !f) {
+		ret = -BKFS_E_NOMEM;
+		goto err;
+	}
+	f->fd = fd;
+	f->direct = direct;
+
+	if (S_ISREG(st.st_mode)) {
+		bd->size = (u64)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		u64 sz;
+		if (ioctl(fd, BLKGETSIZE64, &sz) < 0) {
+			ret = errno_to_bkfs(errno);
+			goto err;
+		}
+		bd->size = sz;
+		f->is_blk = true;
+	} else {
+		ret = -BKFS_E_INVAL; /* neither a regular file nor a block device */
+		goto err;
+	}
+
+	bd->path = strdup(path);
+	if (!bd->path) {
+		ret = -BKFS_E_NOMEM;
+		goto err;
+	}
+	bd->read = file_dev_read;
+	bd->write = file_dev_write;
+	bd->flush = file_dev_flush;
+	bd->discard = file_dev_discard;
+	bd->close = file_dev_close;
+	bd->priv = f;
+	*out = bd;
+	return 0;
+err:
+	if (bd)
+		free(bd->path);
+	free(bd);
+	free(f);
+	close(fd);
+	return ret;
+}
