@@ -257,7 +257,7 @@ struct bkfs_alloc {
 	u64 io_time[2];   /* read, write */
 	u64 fragmentation_lru;
 } __attribute__((packed));
-_Static_assert(sizeof(struct bkfs_alloc) == 64, "alloc");
+_Static_assert(sizeof(struct bkfs_alloc) == 56, "alloc");
 
 static inline int gen_cmp(u8 a, u8 b) { return (s8)(a - b); }
 static inline int gen_after(u8 a, u8 b) { int r = gen_cmp(a, b); return r > 0 ? r : 0; }
@@ -387,6 +387,7 @@ struct bkfs_member {
 	u64 btree_bitmap;  /* regions that have ever held btree nodes */
 	u64 journal_bucket_start;
 	u64 journal_nr_buckets;
+	u64 reserved;
 } __attribute__((packed));
 _Static_assert(sizeof(struct bkfs_member) == 64, "member");
 
