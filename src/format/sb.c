@@ -1,0 +1,203 @@
+/* sb.c - superblock magics, checksum, validation and printing.
+ * A superblock copy always lives in a BKFS_SB_SIZE (4096) byte buffer; the
+ * checksum and validation read the whole buffer, not just sizeof(struct bkfs_sb). */
+#include "format.h"
+#include <string.h>
+
+static u64 uuid_u64(const struct bkfs_sb *sb)
+{
+	u64 v = 0;
+	for (unsigned i = 0; i < 8; i++) /* little-endian, like every on-disk integer */
+		v |= (u64)sb->uuid[i] << (8 * i);
+	return v;
+}
+
+u64 sb_node_magic(const struct bkfs_sb *sb)
+{
+	return uuid_u64(sb) ^ BKFS_NODE_MAGIC_XOR;
+}
+
+u64 sb_journal_magic(const struct bkfs_sb *sb)
+{
+	return uuid_u64(sb) ^ BKFS_JOURNAL_MAGIC_XOR;
+}
+
+static u32 sb_csum(const struct bkfs_sb *sb)
+{
+	return bkfs_crc32c(0, (const u8 *)sb + 4, BKFS_SB_SIZE - 4);
+}
+
+void sb_csum_set(struct bkfs_sb *sb)
+{
+	sb->csum = sb_csum(sb);
+}
+
+#define INVALID(...)                                    \
+	do {                                            \
+		if (err)                                \
+			pb_printf(err, __VA_ARGS__);    \
+		return -BKFS_E_CORRUPT;                 \
+	} while (0)
+
+static bool is_pow2(u64 v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* largest btree node accepted: 8 MiB */
+#define SB_BTREE_NODE_MAX_SECTORS (16384u)
+
+int sb_validate(const struct bkfs_sb *sb, struct printbuf *err)
+{
+	if (sb->magic != BKFS_SB_MAGIC || sb->magic2 != BKFS_SB_MAGIC2)
+		INVALID("sb: bad magic");
+	if (sb->version != BKFS_FORMAT_VERSION)
+		INVALID("sb: unsupported version %u", sb->version);
+	u32 csum = sb_csum(sb);
+	if (csum != sb->csum) {
+		if (err)
+			pb_printf(err, "sb: checksum mismatch (stored 0x%08x, computed 0x%08x)",
+				  sb->csum, csum);
+		return -BKFS_E_CSUM;
+	}
+	if (!is_pow2(sb->block_size) || sb->block_size < 512 || sb->block_size > 65536)
+		INVALID("sb: bad block_size %u", sb->block_size);
+	if (!is_pow2(sb->btree_node_size) || sb->btree_node_size < 8 ||
+	    sb->btree_node_size > SB_BTREE_NODE_MAX_SECTORS ||
+	    ((u64)sb->btree_node_size << SECTOR_SHIFT) < sb->block_size)
+		INVALID("sb: bad btree_node_size %u", sb->btree_node_size);
+	if (!is_pow2(sb->bucket_size) || ((u64)sb->bucket_size << SECTOR_SHIFT) < sb->block_size ||
+	    sb->bucket_size < sb->btree_node_size)
+		INVALID("sb: bad bucket_size %u", sb->bucket_size);
+	if (sb->nr_devices < 1 || sb->nr_devices > BKFS_MAX_DEVS)
+		INVALID("sb: bad nr_devices %u", sb->nr_devices);
+	if (sb->dev_idx >= sb->nr_devices)
+		INVALID("sb: dev_idx %u >= nr_devices %u", sb->dev_idx, sb->nr_devices);
+	if (sb->data_replicas < 1 || sb->data_replicas > BKFS_MAX_REPLICAS ||
+	    sb->data_replicas > sb->nr_devices)
+		INVALID("sb: bad data_replicas %u", sb->data_replicas);
+	if (sb->metadata_replicas < 1 || sb->metadata_replicas > BKFS_MAX_REPLICAS ||
+	    sb->metadata_replicas > sb->nr_devices)
+		INVALID("sb: bad metadata_replicas %u", sb->metadata_replicas);
+	if (sb->csum_type != CSUM_NONE && sb->csum_type != CSUM_CRC32C)
+		INVALID("sb: unknown csum_type %u", sb->csum_type);
+
+	for (unsigned i = 0; i < sb->nr_devices; i++) {
+		const struct bkfs_member *m = &sb->members[i];
+		if (m->nbuckets < 16)
+			INVALID("sb: member %u: nbuckets %llu < 16", i, (unsigned long long)m->nbuckets);
+		if (m->nbuckets > (1ull << 55) / sb->bucket_size)
+			INVALID("sb: member %u: nbuckets %llu too big", i, (unsigned long long)m->nbuckets);
+		if (m->first_bucket >= m->nbuckets)
+			INVALID("sb: member %u: first_bucket %u >= nbuckets", i, m->first_bucket);
+		if (m->state > 2)
+			INVALID("sb: member %u: bad state %u", i, m->state);
+		if (m->btree_bitmap_shift >= 64)
+			INVALID("sb: member %u: bad btree_bitmap_shift %u", i, m->btree_bitmap_shift);
+		/* the journal lies in [first_bucket, nbuckets - 1): the last bucket
+		 * holds the third superblock copy */
+		if (!m->journal_nr_buckets ||
+		    m->journal_bucket_start < m->first_bucket ||
+		    m->journal_bucket_start >= m->nbuckets - 1 ||
+		    m->journal_nr_buckets > m->nbuckets - 1 - m->journal_bucket_start)
+			INVALID("sb: member %u: bad journal range %llu+%llu", i,
+				(unsigned long long)m->journal_bucket_start,
+				(unsigned long long)m->journal_nr_buckets);
+	}
+	for (unsigned i = 0; i < BTREE_ID_NR; i++) {
+		const struct bkfs_btree_ptr *r = &sb->roots[i];
+		if (r->nr_ptrs > BKFS_MAX_REPLICAS || r->level >= BTREE_MAX_DEPTH)
+			INVALID("sb: bad root for btree %s (nr_ptrs %u level %u)",
+				btree_id_str(i), r->nr_ptrs, r->level);
+	}
+	return 0;
+}
+
+static void uuid_to_text(struct printbuf *out, const u8 *u)
+{
+	for (unsigned i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			pb_printf(out, "-");
+		pb_printf(out, "%02x", u[i]);
+	}
+}
+
+void sb_to_text(struct printbuf *out, const struct bkfs_sb *sb)
+{
+	pb_printf(out, "csum:              0x%08x\n", sb->csum);
+	pb_printf(out, "version:           %u\n", sb->version);
+	pb_printf(out, "magic:             0x%016llx 0x%016llx\n",
+		  (unsigned long long)sb->magic, (unsigned long long)sb->magic2);
+	pb_printf(out, "uuid:              ");
+	uuid_to_text(out, sb->uuid);
+	pb_printf(out, "\nlabel:             \"");
+	for (unsigned i = 0; i < sizeof(sb->label) && sb->label[i]; i++) {
+		u8 c = sb->label[i];
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			pb_printf(out, "%c", c);
+		else
+			pb_printf(out, "\\x%02x", c);
+	}
+	pb_printf(out, "\"\n");
+	pb_printf(out, "seq:               %llu\n", (unsigned long long)sb->seq);
+	pb_printf(out, "block_size:        %u bytes\n", sb->block_size);
+	pb_printf(out, "bucket_size:       %u sectors\n", sb->bucket_size);
+	pb_printf(out, "btree_node_size:   %u sectors\n", sb->btree_node_size);
+	pb_printf(out, "nr_devices:        %u\n", sb->nr_devices);
+	pb_printf(out, "dev_idx:           %u\n", sb->dev_idx);
+	pb_printf(out, "data_replicas:     %u\n", sb->data_replicas);
+	pb_printf(out, "metadata_replicas: %u\n", sb->metadata_replicas);
+	pb_printf(out, "csum_type:         %s\n",
+		  sb->csum_type == CSUM_NONE ? "none" :
+		  sb->csum_type == CSUM_CRC32C ? "crc32c" : "unknown");
+	pb_printf(out, "compression:       %u\n", sb->compression);
+	pb_printf(out, "clean:             %u\n", sb->clean);
+	pb_printf(out, "opt_flags:         0x%x\n", sb->opt_flags);
+	pb_printf(out, "key_version:       %llu\n", (unsigned long long)sb->key_version);
+	pb_printf(out, "node_seq:          %llu\n", (unsigned long long)sb->node_seq);
+	pb_printf(out, "journal_seq:       %llu\n", (unsigned long long)sb->journal_seq);
+	pb_printf(out, "next_inum:         %llu\n", (unsigned long long)sb->next_inum);
+	pb_printf(out, "time_base_ns:      %llu\n", (unsigned long long)sb->time_base_ns);
+	pb_printf(out, "fsck_last_run:     %llu\n", (unsigned long long)sb->fsck_last_run);
+
+	unsigned nr = MIN((unsigned)sb->nr_devices, (unsigned)BKFS_MAX_DEVS);
+	pb_printf(out, "members:\n");
+	for (unsigned i = 0; i < nr; i++) {
+		const struct bkfs_member *m = &sb->members[i];
+		static const char *const states[] = { "rw", "ro", "failed" };
+		pb_printf(out, "  member %u: uuid ", i);
+		uuid_to_text(out, m->uuid);
+		pb_printf(out, " nbuckets %llu first_bucket %u state %s journal %llu+%llu "
+			  "btree_bitmap 0x%016llx shift %u\n",
+			  (unsigned long long)m->nbuckets, m->first_bucket,
+			  m->state < ARRAY_SIZE(states) ? states[m->state] : "unknown",
+			  (unsigned long long)m->journal_bucket_start,
+			  (unsigned long long)m->journal_nr_buckets,
+			  (unsigned long long)m->btree_bitmap, m->btree_bitmap_shift);
+	}
+	pb_printf(out, "roots:\n");
+	for (unsigned i = 0; i < BTREE_ID_NR; i++) {
+		const struct bkfs_btree_ptr *r = &sb->roots[i];
+		pb_printf(out, "  %-10s seq %llu level %u min_key ", btree_id_str(i),
+			  (unsigned long long)r->seq, r->level);
+		bpos_to_text(out, r->min_key);
+		pb_printf(out, " ptrs:");
+		unsigned np = MIN((unsigned)r->nr_ptrs, (unsigned)BKFS_MAX_REPLICAS);
+		for (unsigned j = 0; j < np; j++) {
+			pb_printf(out, j ? ", " : " ");
+			ptr_to_text(out, &r->ptrs[j]);
+		}
+		if (!np)
+			pb_printf(out, " none");
+		pb_printf(out, "\n");
+	}
+	pb_printf(out, "fsck errors:\n");
+	unsigned nerr = 0;
+	for (unsigned i = 0; i < BKFS_FSCK_ERR_SLOTS; i++)
+		if (sb->fsck_err_count[i]) {
+			pb_printf(out, "  slot %u: %u\n", i, sb->fsck_err_count[i]);
+			nerr++;
+		}
+	if (!nerr)
+		pb_printf(out, "  none\n");
+}
