@@ -7,7 +7,7 @@
  * (bd->path and the struct itself) is freed here. NULL is accepted. */
 void bd_close(struct blockdev *bd)
 {
-	if (!bd)
+	if (!bd || bd->keep_open)
 		return;
 	if (bd->close)
 		bd->close(bd);

@@ -16,6 +16,7 @@ struct blockdev {
 	u64 size;
 	char *path;
 	void *priv;
+	bool keep_open;  /* bd_close() is a no-op while set (tests reopen the same media) */
 	/* counters, for tests and reports */
 	u64 nr_reads, nr_writes, nr_flushes, bytes_read, bytes_written;
 };

@@ -1,0 +1,503 @@
+/* alloc.c - live bucket state mirrored from the alloc btree, the allocator,
+ * write points, bucket invalidation and the accounting table. */
+#include "alloc.h"
+#include <stdlib.h>
+#include <string.h>
+
+int alloc_init(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = xcalloc(1, sizeof(*as));
+	if (!as)
+		return -BKFS_E_NOMEM;
+	fs->alloc = as;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		u64 nb = fs->sb.members[d].nbuckets;
+		as->buckets[d] = xcalloc(nb, sizeof(struct bkfs_alloc));
+		as->bflags[d] = xcalloc(nb, 1);
+		if (!as->buckets[d] || !as->bflags[d])
+			return -BKFS_E_NOMEM;
+		as->cursor[d] = fs->sb.members[d].first_bucket;
+	}
+	return 0;
+}
+
+void alloc_exit(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = ALLOC(fs);
+	if (!as)
+		return;
+	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++) {
+		free(as->buckets[d]);
+		free(as->bflags[d]);
+	}
+	free(as->dirty);
+	free(as->acct);
+	free(as);
+	fs->alloc = NULL;
+}
+
+void bucket_set_dirty(struct bkfs_fs *fs, unsigned dev, u64 b)
+{
+	struct alloc_state *as = ALLOC(fs);
+	if (as->bflags[dev][b] & BUCKET_DIRTY)
+		return;
+	if (as->nr_dirty == as->dirty_cap) {
+		size_t nc = as->dirty_cap ? as->dirty_cap * 2 : 1024;
+		u64 *n = realloc(as->dirty, nc * sizeof(*n));
+		if (!n)
+			return;
+		as->dirty = n;
+		as->dirty_cap = nc;
+	}
+	as->bflags[dev][b] |= BUCKET_DIRTY;
+	as->dirty[as->nr_dirty++] = (u64)dev << 48 | b;
+}
+
+static u32 bucket_used_sectors(const struct bkfs_alloc *a)
+{
+	return a->data_type == DATA_cached ? a->cached_sectors : a->dirty_sectors + a->stripe_sectors;
+}
+
+static void acct_bucket(struct bkfs_fs *fs, unsigned dev, const struct bkfs_alloc *a, int sign)
+{
+	u32 used = bucket_used_sectors(a);
+	u32 frag = used && used < bucket_sectors(fs) ? bucket_sectors(fs) - used : 0;
+	acct_add(fs, acct_pos_dev_data_type(dev, a->data_type), sign, sign * (s64)used, sign * (s64)frag);
+}
+
+void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_alloc *new)
+{
+	struct bkfs_alloc *a = bucket_get(fs, dev, b);
+	if (!memcmp(a, new, sizeof(*a)))
+		return;
+	acct_bucket(fs, dev, a, -1);
+	*a = *new;
+	a->fragmentation_lru = alloc_fragmentation(a, bucket_sectors(fs));
+	acct_bucket(fs, dev, a, 1);
+	bucket_set_dirty(fs, dev, b);
+}
+
+/* ---- accounting table ---- */
+
+struct acct_entry *acct_find(struct bkfs_fs *fs, struct bpos pos, bool create)
+{
+	struct alloc_state *as = ALLOC(fs);
+	size_t lo = 0, hi = as->nr_acct;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = bpos_cmp(as->acct[mid].pos, pos);
+		if (!c)
+			return &as->acct[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!create)
+		return NULL;
+	if (as->nr_acct == as->acct_cap) {
+		size_t nc = as->acct_cap ? as->acct_cap * 2 : 64;
+		struct acct_entry *n = realloc(as->acct, nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		as->acct = n;
+		as->acct_cap = nc;
+	}
+	memmove(&as->acct[lo + 1], &as->acct[lo], (as->nr_acct - lo) * sizeof(*as->acct));
+	as->nr_acct++;
+	memset(&as->acct[lo], 0, sizeof(*as->acct));
+	as->acct[lo].pos = pos;
+	return &as->acct[lo];
+}
+
+void acct_add(struct bkfs_fs *fs, struct bpos pos, s64 v0, s64 v1, s64 v2)
+{
+	if (!v0 && !v1 && !v2)
+		return;
+	struct acct_entry *e = acct_find(fs, pos, true);
+	if (!e)
+		return;
+	e->v[0] += v0;
+	e->v[1] += v1;
+	e->v[2] += v2;
+	e->dirty = true;
+}
+
+void acct_to_text(struct printbuf *out, struct bkfs_fs *fs, struct bpos pos, const s64 v[3])
+{
+	u64 o = pos.offset;
+	switch (pos.inode) {
+	case ACCT_nr_inodes:
+		pb_printf(out, "nr_inodes: %lld", (long long)v[0]);
+		break;
+	case ACCT_persistent_reserved:
+		pb_printf(out, "reserved (%llu replicas): %lld sectors", (unsigned long long)o, (long long)v[0]);
+		break;
+	case ACCT_replicas: {
+		pb_printf(out, "replicas %s required %u devs [", data_type_str(o >> 56), (unsigned)(o >> 48 & 0xff));
+		bool first = true;
+		for (unsigned d = 0; d < 32; d++)
+			if (o & (1ull << d)) {
+				pb_printf(out, first ? "%u" : " %u", d);
+				first = false;
+			}
+		pb_printf(out, "]: %lld sectors", (long long)v[0]);
+		break;
+	}
+	case ACCT_dev_data_type:
+		pb_printf(out, "dev %u %s: %lld buckets, %lld sectors, %lld fragmented", (unsigned)(o >> 8),
+			  data_type_str(o & 0xff), (long long)v[0], (long long)v[1], (long long)v[2]);
+		break;
+	case ACCT_btree:
+		pb_printf(out, "btree %s: %lld sectors", btree_id_str(o), (long long)v[0]);
+		break;
+	case ACCT_reflink:
+		pb_printf(out, "reflink: %lld indirect extents, %lld sectors", (long long)v[0], (long long)v[1]);
+		break;
+	default:
+		pb_printf(out, "%s %llu: %lld %lld %lld", acct_type_str(pos.inode), (unsigned long long)o,
+			  (long long)v[0], (long long)v[1], (long long)v[2]);
+	}
+	(void)fs;
+}
+
+/* ---- member btree bitmap ---- */
+
+void member_bitmap_mark(struct bkfs_fs *fs, unsigned dev, u64 sector, u32 sectors)
+{
+	struct bkfs_member *m = &fs->sb.members[dev];
+	u64 old = m->btree_bitmap;
+	for (u64 bit = sector >> m->btree_bitmap_shift;
+	     bit <= (sector + sectors - 1) >> m->btree_bitmap_shift && bit < 64; bit++)
+		m->btree_bitmap |= 1ull << bit;
+	if (old != m->btree_bitmap && fs->journal)
+		((struct journal *)fs->journal)->sb_dirty = true;
+}
+
+bool member_bitmap_test(const struct bkfs_member *m, u64 sector, u32 sectors)
+{
+	if (m->btree_bitmap_shift >= 64)
+		return false;
+	for (u64 bit = sector >> m->btree_bitmap_shift;
+	     bit <= (sector + sectors - 1) >> m->btree_bitmap_shift; bit++)
+		if (bit >= 64 || !(m->btree_bitmap & (1ull << bit)))
+			return false;
+	return true;
+}
+
+/* ---- allocator ---- */
+
+static bool bucket_allocatable(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable)
+{
+	struct bkfs_alloc *a = bucket_get(fs, dev, b);
+	return a->data_type == DATA_free && !(ALLOC(fs)->bflags[dev][b] & BUCKET_OPEN) &&
+	       a->journal_seq <= durable;
+}
+
+int bucket_invalidate(struct bkfs_fs *fs, unsigned dev, u64 b)
+{
+	struct bkfs_alloc a = *bucket_get(fs, dev, b);
+	if (a.data_type != DATA_cached || (ALLOC(fs)->bflags[dev][b] & BUCKET_OPEN))
+		return -BKFS_E_INVAL;
+	/* the cached pointers into it stay behind, now stale */
+	acct_add(fs, acct_pos_replicas(DATA_cached, 1, 1u << dev), -(s64)a.cached_sectors, 0, 0);
+	a.gen++;
+	a.cached_sectors = 0;
+	a.flags &= ~ALLOC_NEED_INC_GEN;
+	a.io_time[0] = a.io_time[1] = 0;
+	a.data_type = alloc_data_type(&a, DATA_free);
+	bucket_update(fs, dev, b, &a);
+	ALLOC(fs)->nr_invalidated++;
+	return 0;
+}
+
+int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *out)
+{
+	struct alloc_state *as = ALLOC(fs);
+	struct bkfs_member *m = &fs->sb.members[dev];
+	u64 nb = m->nbuckets, durable = journal_durable_seq(fs);
+	u64 b = 0;
+	bool found = false;
+	for (u64 i = 0; i < nb && !found; i++) {
+		b = as->cursor[dev] + i;
+		if (b >= nb)
+			b = m->first_bucket + (b - nb) % (nb - m->first_bucket);
+		found = b >= m->first_bucket && bucket_allocatable(fs, dev, b, durable);
+	}
+	if (!found) {
+		/* reuse a cached-only bucket: oldest read time first */
+		u64 best = 0, best_time = UINT64_MAX;
+		for (b = m->first_bucket; b < nb; b++) {
+			struct bkfs_alloc *a = bucket_get(fs, dev, b);
+			if (a->data_type == DATA_cached && !(as->bflags[dev][b] & BUCKET_OPEN) &&
+			    a->io_time[0] < best_time) {
+				best = b;
+				best_time = a->io_time[0];
+			}
+		}
+		if (best_time == UINT64_MAX || bucket_invalidate(fs, dev, best))
+			return -BKFS_E_NOSPC;
+		b = best;
+	}
+	struct bkfs_alloc a = *bucket_get(fs, dev, b);
+	if (a.flags & ALLOC_NEED_INC_GEN) {
+		a.gen++;
+		a.flags &= ~ALLOC_NEED_INC_GEN;
+		a.data_type = alloc_data_type(&a, DATA_free);
+		bucket_update(fs, dev, b, &a);
+		if (a.data_type != DATA_free)
+			return alloc_bucket(fs, dev, out); /* hit the gen limit: try another */
+	}
+	as->bflags[dev][b] |= BUCKET_OPEN;
+	as->cursor[dev] = b + 1;
+	*out = b;
+	return 0;
+}
+
+static void close_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
+{
+	struct alloc_state *as = ALLOC(fs);
+	as->bflags[dev][b] &= ~BUCKET_OPEN;
+	struct bkfs_alloc a = *bucket_get(fs, dev, b);
+	if ((a.flags & ALLOC_NEED_INC_GEN) && !a.dirty_sectors && !a.cached_sectors && !a.stripe_sectors) {
+		a.gen++;
+		a.flags &= ~ALLOC_NEED_INC_GEN;
+		a.data_type = alloc_data_type(&a, DATA_free);
+		bucket_update(fs, dev, b, &a);
+	}
+}
+
+void alloc_close_write_points(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = ALLOC(fs);
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (as->data_wp[d].open)
+			close_bucket(fs, d, as->data_wp[d].bucket);
+		as->data_wp[d].open = false;
+		if (as->btree_wp[d].open)
+			close_bucket(fs, d, as->btree_wp[d].bucket);
+		as->btree_wp[d].open = false;
+	}
+}
+
+u64 alloc_free_buckets(struct bkfs_fs *fs, unsigned dev)
+{
+	struct acct_entry *e = acct_find(fs, acct_pos_dev_data_type(dev, DATA_free), false);
+	return e && e->v[0] > 0 ? (u64)e->v[0] : 0;
+}
+
+/* Pick up to nr distinct present devices, most free space first. */
+static unsigned pick_devs(struct bkfs_fs *fs, unsigned nr, unsigned *devs)
+{
+	unsigned n = 0;
+	bool used[BKFS_MAX_DEVS] = { 0 };
+	while (n < nr) {
+		int best = -1;
+		u64 best_free = 0;
+		for (unsigned i = 0; i < fs->nr_devs; i++) {
+			unsigned d = (i + ALLOC(fs)->rr) % fs->nr_devs;
+			if (used[d] || !fs->devs[d].bd || fs->sb.members[d].state)
+				continue;
+			u64 f = alloc_free_buckets(fs, d) + 1;
+			if (best < 0 || f > best_free) {
+				best = d;
+				best_free = f;
+			}
+		}
+		if (best < 0)
+			break;
+		used[best] = true;
+		devs[n++] = best;
+	}
+	return n;
+}
+
+static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, u32 need)
+{
+	if (wp->open && wp->fill + need <= bucket_sectors(fs))
+		return 0;
+	if (wp->open)
+		close_bucket(fs, dev, wp->bucket);
+	wp->open = false;
+	int ret = alloc_bucket(fs, dev, &wp->bucket);
+	if (ret)
+		return ret;
+	wp->fill = 0;
+	wp->open = true;
+	return 0;
+}
+
+int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got)
+{
+	struct alloc_state *as = ALLOC(fs);
+	unsigned devs[BKFS_MAX_DEVS];
+	unsigned n = pick_devs(fs, MIN(nr, (unsigned)BKFS_MAX_REPLICAS), devs);
+	if (!n)
+		return -BKFS_E_DEGRADED;
+	u32 len = want;
+	for (unsigned i = 0; i < n; i++) {
+		struct write_point *wp = &as->data_wp[devs[i]];
+		if (!wp->open || wp->fill >= bucket_sectors(fs)) {
+			int ret = wp_get(fs, wp, devs[i], 1);
+			if (ret)
+				return ret;
+		}
+		len = MIN(len, bucket_sectors(fs) - wp->fill);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct write_point *wp = &as->data_wp[devs[i]];
+		ptrs[i] = (struct bkfs_ptr){
+			.offset = wp->bucket * bucket_sectors(fs) + wp->fill,
+			.dev = devs[i],
+			.gen = bucket_get(fs, devs[i], wp->bucket)->gen,
+		};
+		wp->fill += len;
+	}
+	as->rr++;
+	*got = len;
+	return n;
+}
+
+/* ---- node space (hooks) ---- */
+
+static int engine_node_alloc(struct bkfs_fs *fs, unsigned btree_id, struct bkfs_btree_ptr *ptr)
+{
+	struct alloc_state *as = ALLOC(fs);
+	unsigned devs[BKFS_MAX_DEVS];
+	u32 ns = fs->sb.btree_node_size;
+	unsigned n = pick_devs(fs, fs->sb.metadata_replicas, devs);
+	if (!n)
+		return -BKFS_E_DEGRADED;
+	for (unsigned i = 0; i < n; i++) {
+		struct write_point *wp = &as->btree_wp[devs[i]];
+		int ret = wp_get(fs, wp, devs[i], ns);
+		if (ret)
+			return ret;
+		ptr->ptrs[i] = (struct bkfs_ptr){
+			.offset = wp->bucket * bucket_sectors(fs) + wp->fill,
+			.dev = devs[i],
+			.gen = bucket_get(fs, devs[i], wp->bucket)->gen,
+		};
+		wp->fill += ns;
+		member_bitmap_mark(fs, devs[i], ptr->ptrs[i].offset, ns);
+	}
+	ptr->nr_ptrs = n;
+	struct bkey_buf kb;
+	bkey_init(&kb.k, KEY_TYPE_btree_ptr, POS_MAX, sizeof(*ptr));
+	memcpy(bkey_val(&kb.k), ptr, sizeof(*ptr));
+	struct mark_ctx c = { .ops = &normal_mark_ops, .fs = fs };
+	return bkfs_mark_key(&c, btree_id, 1, &kb.k, 1);
+}
+
+static void engine_node_free(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *ptr)
+{
+	struct bkey_buf kb;
+	bkey_init(&kb.k, KEY_TYPE_btree_ptr, POS_MAX, sizeof(*ptr));
+	memcpy(bkey_val(&kb.k), ptr, sizeof(*ptr));
+	struct mark_ctx c = { .ops = &normal_mark_ops, .fs = fs };
+	bkfs_mark_key(&c, btree_id, 1, &kb.k, -1);
+}
+
+/* ---- derived updates ---- */
+
+static void alloc_key_build(struct bkfs_fs *fs, unsigned dev, u64 b, struct bkey_buf *kb)
+{
+	bkey_init(&kb->k, KEY_TYPE_alloc, POS(dev, b), sizeof(struct bkfs_alloc));
+	memcpy(bkey_val(&kb->k), bucket_get(fs, dev, b), sizeof(struct bkfs_alloc));
+}
+
+static void acct_key_build(struct acct_entry *e, struct bkey_buf *kb)
+{
+	bkey_init(&kb->k, KEY_TYPE_accounting, e->pos, sizeof(struct bkfs_accounting));
+	memcpy(bkey_val(&kb->k), e->v, sizeof(e->v));
+}
+
+/* Emit every dirty alloc key and accounting counter, via emit(). */
+static int flush_derived(struct bkfs_fs *fs, int (*emit)(void *, unsigned, const struct bkey *), void *arg)
+{
+	struct alloc_state *as = ALLOC(fs);
+	struct bkey_buf kb;
+	int ret, n = 0;
+	while (as->nr_dirty) {
+		u64 v = as->dirty[--as->nr_dirty];
+		unsigned dev = v >> 48;
+		u64 b = v & ((1ull << 48) - 1);
+		as->bflags[dev][b] &= ~BUCKET_DIRTY;
+		alloc_key_build(fs, dev, b, &kb);
+		if ((ret = emit(arg, BTREE_ID_alloc, &kb.k)))
+			return ret;
+		n++;
+	}
+	for (size_t i = 0; i < as->nr_acct; i++) {
+		if (!as->acct[i].dirty)
+			continue;
+		as->acct[i].dirty = false;
+		acct_key_build(&as->acct[i], &kb);
+		if ((ret = emit(arg, BTREE_ID_accounting, &kb.k)))
+			return ret;
+		n++;
+	}
+	return n;
+}
+
+static int emit_trans(void *arg, unsigned id, const struct bkey *k)
+{
+	return trans_update_notrigger(arg, id, k);
+}
+
+static int emit_btree(void *arg, unsigned id, const struct bkey *k)
+{
+	struct bkfs_fs *fs = arg;
+	struct bkey_buf kb;
+	memcpy(&kb, k, bkey_bytes(k));
+	kb.k.version = ++fs->key_version;
+	return btree_insert_key(fs, id, &kb.k);
+}
+
+static int engine_commit_prepare(struct trans *t)
+{
+	int ret = flush_derived(t->fs, emit_trans, t);
+	return ret < 0 ? ret : 0;
+}
+
+static int engine_checkpoint_prepare(struct bkfs_fs *fs)
+{
+	return flush_derived(fs, emit_btree, fs);
+}
+
+int alloc_load(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = ALLOC(fs);
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	for_each_btree_key(it, fs, BTREE_ID_alloc, POS_MIN, k, ret) {
+		if (k->type != KEY_TYPE_alloc || k->p.inode >= fs->nr_devs ||
+		    k->p.offset >= fs->sb.members[k->p.inode].nbuckets ||
+		    bkey_val_bytes(k) < sizeof(struct bkfs_alloc))
+			continue;
+		memcpy(&as->buckets[k->p.inode][k->p.offset], bkey_val(k), sizeof(struct bkfs_alloc));
+	}
+	if (ret)
+		return ret;
+	for_each_btree_key(it, fs, BTREE_ID_accounting, POS_MIN, k, ret) {
+		if (k->type != KEY_TYPE_accounting || bkey_val_bytes(k) < sizeof(struct bkfs_accounting))
+			continue;
+		struct acct_entry *e = acct_find(fs, k->p, true);
+		if (!e)
+			return -BKFS_E_NOMEM;
+		memcpy(e->v, bkey_val(k), sizeof(e->v));
+	}
+	return ret;
+}
+
+const struct bkfs_hooks bkfs_engine_hooks = {
+	.trigger = engine_trigger,
+	.commit_prepare = engine_commit_prepare,
+	.journal_commit = journal_commit_trans,
+	.journal_cur_seq = journal_cur_seq,
+	.node_alloc = engine_node_alloc,
+	.node_free = engine_node_free,
+	.checkpoint_prepare = engine_checkpoint_prepare,
+	.checkpoint_commit = journal_write_checkpoint,
+};

@@ -1,0 +1,196 @@
+/* triggers.c - one implementation of every marking rule. bkfs_mark_key()
+ * decides what a key means for buckets and counters; the mark_ops decide
+ * where that goes (live state here, the checker's shadow state in fsck). */
+#include "alloc.h"
+#include <string.h>
+
+u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level)
+{
+	if (level || k->type == KEY_TYPE_btree_ptr)
+		return fs->sb.btree_node_size;
+	return k->size;
+}
+
+static int mark_data_ptrs(struct mark_ctx *c, const struct bkey *k, struct bkfs_ptr *ptrs,
+			  unsigned nr, int sign)
+{
+	s64 sectors = (s64)sign * k->size;
+	u32 dirty_mask = 0;
+	s64 dirty_sectors = 0;
+	int ret;
+	for (unsigned i = 0; i < nr; i++) {
+		const struct bkfs_ptr *p = &ptrs[i];
+		if (p->flags & PTR_CACHED) {
+			ret = c->ops->bucket(c, p, DATA_user, sectors, CNT_CACHED);
+			if (ret < 0)
+				return ret;
+			if (!ret) /* 1 = stale cached pointer, not counted */
+				c->ops->acct(c, acct_pos_replicas(DATA_cached, 1, 1u << (p->dev & 31)), sectors, 0, 0);
+		} else if (p->flags & PTR_HAS_STRIPE) {
+			if ((ret = c->ops->bucket(c, p, DATA_user, sectors, CNT_STRIPE)) < 0)
+				return ret;
+			if (c->ops->stripe_ptr && (ret = c->ops->stripe_ptr(c, p, sectors)) < 0)
+				return ret;
+		} else {
+			if ((ret = c->ops->bucket(c, p, DATA_user, sectors, CNT_DIRTY)) < 0)
+				return ret;
+			dirty_mask |= 1u << (p->dev & 31);
+			dirty_sectors += sectors;
+		}
+	}
+	if (dirty_mask)
+		c->ops->acct(c, acct_pos_replicas(DATA_user, 1, dirty_mask), dirty_sectors, 0, 0);
+	return 0;
+}
+
+int bkfs_mark_key(struct mark_ctx *c, unsigned btree_id, unsigned level, const struct bkey *k, int sign)
+{
+	struct bkfs_ptr *ptrs;
+	unsigned nr;
+	int ret;
+
+	if (!k || bkey_deleted(k))
+		return 0;
+	switch (k->type) {
+	case KEY_TYPE_btree_ptr: {
+		const struct bkfs_btree_ptr *bp = bkey_val(k);
+		s64 s = (s64)sign * c->fs->sb.btree_node_size;
+		u32 mask = 0;
+		for (unsigned i = 0; i < bp->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+			if ((ret = c->ops->bucket(c, &bp->ptrs[i], DATA_btree, s, CNT_DIRTY)) < 0)
+				return ret;
+			mask |= 1u << (bp->ptrs[i].dev & 31);
+		}
+		if (bp->nr_ptrs) {
+			c->ops->acct(c, acct_pos_btree(btree_id), s * bp->nr_ptrs, 0, 0);
+			c->ops->acct(c, acct_pos_replicas(DATA_btree, 1, mask), s * bp->nr_ptrs, 0, 0);
+		}
+		return 0;
+	}
+	case KEY_TYPE_extent:
+		nr = bkey_ptrs(k, &ptrs);
+		return mark_data_ptrs(c, k, ptrs, nr, sign);
+	case KEY_TYPE_reflink_v:
+		nr = bkey_ptrs(k, &ptrs);
+		c->ops->acct(c, acct_pos_reflink(), sign, (s64)sign * k->size, 0);
+		return mark_data_ptrs(c, k, ptrs, nr, sign);
+	case KEY_TYPE_reservation: {
+		const struct bkfs_reservation *r = bkey_val(k);
+		c->ops->acct(c, acct_pos_reserved(r->nr_replicas), (s64)sign * k->size, 0, 0);
+		return 0;
+	}
+	case KEY_TYPE_inode:
+		c->ops->acct(c, acct_pos_nr_inodes(), sign, 0, 0);
+		return 0;
+	case KEY_TYPE_reflink_p: {
+		const struct bkfs_reflink_p *r = bkey_val(k);
+		u64 start = r->idx >= r->front_pad ? r->idx - r->front_pad : 0;
+		u64 end = r->idx + k->size + r->back_pad;
+		return c->ops->reflink ? c->ops->reflink(c, start, end, sign) : 0;
+	}
+	case KEY_TYPE_stripe: {
+		struct bkfs_stripe *s = bkey_val(k);
+		s64 sectors = (s64)sign * s->sectors;
+		u32 mask = 0;
+		for (unsigned i = 0; i < s->nr_blocks; i++) {
+			bool parity = i >= (unsigned)(s->nr_blocks - s->nr_redundant);
+			if (parity && (ret = c->ops->bucket(c, &s->ptrs[i], DATA_parity, sectors, CNT_DIRTY)) < 0)
+				return ret;
+			mask |= 1u << (s->ptrs[i].dev & 31);
+		}
+		c->ops->acct(c, acct_pos_replicas(DATA_parity, s->nr_blocks - s->nr_redundant, mask),
+			     sectors * s->nr_redundant, 0, 0);
+		return c->ops->stripe ? c->ops->stripe(c, k, sign) : 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+/* ---- normal mode: the live bucket state ---- */
+
+static int normal_bucket(struct mark_ctx *c, const struct bkfs_ptr *p, unsigned data_type,
+			 s64 sectors, enum bucket_counter cnt)
+{
+	struct bkfs_fs *fs = c->fs;
+	if (p->dev >= fs->nr_devs)
+		return cnt == CNT_CACHED ? 1 : -BKFS_E_CORRUPT;
+	u64 b = ptr_bucket(fs, p);
+	if (b >= fs->sb.members[p->dev].nbuckets)
+		return -BKFS_E_CORRUPT;
+	struct bkfs_alloc a = *bucket_get(fs, p->dev, b);
+	if (p->gen != a.gen) {
+		if (cnt == CNT_CACHED)
+			return 1; /* stale cached pointer: ignored */
+		return -BKFS_E_CORRUPT;
+	}
+	bool was_empty = !a.dirty_sectors && !a.cached_sectors && !a.stripe_sectors;
+	u32 *ctr = cnt == CNT_DIRTY ? &a.dirty_sectors : cnt == CNT_CACHED ? &a.cached_sectors : &a.stripe_sectors;
+	s64 v = (s64)*ctr + sectors;
+	*ctr = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (u32)v;
+	bool now_empty = !a.dirty_sectors && !a.cached_sectors && !a.stripe_sectors;
+	if (sectors > 0 && was_empty) {
+		a.io_time[1] = fs->clock;
+		a.flags |= ALLOC_NEED_DISCARD * 0; /* discard is not tracked yet */
+	}
+	if (cnt == CNT_CACHED && sectors > 0)
+		a.io_time[0] = fs->clock;
+	if (!was_empty && now_empty) {
+		/* the bucket held data and is empty now: new generation, and no
+		 * reuse until the update that emptied it is durable */
+		a.journal_seq = c->t ? c->t->journal_seq : journal_cur_seq(fs);
+		if (ALLOC(fs)->bflags[p->dev][b] & BUCKET_OPEN)
+			a.flags |= ALLOC_NEED_INC_GEN;
+		else
+			a.gen++;
+	}
+	a.data_type = alloc_data_type(&a, data_type);
+	bucket_update(fs, p->dev, b, &a);
+	return 0;
+}
+
+static void normal_acct(struct mark_ctx *c, struct bpos pos, s64 v0, s64 v1, s64 v2)
+{
+	acct_add(c->fs, pos, v0, v1, v2);
+}
+
+/* reflink: every indirect extent overlapping [start, end) gains/loses a ref */
+static int normal_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	btree_iter_init(&it, c->fs, BTREE_ID_reflink, 0, POS(0, start + 1));
+	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == 0 && bkey_start_pos(k).offset < end) {
+		if (k->type == KEY_TYPE_reflink_v && c->t) {
+			struct bkey_buf kb;
+			memcpy(&kb, k, bkey_bytes(k));
+			struct bkfs_reflink_v *v = bkey_val(&kb.k);
+			v->refcount += sign;
+			if ((s64)v->refcount <= 0)
+				bkey_init(&kb.k, KEY_TYPE_deleted, k->p, 0);
+			if ((ret = trans_update(c->t, BTREE_ID_reflink, &kb.k)))
+				return ret;
+		}
+		btree_iter_advance(&it);
+	}
+	return ret;
+}
+
+const struct mark_ops normal_mark_ops = {
+	.bucket = normal_bucket,
+	.acct = normal_acct,
+	.reflink = normal_reflink,
+};
+
+int engine_trigger(struct trans *t, unsigned btree_id, unsigned level,
+		   const struct bkey *old, const struct bkey *new)
+{
+	struct mark_ctx c = { .ops = &normal_mark_ops, .fs = t->fs, .t = t };
+	/* mark the new key first: an overwrite in place must never see its
+	 * bucket empty (and bump the gen) in between */
+	int ret = bkfs_mark_key(&c, btree_id, level, new, 1);
+	if (!ret)
+		ret = bkfs_mark_key(&c, btree_id, level, old, -1);
+	return ret;
+}

@@ -1,0 +1,211 @@
+/* btree.h - the filesystem handle, in-memory btree nodes, node cache,
+ * iterators, copy-on-write updates (splits and merges), transactions with
+ * triggers, and checkpoints (writing dirty nodes copy-on-write).
+ *
+ * Lower layers (journal, alloc, ...) are reached through hooks that upper
+ * layers install, so this header includes only util, io and format. */
+#ifndef BKFS_BTREE_H
+#define BKFS_BTREE_H
+#include "../util/util.h"
+#include "../io/blockdev.h"
+#include "../format/format.h"
+
+struct bkfs_fs;
+struct trans;
+
+/* ---- in-memory node ---- */
+struct btree {
+	u8 btree_id, level;
+	bool dirty;        /* modified since written; has a fresh seq */
+	bool has_loc;      /* ptr holds a location (read from disk, or assigned at checkpoint) */
+	struct bpos min_key, max_key;
+	u64 seq, journal_seq;
+	struct bkfs_btree_ptr ptr; /* on-disk location when has_loc */
+	u32 nr_keys, used, cap;    /* used/cap: bytes of key data */
+	u32 *offs;
+	u8 *data;
+	struct btree *hnext;
+	struct btree *lru_prev, *lru_next;
+};
+
+struct btree_root {
+	struct btree *b;               /* loaded root node, or NULL */
+	struct bkfs_btree_ptr ptr;     /* root pointer (ptr.level = root level) */
+	bool error;                    /* root unreadable */
+};
+
+/* hooks installed by upper layers */
+struct bkfs_hooks {
+	/* normal-mode trigger for a key update (old/new may be NULL); may add
+	 * updates to t (alloc, accounting) */
+	int (*trigger)(struct trans *t, unsigned btree_id, unsigned level,
+		       const struct bkey *old, const struct bkey *new);
+	/* called at commit after all triggers: emit derived updates (dirty alloc
+	 * keys, accounting) into t */
+	int (*commit_prepare)(struct trans *t);
+	/* journal the final updates of a transaction; returns the entry's seq */
+	int (*journal_commit)(struct bkfs_fs *fs, struct trans *t, u64 *seq);
+	u64 (*journal_cur_seq)(struct bkfs_fs *fs);
+	/* btree node space: allocate replicas for a node / release a node's space */
+	int (*node_alloc)(struct bkfs_fs *fs, unsigned btree_id, struct bkfs_btree_ptr *ptr);
+	void (*node_free)(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *ptr);
+	/* checkpoint: flush derived state (alloc keys, accounting) into btrees
+	 * without journaling; returns >0 if it changed anything */
+	int (*checkpoint_prepare)(struct bkfs_fs *fs);
+	/* write the checkpoint record (roots + state) durably */
+	int (*checkpoint_commit)(struct bkfs_fs *fs);
+};
+
+struct bkfs_dev {
+	struct blockdev *bd;   /* NULL if missing (degraded) */
+	unsigned idx;
+	struct bkfs_member *m; /* points into fs->sb.members */
+};
+
+#define BKFS_OPEN_RDONLY   (1u << 0)  /* never write anything */
+#define BKFS_OPEN_DEGRADED (1u << 1)  /* allow missing devices */
+#define BKFS_OPEN_NOREPLAY (1u << 2)  /* do not replay the journal */
+#define BKFS_OPEN_FSCK     (1u << 3)  /* tolerate damage: errors recorded, not fatal */
+#define BKFS_OPEN_NOJOURNAL (1u << 4) /* bulk mode: durability at checkpoint only */
+
+struct bkfs_fs {
+	struct bkfs_sb sb;
+	struct bkfs_dev devs[BKFS_MAX_DEVS];
+	unsigned nr_devs;
+	unsigned flags;
+	u32 node_bytes, bucket_bytes, block_bytes;
+	struct btree_root roots[BTREE_ID_NR];
+	const struct bkfs_hooks *hooks;
+
+	/* node cache */
+	struct btree **hash;
+	size_t hash_size, nr_nodes, nr_dirty, max_clean;
+	struct btree lru; /* list head: clean nodes, most recent first */
+	u64 cache_gen;    /* bumped on any structural change or eviction */
+
+	/* node space freed by COW, released at the next checkpoint */
+	struct bkfs_btree_ptr *pending_free;
+	u8 *pending_free_btree;
+	size_t nr_pending_free, pending_free_cap;
+
+	u64 key_version, node_seq;
+	u64 next_inum;
+	u64 clock;        /* logical time for io_time */
+	bool in_checkpoint;
+	bool error;       /* emergency read-only after a failed write */
+	u64 dirty_limit;  /* checkpoint when dirty node bytes exceed this */
+
+	void *journal;    /* struct journal, journal layer */
+	void *alloc;      /* struct alloc_state, alloc layer */
+	void *fsck;       /* fsck state when running the checker */
+	/* counters for reports */
+	u64 nodes_read, nodes_written, node_read_errors;
+};
+
+/* ---- node cache and I/O (node.c) ---- */
+int btree_cache_init(struct bkfs_fs *fs);
+void btree_cache_exit(struct bkfs_fs *fs);
+struct btree *btree_node_alloc(struct bkfs_fs *fs, unsigned btree_id, unsigned level);
+void btree_node_free(struct bkfs_fs *fs, struct btree *b); /* unhash + free memory */
+/* Remove a node from its tree for good: its on-disk space is released at the
+ * next checkpoint, then its memory is freed. */
+void btree_node_drop(struct bkfs_fs *fs, struct btree *b);
+struct btree *btree_cache_find(struct bkfs_fs *fs, u64 seq);
+void btree_cache_rehash(struct bkfs_fs *fs, struct btree *b, u64 new_seq);
+void btree_cache_touch(struct bkfs_fs *fs, struct btree *b);
+void btree_cache_shrink(struct bkfs_fs *fs); /* evict clean nodes beyond the limit */
+/* Read a node through a pointer key (level = child level). Validates
+ * everything; returns -BKFS_E_IO / -BKFS_E_CORRUPT / -BKFS_E_CSUM on failure.
+ * why (optional) receives a reason. */
+int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key,
+		   struct btree **out, struct printbuf *why);
+/* Parse and validate a raw node buffer read from disk. */
+int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out, struct printbuf *why);
+/* Serialize a node into buf (node_bytes). */
+void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf);
+int btree_node_write(struct bkfs_fs *fs, struct btree *b);
+
+/* node key access */
+static inline struct bkey *btree_node_key(struct btree *b, u32 i)
+{
+	return (struct bkey *)(b->data + b->offs[i]);
+}
+u32 btree_node_lower_bound(struct btree *b, struct bpos p); /* first key with pos >= p */
+int btree_node_insert_at(struct btree *b, u32 idx, const struct bkey *k); /* -NOSPC if full */
+void btree_node_delete_at(struct btree *b, u32 idx);
+void btree_node_rebuild_offs(struct btree *b);
+void btree_node_mark_dirty(struct bkfs_fs *fs, struct btree *b); /* leaf->root COW, see btree.c */
+
+/* ---- root and tree operations (btree.c) ---- */
+int btree_root_get(struct bkfs_fs *fs, unsigned btree_id, struct btree **out);
+/* Install an empty leaf as the root of a btree (format, or fsck rebuild). */
+int btree_root_set_empty(struct bkfs_fs *fs, unsigned btree_id);
+/* Insert/overwrite (or delete, if k->type is deleted) one key without
+ * triggers or journal. Splits and merges as needed. */
+int btree_insert_key(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k);
+/* Exact lookup: copies the key into out (if found). Returns 0, -NOENT or error. */
+int btree_lookup(struct bkfs_fs *fs, unsigned btree_id, struct bpos p, struct bkey_buf *out);
+/* Visit every node of a btree (pre-order, children in key order). */
+typedef int (*btree_node_visit_fn)(struct bkfs_fs *fs, struct btree *b, void *arg);
+
+/* ---- iterators ---- */
+struct btree_iter {
+	struct bkfs_fs *fs;
+	u8 btree_id, level;
+	struct bpos pos;
+	struct btree *node;
+	u32 idx;
+	u64 gen;
+	bool end;
+};
+void btree_iter_init(struct btree_iter *it, struct bkfs_fs *fs, unsigned btree_id, unsigned level, struct bpos pos);
+/* First key >= it->pos at it->level. *k = NULL at end. The key stays valid
+ * until the next btree modification. */
+int btree_iter_peek(struct btree_iter *it, struct bkey **k);
+void btree_iter_advance(struct btree_iter *it); /* pos = successor of the last peeked key */
+/* The node the iterator is positioned in (valid right after peek). */
+static inline struct btree *btree_iter_node(struct btree_iter *it) { return it->node; }
+#define for_each_btree_key(it, fs, id, start, k, ret) \
+	for (btree_iter_init(&(it), fs, id, 0, start); \
+	     !((ret) = btree_iter_peek(&(it), &(k))) && (k); \
+	     btree_iter_advance(&(it)))
+
+/* ---- transactions (trans.c) ---- */
+struct trans_update {
+	u8 btree_id, level;
+	bool no_trigger;
+	struct bkey *k; /* owned copy; type deleted = delete at k->p */
+};
+struct acct_delta {
+	struct bpos pos;
+	s64 v[3];
+};
+struct trans {
+	struct bkfs_fs *fs;
+	struct trans_update *u;
+	size_t nr, cap;
+	struct acct_delta *acct;
+	size_t nr_acct, acct_cap;
+	u64 journal_seq;   /* seq of the entry this commit goes into */
+	unsigned flags;    /* COMMIT_* of the commit in progress */
+};
+#define COMMIT_SYNC (1u << 0)        /* journal entry flushed before returning */
+#define COMMIT_NO_JOURNAL (1u << 1)  /* checkpoint-only updates (bulk/fsck) */
+void trans_init(struct trans *t, struct bkfs_fs *fs);
+void trans_exit(struct trans *t);
+void trans_reset(struct trans *t);
+int trans_update(struct trans *t, unsigned btree_id, const struct bkey *k);
+int trans_update_notrigger(struct trans *t, unsigned btree_id, const struct bkey *k);
+int trans_delete(struct trans *t, unsigned btree_id, struct bpos p);
+void trans_acct(struct trans *t, struct bpos pos, s64 v0, s64 v1, s64 v2);
+int trans_commit(struct trans *t, unsigned flags);
+
+/* ---- checkpoint (checkpoint.c) ---- */
+int btree_checkpoint(struct bkfs_fs *fs);
+bool btree_want_checkpoint(struct bkfs_fs *fs);
+void btree_pending_free_add(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *p);
+
+/* read a node's worth of bytes from any replica of ptr */
+int bkfs_read_ptrs(struct bkfs_fs *fs, const struct bkfs_btree_ptr *p, void *buf, size_t len);
+
+#endif

@@ -1,0 +1,396 @@
+/* node.c - in-memory btree nodes, the node cache (hash by node seq + LRU of
+ * clean nodes) and node encode/decode. */
+#include "btree.h"
+#include <stdlib.h>
+#include <string.h>
+
+static size_t hash_slot(struct bkfs_fs *fs, u64 seq)
+{
+	return (seq * 0x9E3779B97F4A7C15ull) >> 20 & (fs->hash_size - 1);
+}
+
+int btree_cache_init(struct bkfs_fs *fs)
+{
+	fs->hash_size = 1 << 16;
+	fs->hash = xcalloc(fs->hash_size, sizeof(*fs->hash));
+	if (!fs->hash)
+		return -BKFS_E_NOMEM;
+	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
+	if (!fs->max_clean)
+		fs->max_clean = MAX((size_t)64, (size_t)(96u << 20) / fs->node_bytes);
+	if (!fs->dirty_limit)
+		fs->dirty_limit = 64u << 20;
+	return 0;
+}
+
+static void lru_del(struct btree *b)
+{
+	if (b->lru_next) {
+		b->lru_next->lru_prev = b->lru_prev;
+		b->lru_prev->lru_next = b->lru_next;
+		b->lru_next = b->lru_prev = NULL;
+	}
+}
+
+static void lru_add(struct bkfs_fs *fs, struct btree *b)
+{
+	b->lru_next = fs->lru.lru_next;
+	b->lru_prev = &fs->lru;
+	fs->lru.lru_next->lru_prev = b;
+	fs->lru.lru_next = b;
+}
+
+static void hash_del(struct bkfs_fs *fs, struct btree *b)
+{
+	struct btree **pp = &fs->hash[hash_slot(fs, b->seq)];
+	while (*pp && *pp != b)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = b->hnext;
+	b->hnext = NULL;
+}
+
+static void hash_add(struct bkfs_fs *fs, struct btree *b)
+{
+	struct btree **pp = &fs->hash[hash_slot(fs, b->seq)];
+	b->hnext = *pp;
+	*pp = b;
+}
+
+void btree_cache_exit(struct bkfs_fs *fs)
+{
+	if (!fs->hash)
+		return;
+	for (size_t i = 0; i < fs->hash_size; i++) {
+		struct btree *b = fs->hash[i], *n;
+		for (; b; b = n) {
+			n = b->hnext;
+			free(b->offs);
+			free(b->data);
+			free(b);
+		}
+	}
+	free(fs->hash);
+	fs->hash = NULL;
+}
+
+struct btree *btree_node_alloc(struct bkfs_fs *fs, unsigned btree_id, unsigned level)
+{
+	struct btree *b = xcalloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->cap = fs->node_bytes - sizeof(struct bkfs_node_hdr);
+	b->data = malloc(b->cap);
+	b->offs = malloc(sizeof(u32) * (b->cap / sizeof(struct bkey) + 1));
+	if (!b->data || !b->offs) {
+		free(b->data);
+		free(b->offs);
+		free(b);
+		return NULL;
+	}
+	b->btree_id = btree_id;
+	b->level = level;
+	b->min_key = POS_MIN;
+	b->max_key = POS_MAX;
+	b->seq = ++fs->node_seq;
+	b->dirty = true;
+	fs->nr_dirty++;
+	fs->nr_nodes++;
+	hash_add(fs, b);
+	return b;
+}
+
+void btree_node_free(struct bkfs_fs *fs, struct btree *b)
+{
+	if (!b)
+		return;
+	hash_del(fs, b);
+	lru_del(b);
+	if (b->dirty)
+		fs->nr_dirty--;
+	fs->nr_nodes--;
+	fs->cache_gen++;
+	for (unsigned i = 0; i < BTREE_ID_NR; i++)
+		if (fs->roots[i].b == b)
+			fs->roots[i].b = NULL;
+	free(b->offs);
+	free(b->data);
+	free(b);
+}
+
+struct btree *btree_cache_find(struct bkfs_fs *fs, u64 seq)
+{
+	for (struct btree *b = fs->hash[hash_slot(fs, seq)]; b; b = b->hnext)
+		if (b->seq == seq)
+			return b;
+	return NULL;
+}
+
+void btree_cache_rehash(struct bkfs_fs *fs, struct btree *b, u64 new_seq)
+{
+	hash_del(fs, b);
+	b->seq = new_seq;
+	hash_add(fs, b);
+}
+
+void btree_cache_touch(struct bkfs_fs *fs, struct btree *b)
+{
+	if (b->dirty)
+		return;
+	lru_del(b);
+	lru_add(fs, b);
+}
+
+void btree_cache_shrink(struct bkfs_fs *fs)
+{
+	size_t clean = fs->nr_nodes - fs->nr_dirty;
+	while (clean > fs->max_clean && fs->lru.lru_prev != &fs->lru) {
+		struct btree *b = fs->lru.lru_prev;
+		bool is_root = false;
+		for (unsigned i = 0; i < BTREE_ID_NR; i++)
+			is_root |= fs->roots[i].b == b;
+		if (is_root) {
+			lru_del(b);
+			continue;
+		}
+		btree_node_free(fs, b);
+		clean--;
+	}
+}
+
+/* ---- key array ---- */
+
+void btree_node_rebuild_offs(struct btree *b)
+{
+	u32 off = 0;
+	for (u32 i = 0; i < b->nr_keys; i++) {
+		b->offs[i] = off;
+		off += bkey_bytes((struct bkey *)(b->data + off));
+	}
+	b->used = off;
+}
+
+u32 btree_node_lower_bound(struct btree *b, struct bpos p)
+{
+	u32 lo = 0, hi = b->nr_keys;
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+		if (bpos_cmp(btree_node_key(b, mid)->p, p) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int btree_node_insert_at(struct btree *b, u32 idx, const struct bkey *k)
+{
+	size_t sz = bkey_bytes(k);
+	if (b->used + sz > b->cap)
+		return -BKFS_E_NOSPC;
+	u32 off = idx < b->nr_keys ? b->offs[idx] : b->used;
+	memmove(b->data + off + sz, b->data + off, b->used - off);
+	memcpy(b->data + off, k, sz);
+	memmove(&b->offs[idx + 1], &b->offs[idx], (b->nr_keys - idx) * sizeof(u32));
+	b->offs[idx] = off;
+	b->nr_keys++;
+	b->used += sz;
+	for (u32 i = idx + 1; i < b->nr_keys; i++)
+		b->offs[i] += sz;
+	return 0;
+}
+
+void btree_node_delete_at(struct btree *b, u32 idx)
+{
+	u32 off = b->offs[idx];
+	size_t sz = bkey_bytes(btree_node_key(b, idx));
+	memmove(b->data + off, b->data + off + sz, b->used - off - sz);
+	memmove(&b->offs[idx], &b->offs[idx + 1], (b->nr_keys - idx - 1) * sizeof(u32));
+	b->nr_keys--;
+	b->used -= sz;
+	for (u32 i = idx; i < b->nr_keys; i++)
+		b->offs[i] -= sz;
+}
+
+/* ---- encode / decode ---- */
+
+void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf)
+{
+	struct bkfs_node_hdr *h = buf;
+	memset(buf, 0, fs->node_bytes);
+	h->version = BKFS_FORMAT_VERSION;
+	h->magic = sb_node_magic(&fs->sb);
+	h->btree_id = b->btree_id;
+	h->level = b->level;
+	h->nr_keys = b->nr_keys;
+	h->used_bytes = sizeof(*h) + b->used;
+	h->seq = b->seq;
+	h->journal_seq = b->journal_seq;
+	h->min_key = b->min_key;
+	h->max_key = b->max_key;
+	memcpy((u8 *)buf + sizeof(*h), b->data, b->used);
+	node_csum_set(buf);
+}
+
+int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out, struct printbuf *why)
+{
+	int ret = node_validate(buf, fs->node_bytes, sb_node_magic(&fs->sb), why);
+	if (ret)
+		return ret;
+	const struct bkfs_node_hdr *h = buf;
+	struct btree *b = xcalloc(1, sizeof(*b));
+	if (!b)
+		return -BKFS_E_NOMEM;
+	b->cap = fs->node_bytes - sizeof(*h);
+	b->data = malloc(b->cap);
+	b->offs = malloc(sizeof(u32) * (b->cap / sizeof(struct bkey) + 1));
+	if (!b->data || !b->offs || h->nr_keys > b->cap / sizeof(struct bkey)) {
+		free(b->data);
+		free(b->offs);
+		free(b);
+		return b ? -BKFS_E_CORRUPT : -BKFS_E_NOMEM;
+	}
+	b->btree_id = h->btree_id;
+	b->level = h->level;
+	b->min_key = h->min_key;
+	b->max_key = h->max_key;
+	b->seq = h->seq;
+	b->journal_seq = h->journal_seq;
+	b->nr_keys = h->nr_keys;
+	memcpy(b->data, (const u8 *)buf + sizeof(*h), h->used_bytes - sizeof(*h));
+	btree_node_rebuild_offs(b);
+	*out = b;
+	return 0;
+}
+
+int bkfs_read_ptrs(struct bkfs_fs *fs, const struct bkfs_btree_ptr *p, void *buf, size_t len)
+{
+	int ret = -BKFS_E_IO;
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		const struct bkfs_ptr *ptr = &p->ptrs[i];
+		if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd)
+			continue;
+		ret = bd_read(fs->devs[ptr->dev].bd, buf, ptr->offset << SECTOR_SHIFT, len);
+		if (!ret)
+			return 0;
+	}
+	return ret;
+}
+
+/* Check that a node read through a pointer is the node the pointer names. */
+static int node_matches_ptr(struct btree *b, unsigned btree_id, const struct bkey *k,
+			    const struct bkfs_btree_ptr *p, struct printbuf *why)
+{
+	if (b->btree_id != btree_id || b->level != p->level || b->seq != p->seq) {
+		if (why)
+			pb_printf(why, "node header (btree %u level %u seq %llu) does not match pointer (btree %u level %u seq %llu)",
+				  b->btree_id, b->level, (unsigned long long)b->seq, btree_id, p->level,
+				  (unsigned long long)p->seq);
+		return -BKFS_E_CORRUPT;
+	}
+	if (!(p->flags & BTREE_PTR_RANGE_UPDATED) &&
+	    (!bpos_eq(b->min_key, p->min_key) || !bpos_eq(b->max_key, k->p))) {
+		if (why)
+			pb_printf(why, "node range does not match pointer range");
+		return -BKFS_E_CORRUPT;
+	}
+	return 0;
+}
+
+/* A repaired pointer overrides the node's range: drop keys outside it. */
+static void node_apply_ptr_range(struct btree *b, const struct bkey *k, const struct bkfs_btree_ptr *p)
+{
+	b->min_key = p->min_key;
+	b->max_key = k->p;
+	u32 i = 0;
+	while (i < b->nr_keys) {
+		struct bkey *key = btree_node_key(b, i);
+		if (bpos_cmp(key->p, b->min_key) < 0 || bpos_cmp(key->p, b->max_key) > 0)
+			btree_node_delete_at(b, i);
+		else
+			i++;
+	}
+}
+
+int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k,
+		   struct btree **out, struct printbuf *why)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	struct btree *b = btree_cache_find(fs, p->seq);
+	if (b && b->btree_id == btree_id && b->level == p->level) {
+		btree_cache_touch(fs, b);
+		*out = b;
+		return 0;
+	}
+	if (!p->nr_ptrs) {
+		if (why)
+			pb_printf(why, "pointer to an unwritten node that is not in memory");
+		return -BKFS_E_CORRUPT;
+	}
+	void *buf = malloc(fs->node_bytes);
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	int ret = -BKFS_E_IO;
+	/* try every replica until one validates and matches */
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		const struct bkfs_ptr *ptr = &p->ptrs[i];
+		if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd) {
+			ret = -BKFS_E_IO;
+			continue;
+		}
+		ret = bd_read(fs->devs[ptr->dev].bd, buf, ptr->offset << SECTOR_SHIFT, fs->node_bytes);
+		if (ret)
+			continue;
+		if (why)
+			pb_reset(why);
+		ret = btree_node_from_buf(fs, buf, &b, why);
+		if (ret)
+			continue;
+		ret = node_matches_ptr(b, btree_id, k, p, why);
+		if (ret) {
+			free(b->data);
+			free(b->offs);
+			free(b);
+			continue;
+		}
+		break;
+	}
+	free(buf);
+	fs->nodes_read++;
+	if (ret) {
+		fs->node_read_errors++;
+		return ret;
+	}
+	if (p->flags & BTREE_PTR_RANGE_UPDATED)
+		node_apply_ptr_range(b, k, p);
+	b->ptr = *p;
+	b->has_loc = true;
+	b->dirty = false;
+	fs->nr_nodes++;
+	hash_add(fs, b);
+	lru_add(fs, b);
+	*out = b;
+	return 0;
+}
+
+int btree_node_write(struct bkfs_fs *fs, struct btree *b)
+{
+	void *buf = malloc(fs->node_bytes);
+	int ret = 0, ok = 0;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	btree_node_to_buf(fs, b, buf);
+	for (unsigned i = 0; i < b->ptr.nr_ptrs; i++) {
+		const struct bkfs_ptr *ptr = &b->ptr.ptrs[i];
+		if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd)
+			continue;
+		int r = bd_write(fs->devs[ptr->dev].bd, buf, ptr->offset << SECTOR_SHIFT, fs->node_bytes);
+		if (r)
+			ret = r;
+		else
+			ok++;
+	}
+	free(buf);
+	fs->nodes_written++;
+	return ok ? 0 : (ret ? ret : -BKFS_E_IO);
+}

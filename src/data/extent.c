@@ -1,0 +1,295 @@
+/* extent.c - extent overwrite, data write and read. */
+#include "extent.h"
+#include <stdlib.h>
+#include <string.h>
+
+void bkey_cut_front(struct bkey *k, struct bpos where)
+{
+	struct bpos start = bkey_start_pos(k);
+	if (bpos_cmp(where, start) <= 0)
+		return;
+	u64 cut = where.offset - start.offset;
+	k->size -= cut;
+	switch (k->type) {
+	case KEY_TYPE_extent:
+		((struct bkfs_extent *)bkey_val(k))->offset += cut;
+		break;
+	case KEY_TYPE_reflink_p:
+		((struct bkfs_reflink_p *)bkey_val(k))->idx += cut;
+		break;
+	case KEY_TYPE_inline_data: {
+		struct bkfs_inline_data *d = bkey_val(k);
+		u64 bytes = cut << SECTOR_SHIFT;
+		if (bytes >= d->bytes) {
+			d->bytes = 0;
+		} else {
+			memmove(d->data, d->data + bytes, d->bytes - bytes);
+			d->bytes -= bytes;
+		}
+		k->u64s = DIV_ROUND_UP(sizeof(struct bkey) + sizeof(*d) + d->bytes, 8);
+		break;
+	}
+	}
+}
+
+void bkey_cut_back(struct bkey *k, struct bpos where)
+{
+	if (bpos_cmp(where, k->p) >= 0)
+		return;
+	u64 cut = k->p.offset - where.offset;
+	k->size -= cut;
+	k->p = where;
+	if (k->type == KEY_TYPE_inline_data) {
+		struct bkfs_inline_data *d = bkey_val(k);
+		u64 max = (u64)k->size << SECTOR_SHIFT;
+		if (d->bytes > max)
+			d->bytes = max;
+		k->u64s = DIV_ROUND_UP(sizeof(struct bkey) + sizeof(*d) + d->bytes, 8);
+	}
+}
+
+static bool key_allocates(const struct bkey *k)
+{
+	return k->type == KEY_TYPE_extent || k->type == KEY_TYPE_inline_data ||
+	       k->type == KEY_TYPE_reflink_p || k->type == KEY_TYPE_reservation;
+}
+
+/* Overwrite [s, e) of k->p.inode with k (k may be a deleted key: punch). */
+static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s, struct bpos e,
+			    s64 *delta)
+{
+	struct bkfs_fs *fs = t->fs;
+	struct btree_iter it;
+	struct bkey *ek;
+	int ret;
+	struct bpos dels[64];
+	unsigned nr_dels = 0;
+	bool new_at_e_overwrites = false;
+
+	btree_iter_init(&it, fs, BTREE_ID_extents, 0, bpos_successor(s));
+	while (!(ret = btree_iter_peek(&it, &ek)) && ek && ek->p.inode == s.inode &&
+	       bpos_cmp(bkey_start_pos(ek), e) < 0) {
+		struct bkey_buf front, back;
+		struct bpos es = bkey_start_pos(ek);
+		s64 overlap = (s64)MIN(ek->p.offset, e.offset) - (s64)MAX(es.offset, s.offset);
+		if (key_allocates(ek) && ek->type != KEY_TYPE_reservation)
+			*delta -= overlap;
+		if (bpos_cmp(es, s) < 0) {
+			memcpy(&front, ek, bkey_bytes(ek));
+			bkey_cut_back(&front.k, s);
+			if ((ret = trans_update(t, BTREE_ID_extents, &front.k)))
+				return ret;
+		}
+		if (bpos_cmp(ek->p, e) > 0) {
+			memcpy(&back, ek, bkey_bytes(ek));
+			bkey_cut_front(&back.k, e);
+			if ((ret = trans_update(t, BTREE_ID_extents, &back.k)))
+				return ret;
+		} else if (bpos_eq(ek->p, e) && !bkey_deleted(k)) {
+			new_at_e_overwrites = true;
+		} else {
+			if (nr_dels == ARRAY_SIZE(dels))
+				return -BKFS_E_TOOBIG;
+			dels[nr_dels++] = ek->p;
+		}
+		btree_iter_advance(&it);
+	}
+	if (ret)
+		return ret;
+	(void)new_at_e_overwrites;
+	if (!bkey_deleted(k)) {
+		if ((ret = trans_update(t, BTREE_ID_extents, k)))
+			return ret;
+		if (key_allocates(k) && k->type != KEY_TYPE_reservation)
+			*delta += k->size;
+	}
+	/* deletes last, so a bucket shared with a new piece never looks empty */
+	for (unsigned i = 0; i < nr_dels; i++)
+		if ((ret = trans_delete(t, BTREE_ID_extents, dels[i])))
+			return ret;
+	return 0;
+}
+
+int extent_update(struct trans *t, const struct bkey *k, s64 *sectors_delta)
+{
+	s64 d = 0;
+	int ret = extent_overwrite(t, k, bkey_start_pos(k), k->p, &d);
+	if (sectors_delta)
+		*sectors_delta += d;
+	return ret;
+}
+
+int extent_punch(struct trans *t, u64 inum, u64 start, u64 end, s64 *sectors_delta)
+{
+	struct bkey k;
+	s64 d = 0;
+	int ret = 0;
+	/* bounded batches: extent_overwrite handles at most 64 deletes */
+	while (start < end && !ret) {
+		u64 chunk_end = MIN(end, start + 64 * EXTENT_MAX_SECTORS);
+		bkey_init(&k, KEY_TYPE_deleted, POS(inum, chunk_end), 0);
+		k.size = chunk_end - start;
+		ret = extent_overwrite(t, &k, POS(inum, start), POS(inum, chunk_end), &d);
+		start = chunk_end;
+	}
+	if (sectors_delta)
+		*sectors_delta += d;
+	return ret;
+}
+
+static int write_replicas(struct bkfs_fs *fs, const struct bkfs_ptr *ptrs, unsigned nr,
+			  const void *buf, size_t bytes)
+{
+	int ok = 0, ret = 0;
+	for (unsigned i = 0; i < nr; i++) {
+		int r = bd_write(fs->devs[ptrs[i].dev].bd, buf, ptrs[i].offset << SECTOR_SHIFT, bytes);
+		if (r)
+			ret = r;
+		else
+			ok++;
+	}
+	return ok ? 0 : ret;
+}
+
+int extent_write(struct trans *t, u64 inum, u64 off, const void *buf, size_t len, s64 *sectors_delta)
+{
+	struct bkfs_fs *fs = t->fs;
+	const u8 *p = buf;
+	int ret;
+	if (off % fs->block_bytes)
+		return -BKFS_E_INVAL;
+	if (!len)
+		return 0;
+	if (off == 0 && len <= 2048) {
+		struct bkey_buf kb;
+		bkey_init(&kb.k, KEY_TYPE_inline_data, POS(inum, DIV_ROUND_UP(len, SECTOR_SIZE)),
+			  sizeof(struct bkfs_inline_data) + len);
+		kb.k.size = DIV_ROUND_UP(len, SECTOR_SIZE);
+		struct bkfs_inline_data *d = bkey_val(&kb.k);
+		d->bytes = len;
+		memcpy(d->data, buf, len);
+		return extent_update(t, &kb.k, sectors_delta);
+	}
+	u8 *bounce = NULL;
+	while (len) {
+		u32 want = MIN((u64)EXTENT_MAX_SECTORS, DIV_ROUND_UP(len, fs->block_bytes) * (fs->block_bytes >> SECTOR_SHIFT));
+		struct bkfs_ptr ptrs[BKFS_MAX_REPLICAS];
+		u32 got;
+		ret = alloc_data_space(fs, fs->sb.data_replicas, want, ptrs, &got);
+		if (ret < 0)
+			goto out;
+		unsigned nr = ret;
+		size_t bytes = (size_t)got << SECTOR_SHIFT, take = MIN(bytes, len);
+		const u8 *src = p;
+		if (take < bytes) {
+			free(bounce);
+			bounce = xcalloc(1, bytes);
+			if (!bounce) {
+				ret = -BKFS_E_NOMEM;
+				goto out;
+			}
+			memcpy(bounce, p, take);
+			src = bounce;
+		}
+		if ((ret = write_replicas(fs, ptrs, nr, src, bytes)))
+			goto out;
+		struct bkey_buf kb;
+		bkey_init(&kb.k, KEY_TYPE_extent, POS(inum, (off >> SECTOR_SHIFT) + got), extent_val_bytes(nr));
+		kb.k.size = got;
+		struct bkfs_extent *e = bkey_val(&kb.k);
+		e->csum = bkfs_crc32c(0, src, bytes);
+		e->csum_type = CSUM_CRC32C;
+		e->csum_sectors = got;
+		e->nr_ptrs = nr;
+		memcpy(e->ptrs, ptrs, nr * sizeof(*ptrs));
+		if ((ret = extent_update(t, &kb.k, sectors_delta)))
+			goto out;
+		p += take;
+		len -= take;
+		off += bytes;
+	}
+	ret = 0;
+out:
+	free(bounce);
+	return ret;
+}
+
+int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf)
+{
+	if (k->type == KEY_TYPE_inline_data) {
+		const struct bkfs_inline_data *d = bkey_val(k);
+		memset(buf, 0, (size_t)k->size << SECTOR_SHIFT);
+		memcpy(buf, d->data, MIN((u64)d->bytes, (u64)k->size << SECTOR_SHIFT));
+		return 0;
+	}
+	if (k->type != KEY_TYPE_extent)
+		return -BKFS_E_IO;
+	const struct bkfs_extent *e = bkey_val(k);
+	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
+	if (e->offset + k->size > e->csum_sectors)
+		return -BKFS_E_CORRUPT;
+	u8 *tmp = malloc(region);
+	if (!tmp)
+		return -BKFS_E_NOMEM;
+	int ret = -BKFS_E_IO;
+	/* dirty pointers first, then cached ones that are not stale */
+	for (int pass = 0; pass < 2 && ret; pass++)
+		for (unsigned i = 0; i < e->nr_ptrs && ret; i++) {
+			const struct bkfs_ptr *p = &e->ptrs[i];
+			if (!!(p->flags & PTR_CACHED) != pass || p->dev >= fs->nr_devs || !fs->devs[p->dev].bd)
+				continue;
+			if (pass && fs->alloc) {
+				u64 b = ptr_bucket(fs, p);
+				if (b >= fs->sb.members[p->dev].nbuckets || bucket_get(fs, p->dev, b)->gen != p->gen)
+					continue;
+			}
+			if (bd_read(fs->devs[p->dev].bd, tmp, p->offset << SECTOR_SHIFT, region))
+				continue;
+			if (e->csum_type == CSUM_CRC32C && bkfs_crc32c(0, tmp, region) != e->csum) {
+				ret = -BKFS_E_CSUM;
+				continue;
+			}
+			ret = 0;
+		}
+	if (!ret)
+		memcpy(buf, tmp + ((size_t)e->offset << SECTOR_SHIFT), (size_t)k->size << SECTOR_SHIFT);
+	free(tmp);
+	return ret;
+}
+
+int extent_read(struct bkfs_fs *fs, u64 inum, u64 off, void *buf, size_t len)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	u8 *out = buf;
+	u64 start = off >> SECTOR_SHIFT, end = DIV_ROUND_UP(off + len, SECTOR_SIZE);
+	int ret;
+	memset(buf, 0, len);
+	btree_iter_init(&it, fs, BTREE_ID_extents, 0, POS(inum, start + 1));
+	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == inum && bkey_start_pos(k).offset < end) {
+		if (k->type == KEY_TYPE_extent || k->type == KEY_TYPE_inline_data) {
+			struct bkey_buf kb;
+			memcpy(&kb, k, bkey_bytes(k));
+			size_t kbytes = (size_t)kb.k.size << SECTOR_SHIFT;
+			u8 *data = malloc(kbytes ? kbytes : 1);
+			if (!data)
+				return -BKFS_E_NOMEM;
+			ret = extent_read_key(fs, &kb.k, data);
+			if (!ret) {
+				u64 ks = bkey_start_pos(&kb.k).offset << SECTOR_SHIFT, ke = kb.k.p.offset << SECTOR_SHIFT;
+				u64 from = MAX(ks, off), to = MIN(ke, off + len);
+				memcpy(out + (from - off), data + (from - ks), to - from);
+			}
+			free(data);
+			if (ret)
+				return ret;
+			/* the read may have loaded nodes: continue after this key */
+			btree_iter_init(&it, fs, BTREE_ID_extents, 0, bpos_successor(kb.k.p));
+			continue;
+		} else if (k->type == KEY_TYPE_error) {
+			return -BKFS_E_IO;
+		}
+		btree_iter_advance(&it);
+	}
+	return ret;
+}

@@ -1,0 +1,27 @@
+/* extent.h - the data path: extent writes with CRC32C and replicas, reads
+ * with replica fallback (degraded reads), and extent overwrite (trim/split). */
+#ifndef BKFS_EXTENT_H
+#define BKFS_EXTENT_H
+#include "../alloc/alloc.h"
+
+#define EXTENT_MAX_SECTORS 256 /* checksum granularity: 128 KiB */
+
+/* Queue updates that make k the only extent over its range, trimming or
+ * splitting what was there. *sectors_delta receives the change in allocated
+ * sectors (for the inode's sector count). */
+int extent_update(struct trans *t, const struct bkey *k, s64 *sectors_delta);
+/* Delete every extent in [start, end) sectors of inum. */
+int extent_punch(struct trans *t, u64 inum, u64 start, u64 end, s64 *sectors_delta);
+/* Write len bytes at byte offset off (block aligned) of inum as new extents
+ * queued into t. Data smaller than a block and at offset 0 may go inline. */
+int extent_write(struct trans *t, u64 inum, u64 off, const void *buf, size_t len, s64 *sectors_delta);
+/* Read len bytes at off; holes read as zeros. Tries every replica. */
+int extent_read(struct bkfs_fs *fs, u64 inum, u64 off, void *buf, size_t len);
+/* Read and verify one extent's data (all of its live range) into buf
+ * (k->size sectors). */
+int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf);
+/* Sectors [front, back) cut from key k (used by trims) */
+void bkey_cut_front(struct bkey *k, struct bpos where);
+void bkey_cut_back(struct bkey *k, struct bpos where);
+
+#endif

@@ -1,0 +1,421 @@
+/* super.c - format, open, close. */
+#include "super.h"
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <time.h>
+
+static bool is_pow2(u64 v) { return v && !(v & (v - 1)); }
+
+static void random_uuid(u8 uuid[16])
+{
+	int fd = open("/dev/urandom", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, uuid, 16) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n != 16) {
+		u64 s = now_ns() ^ (u64)getpid() << 32;
+		for (int i = 0; i < 16; i++)
+			uuid[i] = rng_next(&s);
+	}
+}
+
+int bkfs_read_super(struct blockdev *bd, struct bkfs_sb *sb, unsigned *copies_ok, struct printbuf *err)
+{
+	u8 *buf = malloc(BKFS_SB_SIZE);
+	bool found = false;
+	unsigned ok = 0;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	u64 offs[2 + 16] = { BKFS_SB_OFFSET, BKFS_SB_BACKUP_OFFSET };
+	unsigned n = 2;
+	/* the third copy starts the last bucket: try every bucket size */
+	for (u64 bs = 4096; bs <= (64u << 20) && bd->size >= 2 * bs; bs <<= 1)
+		offs[n++] = (bd->size / bs - 1) * bs;
+	for (unsigned i = 0; i < n; i++) {
+		if (bd_read(bd, buf, offs[i], BKFS_SB_SIZE))
+			continue;
+		struct bkfs_sb *c = (struct bkfs_sb *)buf;
+		if (sb_validate(c, NULL))
+			continue;
+		if (i >= 2) {
+			/* must really be where this copy says the last bucket is */
+			u64 bb = (u64)c->bucket_size << SECTOR_SHIFT;
+			if (c->dev_idx >= BKFS_MAX_DEVS || offs[i] != (c->members[c->dev_idx].nbuckets - 1) * bb)
+				continue;
+		}
+		ok++;
+		if (!found || c->seq > sb->seq) {
+			memcpy(sb, c, sizeof(*sb));
+			found = true;
+		}
+	}
+	free(buf);
+	if (copies_ok)
+		*copies_ok = ok;
+	if (!found) {
+		if (err)
+			pb_printf(err, "%s: no valid bkfs superblock found", bd->path ? bd->path : "device");
+		return -BKFS_E_NOENT;
+	}
+	return 0;
+}
+
+static int fs_alloc(struct bkfs_fs **out, struct blockdev **bds, unsigned nr, unsigned flags)
+{
+	struct bkfs_fs *fs = xcalloc(1, sizeof(*fs));
+	if (!fs)
+		return -BKFS_E_NOMEM;
+	fs->flags = flags;
+	fs->nr_devs = nr;
+	for (unsigned i = 0; i < nr; i++) {
+		fs->devs[i].bd = bds[i];
+		fs->devs[i].idx = i;
+		fs->devs[i].m = &fs->sb.members[i];
+	}
+	fs->hooks = &bkfs_engine_hooks;
+	*out = fs;
+	return 0;
+}
+
+static int fs_setup(struct bkfs_fs *fs)
+{
+	fs->node_bytes = fs->sb.btree_node_size << SECTOR_SHIFT;
+	fs->bucket_bytes = fs->sb.bucket_size << SECTOR_SHIFT;
+	fs->block_bytes = fs->sb.block_size;
+	fs->key_version = fs->sb.key_version;
+	fs->node_seq = fs->sb.node_seq;
+	fs->next_inum = fs->sb.next_inum;
+	int ret = btree_cache_init(fs);
+	if (!ret)
+		ret = alloc_init(fs);
+	if (!ret)
+		ret = journal_init(fs);
+	return ret;
+}
+
+static void fs_free(struct bkfs_fs *fs, bool close_devs)
+{
+	journal_exit(fs);
+	alloc_exit(fs);
+	btree_cache_exit(fs);
+	free(fs->pending_free);
+	free(fs->pending_free_btree);
+	if (close_devs)
+		for (unsigned i = 0; i < fs->nr_devs; i++)
+			bd_close(fs->devs[i].bd);
+	free(fs);
+}
+
+static u64 default_bucket_size(u64 dev_bytes, u64 node_bytes)
+{
+	u64 bs = 1ull << 17;
+	while (bs < (2u << 20) && dev_bytes / (bs * 2) >= 4096)
+		bs <<= 1;
+	return MAX(bs, node_bytes);
+}
+
+int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opts *o, struct printbuf *err)
+{
+	u64 block = o->block_size ? o->block_size : 4096;
+	u64 node = o->btree_node_size ? o->btree_node_size : 64 << 10;
+	unsigned replicas = o->replicas ? o->replicas : 1;
+	u64 min_dev = UINT64_MAX;
+	int ret;
+
+	if (!nr || nr > BKFS_MAX_DEVS) {
+		pb_printf(err, "between 1 and %d devices are supported", BKFS_MAX_DEVS);
+		return -BKFS_E_INVAL;
+	}
+	for (unsigned i = 0; i < nr; i++)
+		min_dev = MIN(min_dev, bds[i]->size);
+	u64 bucket = o->bucket_size ? o->bucket_size : default_bucket_size(min_dev, node);
+	if (!is_pow2(block) || block < 512 || block > 65536) {
+		pb_printf(err, "block size %llu: must be a power of two between 512 and 64k", (unsigned long long)block);
+		return -BKFS_E_INVAL;
+	}
+	if (!is_pow2(node) || node < 4096 || node < block || node > (1u << 20)) {
+		pb_printf(err, "btree node size %llu: must be a power of two, at least 4k and the block size, at most 1M",
+			  (unsigned long long)node);
+		return -BKFS_E_INVAL;
+	}
+	if (!is_pow2(bucket) || bucket < node || bucket > (64u << 20)) {
+		pb_printf(err, "bucket size %llu: must be a power of two, at least the btree node size, at most 64M",
+			  (unsigned long long)bucket);
+		return -BKFS_E_INVAL;
+	}
+	if (replicas < 1 || replicas > BKFS_MAX_REPLICAS || replicas > nr) {
+		pb_printf(err, "replicas %u: must be between 1 and the number of devices (%u, at most 4)", replicas, nr);
+		return -BKFS_E_INVAL;
+	}
+	if (o->label && strlen(o->label) >= 32) {
+		pb_printf(err, "label too long (at most 31 bytes)");
+		return -BKFS_E_INVAL;
+	}
+	struct bkfs_sb sb = { 0 };
+	sb.magic = BKFS_SB_MAGIC;
+	sb.magic2 = BKFS_SB_MAGIC2;
+	sb.version = BKFS_FORMAT_VERSION;
+	random_uuid(sb.uuid);
+	if (o->label)
+		strcpy((char *)sb.label, o->label);
+	sb.block_size = block;
+	sb.bucket_size = bucket >> SECTOR_SHIFT;
+	sb.btree_node_size = node >> SECTOR_SHIFT;
+	sb.nr_devices = nr;
+	sb.data_replicas = sb.metadata_replicas = replicas;
+	sb.csum_type = CSUM_CRC32C;
+	sb.key_version = 1;
+	sb.node_seq = 1;
+	sb.next_inum = BKFS_FIRST_INO;
+	sb.time_base_ns = (u64)time(NULL) * 1000000000ull;
+	u64 first = DIV_ROUND_UP(BKFS_SB_BACKUP_OFFSET + BKFS_SB_SIZE, bucket);
+	for (unsigned i = 0; i < nr; i++) {
+		struct bkfs_member *m = &sb.members[i];
+		u64 nb = bds[i]->size / bucket;
+		u64 jbytes = MIN(MAX((u64)4 << 20, bds[i]->size / 128), (u64)64 << 20);
+		u64 jb = MAX((u64)2, DIV_ROUND_UP(jbytes, bucket));
+		if (nb < first + jb + 16) {
+			pb_printf(err, "%s: device too small (%llu bytes): needs at least %llu bytes with %llu-byte buckets",
+				  bds[i]->path ? bds[i]->path : "device", (unsigned long long)bds[i]->size,
+				  (unsigned long long)((first + jb + 16) * bucket), (unsigned long long)bucket);
+			return -BKFS_E_INVAL;
+		}
+		random_uuid(m->uuid);
+		m->nbuckets = nb;
+		m->first_bucket = first;
+		m->journal_bucket_start = first;
+		m->journal_nr_buckets = jb;
+		u64 sectors = nb * (bucket >> SECTOR_SHIFT);
+		unsigned shift = 0;
+		while ((sectors >> shift) > 64)
+			shift++;
+		m->btree_bitmap_shift = shift;
+	}
+	/* refuse to overwrite an existing filesystem */
+	for (unsigned i = 0; i < nr && !o->force; i++) {
+		struct bkfs_sb old;
+		if (!bkfs_read_super(bds[i], &old, NULL, NULL)) {
+			pb_printf(err, "%s already holds a bkfs filesystem (use --force to overwrite)",
+				  bds[i]->path ? bds[i]->path : "device");
+			return -BKFS_E_EXIST;
+		}
+	}
+
+	struct bkfs_fs *fs;
+	if ((ret = fs_alloc(&fs, bds, nr, 0)))
+		return ret;
+	memcpy(&fs->sb, &sb, sizeof(sb));
+	if ((ret = fs_setup(fs)))
+		goto out;
+	for (unsigned id = 0; id < BTREE_ID_NR; id++)
+		if ((ret = btree_root_set_empty(fs, id)))
+			goto out;
+	/* every bucket gets an alloc key; superblock and journal buckets are marked */
+	for (unsigned d = 0; d < nr; d++) {
+		struct bkfs_member *m = &fs->sb.members[d];
+		acct_add(fs, acct_pos_dev_data_type(d, DATA_free), m->nbuckets, 0, 0);
+		for (u64 b = 0; b < m->nbuckets; b++) {
+			struct bkfs_alloc a = *bucket_get(fs, d, b);
+			unsigned t = b < first || b == m->nbuckets - 1 ? DATA_sb :
+				     b >= m->journal_bucket_start && b < m->journal_bucket_start + m->journal_nr_buckets ?
+				     DATA_journal : DATA_free;
+			if (t == DATA_sb)
+				a.dirty_sectors = b == m->nbuckets - 1 ? BKFS_SB_SIZE >> SECTOR_SHIFT :
+						  MIN((u64)fs->sb.bucket_size,
+						      (BKFS_SB_BACKUP_OFFSET + BKFS_SB_SIZE) / SECTOR_SIZE - b * fs->sb.bucket_size);
+			else if (t == DATA_journal)
+				a.dirty_sectors = fs->sb.bucket_size;
+			a.data_type = alloc_data_type(&a, t);
+			bucket_update(fs, d, b, &a);
+			bucket_set_dirty(fs, d, b);
+		}
+		acct_add(fs, acct_pos_replicas(DATA_sb, 1, 1u << d), 0, 0, 0);
+	}
+	if ((ret = bkfs_fs_create_root(fs)))
+		goto out;
+	ret = bkfs_close(fs);
+	return ret;
+out:
+	fs_free(fs, false);
+	return ret;
+}
+
+int bkfs_format(char *const *paths, unsigned nr, const struct format_opts *o, struct printbuf *err)
+{
+	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
+	int ret = 0;
+	if (nr > BKFS_MAX_DEVS) {
+		pb_printf(err, "at most %d devices", BKFS_MAX_DEVS);
+		return -BKFS_E_INVAL;
+	}
+	for (unsigned i = 0; i < nr; i++) {
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(paths[i], paths[j])) {
+				pb_printf(err, "%s given twice", paths[i]);
+				ret = -BKFS_E_INVAL;
+				goto out;
+			}
+		if ((ret = file_dev_open(paths[i], 0, &bds[i]))) {
+			pb_printf(err, "%s: %s", paths[i], bkfs_strerror(ret));
+			goto out;
+		}
+	}
+	ret = bkfs_format_devs(bds, nr, o, err);
+	if (!ret)
+		return 0; /* devices were closed by bkfs_close */
+out:
+	for (unsigned i = 0; i < nr; i++)
+		bd_close(bds[i]);
+	return ret;
+}
+
+int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bkfs_fs **out, struct printbuf *err)
+{
+	struct bkfs_sb sbs[BKFS_MAX_DEVS];
+	struct blockdev *ordered[BKFS_MAX_DEVS] = { 0 };
+	int best = -1, ret;
+	struct bkfs_fs *fs = NULL;
+
+	if (!nr || nr > BKFS_MAX_DEVS) {
+		pb_printf(err, "between 1 and %d devices", BKFS_MAX_DEVS);
+		ret = -BKFS_E_INVAL;
+		goto err;
+	}
+	for (unsigned i = 0; i < nr; i++) {
+		if (!bds[i])
+			continue;
+		if ((ret = bkfs_read_super(bds[i], &sbs[i], NULL, err)))
+			goto err;
+		if (best < 0 || sbs[i].seq > sbs[best].seq)
+			best = i;
+	}
+	if (best < 0) {
+		pb_printf(err, "no devices");
+		ret = -BKFS_E_INVAL;
+		goto err;
+	}
+	for (unsigned i = 0; i < nr; i++) {
+		if (!bds[i])
+			continue;
+		if (memcmp(sbs[i].uuid, sbs[best].uuid, 16)) {
+			pb_printf(err, "%s belongs to a different filesystem", bds[i]->path);
+			ret = -BKFS_E_INVAL;
+			goto err;
+		}
+		unsigned idx = sbs[i].dev_idx;
+		if (idx >= sbs[best].nr_devices || ordered[idx]) {
+			pb_printf(err, "%s: bad or duplicate member index %u", bds[i]->path, idx);
+			ret = -BKFS_E_INVAL;
+			goto err;
+		}
+		u64 need = sbs[best].members[idx].nbuckets * ((u64)sbs[best].bucket_size << SECTOR_SHIFT);
+		if (bds[i]->size < need) {
+			pb_printf(err, "%s is smaller (%llu bytes) than its filesystem (%llu bytes)", bds[i]->path,
+				  (unsigned long long)bds[i]->size, (unsigned long long)need);
+			ret = -BKFS_E_INVAL;
+			goto err;
+		}
+		ordered[idx] = bds[i];
+		bds[i] = NULL;
+	}
+	unsigned missing = 0;
+	for (unsigned i = 0; i < sbs[best].nr_devices; i++)
+		missing += !ordered[i];
+	if (missing && (!(flags & BKFS_OPEN_DEGRADED) || missing >= sbs[best].metadata_replicas)) {
+		pb_printf(err, "%u of %u devices missing%s", missing, sbs[best].nr_devices,
+			  missing >= sbs[best].metadata_replicas ? " (not enough replicas)" : " (pass all devices)");
+		ret = -BKFS_E_DEGRADED;
+		for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
+			bd_close(ordered[i]);
+		goto err;
+	}
+	if ((ret = fs_alloc(&fs, ordered, sbs[best].nr_devices, flags)))
+		goto err;
+	memcpy(&fs->sb, &sbs[best], sizeof(fs->sb));
+	if ((ret = fs_setup(fs)))
+		goto err_fs;
+	ret = journal_read_and_replay(fs, !(flags & BKFS_OPEN_NOREPLAY));
+	if (ret == -BKFS_E_NOENT && fs->sb.clean) {
+		for (unsigned id = 0; id < BTREE_ID_NR; id++)
+			fs->roots[id].ptr = fs->sb.roots[id];
+		ret = 0;
+	}
+	if (ret) {
+		pb_printf(err, "journal: %s", ret == -BKFS_E_NOENT ? "no valid checkpoint found" : bkfs_strerror(ret));
+		if (!(flags & BKFS_OPEN_FSCK))
+			goto err_fs;
+	}
+	ret = alloc_load(fs);
+	if (ret && !(flags & BKFS_OPEN_FSCK)) {
+		pb_printf(err, "reading allocation info: %s", bkfs_strerror(ret));
+		goto err_fs;
+	}
+	ret = 0;
+	if (!(flags & BKFS_OPEN_RDONLY)) {
+		if (missing)
+			fs->sb.members[0].state = fs->sb.members[0].state; /* degraded: writes use present devices */
+		fs->sb.clean = 0;
+		if ((ret = bkfs_write_super(fs)) || (ret = btree_checkpoint(fs))) {
+			pb_printf(err, "writing: %s", bkfs_strerror(ret));
+			goto err_fs;
+		}
+	}
+	*out = fs;
+	return 0;
+err_fs:
+	fs_free(fs, true);
+	return ret;
+err:
+	for (unsigned i = 0; i < nr; i++)
+		bd_close(bds[i]);
+	return ret;
+}
+
+int bkfs_open(char *const *paths, unsigned nr, unsigned flags, struct bkfs_fs **out, struct printbuf *err)
+{
+	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
+	int ret;
+	if (nr > BKFS_MAX_DEVS) {
+		pb_printf(err, "at most %d devices", BKFS_MAX_DEVS);
+		return -BKFS_E_INVAL;
+	}
+	for (unsigned i = 0; i < nr; i++) {
+		if ((ret = file_dev_open(paths[i], flags & BKFS_OPEN_RDONLY ? BD_RDONLY : 0, &bds[i]))) {
+			pb_printf(err, "%s: %s", paths[i], bkfs_strerror(ret));
+			for (unsigned j = 0; j < i; j++)
+				bd_close(bds[j]);
+			return ret == -BKFS_E_NOENT ? ret : -BKFS_E_IO;
+		}
+	}
+	return bkfs_open_devs(bds, nr, flags, out, err);
+}
+
+int bkfs_close(struct bkfs_fs *fs)
+{
+	int ret = 0;
+	if (!fs)
+		return 0;
+	if (!(fs->flags & BKFS_OPEN_RDONLY) && !fs->error) {
+		alloc_close_write_points(fs);
+		ret = btree_checkpoint(fs);
+		if (!ret) {
+			fs->sb.clean = 1;
+			for (unsigned id = 0; id < BTREE_ID_NR; id++)
+				fs->sb.roots[id] = fs->roots[id].ptr;
+			fs->sb.journal_seq = journal_cur_seq(fs);
+			ret = bkfs_write_super(fs);
+		}
+	} else if (fs->error) {
+		ret = -BKFS_E_IO;
+	}
+	fs_free(fs, true);
+	return ret;
+}
+
+void bkfs_close_nowrite(struct bkfs_fs *fs)
+{
+	if (fs)
+		fs_free(fs, true);
+}

@@ -1,0 +1,29 @@
+/* super.h - format, open and close a filesystem (the engine's entry points). */
+#ifndef BKFS_SUPER_H
+#define BKFS_SUPER_H
+#include "../data/extent.h"
+
+struct format_opts {
+	u64 block_size, bucket_size, btree_node_size; /* bytes, 0 = default */
+	unsigned replicas;
+	const char *label;
+	bool force;
+};
+
+/* Format devices (already opened). Writes nothing if validation fails. */
+int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opts *o, struct printbuf *err);
+int bkfs_format(char *const *paths, unsigned nr, const struct format_opts *o, struct printbuf *err);
+/* Open: takes ownership of bds (closed on failure too). NULL entries are
+ * missing devices (BKFS_OPEN_DEGRADED). */
+int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bkfs_fs **out, struct printbuf *err);
+int bkfs_open(char *const *paths, unsigned nr, unsigned flags, struct bkfs_fs **out, struct printbuf *err);
+/* Checkpoint, mark clean and close. Returns the first error seen. */
+int bkfs_close(struct bkfs_fs *fs);
+/* Close without writing anything (after errors, or read-only). */
+void bkfs_close_nowrite(struct bkfs_fs *fs);
+/* Read the best superblock copy of one device. */
+int bkfs_read_super(struct blockdev *bd, struct bkfs_sb *sb, unsigned *copies_ok, struct printbuf *err);
+/* Hooks for the fs layer: create the root directory on a fresh filesystem. */
+int bkfs_fs_create_root(struct bkfs_fs *fs);
+
+#endif

@@ -1,0 +1,466 @@
+/* journal.c - journal entries, ring space, checkpoint records, read and replay. */
+#include "journal.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define JOURNAL_MAX_ENTRY (256u << 10)
+
+static struct journal *J(struct bkfs_fs *fs) { return fs->journal; }
+
+static u64 ring_start(struct bkfs_fs *fs, unsigned dev)
+{
+	return fs->devs[dev].m->journal_bucket_start * fs->bucket_bytes;
+}
+
+unsigned sb_copy_offsets(const struct bkfs_sb *sb, const struct bkfs_member *m, u64 out[3])
+{
+	u64 bucket_bytes = (u64)sb->bucket_size << SECTOR_SHIFT;
+	out[0] = BKFS_SB_OFFSET;
+	out[1] = BKFS_SB_BACKUP_OFFSET;
+	out[2] = (m->nbuckets - 1) * bucket_bytes;
+	return 3;
+}
+
+int bkfs_write_super(struct bkfs_fs *fs)
+{
+	u8 *buf = xcalloc(1, BKFS_SB_SIZE);
+	int ret = 0, ok = 0;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	fs->sb.seq++;
+	fs->sb.key_version = fs->key_version;
+	fs->sb.node_seq = fs->node_seq;
+	fs->sb.next_inum = fs->next_inum;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		struct blockdev *bd = fs->devs[d].bd;
+		if (!bd)
+			continue;
+		u64 offs[3];
+		unsigned n = sb_copy_offsets(&fs->sb, &fs->sb.members[d], offs);
+		memset(buf, 0, BKFS_SB_SIZE);
+		memcpy(buf, &fs->sb, sizeof(fs->sb));
+		((struct bkfs_sb *)buf)->dev_idx = d;
+		sb_csum_set((struct bkfs_sb *)buf);
+		for (unsigned i = 0; i < n; i++) {
+			int r = bd_write(bd, buf, offs[i], BKFS_SB_SIZE);
+			if (r)
+				ret = r;
+			else
+				ok++;
+		}
+		int r = bd_flush(bd);
+		if (r)
+			ret = r;
+	}
+	free(buf);
+	return ok ? 0 : (ret ? ret : -BKFS_E_IO);
+}
+
+int journal_init(struct bkfs_fs *fs)
+{
+	struct journal *j = xcalloc(1, sizeof(*j));
+	if (!j)
+		return -BKFS_E_NOMEM;
+	j->ring_bytes = fs->sb.members[0].journal_nr_buckets * fs->bucket_bytes;
+	for (unsigned d = 1; d < fs->nr_devs; d++)
+		j->ring_bytes = MIN(j->ring_bytes, fs->sb.members[d].journal_nr_buckets * fs->bucket_bytes);
+	j->seq = 1;
+	fs->journal = j;
+	return 0;
+}
+
+void journal_exit(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	if (!j)
+		return;
+	free(j->buf);
+	free(j);
+	fs->journal = NULL;
+}
+
+u64 journal_cur_seq(struct bkfs_fs *fs) { return J(fs) ? J(fs)->seq : 0; }
+u64 journal_durable_seq(struct bkfs_fs *fs) { return J(fs) ? J(fs)->durable_seq : 0; }
+
+static int buf_reserve(struct journal *j, size_t more)
+{
+	if (j->buf_len + more <= j->buf_cap)
+		return 0;
+	size_t nc = MAX(j->buf_cap * 2, j->buf_len + more + 4096);
+	u8 *n = realloc(j->buf, nc);
+	if (!n)
+		return -BKFS_E_NOMEM;
+	j->buf = n;
+	j->buf_cap = nc;
+	return 0;
+}
+
+static int add_record(struct journal *j, unsigned type, unsigned btree_id, unsigned level,
+		      const void *data, size_t len)
+{
+	size_t bytes = ROUND_UP(sizeof(struct bkfs_jrec) + len, 8);
+	int ret = buf_reserve(j, bytes);
+	if (ret)
+		return ret;
+	struct bkfs_jrec *r = (struct bkfs_jrec *)(j->buf + j->buf_len);
+	memset(r, 0, bytes);
+	r->type = type;
+	r->btree_id = btree_id;
+	r->level = level;
+	r->bytes = bytes;
+	memcpy(r + 1, data, len);
+	j->buf_len += bytes;
+	j->nr_records++;
+	return 0;
+}
+
+static u64 ring_used(struct journal *j)
+{
+	return (j->wpos + j->ring_bytes - j->cp_pos) % j->ring_bytes;
+}
+
+/* Write buf as entry `seq` at wpos on every member. */
+static int write_entry(struct bkfs_fs *fs, unsigned type, bool flush)
+{
+	struct journal *j = J(fs);
+	size_t total = ROUND_UP(sizeof(struct bkfs_jentry_hdr) + j->buf_len, fs->block_bytes);
+	if (total > j->ring_bytes / 4)
+		return -BKFS_E_JOURNAL_FULL;
+	u8 *e = xcalloc(1, total);
+	if (!e)
+		return -BKFS_E_NOMEM;
+	struct bkfs_jentry_hdr *h = (struct bkfs_jentry_hdr *)e;
+	h->version = BKFS_FORMAT_VERSION;
+	h->magic = sb_journal_magic(&fs->sb);
+	h->seq = j->seq;
+	h->bytes = sizeof(*h) + j->buf_len;
+	h->type = type;
+	h->nr_records = j->nr_records;
+	h->checkpoint_seq = type == JENTRY_CHECKPOINT ? j->seq : j->checkpoint_seq;
+	memcpy(e + sizeof(*h), j->buf, j->buf_len);
+	h->csum = bkfs_crc32c(0, e + 4, h->bytes - 4);
+	if (j->wpos + total > j->ring_bytes)
+		j->wpos = 0;
+	int ret = 0, ok = 0;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (!fs->devs[d].bd)
+			continue;
+		int r = bd_write(fs->devs[d].bd, e, ring_start(fs, d) + j->wpos, total);
+		if (!r && flush)
+			r = bd_flush(fs->devs[d].bd);
+		if (r)
+			ret = r;
+		else
+			ok++;
+	}
+	free(e);
+	if (!ok)
+		return ret ? ret : -BKFS_E_IO;
+	if (type == JENTRY_CHECKPOINT) {
+		j->cp_pos = j->wpos;
+		j->cp_len = total;
+		j->checkpoint_seq = j->seq;
+	}
+	j->wpos += total;
+	if (flush)
+		j->durable_seq = j->seq;
+	j->seq++;
+	j->buf_len = 0;
+	j->nr_records = 0;
+	return 0;
+}
+
+/* Would writing `more` record bytes run into the protected checkpoint entry? */
+static bool ring_would_fill(struct bkfs_fs *fs, size_t more)
+{
+	struct journal *j = J(fs);
+	u64 need = ROUND_UP(sizeof(struct bkfs_jentry_hdr) + more, fs->block_bytes);
+	u64 margin = 2 * (u64)JOURNAL_MAX_ENTRY / 4 + 8 * fs->block_bytes;
+	if (j->wpos + need > j->ring_bytes)
+		need += j->ring_bytes - j->wpos; /* the tail is skipped on wrap */
+	return ring_used(j) + need + margin > j->ring_bytes;
+}
+
+static int write_open_entry(struct bkfs_fs *fs, bool flush)
+{
+	struct journal *j = J(fs);
+	if (!j->nr_records) {
+		if (flush)
+			for (unsigned d = 0; d < fs->nr_devs; d++)
+				if (fs->devs[d].bd)
+					bd_flush(fs->devs[d].bd);
+		if (flush)
+			j->durable_seq = j->seq - 1;
+		return 0;
+	}
+	if (ring_would_fill(fs, j->buf_len)) {
+		/* the btrees already hold these keys: a checkpoint supersedes them */
+		j->buf_len = 0;
+		j->nr_records = 0;
+		return btree_checkpoint(fs);
+	}
+	return write_entry(fs, JENTRY_KEYS, flush);
+}
+
+int journal_flush(struct bkfs_fs *fs)
+{
+	if (!J(fs) || (fs->flags & BKFS_OPEN_RDONLY))
+		return 0;
+	return write_open_entry(fs, true);
+}
+
+int journal_commit_trans(struct bkfs_fs *fs, struct trans *t, u64 *seq)
+{
+	struct journal *j = J(fs);
+	size_t bytes = 0;
+	int ret;
+	for (size_t i = 0; i < t->nr; i++)
+		bytes += ROUND_UP(sizeof(struct bkfs_jrec) + bkey_bytes(t->u[i].k), 8);
+	if (bytes + sizeof(struct bkfs_jentry_hdr) > JOURNAL_MAX_ENTRY / 2) {
+		/* too big for one entry: make it durable through a checkpoint */
+		*seq = j->seq;
+		return btree_checkpoint(fs);
+	}
+	if (j->buf_len + bytes > JOURNAL_MAX_ENTRY / 2 && (ret = write_open_entry(fs, false)))
+		return ret;
+	for (size_t i = 0; i < t->nr; i++)
+		if ((ret = add_record(j, JR_KEY, t->u[i].btree_id, 0, t->u[i].k, bkey_bytes(t->u[i].k))))
+			return ret;
+	*seq = j->seq;
+	if (t->flags & COMMIT_SYNC)
+		return write_open_entry(fs, true);
+	if (ring_used(j) > j->ring_bytes / 2)
+		return btree_checkpoint(fs);
+	return 0;
+}
+
+int journal_write_checkpoint(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	int ret;
+	if (j->sb_dirty) {
+		if ((ret = bkfs_write_super(fs)))
+			return ret;
+		j->sb_dirty = false;
+	}
+	j->buf_len = 0; /* pending records are contained in the checkpoint */
+	j->nr_records = 0;
+	struct bkfs_jstate st = {
+		.key_version = fs->key_version,
+		.node_seq = fs->node_seq,
+		.next_inum = fs->next_inum,
+		.clock = fs->clock,
+	};
+	if ((ret = add_record(j, JR_STATE, 0, 0, &st, sizeof(st))))
+		return ret;
+	for (unsigned id = 0; id < BTREE_ID_NR; id++) {
+		struct bkey_buf kb;
+		bkey_init(&kb.k, KEY_TYPE_btree_ptr, POS_MAX, sizeof(struct bkfs_btree_ptr));
+		memcpy(bkey_val(&kb.k), &fs->roots[id].ptr, sizeof(struct bkfs_btree_ptr));
+		if ((ret = add_record(j, JR_ROOT, id, fs->roots[id].ptr.level, &kb.k, bkey_bytes(&kb.k))))
+			return ret;
+	}
+	/* keep the previous checkpoint intact: never write over it */
+	u64 total = ROUND_UP(sizeof(struct bkfs_jentry_hdr) + j->buf_len, fs->block_bytes);
+	u64 pos = j->wpos + total > j->ring_bytes ? 0 : j->wpos;
+	if (j->cp_len && pos < j->cp_pos + j->cp_len && j->cp_pos < pos + total)
+		j->wpos = (j->cp_pos + j->cp_len) % j->ring_bytes;
+	return write_entry(fs, JENTRY_CHECKPOINT, true);
+}
+
+/* ---- reading ---- */
+
+struct jent {
+	u64 seq, cp_seq;
+	u16 type;
+	const u8 *data; /* points into a ring buffer */
+	u32 bytes;
+	u64 pos;
+};
+
+static int jent_cmp(const void *a, const void *b)
+{
+	const struct jent *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int scan_ring(struct bkfs_fs *fs, const u8 *ring, u64 ring_bytes, struct jent **ents,
+		     size_t *nr, size_t *cap, struct journal_stats *st)
+{
+	u64 magic = sb_journal_magic(&fs->sb);
+	for (u64 off = 0; off + sizeof(struct bkfs_jentry_hdr) <= ring_bytes; off += fs->block_bytes) {
+		const struct bkfs_jentry_hdr *h = (const void *)(ring + off);
+		if (h->magic != magic)
+			continue;
+		if (h->version != BKFS_FORMAT_VERSION || h->bytes < sizeof(*h) || h->bytes > ring_bytes - off) {
+			st->bad_csum++;
+			continue;
+		}
+		if (bkfs_crc32c(0, (const u8 *)h + 4, h->bytes - 4) != h->csum) {
+			st->bad_csum++;
+			if (!st->first_bad_seq || h->seq < st->first_bad_seq)
+				st->first_bad_seq = h->seq;
+			continue;
+		}
+		if (*nr == *cap) {
+			size_t nc = *cap ? *cap * 2 : 256;
+			struct jent *n = realloc(*ents, nc * sizeof(*n));
+			if (!n)
+				return -BKFS_E_NOMEM;
+			*ents = n;
+			*cap = nc;
+		}
+		(*ents)[(*nr)++] = (struct jent){ .seq = h->seq, .cp_seq = h->checkpoint_seq, .type = h->type,
+						   .data = (const u8 *)h, .bytes = h->bytes, .pos = off };
+		st->entries_valid++;
+		off += ROUND_UP(h->bytes, fs->block_bytes) - fs->block_bytes;
+	}
+	return 0;
+}
+
+/* Walk the records of one entry; cb returns <0 to stop. */
+static int entry_records(const struct jent *e, int (*cb)(struct bkfs_fs *, const struct bkfs_jrec *, void *),
+			 struct bkfs_fs *fs, void *arg)
+{
+	u32 off = sizeof(struct bkfs_jentry_hdr);
+	while (off + sizeof(struct bkfs_jrec) <= e->bytes) {
+		const struct bkfs_jrec *r = (const void *)(e->data + off);
+		if (r->bytes < sizeof(*r) || r->bytes % 8 || r->bytes > e->bytes - off)
+			return -BKFS_E_CORRUPT;
+		int ret = cb(fs, r, arg);
+		if (ret)
+			return ret;
+		off += r->bytes;
+	}
+	return 0;
+}
+
+static const struct bkey *rec_key(const struct bkfs_jrec *r)
+{
+	const struct bkey *k = (const void *)(r + 1);
+	if (r->bytes < sizeof(*r) + sizeof(struct bkey) || bkey_bytes(k) > r->bytes - sizeof(*r) ||
+	    k->u64s < BKEY_U64s)
+		return NULL;
+	return k;
+}
+
+static int load_checkpoint_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, void *arg)
+{
+	if (r->type == JR_STATE && r->bytes >= sizeof(*r) + sizeof(struct bkfs_jstate)) {
+		const struct bkfs_jstate *st = (const void *)(r + 1);
+		fs->key_version = MAX(fs->key_version, st->key_version);
+		fs->node_seq = MAX(fs->node_seq, st->node_seq);
+		fs->next_inum = MAX(fs->next_inum, st->next_inum);
+		fs->clock = MAX(fs->clock, st->clock);
+	} else if (r->type == JR_ROOT && r->btree_id < BTREE_ID_NR) {
+		const struct bkey *k = rec_key(r);
+		if (!k || k->type != KEY_TYPE_btree_ptr || bkey_val_bytes(k) < sizeof(struct bkfs_btree_ptr))
+			return -BKFS_E_CORRUPT;
+		memcpy(&fs->roots[r->btree_id].ptr, bkey_val(k), sizeof(struct bkfs_btree_ptr));
+		fs->roots[r->btree_id].b = NULL;
+		fs->roots[r->btree_id].error = false;
+	}
+	return 0;
+}
+
+static int replay_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, void *arg)
+{
+	if (r->type != JR_KEY)
+		return 0;
+	const struct bkey *k = rec_key(r);
+	if (!k || r->btree_id >= BTREE_ID_NR || bkey_validate(k, r->btree_id, 0, NULL))
+		return -BKFS_E_CORRUPT;
+	fs->key_version = MAX(fs->key_version, k->version);
+	int ret = btree_insert_key(fs, r->btree_id, k);
+	if (ret && (fs->flags & BKFS_OPEN_FSCK))
+		return 0; /* the tree under it is damaged: fsck repairs it */
+	return ret;
+}
+
+int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
+{
+	struct journal *j = J(fs);
+	struct journal_stats *st = &j->stats;
+	struct jent *ents = NULL;
+	size_t nr = 0, cap = 0;
+	u8 *rings[BKFS_MAX_DEVS] = { 0 };
+	int ret = 0;
+
+	memset(st, 0, sizeof(*st));
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (!fs->devs[d].bd)
+			continue;
+		rings[d] = malloc(j->ring_bytes);
+		if (!rings[d]) {
+			ret = -BKFS_E_NOMEM;
+			goto out;
+		}
+		if (bd_read(fs->devs[d].bd, rings[d], ring_start(fs, d), j->ring_bytes)) {
+			free(rings[d]);
+			rings[d] = NULL;
+			continue;
+		}
+		if ((ret = scan_ring(fs, rings[d], j->ring_bytes, &ents, &nr, &cap, st)))
+			goto out;
+	}
+	qsort(ents, nr, sizeof(*ents), jent_cmp);
+	/* newest checkpoint whose records parse */
+	ssize_t cp = -1;
+	for (ssize_t i = nr - 1; i >= 0; i--) {
+		st->max_seq_seen = MAX(st->max_seq_seen, ents[i].seq);
+		if (cp < 0 && ents[i].type == JENTRY_CHECKPOINT &&
+		    !entry_records(&ents[i], load_checkpoint_rec, fs, NULL))
+			cp = i;
+	}
+	if (cp < 0) {
+		ret = -BKFS_E_NOENT; /* caller may fall back to superblock roots */
+		goto out;
+	}
+	st->found_checkpoint = true;
+	u64 cseq = ents[cp].seq;
+	st->checkpoint_seq = cseq;
+	j->checkpoint_seq = cseq;
+	j->cp_pos = ents[cp].pos;
+	j->cp_len = ROUND_UP(ents[cp].bytes, fs->block_bytes);
+	j->wpos = j->cp_pos + j->cp_len;
+	u64 next = cseq + 1;
+	for (size_t i = cp + 1; i < nr; i++) {
+		if (ents[i].seq < next)
+			continue; /* replica copy of one already taken */
+		if (ents[i].seq != next || ents[i].cp_seq != cseq) {
+			st->after_gap++;
+			if (!st->first_bad_seq)
+				st->first_bad_seq = next;
+			continue;
+		}
+		if (replay && (ret = entry_records(&ents[i], replay_rec, fs, NULL))) {
+			if (!(fs->flags & BKFS_OPEN_FSCK))
+				goto out;
+			st->torn++;
+			ret = 0;
+			break;
+		}
+		st->entries_replayed++;
+		j->wpos = ents[i].pos + ROUND_UP(ents[i].bytes, fs->block_bytes);
+		next++;
+	}
+	/* entries lost to a crash may linger in the ring with higher seqs:
+	 * continue past every seq ever seen so they can never be replayed */
+	j->seq = MAX(next, st->max_seq_seen + 1);
+	j->durable_seq = next - 1;
+	if (j->wpos >= j->ring_bytes)
+		j->wpos = 0;
+out:
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		free(rings[d]);
+	free(ents);
+	return ret;
+}
+
+void journal_stats_to_text(struct printbuf *out, const struct journal_stats *s)
+{
+	pb_printf(out, "checkpoint seq %llu, %llu valid entries, %llu replayed, %llu bad checksums, %llu after a gap, newest seq %llu",
+		  (unsigned long long)s->checkpoint_seq, (unsigned long long)s->entries_valid,
+		  (unsigned long long)s->entries_replayed, (unsigned long long)s->bad_csum,
+		  (unsigned long long)s->after_gap, (unsigned long long)s->max_seq_seen);
+}

@@ -1,0 +1,51 @@
+/* journal.h - the journal: a ring of buckets mirrored on every member.
+ * Each commit's final keys go into an entry; entries are durable once flushed.
+ * A checkpoint entry records the btree roots after all dirty nodes were
+ * written; replay applies, in seq order, the entries after the newest
+ * checkpoint, stopping at the first gap. Until replay has been written out by
+ * a checkpoint, the replayed keys live only in memory (the overlay): nothing
+ * on disk changes, so the checker can run on an unclean filesystem. */
+#ifndef BKFS_JOURNAL_H
+#define BKFS_JOURNAL_H
+#include "../btree/btree.h"
+
+struct journal_stats {
+	u64 entries_valid, entries_replayed, bad_csum, after_gap, torn;
+	u64 checkpoint_seq, max_seq_seen;
+	u64 first_bad_seq;  /* seq of the first entry not replayed (0 = none) */
+	bool found_checkpoint;
+};
+
+struct journal {
+	u64 seq;            /* seq of the entry being built */
+	u64 durable_seq;    /* every entry <= this is on disk */
+	u64 checkpoint_seq; /* newest checkpoint entry */
+	u64 ring_bytes;     /* per device */
+	u64 wpos;           /* next write offset in the ring */
+	u64 cp_pos, cp_len; /* where the newest checkpoint entry lies (never overwritten) */
+	u8 *buf;            /* records of the entry being built */
+	size_t buf_len, buf_cap;
+	u16 nr_records;
+	bool sb_dirty;      /* superblock must be written before the next checkpoint record */
+	struct journal_stats stats;
+};
+
+int journal_init(struct bkfs_fs *fs);
+void journal_exit(struct bkfs_fs *fs);
+/* Read the ring, choose the newest checkpoint, load roots and state into fs
+ * and replay later entries into the in-memory btrees. */
+int journal_read_and_replay(struct bkfs_fs *fs, bool replay);
+/* Write the open entry and flush all members. */
+int journal_flush(struct bkfs_fs *fs);
+u64 journal_durable_seq(struct bkfs_fs *fs);
+/* hooks */
+int journal_commit_trans(struct bkfs_fs *fs, struct trans *t, u64 *seq);
+u64 journal_cur_seq(struct bkfs_fs *fs);
+int journal_write_checkpoint(struct bkfs_fs *fs);
+/* Write the superblock to every copy on every member. */
+int bkfs_write_super(struct bkfs_fs *fs);
+/* Superblock copy locations on a member (byte offsets); returns count. */
+unsigned sb_copy_offsets(const struct bkfs_sb *sb, const struct bkfs_member *m, u64 out[3]);
+void journal_stats_to_text(struct printbuf *out, const struct journal_stats *s);
+
+#endif

@@ -1,0 +1,91 @@
+/* test_engine.c - btree/journal/alloc engine on the emulated device. */
+#include "test.h"
+#include "fs/super.h"
+
+static struct blockdev *mkdev(u64 size)
+{
+	struct emu_opts o = { .size = size, .seed = 1 };
+	struct blockdev *bd;
+	if (emu_dev_create(&o, &bd))
+		return NULL;
+	return bd;
+}
+
+static int insert_inodes(struct bkfs_fs *fs, u64 first, u64 n, unsigned flags)
+{
+	struct trans t;
+	trans_init(&t, fs);
+	for (u64 i = first; i < first + n; i++) {
+		struct bkey_buf kb;
+		bkey_init(&kb.k, KEY_TYPE_inode, POS(0, i), sizeof(struct bkfs_inode));
+		struct bkfs_inode *in = bkey_val(&kb.k);
+		in->mode = 0100644;
+		in->nlink = 1;
+		in->size = i;
+		int ret = trans_update(&t, BTREE_ID_inodes, &kb.k);
+		if (!ret)
+			ret = trans_commit(&t, flags);
+		if (ret) {
+			trans_exit(&t);
+			return ret;
+		}
+	}
+	trans_exit(&t);
+	return 0;
+}
+
+static u64 count_keys(struct bkfs_fs *fs, unsigned id)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	u64 n = 0;
+	for_each_btree_key(it, fs, id, POS_MIN, k, ret)
+		n++;
+	return ret ? 0 : n;
+}
+
+int main(void)
+{
+	struct printbuf err = PRINTBUF;
+	struct blockdev *bd = mkdev(64 << 20);
+	struct format_opts fo = { 0 };
+	CHECK(bd != NULL);
+	bd->keep_open = true;
+	struct blockdev *bds[1] = { bd };
+	int ret = bkfs_format_devs(bds, 1, &fo, &err);
+	if (ret)
+		fprintf(stderr, "format: %s %s\n", bkfs_strerror(ret), pb_str(&err));
+	CHECK_EQ(ret, 0);
+
+	struct bkfs_fs *fs;
+	bds[0] = bd;
+	ret = bkfs_open_devs(bds, 1, 0, &fs, &err);
+	if (ret)
+		fprintf(stderr, "open: %s %s\n", bkfs_strerror(ret), pb_str(&err));
+	CHECK_EQ(ret, 0);
+	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 1);
+	CHECK_EQ(insert_inodes(fs, 10000, 20000, 0), 0);
+	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 20001);
+	CHECK_EQ(bkfs_close(fs), 0);
+
+	bds[0] = bd;
+	ret = bkfs_open_devs(bds, 1, 0, &fs, &err);
+	CHECK_EQ(ret, 0);
+	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 20001);
+	/* unclean: committed with sync, then "crash" */
+	CHECK_EQ(insert_inodes(fs, 50000, 100, COMMIT_SYNC), 0);
+	bkfs_close_nowrite(fs);
+	emu_dev_power_cut(bd);
+	bds[0] = bd;
+	ret = bkfs_open_devs(bds, 1, 0, &fs, &err);
+	if (ret)
+		fprintf(stderr, "reopen: %s %s\n", bkfs_strerror(ret), pb_str(&err));
+	CHECK_EQ(ret, 0);
+	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 20101);
+	CHECK_EQ(bkfs_close(fs), 0);
+	bd->keep_open = false;
+	bd_close(bd);
+	pb_exit(&err);
+	TEST_MAIN_END();
+}
