@@ -1,0 +1,375 @@
+/* fsck.c - the checker's framework: the named-error table, findings, modes,
+ * reports (text and JSON), memory estimate and the pass driver. */
+#include "fsck.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#include <time.h>
+#include <sys/resource.h>
+
+const struct fsck_err_info fsck_err_table[FSCK_ERR_NR] = {
+#define x(n, num, f) { #n, num, f },
+	FSCK_ERRORS()
+#undef x
+};
+
+const char *const fsck_pass_names[FSCK_PASS_NR] = {
+#define x(n) #n,
+	FSCK_PASSES()
+#undef x
+};
+
+static volatile sig_atomic_t fsck_cancelled;
+static void on_sigint(int sig) { (void)sig; fsck_cancelled = 1; }
+
+void fsck_list_errors(struct printbuf *out)
+{
+	pb_printf(out, "%-4s %-48s %s\n", "num", "name", "flags");
+	for (unsigned i = 0; i < FSCK_ERR_NR; i++)
+		pb_printf(out, "%-4u %-48s %s%s\n", fsck_err_table[i].num, fsck_err_table[i].name,
+			  fsck_err_table[i].flags & FSCK_PREEN ? "preen" : "-",
+			  fsck_err_table[i].flags & FSCK_NOFIX ? ",nofix" : "");
+}
+
+static const char *mode_fixes(struct fsck_ctx *c, unsigned err)
+{
+	if (fsck_err_table[err].flags & FSCK_NOFIX)
+		return NULL;
+	if (c->opts.mode == FSCK_MODE_YES)
+		return "yes";
+	if (c->opts.mode == FSCK_MODE_PREEN && (fsck_err_table[err].flags & FSCK_PREEN))
+		return "yes";
+	return NULL;
+}
+
+bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *fmt, ...)
+{
+	struct printbuf pb = PRINTBUF;
+	va_list ap;
+	va_start(ap, fmt);
+	pb_vprintf(&pb, fmt, ap);
+	va_end(ap);
+	if (c->nr == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 64;
+		struct fsck_finding *n = realloc(c->f, nc * sizeof(*n));
+		if (!n) {
+			pb_exit(&pb);
+			c->operational_error = true;
+			return false;
+		}
+		c->f = n;
+		c->cap = nc;
+	}
+	bool fix = mode_fixes(c, err) != NULL;
+	struct fsck_finding *f = &c->f[c->nr++];
+	memset(f, 0, sizeof(*f));
+	f->err = err;
+	f->pass = c->pass;
+	f->object = pb.buf ? pb.buf : strdup("");
+	f->action = action ? action : "none";
+	f->fixed = fix;
+	c->counts[err]++;
+	if (fix) {
+		c->nr_fixed++;
+		fsck_begin_repair(c);
+	} else {
+		c->nr_unfixed++;
+	}
+	return fix;
+}
+
+void fsck_err_msg(struct fsck_ctx *c, const char *fmt, ...)
+{
+	if (!c->nr)
+		return;
+	struct fsck_finding *f = &c->f[c->nr - 1];
+	struct printbuf pb = PRINTBUF;
+	if (f->msg)
+		pb_printf(&pb, "%s; ", f->msg);
+	va_list ap;
+	va_start(ap, fmt);
+	pb_vprintf(&pb, fmt, ap);
+	va_end(ap);
+	free(f->msg);
+	f->msg = pb.buf;
+}
+
+void fsck_begin_repair(struct fsck_ctx *c)
+{
+	if (!fsck_may_fix(c))
+		return;
+	c->changed = true;
+	c->fs->flags &= ~BKFS_OPEN_RDONLY;
+}
+
+void bkey_object_text(struct printbuf *out, unsigned btree_id, unsigned level, const struct bkey *k)
+{
+	pb_printf(out, "btree %s level %u pos ", btree_id_str(btree_id), level);
+	bpos_to_text(out, k->p);
+}
+
+/* ---- reports ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char ch = *s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static int write_json(struct fsck_ctx *c, const char *path, int status)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "{\n  \"exit_status\": %d,\n  \"mode\": \"%s\",\n  \"findings\": [", status,
+		c->opts.mode == FSCK_MODE_YES ? "yes" : c->opts.mode == FSCK_MODE_PREEN ? "preen" : "no");
+	for (size_t i = 0; i < c->nr; i++) {
+		struct fsck_finding *x = &c->f[i];
+		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+		json_str(f, fsck_err_table[x->err].name);
+		fprintf(f, ", \"number\": %u, \"pass\": ", fsck_err_table[x->err].num);
+		json_str(f, fsck_pass_names[x->pass]);
+		fprintf(f, ", \"object\": ");
+		json_str(f, x->object);
+		fprintf(f, ", \"message\": ");
+		json_str(f, x->msg ? x->msg : "");
+		fprintf(f, ", \"action\": ");
+		json_str(f, x->action);
+		fprintf(f, ", \"fixed\": %s}", x->fixed && c->opts.mode != FSCK_MODE_NO ? "true" : "false");
+	}
+	fprintf(f, "\n  ],\n  \"passes\": [");
+	bool first = true;
+	for (unsigned p = 0; p < FSCK_PASS_NR; p++) {
+		if (!c->pass_ran[p])
+			continue;
+		fprintf(f, "%s\n    {\"name\": \"%s\", \"seconds\": %.6f}", first ? "" : ",", fsck_pass_names[p],
+			c->pass_ns[p] / 1e9);
+		first = false;
+	}
+	fprintf(f, "\n  ],\n  \"counts\": {");
+	first = true;
+	for (unsigned e = 0; e < FSCK_ERR_NR; e++)
+		if (c->counts[e]) {
+			fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", fsck_err_table[e].name,
+				(unsigned long long)c->counts[e]);
+			first = false;
+		}
+	fprintf(f, "},\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
+		(unsigned long long)(c->opts.mode == FSCK_MODE_NO ? 0 : c->nr_fixed),
+		(unsigned long long)(c->opts.mode == FSCK_MODE_NO ? c->nr : c->nr_unfixed),
+		(unsigned long long)c->lost_extents, (unsigned long long)c->lost_sectors,
+		(unsigned long long)c->lost_nodes, (unsigned long long)c->salvaged_inodes);
+	return fclose(f);
+}
+
+static void print_report(struct fsck_ctx *c)
+{
+	int last_pass = -1;
+	for (size_t i = 0; i < c->nr; i++) {
+		struct fsck_finding *x = &c->f[i];
+		if ((int)x->pass != last_pass) {
+			printf("pass %s:\n", fsck_pass_names[x->pass]);
+			last_pass = x->pass;
+		}
+		printf("  %s (%u): %s%s%s -> %s%s\n", fsck_err_table[x->err].name, fsck_err_table[x->err].num,
+		       x->object, x->msg ? ": " : "", x->msg ? x->msg : "", x->action,
+		       c->opts.mode == FSCK_MODE_NO ? " (not fixed: -n)" : x->fixed ? " (fixed)" : " (not fixed)");
+	}
+	printf("passes:");
+	for (unsigned p = 0; p < FSCK_PASS_NR; p++)
+		if (c->pass_ran[p])
+			printf(" %s %.3fs", fsck_pass_names[p], c->pass_ns[p] / 1e9);
+	printf("\n");
+	if (c->lost_extents || c->lost_nodes || c->salvaged_inodes)
+		printf("data: %llu extents (%llu sectors) and %llu btree nodes lost; %llu inodes salvaged to lost+found\n",
+		       (unsigned long long)c->lost_extents, (unsigned long long)c->lost_sectors,
+		       (unsigned long long)c->lost_nodes, (unsigned long long)c->salvaged_inodes);
+	printf("%zu findings, %llu fixed, %llu left\n", c->nr,
+	       (unsigned long long)(c->opts.mode == FSCK_MODE_NO ? 0 : c->nr_fixed),
+	       (unsigned long long)(c->opts.mode == FSCK_MODE_NO ? c->nr : c->nr_unfixed));
+}
+
+static void progress(struct fsck_ctx *c, unsigned pass, u64 start_ns)
+{
+	if (!c->opts.progress || !isatty(STDERR_FILENO))
+		return;
+	unsigned done = pass + 1, width = 30;
+	double el = (now_ns() - start_ns) / 1e9;
+	double eta = done ? el / done * (FSCK_PASS_NR - done) : 0;
+	fprintf(stderr, "\r[");
+	for (unsigned i = 0; i < width; i++)
+		fputc(i < width * done / FSCK_PASS_NR ? '#' : ' ', stderr);
+	fprintf(stderr, "] %-22s %3u%% ETA %.1fs", fsck_pass_names[pass], 100 * done / FSCK_PASS_NR, eta);
+	if (done == FSCK_PASS_NR)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+typedef int (*pass_fn)(struct fsck_ctx *);
+
+static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
+{
+	if (fsck_cancelled)
+		return -BKFS_E_AGAIN;
+	c->pass = pass;
+	u64 t0 = now_ns();
+	int ret = fn(c);
+	c->pass_ns[pass] += now_ns() - t0;
+	c->pass_ran[pass] = true;
+	progress(c, pass, start);
+	if (c->opts.verbose)
+		fprintf(stderr, "bkfs fsck: pass %s done in %.3fs\n", fsck_pass_names[pass], (now_ns() - t0) / 1e9);
+	return ret;
+}
+
+static u64 mem_estimate(struct bkfs_fs *fs)
+{
+	u64 buckets = 0;
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		buckets += fs->sb.members[d].nbuckets;
+	/* shadow bucket state (16 B) + live mirror (56 B + 1) + node cache */
+	return buckets * (16 + sizeof(struct bkfs_alloc) + 1) + (u64)fs->max_clean * fs->node_bytes / 4 +
+	       (16u << 20);
+}
+
+static void record_error_counts(struct fsck_ctx *c)
+{
+	for (unsigned e = 0; e < FSCK_ERR_NR; e++) {
+		unsigned slot = fsck_err_table[e].num;
+		if (c->counts[e] && slot < BKFS_FSCK_ERR_SLOTS)
+			c->fs->sb.fsck_err_count[slot] += c->counts[e];
+	}
+	c->fs->sb.fsck_last_run = (u64)time(NULL);
+}
+
+int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
+{
+	struct fsck_ctx c = { .opts = *o, .devpaths = (char **)devs, .nr_devpaths = nr };
+	struct printbuf err = PRINTBUF;
+	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
+	int status = 0, ret;
+	u64 start = now_ns();
+
+	signal(SIGINT, on_sigint);
+	if (nr > BKFS_MAX_DEVS) {
+		fprintf(stderr, "bkfs fsck: at most %d devices\n", BKFS_MAX_DEVS);
+		return 16;
+	}
+	for (unsigned i = 0; i < nr; i++)
+		if ((ret = file_dev_open(devs[i], o->mode == FSCK_MODE_NO ? BD_RDONLY : 0, &bds[i]))) {
+			fprintf(stderr, "bkfs fsck: %s: %s\n", devs[i], bkfs_strerror(ret));
+			for (unsigned j = 0; j < i; j++)
+				bd_close(bds[j]);
+			return 8;
+		}
+	/* pass 1 works on raw devices, before anything trusts a superblock */
+	struct bkfs_fs pre = { .nr_devs = nr };
+	for (unsigned i = 0; i < nr; i++)
+		pre.devs[i].bd = bds[i];
+	c.fs = &pre;
+	ret = run_pass(&c, FSCK_PASS_superblock, fsck_pass_superblock, start);
+	if (ret) {
+		for (unsigned i = 0; i < nr; i++)
+			bd_close(bds[i]);
+		fprintf(stderr, "bkfs fsck: %s\n", bkfs_strerror(ret));
+		status = 8;
+		goto report;
+	}
+	struct bkfs_fs *fs;
+	ret = bkfs_open_devs(bds, nr, BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED,
+			     &fs, &err);
+	if (ret) {
+		fprintf(stderr, "bkfs fsck: cannot open: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
+		status = 8;
+		goto report;
+	}
+	c.fs = fs;
+	fs->dirty_limit = UINT64_MAX; /* nothing reaches disk before the final checkpoint */
+	fs->fsck = &c;
+	if (err.len && o->verbose)
+		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));
+	u64 est = mem_estimate(fs);
+	printf("bkfs fsck: %u device(s), memory estimate %.1f MiB\n", fs->nr_devs, est / 1048576.0);
+	if (o->mem_limit && est > o->mem_limit) {
+		fprintf(stderr, "bkfs fsck: needs about %.1f MiB, more than the limit -m %.1f MiB\n", est / 1048576.0,
+			o->mem_limit / 1048576.0);
+		bkfs_close_nowrite(fs);
+		status = 8;
+		goto report;
+	}
+	static const struct { unsigned pass; pass_fn fn; } passes[] = {
+		{ FSCK_PASS_journal, fsck_pass_journal },
+		{ FSCK_PASS_check_topology, fsck_check_topology },
+		{ FSCK_PASS_check_allocations, fsck_check_allocations },
+		{ FSCK_PASS_check_alloc_info, fsck_check_alloc_info },
+		{ FSCK_PASS_check_filesystem, fsck_check_filesystem },
+		{ FSCK_PASS_gc_gens, fsck_gc_gens },
+	};
+	for (unsigned i = 0; i < ARRAY_SIZE(passes) && !ret; i++) {
+		if (passes[i].pass == FSCK_PASS_gc_gens && !o->gc_gens)
+			continue;
+		ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
+	}
+	if (ret == -BKFS_E_AGAIN || fsck_cancelled) {
+		fprintf(stderr, "bkfs fsck: cancelled; nothing was written\n");
+		bkfs_close_nowrite(fs);
+		status = 32;
+		goto report;
+	}
+	if (ret) {
+		fprintf(stderr, "bkfs fsck: %s\n", bkfs_strerror(ret));
+		c.operational_error = true;
+	}
+	if (c.nr)
+		record_error_counts(&c);
+	if (c.changed && fsck_may_fix(&c) && !c.operational_error) {
+		/* one atomic checkpoint writes every repair */
+		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
+		fs->sb.clean = 0;
+		ret = bkfs_write_super(fs);
+		if (!ret)
+			ret = bkfs_close(fs);
+		else
+			bkfs_close_nowrite(fs);
+		if (ret) {
+			fprintf(stderr, "bkfs fsck: writing repairs: %s\n", bkfs_strerror(ret));
+			c.operational_error = true;
+		}
+	} else {
+		bkfs_close_nowrite(fs);
+	}
+	if (c.nr) {
+		if (o->mode == FSCK_MODE_NO || c.nr_unfixed)
+			status |= 4;
+		if (o->mode != FSCK_MODE_NO && c.nr_fixed)
+			status |= 1;
+	}
+	if (c.operational_error)
+		status |= 8;
+report:
+	print_report(&c);
+	if (o->json_path && write_json(&c, o->json_path, status))
+		fprintf(stderr, "bkfs fsck: cannot write %s\n", o->json_path);
+	for (size_t i = 0; i < c.nr; i++) {
+		free(c.f[i].object);
+		free(c.f[i].msg);
+	}
+	free(c.f);
+	if (c.scan) {
+		scan_result_free(c.scan);
+		free(c.scan);
+	}
+	pb_exit(&err);
+	return status;
+}

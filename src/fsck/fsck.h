@@ -1,0 +1,216 @@
+/* fsck.h - the checker and garbage collector.
+ *
+ * Flow (fsck.c: bkfs_fsck()):
+ *   superblock -> journal (open read-only with in-memory replay: the overlay)
+ *   -> check_topology (+ scan_for_btree_nodes on demand) -> check_allocations
+ *   (mark and sweep) -> check_alloc_info -> filesystem passes -> gc_gens.
+ * Repairs are made in memory (btree_insert_key / bucket_update / acct) and,
+ * in -y/-p mode, written at the end by one atomic checkpoint: killing fsck at
+ * any write leaves either the old or the repaired filesystem.
+ *
+ * Every finding has a stable name and number (FSCK_ERRORS below). */
+#ifndef BKFS_FSCK_H
+#define BKFS_FSCK_H
+#include "../fs/super.h"
+
+/* flags: PREEN = safe to fix under -p without a person */
+#define FSCK_PREEN (1u << 0)
+#define FSCK_NOFIX (1u << 1) /* reported, cannot be repaired */
+
+/* x(name, number, flags) - numbers are stable forever; never reuse one */
+#define FSCK_ERRORS()                                                   \
+	/* superblock */                                                \
+	x(sb_copy_bad, 1, FSCK_PREEN)                                   \
+	x(sb_copy_stale, 2, FSCK_PREEN)                                 \
+	x(sb_member_bitmap_bad, 3, FSCK_PREEN)                          \
+	/* journal */                                                   \
+	x(journal_entry_bad_csum, 10, FSCK_PREEN)                       \
+	x(journal_entries_after_gap, 11, FSCK_PREEN)                    \
+	x(journal_no_checkpoint, 12, 0)                                 \
+	x(journal_entry_torn, 13, FSCK_PREEN)                           \
+	/* topology (reference §8 #1-10) */                             \
+	x(btree_node_unreadable, 30, 0)                                 \
+	x(btree_node_topology_bad_min_key, 31, 0)                       \
+	x(btree_node_topology_bad_max_key, 32, 0)                       \
+	x(btree_node_topology_overwritten_by_next_node, 33, 0)          \
+	x(btree_node_topology_overwritten_by_prev_node, 34, 0)          \
+	x(btree_node_topology_interior_node_empty, 35, 0)               \
+	x(btree_root_unreadable_and_scan_found_nothing, 36, 0)          \
+	x(btree_root_bad_min_key, 37, 0)                                \
+	x(btree_root_bad_max_key, 38, 0)                                \
+	x(btree_node_topology_empty_interior_node, 39, 0)               \
+	x(btree_node_read_error, 40, 0)                                 \
+	x(btree_root_unreadable, 41, 0)                                 \
+	x(btree_node_stale_replaced_by_scan, 42, 0)                     \
+	x(btree_node_gap_filled_from_scan, 43, 0)                       \
+	x(bkey_invalid, 44, 0)                                          \
+	/* keys and pointers (reference §8 #11-23) */                   \
+	x(bkey_version_in_future, 80, FSCK_PREEN)                       \
+	x(btree_bitmap_not_marked, 81, FSCK_PREEN)                      \
+	x(ptr_to_invalid_device, 82, 0)                                 \
+	x(ptr_to_invalid_bucket, 83, 0)                                 \
+	x(ptr_to_missing_alloc_key, 84, 0)                              \
+	x(ptr_gen_newer_than_bucket_gen, 85, 0)                         \
+	x(ptr_too_stale, 86, 0)                                         \
+	x(stale_dirty_ptr, 87, 0)                                       \
+	x(ptr_bucket_data_type_mismatch, 88, 0)                         \
+	x(ptr_to_missing_stripe, 89, 0)                                 \
+	x(ptr_to_incorrect_stripe, 90, 0)                               \
+	x(bucket_sector_count_overflow, 91, 0)                          \
+	x(bucket_metadata_type_mismatch, 92, 0)                         \
+	x(reflink_p_to_missing_reflink_v, 93, 0)                        \
+	x(extent_all_ptrs_dropped, 94, 0)                               \
+	/* alloc sweep (reference §8 #24-31) */                         \
+	x(alloc_key_data_type_wrong, 106, FSCK_PREEN)                   \
+	x(alloc_key_gen_wrong, 107, FSCK_PREEN)                         \
+	x(alloc_key_dirty_sectors_wrong, 108, FSCK_PREEN)               \
+	x(alloc_key_cached_sectors_wrong, 109, FSCK_PREEN)              \
+	x(alloc_key_stripe_wrong, 110, FSCK_PREEN)                      \
+	x(alloc_key_stripe_redundancy_wrong, 111, FSCK_PREEN)           \
+	x(alloc_key_stripe_sectors_wrong, 112, FSCK_PREEN)              \
+	x(alloc_key_fragmentation_lru_wrong, 113, FSCK_PREEN)           \
+	x(alloc_key_missing, 114, FSCK_PREEN)                           \
+	x(alloc_key_oldest_gen_wrong, 115, FSCK_PREEN)                  \
+	/* other sweeps (reference §8 #32-34) */                        \
+	x(stripe_sector_count_wrong, 120, FSCK_PREEN)                   \
+	x(reflink_v_refcount_wrong, 121, FSCK_PREEN)                    \
+	x(accounting_mismatch, 122, FSCK_PREEN)                         \
+	/* alloc info */                                                \
+	x(alloc_key_journal_seq_in_future, 130, FSCK_PREEN)             \
+	x(alloc_key_need_inc_gen_stuck, 131, FSCK_PREEN)                \
+	/* filesystem */                                                \
+	x(inode_invalid, 150, 0)                                        \
+	x(root_inode_missing, 151, 0)                                   \
+	x(dirent_to_missing_inode, 152, 0)                              \
+	x(dirent_d_type_wrong, 153, FSCK_PREEN)                         \
+	x(inode_unreachable, 154, 0)                                    \
+	x(inode_link_count_wrong, 155, FSCK_PREEN)                      \
+	x(dir_multiple_links, 156, 0)                                   \
+	x(dir_loop, 157, 0)                                             \
+	x(dir_parent_wrong, 158, FSCK_PREEN)                            \
+	x(inode_i_size_wrong, 159, 0)                                   \
+	x(inode_i_sectors_wrong, 160, FSCK_PREEN)                       \
+	x(extent_for_missing_inode, 161, 0)                             \
+	x(xattr_for_missing_inode, 162, 0)                              \
+	x(dirent_in_non_dir, 163, 0)                                    \
+	x(lost_found_missing, 164, 0)                                   \
+	/* gc_gens */                                                   \
+	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)
+
+enum fsck_err_id {
+#define x(n, num, f) FSCK_ERR_##n,
+	FSCK_ERRORS()
+#undef x
+	FSCK_ERR_NR
+};
+struct fsck_err_info { const char *name; unsigned num, flags; };
+extern const struct fsck_err_info fsck_err_table[FSCK_ERR_NR];
+
+enum fsck_mode { FSCK_MODE_NO, FSCK_MODE_PREEN, FSCK_MODE_YES };
+
+/* passes, in order */
+#define FSCK_PASSES()                  \
+	x(superblock)                  \
+	x(journal)                     \
+	x(check_topology)              \
+	x(scan_for_btree_nodes)        \
+	x(check_allocations)           \
+	x(check_alloc_info)            \
+	x(check_filesystem)            \
+	x(gc_gens)
+enum fsck_pass {
+#define x(n) FSCK_PASS_##n,
+	FSCK_PASSES()
+#undef x
+	FSCK_PASS_NR
+};
+extern const char *const fsck_pass_names[FSCK_PASS_NR];
+
+struct fsck_finding {
+	unsigned err;        /* enum fsck_err_id */
+	unsigned pass;
+	char *object;        /* "btree extents level 0 pos 4097:8:0", "dev 0 bucket 12", "inode 4100 (/a/b)" */
+	char *msg;
+	const char *action;  /* what -y does / did: "dropped pointer", ... */
+	bool fixed;
+};
+
+struct fsck_opts {
+	enum fsck_mode mode;
+	bool verbose, progress, gc_gens;
+	u64 mem_limit;       /* bytes, 0 = none */
+	const char *json_path;
+};
+
+struct scan_result; /* scan.c */
+
+struct fsck_ctx {
+	struct bkfs_fs *fs;
+	struct fsck_opts opts;
+	unsigned pass;
+	struct fsck_finding *f;
+	size_t nr, cap;
+	u64 counts[FSCK_ERR_NR];
+	u64 pass_ns[FSCK_PASS_NR];
+	bool pass_ran[FSCK_PASS_NR];
+	u64 nr_fixed, nr_unfixed;
+	bool changed;        /* something was repaired in memory */
+	bool operational_error;
+	struct scan_result *scan; /* NULL until scan_for_btree_nodes ran */
+	char **devpaths;
+	unsigned nr_devpaths;
+	/* data reported lost (objects removed or replaced by error keys) */
+	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
+};
+
+/* Report a finding. Returns true if the caller should repair it now (mode -y,
+ * or -p and the error is PREEN). The object and message are printf-formatted
+ * into the finding; action says what the repair does. */
+bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *object_fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Add detail to the last finding's message. */
+void fsck_err_msg(struct fsck_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether repairs are allowed at all (-y or -p). */
+static inline bool fsck_may_fix(struct fsck_ctx *c) { return c->opts.mode != FSCK_MODE_NO; }
+/* Make the in-memory filesystem writable for repairs (no disk writes yet). */
+void fsck_begin_repair(struct fsck_ctx *c);
+void bkey_object_text(struct printbuf *out, unsigned btree_id, unsigned level, const struct bkey *k);
+
+/* the passes (each returns 0, or <0 on an operational error) */
+int fsck_pass_superblock(struct fsck_ctx *c);          /* superblock.c */
+int fsck_pass_journal(struct fsck_ctx *c);             /* superblock.c */
+int fsck_check_topology(struct fsck_ctx *c);           /* topology.c */
+int fsck_scan_for_btree_nodes(struct fsck_ctx *c);     /* scan.c */
+int fsck_check_allocations(struct fsck_ctx *c);        /* gc.c */
+int fsck_check_alloc_info(struct fsck_ctx *c);         /* gc.c */
+int fsck_check_filesystem(struct fsck_ctx *c);         /* fs_passes.c */
+int fsck_gc_gens(struct fsck_ctx *c);                  /* gc_gens.c */
+
+/* Run everything; returns the fsck(8) exit status bits. */
+int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o);
+/* Print the table (--list-errors). */
+void fsck_list_errors(struct printbuf *out);
+/* GC-gens on its own (bkfs gc-gens): returns 0 or error. */
+int bkfs_gc_gens(char *const *devs, unsigned nr, struct printbuf *report);
+
+/* ---- node scan (scan.c) ---- */
+struct found_node {
+	u8 btree_id, level;
+	bool range_updated, overwritten;
+	u64 seq, journal_seq;
+	struct bpos min_key, max_key;
+	struct bkfs_btree_ptr ptr;   /* replicas merged */
+	u32 nr_keys;
+};
+struct scan_result {
+	struct found_node *n;
+	size_t nr;
+	u64 slots_read, candidates, io_errors;
+};
+/* Read every node-size slot the member bitmaps mark (all devices in
+ * parallel), keep what validates, merge replicas, resolve overlaps. */
+int btree_node_scan(struct bkfs_fs *fs, struct scan_result *out);
+void scan_result_free(struct scan_result *r);
+void found_node_to_text(struct printbuf *out, const struct found_node *n);
+
+#endif
