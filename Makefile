@@ -33,12 +33,14 @@ $(BUILD)/libbkfs.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bkfs: $(TOOL_OBJS) $(BUILD)/libbkfs.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(BUILD)/libbkfs.a $(LDLIBS)
+# objects are linked directly (not through the archive) so that weak
+# fallbacks never shadow a real definition
+$(BUILD)/bkfs: $(TOOL_OBJS) $(LIB_OBJS) $(BUILD)/libbkfs.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbkfs.a tests/unit/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libbkfs.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/gentree: bench/gentree.c
 	@mkdir -p $(dir $@)

@@ -35,7 +35,7 @@ int cmd_fsck(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0 }
 	};
-	struct fsck_opts o = { .mode = isatty(STDIN_FILENO) ? FSCK_MODE_YES : FSCK_MODE_NO };
+	struct fsck_opts o = { .mode = FSCK_MODE_NO }; /* no flag: check only */
 	int opt, modes = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "npyvm:fh", longopts, NULL)) != -1) {
