@@ -1,5 +1,6 @@
 /* superblock.c - passes 1 and 2: superblock copies and the journal. */
 #include "fsck.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,10 +36,9 @@ int fsck_pass_superblock(struct fsck_ctx *c)
 			if (!ret)
 				ret = sb_validate((struct bkfs_sb *)buf, &why);
 			if (ret) {
-				if (fsck_err(c, FSCK_ERR_sb_copy_bad, "rewrite from the newest valid copy",
-					     "device %s superblock copy %u at byte %llu", fs->devs[d].bd->path, i,
-					     (unsigned long long)offs[i]))
-					;
+				fsck_err(c, FSCK_ERR_sb_copy_bad, "rewrite from the newest valid copy",
+					 "device %s superblock copy %u at byte %llu", fs->devs[d].bd->path, i,
+					 (unsigned long long)offs[i]);
 				fsck_err_msg(c, "%s", why.len ? pb_str(&why) : bkfs_strerror(ret));
 			} else if (((struct bkfs_sb *)buf)->seq < best.seq ||
 				   memcmp(((struct bkfs_sb *)buf)->uuid, best.uuid, 16)) {

@@ -1,6 +1,6 @@
 /* cmd_fsck.c - `bkfs fsck`: check and repair. Exit bits per fsck(8). */
 #include "cmds.h"
-#include "fsck/fsck.h"
+#include "../fsck/fsck.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
