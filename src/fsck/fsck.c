@@ -253,8 +253,70 @@ static void record_error_counts(struct fsck_ctx *c)
 	c->fs->sb.fsck_last_run = (u64)time(NULL);
 }
 
+/* --debug-fail-after-writes N: a device wrapper whose writes fail once N
+ * writes (counted over all devices) have been made, to test that killing fsck
+ * at any write leaves a filesystem a second fsck repairs. */
+struct failwrap {
+	struct blockdev *inner;
+	u64 *count, limit;
+};
+
+static int fw_read(struct blockdev *bd, void *buf, u64 off, size_t len)
+{
+	struct failwrap *w = bd->priv;
+	return bd_read(w->inner, buf, off, len);
+}
+
+static int fw_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
+{
+	struct failwrap *w = bd->priv;
+	if (++*w->count > w->limit)
+		return -BKFS_E_IO;
+	return bd_write(w->inner, buf, off, len);
+}
+
+static int fw_flush(struct blockdev *bd)
+{
+	struct failwrap *w = bd->priv;
+	return *w->count > w->limit ? -BKFS_E_IO : bd_flush(w->inner);
+}
+
+static int fw_discard(struct blockdev *bd, u64 off, u64 len)
+{
+	struct failwrap *w = bd->priv;
+	return *w->count > w->limit || !w->inner->discard ? 0 : w->inner->discard(w->inner, off, len);
+}
+
+static void fw_close(struct blockdev *bd)
+{
+	struct failwrap *w = bd->priv;
+	bd_close(w->inner);
+	free(w);
+}
+
+static struct blockdev *failwrap(struct blockdev *inner, u64 *count, u64 limit)
+{
+	struct blockdev *bd = xcalloc(1, sizeof(*bd));
+	struct failwrap *w = xcalloc(1, sizeof(*w));
+	if (!bd || !w || (inner->path && !(bd->path = strdup(inner->path)))) {
+		free(bd);
+		free(w);
+		return NULL;
+	}
+	*w = (struct failwrap){ .inner = inner, .count = count, .limit = limit };
+	bd->read = fw_read;
+	bd->write = fw_write;
+	bd->flush = fw_flush;
+	bd->discard = fw_discard;
+	bd->close = fw_close;
+	bd->size = inner->size;
+	bd->priv = w;
+	return bd;
+}
+
 int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 {
+	static u64 fail_count;
 	struct fsck_ctx c = { .opts = *o, .devpaths = (char **)devs, .nr_devpaths = nr };
 	struct printbuf err = PRINTBUF;
 	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
@@ -273,6 +335,15 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 				bd_close(bds[j]);
 			return 8;
 		}
+	for (unsigned i = 0; i < nr && o->fail_after_writes; i++) {
+		struct blockdev *w = failwrap(bds[i], &fail_count, o->fail_after_writes);
+		if (!w) {
+			for (unsigned j = 0; j < nr; j++)
+				bd_close(bds[j]);
+			return 8;
+		}
+		bds[i] = w;
+	}
 	/* pass 1 works on raw devices, before anything trusts a superblock */
 	struct bkfs_fs pre = { .nr_devs = nr };
 	for (unsigned i = 0; i < nr; i++)

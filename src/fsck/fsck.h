@@ -140,6 +140,8 @@ struct fsck_opts {
 	bool verbose, progress, gc_gens;
 	u64 mem_limit;       /* bytes, 0 = none */
 	const char *json_path;
+	u64 fail_after_writes; /* testing (--debug-fail-after-writes): every device
+				* write after this many fails, as if fsck were killed */
 };
 
 struct scan_result; /* scan.c */

@@ -3,6 +3,7 @@
 #include "../fsck/fsck.h"
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@ int cmd_fsck(int argc, char **argv)
 		{ "list-errors", no_argument, 0, 'L' },
 		{ "gc-gens", no_argument, 0, 'g' },
 		{ "help", no_argument, 0, 'h' },
+		/* hidden, for tests: device writes fail after N (a kill at write N) */
+		{ "debug-fail-after-writes", required_argument, 0, 'W' },
 		{ 0 }
 	};
 	struct fsck_opts o = { .mode = FSCK_MODE_NO }; /* no flag: check only */
@@ -54,6 +57,15 @@ int cmd_fsck(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'W': {
+			char *end;
+			o.fail_after_writes = strtoull(optarg, &end, 0);
+			if (!*optarg || *end || !o.fail_after_writes) {
+				fprintf(stderr, "bkfs fsck: bad write count '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		}
 		case 'L': {
 			struct printbuf pb = PRINTBUF;
 			fsck_list_errors(&pb);
