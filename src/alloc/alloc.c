@@ -31,6 +31,7 @@ void alloc_exit(struct bkfs_fs *fs)
 		free(as->bflags[d]);
 	}
 	free(as->dirty);
+	free(as->closing);
 	free(as->acct);
 	free(as);
 	fs->alloc = NULL;
@@ -254,16 +255,36 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *out)
 	return 0;
 }
 
+/* A bucket is reused only after a gen increment (ALLOC_NEED_INC_GEN, done by
+ * alloc_bucket), never when it is closed or emptied: pointers already handed
+ * out of it must stay valid until their transaction commits. */
 static void close_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
 {
+	ALLOC(fs)->bflags[dev][b] &= ~BUCKET_OPEN;
+}
+
+/* A data bucket leaves its write point: keep it open until the next commit. */
+static void close_data_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
+{
 	struct alloc_state *as = ALLOC(fs);
-	as->bflags[dev][b] &= ~BUCKET_OPEN;
-	struct bkfs_alloc a = *bucket_get(fs, dev, b);
-	if ((a.flags & ALLOC_NEED_INC_GEN) && !a.dirty_sectors && !a.cached_sectors && !a.stripe_sectors) {
-		a.gen++;
-		a.flags &= ~ALLOC_NEED_INC_GEN;
-		a.data_type = alloc_data_type(&a, DATA_free);
-		bucket_update(fs, dev, b, &a);
+	if (as->nr_closing == as->closing_cap) {
+		size_t nc = as->closing_cap ? as->closing_cap * 2 : 16;
+		u64 *n = realloc(as->closing, nc * sizeof(*n));
+		if (!n)
+			return; /* stays open (unusable) until the next mount */
+		as->closing = n;
+		as->closing_cap = nc;
+	}
+	as->closing[as->nr_closing++] = (u64)dev << 48 | b;
+}
+
+/* After a commit applied its keys: buckets left by write points are closed. */
+static void release_closing(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = ALLOC(fs);
+	while (as->nr_closing) {
+		u64 v = as->closing[--as->nr_closing];
+		close_bucket(fs, v >> 48, v & ((1ull << 48) - 1));
 	}
 }
 
@@ -272,7 +293,7 @@ void alloc_close_write_points(struct bkfs_fs *fs)
 	struct alloc_state *as = ALLOC(fs);
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		if (as->data_wp[d].open)
-			close_bucket(fs, d, as->data_wp[d].bucket);
+			close_data_bucket(fs, d, as->data_wp[d].bucket);
 		as->data_wp[d].open = false;
 		if (as->btree_wp[d].open)
 			close_bucket(fs, d, as->btree_wp[d].bucket);
@@ -316,8 +337,12 @@ static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, u32 
 {
 	if (wp->open && wp->fill + need <= bucket_sectors(fs))
 		return 0;
-	if (wp->open)
-		close_bucket(fs, dev, wp->bucket);
+	if (wp->open) {
+		if (wp == &ALLOC(fs)->data_wp[dev])
+			close_data_bucket(fs, dev, wp->bucket);
+		else
+			close_bucket(fs, dev, wp->bucket);
+	}
 	wp->open = false;
 	int ret = alloc_bucket(fs, dev, &wp->bucket);
 	if (ret)
@@ -456,6 +481,7 @@ static int emit_btree(void *arg, unsigned id, const struct bkey *k)
 
 static int engine_commit_prepare(struct trans *t)
 {
+	release_closing(t->fs);
 	int ret = flush_derived(t->fs, emit_trans, t);
 	return ret < 0 ? ret : 0;
 }

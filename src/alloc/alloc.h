@@ -49,6 +49,11 @@ struct alloc_state {
 	size_t nr_dirty, dirty_cap;
 	u64 cursor[BKFS_MAX_DEVS];
 	struct write_point { u64 bucket; u32 fill; bool open; } data_wp[BKFS_MAX_DEVS], btree_wp[BKFS_MAX_DEVS];
+	/* data buckets a write point moved on from: space in them may have been
+	 * handed to a transaction not yet committed, so they stay BUCKET_OPEN
+	 * (never reallocated) until the next commit has applied its keys */
+	u64 *closing;         /* dev << 48 | bucket */
+	size_t nr_closing, closing_cap;
 	/* accounting: sorted by pos */
 	struct acct_entry { struct bpos pos; s64 v[3]; bool dirty; } *acct;
 	size_t nr_acct, acct_cap;

@@ -136,13 +136,12 @@ static int normal_bucket(struct mark_ctx *c, const struct bkfs_ptr *p, unsigned 
 	if (cnt == CNT_CACHED && sectors > 0)
 		a.io_time[0] = fs->clock;
 	if (!was_empty && now_empty) {
-		/* the bucket held data and is empty now: new generation, and no
-		 * reuse until the update that emptied it is durable */
+		/* the bucket held data and is empty now: no reuse until the
+		 * update that emptied it is durable, and a new generation when
+		 * it is reused (not now: pointers into it may have been handed
+		 * to a transaction that has not committed yet) */
 		a.journal_seq = c->t ? c->t->journal_seq : journal_cur_seq(fs);
-		if (ALLOC(fs)->bflags[p->dev][b] & BUCKET_OPEN)
-			a.flags |= ALLOC_NEED_INC_GEN;
-		else
-			a.gen++;
+		a.flags |= ALLOC_NEED_INC_GEN;
 	}
 	a.data_type = alloc_data_type(&a, data_type);
 	bucket_update(fs, p->dev, b, &a);

@@ -54,23 +54,101 @@ static bool key_allocates(const struct bkey *k)
 	       k->type == KEY_TYPE_reflink_p || k->type == KEY_TYPE_reservation;
 }
 
+/* The extents of one inode as transaction t sees them: the btree overlaid
+ * with t's pending updates (the latest pending update at a position wins, a
+ * deleted one hides the key). Several overwrites of one file in one
+ * transaction - the chunks of a long write, a punch and a write - must each
+ * cut what the previous ones left, not the btree's original keys. */
+struct ext_pending {
+	struct bpos p;
+	size_t idx;
+};
+
+static int ext_pending_cmp(const void *a, const void *b)
+{
+	const struct ext_pending *x = a, *y = b;
+	int c = bpos_cmp(x->p, y->p);
+	return c ? c : x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* pending extents updates of s.inode after s, sorted, latest per position */
+static int ext_pending_collect(struct trans *t, struct bpos s, struct ext_pending **out, size_t *nr)
+{
+	struct ext_pending *v = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < t->nr; i++) {
+		const struct bkey *k = t->u[i].k;
+		if (t->u[i].btree_id != BTREE_ID_extents || k->p.inode != s.inode || bpos_cmp(k->p, s) <= 0)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct ext_pending *nv = realloc(v, nc * sizeof(*nv));
+			if (!nv) {
+				free(v);
+				return -BKFS_E_NOMEM;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n++] = (struct ext_pending){ .p = k->p, .idx = i };
+	}
+	if (n > 1) {
+		qsort(v, n, sizeof(*v), ext_pending_cmp);
+		size_t w = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (w && bpos_eq(v[w - 1].p, v[i].p))
+				w--;
+			v[w++] = v[i];
+		}
+		n = w;
+	}
+	*out = v;
+	*nr = n;
+	return 0;
+}
+
 /* Overwrite [s, e) of k->p.inode with k (k may be a deleted key: punch). */
 static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s, struct bpos e,
 			    s64 *delta)
 {
 	struct bkfs_fs *fs = t->fs;
 	struct btree_iter it;
-	struct bkey *ek;
+	struct bkey *bk;
+	struct ext_pending *pend = NULL;
+	size_t nr_pend = 0, pi = 0;
+	struct bpos *dels = NULL;
+	size_t nr_dels = 0, dels_cap = 0;
 	int ret;
-	struct bpos dels[64];
-	unsigned nr_dels = 0;
-	bool new_at_e_overwrites = false;
 
+	if ((ret = ext_pending_collect(t, s, &pend, &nr_pend)))
+		return ret;
 	btree_iter_init(&it, fs, BTREE_ID_extents, 0, bpos_successor(s));
-	while (!(ret = btree_iter_peek(&it, &ek)) && ek && ek->p.inode == s.inode &&
-	       bpos_cmp(bkey_start_pos(ek), e) < 0) {
-		struct bkey_buf front, back;
+	while (1) {
+		struct bkey_buf cur, front, back;
+		/* next key of the merged view */
+		if ((ret = btree_iter_peek(&it, &bk)))
+			break;
+		if (bk && bk->p.inode != s.inode)
+			bk = NULL;
+		const struct bkey *pk = pi < nr_pend ? t->u[pend[pi].idx].k : NULL;
+		if (!bk && !pk)
+			break;
+		int c = !bk ? 1 : !pk ? -1 : bpos_cmp(bk->p, pk->p);
+		if (c < 0) {
+			memcpy(&cur, bk, bkey_bytes(bk));
+			btree_iter_advance(&it);
+		} else {
+			memcpy(&cur, pk, bkey_bytes(pk));
+			pi++;
+			if (!c)
+				btree_iter_advance(&it); /* hidden by the pending update */
+		}
+		if (bkey_deleted(&cur.k))
+			continue;
+		const struct bkey *ek = &cur.k;
 		struct bpos es = bkey_start_pos(ek);
+		if (bpos_cmp(es, e) >= 0)
+			break; /* keys are ordered and disjoint: nothing further overlaps */
 		s64 overlap = (s64)MIN(ek->p.offset, e.offset) - (s64)MAX(es.offset, s.offset);
 		if (key_allocates(ek) && ek->type != KEY_TYPE_reservation)
 			*delta -= overlap;
@@ -78,36 +156,40 @@ static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s
 			memcpy(&front, ek, bkey_bytes(ek));
 			bkey_cut_back(&front.k, s);
 			if ((ret = trans_update(t, BTREE_ID_extents, &front.k)))
-				return ret;
+				break;
 		}
 		if (bpos_cmp(ek->p, e) > 0) {
 			memcpy(&back, ek, bkey_bytes(ek));
 			bkey_cut_front(&back.k, e);
 			if ((ret = trans_update(t, BTREE_ID_extents, &back.k)))
-				return ret;
+				break;
 		} else if (bpos_eq(ek->p, e) && !bkey_deleted(k)) {
-			new_at_e_overwrites = true;
+			/* the new key overwrites it in place */
 		} else {
-			if (nr_dels == ARRAY_SIZE(dels))
-				return -BKFS_E_TOOBIG;
+			if (nr_dels == dels_cap) {
+				size_t nc = dels_cap ? dels_cap * 2 : 16;
+				struct bpos *nd = realloc(dels, nc * sizeof(*nd));
+				if (!nd) {
+					ret = -BKFS_E_NOMEM;
+					break;
+				}
+				dels = nd;
+				dels_cap = nc;
+			}
 			dels[nr_dels++] = ek->p;
 		}
-		btree_iter_advance(&it);
 	}
-	if (ret)
-		return ret;
-	(void)new_at_e_overwrites;
-	if (!bkey_deleted(k)) {
-		if ((ret = trans_update(t, BTREE_ID_extents, k)))
-			return ret;
-		if (key_allocates(k) && k->type != KEY_TYPE_reservation)
+	free(pend);
+	if (!ret && !bkey_deleted(k)) {
+		ret = trans_update(t, BTREE_ID_extents, k);
+		if (!ret && key_allocates(k) && k->type != KEY_TYPE_reservation)
 			*delta += k->size;
 	}
 	/* deletes last, so a bucket shared with a new piece never looks empty */
-	for (unsigned i = 0; i < nr_dels; i++)
-		if ((ret = trans_delete(t, BTREE_ID_extents, dels[i])))
-			return ret;
-	return 0;
+	for (size_t i = 0; i < nr_dels && !ret; i++)
+		ret = trans_delete(t, BTREE_ID_extents, dels[i]);
+	free(dels);
+	return ret;
 }
 
 int extent_update(struct trans *t, const struct bkey *k, s64 *sectors_delta)
@@ -123,15 +205,11 @@ int extent_punch(struct trans *t, u64 inum, u64 start, u64 end, s64 *sectors_del
 {
 	struct bkey k;
 	s64 d = 0;
-	int ret = 0;
-	/* bounded batches: extent_overwrite handles at most 64 deletes */
-	while (start < end && !ret) {
-		u64 chunk_end = MIN(end, start + 64 * EXTENT_MAX_SECTORS);
-		bkey_init(&k, KEY_TYPE_deleted, POS(inum, chunk_end), 0);
-		k.size = chunk_end - start;
-		ret = extent_overwrite(t, &k, POS(inum, start), POS(inum, chunk_end), &d);
-		start = chunk_end;
-	}
+	if (start >= end)
+		return 0;
+	bkey_init(&k, KEY_TYPE_deleted, POS(inum, end), 0);
+	k.size = end - start;
+	int ret = extent_overwrite(t, &k, POS(inum, start), POS(inum, end), &d);
 	if (sectors_delta)
 		*sectors_delta += d;
 	return ret;

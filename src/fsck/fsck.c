@@ -429,6 +429,10 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	if (c.operational_error)
 		status |= 8;
 report:
+	if (o->fail_after_writes)
+		fprintf(stderr, "bkfs fsck: debug: %llu device writes attempted, %llu made\n",
+			(unsigned long long)fail_count,
+			(unsigned long long)MIN(fail_count, o->fail_after_writes));
 	print_report(&c);
 	if (o->json_path && write_json(&c, o->json_path, status))
 		fprintf(stderr, "bkfs fsck: cannot write %s\n", o->json_path);
