@@ -1,0 +1,1527 @@
+/* fs_passes.c - the filesystem passes of the checker (DESIGN §5 item 7):
+ * inodes, dirents and xattrs are valid; every dirent names an existing inode
+ * of the right type; every inode is reachable (else it goes to lost+found);
+ * link counts, directory structure (one parent, no loops), i_size and
+ * i_sectors match the extents.
+ *
+ * Shape (guarantee 6: -n reports exactly what -y repairs, in the same order):
+ *   1. decide: read-only scans in key order build a compact per-inode table
+ *      and lists of problems; nothing is changed;
+ *   2. report: every finding goes through fsck_err() in a fixed order, which
+ *      says whether this run repairs it;
+ *   3. apply: the repairs chosen in 2 are made with ordinary transactions
+ *      (triggers keep buckets and accounting exact).
+ * Every expected value (link counts, parents) is computed for the state the
+ * repairs lead to, so a repair never changes what a later check reports.
+ *
+ * Scans (all linear, btrees read in order; the per-inode table is sorted by
+ * inum and searched in memory, never with per-inode btree lookups):
+ *   - inodes, merged with extents and xattrs (three iterators in lockstep):
+ *     the table, sizes/sectors found, data or xattrs of missing inodes;
+ *   - (only if some inode has no valid file type) dirents, for evidence;
+ *   - dirents: link counts, the dirent kept for each directory, bad dirents;
+ *   - (only if a directory has several dirents) dirents again, to name the
+ *     extra ones in order;
+ *   - inodes again: the per-inode value checks, reported in inum order.
+ * Paths for messages are built lazily from dirents, only for findings. */
+#include "fsck.h"
+#include "../fs/fs.h"
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NONE UINT32_MAX
+
+/* ---- per-inode state: 24 bytes ---- */
+#define F_NEW    (1u << 0) /* not in the inodes btree: recreated root, or an orphan */
+#define F_ORPHAN (1u << 1) /* data/xattrs of a missing inode: recreated as a file */
+#define F_PREF   (1u << 2) /* dir: the kept dirent is in the dir its parent field names */
+#define F_TO_LF  (1u << 3) /* gets a dirent in lost+found */
+#define F_LOOP   (1u << 4) /* dir moved to lost+found to break a loop */
+#define F_WALK   (1u << 5) /* loop walk: on the current walk */
+#define F_OK     (1u << 6) /* loop walk: known to reach the root or lost+found */
+#define F_KEPT   (1u << 7) /* second dirent scan: the kept dirent was seen */
+#define F_LFFIX  F_WALK    /* after the walks: the lost+found repair is being made */
+
+struct fi {
+	u64 inum;
+	u32 parent; /* dirs: index of the inode the parent field names, or NONE */
+	u32 link;   /* dirs: index of the dir holding the kept dirent; others: of the first dirent */
+	u32 count;  /* non-dirs: dirents; dirs: dirents pointing at it, then subdirectories */
+	u8 type;    /* DT_* (0 while unknown) */
+	u8 flags;
+	u16 pad;
+};
+_Static_assert(sizeof(struct fi) == 24, "per-inode state");
+
+/* what the extents and xattrs of one inum add up to */
+struct acc {
+	u64 sectors; /* extent + inline_data + reflink_p sizes */
+	u64 iend;    /* end of inline data, exact bytes */
+	u64 xend;    /* end of other data (extents, reflink pointers), bytes */
+	u64 end;     /* max of both: the size of a file recreated from it */
+	u32 nkeys;   /* every extents-btree key (reservations and errors too) */
+	u32 xattrs;
+};
+
+struct orphan { u32 idx; struct acc a; };
+struct badrec { u32 idx; u32 mode; u64 size, sectors; struct acc a; bool children; u8 hint; };
+struct dirrec { u32 idx; u64 size; struct acc a; u64 new_inum; bool fix; };
+struct szrec  { u32 idx; u64 sectors, end; };
+
+enum { D_NON_DIR, D_MISSING, D_RELINK, D_DTYPE };
+struct drec { struct bpos pos; u64 target; u8 reason, d_type, new_type; bool skip; };
+struct dextra { struct bpos pos; u64 target; };
+struct loopr { u32 idx; };
+
+#define FX_MODE    (1u << 0)
+#define FX_SIZE    (1u << 1)
+#define FX_SECTORS (1u << 2)
+#define FX_NLINK   (1u << 3)
+#define FX_PARENT  (1u << 4)
+struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; };
+struct lfadd { u64 inum; u8 type; };
+struct del { struct bpos pos; u64 target; };
+struct dtfix { struct bpos pos; u64 target; u8 type; };
+
+#define VEC(T) struct { T *d; size_t nr, cap; }
+static void *vpush_(void **d, size_t *nr, size_t *cap, size_t sz)
+{
+	if (*nr == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		void *n = realloc(*d, nc * sz);
+		if (!n)
+			return NULL;
+		*d = n;
+		*cap = nc;
+	}
+	void *e = (u8 *)*d + (*nr)++ * sz;
+	memset(e, 0, sz);
+	return e;
+}
+#define VPUSH(v) ((__typeof__((v).d))vpush_((void **)&(v).d, &(v).nr, &(v).cap, sizeof(*(v).d)))
+/* qsort/bsearch must not see a NULL base, even with no elements */
+static void vsort(void *base, size_t nr, size_t sz, int (*cmp)(const void *, const void *))
+{
+	if (nr > 1)
+		qsort(base, nr, sz, cmp);
+}
+#define VFREE(v) do { free((v).d); (v).d = NULL; (v).nr = (v).cap = 0; } while (0)
+
+/* a stream over the extents or xattrs btree: the current key's summary */
+struct kst {
+	struct btree_iter it;
+	bool end;
+	struct bpos p;
+	u8 type;
+	u32 size;
+	u64 bend;
+	bool exact;  /* bend is an exact byte count (inline data) */
+};
+
+struct fsp {
+	struct fsck_ctx *c;
+	struct bkfs_fs *fs;
+	VEC(struct fi) t;
+	VEC(struct orphan) orph;
+	VEC(struct badrec) bad;
+	VEC(struct dirrec) dirs;
+	VEC(struct szrec) sz;
+	VEC(struct drec) dr;
+	VEC(struct dextra) extra;
+	VEC(struct loopr) loops;
+	VEC(struct ifix) fix;
+	VEC(struct lfadd) lfadd;
+	VEC(struct del) dels;
+	VEC(struct dtfix) dtfix;
+	struct kst ex, xa;
+
+	u32 root;
+	bool root_seen, root_missing, root_notdir, root_fix;
+	u32 root_old_mode;
+	u32 lf;              /* existing lost+found (table index), or NONE */
+	struct bpos lf_pos;
+	bool lf_taken;       /* a root entry named lost+found that is not it stays */
+	bool need_lf;
+	u64 lf_new;          /* inum of the lost+found to create, or 0 */
+	u32 lf_new_subdirs;
+	bool lf_fix;
+	char lf_name[48];
+	struct printbuf lf_path;
+	u64 next_inum;
+	u64 path_budget;     /* dirents the path builder may still read */
+	bool dcache_valid;   /* last dir looked up */
+	u32 dcache_idx;
+	u64 dcache_inum;
+	u32 ifix_seq;
+};
+
+static const char *ft_name(unsigned t)
+{
+	switch (t) {
+	case DT_REG: return "regular file";
+	case DT_DIR: return "directory";
+	case DT_LNK: return "symlink";
+	case DT_CHR: return "character device";
+	case DT_BLK: return "block device";
+	case DT_FIFO: return "fifo";
+	case DT_SOCK: return "socket";
+	}
+	return "unknown type";
+}
+
+static bool ft_valid(unsigned t)
+{
+	return t == DT_REG || t == DT_DIR || t == DT_LNK || t == DT_CHR || t == DT_BLK ||
+	       t == DT_FIFO || t == DT_SOCK;
+}
+
+static unsigned ft_of_mode(u32 mode)
+{
+	unsigned t = (mode >> 12) & 15;
+	return ft_valid(t) ? t : 0;
+}
+
+static u32 mode_of_ft(unsigned t)
+{
+	return (u32)t << 12;
+}
+
+static u64 sec_bytes(u64 sectors)
+{
+	return sectors > (UINT64_MAX >> SECTOR_SHIFT) ? UINT64_MAX : sectors << SECTOR_SHIFT;
+}
+
+/* ---- table ---- */
+
+static u32 tfind(struct fsp *s, u64 inum)
+{
+	size_t lo = 0, hi = s->t.nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (s->t.d[m].inum < inum)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo < s->t.nr && s->t.d[lo].inum == inum ? (u32)lo : NONE;
+}
+
+/* dirents come grouped by directory: remember the last one */
+static u32 tfind_dir(struct fsp *s, u64 inum)
+{
+	if (s->dcache_valid && s->dcache_inum == inum)
+		return s->dcache_idx;
+	s->dcache_valid = true;
+	s->dcache_inum = inum;
+	return s->dcache_idx = tfind(s, inum);
+}
+
+static struct fi *tpush(struct fsp *s, u64 inum)
+{
+	if (s->t.nr >= NONE - 1)
+		return NULL;
+	struct fi *e = VPUSH(s->t);
+	if (e) {
+		e->inum = inum;
+		e->parent = e->link = NONE;
+	}
+	return e;
+}
+
+/* ---- key streams ----
+ * After a peek the iterator's pos is set to the key's own position, so an
+ * advance after the node cache changed (another iterator read a node) moves
+ * past this key and never returns it twice. */
+
+static int kst_load(struct kst *s)
+{
+	struct bkey *k;
+	for (;;) {
+		int ret = btree_iter_peek(&s->it, &k);
+		if (ret)
+			return ret;
+		if (!k) {
+			s->end = true;
+			return 0;
+		}
+		s->it.pos = k->p;
+		if (bkey_deleted(k)) {
+			btree_iter_advance(&s->it);
+			continue;
+		}
+		s->p = k->p;
+		s->type = k->type;
+		s->size = k->size;
+		s->bend = sec_bytes(k->p.offset);
+		s->exact = false;
+		if (k->type == KEY_TYPE_inline_data && bkey_val_bytes(k) >= sizeof(struct bkfs_inline_data)) {
+			const struct bkfs_inline_data *d = bkey_val(k);
+			u64 start = k->size <= k->p.offset ? k->p.offset - k->size : 0;
+			u64 b = sec_bytes(start);
+			s->bend = b + d->bytes < b ? UINT64_MAX : b + d->bytes;
+			s->exact = true;
+		}
+		return 0;
+	}
+}
+
+static int kst_next(struct kst *s)
+{
+	btree_iter_advance(&s->it);
+	return kst_load(s);
+}
+
+static int kst_init(struct kst *s, struct bkfs_fs *fs, unsigned id)
+{
+	memset(s, 0, sizeof(*s));
+	btree_iter_init(&s->it, fs, id, 0, POS_MIN);
+	return kst_load(s);
+}
+
+/* consume the extents and xattrs of inum */
+static int gather(struct fsp *s, u64 inum, struct acc *a)
+{
+	int ret = 0;
+	memset(a, 0, sizeof(*a));
+	while (!s->ex.end && s->ex.p.inode == inum) {
+		a->nkeys++;
+		if (s->ex.type == KEY_TYPE_extent || s->ex.type == KEY_TYPE_inline_data ||
+		    s->ex.type == KEY_TYPE_reflink_p) {
+			a->sectors += s->ex.size;
+			if (s->ex.exact)
+				a->iend = MAX(a->iend, s->ex.bend);
+			else
+				a->xend = MAX(a->xend, s->ex.bend);
+			a->end = MAX(a->end, s->ex.bend);
+		}
+		if ((ret = kst_next(&s->ex)))
+			return ret;
+	}
+	while (!s->xa.end && s->xa.p.inode == inum) {
+		a->xattrs++;
+		if ((ret = kst_next(&s->xa)))
+			return ret;
+	}
+	return 0;
+}
+
+/* extents/xattrs of inums below `below` (all of them if all) have no inode:
+ * each such inum becomes an orphan, recreated as a regular file */
+static int consume_orphans(struct fsp *s, u64 below, bool all)
+{
+	for (;;) {
+		bool he = !s->ex.end, hx = !s->xa.end;
+		if (!he && !hx)
+			return 0;
+		u64 i = he && hx ? MIN(s->ex.p.inode, s->xa.p.inode) : he ? s->ex.p.inode : s->xa.p.inode;
+		if (!all && i >= below)
+			return 0;
+		struct acc a;
+		int ret = gather(s, i, &a);
+		if (ret)
+			return ret;
+		struct fi *e = tpush(s, i);
+		struct orphan *o = e ? VPUSH(s->orph) : NULL;
+		if (!o)
+			return -BKFS_E_NOMEM;
+		e->type = DT_REG;
+		e->flags = F_NEW | F_ORPHAN;
+		o->idx = s->t.nr - 1;
+		o->a = a;
+	}
+}
+
+/* size/sector/data checks of an inode whose type is known */
+static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 sectors, const struct acc *a,
+		      bool root_special)
+{
+	if (type == DT_DIR) {
+		if (root_special) {
+			/* recreated or retyped root: the root repair sets size and
+			 * sectors; only data needs a place */
+			if (a->nkeys) {
+				struct dirrec *d = VPUSH(s->dirs);
+				if (!d)
+					return -BKFS_E_NOMEM;
+				d->idx = idx;
+				d->a = *a;
+			}
+			return 0;
+		}
+		if (size || a->nkeys) {
+			struct dirrec *d = VPUSH(s->dirs);
+			if (!d)
+				return -BKFS_E_NOMEM;
+			d->idx = idx;
+			d->size = size;
+			d->a = *a;
+		} else if (sectors) {
+			struct szrec *z = VPUSH(s->sz);
+			if (!z)
+				return -BKFS_E_NOMEM;
+			z->idx = idx;
+		}
+		return 0;
+	}
+	/* i_size may end anywhere in the last block of an extent (writes
+	 * cover whole blocks) but not before it; inline data is exact */
+	u64 want = size, bs = s->fs->block_bytes ? s->fs->block_bytes : 1;
+	u64 rsize = size > UINT64_MAX - bs ? UINT64_MAX : ROUND_UP(size, bs);
+	if (type == DT_REG && size < a->iend)
+		want = MAX(want, a->iend);
+	if (type == DT_REG && rsize < a->xend)
+		want = MAX(want, a->xend);
+	if (sectors != a->sectors || want != size) {
+		struct szrec *z = VPUSH(s->sz);
+		if (!z)
+			return -BKFS_E_NOMEM;
+		z->idx = idx;
+		z->sectors = a->sectors;
+		z->end = want;
+	}
+	return 0;
+}
+
+static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
+{
+	struct acc a;
+	int ret = consume_orphans(s, inum, false);
+	if (ret || (ret = gather(s, inum, &a)))
+		return ret;
+	struct fi *e = tpush(s, inum);
+	if (!e)
+		return -BKFS_E_NOMEM;
+	u32 idx = s->t.nr - 1;
+	unsigned type = v ? ft_of_mode(v->mode) : DT_DIR;
+	bool root_special = false;
+	u64 parent = v ? v->parent : inum;
+	if (inum == BKFS_ROOT_INO) {
+		s->root = idx;
+		s->root_seen = true;
+		if (!v) {
+			s->root_missing = true;
+			e->flags |= F_NEW;
+			root_special = true;
+		} else if (type != DT_DIR) {
+			s->root_notdir = true;
+			s->root_old_mode = v->mode;
+			type = DT_DIR;
+			root_special = true;
+		}
+	}
+	/* the parent field is stashed in link/count until the table is complete */
+	e->link = (u32)parent;
+	e->count = (u32)(parent >> 32);
+	e->type = type;
+	if (!type) {
+		struct badrec *b = VPUSH(s->bad);
+		if (!b)
+			return -BKFS_E_NOMEM;
+		b->idx = idx;
+		b->mode = v->mode;
+		b->size = v->size;
+		b->sectors = v->sectors;
+		b->a = a;
+		return 0;
+	}
+	return check_data(s, idx, type, v ? v->size : 0, v ? v->sectors : 0, &a, root_special);
+}
+
+static bool inode_key_ok(const struct bkey *k)
+{
+	return k->type == KEY_TYPE_inode && !k->p.inode && !k->p.snapshot &&
+	       bkey_val_bytes(k) >= sizeof(struct bkfs_inode);
+}
+
+static int scan_inodes(struct fsp *s)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	if ((ret = kst_init(&s->ex, s->fs, BTREE_ID_extents)) || (ret = kst_init(&s->xa, s->fs, BTREE_ID_xattrs)))
+		return ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
+	for (;;) {
+		if ((ret = btree_iter_peek(&it, &k)))
+			return ret;
+		if (!k || k->p.inode)
+			break;
+		it.pos = k->p;
+		bool ok = inode_key_ok(k);
+		u64 inum = k->p.offset;
+		struct bkfs_inode v;
+		if (ok)
+			memcpy(&v, bkey_val(k), sizeof(v));
+		btree_iter_advance(&it);
+		if (!ok)
+			continue; /* invalid keys are check_allocations' business */
+		if (!s->root_seen && inum > BKFS_ROOT_INO && (ret = add_inode(s, BKFS_ROOT_INO, NULL)))
+			return ret;
+		if ((ret = add_inode(s, inum, &v)))
+			return ret;
+	}
+	if (!s->root_seen && (ret = add_inode(s, BKFS_ROOT_INO, NULL)))
+		return ret;
+	return consume_orphans(s, 0, true);
+}
+
+/* ---- dirents ---- */
+
+struct dent {
+	struct bpos pos;
+	u64 inum;
+	u8 d_type, len;
+	char name[BKFS_NAME_MAX + 1];
+};
+
+/* next well-formed dirent (copied: the node may go away), *end at the end */
+static int dent_next(struct btree_iter *it, struct dent *d, bool *end)
+{
+	struct bkey *k;
+	for (;;) {
+		int ret = btree_iter_peek(it, &k);
+		if (ret)
+			return ret;
+		if (!k) {
+			*end = true;
+			return 0;
+		}
+		it->pos = k->p;
+		bool ok = k->type == KEY_TYPE_dirent && bkey_val_bytes(k) >= sizeof(struct bkfs_dirent);
+		if (ok) {
+			const struct bkfs_dirent *de = bkey_val(k);
+			ok = de->name_len && de->name_len <= bkey_val_bytes(k) - sizeof(*de);
+			if (ok) {
+				d->pos = k->p;
+				d->inum = de->inum;
+				d->d_type = de->d_type;
+				d->len = de->name_len;
+				memcpy(d->name, de->name, de->name_len);
+				d->name[de->name_len] = 0;
+			}
+		}
+		btree_iter_advance(it);
+		if (ok) {
+			*end = false;
+			return 0;
+		}
+	}
+}
+
+enum { C_NON_DIR, C_MISSING, C_ORPHAN_KEEP, C_ORPHAN_DEL, C_OK };
+
+static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
+{
+	*dI = tfind_dir(s, d->pos.inode);
+	*tI = NONE;
+	if (*dI == NONE || s->t.d[*dI].type != DT_DIR)
+		return C_NON_DIR;
+	*tI = tfind(s, d->inum);
+	if (*tI == NONE)
+		return C_MISSING;
+	if (s->t.d[*tI].flags & F_ORPHAN)
+		return d->d_type == DT_REG ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
+	return C_OK;
+}
+
+static int bad_find(struct fsp *s, u32 idx)
+{
+	size_t lo = 0, hi = s->bad.nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (s->bad.d[m].idx < idx)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo < s->bad.nr && s->bad.d[lo].idx == idx ? (int)lo : -1;
+}
+
+/* Inodes whose mode has no valid file type: decide the type from evidence
+ * (entries inside it: a directory; else the d_type of a dirent naming it;
+ * else a regular file), then check them like the others. */
+static int resolve_bad(struct fsp *s)
+{
+	struct btree_iter it;
+	struct dent d;
+	bool end = false;
+	int ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	while (!(ret = dent_next(&it, &d, &end)) && !end) {
+		u32 dI = tfind_dir(s, d.pos.inode), tI = tfind(s, d.inum);
+		int b;
+		if (dI != NONE && !s->t.d[dI].type && (b = bad_find(s, dI)) >= 0)
+			s->bad.d[b].children = true;
+		if (tI != NONE && !s->t.d[tI].type && ft_valid(d.d_type) && (b = bad_find(s, tI)) >= 0 &&
+		    !s->bad.d[b].hint)
+			s->bad.d[b].hint = d.d_type;
+	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < s->bad.nr; i++) {
+		struct badrec *b = &s->bad.d[i];
+		unsigned type = b->children ? DT_DIR : b->hint ? b->hint : DT_REG;
+		s->t.d[b->idx].type = type;
+		if ((ret = check_data(s, b->idx, type, b->size, b->sectors, &b->a, false)))
+			return ret;
+	}
+	return 0;
+}
+
+static int cmp_dirrec(const void *a, const void *b)
+{
+	u32 x = ((const struct dirrec *)a)->idx, y = ((const struct dirrec *)b)->idx;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_szrec(const void *a, const void *b)
+{
+	u32 x = ((const struct szrec *)a)->idx, y = ((const struct szrec *)b)->idx;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_drec_pos(const void *key, const void *elem)
+{
+	return bpos_cmp(*(const struct bpos *)key, ((const struct drec *)elem)->pos);
+}
+
+static int scan_dirents(struct fsp *s, bool *need2)
+{
+	struct btree_iter it;
+	struct dent d;
+	bool end = false;
+	int ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	while (!(ret = dent_next(&it, &d, &end)) && !end) {
+		u32 dI, tI;
+		int c = classify(s, &d, &dI, &tI);
+		struct drec *r;
+		if (c != C_OK) {
+			if (!(r = VPUSH(s->dr)))
+				return -BKFS_E_NOMEM;
+			r->pos = d.pos;
+			r->target = d.inum;
+			r->d_type = d.d_type;
+			r->reason = c == C_NON_DIR ? D_NON_DIR : c == C_ORPHAN_KEEP ? D_RELINK : D_MISSING;
+			if (c == C_ORPHAN_KEEP) {
+				struct fi *e = &s->t.d[tI];
+				e->count++;
+				if (e->link == NONE)
+					e->link = dI;
+			}
+			continue;
+		}
+		struct fi *e = &s->t.d[tI];
+		if (e->type != d.d_type) {
+			if (!(r = VPUSH(s->dr)))
+				return -BKFS_E_NOMEM;
+			r->pos = d.pos;
+			r->target = d.inum;
+			r->d_type = d.d_type;
+			r->new_type = e->type;
+			r->reason = D_DTYPE;
+		}
+		e->count++;
+		if (e->type == DT_DIR) {
+			if (tI == s->root) {
+				*need2 = true;
+			} else if (e->link == NONE) {
+				e->link = dI;
+				if (dI == e->parent)
+					e->flags |= F_PREF;
+			} else {
+				*need2 = true;
+				if (!(e->flags & F_PREF) && dI == e->parent) {
+					e->link = dI;
+					e->flags |= F_PREF;
+				}
+			}
+		} else if (e->link == NONE) {
+			e->link = dI;
+		}
+		if (dI == s->root && d.len == 10 && !memcmp(d.name, "lost+found", 10)) {
+			if (e->type == DT_DIR && tI != s->root && s->lf == NONE) {
+				s->lf = tI;
+				s->lf_pos = d.pos;
+			} else {
+				s->lf_taken = true;
+			}
+		}
+	}
+	return ret;
+}
+
+/* Directories with more than one dirent: keep the first one in the chosen
+ * directory, name the others (in dirent order). */
+static int scan_extra_links(struct fsp *s)
+{
+	struct btree_iter it;
+	struct dent d;
+	bool end = false;
+	int ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	while (!(ret = dent_next(&it, &d, &end)) && !end) {
+		u32 dI, tI;
+		if (classify(s, &d, &dI, &tI) != C_OK)
+			continue;
+		struct fi *e = &s->t.d[tI];
+		if (e->type != DT_DIR || (tI != s->root && e->count <= 1))
+			continue;
+		if (tI != s->root && !(e->flags & F_KEPT) && dI == e->link) {
+			e->flags |= F_KEPT;
+			continue;
+		}
+		struct dextra *x = VPUSH(s->extra);
+		if (!x)
+			return -BKFS_E_NOMEM;
+		x->pos = d.pos;
+		x->target = d.inum;
+		struct drec *r = s->dr.nr ? bsearch(&d.pos, s->dr.d, s->dr.nr, sizeof(*s->dr.d), cmp_drec_pos) : NULL;
+		if (r)
+			r->skip = true; /* removed: its d_type does not matter */
+		if (tI == s->lf && bpos_eq(d.pos, s->lf_pos))
+			s->lf = NONE;
+	}
+	for (size_t i = 0; i < s->t.nr; i++)
+		s->t.d[i].flags &= ~F_KEPT;
+	return ret;
+}
+
+/* Loops, reachability, lost+found and the expected subdirectory counts. */
+static int plan_structure(struct fsp *s)
+{
+	struct fi *t = s->t.d;
+	for (size_t i = 0; i < s->t.nr; i++)
+		if (t[i].type == DT_DIR)
+			t[i].count = 0;
+	/* loops: walk each directory's chain of kept dirents up to the root;
+	 * a chain that comes back to itself is a loop, broken at the directory
+	 * where the walk met its own path */
+	for (u32 i = 0; i < s->t.nr; i++) {
+		if (t[i].type != DT_DIR || i == s->root || t[i].link == NONE || (t[i].flags & F_OK))
+			continue;
+		u32 y = i;
+		for (;;) {
+			if (y == s->root || (t[y].flags & F_OK) || t[y].link == NONE)
+				break;
+			if (t[y].flags & F_WALK) {
+				t[y].flags |= F_LOOP | F_TO_LF;
+				struct loopr *l = VPUSH(s->loops);
+				if (!l)
+					return -BKFS_E_NOMEM;
+				l->idx = y;
+				break;
+			}
+			t[y].flags |= F_WALK;
+			y = t[y].link;
+		}
+		for (y = i; y != NONE && (t[y].flags & F_WALK); y = t[y].link)
+			t[y].flags = (t[y].flags & ~F_WALK) | F_OK;
+	}
+	for (u32 i = 0; i < s->t.nr; i++)
+		t[i].flags &= ~(F_WALK | F_OK);
+	/* reachability */
+	for (u32 i = 0; i < s->t.nr; i++) {
+		if (i == s->root)
+			continue;
+		bool unreachable = t[i].type == DT_DIR ? t[i].link == NONE : !t[i].count;
+		if (unreachable)
+			t[i].flags |= F_TO_LF;
+		if (t[i].flags & F_TO_LF)
+			s->need_lf = true;
+	}
+	for (size_t i = 0; i < s->dirs.nr; i++)
+		if (s->dirs.d[i].a.nkeys)
+			s->need_lf = true;
+	if (s->lf != NONE && t[s->lf].link != s->root)
+		s->lf = NONE;
+	if (s->need_lf && s->lf == NONE) {
+		s->lf_new = s->next_inum++;
+		if (s->lf_taken)
+			snprintf(s->lf_name, sizeof(s->lf_name), "lost+found.%llu", (unsigned long long)s->lf_new);
+		else
+			strcpy(s->lf_name, "lost+found");
+	}
+	/* subdirectories, as they will be after the repairs */
+	for (u32 i = 0; i < s->t.nr; i++) {
+		if (t[i].type != DT_DIR || i == s->root)
+			continue;
+		if (t[i].flags & F_TO_LF) {
+			if (s->lf != NONE)
+				t[s->lf].count++;
+			else
+				s->lf_new_subdirs++;
+		} else {
+			t[t[i].link].count++;
+		}
+	}
+	if (s->lf_new)
+		t[s->root].count++;
+	return 0;
+}
+
+/* ---- paths (only for findings) ---- */
+
+/* name of the first dirent in dir pointing at inum, its position */
+static int find_name(struct fsp *s, u64 dir, u64 inum, char *name, struct bpos *pos)
+{
+	struct btree_iter it;
+	struct dent d;
+	bool end = false;
+	int ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS(dir, 0));
+	while (!(ret = dent_next(&it, &d, &end)) && !end && d.pos.inode == dir) {
+		if (s->path_budget)
+			s->path_budget--;
+		if (d.inum == inum) {
+			if (name)
+				memcpy(name, d.name, (size_t)d.len + 1);
+			if (pos)
+				*pos = d.pos;
+			return 0;
+		}
+	}
+	return ret ? ret : -BKFS_E_NOENT;
+}
+
+/* Path of an inode as it is now (before repairs), following the kept dirent
+ * of each directory; false if it does not lead to the root. */
+static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
+{
+	if (idx == s->root) {
+		pb_printf(out, "/");
+		return true;
+	}
+	char (*names)[BKFS_NAME_MAX + 1] = NULL;
+	size_t nr = 0, cap = 0;
+	bool ok = false;
+	for (u32 cur = idx; nr < 4096;) {
+		if (cur == s->root) {
+			ok = true;
+			break;
+		}
+		u32 up = s->t.d[cur].link;
+		if (up == NONE || (s->t.d[cur].flags & F_LOOP) || !s->path_budget)
+			break;
+		if (nr == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			void *n = realloc(names, nc * sizeof(*names));
+			if (!n)
+				break;
+			names = n;
+			cap = nc;
+		}
+		if (find_name(s, s->t.d[up].inum, s->t.d[cur].inum, names[nr], NULL))
+			break;
+		nr++;
+		cur = up;
+	}
+	if (ok)
+		for (size_t i = nr; i--;)
+			pb_printf(out, "/%s", names[i]);
+	free(names);
+	return ok;
+}
+
+/* "inode N (/path)" */
+static void inode_obj(struct fsp *s, u32 idx, struct printbuf *out)
+{
+	pb_printf(out, "inode %llu", (unsigned long long)s->t.d[idx].inum);
+	struct printbuf p = PRINTBUF;
+	if (idx != NONE && path_of(s, idx, &p))
+		pb_printf(out, " (%s)", pb_str(&p));
+	pb_exit(&p);
+}
+
+/* "dirent D:S \"name\" (/path/name)" */
+static void dirent_obj(struct fsp *s, struct bpos pos, const char *name, struct printbuf *out)
+{
+	pb_printf(out, "dirent %llu:%llu \"%s\"", (unsigned long long)pos.inode, (unsigned long long)pos.offset,
+		  name);
+	u32 dI = tfind(s, pos.inode);
+	struct printbuf p = PRINTBUF;
+	if (dI != NONE && s->t.d[dI].type == DT_DIR && path_of(s, dI, &p))
+		pb_printf(out, " (%s%s%s)", pb_str(&p), dI == s->root ? "" : "/", name);
+	pb_exit(&p);
+}
+
+static int read_dirent(struct fsp *s, struct bpos pos, struct dent *d)
+{
+	struct bkey_buf kb;
+	int ret = btree_lookup(s->fs, BTREE_ID_dirents, pos, &kb);
+	if (ret)
+		return ret;
+	if (kb.k.type != KEY_TYPE_dirent || bkey_val_bytes(&kb.k) < sizeof(struct bkfs_dirent))
+		return -BKFS_E_CORRUPT;
+	const struct bkfs_dirent *de = bkey_val(&kb.k);
+	if (de->name_len > bkey_val_bytes(&kb.k) - sizeof(*de))
+		return -BKFS_E_CORRUPT;
+	d->pos = pos;
+	d->inum = de->inum;
+	d->d_type = de->d_type;
+	d->len = de->name_len;
+	memcpy(d->name, de->name, de->name_len);
+	d->name[de->name_len] = 0;
+	return 0;
+}
+
+/* ---- reporting ---- */
+
+#define ERR(s, e, act, fmt, ...) fsck_err((s)->c, FSCK_ERR_##e, act, fmt, ##__VA_ARGS__)
+
+static struct ifix *add_ifix(struct fsp *s, u64 inum)
+{
+	struct ifix *f = VPUSH(s->fix);
+	if (f) {
+		f->inum = inum;
+		f->seq = s->ifix_seq++;
+	}
+	return f;
+}
+
+static int add_lf(struct fsp *s, u64 inum, unsigned type)
+{
+	struct lfadd *l = VPUSH(s->lfadd);
+	if (!l)
+		return -BKFS_E_NOMEM;
+	l->inum = inum;
+	l->type = type;
+	s->c->salvaged_inodes++;
+	return 0;
+}
+
+static u64 lf_inum(struct fsp *s)
+{
+	return s->lf != NONE ? s->t.d[s->lf].inum : s->lf_new;
+}
+
+/* where lost+found is (computed once) */
+static const char *lf_path(struct fsp *s, struct printbuf *pb)
+{
+	(void)pb;
+	if (!s->lf_path.len) {
+		if (s->lf == NONE)
+			pb_printf(&s->lf_path, "/%s", s->lf_name);
+		else if (!path_of(s, s->lf, &s->lf_path))
+			pb_printf(&s->lf_path, "lost+found (inode %llu)", (unsigned long long)s->t.d[s->lf].inum);
+	}
+	return pb_str(&s->lf_path);
+}
+
+static int report_early(struct fsp *s)
+{
+	struct printbuf obj = PRINTBUF, act = PRINTBUF, lfp = PRINTBUF;
+	int ret = 0;
+	struct fi *t = s->t.d;
+
+	if (s->root_missing) {
+		s->root_fix = ERR(s, root_inode_missing, "recreated the root directory", "inode %llu (/)",
+				  (unsigned long long)BKFS_ROOT_INO);
+		fsck_err_msg(s->c, "the root directory inode does not exist");
+	}
+	if (s->root_notdir) {
+		bool fix = ERR(s, root_inode_missing, "made the root inode a directory", "inode %llu (/)",
+			       (unsigned long long)BKFS_ROOT_INO);
+		unsigned ot = ft_of_mode(s->root_old_mode);
+		fsck_err_msg(s->c, "the root inode is %s%s (mode 0%o), not a directory", ot ? "a " : "",
+			     ot ? ft_name(ot) : "of no valid type", s->root_old_mode);
+		struct ifix *f;
+		if (fix) {
+			if (!(f = add_ifix(s, BKFS_ROOT_INO)))
+				goto nomem;
+			f->mask = FX_MODE | FX_SIZE | FX_SECTORS | FX_NLINK | FX_PARENT;
+			f->mode = S_IFDIR | ((s->root_old_mode & 07777) ? (s->root_old_mode & 07777) : 0755);
+			f->nlink = 2 + t[s->root].count;
+			f->parent = BKFS_ROOT_INO;
+		}
+	}
+	if (s->lf_new) {
+		s->lf_fix = ERR(s, lost_found_missing, "created it (mode 0700)", "directory /%s", s->lf_name);
+		fsck_err_msg(s->c, "lost+found is needed for unreachable or salvaged inodes and does not exist");
+	}
+	/* inodes with no valid file type */
+	for (size_t i = 0; i < s->bad.nr; i++) {
+		struct badrec *b = &s->bad.d[i];
+		unsigned type = t[b->idx].type;
+		pb_reset(&obj);
+		inode_obj(s, b->idx, &obj);
+		bool fix = ERR(s, inode_invalid, "set the file type", "%s", pb_str(&obj));
+		fsck_err_msg(s->c, "mode 0%o has no valid file type; %s: %s", b->mode,
+			     b->children ? "it contains directory entries" :
+			     b->hint ? "a directory entry gives its type" : "no evidence", ft_name(type));
+		struct ifix *f;
+		if (fix) {
+			if (!(f = add_ifix(s, t[b->idx].inum)))
+				goto nomem;
+			f->mask = FX_MODE;
+			f->mode = mode_of_ft(type) | (b->mode & 07777);
+		}
+	}
+	/* directories with a size or data */
+	for (size_t i = 0; i < s->dirs.nr; i++) {
+		struct dirrec *d = &s->dirs.d[i];
+		pb_reset(&obj);
+		inode_obj(s, d->idx, &obj);
+		d->fix = ERR(s, inode_invalid,
+			     d->a.nkeys ? (d->size ? "set i_size to 0, moved the data to a new file in lost+found" :
+					   "moved the data to a new file in lost+found") : "set i_size to 0",
+			     "%s", pb_str(&obj));
+		if (d->size)
+			fsck_err_msg(s->c, "directory has i_size %llu", (unsigned long long)d->size);
+		if (d->a.nkeys)
+			fsck_err_msg(s->c, "directory has %u data keys (%llu sectors, %llu bytes): they become inode %llu, %s/#%llu",
+				     d->a.nkeys, (unsigned long long)d->a.sectors, (unsigned long long)d->a.end,
+				     (unsigned long long)d->new_inum, lf_path(s, &lfp), (unsigned long long)d->new_inum);
+		struct ifix *f;
+		if (d->fix) {
+			if (d->a.nkeys && (ret = add_lf(s, d->new_inum, DT_REG)))
+				goto out;
+			if (t[d->idx].flags & F_NEW)
+				continue;
+			if (!(f = add_ifix(s, t[d->idx].inum)))
+				goto nomem;
+			f->mask = FX_SIZE | (d->a.nkeys ? FX_SECTORS : 0);
+		}
+	}
+	/* data and xattrs of missing inodes */
+	for (size_t i = 0; i < s->orph.nr; i++) {
+		struct orphan *o = &s->orph.d[i];
+		struct fi *e = &t[o->idx];
+		bool fix = false, relinked = !(e->flags & F_TO_LF);
+		const char *action = relinked ? "recreated the inode as a regular file at its directory entry" :
+						"recreated the inode as a regular file in lost+found";
+		pb_reset(&act);
+		pb_printf(&act, "recreated as a regular file (mode 0600, size %llu) ", (unsigned long long)o->a.end);
+		if (relinked) {
+			struct printbuf p = PRINTBUF;
+			if (path_of(s, o->idx, &p))
+				pb_printf(&act, "at %s", pb_str(&p));
+			else
+				pb_printf(&act, "at its remaining directory entry");
+			pb_exit(&p);
+		} else {
+			pb_printf(&act, "as %s/#%llu", lf_path(s, &lfp), (unsigned long long)e->inum);
+		}
+		if (o->a.nkeys) {
+			fix |= ERR(s, extent_for_missing_inode, action, "inode %llu", (unsigned long long)e->inum);
+			fsck_err_msg(s->c, "extents of missing inode %llu: %u keys, %llu sectors, data ends at byte %llu; %s",
+				     (unsigned long long)e->inum, o->a.nkeys, (unsigned long long)o->a.sectors,
+				     (unsigned long long)o->a.end, pb_str(&act));
+		}
+		if (o->a.xattrs) {
+			fix |= ERR(s, xattr_for_missing_inode, action, "inode %llu", (unsigned long long)e->inum);
+			fsck_err_msg(s->c, "xattrs of missing inode %llu: %u xattrs; %s", (unsigned long long)e->inum,
+				     o->a.xattrs, pb_str(&act));
+		}
+		if (fix) {
+			e->flags |= F_LFFIX; /* recreate it */
+			if (!relinked && (ret = add_lf(s, e->inum, DT_REG)))
+				goto out;
+		}
+	}
+	/* dirents */
+	for (size_t i = 0; i < s->dr.nr; i++) {
+		struct drec *r = &s->dr.d[i];
+		struct dent d;
+		if (r->skip)
+			continue;
+		if ((ret = read_dirent(s, r->pos, &d)))
+			goto out;
+		pb_reset(&obj);
+		dirent_obj(s, r->pos, d.name, &obj);
+		bool fix;
+		switch (r->reason) {
+		case D_NON_DIR: {
+			u32 dI = tfind(s, r->pos.inode);
+			fix = ERR(s, dirent_in_non_dir, "removed the dirent", "%s", pb_str(&obj));
+			if (dI == NONE)
+				fsck_err_msg(s->c, "directory inode %llu does not exist (entry names inode %llu)",
+					     (unsigned long long)r->pos.inode, (unsigned long long)r->target);
+			else
+				fsck_err_msg(s->c, "inode %llu is a %s%s, not a directory (entry names inode %llu)",
+					     (unsigned long long)r->pos.inode, ft_name(t[dI].type),
+					     t[dI].flags & F_ORPHAN ? " recreated from its data" : "",
+					     (unsigned long long)r->target);
+			break;
+		}
+		case D_MISSING:
+			fix = ERR(s, dirent_to_missing_inode, "removed the dirent", "%s", pb_str(&obj));
+			fsck_err_msg(s->c, "names inode %llu, which does not exist%s", (unsigned long long)r->target,
+				     tfind(s, r->target) != NONE ? " (its data is salvaged as a regular file)" : "");
+			break;
+		case D_RELINK:
+			fix = ERR(s, dirent_to_missing_inode, "kept it: the inode is recreated from its data", "%s",
+				  pb_str(&obj));
+			fsck_err_msg(s->c, "names inode %llu, which does not exist but has data", (unsigned long long)r->target);
+			fix = false; /* the orphan's repair does it */
+			break;
+		default:
+			fix = ERR(s, dirent_d_type_wrong, "set d_type to the inode's type", "%s", pb_str(&obj));
+			fsck_err_msg(s->c, "d_type %u (%s), but inode %llu is a %s (d_type %u)", r->d_type,
+				     ft_name(r->d_type), (unsigned long long)r->target, ft_name(r->new_type), r->new_type);
+			if (fix) {
+				struct dtfix *x = VPUSH(s->dtfix);
+				if (!x)
+					goto nomem;
+				x->pos = r->pos;
+				x->target = r->target;
+				x->type = r->new_type;
+			}
+			fix = false;
+			break;
+		}
+		if (fix) {
+			struct del *x = VPUSH(s->dels);
+			if (!x)
+				goto nomem;
+			x->pos = r->pos;
+			x->target = r->target;
+		}
+	}
+	/* directories with more than one dirent */
+	for (size_t i = 0; i < s->extra.nr; i++) {
+		struct dextra *x = &s->extra.d[i];
+		struct dent d;
+		u32 tI = tfind(s, x->target);
+		if ((ret = read_dirent(s, x->pos, &d)))
+			goto out;
+		pb_reset(&obj);
+		inode_obj(s, tI, &obj);
+		struct printbuf de = PRINTBUF;
+		dirent_obj(s, x->pos, d.name, &de);
+		bool fix = ERR(s, dir_multiple_links, "removed the extra dirent", "%s", pb_str(&obj));
+		if (tI == s->root)
+			fsck_err_msg(s->c, "the root directory is named by %s", pb_str(&de));
+		else
+			fsck_err_msg(s->c, "directory is also named by %s", pb_str(&de));
+		pb_exit(&de);
+		if (fix) {
+			struct del *y = VPUSH(s->dels);
+			if (!y)
+				goto nomem;
+			y->pos = x->pos;
+			y->target = x->target;
+		}
+	}
+	/* directory loops */
+	for (size_t i = 0; i < s->loops.nr; i++) {
+		u32 y = s->loops.d[i].idx;
+		struct fi *e = &t[y];
+		char name[BKFS_NAME_MAX + 1];
+		struct bpos pos;
+		if ((ret = find_name(s, t[e->link].inum, e->inum, name, &pos)))
+			goto out;
+		bool fix = ERR(s, dir_loop, "moved the directory to lost+found", "inode %llu", (unsigned long long)e->inum);
+		fsck_err_msg(s->c, "directory %llu (entry \"%s\" in directory %llu) is in a loop that does not reach the root; it becomes %s/#%llu",
+			     (unsigned long long)e->inum, name, (unsigned long long)t[e->link].inum, lf_path(s, &lfp),
+			     (unsigned long long)e->inum);
+		if (fix) {
+			struct del *x = VPUSH(s->dels);
+			if (!x)
+				goto nomem;
+			x->pos = pos;
+			x->target = e->inum;
+			e->flags |= F_LFFIX;
+			if ((ret = add_lf(s, e->inum, DT_DIR)))
+				goto out;
+		}
+	}
+	goto out;
+nomem:
+	ret = -BKFS_E_NOMEM;
+out:
+	pb_exit(&obj);
+	pb_exit(&act);
+	pb_exit(&lfp);
+	return ret;
+}
+
+/* The second pass over the inodes: per-inode checks against the values the
+ * repairs lead to, in inum order. */
+static int report_inodes(struct fsp *s)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	struct printbuf obj = PRINTBUF, act = PRINTBUF, lfp = PRINTBUF;
+	struct fi *t = s->t.d;
+	size_t ti = 0, zi = 0;
+	int ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
+	for (;;) {
+		if ((ret = btree_iter_peek(&it, &k)))
+			break;
+		if (!k || k->p.inode)
+			break;
+		it.pos = k->p;
+		bool ok = inode_key_ok(k);
+		u64 inum = k->p.offset;
+		struct bkfs_inode v;
+		if (ok)
+			memcpy(&v, bkey_val(k), sizeof(v));
+		btree_iter_advance(&it);
+		if (!ok)
+			continue;
+		while (ti < s->t.nr && (t[ti].inum < inum || (t[ti].flags & F_NEW)))
+			ti++;
+		if (ti == s->t.nr || t[ti].inum != inum) {
+			ret = -BKFS_E_CORRUPT; /* the btree changed under us */
+			break;
+		}
+		u32 idx = ti;
+		struct fi *e = &t[idx];
+		while (zi < s->sz.nr && s->sz.d[zi].idx < idx)
+			zi++;
+		struct szrec *z = zi < s->sz.nr && s->sz.d[zi].idx == idx ? &s->sz.d[zi] : NULL;
+		if (idx == s->root && s->root_notdir)
+			continue; /* the root repair rewrites it */
+		pb_reset(&obj);
+		bool have_obj = false;
+#define OBJ() (have_obj ? 0 : (have_obj = true, inode_obj(s, idx, &obj), 0), pb_str(&obj))
+		struct ifix f = { 0 };
+
+		if (e->flags & F_TO_LF && !(e->flags & F_LOOP)) {
+			bool fix = ERR(s, inode_unreachable, "linked it into lost+found", "inode %llu", (unsigned long long)inum);
+			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu",
+				     ft_name(e->type), (unsigned long long)v.size, v.nlink, lf_path(s, &lfp),
+				     (unsigned long long)inum);
+			if (fix) {
+				e->flags |= F_LFFIX;
+				if ((ret = add_lf(s, inum, e->type)))
+					break;
+			}
+		}
+		if (e->type == DT_DIR) {
+			if (e->flags & F_TO_LF) {
+				if ((e->flags & F_LFFIX) && v.parent != lf_inum(s)) {
+					f.mask |= FX_PARENT;
+					f.parent = lf_inum(s);
+				}
+			} else {
+				u64 want = idx == s->root ? BKFS_ROOT_INO : t[e->link].inum;
+				if (v.parent != want) {
+					if (ERR(s, dir_parent_wrong, "set the parent field", "%s", OBJ())) {
+						f.mask |= FX_PARENT;
+						f.parent = want;
+					}
+					fsck_err_msg(s->c, "parent field is %llu, but %s %llu",
+						     (unsigned long long)v.parent,
+						     idx == s->root ? "the root is its own parent:" :
+						     "its directory entry is in directory",
+						     (unsigned long long)want);
+				}
+			}
+		}
+		u32 want_nlink = e->type == DT_DIR ? 2 + e->count : e->count + !!(e->flags & F_TO_LF);
+		if (v.nlink != want_nlink) {
+			if (ERR(s, inode_link_count_wrong, "set nlink", "%s", OBJ())) {
+				f.mask |= FX_NLINK;
+				f.nlink = want_nlink;
+			}
+			if (e->type == DT_DIR)
+				fsck_err_msg(s->c, "nlink %u, but the directory has %u subdirectories: nlink %u",
+					     v.nlink, e->count, want_nlink);
+			else
+				fsck_err_msg(s->c, "nlink %u, but %u directory entries name it", v.nlink, want_nlink);
+		}
+		if (z && v.sectors != z->sectors) {
+			if (ERR(s, inode_i_sectors_wrong, "set i_sectors to the sectors of its extents", "%s", OBJ())) {
+				f.mask |= FX_SECTORS;
+				f.sectors = z->sectors;
+			}
+			fsck_err_msg(s->c, "i_sectors %llu, but its extents hold %llu sectors", (unsigned long long)v.sectors,
+				     (unsigned long long)z->sectors);
+		}
+		if (z && e->type == DT_REG && v.size != z->end) {
+			if (ERR(s, inode_i_size_wrong, "set i_size to the end of its data", "%s", OBJ())) {
+				f.mask |= FX_SIZE;
+				f.size = z->end;
+			}
+			fsck_err_msg(s->c, "i_size %llu, but its data extends to byte %llu", (unsigned long long)v.size,
+				     (unsigned long long)z->end);
+		}
+#undef OBJ
+		if (f.mask) {
+			struct ifix *x = add_ifix(s, inum);
+			if (!x) {
+				ret = -BKFS_E_NOMEM;
+				break;
+			}
+			f.inum = x->inum;
+			f.seq = x->seq;
+			*x = f;
+		}
+	}
+	pb_exit(&obj);
+	pb_exit(&act);
+	pb_exit(&lfp);
+	return ret;
+}
+
+/* ---- repairs ---- */
+
+static int commit(struct trans *t)
+{
+	int ret = trans_commit(t, COMMIT_NO_JOURNAL);
+	trans_reset(t);
+	return ret;
+}
+
+static int write_new_inode(struct fsp *s, u64 inum, u32 mode, u32 nlink, u64 parent, u64 size, u64 sectors)
+{
+	struct trans t;
+	struct bkfs_inode in;
+	bkfs_inode_init(&in, mode, 0, 0, 0, bkfs_now_ns());
+	in.nlink = nlink;
+	in.parent = parent;
+	in.size = size;
+	in.sectors = sectors;
+	trans_init(&t, s->fs);
+	int ret = bkfs_inode_write(&t, inum, &in);
+	if (!ret)
+		ret = commit(&t);
+	trans_exit(&t);
+	return ret;
+}
+
+/* move every extents-btree key of from to inum to (new copy first, then
+ * the delete, so the buckets never look empty in between) */
+static int move_extents(struct fsp *s, u64 from, u64 to)
+{
+	enum { BATCH = 64 };
+	struct bkey_buf *kb = malloc(BATCH * sizeof(*kb));
+	struct trans t;
+	int ret = 0;
+	if (!kb)
+		return -BKFS_E_NOMEM;
+	trans_init(&t, s->fs);
+	for (;;) {
+		struct btree_iter it;
+		struct bkey *k;
+		unsigned n = 0;
+		btree_iter_init(&it, s->fs, BTREE_ID_extents, 0, POS(from, 0));
+		while (n < BATCH && !(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == from) {
+			memcpy(&kb[n], k, bkey_bytes(k));
+			it.pos = bpos_successor(kb[n].k.p);
+			if (!bkey_deleted(&kb[n].k))
+				n++;
+		}
+		if (ret || !n)
+			break;
+		for (unsigned i = 0; i < n && !ret; i++) {
+			struct bkey_buf nk;
+			memcpy(&nk, &kb[i], bkey_bytes(&kb[i].k));
+			nk.k.p.inode = to;
+			ret = trans_update(&t, BTREE_ID_extents, &nk.k);
+		}
+		for (unsigned i = 0; i < n && !ret; i++)
+			ret = trans_delete(&t, BTREE_ID_extents, kb[i].k.p);
+		if (ret || (ret = commit(&t)))
+			break;
+	}
+	trans_exit(&t);
+	free(kb);
+	return ret;
+}
+
+static int cmp_del_desc(const void *a, const void *b)
+{
+	return -bpos_cmp(((const struct del *)a)->pos, ((const struct del *)b)->pos);
+}
+
+static int cmp_ifix(const void *a, const void *b)
+{
+	const struct ifix *x = a, *y = b;
+	if (x->inum != y->inum)
+		return x->inum < y->inum ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* add name -> inum to dir; on a clash "name.1", "name.2", ... */
+static int add_dirent_unique(struct fsp *s, u64 dir, const char *base, u64 inum, unsigned type)
+{
+	struct trans t;
+	char name[BKFS_NAME_MAX + 1];
+	int ret = -BKFS_E_EXIST;
+	trans_init(&t, s->fs);
+	for (unsigned i = 0; i < 1000 && ret == -BKFS_E_EXIST; i++) {
+		if (i)
+			snprintf(name, sizeof(name), "%s.%u", base, i);
+		else
+			snprintf(name, sizeof(name), "%s", base);
+		ret = bkfs_dirent_add(&t, dir, name, strlen(name), inum, type);
+	}
+	if (!ret)
+		ret = commit(&t);
+	trans_exit(&t);
+	return ret;
+}
+
+static int apply(struct fsp *s)
+{
+	struct fi *t = s->t.d;
+	struct trans tr;
+	int ret = 0;
+	if (s->next_inum > s->fs->next_inum)
+		s->fs->next_inum = s->next_inum;
+	trans_init(&tr, s->fs);
+
+	if (s->root_missing && s->root_fix &&
+	    (ret = write_new_inode(s, BKFS_ROOT_INO, S_IFDIR | 0755, 2 + t[s->root].count, BKFS_ROOT_INO, 0, 0)))
+		goto out;
+	for (size_t i = 0; i < s->orph.nr; i++) {
+		struct orphan *o = &s->orph.d[i];
+		struct fi *e = &t[o->idx];
+		if ((e->flags & F_LFFIX) &&
+		    (ret = write_new_inode(s, e->inum, S_IFREG | 0600, e->count + !!(e->flags & F_TO_LF), 0,
+					   o->a.end, o->a.sectors)))
+			goto out;
+	}
+	for (size_t i = 0; i < s->dirs.nr; i++) {
+		struct dirrec *d = &s->dirs.d[i];
+		if (!d->fix || !d->a.nkeys)
+			continue;
+		if ((ret = write_new_inode(s, d->new_inum, S_IFREG | 0600, 1, 0, d->a.end, d->a.sectors)) ||
+		    (ret = move_extents(s, t[d->idx].inum, d->new_inum)))
+			goto out;
+	}
+	for (size_t i = 0; i < s->dtfix.nr; i++) {
+		struct dtfix *x = &s->dtfix.d[i];
+		struct bkey_buf kb;
+		if ((ret = btree_lookup(s->fs, BTREE_ID_dirents, x->pos, &kb)))
+			goto out;
+		struct bkfs_dirent *de = bkey_val(&kb.k);
+		if (de->inum != x->target)
+			continue;
+		de->d_type = x->type;
+		if ((ret = trans_update(&tr, BTREE_ID_dirents, &kb.k)) || (ret = commit(&tr)))
+			goto out;
+	}
+	/* highest slot first: the backward shift of a removal only moves
+	 * entries above it, so the positions of the others stay valid */
+	vsort(s->dels.d, s->dels.nr, sizeof(*s->dels.d), cmp_del_desc);
+	for (size_t i = 0; i < s->dels.nr; i++) {
+		struct del *x = &s->dels.d[i];
+		struct dent d;
+		if ((ret = read_dirent(s, x->pos, &d)))
+			goto out;
+		if (d.inum != x->target)
+			continue;
+		if ((ret = hash_remove_at(&tr, &bkfs_dirent_hash_desc, x->pos.inode, x->pos.offset)) ||
+		    (ret = commit(&tr)))
+			goto out;
+	}
+	if (s->lf_new && s->lf_fix &&
+	    ((ret = write_new_inode(s, s->lf_new, S_IFDIR | 0700, 2 + s->lf_new_subdirs, BKFS_ROOT_INO, 0, 0)) ||
+	     (ret = add_dirent_unique(s, BKFS_ROOT_INO, s->lf_name, s->lf_new, DT_DIR))))
+		goto out;
+	if (s->lf != NONE || s->lf_fix)
+		for (size_t i = 0; i < s->lfadd.nr; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "#%llu", (unsigned long long)s->lfadd.d[i].inum);
+			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.d[i].inum, s->lfadd.d[i].type)))
+				goto out;
+		}
+	vsort(s->fix.d, s->fix.nr, sizeof(*s->fix.d), cmp_ifix);
+	for (size_t i = 0; i < s->fix.nr;) {
+		struct bkfs_inode in;
+		u64 inum = s->fix.d[i].inum;
+		ret = bkfs_inode_get(&tr, inum, &in);
+		if (ret)
+			goto out;
+		for (; i < s->fix.nr && s->fix.d[i].inum == inum; i++) {
+			struct ifix *f = &s->fix.d[i];
+			if (f->mask & FX_MODE)
+				in.mode = f->mode;
+			if (f->mask & FX_SIZE)
+				in.size = f->size;
+			if (f->mask & FX_SECTORS)
+				in.sectors = f->sectors;
+			if (f->mask & FX_NLINK)
+				in.nlink = f->nlink;
+			if (f->mask & FX_PARENT)
+				in.parent = f->parent;
+		}
+		if ((ret = bkfs_inode_write(&tr, inum, &in)) || (ret = commit(&tr)))
+			goto out;
+	}
+out:
+	trans_exit(&tr);
+	return ret;
+}
+
+static void fsp_free(struct fsp *s)
+{
+	VFREE(s->t);
+	VFREE(s->orph);
+	VFREE(s->bad);
+	VFREE(s->dirs);
+	VFREE(s->sz);
+	VFREE(s->dr);
+	VFREE(s->extra);
+	VFREE(s->loops);
+	VFREE(s->fix);
+	VFREE(s->lfadd);
+	VFREE(s->dels);
+	VFREE(s->dtfix);
+	pb_exit(&s->lf_path);
+}
+
+int fsck_check_filesystem(struct fsck_ctx *c)
+{
+	struct fsp s = {
+		.c = c,
+		.fs = c->fs,
+		.root = NONE,
+		.lf = NONE,
+		.path_budget = 1ull << 24,
+	};
+	bool need2 = false;
+	size_t nr_findings = c->nr;
+	int ret;
+
+	/* 1. decide */
+	if ((ret = scan_inodes(&s)))
+		goto out;
+	if (s.bad.nr && (ret = resolve_bad(&s)))
+		goto out;
+	vsort(s.dirs.d, s.dirs.nr, sizeof(*s.dirs.d), cmp_dirrec);
+	vsort(s.sz.d, s.sz.nr, sizeof(*s.sz.d), cmp_szrec);
+	for (size_t i = 0; i < s.t.nr; i++) {
+		struct fi *e = &s.t.d[i];
+		u64 parent = (u64)e->count << 32 | e->link;
+		e->parent = e->type == DT_DIR && !(e->flags & F_ORPHAN) ? tfind(&s, parent) : NONE;
+		e->link = NONE;
+		e->count = 0;
+	}
+	s.next_inum = MAX(s.fs->next_inum, BKFS_FIRST_INO);
+	if (s.t.nr && s.t.d[s.t.nr - 1].inum >= s.next_inum)
+		s.next_inum = s.t.d[s.t.nr - 1].inum + 1;
+	for (size_t i = 0; i < s.dirs.nr; i++)
+		if (s.dirs.d[i].a.nkeys)
+			s.dirs.d[i].new_inum = s.next_inum++;
+	if ((ret = scan_dirents(&s, &need2)))
+		goto out;
+	if (need2 && (ret = scan_extra_links(&s)))
+		goto out;
+	if ((ret = plan_structure(&s)))
+		goto out;
+
+	/* 2. report */
+	if ((ret = report_early(&s)) || (ret = report_inodes(&s)))
+		goto out;
+
+	/* 3. repair what the mode allows */
+	bool any = false;
+	for (size_t i = nr_findings; i < c->nr; i++)
+		any |= c->f[i].fixed;
+	if (any && fsck_may_fix(c)) {
+		fsck_begin_repair(c);
+		ret = apply(&s);
+	}
+out:
+	fsp_free(&s);
+	return ret;
+}
