@@ -1,0 +1,1126 @@
+/* topology.c - check_topology: the children of every interior node tile its
+ * range exactly, no interior node is empty, every root spans the whole key
+ * space, and every leaf key is valid.
+ *
+ * How it works, per btree:
+ *  - The walk is a pure simulation. Every interior node's children are copied
+ *    into a local list and all decisions (drops, trims, extensions, pointers
+ *    pulled in from the node scan) are made on that list, never on the node.
+ *    So -n reports exactly what -y repairs, in the same order: both modes run
+ *    the same walk (reading nodes only loads them into the cache).
+ *  - The walk visits the leaves in key order, each with its repaired range;
+ *    with -y (or -p) they are collected.
+ *  - If the walk repaired anything and every finding may be fixed, the btree
+ *    is rebuilt: its interior levels are replaced by fresh in-memory nodes
+ *    built over the collected leaves. Leaves stay where they are and are
+ *    referenced by pointers carrying their current seq; a pointer whose range
+ *    differs from the node's gets BTREE_PTR_RANGE_UPDATED. A leaf becomes a
+ *    private in-memory copy (a new seq) when it must change (invalid keys
+ *    deleted) or when the same node would be referenced twice. Nodes that
+ *    leave the tree release their space through pending_free at the next
+ *    checkpoint (only when the pointer names a btree bucket of the right gen),
+ *    and every node of that btree the new tree does not reference is evicted
+ *    from the cache. Rewriting a damaged btree's interior nodes costs about
+ *    1/300 of its size in writes and needs no copy-on-write of paths, no
+ *    splits, and leaves the checkpoint a tree that tiles correctly.
+ *
+ * Per interior node (reference §4 of bcachefs-gc.md, minus its quirks: the
+ * scan position pulled_from_scan is per parent, and a root that comes back
+ * empty runs the scan before deciding):
+ *  pass A, in key order: unreadable child -> dropped (scan requested); a child
+ *  older than a scanned node overlapping it -> replaced by the scanned nodes;
+ *  then the child's start against the expected start: gap -> at level 1 fill
+ *  from scanned leaves, else extend the child back; overlap -> decided by node
+ *  seq (drop or trim the older one).  The last child must end at the parent's
+ *  end (level 1: fill from scanned leaves first, else extend it).
+ *  pass B: recurse; an interior child that comes back empty is dropped and
+ *  its neighbour extended over its range.
+ */
+#include "fsck.h"
+#include "../alloc/alloc.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NODE_EMPTY 1
+#define TOPO_GUARD (1ull << 28)
+#define PTR_KEY_BYTES ROUND_UP(sizeof(struct bkey) + sizeof(struct bkfs_btree_ptr), 8)
+
+/* a child pointer as the walk sees it */
+struct child {
+	struct bpos min, max;     /* range as repaired so far */
+	struct bpos omin, omax;   /* range of the pointer as found */
+	struct bkfs_btree_ptr p;  /* pointer as found (scanned: built by the scan) */
+	u8 level;
+	bool from_scan;           /* from the scan result: read privately, never released */
+	bool read;                /* pass A checked it is readable */
+	bool mem;                 /* in-memory node (dirty, no location): never stale */
+	bool has_invalid;         /* leaf with invalid keys */
+};
+
+struct clist {
+	struct child *v;
+	size_t nr, cap;
+};
+
+static int cl_insert(struct clist *l, size_t at, const struct child *c)
+{
+	if (l->nr == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		struct child *n = realloc(l->v, nc * sizeof(*n));
+		if (!n)
+			return -BKFS_E_NOMEM;
+		l->v = n;
+		l->cap = nc;
+	}
+	memmove(&l->v[at + 1], &l->v[at], (l->nr - at) * sizeof(*l->v));
+	l->v[at] = *c;
+	l->nr++;
+	return 0;
+}
+
+static void cl_remove(struct clist *l, size_t at)
+{
+	memmove(&l->v[at], &l->v[at + 1], (l->nr - at - 1) * sizeof(*l->v));
+	l->nr--;
+}
+
+/* the node whose children are being checked */
+struct pdesc {
+	unsigned level;
+	struct bpos min, max;
+	u64 seq;
+	const char *label; /* "rebuilt root", "root": no parent pointer */
+};
+
+struct topo {
+	struct fsck_ctx *c;
+	struct bkfs_fs *fs;
+	unsigned id;
+	bool collect;      /* repairs possible: collect leaves and released nodes */
+	bool all_fixed;    /* every finding in this btree is to be repaired */
+	u64 findings;
+	u64 guard;
+	struct clist leaves;
+	struct bkfs_btree_ptr *rel; /* nodes leaving the tree */
+	size_t nr_rel, cap_rel;
+};
+
+/* ---- reporting ---- */
+
+static void range_text(struct printbuf *pb, struct bpos min, struct bpos max)
+{
+	bpos_to_text(pb, min);
+	pb_printf(pb, "..");
+	bpos_to_text(pb, max);
+}
+
+static void pdesc_text(struct printbuf *pb, const struct pdesc *pd)
+{
+	if (pd->label) {
+		pb_printf(pb, "%s level %u", pd->label, pd->level);
+		return;
+	}
+	pb_printf(pb, "parent level %u ", pd->level);
+	range_text(pb, pd->min, pd->max);
+	pb_printf(pb, " seq %llu", (unsigned long long)pd->seq);
+}
+
+static void child_text(struct printbuf *pb, struct topo *t, const struct pdesc *pd, const struct child *ch)
+{
+	struct bkey k;
+	memset(&k, 0, sizeof(k));
+	k.p = ch->max;
+	bkey_object_text(pb, t->id, ch->level, &k);
+	pb_printf(pb, " (node ");
+	range_text(pb, ch->min, ch->max);
+	pb_printf(pb, " seq %llu%s) in ", (unsigned long long)ch->p.seq, ch->from_scan ? ", scanned" : "");
+	pdesc_text(pb, pd);
+}
+
+static void node_text(struct printbuf *pb, struct topo *t, const struct pdesc *pd)
+{
+	if (pd->label) {
+		pb_printf(pb, "btree %s %s level %u", btree_id_str(t->id), pd->label, pd->level);
+		return;
+	}
+	struct bkey k;
+	memset(&k, 0, sizeof(k));
+	k.p = pd->max;
+	bkey_object_text(pb, t->id, pd->level, &k);
+	pb_printf(pb, " (node ");
+	range_text(pb, pd->min, pd->max);
+	pb_printf(pb, " seq %llu)", (unsigned long long)pd->seq);
+}
+
+/* Report a finding whose object text is in obj (reset afterwards). */
+static bool report(struct topo *t, unsigned err, const char *action, struct printbuf *obj, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static bool report(struct topo *t, unsigned err, const char *action, struct printbuf *obj, const char *fmt, ...)
+{
+	bool fix = fsck_err(t->c, err, action, "%s", pb_str(obj));
+	if (fmt) {
+		struct printbuf m = PRINTBUF;
+		va_list ap;
+		va_start(ap, fmt);
+		pb_vprintf(&m, fmt, ap);
+		va_end(ap);
+		fsck_err_msg(t->c, "%s", pb_str(&m));
+		pb_exit(&m);
+	}
+	pb_reset(obj);
+	t->findings++;
+	if (!fix)
+		t->all_fixed = false;
+	return fix;
+}
+
+static char *pos_str(struct bpos p, char buf[64])
+{
+	struct printbuf pb = PRINTBUF;
+	bpos_to_text(&pb, p);
+	snprintf(buf, 64, "%s", pb_str(&pb));
+	pb_exit(&pb);
+	return buf;
+}
+
+static int add_release(struct topo *t, const struct bkfs_btree_ptr *p)
+{
+	if (!t->collect || !p->nr_ptrs)
+		return 0;
+	if (t->nr_rel == t->cap_rel) {
+		size_t nc = t->cap_rel ? t->cap_rel * 2 : 32;
+		struct bkfs_btree_ptr *n = realloc(t->rel, nc * sizeof(*n));
+		if (!n)
+			return -BKFS_E_NOMEM;
+		t->rel = n;
+		t->cap_rel = nc;
+	}
+	t->rel[t->nr_rel++] = *p;
+	return 0;
+}
+
+static int ensure_scan(struct topo *t)
+{
+	return t->c->scan ? 0 : fsck_scan_for_btree_nodes(t->c);
+}
+
+/* ---- scan lookups ---- */
+
+static int found_cmp_key(const struct found_node *n, unsigned id, unsigned level, struct bpos pos)
+{
+	if (n->btree_id != id)
+		return n->btree_id < id ? -1 : 1;
+	if (n->level != level)
+		return n->level < level ? -1 : 1;
+	return bpos_cmp(n->max_key, pos) < 0 ? -1 : 1;
+}
+
+/* First scanned node of (id, level) that ends at or after pos. Within one
+ * (btree, level) the scanned ranges are disjoint and sorted. */
+static size_t scan_lower(const struct scan_result *r, unsigned id, unsigned level, struct bpos pos)
+{
+	size_t lo = 0, hi = r->nr;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (found_cmp_key(&r->n[mid], id, level, pos) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool scan_in(const struct scan_result *r, size_t j, unsigned id, unsigned level, struct bpos max)
+{
+	return j < r->nr && r->n[j].btree_id == id && r->n[j].level == level &&
+	       bpos_cmp(r->n[j].min_key, max) <= 0;
+}
+
+/* a scanned node as a child, clamped to [a, b] */
+static struct child scanned_child(const struct found_node *n, struct bpos a, struct bpos b)
+{
+	struct child ch;
+	memset(&ch, 0, sizeof(ch));
+	ch.min = bpos_max(n->min_key, a);
+	ch.max = bpos_min(n->max_key, b);
+	ch.omin = n->min_key;
+	ch.omax = n->max_key;
+	ch.p = n->ptr;
+	ch.level = n->level;
+	ch.from_scan = true;
+	return ch;
+}
+
+/* Insert at L[at] every scanned leaf overlapping [a, b], clamped to it. */
+static int pull_scanned(struct topo *t, struct clist *L, size_t at, struct bpos a, struct bpos b, size_t *nr)
+{
+	const struct scan_result *r = t->c->scan;
+	*nr = 0;
+	for (size_t j = scan_lower(r, t->id, 0, a); scan_in(r, j, t->id, 0, b); j++) {
+		struct child ch = scanned_child(&r->n[j], a, b);
+		int ret = cl_insert(L, at + (*nr)++, &ch);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- reading nodes ---- */
+
+static void free_private(struct btree *b)
+{
+	free(b->offs);
+	free(b->data);
+	free(b);
+}
+
+/* Read a node by pointer straight from the devices, bypassing the node cache
+ * (scanned nodes: their seq may collide with a cached node). */
+static int read_private(struct topo *t, const struct child *ch, struct btree **out, struct printbuf *why)
+{
+	struct bkfs_fs *fs = t->fs;
+	void *buf = malloc(fs->node_bytes);
+	int ret = -BKFS_E_IO;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	for (unsigned i = 0; i < ch->p.nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		const struct bkfs_ptr *p = &ch->p.ptrs[i];
+		struct btree *b;
+		if (p->dev >= fs->nr_devs || !fs->devs[p->dev].bd) {
+			ret = -BKFS_E_IO;
+			continue;
+		}
+		if ((ret = bd_read(fs->devs[p->dev].bd, buf, p->offset << SECTOR_SHIFT, fs->node_bytes)))
+			continue;
+		if (why)
+			pb_reset(why);
+		if ((ret = btree_node_from_buf(fs, buf, &b, why)))
+			continue;
+		if (b->btree_id != t->id || b->level != ch->level || b->seq != ch->p.seq) {
+			if (why)
+				pb_printf(why, "node at the scanned location changed");
+			free_private(b);
+			ret = -BKFS_E_CORRUPT;
+			continue;
+		}
+		*out = b;
+		break;
+	}
+	free(buf);
+	return ret;
+}
+
+static void child_orig_key(const struct child *ch, struct bkey_buf *kb)
+{
+	bkey_init(&kb->k, KEY_TYPE_btree_ptr, ch->omax, sizeof(struct bkfs_btree_ptr));
+	memcpy(bkey_val(&kb->k), &ch->p, sizeof(ch->p));
+}
+
+/* The node a child names: tree pointers through the node cache (with their
+ * original range), scanned ones privately (*priv: free with free_private). */
+static int child_get(struct topo *t, const struct child *ch, struct btree **b, bool *priv, struct printbuf *why)
+{
+	*priv = ch->from_scan;
+	if (ch->from_scan)
+		return read_private(t, ch, b, why);
+	struct bkey_buf kb;
+	child_orig_key(ch, &kb);
+	return btree_node_get(t->fs, t->id, &kb.k, b, why);
+}
+
+/* Pass A: can the child be read? 0 yes, 1 no (reason in why), <0 error. */
+static int read_child(struct topo *t, const struct pdesc *pd, struct child *ch, struct printbuf *why)
+{
+	if (ch->p.level != ch->level) {
+		pb_printf(why, "pointer names level %u, expected %u", ch->p.level, ch->level);
+		return 1;
+	}
+	struct btree *b;
+	bool priv;
+	int ret = child_get(t, ch, &b, &priv, why);
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	if (ret) {
+		if (!why->len)
+			pb_printf(why, "%s", bkfs_strerror(ret));
+		return 1;
+	}
+	ch->mem = !priv && (b->dirty || !b->has_loc);
+	if (priv)
+		free_private(b);
+	(void)pd;
+	return 0;
+}
+
+/* A child older than a scanned node overlapping it is replaced by every
+ * scanned node overlapping its range, clamped to it. */
+static int stale_check(struct topo *t, const struct pdesc *pd, struct clist *L, size_t i, bool *replaced)
+{
+	const struct scan_result *r = t->c->scan;
+	struct child cur = L->v[i];
+	struct printbuf obj = PRINTBUF;
+	u64 newest = 0;
+	size_t first = scan_lower(r, t->id, cur.level, cur.min), n = 0;
+	int ret;
+
+	*replaced = false;
+	for (size_t j = first; scan_in(r, j, t->id, cur.level, cur.max); j++, n++)
+		newest = MAX(newest, r->n[j].seq);
+	if (newest <= cur.p.seq)
+		return 0;
+	child_text(&obj, t, pd, &cur);
+	report(t, FSCK_ERR_btree_node_stale_replaced_by_scan, "replaced the pointer by the scanned nodes", &obj,
+	       "a scanned node with seq %llu overlaps it; replaced by the %zu scanned nodes covering its range",
+	       (unsigned long long)newest, n);
+	pb_exit(&obj);
+	if ((ret = add_release(t, &cur.p)))
+		return ret;
+	cl_remove(L, i);
+	for (size_t j = first, k = 0; scan_in(r, j, t->id, cur.level, cur.max); j++, k++) {
+		struct child ch = scanned_child(&r->n[j], cur.min, cur.max);
+		if ((ret = cl_insert(L, i + k, &ch)))
+			return ret;
+	}
+	*replaced = true;
+	return 0;
+}
+
+static int list_from_node(struct btree *b, struct clist *L)
+{
+	for (u32 i = 0; i < b->nr_keys; i++) {
+		const struct bkey *k = btree_node_key(b, i);
+		if (k->type != KEY_TYPE_btree_ptr || bkey_val_bytes(k) < sizeof(struct bkfs_btree_ptr))
+			continue; /* cannot happen: node reads validate every key */
+		struct child ch;
+		memset(&ch, 0, sizeof(ch));
+		memcpy(&ch.p, bkey_val(k), sizeof(ch.p));
+		ch.min = ch.omin = ch.p.min_key;
+		ch.max = ch.omax = k->p;
+		ch.level = b->level - 1;
+		int ret = cl_insert(L, L->nr, &ch);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- the walk ---- */
+
+static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *L);
+
+/* Pass B for a leaf: validate the keys inside its range; collect it. */
+static int check_leaf(struct topo *t, const struct pdesc *pd, struct child *ch)
+{
+	struct printbuf why = PRINTBUF, obj = PRINTBUF;
+	struct btree *b;
+	bool priv;
+	int ret = child_get(t, ch, &b, &priv, &why);
+	if (ret) {
+		pb_exit(&why);
+		return ret < 0 ? ret : -BKFS_E_IO; /* it was readable in pass A */
+	}
+	for (u32 i = 0; i < b->nr_keys; i++) {
+		const struct bkey *k = btree_node_key(b, i);
+		if (bpos_cmp(k->p, ch->min) < 0 || bpos_cmp(k->p, ch->max) > 0)
+			continue;
+		pb_reset(&why);
+		if (!bkey_validate(k, t->id, 0, &why))
+			continue;
+		bkey_object_text(&obj, t->id, 0, k);
+		pb_printf(&obj, " in node ");
+		range_text(&obj, ch->min, ch->max);
+		pb_printf(&obj, " seq %llu", (unsigned long long)ch->p.seq);
+		report(t, FSCK_ERR_bkey_invalid, "deleted the key", &obj, "%s", pb_str(&why));
+		ch->has_invalid = true;
+	}
+	if (priv)
+		free_private(b);
+	pb_exit(&why);
+	pb_exit(&obj);
+	(void)pd;
+	return t->collect ? cl_insert(&t->leaves, t->leaves.nr, ch) : 0;
+}
+
+/* Pass B for an interior child: check its own children. */
+static int check_child_interior(struct topo *t, struct child *ch)
+{
+	struct clist L = { 0 };
+	struct btree *b;
+	bool priv;
+	int ret = child_get(t, ch, &b, &priv, NULL);
+	if (ret)
+		return ret < 0 ? ret : -BKFS_E_IO;
+	bool mem = !priv && (b->dirty || !b->has_loc);
+	ret = list_from_node(b, &L);
+	if (priv)
+		free_private(b);
+	if (!ret && !ch->from_scan && !mem)
+		ret = add_release(t, &ch->p);
+	if (!ret) {
+		struct pdesc sub = { .level = ch->level, .min = ch->min, .max = ch->max, .seq = ch->p.seq };
+		ret = check_interior(t, &sub, &L);
+	}
+	free(L.v);
+	return ret;
+}
+
+/* Check the children L of an interior node with range pd. Returns 0, or
+ * NODE_EMPTY if the node is left without children, or <0 on error. */
+static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *L)
+{
+	struct printbuf obj = PRINTBUF, why = PRINTBUF;
+	struct bpos pulled = pd->min; /* scanned leaves pulled in up to here (this parent only) */
+	bool end_pulled = false;
+	char b1[64], b2[64];
+	size_t i, prev, nr;
+	bool have_prev;
+	int ret = 0;
+
+	for (i = 0; i < L->nr; i++)
+		L->v[i].level = pd->level - 1;
+pass_a:
+	i = prev = 0;
+	have_prev = false;
+	while (i < L->nr) {
+		if (++t->guard > TOPO_GUARD) {
+			ret = -BKFS_E_LOOP;
+			goto out;
+		}
+		struct child *cur = &L->v[i];
+		if (!cur->read) {
+			pb_reset(&why);
+			ret = read_child(t, pd, cur, &why);
+			if (ret < 0)
+				goto out;
+			if (ret > 0) {
+				ret = 0;
+				child_text(&obj, t, pd, cur);
+				report(t, FSCK_ERR_btree_node_unreadable, "dropped the pointer (its keys are lost)", &obj,
+				       "%s", pb_str(&why));
+				t->c->lost_nodes++;
+				if (!cur->from_scan && (ret = add_release(t, &cur->p)))
+					goto out;
+				cl_remove(L, i);
+				if ((ret = ensure_scan(t)))
+					goto out;
+				continue;
+			}
+			cur->read = true;
+			if (!cur->from_scan && !cur->mem && t->c->scan) {
+				bool replaced;
+				if ((ret = stale_check(t, pd, L, i, &replaced)))
+					goto out;
+				if (replaced)
+					continue;
+			}
+		}
+		cur = &L->v[i];
+		struct child *pv = have_prev ? &L->v[prev] : NULL;
+
+		if (bpos_cmp(cur->min, pd->max) > 0) {
+			child_text(&obj, t, pd, cur);
+			report(t, FSCK_ERR_btree_node_topology_bad_max_key, "dropped the pointer", &obj,
+			       "starts after the parent's end %s", pos_str(pd->max, b1));
+			if (!cur->from_scan && (ret = add_release(t, &cur->p)))
+				goto out;
+			cl_remove(L, i);
+			continue;
+		}
+		struct bpos expected = pv ? bpos_successor(pv->max) : pd->min;
+		bool overlap = pv ? bpos_eq(pv->max, POS_MAX) || bpos_cmp(cur->min, expected) < 0
+				  : bpos_cmp(cur->min, pd->min) < 0;
+		if (!overlap && bpos_cmp(cur->min, expected) > 0) {
+			/* gap before cur */
+			struct bpos gap_end = bpos_predecessor(cur->min);
+			if (pd->level == 1 && bpos_cmp(pulled, cur->min) < 0) {
+				pulled = cur->min;
+				if ((ret = ensure_scan(t)) || (ret = pull_scanned(t, L, i, expected, gap_end, &nr)))
+					goto out;
+				if (nr) {
+					child_text(&obj, t, pd, &L->v[i + nr]);
+					report(t, FSCK_ERR_btree_node_gap_filled_from_scan, "inserted pointers to scanned leaves",
+					       &obj, "gap %s..%s before it filled from %zu scanned leaves",
+					       pos_str(expected, b1), pos_str(gap_end, b2), nr);
+					continue;
+				}
+				cur = &L->v[i];
+			}
+			child_text(&obj, t, pd, cur);
+			report(t, FSCK_ERR_btree_node_topology_bad_min_key,
+			       "extended the node back over the gap (keys there are lost)", &obj,
+			       "expected to start at %s: gap %s..%s", pos_str(expected, b1), pos_str(expected, b1),
+			       pos_str(gap_end, b2));
+			cur->min = expected;
+		} else if (overlap) {
+			if (pv && cur->p.seq > pv->p.seq) {
+				/* cur is newer */
+				if (bpos_cmp(pv->min, cur->min) >= 0) {
+					child_text(&obj, t, pd, pv);
+					report(t, FSCK_ERR_btree_node_topology_overwritten_by_next_node, "dropped the older node",
+					       &obj, "entirely covered by the newer next node starting at %s (seq %llu)",
+					       pos_str(cur->min, b1), (unsigned long long)cur->p.seq);
+					if (!pv->from_scan && (ret = add_release(t, &pv->p)))
+						goto out;
+					cl_remove(L, prev);
+					goto pass_a;
+				}
+				child_text(&obj, t, pd, pv);
+				report(t, FSCK_ERR_btree_node_topology_bad_max_key, "trimmed the older node's end", &obj,
+				       "overlaps the newer next node starting at %s (seq %llu)", pos_str(cur->min, b1),
+				       (unsigned long long)cur->p.seq);
+				pv->max = bpos_predecessor(cur->min);
+			} else {
+				struct bpos cover = pv ? pv->max : bpos_predecessor(pd->min);
+				if (bpos_cmp(cover, cur->max) >= 0) {
+					child_text(&obj, t, pd, cur);
+					if (pv)
+						report(t, FSCK_ERR_btree_node_topology_overwritten_by_prev_node, "dropped the node",
+						       &obj, "entirely covered by the previous node ending at %s (seq %llu)",
+						       pos_str(pv->max, b1), (unsigned long long)pv->p.seq);
+					else
+						report(t, FSCK_ERR_btree_node_topology_overwritten_by_prev_node, "dropped the node",
+						       &obj, "entirely before the parent's start %s", pos_str(pd->min, b1));
+					if (!cur->from_scan && (ret = add_release(t, &cur->p)))
+						goto out;
+					cl_remove(L, i);
+					continue;
+				}
+				child_text(&obj, t, pd, cur);
+				if (pv)
+					report(t, FSCK_ERR_btree_node_topology_bad_min_key, "trimmed the node's start", &obj,
+					       "overlaps the previous node ending at %s; starts now at %s",
+					       pos_str(pv->max, b1), pos_str(expected, b2));
+				else
+					report(t, FSCK_ERR_btree_node_topology_bad_min_key, "trimmed the node's start", &obj,
+					       "starts before the parent's start; starts now at %s", pos_str(expected, b1));
+				cur->min = expected;
+			}
+		}
+		prev = i;
+		have_prev = true;
+		i++;
+	}
+
+	/* the end */
+	if (!L->nr) {
+		if (pd->level == 1 && !end_pulled) {
+			end_pulled = true;
+			if ((ret = ensure_scan(t)) || (ret = pull_scanned(t, L, 0, pd->min, pd->max, &nr)))
+				goto out;
+			if (nr) {
+				node_text(&obj, t, pd);
+				report(t, FSCK_ERR_btree_node_gap_filled_from_scan, "inserted pointers to scanned leaves", &obj,
+				       "no readable children: filled from %zu scanned leaves", nr);
+				goto pass_a;
+			}
+		}
+		node_text(&obj, t, pd);
+		report(t, FSCK_ERR_btree_node_topology_interior_node_empty,
+		       pd->label ? "emptied the btree" : "dropped the node", &obj, "no children left");
+		ret = NODE_EMPTY;
+		goto out;
+	}
+	struct child *last = &L->v[L->nr - 1];
+	if (bpos_cmp(last->max, pd->max) > 0) {
+		child_text(&obj, t, pd, last);
+		report(t, FSCK_ERR_btree_node_topology_bad_max_key, "trimmed the node's end", &obj,
+		       "ends after the parent's end %s", pos_str(pd->max, b1));
+		last->max = pd->max;
+	} else if (bpos_cmp(last->max, pd->max) < 0) {
+		struct bpos from = bpos_successor(last->max);
+		if (pd->level == 1 && !end_pulled) {
+			end_pulled = true;
+			if ((ret = ensure_scan(t)) || (ret = pull_scanned(t, L, L->nr, from, pd->max, &nr)))
+				goto out;
+			if (nr) {
+				child_text(&obj, t, pd, &L->v[L->nr - nr - 1]);
+				report(t, FSCK_ERR_btree_node_topology_bad_max_key, "filled the missing range from scanned leaves",
+				       &obj, "last child ends before the parent's end %s: %s..%s filled from %zu scanned leaves",
+				       pos_str(pd->max, b1), pos_str(from, b2), pos_str(pd->max, b1), nr);
+				goto pass_a;
+			}
+			last = &L->v[L->nr - 1];
+		}
+		child_text(&obj, t, pd, last);
+		report(t, FSCK_ERR_btree_node_topology_bad_max_key,
+		       "extended the node to the parent's end (keys there are lost)", &obj,
+		       "last child ends before the parent's end %s", pos_str(pd->max, b1));
+		last->max = pd->max;
+	}
+
+	/* pass B: descend */
+	for (i = 0; i < L->nr;) {
+		struct child *ch = &L->v[i];
+		ret = ch->level ? check_child_interior(t, ch) : check_leaf(t, pd, ch);
+		btree_cache_shrink(t->fs);
+		if (ret < 0)
+			goto out;
+		if (ret != NODE_EMPTY) {
+			i++;
+			continue;
+		}
+		ret = 0;
+		struct child gone = L->v[i];
+		cl_remove(L, i);
+		if (i < L->nr) {
+			child_text(&obj, t, pd, &L->v[i]);
+			report(t, FSCK_ERR_btree_node_topology_bad_min_key, "extended the node back over the dropped one",
+			       &obj, "the previous node %s..%s was empty and dropped", pos_str(gone.min, b1),
+			       pos_str(gone.max, b2));
+			L->v[i].min = gone.min;
+		} else if (i > 0) {
+			child_text(&obj, t, pd, &L->v[i - 1]);
+			report(t, FSCK_ERR_btree_node_topology_bad_max_key, "extended the node over the dropped one", &obj,
+			       "the next node %s..%s was empty and dropped", pos_str(gone.min, b1), pos_str(gone.max, b2));
+			L->v[i - 1].max = gone.max;
+			/* its subtree's last leaf is the last one collected */
+			if (t->collect && t->leaves.nr)
+				t->leaves.v[t->leaves.nr - 1].max = gone.max;
+		}
+	}
+	if (!L->nr) {
+		node_text(&obj, t, pd);
+		report(t, FSCK_ERR_btree_node_topology_interior_node_empty,
+		       pd->label ? "emptied the btree" : "dropped the node", &obj, "every child was dropped");
+		ret = NODE_EMPTY;
+	}
+out:
+	pb_exit(&obj);
+	pb_exit(&why);
+	return ret;
+}
+
+/* The root is unreadable or empty: the scanned leaves of this btree become
+ * the children of a new root. */
+static int rebuild_from_scan(struct topo *t)
+{
+	struct printbuf obj = PRINTBUF;
+	struct clist L = { 0 };
+	int ret = ensure_scan(t);
+	if (ret)
+		return ret;
+	const struct scan_result *r = t->c->scan;
+	for (size_t j = scan_lower(r, t->id, 0, POS_MIN); !ret && scan_in(r, j, t->id, 0, POS_MAX); j++) {
+		struct child ch = scanned_child(&r->n[j], POS_MIN, POS_MAX);
+		ret = cl_insert(&L, L.nr, &ch);
+	}
+	t->leaves.nr = 0;
+	if (!ret && !L.nr) {
+		pb_printf(&obj, "btree %s", btree_id_str(t->id));
+		report(t, FSCK_ERR_btree_root_unreadable_and_scan_found_nothing, "installed an empty root (btree emptied)",
+		       &obj, "no leaf of this btree was found by the scan");
+	} else if (!ret) {
+		struct pdesc pd = { .level = 1, .min = POS_MIN, .max = POS_MAX, .label = "rebuilt root" };
+		ret = check_interior(t, &pd, &L);
+		if (ret == NODE_EMPTY) {
+			t->leaves.nr = 0;
+			ret = 0;
+		}
+	}
+	free(L.v);
+	pb_exit(&obj);
+	return ret;
+}
+
+static int check_btree(struct topo *t)
+{
+	struct bkfs_fs *fs = t->fs;
+	struct btree_root *rt = &fs->roots[t->id];
+	struct printbuf obj = PRINTBUF;
+	struct btree *r;
+	int ret = btree_root_get(fs, t->id, &r);
+
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	if (ret) {
+		struct bkey k;
+		memset(&k, 0, sizeof(k));
+		k.p = POS_MAX;
+		bkey_object_text(&obj, t->id, rt->ptr.level, &k);
+		pb_printf(&obj, " (root seq %llu)", (unsigned long long)rt->ptr.seq);
+		report(t, FSCK_ERR_btree_root_unreadable, "rebuilding the btree from scanned leaves", &obj, "%s",
+		       bkfs_strerror(ret));
+		pb_exit(&obj);
+		t->c->lost_nodes++;
+		if ((ret = add_release(t, &rt->ptr)))
+			return ret;
+		return rebuild_from_scan(t);
+	}
+	bool mem = r->dirty || !r->has_loc;
+	unsigned level = r->level;
+	struct bpos rmin = r->min_key, rmax = r->max_key;
+	u64 seq = r->seq;
+	struct pdesc pd = { .level = level, .min = POS_MIN, .max = POS_MAX, .seq = seq, .label = "root" };
+	if (!bpos_eq(rmin, POS_MIN)) {
+		node_text(&obj, t, &pd);
+		report(t, FSCK_ERR_btree_root_bad_min_key, "set the root's start to POS_MIN", &obj,
+		       "root starts at %s", pos_str(rmin, (char[64]){ 0 }));
+	}
+	if (!bpos_eq(rmax, POS_MAX)) {
+		node_text(&obj, t, &pd);
+		report(t, FSCK_ERR_btree_root_bad_max_key, "set the root's end to POS_MAX", &obj,
+		       "root ends at %s", pos_str(rmax, (char[64]){ 0 }));
+	}
+	pb_exit(&obj);
+	if (!level) {
+		struct child ch;
+		memset(&ch, 0, sizeof(ch));
+		ch.min = POS_MIN;
+		ch.max = POS_MAX;
+		ch.omin = rmin;
+		ch.omax = rmax;
+		ch.p = rt->ptr;
+		ch.p.seq = seq;
+		ch.mem = mem;
+		ch.read = true;
+		return check_leaf(t, &pd, &ch);
+	}
+	struct clist L = { 0 };
+	ret = list_from_node(r, &L);
+	if (!ret && !mem)
+		ret = add_release(t, &rt->ptr);
+	if (!ret)
+		ret = check_interior(t, &pd, &L);
+	free(L.v);
+	if (ret == NODE_EMPTY)
+		ret = rebuild_from_scan(t);
+	return ret;
+}
+
+/* ---- repair: rebuild the interior levels over the collected leaves ---- */
+
+static bool same_node(const struct btree *b, unsigned id, const struct child *e)
+{
+	if (b->btree_id != id || b->level != 0)
+		return false;
+	if (b->dirty || !b->has_loc)
+		return !e->from_scan && !e->p.nr_ptrs;
+	for (unsigned j = 0; j < e->p.nr_ptrs && j < BKFS_MAX_REPLICAS; j++)
+		if (e->p.ptrs[j].dev == b->ptr.ptrs[0].dev && e->p.ptrs[j].offset == b->ptr.ptrs[0].offset)
+			return true;
+	return false;
+}
+
+/* Drop keys outside [min, max] and set the range (in-memory nodes). */
+static void node_set_range(struct btree *b, struct bpos min, struct bpos max)
+{
+	b->min_key = min;
+	b->max_key = max;
+	for (u32 i = 0; i < b->nr_keys;) {
+		const struct bkey *k = btree_node_key(b, i);
+		if (bpos_cmp(k->p, min) < 0 || bpos_cmp(k->p, max) > 0)
+			btree_node_delete_at(b, i);
+		else
+			i++;
+	}
+}
+
+/* Replace the leaf e names by a private in-memory copy (new seq): only the
+ * valid keys inside e's range. */
+static int make_copy(struct topo *t, struct child *e)
+{
+	struct btree *src, *n;
+	bool priv;
+	int ret = child_get(t, e, &src, &priv, NULL);
+	if (ret)
+		return ret < 0 ? ret : -BKFS_E_IO;
+	n = btree_node_alloc(t->fs, t->id, 0);
+	if (!n) {
+		if (priv)
+			free_private(src);
+		return -BKFS_E_NOMEM;
+	}
+	n->min_key = e->min;
+	n->max_key = e->max;
+	n->journal_seq = src->journal_seq;
+	for (u32 i = 0; i < src->nr_keys && !ret; i++) {
+		const struct bkey *k = btree_node_key(src, i);
+		if (bpos_cmp(k->p, e->min) < 0 || bpos_cmp(k->p, e->max) > 0 || bkey_validate(k, t->id, 0, NULL))
+			continue;
+		ret = btree_node_insert_at(n, n->nr_keys, k);
+	}
+	if (priv)
+		free_private(src);
+	if (!ret && !e->from_scan)
+		ret = add_release(t, &e->p);
+	memset(&e->p, 0, sizeof(e->p));
+	e->p.seq = n->seq;
+	e->p.min_key = e->min;
+	e->omin = e->min;
+	e->omax = e->max;
+	e->from_scan = false;
+	e->mem = true;
+	e->has_invalid = false;
+	return ret;
+}
+
+struct seq_idx {
+	u64 seq;
+	size_t i;
+	bool from_scan;
+};
+
+static int cmp_seq_idx(const void *a, const void *b)
+{
+	const struct seq_idx *x = a, *y = b;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	if (x->from_scan != y->from_scan)
+		return x->from_scan ? 1 : -1; /* the tree's own pointer keeps the node */
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+	return x < y ? -1 : x > y;
+}
+
+static u64 loc_key(const struct bkfs_ptr *p)
+{
+	return (u64)p->dev << 56 | (p->offset & ((1ull << 56) - 1));
+}
+
+/* Space of a node leaving the tree is released at the checkpoint, if its
+ * pointer really names btree buckets of the right generation. */
+static bool release_ok(struct bkfs_fs *fs, const struct bkfs_btree_ptr *p)
+{
+	if (!p->nr_ptrs || p->nr_ptrs > BKFS_MAX_REPLICAS || !fs->alloc)
+		return false;
+	for (unsigned j = 0; j < p->nr_ptrs; j++) {
+		const struct bkfs_ptr *q = &p->ptrs[j];
+		if (q->dev >= fs->nr_devs || !ALLOC(fs)->buckets[q->dev])
+			return false;
+		u64 b = ptr_bucket(fs, q);
+		if (b >= fs->sb.members[q->dev].nbuckets)
+			return false;
+		const struct bkfs_alloc *a = bucket_get(fs, q->dev, b);
+		if (a->data_type != DATA_btree || a->gen != q->gen)
+			return false;
+	}
+	return true;
+}
+
+static int build_levels(struct topo *t)
+{
+	struct bkfs_fs *fs = t->fs;
+	struct clist cur = { 0 }, next = { 0 };
+	int ret = 0;
+	unsigned level = 1;
+	u32 cap = fs->node_bytes - sizeof(struct bkfs_node_hdr);
+	size_t fit = cap / PTR_KEY_BYTES, per = MAX((size_t)2, cap * 3 / 4 / PTR_KEY_BYTES);
+	struct btree *root = NULL;
+
+	/* cur aliases the leaves for the first level */
+	cur = t->leaves;
+	for (;;) {
+		if (level >= BTREE_MAX_DEPTH) {
+			ret = -BKFS_E_TOOBIG;
+			break;
+		}
+		size_t nodes = cur.nr <= fit ? 1 : DIV_ROUND_UP(cur.nr, per);
+		size_t done = 0;
+		next.nr = 0;
+		for (size_t n = 0; n < nodes && !ret; n++) {
+			size_t cnt = (cur.nr - done) / (nodes - n);
+			struct btree *b = btree_node_alloc(fs, t->id, level);
+			if (!b) {
+				ret = -BKFS_E_NOMEM;
+				break;
+			}
+			b->min_key = cur.v[done].min;
+			b->max_key = cur.v[done + cnt - 1].max;
+			for (size_t k = done; k < done + cnt && !ret; k++) {
+				struct bkey_buf kb;
+				bkey_init(&kb.k, KEY_TYPE_btree_ptr, cur.v[k].max, sizeof(struct bkfs_btree_ptr));
+				memcpy(bkey_val(&kb.k), &cur.v[k].p, sizeof(cur.v[k].p));
+				ret = btree_node_insert_at(b, b->nr_keys, &kb.k);
+			}
+			done += cnt;
+			struct child ch;
+			memset(&ch, 0, sizeof(ch));
+			ch.min = b->min_key;
+			ch.max = b->max_key;
+			ch.p.seq = b->seq;
+			ch.p.min_key = b->min_key;
+			ch.p.level = level;
+			if (!ret)
+				ret = cl_insert(&next, next.nr, &ch);
+			root = b;
+		}
+		if (cur.v != t->leaves.v)
+			free(cur.v);
+		cur = next;
+		next = (struct clist){ 0 };
+		if (ret || nodes == 1)
+			break;
+		level++;
+	}
+	if (cur.v != t->leaves.v)
+		free(cur.v);
+	free(next.v);
+	if (ret)
+		return ret;
+	struct btree_root *rt = &fs->roots[t->id];
+	root->min_key = POS_MIN;
+	root->max_key = POS_MAX;
+	rt->b = root;
+	rt->error = false;
+	memset(&rt->ptr, 0, sizeof(rt->ptr));
+	rt->ptr.seq = root->seq;
+	rt->ptr.level = root->level;
+	rt->ptr.min_key = POS_MIN;
+	return 0;
+}
+
+static int apply_repairs(struct topo *t)
+{
+	struct bkfs_fs *fs = t->fs;
+	size_t n = t->leaves.nr;
+	struct seq_idx *si = NULL;
+	bool *copy = NULL;
+	u64 *locs = NULL;
+	size_t nr_locs = 0;
+	struct btree **victims = NULL;
+	size_t nr_victims = 0, cap_victims = 0;
+	int ret = 0;
+
+	fsck_begin_repair(t->c);
+	if (n) {
+		si = malloc(n * sizeof(*si));
+		copy = calloc(n, sizeof(*copy));
+		if (!si || !copy) {
+			ret = -BKFS_E_NOMEM;
+			goto out;
+		}
+	}
+	/* 1. which leaves become private copies */
+	for (size_t i = 0; i < n; i++)
+		si[i] = (struct seq_idx){ t->leaves.v[i].p.seq, i, t->leaves.v[i].from_scan };
+	if (n)
+		qsort(si, n, sizeof(*si), cmp_seq_idx);
+	for (size_t k = 1; k < n; k++)
+		if (si[k].seq == si[k - 1].seq)
+			copy[si[k].i] = true; /* the same node referenced twice */
+	for (size_t i = 0; i < n; i++) {
+		struct child *e = &t->leaves.v[i];
+		struct btree *b = btree_cache_find(fs, e->p.seq);
+		if (e->has_invalid || (b && !same_node(b, t->id, e)))
+			copy[i] = true;
+	}
+	/* 2. copies; in-memory leaves take their range; cached clean leaves whose
+	 *    range changes are evicted (a re-read applies the pointer's range) */
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct child *e = &t->leaves.v[i];
+		if (copy[i]) {
+			ret = make_copy(t, e);
+			continue;
+		}
+		struct btree *b = btree_cache_find(fs, e->p.seq);
+		if (b && (b->dirty || !b->has_loc)) {
+			node_set_range(b, e->min, e->max);
+			e->omin = e->min;
+			e->omax = e->max;
+		} else if (b && (!bpos_eq(b->min_key, e->min) || !bpos_eq(b->max_key, e->max))) {
+			btree_node_free(fs, b);
+		}
+	}
+	if (ret)
+		goto out;
+	/* 3. the leaf pointers */
+	for (size_t i = 0; i < n; i++) {
+		struct child *e = &t->leaves.v[i];
+		e->p.min_key = e->min;
+		e->p.level = 0;
+		if (e->mem)
+			e->p.flags = 0;
+		else if (!bpos_eq(e->min, e->omin) || !bpos_eq(e->max, e->omax))
+			e->p.flags |= BTREE_PTR_RANGE_UPDATED;
+		si[i] = (struct seq_idx){ e->p.seq, i, false };
+	}
+	if (n)
+		qsort(si, n, sizeof(*si), cmp_seq_idx);
+	/* 4. evict every node of this btree the new tree does not reference */
+	for (size_t h = 0; h < fs->hash_size; h++)
+		for (struct btree *b = fs->hash[h]; b; b = b->hnext) {
+			if (b->btree_id != t->id)
+				continue;
+			size_t lo = 0, hi = n;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (si[mid].seq < b->seq)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < n && si[lo].seq == b->seq && same_node(b, t->id, &t->leaves.v[si[lo].i]))
+				continue;
+			if (nr_victims == cap_victims) {
+				size_t nc = cap_victims ? cap_victims * 2 : 64;
+				struct btree **nv = realloc(victims, nc * sizeof(*nv));
+				if (!nv) {
+					ret = -BKFS_E_NOMEM;
+					goto out;
+				}
+				victims = nv;
+				cap_victims = nc;
+			}
+			victims[nr_victims++] = b;
+		}
+	for (size_t k = 0; k < nr_victims; k++)
+		btree_node_free(fs, victims[k]);
+	/* 5. release the space of nodes that left the tree */
+	if (n) {
+		locs = malloc(n * BKFS_MAX_REPLICAS * sizeof(*locs));
+		if (!locs) {
+			ret = -BKFS_E_NOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		for (unsigned j = 0; j < t->leaves.v[i].p.nr_ptrs && j < BKFS_MAX_REPLICAS; j++)
+			locs[nr_locs++] = loc_key(&t->leaves.v[i].p.ptrs[j]);
+	if (nr_locs)
+		qsort(locs, nr_locs, sizeof(*locs), cmp_u64);
+	for (size_t k = 0; k < t->nr_rel; k++) {
+		const struct bkfs_btree_ptr *p = &t->rel[k];
+		bool dup = false;
+		for (size_t m = 0; m < k && !dup; m++)
+			dup = t->rel[m].nr_ptrs && loc_key(&t->rel[m].ptrs[0]) == loc_key(&p->ptrs[0]);
+		u64 key = loc_key(&p->ptrs[0]);
+		if (dup || (nr_locs && bsearch(&key, locs, nr_locs, sizeof(*locs), cmp_u64)))
+			continue;
+		if (release_ok(fs, p))
+			btree_pending_free_add(fs, t->id, p);
+	}
+	/* 6. the new interior levels */
+	ret = n ? build_levels(t) : btree_root_set_empty(fs, t->id);
+	fs->cache_gen++;
+out:
+	free(si);
+	free(copy);
+	free(locs);
+	free(victims);
+	return ret;
+}
+
+int fsck_check_topology(struct fsck_ctx *c)
+{
+	int ret = 0;
+	for (unsigned id = 0; id < BTREE_ID_NR && !ret; id++) {
+		struct topo t = {
+			.c = c,
+			.fs = c->fs,
+			.id = id,
+			.collect = fsck_may_fix(c),
+			.all_fixed = true,
+		};
+		ret = check_btree(&t);
+		if (!ret && t.collect && t.findings && t.all_fixed)
+			ret = apply_repairs(&t);
+		free(t.leaves.v);
+		free(t.rel);
+	}
+	return ret;
+}
