@@ -59,11 +59,43 @@ static u32 bucket_used_sectors(const struct bkfs_alloc *a)
 	return a->data_type == DATA_cached ? a->cached_sectors : a->dirty_sectors + a->stripe_sectors;
 }
 
-static void acct_bucket(struct bkfs_fs *fs, unsigned dev, const struct bkfs_alloc *a, int sign)
+struct bpos bucket_acct_counters(struct bkfs_fs *fs, unsigned dev, const struct bkfs_alloc *a, s64 v[3])
 {
 	u32 used = bucket_used_sectors(a);
 	u32 frag = used && used < bucket_sectors(fs) ? bucket_sectors(fs) - used : 0;
-	acct_add(fs, acct_pos_dev_data_type(dev, a->data_type), sign, sign * (s64)used, sign * (s64)frag);
+	v[0] = 1;
+	v[1] = used;
+	v[2] = frag;
+	return acct_pos_dev_data_type(dev, a->data_type);
+}
+
+static void acct_bucket(struct bkfs_fs *fs, unsigned dev, const struct bkfs_alloc *a, int sign)
+{
+	s64 v[3];
+	struct bpos pos = bucket_acct_counters(fs, dev, a, v);
+	acct_add(fs, pos, sign * v[0], sign * v[1], sign * v[2]);
+}
+
+unsigned sb_journal_bucket_type(struct bkfs_fs *fs, unsigned dev, u64 b, u32 *sectors)
+{
+	const struct bkfs_member *m = &fs->sb.members[dev];
+	u64 bs = fs->sb.bucket_size;
+	*sectors = 0;
+	if (b == m->nbuckets - 1) {
+		*sectors = BKFS_SB_SIZE >> SECTOR_SHIFT; /* third copy: start of the last bucket */
+		return DATA_sb;
+	}
+	if (b < m->first_bucket) {
+		/* primary and backup copies: everything below the end of the backup */
+		u64 end = (BKFS_SB_BACKUP_OFFSET + BKFS_SB_SIZE) >> SECTOR_SHIFT;
+		*sectors = b * bs < end ? MIN(bs, end - b * bs) : bs;
+		return DATA_sb;
+	}
+	if (b >= m->journal_bucket_start && b - m->journal_bucket_start < m->journal_nr_buckets) {
+		*sectors = bs;
+		return DATA_journal;
+	}
+	return DATA_free;
 }
 
 void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_alloc *new)

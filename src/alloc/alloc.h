@@ -75,6 +75,13 @@ void alloc_exit(struct bkfs_fs *fs);
 void bucket_set_dirty(struct bkfs_fs *fs, unsigned dev, u64 b);
 /* Apply a change to one bucket and to dev_data_type accounting. */
 void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_alloc *new);
+/* The dev_data_type counters one bucket contributes (buckets, used sectors,
+ * fragmented sectors); returns the counter's position. The single rule used by
+ * bucket_update() and by the checker's recompute. */
+struct bpos bucket_acct_counters(struct bkfs_fs *fs, unsigned dev, const struct bkfs_alloc *a, s64 v[3]);
+/* Superblock and journal buckets: DATA_sb / DATA_journal with the sectors the
+ * bucket holds, else DATA_free. Used by format and by the checker. */
+unsigned sb_journal_bucket_type(struct bkfs_fs *fs, unsigned dev, u64 b, u32 *sectors);
 
 /* accounting (in-memory table, persisted as accounting keys) */
 struct acct_entry *acct_find(struct bkfs_fs *fs, struct bpos pos, bool create);

@@ -292,23 +292,12 @@ out:
 	return ret;
 }
 
-int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf)
+/* Read and verify the whole checksummed region of extent k (csum_sectors
+ * sectors) into tmp: dirty pointers first, then cached ones that are not stale. */
+static int extent_read_region(struct bkfs_fs *fs, const struct bkey *k, u8 *tmp)
 {
-	if (k->type == KEY_TYPE_inline_data) {
-		const struct bkfs_inline_data *d = bkey_val(k);
-		memset(buf, 0, (size_t)k->size << SECTOR_SHIFT);
-		memcpy(buf, d->data, MIN((u64)d->bytes, (u64)k->size << SECTOR_SHIFT));
-		return 0;
-	}
-	if (k->type != KEY_TYPE_extent)
-		return -BKFS_E_IO;
 	const struct bkfs_extent *e = bkey_val(k);
 	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
-	if (e->offset + k->size > e->csum_sectors)
-		return -BKFS_E_CORRUPT;
-	u8 *tmp = malloc(region);
-	if (!tmp)
-		return -BKFS_E_NOMEM;
 	int ret = -BKFS_E_IO;
 	/* dirty pointers first, then cached ones that are not stale */
 	for (int pass = 0; pass < 2 && ret; pass++)
@@ -329,9 +318,121 @@ int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf)
 			}
 			ret = 0;
 		}
+	return ret;
+}
+
+int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf)
+{
+	if (k->type == KEY_TYPE_inline_data) {
+		const struct bkfs_inline_data *d = bkey_val(k);
+		memset(buf, 0, (size_t)k->size << SECTOR_SHIFT);
+		memcpy(buf, d->data, MIN((u64)d->bytes, (u64)k->size << SECTOR_SHIFT));
+		return 0;
+	}
+	if (k->type != KEY_TYPE_extent)
+		return -BKFS_E_IO;
+	const struct bkfs_extent *e = bkey_val(k);
+	if (e->offset + k->size > e->csum_sectors)
+		return -BKFS_E_CORRUPT;
+	u8 *tmp = malloc((size_t)e->csum_sectors << SECTOR_SHIFT);
+	if (!tmp)
+		return -BKFS_E_NOMEM;
+	int ret = extent_read_region(fs, k, tmp);
 	if (!ret)
 		memcpy(buf, tmp + ((size_t)e->offset << SECTOR_SHIFT), (size_t)k->size << SECTOR_SHIFT);
 	free(tmp);
+	return ret;
+}
+
+/* Move one extent: copy its checksummed region to newly allocated space and
+ * build in nk the key with the new copies as dirty pointers and the old dirty
+ * ones (plus still-valid cached ones, space permitting) as cached pointers. */
+static int extent_move_one(struct bkfs_fs *fs, const struct bkey *k, struct bkey_buf *nk)
+{
+	const struct bkfs_extent *e = bkey_val(k);
+	u32 want = e->csum_sectors;
+	struct bkfs_ptr ptrs[BKFS_MAX_REPLICAS];
+	u32 got = 0;
+	int ret, n = 0;
+	if (!want || want > bucket_sectors(fs))
+		return -BKFS_E_INVAL;
+	u8 *buf = malloc((size_t)want << SECTOR_SHIFT);
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	if ((ret = extent_read_region(fs, k, buf)))
+		goto out;
+	for (int tries = 0; tries < 2; tries++) {
+		n = alloc_data_space(fs, fs->sb.data_replicas, want, ptrs, &got);
+		if (n < 0 || got == want)
+			break;
+		/* the rest of the open bucket is too short: start a fresh one */
+		alloc_close_write_points(fs);
+	}
+	if (n < 0) {
+		ret = n;
+		goto out;
+	}
+	if (got != want) {
+		ret = -BKFS_E_NOSPC;
+		goto out;
+	}
+	if ((ret = write_replicas(fs, ptrs, n, buf, (size_t)want << SECTOR_SHIFT)))
+		goto out;
+	/* new dirty copies, then the old dirty copies as cached, then the old
+	 * cached copies that are still valid */
+	unsigned nr = 0;
+	struct bkfs_ptr all[BKFS_MAX_REPLICAS];
+	for (int i = 0; i < n && nr < BKFS_MAX_REPLICAS; i++)
+		all[nr++] = ptrs[i];
+	for (int pass = 0; pass < 2; pass++)
+		for (unsigned i = 0; i < e->nr_ptrs && nr < BKFS_MAX_REPLICAS; i++) {
+			struct bkfs_ptr p = e->ptrs[i];
+			if (!!(p.flags & PTR_CACHED) != pass || p.dev >= fs->nr_devs)
+				continue;
+			u64 b = ptr_bucket(fs, &p);
+			if (b >= fs->sb.members[p.dev].nbuckets || bucket_get(fs, p.dev, b)->gen != p.gen)
+				continue;
+			p.flags = PTR_CACHED; /* an erasure-coded copy stays readable, but not as part of a stripe */
+			p.stripe_idx = 0;
+			p.stripe_block = 0;
+			all[nr++] = p;
+		}
+	memcpy(nk, k, sizeof(struct bkey));
+	struct bkfs_extent *ne = bkey_val(&nk->k);
+	memcpy(ne, e, sizeof(*e));
+	ne->nr_ptrs = nr;
+	memcpy(ne->ptrs, all, nr * sizeof(*all));
+	nk->k.u64s = DIV_ROUND_UP(sizeof(struct bkey) + extent_val_bytes(nr), 8);
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+int extent_move_to_cached(struct bkfs_fs *fs, u64 inum, u64 start, u64 end, u64 *moved)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	struct trans t;
+	int ret;
+	trans_init(&t, fs);
+	btree_iter_init(&it, fs, BTREE_ID_extents, 0, POS(inum, start + 1));
+	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == inum && bkey_start_pos(k).offset < end) {
+		if (k->type != KEY_TYPE_extent) {
+			btree_iter_advance(&it);
+			continue;
+		}
+		struct bkey_buf old, nk;
+		memcpy(&old, k, bkey_bytes(k));
+		if ((ret = extent_move_one(fs, &old.k, &nk)))
+			break;
+		if ((ret = trans_update(&t, BTREE_ID_extents, &nk.k)) || (ret = trans_commit(&t, 0)))
+			break;
+		if (moved)
+			*moved += old.k.size;
+		btree_iter_init(&it, fs, BTREE_ID_extents, 0, bpos_successor(old.k.p));
+	}
+	trans_exit(&t);
 	return ret;
 }
 

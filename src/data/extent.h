@@ -20,6 +20,12 @@ int extent_read(struct bkfs_fs *fs, u64 inum, u64 off, void *buf, size_t len);
 /* Read and verify one extent's data (all of its live range) into buf
  * (k->size sectors). */
 int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf);
+/* Move the data of every extent of inum that overlaps [start, end) sectors to
+ * newly allocated space, keeping the old copies as cached pointers (what a
+ * move to a background target does). One transaction per extent; *moved (may
+ * be NULL) is increased by the sectors moved. Later reuse of the old buckets
+ * leaves those cached pointers stale until gen GC drops them. */
+int extent_move_to_cached(struct bkfs_fs *fs, u64 inum, u64 start, u64 end, u64 *moved);
 /* Sectors [front, back) cut from key k (used by trims) */
 void bkey_cut_front(struct bkey *k, struct bpos where);
 void bkey_cut_back(struct bkey *k, struct bpos where);

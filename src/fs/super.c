@@ -218,15 +218,9 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 		acct_add(fs, acct_pos_dev_data_type(d, DATA_free), m->nbuckets, 0, 0);
 		for (u64 b = 0; b < m->nbuckets; b++) {
 			struct bkfs_alloc a = *bucket_get(fs, d, b);
-			unsigned t = b < first || b == m->nbuckets - 1 ? DATA_sb :
-				     b >= m->journal_bucket_start && b < m->journal_bucket_start + m->journal_nr_buckets ?
-				     DATA_journal : DATA_free;
-			if (t == DATA_sb)
-				a.dirty_sectors = b == m->nbuckets - 1 ? BKFS_SB_SIZE >> SECTOR_SHIFT :
-						  MIN((u64)fs->sb.bucket_size,
-						      (BKFS_SB_BACKUP_OFFSET + BKFS_SB_SIZE) / SECTOR_SIZE - b * fs->sb.bucket_size);
-			else if (t == DATA_journal)
-				a.dirty_sectors = fs->sb.bucket_size;
+			u32 sectors;
+			unsigned t = sb_journal_bucket_type(fs, d, b, &sectors);
+			a.dirty_sectors = sectors;
 			a.data_type = alloc_data_type(&a, t);
 			bucket_update(fs, d, b, &a);
 			bucket_set_dirty(fs, d, b);
