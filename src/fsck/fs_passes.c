@@ -899,9 +899,8 @@ static u64 lf_inum(struct fsp *s)
 }
 
 /* where lost+found is (computed once) */
-static const char *lf_path(struct fsp *s, struct printbuf *pb)
+static const char *lf_path(struct fsp *s)
 {
-	(void)pb;
 	if (!s->lf_path.len) {
 		if (s->lf == NONE)
 			pb_printf(&s->lf_path, "/%s", s->lf_name);
@@ -913,7 +912,7 @@ static const char *lf_path(struct fsp *s, struct printbuf *pb)
 
 static int report_early(struct fsp *s)
 {
-	struct printbuf obj = PRINTBUF, act = PRINTBUF, lfp = PRINTBUF;
+	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	int ret = 0;
 	struct fi *t = s->t.d;
 
@@ -974,7 +973,7 @@ static int report_early(struct fsp *s)
 		if (d->a.nkeys)
 			fsck_err_msg(s->c, "directory has %u data keys (%llu sectors, %llu bytes): they become inode %llu, %s/#%llu",
 				     d->a.nkeys, (unsigned long long)d->a.sectors, (unsigned long long)d->a.end,
-				     (unsigned long long)d->new_inum, lf_path(s, &lfp), (unsigned long long)d->new_inum);
+				     (unsigned long long)d->new_inum, lf_path(s), (unsigned long long)d->new_inum);
 		struct ifix *f;
 		if (d->fix) {
 			if (d->a.nkeys && (ret = add_lf(s, d->new_inum, DT_REG)))
@@ -1003,7 +1002,7 @@ static int report_early(struct fsp *s)
 				pb_printf(&act, "at its remaining directory entry");
 			pb_exit(&p);
 		} else {
-			pb_printf(&act, "as %s/#%llu", lf_path(s, &lfp), (unsigned long long)e->inum);
+			pb_printf(&act, "as %s/#%llu", lf_path(s), (unsigned long long)e->inum);
 		}
 		if (o->a.nkeys) {
 			fix |= ERR(s, extent_for_missing_inode, action, "inode %llu", (unsigned long long)e->inum);
@@ -1116,7 +1115,7 @@ static int report_early(struct fsp *s)
 			goto out;
 		bool fix = ERR(s, dir_loop, "moved the directory to lost+found", "inode %llu", (unsigned long long)e->inum);
 		fsck_err_msg(s->c, "directory %llu (entry \"%s\" in directory %llu) is in a loop that does not reach the root; it becomes %s/#%llu",
-			     (unsigned long long)e->inum, name, (unsigned long long)t[e->link].inum, lf_path(s, &lfp),
+			     (unsigned long long)e->inum, name, (unsigned long long)t[e->link].inum, lf_path(s),
 			     (unsigned long long)e->inum);
 		if (fix) {
 			struct del *x = VPUSH(s->dels);
@@ -1135,7 +1134,6 @@ nomem:
 out:
 	pb_exit(&obj);
 	pb_exit(&act);
-	pb_exit(&lfp);
 	return ret;
 }
 
@@ -1145,7 +1143,7 @@ static int report_inodes(struct fsp *s)
 {
 	struct btree_iter it;
 	struct bkey *k;
-	struct printbuf obj = PRINTBUF, act = PRINTBUF, lfp = PRINTBUF;
+	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	struct fi *t = s->t.d;
 	size_t ti = 0, zi = 0;
 	int ret;
@@ -1185,7 +1183,7 @@ static int report_inodes(struct fsp *s)
 		if (e->flags & F_TO_LF && !(e->flags & F_LOOP)) {
 			bool fix = ERR(s, inode_unreachable, "linked it into lost+found", "inode %llu", (unsigned long long)inum);
 			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu",
-				     ft_name(e->type), (unsigned long long)v.size, v.nlink, lf_path(s, &lfp),
+				     ft_name(e->type), (unsigned long long)v.size, v.nlink, lf_path(s),
 				     (unsigned long long)inum);
 			if (fix) {
 				e->flags |= F_LFFIX;
@@ -1256,7 +1254,6 @@ static int report_inodes(struct fsp *s)
 	}
 	pb_exit(&obj);
 	pb_exit(&act);
-	pb_exit(&lfp);
 	return ret;
 }
 

@@ -347,6 +347,38 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	if (after)
 		after(fs, &t);
 
+	/* -p: the same findings; only the PREEN ones are repaired, and a
+	 * following -n reports exactly the others */
+	{
+		struct bkfs_fs *pfs;
+		struct fsck_ctx p, again;
+		CHECK_EQ(open_fs(FSCK_FLAGS, &pfs), 0);
+		ctx_init(&p, pfs, FSCK_MODE_PREEN);
+		CHECK_EQ(fsck_check_filesystem(&p), 0);
+		CHECK(same_findings(&n, &p));
+		ctx_init(&again, pfs, FSCK_MODE_NO);
+		CHECK_EQ(fsck_check_filesystem(&again), 0);
+		size_t j = 0;
+		bool ok = true;
+		for (size_t i = 0; i < p.nr; i++) {
+			CHECK_EQ(p.f[i].fixed, !!(fsck_err_table[p.f[i].err].flags & FSCK_PREEN));
+			if (p.f[i].fixed)
+				continue;
+			ok &= j < again.nr && again.f[j].err == p.f[i].err;
+			j++;
+		}
+		ok &= j == again.nr;
+		if (!ok) {
+			fprintf(stderr, "%s: after -p:\n", name);
+			print_findings("-p", &p);
+			print_findings("then -n", &again);
+		}
+		CHECK(ok);
+		ctx_exit(&p);
+		ctx_exit(&again);
+		bkfs_close_nowrite(pfs);
+	}
+
 	/* write the repairs the way the orchestrator does, reopen */
 	fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
 	CHECK_EQ(bkfs_close(fs), 0);
