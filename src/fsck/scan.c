@@ -436,6 +436,10 @@ int fsck_scan_for_btree_nodes(struct fsck_ctx *c)
 		return ret;
 	}
 	c->scan = r;
+	/* nodes created from now on must not share a seq with anything on disk
+	 * (orphans of an unfinished checkpoint may be newer than the sb says) */
+	for (size_t i = 0; i < r->nr; i++)
+		c->fs->node_seq = MAX(c->fs->node_seq, r->n[i].seq);
 	c->pass_ns[FSCK_PASS_scan_for_btree_nodes] += dt;
 	c->pass_ran[FSCK_PASS_scan_for_btree_nodes] = true;
 	if (c->pass != FSCK_PASS_scan_for_btree_nodes)
