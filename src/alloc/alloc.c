@@ -270,6 +270,8 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *out)
 		}
 		if (best_time == UINT64_MAX || bucket_invalidate(fs, dev, best))
 			return -BKFS_E_NOSPC;
+		if (bucket_get(fs, dev, best)->data_type != DATA_free)
+			return alloc_bucket(fs, dev, out); /* the new gen hit the gc_gens limit */
 		b = best;
 	}
 	struct bkfs_alloc a = *bucket_get(fs, dev, b);

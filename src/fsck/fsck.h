@@ -202,6 +202,8 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o);
 void fsck_list_errors(struct printbuf *out);
 /* GC-gens on its own (bkfs gc-gens): returns 0 or error. */
 int bkfs_gc_gens(char *const *devs, unsigned nr, struct printbuf *report);
+/* The same on an open read-write filesystem (ordinary transactions). */
+int bkfs_gc_gens_fs(struct bkfs_fs *fs, struct printbuf *report);
 
 /* ---- node scan (scan.c) ---- */
 struct found_node {

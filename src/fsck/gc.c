@@ -1347,7 +1347,8 @@ int fsck_check_allocations(struct fsck_ctx *c)
 		ret = -BKFS_E_NOMEM;
 		goto out;
 	}
-	memcpy(snap, ALLOC(fs)->acct, nr_snap * sizeof(*snap));
+	if (nr_snap)
+		memcpy(snap, ALLOC(fs)->acct, nr_snap * sizeof(*snap));
 
 	if ((ret = gc_build_reflink_table(g)))
 		goto out;
@@ -1361,7 +1362,7 @@ int fsck_check_allocations(struct fsck_ctx *c)
 			goto out;
 		if (order[i] == BTREE_ID_alloc)
 			gc_mark_sb_journal(g);
-		if (order[i] == BTREE_ID_stripes)
+		if (order[i] == BTREE_ID_stripes && g->nr_bst)
 			qsort(g->bst, g->nr_bst, sizeof(*g->bst), bst_cmp);
 	}
 	gc_apply_iptr_fixes(g);

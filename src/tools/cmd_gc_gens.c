@@ -1,0 +1,53 @@
+/* cmd_gc_gens.c - `bkfs gc-gens DEV...`: generation GC on its own. */
+#include "cmds.h"
+#include "../fsck/fsck.h"
+#include <getopt.h>
+#include <stdio.h>
+
+static void gc_gens_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bkfs gc-gens DEV...\n"
+		"Run generation garbage collection: drop cached pointers more than 16\n"
+		"generations stale and advance every bucket's oldest_gen, so that buckets\n"
+		"waiting on it (need_gc_gens) can be allocated again. The filesystem is\n"
+		"opened read-write; pass every member device.\n"
+		"Exit status: 0 success, 1 failure, 16 usage error.\n");
+}
+
+int cmd_gc_gens(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, 0, 'h' },
+		{ 0 }
+	};
+	int opt;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			gc_gens_usage(stdout);
+			return 0;
+		default:
+			gc_gens_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "bkfs gc-gens: no device given\n");
+		gc_gens_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (argc - optind > BKFS_MAX_DEVS) {
+		fprintf(stderr, "bkfs gc-gens: at most %d devices\n", BKFS_MAX_DEVS);
+		return EXIT_USAGE;
+	}
+	struct printbuf report = PRINTBUF;
+	int ret = bkfs_gc_gens(argv + optind, argc - optind, &report);
+	if (ret)
+		fprintf(stderr, "bkfs gc-gens: %s", pb_str(&report));
+	else
+		fputs(pb_str(&report), stdout);
+	pb_exit(&report);
+	return ret ? 1 : 0;
+}
