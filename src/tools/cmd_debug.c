@@ -1081,24 +1081,31 @@ out:
 	return ret;
 }
 
-/* An interior root left without children: rebuilt from the node scan. */
+/* The level-1 root of the alloc btree loses every child pointer, and no
+ * node of the alloc btree is left for the scan to find: the interior node is
+ * empty and cannot be refilled, so the btree is emptied. Alloc keys are
+ * derived state: check_allocations recreates every one of them. */
 static int k_interior_node_empty(struct dctx *c)
 {
 	int ret = walk_nodes(c);
 	if (ret)
 		return ret;
-	size_t cand[BTREE_ID_NR], n = 0;
+	struct dnode *t = NULL;
 	for (size_t i = 0; i < c->nr_nodes; i++)
-		if (c->nodes[i].root && c->nodes[i].level == 1 && fs_btree(c->nodes[i].id))
-			cand[n++] = i;
-	if (!n) {
-		no_target(c, "no extents, inodes, dirents or xattrs btree with a level-1 root");
+		if (c->nodes[i].root && c->nodes[i].level == 1 && c->nodes[i].id == BTREE_ID_alloc)
+			t = &c->nodes[i];
+	if (!t) {
+		no_target(c, "the alloc btree's root is not at level 1");
 		return NO_TARGET;
 	}
-	struct dnode *t = &c->nodes[cand[pick(c, n)]];
+	unsigned count = 0;
+	/* first every scannable alloc node (the root included), then the root
+	 * rewritten empty: queued writes land in order */
+	if ((ret = destroy_scannable(c, BTREE_ID_alloc, &count)))
+		return ret;
 	node_text(&c->damaged, t);
-	pb_printf(&c->damaged, ": every child pointer removed");
-	pb_printf(&c->lost, "none: every leaf is found by the node scan");
+	pb_printf(&c->damaged, ": every child pointer removed; %u on-disk alloc btree nodes made unreadable", count);
+	pb_printf(&c->lost, "none: alloc keys are rebuilt from the other btrees");
 	u8 *buf = node_read(c, &t->ptr);
 	if (!buf)
 		return -BKFS_E_IO;
@@ -2308,7 +2315,7 @@ static const struct kind kinds[] = {
 	{ "topology_overlap_trim", "btree_node_topology_bad_min_key",
 	  "a leaf's min_key moved back into its newer predecessor's range (no keys there)", k_topology_overlap_trim },
 	{ "interior_node_empty", "btree_node_topology_interior_node_empty",
-	  "a level-1 root of the extents/inodes/dirents/xattrs btree loses every child pointer", k_interior_node_empty },
+	  "the alloc btree's level-1 root loses every child and no alloc node is left to scan", k_interior_node_empty },
 	/* pointers */
 	{ "ptr_gen_newer", "ptr_gen_newer_than_bucket_gen",
 	  "an extent pointer's gen made newer than its bucket's (a bucket holding only that extent)", k_ptr_gen_newer },

@@ -1,0 +1,92 @@
+# corrupt_common.bash - helpers shared by corrupt.sh, crash_repair.sh and
+# fuzz.sh (sourced; not a test by itself: tests/run.sh only runs *.sh files
+# directly under tests/integration).
+#
+# Needs BKFS, GENTREE and TMPDIR (set by tests/run.sh).
+
+: "${BKFS:?}" "${GENTREE:?}" "${TMPDIR:?}"
+
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "FAIL: $*" >&2; exit 1; }
+
+# corrupt_kinds: the kind names of `bkfs debug corrupt --list`, one per line
+corrupt_kinds() {
+	"$BKFS" debug corrupt --list | awk '!/^#/ && NF { print $1 }'
+}
+
+# corrupt_expect KIND: the fsck error the kind should provoke
+corrupt_expect() {
+	"$BKFS" debug corrupt --list | awk -v k="$1" '!/^#/ && $1 == k { print $2 }'
+}
+
+require_corrupt() {
+	"$BKFS" debug corrupt --list > /dev/null 2>&1 || skip "bkfs debug corrupt is not available"
+}
+
+# make_sample DIR FILES: a generated tree (seed 7) plus a few big files whose
+# buckets each hold a single extent.
+make_sample() {
+	local dir=$1 files=$2 big=$1.big
+	"$GENTREE" --seed 7 --files "$files" --quiet "$dir" > /dev/null || die "gentree failed"
+	mkdir -p "$big"
+	# deterministic content: the generated files, concatenated
+	find "$dir" -type f -size +1k -print0 | LC_ALL=C sort -z | xargs -0 cat 2>/dev/null |
+		head -c 6000000 > "$big/pool"
+	head -c 3000000 "$big/pool" > "$big/b1"
+	tail -c 1500001 "$big/pool" > "$big/b2"
+	head -c 4194304 "$big/pool" | tail -c 2097152 > "$big/b3"
+	rm "$big/pool"
+	mv "$big" "$dir/big"
+}
+
+# make_image SRC IMG SIZE: format IMG from SRC
+make_image() {
+	rm -f "$2"
+	truncate -s "$3" "$2"
+	"$BKFS" format --source "$1" "$2" > "$2.format.log" 2>&1 || { cat "$2.format.log"; die "format --source failed"; }
+}
+
+# manifest IMG OUT MANIFEST: extract IMG into OUT (fresh) and write the sha256
+# of every regular file, by path (./rel/path), to MANIFEST. Returns the exit
+# status of extract (1 = some objects could not be read: the manifest is
+# still written, the problems are in OUT.extract.log).
+manifest() {
+	local img=$1 out=$2 man=$3 rc=0
+	extract_to "$img" "$out" || rc=$?
+	(cd "$out" && find . -path ./lost+found -prune -o -type f -print0 | LC_ALL=C sort -z |
+		xargs -0 -r sha256sum) > "$man"
+	return $rc
+}
+
+# extract_to IMG OUT: extract into a fresh OUT (log in OUT.extract.log)
+extract_to() {
+	rm -rf "$2"
+	mkdir -p "$2"
+	"$BKFS" extract "$1" "$2" > "$2.extract.log" 2>&1
+}
+
+# is_asan: the bkfs binary is built with AddressSanitizer (slower: tests
+# shrink their workloads)
+is_asan() {
+	grep -qa __asan_init "$BKFS" 2>/dev/null
+}
+
+# compare_manifest MANIFEST OUT: one line "missing PATH" or "differs PATH"
+# (PATH as ./rel/path) per regular file of MANIFEST not identical in OUT
+compare_manifest() {
+	(cd "$2" && sha256sum -c --quiet "$1" 2>/dev/null) |
+		sed -n -e 's/^\(.*\): FAILED open or read$/missing \1/p' -e 's/^\(.*\): FAILED$/differs \1/p'
+}
+
+# json_names FILE: the finding names of a fsck --json report, in order
+json_names() {
+	grep -o '"name": "[a-z_0-9]*", "number"' "$1" 2>/dev/null | cut -d'"' -f4
+}
+
+# json_lost FILE: "extents sectors nodes salvaged" of a fsck --json report
+json_lost() {
+	local l s
+	l=$(grep -o '"lost": {[^}]*}' "$1" 2>/dev/null | grep -o '[0-9][0-9]*' | tr '\n' ' ')
+	s=$(grep -o '"salvaged_inodes": [0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$')
+	echo "${l:-0 0 0 }${s:-0}"
+}
