@@ -29,8 +29,7 @@ int cmd_extract(int argc, char **argv)
 	};
 	int c;
 	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);

@@ -40,7 +40,11 @@ static int size_arg(const char *opt, const char *val, u64 *out)
 {
 	if (parse_size(val, out)) {
 		fprintf(stderr, "bkfs format: invalid size for --%s: '%s'\n", opt, val);
-		return -1;
+		return EXIT_USAGE;
+	}
+	if (!*out) {
+		fprintf(stderr, "bkfs format: --%s must not be zero\n", opt);
+		return 1;
 	}
 	return 0;
 }
@@ -60,23 +64,22 @@ int cmd_format(int argc, char **argv)
 	};
 	struct format_opts o = { 0 };
 	const char *source = NULL;
-	int c;
+	int c, ret;
 
 	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "fhL:", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fhL:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (size_arg("bucket-size", optarg, &o.bucket_size))
-				return EXIT_USAGE;
+			if ((ret = size_arg("bucket-size", optarg, &o.bucket_size)))
+				return ret;
 			break;
 		case 'B':
-			if (size_arg("block-size", optarg, &o.block_size))
-				return EXIT_USAGE;
+			if ((ret = size_arg("block-size", optarg, &o.block_size)))
+				return ret;
 			break;
 		case 'n':
-			if (size_arg("btree-node-size", optarg, &o.btree_node_size))
-				return EXIT_USAGE;
+			if ((ret = size_arg("btree-node-size", optarg, &o.btree_node_size)))
+				return ret;
 			break;
 		case 'r': {
 			char *end;
@@ -153,7 +156,7 @@ int cmd_format(int argc, char **argv)
 	}
 
 	struct printbuf err = PRINTBUF;
-	int ret = bkfs_format(devs, nr, &o, &err);
+	ret = bkfs_format(devs, nr, &o, &err);
 	if (ret) {
 		fprintf(stderr, "bkfs format: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
 		pb_exit(&err);

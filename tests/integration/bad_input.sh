@@ -1,0 +1,214 @@
+#!/bin/bash
+# bad_input.sh - format and extract on bad input: missing paths, devices too
+# small, garbage and truncated images, bad sizes, unknown options, an existing
+# filesystem without --force, unreadable source entries, damaged images.
+# Every case must exit with the documented status (0, 1 or 16) and a clear
+# message, never crash (status < 128), and a command that fails validation
+# must not write anything.
+#
+# Environment (tests/run.sh): BKFS, GENTREE, TMPDIR.
+set -uo pipefail
+
+: "${BKFS:?}" "${GENTREE:?}" "${TMPDIR:?}"
+T=$TMPDIR
+nfail=0
+ncase=0
+
+bad() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
+
+# expect WANT_RC PATTERN CMD...: run CMD, check its exit status and that
+# stderr (or stdout for status 0) matches PATTERN (grep -E, case-insensitive)
+expect() {
+	local want=$1 pat=$2
+	shift 2
+	ncase=$((ncase + 1))
+	local rc=0
+	timeout 120 "$@" > "$T/out" 2> "$T/err" || rc=$?
+	if [ "$rc" -ge 124 ]; then
+		bad "$* -> exit $rc (crash or hang)"
+		tail -5 "$T/err"
+		return
+	fi
+	if [ "$rc" != "$want" ]; then
+		bad "$* -> exit $rc, want $want"
+		tail -5 "$T/err"
+		return
+	fi
+	if [ -n "$pat" ] && ! cat "$T/err" "$T/out" | grep -qiE -- "$pat"; then
+		bad "$* -> message does not match '$pat':"
+		tail -5 "$T/err"
+		return
+	fi
+	echo "ok ($rc): $*"
+	[ "$rc" = 0 ] || sed 's/^/    /' "$T/err" | head -3
+}
+
+# the image is still all zeros (nothing written)
+untouched() {
+	ncase=$((ncase + 1))
+	if [ "$(tr -d '\0' < "$1" | head -c 1 | wc -c)" != 0 ]; then
+		bad "$1 was written to"
+	fi
+}
+
+Z=$T/zero.img
+truncate -s 64M "$Z"
+
+# ---- usage errors: exit 16 ----
+expect 16 "no device" "$BKFS" format
+expect 16 "unknown option" "$BKFS" format --bogus "$Z"
+expect 16 "unknown option" "$BKFS" format -q "$Z"
+expect 16 "needs an argument" "$BKFS" format "$Z" --block-size
+expect 16 "invalid size" "$BKFS" format --block-size abc "$Z"
+expect 16 "invalid size" "$BKFS" format --bucket-size 12q "$Z"
+expect 16 "invalid size" "$BKFS" format --btree-node-size -4096 "$Z"
+expect 16 "invalid size" "$BKFS" format --bucket-size 99999999999999999999999T "$Z"
+expect 16 "replicas" "$BKFS" format --replicas two "$Z"
+expect 16 "replicas" "$BKFS" format --replicas -1 "$Z"
+expect 16 "no device|no directory" "$BKFS" extract
+expect 16 "no directory" "$BKFS" extract "$Z"
+expect 16 "unknown option" "$BKFS" extract --bogus "$Z" "$T/x"
+untouched "$Z"
+expect 0 "usage: bkfs format" "$BKFS" format --help
+expect 0 "usage: bkfs extract" "$BKFS" extract --help
+
+# ---- values that parse but are invalid: exit 1, nothing written ----
+expect 1 "block size" "$BKFS" format --block-size 3000 "$Z"
+expect 1 "block size" "$BKFS" format --block-size 128k "$Z"
+expect 1 "block.size" "$BKFS" format --block-size 0 "$Z"
+expect 1 "node size" "$BKFS" format --btree-node-size 2k "$Z"
+expect 1 "node size" "$BKFS" format --btree-node-size 4M "$Z"
+expect 1 "bucket size" "$BKFS" format --bucket-size 4k "$Z"
+expect 1 "bucket size" "$BKFS" format --bucket-size 1G "$Z"
+expect 1 "replicas" "$BKFS" format --replicas 0 "$Z"
+expect 1 "replicas" "$BKFS" format --replicas 2 "$Z"
+expect 1 "replicas" "$BKFS" format --replicas 9 "$Z"
+expect 1 "label" "$BKFS" format --label "$(printf 'L%.0s' $(seq 1 40))" "$Z"
+expect 1 "given twice" "$BKFS" format "$Z" "$Z"
+untouched "$Z"
+
+# ---- missing and wrong paths ----
+expect 1 "no such file" "$BKFS" format "$T/nonexistent.img"
+expect 1 "not a regular file" "$BKFS" format "$T"
+expect 1 "no such file" "$BKFS" format --source "$T/nonexistent" "$Z"
+echo notadir > "$T/file"
+expect 1 "not a directory" "$BKFS" format --source "$T/file" "$Z"
+untouched "$Z"
+expect 1 "no such" "$BKFS" extract "$T/nonexistent.img" "$T/x"
+[ ! -e "$T/x" ] || bad "extract created its directory although the device is missing"
+
+# ---- devices too small ----
+truncate -s 1M "$T/small.img"
+expect 1 "too small" "$BKFS" format "$T/small.img"
+untouched "$T/small.img"
+: > "$T/empty.img"
+expect 1 "too small|no valid|size" "$BKFS" format "$T/empty.img"
+expect 1 "" "$BKFS" extract "$T/empty.img" "$T/x"
+
+# ---- garbage and truncated images ----
+head -c 10M /dev/urandom > "$T/garbage.img"
+expect 1 "superblock" "$BKFS" extract "$T/garbage.img" "$T/x"
+[ ! -e "$T/x" ] || bad "extract created its directory for a garbage image"
+expect 1 "superblock" "$BKFS" extract "$T/garbage.img" "$T/garbage.img" "$T/x"
+
+mkdir -p "$T/src/d"
+echo hello > "$T/src/d/f"
+head -c 300000 /dev/urandom > "$T/src/big"
+V=$T/valid.img
+truncate -s 128M "$V"
+expect 0 "imported" "$BKFS" format --source "$T/src" "$V"
+expect 0 "extracted" "$BKFS" extract "$V" "$T/v_out"
+diff -r "$T/src" "$T/v_out" > /dev/null || bad "valid image does not round-trip"
+head -c $((64 * 1024 * 1024)) "$V" > "$T/half.img"
+expect 1 "smaller|superblock" "$BKFS" extract "$T/half.img" "$T/x"
+[ ! -e "$T/x" ] || bad "extract created its directory for a truncated image"
+# two images of different filesystems
+W=$T/other.img
+truncate -s 128M "$W"
+expect 0 "" "$BKFS" format "$W"
+expect 1 "different filesystem|duplicate" "$BKFS" extract "$V" "$W" "$T/x"
+expect 1 "duplicate|twice" "$BKFS" extract "$V" "$V" "$T/x"
+
+# ---- an existing filesystem needs --force ----
+cp --sparse=always "$V" "$T/before.img"
+expect 1 "force" "$BKFS" format "$V"
+cmp -s "$V" "$T/before.img" || bad "format without --force changed the image"
+expect 1 "force" "$BKFS" format --source "$T/src" "$V"
+cmp -s "$V" "$T/before.img" || bad "format --source without --force changed the image"
+expect 0 "" "$BKFS" format --force "$V"
+
+# ---- extract destinations ----
+mkdir -p "$T/nonempty"
+echo x > "$T/nonempty/x"
+expect 1 "not empty" "$BKFS" extract "$T/before.img" "$T/nonempty"
+expect 1 "not a directory" "$BKFS" extract "$T/before.img" "$T/file"
+expect 1 "" "$BKFS" extract "$T/before.img" "$T/no/such/parent"
+
+# ---- unreadable source entries: reported, skipped, exit 1, fs consistent ----
+U=$T/usrc
+mkdir -p "$U/ok" "$U/closed"
+echo fine > "$U/ok/f"
+echo secret > "$U/secret"
+echo inner > "$U/closed/inner"
+chmod 000 "$U/secret" "$U/closed"
+img=$T/unreadable.img
+truncate -s 128M "$img"
+runner=()
+if [ "$(id -u)" = 0 ]; then
+	# root reads everything: drop to an unprivileged user for this case
+	if command -v setpriv > /dev/null; then
+		chown -R 65534:65534 "$U" "$img"
+		chmod 000 "$U/secret" "$U/closed"
+		chmod 755 "$U" "$U/ok"
+		runner=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all)
+	fi
+fi
+if [ "$(id -u)" != 0 ] || [ "${#runner[@]}" -gt 0 ]; then
+	expect 1 "cannot read .*(secret|closed)" "${runner[@]}" "$BKFS" format --source "$U" "$img"
+	grep -q "secret" "$T/err" && grep -q "closed" "$T/err" || bad "both unreadable entries should be named"
+	expect 0 "" "$BKFS" extract "$img" "$T/u_out"
+	[ -f "$T/u_out/ok/f" ] && [ ! -e "$T/u_out/secret" ] && [ ! -e "$T/u_out/closed" ] ||
+		bad "unreadable entries: wrong extracted tree: $(cd "$T/u_out" 2>/dev/null && find . | tr '\n' ' ')"
+	if "$BKFS" fsck --help > /dev/null 2>&1; then
+		rc=0
+		"$BKFS" fsck -n "$img" > "$T/fsck.log" 2>&1 || rc=$?
+		if [ "$rc" != 0 ] && ! grep -q "not available in this build" "$T/fsck.log"; then
+			bad "fsck -n after a partial import: exit $rc"
+			tail -5 "$T/fsck.log"
+		fi
+	fi
+else
+	echo "skip: unreadable entries (root without setpriv)"
+fi
+
+# ---- damaged images: extract may fail, but must not crash or hang ----
+G=$T/gen
+"$GENTREE" --seed 3 --files 3000 --max-size 64k --quiet "$G"
+DI=$T/damage_src.img
+truncate -s 64M "$DI"
+expect 0 "imported" "$BKFS" format --source "$G" "$DI"
+used=$(du --block-size=1 "$DI" | cut -f1)
+for seed in 1 2 3 4 5 6 7 8; do
+	cp --sparse=always "$DI" "$T/damaged.img"
+	# overwrite a few 4 KiB blocks at seeded positions inside the used part
+	# of the image (beyond the superblocks: those are tested above)
+	awk -v s="$seed" -v n=$((64 * 1024 * 1024 / 4096)) 'BEGIN { srand(s); for (i = 0; i < 24; i++) print 64 + int(rand() * (n - 64)) }' |
+	while read -r blk; do
+		head -c 4096 /dev/urandom | dd of="$T/damaged.img" bs=4096 seek="$blk" conv=notrunc status=none
+	done
+	rm -rf "$T/d_out"
+	ncase=$((ncase + 1))
+	rc=0
+	timeout 120 "$BKFS" extract "$T/damaged.img" "$T/d_out" > /dev/null 2> "$T/err" || rc=$?
+	if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+		bad "extract of damaged image (seed $seed): exit $rc"
+		tail -5 "$T/err"
+	else
+		echo "ok ($rc): extract of a damaged image (seed $seed)"
+	fi
+	[ -d "$T/d_out" ] && chmod -R u+rwx "$T/d_out"
+done
+echo "(image used $used bytes)"
+
+echo "$ncase cases, $nfail failed"
+[ "$nfail" = 0 ]
