@@ -394,6 +394,15 @@ int bkfs_close(struct bkfs_fs *fs)
 	if (!(fs->flags & BKFS_OPEN_RDONLY) && !fs->error) {
 		alloc_close_write_points(fs);
 		ret = btree_checkpoint(fs);
+		/* the checkpoint reopens write points, and a bucket emptied while
+		 * open is only flagged need_inc_gen: close them again and write
+		 * what that changed, until nothing changes */
+		for (int i = 0; !ret && i < 8; i++) {
+			alloc_close_write_points(fs);
+			if (!ALLOC(fs)->nr_dirty)
+				break;
+			ret = btree_checkpoint(fs);
+		}
 		if (!ret) {
 			fs->sb.clean = 1;
 			for (unsigned id = 0; id < BTREE_ID_NR; id++)
