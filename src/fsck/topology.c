@@ -7,11 +7,12 @@
  *    into a local list and all decisions (drops, trims, extensions, pointers
  *    pulled in from the node scan) are made on that list, never on the node.
  *    So -n reports exactly what -y repairs, in the same order: both modes run
- *    the same walk (reading nodes only loads them into the cache).
+ *    the same walk.
  *  - The walk visits the leaves in key order, each with its repaired range;
  *    with -y (or -p) they are collected.
- *  - If the walk repaired anything and every finding may be fixed, the btree
- *    is rebuilt: its interior levels are replaced by fresh in-memory nodes
+ *  - If the walk found anything and every finding may be fixed (-y), or with
+ *    -n (in memory only: -n never writes, and the later passes must see the
+ *    trees -y would give them), the btree is rebuilt: its interior levels are replaced by fresh in-memory nodes
  *    built over the collected leaves. Leaves stay where they are and are
  *    referenced by pointers carrying their current seq; a pointer whose range
  *    differs from the node's gets BTREE_PTR_RANGE_UPDATED. A leaf becomes a
@@ -97,7 +98,7 @@ struct topo {
 	struct fsck_ctx *c;
 	struct bkfs_fs *fs;
 	unsigned id;
-	bool collect;      /* repairs possible: collect leaves and released nodes */
+	bool collect;      /* -y, -p, -n: collect leaves and released nodes */
 	bool all_fixed;    /* every finding in this btree is to be repaired */
 	u64 findings;
 	u64 guard;
@@ -1113,11 +1114,14 @@ int fsck_check_topology(struct fsck_ctx *c)
 			.c = c,
 			.fs = c->fs,
 			.id = id,
-			.collect = fsck_may_fix(c),
+			.collect = c->opts.mode == FSCK_MODE_NO || fsck_may_fix(c),
 			.all_fixed = true,
 		};
 		ret = check_btree(&t);
-		if (!ret && t.collect && t.findings && t.all_fixed)
+		/* -n applies the repairs too, in memory only (nothing is ever
+		 * written with -n): the later passes then see the trees -y gives
+		 * them and report exactly what -y reports */
+		if (!ret && t.collect && t.findings && (t.all_fixed || c->opts.mode == FSCK_MODE_NO))
 			ret = apply_repairs(&t);
 		free(t.leaves.v);
 		free(t.rel);

@@ -290,8 +290,8 @@ static void flip_byte(const struct bkfs_btree_ptr *p, unsigned off)
 /* ---- running the pass ---- */
 
 struct result {
-	unsigned nr;     /* check_topology findings (in err) */
-	unsigned nr_all; /* every finding, check_allocations included */
+	unsigned nr;
+	unsigned nr_all;
 	unsigned err[256];
 	u64 lost_nodes;
 	int ret;
@@ -331,11 +331,8 @@ static void run(enum fsck_mode mode, struct result *r, const char *what)
 		c.pass = FSCK_PASS_check_allocations;
 		r->ret = fsck_check_allocations(&c);
 	}
-	/* -n and -y are compared on topology findings only: with -n the later
-	 * passes see the unrepaired trees */
 	for (size_t i = 0; i < c.nr && r->nr < ARRAY_SIZE(r->err); i++)
-		if (c.f[i].pass == FSCK_PASS_check_topology)
-			r->err[r->nr++] = c.f[i].err;
+		r->err[r->nr++] = c.f[i].err;
 	r->nr_all = c.nr;
 	r->lost_nodes = c.lost_nodes;
 	if (getenv("TOPO_TEST_VERBOSE") || (!strcmp(what, "after") && c.nr)) {
