@@ -90,3 +90,13 @@ json_lost() {
 	s=$(grep -o '"salvaged_inodes": [0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$')
 	echo "${l:-0 0 0 }${s:-0}"
 }
+
+# A seeded PRNG that works without subshells (bash reseeds $RANDOM in every
+# subshell, so $(...) around $RANDOM is neither reproducible nor advancing).
+# rng_seed N; rng N sets R to a value in [0, N).
+RNG_STATE=1
+rng_seed() { RNG_STATE=$(( $1 * 2654435761 + 12345 )); }
+rng() {
+	RNG_STATE=$(( RNG_STATE * 6364136223846793005 + 1442695040888963407 ))
+	R=$(( ((RNG_STATE >> 33) & 0x7fffffff) % $1 ))
+}
