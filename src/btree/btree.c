@@ -352,6 +352,7 @@ int btree_iter_peek(struct btree_iter *it, struct bkey **k)
 			it->idx++;
 		if (it->idx < it->node->nr_keys) {
 			*k = btree_node_key(it->node, it->idx);
+			it->pos = (*k)->p; /* advance must work even if the cache changes */
 			return 0;
 		}
 	}
@@ -370,6 +371,7 @@ int btree_iter_peek(struct btree_iter *it, struct bkey **k)
 		it->gen = fs->cache_gen;
 		if (it->idx < b->nr_keys) {
 			*k = btree_node_key(b, it->idx);
+			it->pos = (*k)->p;
 			return 0;
 		}
 		if (bpos_eq(b->max_key, POS_MAX) || bpos_cmp(b->max_key, it->pos) < 0) {
