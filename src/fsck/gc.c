@@ -1327,6 +1327,7 @@ int fsck_check_allocations(struct fsck_ctx *c)
 	size_t nr_snap = 0;
 	int ret = 0;
 
+	u64 nodes_read = fs->nodes_read;
 	gc_expected_reset(c);
 	if (!g || !fs->alloc)
 		return g ? (free(g), -BKFS_E_INVAL) : -BKFS_E_NOMEM;
@@ -1377,8 +1378,9 @@ int fsck_check_allocations(struct fsck_ctx *c)
 	    (ret = gc_reflink_sweep(g)))
 		goto out;
 	if (c->opts.verbose)
-		fprintf(stderr, "bkfs fsck: check_allocations: %llu keys, %llu pointers, %zu accounting counters\n",
-			(unsigned long long)g->keys, (unsigned long long)g->ptrs, g->nr_acct);
+		fprintf(stderr, "bkfs fsck: check_allocations: %llu keys, %llu pointers, %zu accounting counters, %llu nodes read\n",
+			(unsigned long long)g->keys, (unsigned long long)g->ptrs, g->nr_acct,
+			(unsigned long long)(fs->nodes_read - nodes_read));
 out:
 	free(snap);
 	gc_state_exit(g);
