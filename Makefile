@@ -58,6 +58,12 @@ demo: all
 bench: all
 	bench/bench.sh
 
+# libFuzzer harness for node, key and superblock validation (tests/fuzz);
+# needs clang, runs FUZZ_TIME seconds. CI calls it only when clang exists.
+FUZZ_TIME ?= 30
+fuzz: $(BUILD)/bkfs $(BUILD)/gentree
+	@BUILD=$(BUILD) tests/fuzz/run.sh $(FUZZ_TIME)
+
 clean:
 	rm -rf build build-asan
 

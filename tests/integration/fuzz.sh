@@ -7,8 +7,9 @@
 #     >= 128), never a hang, never an operational error;
 #   - when it exits 0 or 1, a second `fsck -n` exits 0 (the fixed point);
 #   - extract of the result does not crash (every 10th case).
-# A failing case's repaired image is kept as $TMPDIR/fail-CASE.img, the
-# mutation in fail-CASE.txt (the same seed replays the same cases).
+# A failing case's mutated image (before the repair) is kept as
+# $TMPDIR/fail-CASE.img, the mutation in fail-CASE.txt (the same seed replays
+# the same cases).
 #
 # Environment: FUZZ_CASES (default 200; 40 under ASan), FUZZ_SEED (default
 # 1), FUZZ_FILES (default 400).
@@ -112,6 +113,7 @@ for ((c = 1; c <= CASES; c++)); do
 	cp --sparse=always "$T/base.img" "$X"
 	mutate "$X"
 	m=$MUT
+	cp --sparse=always "$X" "$T/case.mutated.img"
 	r1=0; timeout 60 "$BKFS" fsck -y "$X" > "$T/y.log" 2>&1 || r1=$?
 	seen_rc[$r1]=$(( ${seen_rc[$r1]:-0} + 1 ))
 	why=""
@@ -137,7 +139,7 @@ for ((c = 1; c <= CASES; c++)); do
 		grep -v '^bkfs fsck: [0-9]* device' "$T/y.log" | head -8 | cut -c1-250 | sed 's/^/    y: /'
 		[ -f "$T/n.log" ] && [ "$r1" != 4 ] && head -6 "$T/n.log" | cut -c1-250 | sed 's/^/    n: /'
 		echo "$m" > "$T/fail-$c.txt"
-		cp --sparse=always "$X" "$T/fail-$c.img"
+		mv "$T/case.mutated.img" "$T/fail-$c.img"
 	fi
 	rm -f "$T/n.log"
 done
