@@ -17,9 +17,11 @@
  *    referenced by pointers carrying their current seq; a pointer whose range
  *    differs from the node's gets BTREE_PTR_RANGE_UPDATED. A leaf becomes a
  *    private in-memory copy (a new seq) when it must change (invalid keys
- *    deleted) or when the same node would be referenced twice. Nodes that
- *    leave the tree release their space through pending_free at the next
- *    checkpoint (only when the pointer names a btree bucket of the right gen),
+ *    deleted) or when the same node would be referenced twice. Readable
+ *    nodes that leave the tree release their space through pending_free at
+ *    the next checkpoint (only when the pointer names a btree bucket of the
+ *    right gen; an unreadable node's pointer is not trusted: the allocation
+ *    sweep frees its space),
  *    and every node of that btree the new tree does not reference is evicted
  *    from the cache. Rewriting a damaged btree's interior nodes costs about
  *    1/300 of its size in writes and needs no copy-on-write of paths, no
@@ -500,8 +502,8 @@ pass_a:
 				report(t, FSCK_ERR_btree_node_unreadable, "dropped the pointer (its keys are lost)", &obj,
 				       "%s", pb_str(&why));
 				t->c->lost_nodes++;
-				if (!cur->from_scan && (ret = add_release(t, &cur->p)))
-					goto out;
+				/* its space is not released here: the pointer may be
+				 * what is damaged; the allocation sweep frees it */
 				cl_remove(L, i);
 				if ((ret = ensure_scan(t)))
 					goto out;
@@ -744,9 +746,7 @@ static int check_btree(struct topo *t)
 		       bkfs_strerror(ret));
 		pb_exit(&obj);
 		t->c->lost_nodes++;
-		if ((ret = add_release(t, &rt->ptr)))
-			return ret;
-		return rebuild_from_scan(t);
+		return rebuild_from_scan(t); /* its space: see the unreadable child */
 	}
 	bool mem = r->dirty || !r->has_loc;
 	unsigned level = r->level;
