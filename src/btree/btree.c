@@ -77,14 +77,7 @@ static void node_cow(struct bkfs_fs *fs, struct btree *b, struct btree *parent, 
 	b->has_loc = false;
 	memset(&b->ptr, 0, sizeof(b->ptr));
 	btree_cache_rehash(fs, b, ++fs->node_seq);
-	b->dirty = true;
-	fs->nr_dirty++;
-	/* leave the LRU: dirty nodes are never evicted */
-	if (b->lru_next) {
-		b->lru_next->lru_prev = b->lru_prev;
-		b->lru_prev->lru_next = b->lru_next;
-		b->lru_next = b->lru_prev = NULL;
-	}
+	btree_cache_set_dirty(fs, b); /* leaves the LRU: dirty nodes are never evicted */
 	if (parent) {
 		struct bkfs_btree_ptr *p = bkey_val(btree_node_key(parent, pidx));
 		p->seq = b->seq;

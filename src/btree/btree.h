@@ -81,6 +81,7 @@ struct bkfs_fs {
 	struct btree **hash;
 	size_t hash_size, nr_nodes, nr_dirty, max_clean;
 	struct btree lru; /* list head: clean nodes, most recent first */
+	struct btree dirty_list; /* list head: dirty nodes (never on the LRU; same links) */
 	u64 cache_gen;    /* bumped on any structural change or eviction */
 
 	/* node space freed by COW, released at the next checkpoint */
@@ -113,6 +114,8 @@ void btree_node_drop(struct bkfs_fs *fs, struct btree *b);
 struct btree *btree_cache_find(struct bkfs_fs *fs, u64 seq);
 void btree_cache_rehash(struct bkfs_fs *fs, struct btree *b, u64 new_seq);
 void btree_cache_touch(struct bkfs_fs *fs, struct btree *b);
+/* Mark a node dirty: it leaves the LRU for the dirty list (no-op if dirty). */
+void btree_cache_set_dirty(struct bkfs_fs *fs, struct btree *b);
 void btree_cache_shrink(struct bkfs_fs *fs); /* evict clean nodes beyond the limit */
 /* Read a node through a pointer key (level = child level). Validates
  * everything; returns -BKFS_E_IO / -BKFS_E_CORRUPT / -BKFS_E_CSUM on failure.

@@ -63,24 +63,25 @@ static int update_parent_ptr(struct bkfs_fs *fs, struct btree *b)
 
 static int assign_locations(struct bkfs_fs *fs, bool *changed)
 {
+	/* update_parent_ptr may load clean nodes, never dirty new ones: the
+	 * dirty list does not change under this walk */
 	for (unsigned level = 0; level < BTREE_MAX_DEPTH; level++)
-		for (size_t i = 0; i < fs->hash_size; i++)
-			for (struct btree *b = fs->hash[i]; b; b = b->hnext) {
-				if (!b->dirty || b->has_loc || b->level != level)
-					continue;
-				struct bkfs_btree_ptr p = { 0 };
-				int ret = fs->hooks->node_alloc(fs, b->btree_id, &p);
-				if (ret)
-					return ret;
-				p.seq = b->seq;
-				p.min_key = b->min_key;
-				p.level = b->level;
-				b->ptr = p;
-				b->has_loc = true;
-				if ((ret = update_parent_ptr(fs, b)))
-					return ret;
-				*changed = true;
-			}
+		for (struct btree *b = fs->dirty_list.lru_next; b != &fs->dirty_list; b = b->lru_next) {
+			if (b->has_loc || b->level != level)
+				continue;
+			struct bkfs_btree_ptr p = { 0 };
+			int ret = fs->hooks->node_alloc(fs, b->btree_id, &p);
+			if (ret)
+				return ret;
+			p.seq = b->seq;
+			p.min_key = b->min_key;
+			p.level = b->level;
+			b->ptr = p;
+			b->has_loc = true;
+			if ((ret = update_parent_ptr(fs, b)))
+				return ret;
+			*changed = true;
+		}
 	return 0;
 }
 
@@ -120,27 +121,23 @@ int btree_checkpoint(struct bkfs_fs *fs)
 		if (!changed)
 			break;
 	}
-	for (size_t i = 0; i < fs->hash_size; i++)
-		for (struct btree *b = fs->hash[i]; b; b = b->hnext) {
-			if (!b->dirty)
-				continue;
-			b->journal_seq = seq;
-			if ((ret = btree_node_write(fs, b)))
-				goto out;
-		}
+	for (struct btree *b = fs->dirty_list.lru_next; b != &fs->dirty_list; b = b->lru_next) {
+		b->journal_seq = seq;
+		if ((ret = btree_node_write(fs, b)))
+			goto out;
+	}
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		if (fs->devs[d].bd && (ret = bd_flush(fs->devs[d].bd)))
 			goto out;
 	if (fs->hooks->checkpoint_commit && (ret = fs->hooks->checkpoint_commit(fs)))
 		goto out;
 	/* everything is durable: nodes become clean and evictable */
-	for (size_t i = 0; i < fs->hash_size; i++)
-		for (struct btree *b = fs->hash[i]; b; b = b->hnext)
-			if (b->dirty) {
-				b->dirty = false;
-				fs->nr_dirty--;
-				btree_cache_touch(fs, b);
-			}
+	while (fs->dirty_list.lru_next != &fs->dirty_list) {
+		struct btree *b = fs->dirty_list.lru_next;
+		b->dirty = false;
+		fs->nr_dirty--;
+		btree_cache_touch(fs, b); /* unlinks from the dirty list, onto the LRU */
+	}
 	btree_cache_shrink(fs);
 out:
 	if (ret)

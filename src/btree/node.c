@@ -16,6 +16,7 @@ int btree_cache_init(struct bkfs_fs *fs)
 	if (!fs->hash)
 		return -BKFS_E_NOMEM;
 	fs->lru.lru_next = fs->lru.lru_prev = &fs->lru;
+	fs->dirty_list.lru_next = fs->dirty_list.lru_prev = &fs->dirty_list;
 	if (!fs->max_clean)
 		fs->max_clean = MAX((size_t)64, (size_t)(96u << 20) / fs->node_bytes);
 	if (!fs->dirty_limit)
@@ -38,6 +39,19 @@ static void lru_add(struct bkfs_fs *fs, struct btree *b)
 	b->lru_prev = &fs->lru;
 	fs->lru.lru_next->lru_prev = b;
 	fs->lru.lru_next = b;
+}
+
+void btree_cache_set_dirty(struct bkfs_fs *fs, struct btree *b)
+{
+	if (b->dirty)
+		return;
+	lru_del(b);
+	b->dirty = true;
+	fs->nr_dirty++;
+	b->lru_next = fs->dirty_list.lru_next;
+	b->lru_prev = &fs->dirty_list;
+	fs->dirty_list.lru_next->lru_prev = b;
+	fs->dirty_list.lru_next = b;
 }
 
 static void hash_del(struct bkfs_fs *fs, struct btree *b)
@@ -93,8 +107,7 @@ struct btree *btree_node_alloc(struct bkfs_fs *fs, unsigned btree_id, unsigned l
 	b->min_key = POS_MIN;
 	b->max_key = POS_MAX;
 	b->seq = ++fs->node_seq;
-	b->dirty = true;
-	fs->nr_dirty++;
+	btree_cache_set_dirty(fs, b);
 	fs->nr_nodes++;
 	hash_add(fs, b);
 	return b;

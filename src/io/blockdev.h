@@ -65,8 +65,13 @@ int emu_dev_save(struct blockdev *bd, const char *path);
 /* Simulate power loss now: unflushed writes are lost (or partially applied in
  * random order if reorder); the device is usable again afterwards. */
 void emu_dev_power_cut(struct blockdev *bd);
-/* Arm a cut after N further writes (0 disarms). */
+/* Arm a cut after N further writes (0 disarms): power goes at write N+1, so
+ * flushes between write N and write N+1 still complete. */
 void emu_dev_set_cut(struct blockdev *bd, u64 after_writes);
+/* Arm a cut right after write N (0 disarms): the next write *or flush* finds
+ * the power gone, so a flush that directly follows write N never happens
+ * (power lost between a write and its flush). */
+void emu_dev_set_cut_at(struct blockdev *bd, u64 after_writes);
 bool emu_dev_was_cut(struct blockdev *bd);
 /* Faults */
 void emu_dev_flip_bit(struct blockdev *bd, u64 byte_off, int bit);

@@ -10,6 +10,8 @@
  * prefix of its 512-byte sectors lands). A cut can be armed to happen at write
  * N+1 (cut_after_writes); from then on writes and flushes are silently dropped
  * until the test "reboots" with emu_dev_power_cut() or emu_dev_set_cut(bd, 0).
+ * emu_dev_set_cut_at() arms the same cut but also lets a flush after write N
+ * trigger it (power lost between a write and the flush that follows it).
  *
  * Discard is accepted and ignored: the old content stays readable, which is a
  * legal outcome of a discard on real hardware. */
@@ -43,6 +45,7 @@ struct emu_dev {
 
 	u64 writes;     /* writes seen since creation or the last (re)arm */
 	u64 cut_after;  /* 0 = disarmed */
+	bool cut_on_flush; /* a flush after write cut_after also cuts */
 	bool cut;       /* power has been cut; drop everything */
 	bool reorder;
 	u64 rng;
@@ -170,6 +173,11 @@ static int emu_flush(struct blockdev *bd)
 
 	if (e->cut)
 		return 0;
+	if (e->cut_after && e->cut_on_flush && e->writes >= e->cut_after) {
+		emu_lose_pending(e);
+		e->cut = true;
+		return 0;
+	}
 	for (size_t i = 0; i < e->nr_pending; i++)
 		emu_apply(e, &e->pending[i], e->pending[i].len);
 	emu_drop_pending(e);
@@ -334,6 +342,7 @@ void emu_dev_power_cut(struct blockdev *bd)
 	emu_lose_pending(e);
 	e->cut = false;
 	e->cut_after = 0;
+	e->cut_on_flush = false;
 	e->writes = 0;
 }
 
@@ -346,6 +355,17 @@ void emu_dev_set_cut(struct blockdev *bd, u64 after_writes)
 	e->cut = false;
 	e->writes = 0;
 	e->cut_after = after_writes;
+	e->cut_on_flush = false;
+}
+
+void emu_dev_set_cut_at(struct blockdev *bd, u64 after_writes)
+{
+	struct emu_dev *e = emu_of(bd);
+
+	if (!e)
+		return;
+	emu_dev_set_cut(bd, after_writes);
+	e->cut_on_flush = true;
 }
 
 bool emu_dev_was_cut(struct blockdev *bd)

@@ -142,6 +142,16 @@ static int write_entry(struct bkfs_fs *fs, unsigned type, bool flush)
 	if (j->wpos + total > j->ring_bytes)
 		j->wpos = 0;
 	int ret = 0, ok = 0;
+	/* preflush: the data the entry's keys point to must be on the media
+	 * before the entry can be, else a crash that keeps the entry but not
+	 * the data write (writes are reordered until a flush) replays extents
+	 * over garbage */
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (fs->devs[d].bd && (ret = bd_flush(fs->devs[d].bd))) {
+			free(e);
+			return ret;
+		}
+	}
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		if (!fs->devs[d].bd)
 			continue;

@@ -193,6 +193,32 @@ static void test_emu_cut_after(void)
 	bd_close(bd);
 }
 
+/* emu_dev_set_cut_at: a flush right after write N is lost with the power */
+static void test_emu_cut_at(void)
+{
+	struct blockdev *bd = mk_emu(0, false, 1);
+	u8 buf[512];
+	if (!bd)
+		return;
+	memset(buf, 0x66, sizeof(buf));
+	emu_dev_set_cut_at(bd, 2);
+	CHECK_EQ(bd_write(bd, buf, 0, 512), 0);
+	CHECK_EQ(bd_flush(bd), 0);                /* after write 1: completes */
+	CHECK_EQ(emu_dev_media(bd)[0], 0x66);
+	CHECK_EQ(bd_write(bd, buf, 512, 512), 0);
+	CHECK(!emu_dev_was_cut(bd));
+	CHECK_EQ(bd_flush(bd), 0);                /* after write 2: the power is gone */
+	CHECK(emu_dev_was_cut(bd));
+	CHECK_EQ(emu_dev_media(bd)[512], 0);
+	CHECK_EQ(bd_write(bd, buf, 1024, 512), 0); /* dropped */
+	emu_dev_power_cut(bd);
+	CHECK(!emu_dev_was_cut(bd));
+	CHECK_EQ(bd_write(bd, buf, 1024, 512), 0);
+	CHECK_EQ(bd_flush(bd), 0);                 /* disarmed by the power cut */
+	CHECK_EQ(emu_dev_media(bd)[1024], 0x66);
+	bd_close(bd);
+}
+
 /* Write 64 distinct sectors, cut, and record which landed. */
 static void reorder_run(u64 seed, u8 *out_media)
 {
@@ -391,6 +417,7 @@ int main(void)
 	test_emu_basic();
 	test_emu_power_cut();
 	test_emu_cut_after();
+	test_emu_cut_at();
 	test_emu_reorder();
 	test_emu_faults();
 	test_emu_clone_save_load();
