@@ -815,6 +815,92 @@ static void case_scan(void)
 	free(nt.v);
 }
 
+/* two devices, two replicas: the scan merges the copies; a node is
+ * unreadable only when both copies are bad */
+static unsigned topo_findings(struct blockdev **devs, unsigned nr, unsigned *first)
+{
+	struct printbuf err = PRINTBUF;
+	struct bkfs_fs *fs;
+	struct blockdev *bds[2] = { devs[0], devs[1] };
+	unsigned n = ~0u;
+	if (bkfs_open_devs(bds, nr, FSCK_FLAGS, &fs, &err)) {
+		fprintf(stderr, "open: %s\n", pb_str(&err));
+		pb_exit(&err);
+		return n;
+	}
+	pb_exit(&err);
+	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
+	fs->fsck = &c;
+	c.pass = FSCK_PASS_check_topology;
+	if (!fsck_check_topology(&c))
+		n = c.nr;
+	if (c.nr)
+		*first = c.f[0].err;
+	bkfs_close_nowrite(fs);
+	for (size_t i = 0; i < c.nr; i++) {
+		free(c.f[i].object);
+		free(c.f[i].msg);
+	}
+	free(c.f);
+	if (c.scan) {
+		scan_result_free(c.scan);
+		free(c.scan);
+	}
+	return n;
+}
+
+static void case_replicas(void)
+{
+	struct blockdev *devs[2];
+	struct printbuf err = PRINTBUF;
+	struct format_opts fo = { .btree_node_size = 4096, .replicas = 2 };
+	struct bkfs_fs *fs;
+	struct scan_result r;
+	for (unsigned i = 0; i < 2; i++) {
+		struct emu_opts o = { .size = 32 << 20, .seed = 11 + i };
+		CHECK_EQ(emu_dev_create(&o, &devs[i]), 0);
+		devs[i]->keep_open = true;
+	}
+	struct blockdev *bds[2] = { devs[0], devs[1] };
+	CHECK_EQ(bkfs_format_devs(bds, 2, &fo, &err), 0);
+	bds[0] = devs[0];
+	bds[1] = devs[1];
+	CHECK_EQ(bkfs_open_devs(bds, 2, BKFS_OPEN_NOJOURNAL, &fs, &err), 0);
+	CHECK_EQ(insert_inodes(fs, FIRST_INUM, 3000), 0);
+	CHECK_EQ(bkfs_close(fs), 0);
+	pb_exit(&err);
+
+	bds[0] = devs[0];
+	bds[1] = devs[1];
+	CHECK_EQ(bkfs_open_devs(bds, 2, FSCK_FLAGS, &fs, &err), 0);
+	CHECK_EQ(btree_node_scan(fs, &r), 0);
+	bkfs_close_nowrite(fs);
+	size_t two = 0, leaf = r.nr;
+	for (size_t j = 0; j < r.nr; j++) {
+		two += r.n[j].ptr.nr_ptrs == 2 && r.n[j].ptr.ptrs[0].dev != r.n[j].ptr.ptrs[1].dev;
+		if (leaf == r.nr && r.n[j].btree_id == BTREE_ID_inodes && !r.n[j].level && r.n[j].nr_keys > 10)
+			leaf = j;
+	}
+	CHECK(r.nr > 20);
+	CHECK_EQ(two, r.nr);
+	CHECK(leaf < r.nr);
+	unsigned first = 0;
+	if (leaf < r.nr) {
+		const struct bkfs_btree_ptr *p = &r.n[leaf].ptr;
+		CHECK_EQ(topo_findings(devs, 2, &first), 0);
+		emu_dev_media(devs[p->ptrs[0].dev])[(p->ptrs[0].offset << SECTOR_SHIFT) + 300] ^= 1;
+		CHECK_EQ(topo_findings(devs, 2, &first), 0);
+		emu_dev_media(devs[p->ptrs[1].dev])[(p->ptrs[1].offset << SECTOR_SHIFT) + 300] ^= 1;
+		CHECK(topo_findings(devs, 2, &first) >= 1);
+		CHECK_EQ(first, FSCK_ERR_btree_node_unreadable);
+	}
+	scan_result_free(&r);
+	for (unsigned i = 0; i < 2; i++) {
+		devs[i]->keep_open = false;
+		bd_close(devs[i]);
+	}
+}
+
 int main(void)
 {
 	int ret = build_base();
@@ -822,6 +908,7 @@ int main(void)
 	if (ret)
 		TEST_MAIN_END();
 	case_scan();
+	case_replicas();
 	case_clean();
 	case_unreadable_leaf();
 	case_gap_from_scan();
