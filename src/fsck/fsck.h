@@ -191,10 +191,6 @@ int fsck_gc_gens(struct fsck_ctx *c);                  /* gc_gens.c */
 /* gc.c: memory check_allocations needs (shadow buckets, tables), for the
  * estimate printed before the run and -m. */
 u64 fsck_gc_mem_estimate(struct bkfs_fs *fs);
-/* gc.c: a bucket's alloc value as check_allocations repaired it - or, when the
- * repair was not made (-n), as it would have; later passes check this one so
- * that -n reports what -y repairs. */
-const struct bkfs_alloc *fsck_alloc_expected(struct fsck_ctx *c, unsigned dev, u64 b);
 
 /* Run everything; returns the fsck(8) exit status bits. */
 int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o);

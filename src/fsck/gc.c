@@ -105,59 +105,15 @@ struct gc_state {
 	u64 keys, ptrs;
 };
 
-/* ---- expected alloc values left by -n (see fsck_alloc_expected) ---- */
-
-struct gc_override {
-	u64 devb;
-	struct bkfs_alloc a;
-};
-static struct {
-	struct fsck_ctx *c;
-	struct bkfs_fs *fs;
-	struct gc_override *v;
-	size_t nr, cap;
-} gc_expected;
-
-static void gc_expected_reset(struct fsck_ctx *c)
-{
-	free(gc_expected.v);
-	memset(&gc_expected, 0, sizeof(gc_expected));
-	gc_expected.c = c;
-	gc_expected.fs = c ? c->fs : NULL;
-}
-
-static void gc_expected_add(unsigned dev, u64 b, const struct bkfs_alloc *a)
-{
-	if (gc_expected.nr == gc_expected.cap) {
-		size_t nc = gc_expected.cap ? gc_expected.cap * 2 : 256;
-		struct gc_override *n = realloc(gc_expected.v, nc * sizeof(*n));
-		if (!n)
-			return;
-		gc_expected.v = n;
-		gc_expected.cap = nc;
-	}
-	gc_expected.v[gc_expected.nr++] = (struct gc_override){ .devb = (u64)dev << 56 | b, .a = *a };
-}
-
-const struct bkfs_alloc *fsck_alloc_expected(struct fsck_ctx *c, unsigned dev, u64 b)
-{
-	if (gc_expected.c == c && gc_expected.fs == c->fs && gc_expected.nr) {
-		u64 key = (u64)dev << 56 | b;
-		size_t lo = 0, hi = gc_expected.nr;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (gc_expected.v[mid].devb == key)
-				return &gc_expected.v[mid].a;
-			if (gc_expected.v[mid].devb < key)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-	}
-	return bucket_get(c->fs, dev, b);
-}
-
 /* ---- small helpers ---- */
+
+/* Repairs are made in memory when the finding may be fixed - and always
+ * under -n, where nothing is ever written: later passes then see what -y
+ * would leave, so -n reports exactly what -y repairs. */
+static bool gc_apply(struct fsck_ctx *c, bool fix)
+{
+	return fix || c->opts.mode == FSCK_MODE_NO;
+}
 
 static struct gc_bucket *gcb(struct gc_state *g, unsigned dev, u64 b)
 {
@@ -753,9 +709,9 @@ static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, co
 	*rewritten = false;
 	g->keys++;
 	if (k->version > g->kv_limit) {
-		if (gc_key_err(g, FSCK_ERR_bkey_version_in_future, "raise the filesystem's key version", id, level, k,
-			       "version %llu, newest issued %llu", (unsigned long long)k->version,
-			       (unsigned long long)g->kv_limit))
+		if (gc_apply(g->c, gc_key_err(g, FSCK_ERR_bkey_version_in_future, "raise the filesystem's key version", id,
+					      level, k, "version %llu, newest issued %llu", (unsigned long long)k->version,
+					      (unsigned long long)g->kv_limit)))
 			fs->key_version = MAX(fs->key_version, k->version);
 		g->kv_limit = k->version;
 	}
@@ -791,8 +747,9 @@ static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, co
 				continue;
 			struct printbuf pb = PRINTBUF;
 			ptr_to_text(&pb, p);
-			if (gc_key_err(g, FSCK_ERR_btree_bitmap_not_marked, "mark the member's btree bitmap", id, level, k,
-				       "%s: region not in the btree bitmap of device %u", pb_str(&pb), p->dev))
+			if (gc_apply(g->c, gc_key_err(g, FSCK_ERR_btree_bitmap_not_marked, "mark the member's btree bitmap", id,
+						      level, k, "%s: region not in the btree bitmap of device %u", pb_str(&pb),
+						      p->dev)))
 				member_bitmap_mark(fs, p->dev, p->offset, fs->sb.btree_node_size);
 			pb_exit(&pb);
 			/* the same bits member_bitmap_mark sets */
@@ -833,7 +790,7 @@ static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, co
 			mk = &nk.k;
 	}
 
-	if (pf.changed && pf.fix_ok) {
+	if (pf.changed && gc_apply(g->c, pf.fix_ok)) {
 		if (level || root) {
 			if ((ret = gc_defer_iptr_fix(g, id, level, root, k, &pf)))
 				return ret;
@@ -847,7 +804,7 @@ static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, co
 			if ((ret = btree_insert_key(fs, id, &w.k)))
 				return ret;
 			*rewritten = true;
-			if (mk->type == KEY_TYPE_error && k->type != KEY_TYPE_error) {
+			if (pf.fix_ok && mk->type == KEY_TYPE_error && k->type != KEY_TYPE_error) {
 				g->c->lost_extents++;
 				g->c->lost_sectors += k->size;
 			}
@@ -1145,11 +1102,9 @@ static int gc_alloc_sweep(struct gc_state *g)
 			} else {
 				continue;
 			}
-			if (fix) {
+			if (gc_apply(g->c, fix)) {
 				bucket_update(fs, d, b, &exp);
 				bucket_set_dirty(fs, d, b);
-			} else {
-				gc_expected_add(d, b, &exp);
 			}
 		}
 		for (unsigned t = 0; t < DATA_NR; t++)
@@ -1180,8 +1135,8 @@ static int gc_acct_sweep(struct gc_state *g, const struct acct_entry *snap, size
 			acct_to_text(&b, fs, pos, want);
 			const char *ga = strstr(pb_str(&a), ": "), *gb = strstr(pb_str(&b), ": ");
 			int name_len = ga ? (int)(ga - pb_str(&a)) : (int)a.len;
-			set = fsck_err(g->c, FSCK_ERR_accounting_mismatch, "set the counter", "accounting %.*s", name_len,
-				       pb_str(&a));
+			set = gc_apply(g->c, fsck_err(g->c, FSCK_ERR_accounting_mismatch, "set the counter", "accounting %.*s",
+						      name_len, pb_str(&a)));
 			fsck_err_msg(g->c, "got %s should be %s", ga ? ga + 2 : pb_str(&a), gb ? gb + 2 : pb_str(&b));
 			pb_exit(&a);
 			pb_exit(&b);
@@ -1189,7 +1144,7 @@ static int gc_acct_sweep(struct gc_state *g, const struct acct_entry *snap, size
 			/* right before the sweeps; the alloc sweep's repairs may
 			 * have moved it since (bucket_update keeps dev_data_type in
 			 * step with each bucket): put it back */
-			set = g->c->changed && fsck_may_fix(g->c);
+			set = gc_apply(g->c, g->c->changed && fsck_may_fix(g->c));
 		}
 		if (!set)
 			continue;
@@ -1229,7 +1184,7 @@ static int gc_stripe_sweep(struct gc_state *g)
 		if (differ) {
 			bool fix = gc_key_err(g, FSCK_ERR_stripe_sector_count_wrong, "rewrite the block counts",
 					      BTREE_ID_stripes, 0, &kb.k, "%s", pb_str(&pb));
-			if (fix) {
+			if (gc_apply(g->c, fix)) {
 				kb.k.version = ++fs->key_version;
 				int ret = btree_insert_key(fs, BTREE_ID_stripes, &kb.k);
 				if (ret) {
@@ -1260,7 +1215,7 @@ static int gc_reflink_sweep(struct gc_state *g)
 				      r->refcount ? "set the refcount" : "delete the unreferenced indirect extent",
 				      BTREE_ID_reflink, 0, &kb.k, "refcount got %llu should be %llu",
 				      (unsigned long long)v->refcount, (unsigned long long)r->refcount);
-		if (!fix)
+		if (!gc_apply(g->c, fix))
 			continue;
 		if (r->refcount) {
 			v->refcount = r->refcount;
@@ -1292,6 +1247,14 @@ static void gc_state_exit(struct gc_state *g)
 	free(g->rl);
 	free(g->seqs);
 	free(g->ifix);
+}
+
+static u64 nbuckets_total(struct gc_state *g)
+{
+	u64 n = 0;
+	for (unsigned d = 0; d < g->fs->nr_devs; d++)
+		n += g->nbuckets[d];
+	return n;
 }
 
 u64 fsck_gc_mem_estimate(struct bkfs_fs *fs)
@@ -1327,8 +1290,7 @@ int fsck_check_allocations(struct fsck_ctx *c)
 	size_t nr_snap = 0;
 	int ret = 0;
 
-	u64 nodes_read = fs->nodes_read;
-	gc_expected_reset(c);
+	u64 nodes_read = fs->nodes_read, t_start = now_ns();
 	if (!g || !fs->alloc)
 		return g ? (free(g), -BKFS_E_INVAL) : -BKFS_E_NOMEM;
 	g->c = c;
@@ -1374,13 +1336,16 @@ int fsck_check_allocations(struct fsck_ctx *c)
 		 * "repairing" from an incomplete picture would free live data */
 		goto out;
 	}
+	u64 t_sweep = now_ns();
 	if ((ret = gc_alloc_sweep(g)) || (ret = gc_acct_sweep(g, snap, nr_snap)) || (ret = gc_stripe_sweep(g)) ||
 	    (ret = gc_reflink_sweep(g)))
 		goto out;
 	if (c->opts.verbose)
-		fprintf(stderr, "bkfs fsck: check_allocations: %llu keys, %llu pointers, %zu accounting counters, %llu nodes read\n",
-			(unsigned long long)g->keys, (unsigned long long)g->ptrs, g->nr_acct,
-			(unsigned long long)(fs->nodes_read - nodes_read));
+		fprintf(stderr, "bkfs fsck: check_allocations: %llu keys, %llu pointers, %llu nodes read in %.3fs; "
+			"%llu buckets, %zu accounting counters swept in %.3fs\n",
+			(unsigned long long)g->keys, (unsigned long long)g->ptrs,
+			(unsigned long long)(fs->nodes_read - nodes_read), (t_sweep - t_start) / 1e9,
+			(unsigned long long)nbuckets_total(g), g->nr_acct, (now_ns() - t_sweep) / 1e9);
 out:
 	free(snap);
 	gc_state_exit(g);
@@ -1402,13 +1367,12 @@ int fsck_check_alloc_info(struct fsck_ctx *c)
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		u64 nb = fs->sb.members[d].nbuckets;
 		for (u64 b = 0; b < nb; b++) {
-			/* as check_allocations left it (or would have, under -n) */
-			struct bkfs_alloc a = *fsck_alloc_expected(c, d, b);
+			struct bkfs_alloc a = *bucket_get(fs, d, b);
 			bool fix = false;
 			if (a.journal_seq > cur) {
 				u64 seq = a.journal_seq;
-				if (fsck_err(c, FSCK_ERR_alloc_key_journal_seq_in_future, "set it to 0", "dev %u bucket %llu",
-					     d, (unsigned long long)b)) {
+				if (gc_apply(c, fsck_err(c, FSCK_ERR_alloc_key_journal_seq_in_future, "set it to 0",
+							 "dev %u bucket %llu", d, (unsigned long long)b))) {
 					a.journal_seq = 0;
 					fix = true;
 				}

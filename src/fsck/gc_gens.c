@@ -37,10 +37,16 @@ struct gens {
 	u64 keys, rewritten, dropped, lost, lost_sectors, advanced, freed, wrong, not_fixed;
 };
 
-/* the bucket as the checker left it (fsck), or the live one */
 static const struct bkfs_alloc *gens_bucket(struct gens *g, unsigned dev, u64 b)
 {
-	return g->c ? fsck_alloc_expected(g->c, dev, b) : bucket_get(g->fs, dev, b);
+	return bucket_get(g->fs, dev, b);
+}
+
+/* fsck: repairs are made when the finding may be fixed, and always under -n
+ * (in memory only, never written), like every other pass */
+static bool gens_apply(struct gens *g, bool fix)
+{
+	return fix || g->c->opts.mode == FSCK_MODE_NO;
 }
 
 static bool ptr_valid(struct gens *g, const struct bkfs_ptr *p)
@@ -155,7 +161,7 @@ static int gens_walk(struct gens *g, unsigned id)
 			fsck_err_msg(g->c, "%u cached pointer%s more than %u gens stale", dropped, dropped == 1 ? "" : "s",
 				     GC_GENS_STALE_MAX);
 			pb_exit(&obj);
-			if (!fix) {
+			if (!gens_apply(g, fix)) {
 				g->not_fixed++;
 				btree_iter_advance(&it);
 				continue;
@@ -165,7 +171,7 @@ static int gens_walk(struct gens *g, unsigned id)
 			if ((ret = bkfs_mark_key(&mc, id, 0, &nk.k, 1)) || (ret = bkfs_mark_key(&mc, id, 0, &old.k, -1)) ||
 			    (ret = btree_insert_key(fs, id, &nk.k)))
 				return ret;
-			if (lost) {
+			if (lost && fix) {
 				g->c->lost_extents++;
 				g->c->lost_sectors += old.k.size;
 			}
@@ -217,7 +223,7 @@ static int gens_buckets(struct gens *g)
 					if (fix)
 						fsck_begin_repair(g->c);
 				}
-				if (!fix)
+				if (!gens_apply(g, fix))
 					continue;
 			}
 			struct bkfs_alloc a = *cur;
