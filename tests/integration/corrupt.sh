@@ -49,7 +49,7 @@ pass=() fail=()
 # summarize JSON: the finding names in order of first appearance, with counts
 summarize() {
 	json_names "$1" | awk '{ if (!($0 in n)) o[k++] = $0; n[$0]++ }
-		END { for (i = 0; i < k; i++) printf "%s%s%s", i ? " " : "", o[i], n[o[i]] > 1 ? "x" n[o[i]] : "" }'
+		END { for (i = 0; i < k; i++) printf "%s%s%s", (i ? " " : ""), o[i], (n[o[i]] > 1 ? "x" n[o[i]] : "") }'
 }
 
 # check_kind KIND SEED: 0 if everything holds; prints why not
