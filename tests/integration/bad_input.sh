@@ -24,6 +24,11 @@ expect() {
 	ncase=$((ncase + 1))
 	local rc=0
 	timeout 120 "$@" > "$T/out" 2> "$T/err" || rc=$?
+	if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$T/err"; then
+		bad "$* -> sanitizer report"
+		grep -m5 -E "Sanitizer|runtime error|#[0-9] " "$T/err"
+		return
+	fi
 	if [ "$rc" -ge 124 ]; then
 		bad "$* -> exit $rc (crash or hang)"
 		tail -5 "$T/err"
@@ -200,7 +205,10 @@ for seed in 1 2 3 4 5 6 7 8; do
 	ncase=$((ncase + 1))
 	rc=0
 	timeout 120 "$BKFS" extract "$T/damaged.img" "$T/d_out" > /dev/null 2> "$T/err" || rc=$?
-	if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+	if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$T/err"; then
+		bad "extract of damaged image (seed $seed): sanitizer report"
+		grep -m5 -E "Sanitizer|runtime error|#[0-9] " "$T/err"
+	elif [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
 		bad "extract of damaged image (seed $seed): exit $rc"
 		tail -5 "$T/err"
 	else
