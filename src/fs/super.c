@@ -321,8 +321,6 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 		pb_printf(err, "%u of %u devices missing%s", missing, sbs[best].nr_devices,
 			  missing >= sbs[best].metadata_replicas ? " (not enough replicas)" : " (pass all devices)");
 		ret = -BKFS_E_DEGRADED;
-		for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
-			bd_close(ordered[i]);
 		goto err;
 	}
 	if ((ret = fs_alloc(&fs, ordered, sbs[best].nr_devices, flags)))
@@ -362,8 +360,11 @@ err_fs:
 	fs_free(fs, true);
 	return ret;
 err:
+	/* devices not yet handed to fs: those still in bds and those moved to ordered */
 	for (unsigned i = 0; i < nr; i++)
 		bd_close(bds[i]);
+	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
+		bd_close(ordered[i]);
 	return ret;
 }
 
