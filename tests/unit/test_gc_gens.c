@@ -294,6 +294,24 @@ int main(void)
 	clone->keep_open = false;
 	bd_close(clone);
 
+	/* the same through bkfs fsck --gc-gens on an image file: -n exits 4,
+	 * -y exits 1, then -n exits 0 */
+	{
+		const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+		char path[512];
+		snprintf(path, sizeof(path), "%s/test_gc_gens_fsck.%d.img", tmp, (int)getpid());
+		CHECK_EQ(emu_dev_save(bd, path), 0);
+		char *devs[1] = { path };
+		struct fsck_opts fo1 = { .mode = FSCK_MODE_NO, .gc_gens = true };
+		fflush(stdout);
+		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 4);
+		fo1.mode = FSCK_MODE_YES;
+		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 1);
+		fo1.mode = FSCK_MODE_NO;
+		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 0);
+		unlink(path);
+	}
+
 	/* bkfs gc-gens (ordinary transactions) */
 	struct printbuf report = PRINTBUF;
 	CHECK_EQ(open_dev(bd, 0, &fs), 0);
