@@ -173,7 +173,11 @@ int cmd_show_super(int argc, char **argv)
 	print_pb(stdout, &pb);
 	pb_exit(&pb);
 	free(sb);
-	return fflush(stdout) ? 1 : 0;
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "bkfs show-super: writing output: %s\n", strerror(errno));
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- list ---- */
@@ -406,7 +410,7 @@ int cmd_list(int argc, char **argv)
 			status = 1;
 	}
 	bkfs_close_nowrite(fs);
-	if (fflush(stdout)) {
+	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "bkfs list: writing output: %s\n", strerror(errno));
 		status = 1;
 	}
@@ -588,7 +592,7 @@ int cmd_usage(int argc, char **argv)
 	print_pb(stdout, &pb);
 	pb_exit(&pb);
 	bkfs_close_nowrite(fs);
-	if (fflush(stdout)) {
+	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "bkfs usage: writing output: %s\n", strerror(errno));
 		return 1;
 	}
