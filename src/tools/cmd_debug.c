@@ -1375,13 +1375,12 @@ static int pick_alloc(struct dctx *c, enum alloc_sel sel, struct bkey_buf *out)
 	return ret;
 }
 
-enum alloc_edit { AE_DELETE_USER, AE_DELETE_FREE, AE_DIRTY, AE_GEN, AE_DATA_TYPE, AE_CACHED, AE_FRAG,
-		  AE_JSEQ, AE_INC_GEN };
+enum alloc_edit { AE_DELETE_USER, AE_DELETE_FREE, AE_DIRTY, AE_GEN, AE_DATA_TYPE, AE_CACHED, AE_FRAG, AE_JSEQ };
 
 static int alloc_kind(struct dctx *c, enum alloc_edit e)
 {
 	struct bkey_buf kb;
-	enum alloc_sel sel = e == AE_DELETE_FREE || e == AE_INC_GEN ? AS_FREE : AS_USER;
+	enum alloc_sel sel = e == AE_DELETE_FREE ? AS_FREE : AS_USER;
 	int ret = pick_alloc(c, sel, &kb);
 	if (ret == -BKFS_E_NOENT) {
 		no_target(c, "no %s bucket", sel == AS_USER ? "user data" : "free");
@@ -1432,10 +1431,6 @@ static int alloc_kind(struct dctx *c, enum alloc_edit e)
 		a->journal_seq = nv;
 		break;
 	}
-	case AE_INC_GEN:
-		pb_printf(&c->damaged, "flags need_inc_gen set on an empty, closed bucket");
-		a->flags |= ALLOC_NEED_INC_GEN;
-		break;
 	}
 	struct printbuf why = PRINTBUF;
 	if (bkey_validate(&kb.k, BTREE_ID_alloc, 0, &why)) {
@@ -1455,7 +1450,6 @@ static int k_alloc_data_type(struct dctx *c) { return alloc_kind(c, AE_DATA_TYPE
 static int k_alloc_cached_sectors(struct dctx *c) { return alloc_kind(c, AE_CACHED); }
 static int k_alloc_fragmentation(struct dctx *c) { return alloc_kind(c, AE_FRAG); }
 static int k_alloc_journal_seq(struct dctx *c) { return alloc_kind(c, AE_JSEQ); }
-static int k_alloc_need_inc_gen(struct dctx *c) { return alloc_kind(c, AE_INC_GEN); }
 
 /* ---- accounting and versions ---- */
 
@@ -2343,8 +2337,6 @@ static const struct kind kinds[] = {
 	  "a user bucket's alloc key fragmentation index changed", k_alloc_fragmentation },
 	{ "alloc_journal_seq", "alloc_key_journal_seq_in_future",
 	  "a user bucket's alloc key journal_seq set beyond the journal", k_alloc_journal_seq },
-	{ "alloc_need_inc_gen", "alloc_key_need_inc_gen_stuck", "need_inc_gen set on a free, closed bucket",
-	  k_alloc_need_inc_gen },
 	/* accounting, versions, superblock */
 	{ "accounting", "accounting_mismatch", "an accounting counter changed", k_accounting },
 	{ "version_future", "bkey_version_in_future", "a key's version set beyond the highest issued",
