@@ -225,7 +225,6 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 			bucket_update(fs, d, b, &a);
 			bucket_set_dirty(fs, d, b);
 		}
-		acct_add(fs, acct_pos_replicas(DATA_sb, 1, 1u << d), 0, 0, 0);
 	}
 	if ((ret = bkfs_fs_create_root(fs)))
 		goto out;

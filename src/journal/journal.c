@@ -421,7 +421,8 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 		if ((ret = scan_ring(fs, rings[d], j->ring_bytes, &ents, &nr, &cap, st)))
 			goto out;
 	}
-	qsort(ents, nr, sizeof(*ents), jent_cmp);
+	if (nr)
+		qsort(ents, nr, sizeof(*ents), jent_cmp);
 	/* newest checkpoint whose records parse */
 	ssize_t cp = -1;
 	for (ssize_t i = nr - 1; i >= 0; i--) {
