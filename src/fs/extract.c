@@ -19,6 +19,7 @@
 
 #define WBUF_SIZE (1u << 20)
 #define MAX_DEPTH 4096
+#define EXTRACT_CACHE (32u << 20) /* clean btree node bytes kept in memory */
 
 struct hl_path {
 	u64 inum;
@@ -261,7 +262,9 @@ static int extract_data(struct ext *ex, int fd, u64 inum, u64 size)
 	}
 	if (wlen)
 		flush_wbuf(ex, fd, wstart, wlen, &write_failed);
-	if (ftruncate(fd, size))
+	/* wstart + wlen is now the end of the data written: a hole up to the
+	 * size needs ftruncate */
+	if (wstart + wlen < size && ftruncate(fd, size))
 		report(ex, "truncate", strerror(errno));
 	return 0;
 }
@@ -406,6 +409,10 @@ static int extract_dir(struct ext *ex, u64 dir)
 		ex->path[plen] = 0;
 		if (ret)
 			return ret;
+		/* read-only: no checkpoint ever trims the node cache, so do it
+		 * here, where no key pointer is held (iterators re-descend) */
+		if (ex->fs->nr_nodes - ex->fs->nr_dirty > ex->fs->max_clean)
+			btree_cache_shrink(ex->fs);
 	}
 	if (ret) {
 		report(ex, "reading directory", bkfs_strerror(ret));
@@ -475,6 +482,7 @@ int bkfs_extract(struct bkfs_fs *fs, const char *dst, const char *prefix, struct
 	while (ex.plen > 1 && ex.path[ex.plen - 1] == '/')
 		ex.path[--ex.plen] = 0;
 
+	fs->max_clean = MIN(fs->max_clean, MAX((size_t)64, (size_t)EXTRACT_CACHE / fs->node_bytes));
 	ret = bkfs_inode_find(fs, BKFS_ROOT_INO, &root);
 	if (ret) {
 		fprintf(stderr, "%s: root directory: %s\n", ex.prefix, bkfs_strerror(ret));

@@ -20,6 +20,7 @@
 #define IMPORT_CHUNK (1u << 20)
 #define IMPORT_BATCH 256
 #define XATTR_VAL_BUF (64u << 10)
+#define IMPORT_CACHE (16u << 20) /* dirty and clean btree node bytes kept in memory */
 
 struct hl_ent {
 	dev_t dev;
@@ -517,6 +518,9 @@ int bkfs_import(struct bkfs_fs *fs, const char *src, const char *prefix, struct 
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
+	/* bulk import mostly appends: a small node cache is as fast as a big one */
+	fs->dirty_limit = MIN(fs->dirty_limit, (u64)IMPORT_CACHE);
+	fs->max_clean = MIN(fs->max_clean, MAX((size_t)64, (size_t)IMPORT_CACHE / fs->node_bytes));
 	trans_init(&im.t, fs);
 	im.buf = malloc(IMPORT_CHUNK);
 	im.xval = malloc(XATTR_VAL_BUF);
