@@ -238,9 +238,9 @@ static u64 mem_estimate(struct bkfs_fs *fs)
 	u64 buckets = 0;
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		buckets += fs->sb.members[d].nbuckets;
-	/* shadow bucket state (16 B) + live mirror (56 B + 1) + node cache */
-	return buckets * (16 + sizeof(struct bkfs_alloc) + 1) + (u64)fs->max_clean * fs->node_bytes / 4 +
-	       (16u << 20);
+	/* GC shadow state + live bucket mirror (56 B + 1) + node cache + slack */
+	return fsck_gc_mem_estimate(fs) + buckets * (sizeof(struct bkfs_alloc) + 1) +
+	       (u64)fs->max_clean * fs->node_bytes + (16u << 20);
 }
 
 static void record_error_counts(struct fsck_ctx *c)
