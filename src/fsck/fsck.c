@@ -239,8 +239,15 @@ static u64 mem_estimate(struct bkfs_fs *fs)
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		buckets += fs->sb.members[d].nbuckets;
 	/* GC shadow state + live bucket mirror (56 B + 1) + node cache + slack */
-	return fsck_gc_mem_estimate(fs) + buckets * (sizeof(struct bkfs_alloc) + 1) +
-	       (u64)fs->max_clean * fs->node_bytes + (16u << 20);
+	u64 btree_bytes = 0;
+	struct alloc_state *as = ALLOC(fs);
+	for (size_t i = 0; i < as->nr_acct; i++)
+		if (as->acct[i].pos.inode == ACCT_btree && as->acct[i].v[0] > 0)
+			btree_bytes += (u64)as->acct[i].v[0] << SECTOR_SHIFT;
+	btree_bytes /= MAX(1, fs->sb.metadata_replicas);
+	/* nodes are held in memory at about twice their on-disk size */
+	u64 cache = MIN((u64)fs->max_clean * fs->node_bytes, 2 * btree_bytes);
+	return fsck_gc_mem_estimate(fs) + buckets * (sizeof(struct bkfs_alloc) + 1) + cache + (8u << 20);
 }
 
 static void record_error_counts(struct fsck_ctx *c)
