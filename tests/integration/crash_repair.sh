@@ -2,7 +2,7 @@
 # crash_repair.sh - killing `fsck -y` at any write leaves a filesystem that a
 # second fsck repairs completely (DESIGN §4.5).
 #
-# For a sample of `bkfs debug corrupt` kinds: damage a copy of a small image,
+# For every `bkfs debug corrupt` kind: damage a copy of a small image,
 # count the device writes an uncut `fsck -y` makes (W), then for cut points
 # N in 1..W (every one, or a seeded sample when the total is larger than the
 # budget) run `fsck -y --debug-fail-after-writes N` (every write after the
@@ -11,7 +11,7 @@
 # the result and checks every file the damage did not touch against the
 # manifest.
 #
-# Environment: CRASH_KINDS="k1 k2" (default: a sample across the passes),
+# Environment: CRASH_KINDS="k1 k2" (default: every kind),
 # CRASH_CUTS (total cut budget, default 500; 150 under ASan), CRASH_SEED
 # (default 1), CRASH_FILES (default 600).
 set -uo pipefail
@@ -27,11 +27,12 @@ SEED=${CRASH_SEED:-1}
 
 require_corrupt
 
-DEFAULT_KINDS="topology_gap topology_overlap node_unreadable root_unreadable_scan missing_alloc_key
-alloc_dirty_sectors accounting bitmap_unmarked ptr_gen_newer stale_dirty_ptr journal_entry sb_primary
-unreachable_inode dir_loop link_count"
-read -r -a KINDS <<< "$(echo ${CRASH_KINDS:-$DEFAULT_KINDS})"
 mapfile -t ALL < <(corrupt_kinds)
+if [ -n "${CRASH_KINDS:-}" ]; then
+	read -r -a KINDS <<< "$CRASH_KINDS"
+else
+	KINDS=("${ALL[@]}")
+fi
 
 echo "== sample image"
 make_sample "$T/src" "$FILES"
@@ -56,6 +57,13 @@ for kind in "${KINDS[@]}"; do
 	mkdir -p "$T/$kind"
 	cp --sparse=always "$T/base.img" "$T/$kind/damaged.img"
 	if ! "$BKFS" debug corrupt "$kind" --seed "$SEED" "$T/$kind/damaged.img" > "$T/$kind/corrupt.log" 2>&1; then
+		if grep -q "no suitable target" "$T/$kind/corrupt.log"; then
+			# this small image lacks what the kind needs (corrupt.sh
+			# checks coverage on a bigger one)
+			echo "$kind: skipped: $(tail -1 "$T/$kind/corrupt.log")"
+			rm -rf "${T:?}/$kind"
+			continue
+		fi
 		cat "$T/$kind/corrupt.log"
 		die "debug corrupt $kind failed"
 	fi
