@@ -339,12 +339,18 @@ int btree_iter_peek(struct btree_iter *it, struct bkey **k)
 	if (it->end)
 		return 0;
 	if (it->node && it->gen == fs->cache_gen) {
-		/* fast path: continue within the cached node */
-		while (it->idx < it->node->nr_keys &&
-		       bpos_cmp(btree_node_key(it->node, it->idx)->p, it->pos) < 0)
+		/* fast path: continue within the cached node. Keys may have been
+		 * inserted into or deleted from it since (that does not bump
+		 * cache_gen): resynchronize idx with pos in both directions */
+		struct btree *b = it->node;
+		if (it->idx > b->nr_keys)
+			it->idx = b->nr_keys;
+		while (it->idx && bpos_cmp(btree_node_key(b, it->idx - 1)->p, it->pos) >= 0)
+			it->idx--;
+		while (it->idx < b->nr_keys && bpos_cmp(btree_node_key(b, it->idx)->p, it->pos) < 0)
 			it->idx++;
-		if (it->idx < it->node->nr_keys) {
-			*k = btree_node_key(it->node, it->idx);
+		if (it->idx < b->nr_keys) {
+			*k = btree_node_key(b, it->idx);
 			it->pos = (*k)->p; /* advance must work even if the cache changes */
 			return 0;
 		}
@@ -376,22 +382,17 @@ int btree_iter_peek(struct btree_iter *it, struct bkey **k)
 	return -BKFS_E_LOOP;
 }
 
+/* peek leaves pos at the key it returned: step past it - not past the key at
+ * idx, which a commit since the peek may have replaced (a deletion in the
+ * node shifts the next key under idx, and it would be skipped) */
 void btree_iter_advance(struct btree_iter *it)
 {
 	if (it->end)
 		return;
-	if (it->node && it->gen == it->fs->cache_gen && it->idx < it->node->nr_keys) {
-		struct bpos p = btree_node_key(it->node, it->idx)->p;
-		if (bpos_eq(p, POS_MAX)) {
-			it->end = true;
-			return;
-		}
-		it->pos = bpos_successor(p);
-		it->idx++;
+	if (bpos_eq(it->pos, POS_MAX)) {
+		it->end = true;
 		return;
 	}
-	if (bpos_eq(it->pos, POS_MAX))
-		it->end = true;
-	else
-		it->pos = bpos_successor(it->pos);
+	it->pos = bpos_successor(it->pos);
+	it->idx++; /* a hint: peek resynchronizes */
 }

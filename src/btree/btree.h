@@ -162,8 +162,9 @@ struct btree_iter {
 	bool end;
 };
 void btree_iter_init(struct btree_iter *it, struct bkfs_fs *fs, unsigned btree_id, unsigned level, struct bpos pos);
-/* First key >= it->pos at it->level. *k = NULL at end. The key stays valid
- * until the next btree modification. */
+/* First key >= it->pos at it->level; it->pos becomes that key's position.
+ * *k = NULL at end. The key stays valid until the next btree modification;
+ * the iterator itself stays valid across modifications (commits). */
 int btree_iter_peek(struct btree_iter *it, struct bkey **k);
 void btree_iter_advance(struct btree_iter *it); /* pos = successor of the last peeked key */
 /* The node the iterator is positioned in (valid right after peek). */

@@ -145,6 +145,10 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 			  (unsigned long long)bucket);
 		return -BKFS_E_INVAL;
 	}
+	if (o->journal_size && (o->journal_size < (1u << 20) || o->journal_size > (1ull << 30))) {
+		pb_printf(err, "journal size %llu: must be between 1M and 1G", (unsigned long long)o->journal_size);
+		return -BKFS_E_INVAL;
+	}
 	if (replicas < 1 || replicas > BKFS_MAX_REPLICAS || replicas > nr) {
 		pb_printf(err, "replicas %u: must be between 1 and the number of devices (%u, at most 4)", replicas, nr);
 		return -BKFS_E_INVAL;
@@ -174,7 +178,8 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 	for (unsigned i = 0; i < nr; i++) {
 		struct bkfs_member *m = &sb.members[i];
 		u64 nb = bds[i]->size / bucket;
-		u64 jbytes = MIN(MAX((u64)4 << 20, bds[i]->size / 128), (u64)64 << 20);
+		u64 jbytes = o->journal_size ? o->journal_size :
+			     MIN(MAX((u64)4 << 20, bds[i]->size / 128), (u64)64 << 20);
 		u64 jb = MAX((u64)2, DIV_ROUND_UP(jbytes, bucket));
 		if (nb < first + jb + 16) {
 			pb_printf(err, "%s: device too small (%llu bytes): needs at least %llu bytes with %llu-byte buckets",

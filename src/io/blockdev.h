@@ -78,6 +78,10 @@ void emu_dev_flip_bit(struct blockdev *bd, u64 byte_off, int bit);
 int emu_dev_fail_reads(struct blockdev *bd, u64 off, u64 len); /* reads overlapping fail with IO */
 void emu_dev_clear_faults(struct blockdev *bd);
 u8 *emu_dev_media(struct blockdev *bd); /* direct access to the durable media */
+/* "Reboot" onto new media: pending writes dropped, media replaced by a copy of
+ * media (size bytes), cut and faults cleared, reorder and its seed set. Lets a
+ * test reuse one device for many runs from the same image. */
+void emu_dev_reset(struct blockdev *bd, const void *media, bool reorder, u64 seed);
 /* Copy the durable media of one emulated device into a fresh one. */
 int emu_dev_clone(struct blockdev *src, struct blockdev **out);
 

@@ -417,6 +417,23 @@ u8 *emu_dev_media(struct blockdev *bd)
 	return e ? e->media : NULL;
 }
 
+void emu_dev_reset(struct blockdev *bd, const void *media, bool reorder, u64 seed)
+{
+	struct emu_dev *e = emu_of(bd);
+
+	if (!e)
+		return;
+	emu_drop_pending(e);
+	memcpy(e->media, media, (size_t)e->size);
+	e->cut = false;
+	e->cut_after = 0;
+	e->cut_on_flush = false;
+	e->writes = 0;
+	e->reorder = reorder;
+	e->rng = seed;
+	e->nr_faults = 0;
+}
+
 int emu_dev_clone(struct blockdev *src, struct blockdev **out)
 {
 	struct emu_dev *s = emu_of(src);

@@ -216,6 +216,24 @@ static void test_emu_cut_at(void)
 	CHECK_EQ(bd_write(bd, buf, 1024, 512), 0);
 	CHECK_EQ(bd_flush(bd), 0);                 /* disarmed by the power cut */
 	CHECK_EQ(emu_dev_media(bd)[1024], 0x66);
+
+	/* reset: new media, pending writes and the armed cut gone */
+	u8 *img = calloc(1, EMU_SIZE);
+	if (img) {
+		img[4096] = 0x77;
+		CHECK_EQ(bd_write(bd, buf, 8192, 512), 0);
+		emu_dev_set_cut_at(bd, 1);
+		emu_dev_reset(bd, img, false, 3);
+		CHECK(!emu_dev_was_cut(bd));
+		CHECK_EQ(bd_read(bd, buf, 8192, 512), 0);
+		CHECK_EQ(buf[0], 0);
+		CHECK_EQ(emu_dev_media(bd)[4096], 0x77);
+		CHECK_EQ(emu_dev_media(bd)[1024], 0);
+		CHECK_EQ(bd_write(bd, buf, 0, 512), 0);
+		CHECK_EQ(bd_flush(bd), 0);
+		CHECK(!emu_dev_was_cut(bd));
+		free(img);
+	}
 	bd_close(bd);
 }
 

@@ -362,6 +362,52 @@ static bool check_all(struct run *r, const char *when)
 	return !bad && !p;
 }
 
+/* Iterate a range of inode keys while committing transactions that delete
+ * the key just visited (and sometimes re-create a key behind the iterator):
+ * every key present at the start must be visited exactly once, in order. */
+static bool check_iter_while_modifying(struct run *r, unsigned first, unsigned n)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	unsigned visited = 0, expected = 0, bad = 0;
+	static bool want[NINO];
+	for (unsigned i = first; i < first + n && i < NINO; i++)
+		expected += (want[i] = r->m.present[i]);
+	u64 last = 0;
+	btree_iter_init(&it, r->fs, BTREE_ID_inodes, 0, POS(0, INO_BASE + first));
+	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.offset < INO_BASE + first + n) {
+		unsigned i = k->p.offset - INO_BASE;
+		if (k->p.offset <= last || !want[i]) {
+			if (bad++ < 5)
+				fprintf(stderr, "iterating while deleting: got inode %llu (previous %llu)\n",
+					(unsigned long long)k->p.offset, (unsigned long long)last);
+		}
+		last = k->p.offset;
+		want[i] = false;
+		visited++;
+		struct trans t;
+		trans_init(&t, r->fs);
+		ret = op_inode_del(r, &t, i);
+		if (!ret && i > first && rng_next(&r->rng) % 3 == 0)
+			ret = op_inode_set(r, &t, i - 1 - rng_next(&r->rng) % MIN(i - first, 8u)); /* behind */
+		if (!ret)
+			ret = trans_commit(&t, 0);
+		trans_exit(&t);
+		if (ret)
+			break;
+		btree_iter_advance(&it);
+	}
+	if (ret)
+		fprintf(stderr, "iterating while deleting: %s\n", bkfs_strerror(ret));
+	if (visited != expected)
+		fprintf(stderr, "iterating while deleting: visited %u of %u keys\n", visited, expected);
+	CHECK_EQ(ret, 0);
+	CHECK_EQ(visited, expected);
+	CHECK_EQ(bad, 0);
+	return !ret && visited == expected && !bad;
+}
+
 /* ---- the run ---- */
 
 static int create_files(struct run *r)
@@ -554,6 +600,15 @@ int main(void)
 	if (setup(&r, 1, 256ull << 20, seed)) {
 		run_model(&r, nops, 500, "1dev");
 		if (r.fs && !t_failed) {
+			/* fill a range densely, then delete it while iterating */
+			struct trans t;
+			trans_init(&t, r.fs);
+			for (unsigned i = 1000; i < 1600; i++)
+				op_inode_set(&r, &t, i);
+			CHECK_EQ(trans_commit(&t, 0), 0);
+			trans_exit(&t);
+			check_iter_while_modifying(&r, 1000, 600);
+			check_all(&r, "1dev after iterating while deleting");
 			CHECK_EQ(bkfs_close(r.fs), 0);
 			r.fs = NULL;
 			if (!do_open(&r, 0, -1))

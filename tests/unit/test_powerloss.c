@@ -27,10 +27,10 @@
 #include "verify.h"
 #include <sys/stat.h>
 
-#define DEV_SIZE (8ull << 20)
-#define NTX 600
-#define PHASE_B 250  /* transactions 1..PHASE_B: phase A */
-#define PHASE_C 450
+#define DEV_SIZE (6ull << 20)
+#define NTX 480
+#define PHASE_B 200  /* transactions 1..PHASE_B: phase A */
+#define PHASE_C 360
 #define NPAIRS 40
 #define PAIR_BASE 20000ull
 #define NBULK 1500
@@ -504,14 +504,19 @@ static u64 g_prefix_hash[NTX + 1];
 
 /* cut: power lost after `cut` writes; at_flush: also before a flush that
  * directly follows write `cut` (emu_dev_set_cut_at) */
+static struct blockdev *g_dev; /* one device, reset onto the image for every run */
+
 static struct blockdev *image_dev(u64 cut, bool at_flush, bool reorder, u64 seed)
 {
-	struct emu_opts o = { .size = DEV_SIZE, .reorder = reorder, .seed = seed };
-	struct blockdev *bd;
-	if (emu_dev_create(&o, &bd))
-		return NULL;
-	memcpy(emu_dev_media(bd), g_image, DEV_SIZE);
-	bd->keep_open = true;
+	if (!g_dev) {
+		struct emu_opts o = { .size = DEV_SIZE };
+		if (emu_dev_create(&o, &g_dev))
+			return NULL;
+		g_dev->keep_open = true;
+	}
+	struct blockdev *bd = g_dev;
+	emu_dev_reset(bd, g_image, reorder, seed);
+	bd->nr_writes = bd->nr_flushes = 0;
 	if (cut && at_flush)
 		emu_dev_set_cut_at(bd, cut);
 	else if (cut)
@@ -521,6 +526,8 @@ static struct blockdev *image_dev(u64 cut, bool at_flush, bool reorder, u64 seed
 
 static void dev_free(struct blockdev *bd)
 {
+	if (bd == g_dev)
+		return; /* reused; freed at the end */
 	bd->keep_open = false;
 	bd_close(bd);
 }
@@ -703,7 +710,8 @@ int main(void)
 	struct blockdev *bd;
 	CHECK_EQ(emu_dev_create(&o, &bd), 0);
 	bd->keep_open = true;
-	struct format_opts fo = { .block_size = BLOCK, .btree_node_size = 4096, .bucket_size = 64 << 10 };
+	struct format_opts fo = { .block_size = BLOCK, .btree_node_size = 4096, .bucket_size = 64 << 10,
+				  .journal_size = 1 << 20 };
 	struct printbuf err = PRINTBUF;
 	struct blockdev *bds[1] = { bd };
 	int ret = bkfs_format_devs(bds, 1, &fo, &err);
@@ -808,6 +816,10 @@ int main(void)
 	       (unsigned long long)st.verified_ok, (unsigned long long)st.prefix_ok, (unsigned long long)st.extra_rw,
 	       (unsigned long long)(st.min_gap == UINT64_MAX ? 0 : st.min_gap), (unsigned long long)st.max_gap,
 	       (now_ns() - t0) / 1e9);
+	if (g_dev) {
+		g_dev->keep_open = false;
+		bd_close(g_dev);
+	}
 	free(g_image);
 	TEST_MAIN_END();
 }
