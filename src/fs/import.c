@@ -44,6 +44,9 @@ struct imp {
 	size_t plen, pcap;
 	struct hl_ent **hl;
 	size_t hl_nb, hl_n;
+	/* the filesystem's own devices, never imported into themselves */
+	struct { dev_t dev; ino_t ino; } self[BKFS_MAX_DEVS];
+	unsigned nr_self;
 };
 
 static u64 ts_ns(struct timespec ts)
@@ -366,6 +369,11 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		report_msg(im, "unknown file type");
 		return 0;
 	}
+	for (unsigned i = 0; i < im->nr_self; i++)
+		if (st.st_dev == im->self[i].dev && st.st_ino == im->self[i].ino) {
+			fprintf(stderr, "%s: skipping %s: it is a device of the new filesystem\n", im->prefix, im->path);
+			return 0;
+		}
 	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
 		struct hl_ent **pp = hl_find(im, st.st_dev, st.st_ino);
 		if (pp) {
@@ -529,6 +537,14 @@ int bkfs_import(struct bkfs_fs *fs, const char *src, const char *prefix, struct 
 	if (!im.buf || !im.xval || !im.path) {
 		ret = -BKFS_E_NOMEM;
 		goto out;
+	}
+	for (unsigned i = 0; i < fs->nr_devs; i++) {
+		struct stat ds;
+		const char *dp = fs->devs[i].bd ? fs->devs[i].bd->path : NULL;
+		if (dp && !stat(dp, &ds)) {
+			im.self[im.nr_self].dev = ds.st_dev;
+			im.self[im.nr_self++].ino = ds.st_ino;
+		}
 	}
 	strcpy(im.path, src);
 	im.plen = strlen(src);
