@@ -250,7 +250,15 @@ static int op_punch(struct run *r, struct trans *t, unsigned f)
 
 /* ---- checks ---- */
 
+static bool check_all_scan(struct run *r, const char *when, bool scan);
 static bool check_all(struct run *r, const char *when)
+{
+	return check_all_scan(r, when, false);
+}
+
+/* scan: also scan the raw devices (verify.h check_scan): without a crash in
+ * the middle of a checkpoint, no node on disk may look newer than the tree */
+static bool check_all_scan(struct run *r, const char *when, bool scan)
 {
 	struct bkfs_fs *fs = r->fs;
 	struct model *m = &r->m;
@@ -353,7 +361,7 @@ static bool check_all(struct run *r, const char *when)
 			fprintf(stderr, "%s: file %u: partial read %llu+%llu differs\n", when, f,
 				(unsigned long long)off, (unsigned long long)len);
 	}
-	struct verify_opts vo = { .check_disk = true, .tag = when };
+	struct verify_opts vo = { .check_disk = true, .check_scan = scan, .tag = when };
 	unsigned p = verify_fs(fs, &vo);
 	if (p)
 		fprintf(stderr, "%s: verifier found %u problems\n", when, p);
@@ -538,7 +546,7 @@ static bool run_model(struct run *r, u64 nops, unsigned batch_ops, const char *n
 			}
 			snprintf(when, sizeof(when), "%s batch %llu after %s", name, (unsigned long long)r->batches,
 				 x ? "crash" : "reopen");
-			if (!check_all(r, when))
+			if (!check_all_scan(r, when, true))
 				return false;
 		}
 	}
@@ -612,7 +620,7 @@ int main(void)
 			CHECK_EQ(bkfs_close(r.fs), 0);
 			r.fs = NULL;
 			if (!do_open(&r, 0, -1))
-				check_all(&r, "1dev final reopen");
+				check_all_scan(&r, "1dev final reopen", true);
 		}
 	}
 	report(&r, "1dev", (now_ns() - t0) / 1e9);
@@ -642,7 +650,7 @@ int main(void)
 			CHECK(bkfs_open_devs(bds, 2, 0, &fs, &err) != 0);
 			pb_exit(&err);
 			if (!do_open(&r, 0, -1))
-				check_all(&r, "2dev both devices again");
+				check_all_scan(&r, "2dev both devices again", true);
 		}
 	}
 	report(&r, "2dev", (now_ns() - t0) / 1e9);

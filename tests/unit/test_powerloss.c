@@ -578,6 +578,7 @@ static void test_super_writes(unsigned trials)
 struct stats {
 	u64 tested, reopened_ok, verified_ok, prefix_ok, extra_rw, errors_after_cut, closed_runs;
 	u64 min_gap, max_gap, sum_replayed_prefix;
+	u64 scan_cuts, scan_findings;
 };
 
 /* one cut point; returns true if everything held */
@@ -612,8 +613,14 @@ static bool test_cut(u64 cut, bool at_flush, struct stats *st)
 	}
 	pb_exit(&err);
 	st->reopened_ok++;
-	struct verify_opts vo = { .check_disk = true, .tag = tag };
+	/* the raw-scan check (stale nodes that look newer than the tree) is a
+	 * known open issue: counted and reported, fatal only with PL_SCAN=1 */
+	u64 scan_before = st->scan_findings;
+	struct verify_opts vo = { .check_disk = true, .check_scan = true,
+				  .scan_findings = getenv("PL_SCAN") ? NULL : &st->scan_findings, .tag = tag };
 	unsigned p = verify_fs(fs, &vo);
+	st->scan_cuts += st->scan_findings > scan_before;
+	vo.check_scan = false;
 	if (p) {
 		fprintf(stderr, "%s: verifier found %u problems (last txn %u, durable %u)\n", tag, p, r.last, r.durable);
 		ok = false;
@@ -816,6 +823,10 @@ int main(void)
 	       (unsigned long long)st.verified_ok, (unsigned long long)st.prefix_ok, (unsigned long long)st.extra_rw,
 	       (unsigned long long)(st.min_gap == UINT64_MAX ? 0 : st.min_gap), (unsigned long long)st.max_gap,
 	       (now_ns() - t0) / 1e9);
+	printf("powerloss: KNOWN ISSUE (reported, not failed; PL_SCAN=1 fails on it): after %llu of %llu cut points "
+	       "the raw devices hold %llu stale nodes (written by a checkpoint that never landed, or sharing a seq) "
+	       "that a scan would take as newer than the tree\n",
+	       (unsigned long long)st.scan_cuts, (unsigned long long)st.tested, (unsigned long long)st.scan_findings);
 	if (g_dev) {
 		g_dev->keep_open = false;
 		bd_close(g_dev);

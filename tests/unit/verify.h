@@ -40,6 +40,11 @@
 
 struct verify_opts {
 	bool check_disk;     /* compare clean nodes with every on-disk replica */
+	bool check_scan;     /* scan the raw devices: no node on disk that is not
+			      * in the tree may look newer (higher seq) than a
+			      * tree node overlapping it, nor share its seq */
+	u64 *scan_findings;  /* if set, scan findings are added here (only the
+			      * first one ever is printed) instead of being problems */
 	unsigned max_print;  /* 0 = 20 */
 	const char *tag;     /* prefix for messages */
 };
@@ -62,8 +67,17 @@ struct vacct_table {
 	size_t nr, cap;
 };
 
+struct vnode {
+	u8 id, level;
+	u64 seq;
+	struct bpos min, max;
+};
+
 struct verify_state {
 	struct bkfs_fs *fs;
+	struct vnode *live;   /* every node of the trees (check_scan) */
+	size_t nr_live, live_cap;
+	u64 scan_findings, scan_nodes;
 	const struct verify_opts *o;
 	struct vbucket *b[BKFS_MAX_DEVS];
 	struct vacct_table calc;  /* recomputed */
@@ -259,6 +273,19 @@ static void v_walk(struct verify_state *v, unsigned id, const struct bkey *pk, u
 	}
 	pb_exit(&why);
 	v->nodes++;
+	if (v->o && v->o->check_scan) {
+		if (v->nr_live == v->live_cap) {
+			size_t nc = v->live_cap ? v->live_cap * 2 : 256;
+			struct vnode *n = realloc(v->live, nc * sizeof(*n));
+			if (n) {
+				v->live = n;
+				v->live_cap = nc;
+			}
+		}
+		if (v->nr_live < v->live_cap)
+			v->live[v->nr_live++] = (struct vnode){ .id = id, .level = b->level, .seq = b->seq,
+								.min = b->min_key, .max = b->max_key };
+	}
 	if (b->btree_id != id || b->level != level || b->seq != p->seq)
 		v_problem(v, "btree %s: node seq %llu (btree %u level %u) reached through pointer seq %llu level %u",
 			  btree_id_str(id), (unsigned long long)b->seq, b->btree_id, b->level,
@@ -472,6 +499,68 @@ static void v_acct_cmp(struct verify_state *v, const char *what, struct vacct_ta
 	}
 }
 
+#define v_scan_problem(v, ...)                                                  \
+	do {                                                                    \
+		(v)->scan_findings++;                                           \
+		if (!(v)->o->scan_findings)                                     \
+			v_problem(v, __VA_ARGS__);                              \
+		else if ((v)->scan_findings == 1 && !*(v)->o->scan_findings)    \
+			fprintf(stderr, "%s: (scan, reported only) ", (v)->tag), \
+			fprintf(stderr, __VA_ARGS__), fprintf(stderr, "\n");    \
+	} while (0)
+
+/* Every valid node on the raw devices that is not part of the trees must lose
+ * against them under "the higher node seq wins" (what a scan uses to decide
+ * which copy of a key range is newest): a tree node it overlaps must have a
+ * higher seq, and no two different nodes may share a seq. */
+static void v_check_scan(struct verify_state *v)
+{
+	struct bkfs_fs *fs = v->fs;
+	u32 ns = fs->sb.btree_node_size;
+	char a[64], c[64];
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		struct blockdev *bd = fs->devs[d].bd;
+		if (!bd)
+			continue;
+		u64 sectors = fs->sb.members[d].nbuckets * fs->sb.bucket_size;
+		for (u64 s = 0; s + ns <= sectors; s += ns) {
+			const struct bkfs_node_hdr *h = (const void *)v->buf;
+			if (bd_read(bd, v->buf, s << SECTOR_SHIFT, fs->node_bytes) ||
+			    h->magic != sb_node_magic(&fs->sb) ||
+			    node_validate(v->buf, fs->node_bytes, sb_node_magic(&fs->sb), NULL))
+				continue;
+			v->scan_nodes++;
+			bool live = false;
+			for (size_t i = 0; i < v->nr_live; i++) {
+				const struct vnode *l = &v->live[i];
+				if (l->id != h->btree_id || l->level != h->level)
+					continue;
+				if (l->seq == h->seq) {
+					live = bpos_eq(l->min, h->min_key) && bpos_eq(l->max, h->max_key);
+					if (!live)
+						v_scan_problem(v, "dev %u sector %llu: node seq %llu (btree %s level %u) shares its seq with a different tree node",
+							  d, (unsigned long long)s, (unsigned long long)h->seq,
+							  btree_id_str(h->btree_id), h->level);
+					break;
+				}
+			}
+			if (live)
+				continue;
+			for (size_t i = 0; i < v->nr_live; i++) {
+				const struct vnode *l = &v->live[i];
+				if (l->id != h->btree_id || l->level != h->level || l->seq >= h->seq ||
+				    bpos_cmp(l->max, h->min_key) < 0 || bpos_cmp(h->max_key, l->min) < 0)
+					continue;
+				v_scan_problem(v, "dev %u sector %llu: stale node seq %llu (btree %s level %u, %s..%s) is newer than tree node seq %llu overlapping it: a scan would prefer it",
+					  d, (unsigned long long)s, (unsigned long long)h->seq, btree_id_str(h->btree_id),
+					  h->level, v_pos(h->min_key, a, sizeof(a)), v_pos(h->max_key, c, sizeof(c)),
+					  (unsigned long long)l->seq);
+				break;
+			}
+		}
+	}
+}
+
 static unsigned verify_fs(struct bkfs_fs *fs, const struct verify_opts *o)
 {
 	struct verify_state v = { .fs = fs, .o = o };
@@ -513,6 +602,11 @@ static unsigned verify_fs(struct bkfs_fs *fs, const struct verify_opts *o)
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		v_mark_sb_journal(&v, d);
 	v_check_buckets(&v);
+	if (o && o->check_scan) {
+		v_check_scan(&v);
+		if (o->scan_findings)
+			*o->scan_findings += v.scan_findings;
+	}
 
 	/* accounting: recomputed vs the accounting btree vs the in-memory table */
 	struct alloc_state *as = ALLOC(fs);
@@ -525,6 +619,7 @@ static unsigned verify_fs(struct bkfs_fs *fs, const struct verify_opts *o)
 out:
 	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++)
 		free(v.b[d]);
+	free(v.live);
 	free(v.calc.e);
 	free(v.disk.e);
 	free(v.buf);
