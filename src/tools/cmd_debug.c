@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <errno.h>
 
 #define NO_TARGET 1
 
@@ -2381,6 +2382,20 @@ static void list_kinds(FILE *f)
 		fprintf(f, "%s  %s  %s\n", kinds[i].name, kinds[i].expect, kinds[i].desc);
 }
 
+static void free_ctx(struct dctx *c)
+{
+	for (size_t i = 0; i < c->nr_w; i++)
+		free(c->w[i].buf);
+	free(c->w);
+	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++)
+		free(c->devpath[d]);
+	free(c->aff_inums);
+	free(c->aff_dirents);
+	pb_exit(&c->damaged);
+	pb_exit(&c->lost);
+	pb_exit(&c->affects);
+}
+
 static void corrupt_usage(FILE *f)
 {
 	fprintf(f,
@@ -2460,7 +2475,11 @@ static int cmd_corrupt(int argc, char **argv)
 	}
 	for (int i = optind; i < argc; i++) {
 		struct stat st;
-		if (stat(argv[i], &st) || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		if (stat(argv[i], &st)) {
+			fprintf(stderr, "bkfs debug corrupt: %s: %s\n", argv[i], strerror(errno));
+			return 1;
+		}
+		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 			fprintf(stderr, "bkfs debug corrupt: %s: not a regular file or block device\n", argv[i]);
 			return 1;
 		}
@@ -2470,8 +2489,11 @@ static int cmd_corrupt(int argc, char **argv)
 	/* the same seed gives the same damage; mix in the kind so kinds differ */
 	c.rng = seed * 0x9E3779B97F4A7C15ull ^ hash64(k->name, strlen(k->name));
 	int ret = d_open(&c, OPEN_RO);
-	if (!ret)
-		ret = k->fn(&c);
+	if (ret) {
+		free_ctx(&c);
+		return 1; /* d_open said why */
+	}
+	ret = k->fn(&c);
 	if (!ret && c.fs)
 		ret = compute_affects(&c);
 	d_close(&c, false);
@@ -2490,16 +2512,7 @@ static int cmd_corrupt(int argc, char **argv)
 		printf("lost: %s\n", c.lost.len ? pb_str(&c.lost) : "none");
 		fputs(pb_str(&c.affects), stdout);
 	}
-	for (size_t i = 0; i < c.nr_w; i++)
-		free(c.w[i].buf);
-	free(c.w);
-	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++)
-		free(c.devpath[d]);
-	free(c.aff_inums);
-	free(c.aff_dirents);
-	pb_exit(&c.damaged);
-	pb_exit(&c.lost);
-	pb_exit(&c.affects);
+	free_ctx(&c);
 	return status;
 }
 
