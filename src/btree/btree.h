@@ -90,6 +90,8 @@ struct bkfs_fs {
 	size_t nr_pending_free, pending_free_cap;
 
 	u64 key_version, node_seq;
+	u64 durable_node_seq; /* node_seq recorded by the checkpoint opened: nodes
+			       * with higher seqs found on disk were never committed */
 	u64 next_inum;
 	u64 clock;        /* logical time for io_time */
 	bool in_checkpoint;
@@ -122,8 +124,18 @@ void btree_cache_shrink(struct bkfs_fs *fs); /* evict clean nodes beyond the lim
  * why (optional) receives a reason. */
 int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key,
 		   struct btree **out, struct printbuf *why);
+/* The checks of btree_node_get (readable, valid, matches the pointer) without
+ * adding the node to the cache; a cached node answers at once. *mem: the node
+ * is in memory only (dirty or never written). */
+int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, bool *mem,
+		     struct printbuf *why);
 /* Parse and validate a raw node buffer read from disk. */
 int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out, struct printbuf *why);
+/* Read and validate the node at one replica location, outside the cache
+ * (free it with btree_node_mem_free). */
+int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why);
+/* Free a node that is not in the cache (from btree_node_from_buf/_read_at). */
+void btree_node_mem_free(struct btree *b);
 /* Serialize a node into buf (node_bytes). */
 void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf);
 int btree_node_write(struct bkfs_fs *fs, struct btree *b);

@@ -419,11 +419,19 @@ struct bkfs_sb {
 	u64 time_base_ns;
 	struct bkfs_member members[BKFS_MAX_DEVS];
 	struct bkfs_btree_ptr roots[BTREE_ID_NR]; /* valid when clean */
-	struct bpos root_max[BTREE_ID_NR];        /* unused, reserved */
+	/* node seq ranges handed to nodes of checkpoints that never completed:
+	 * scans must ignore nodes inside them (filled on recovery, oldest
+	 * entries dropped when full) */
+	struct bkfs_seq_range { u64 start, end; } node_seq_blacklist[BTREE_ID_NR + 4];
 	u32 fsck_err_count[BKFS_FSCK_ERR_SLOTS];
 	u64 fsck_last_run;
 } __attribute__((packed));
 _Static_assert(sizeof(struct bkfs_sb) <= BKFS_SB_SIZE, "sb size");
+
+#define NODE_SEQ_RECOVERY_JUMP (1ull << 24)
+/* true if seq lies in a blacklisted range (an uncommitted checkpoint's node) */
+bool sb_node_seq_blacklisted(const struct bkfs_sb *sb, u64 seq);
+void sb_node_seq_blacklist_add(struct bkfs_sb *sb, u64 start, u64 end);
 
 u64 sb_node_magic(const struct bkfs_sb *sb);
 u64 sb_journal_magic(const struct bkfs_sb *sb);

@@ -201,3 +201,20 @@ void sb_to_text(struct printbuf *out, const struct bkfs_sb *sb)
 	if (!nerr)
 		pb_printf(out, "  none\n");
 }
+
+bool sb_node_seq_blacklisted(const struct bkfs_sb *sb, u64 seq)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(sb->node_seq_blacklist); i++)
+		if (sb->node_seq_blacklist[i].end && seq >= sb->node_seq_blacklist[i].start &&
+		    seq <= sb->node_seq_blacklist[i].end)
+			return true;
+	return false;
+}
+
+void sb_node_seq_blacklist_add(struct bkfs_sb *sb, u64 start, u64 end)
+{
+	unsigned n = ARRAY_SIZE(sb->node_seq_blacklist);
+	memmove(&sb->node_seq_blacklist[0], &sb->node_seq_blacklist[1], (n - 1) * sizeof(sb->node_seq_blacklist[0]));
+	sb->node_seq_blacklist[n - 1].start = start;
+	sb->node_seq_blacklist[n - 1].end = end;
+}

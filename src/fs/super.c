@@ -343,6 +343,8 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 		if (!(flags & BKFS_OPEN_FSCK))
 			goto err_fs;
 	}
+	if (!fs->durable_node_seq) /* no checkpoint record: the clean superblock's */
+		fs->durable_node_seq = fs->node_seq;
 	ret = alloc_load(fs);
 	if (ret && !(flags & BKFS_OPEN_FSCK)) {
 		pb_printf(err, "reading allocation info: %s", bkfs_strerror(ret));
@@ -352,6 +354,12 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 	if (!(flags & BKFS_OPEN_RDONLY)) {
 		if (missing)
 			fs->sb.members[0].state = fs->sb.members[0].state; /* degraded: writes use present devices */
+		if (!fs->sb.clean) {
+			/* a checkpoint may have died after writing nodes: never
+			 * reuse their seqs, and let scans ignore them */
+			sb_node_seq_blacklist_add(&fs->sb, fs->durable_node_seq + 1, fs->node_seq + NODE_SEQ_RECOVERY_JUMP);
+			fs->node_seq += NODE_SEQ_RECOVERY_JUMP;
+		}
 		fs->sb.clean = 0;
 		if ((ret = bkfs_write_super(fs)) || (ret = btree_checkpoint(fs))) {
 			pb_printf(err, "writing: %s", bkfs_strerror(ret));

@@ -223,13 +223,14 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	if (fsck_cancelled)
 		return -BKFS_E_AGAIN;
 	c->pass = pass;
-	u64 t0 = now_ns();
+	u64 t0 = now_ns(), reads0 = c->fs->nodes_read;
 	int ret = fn(c);
 	c->pass_ns[pass] += now_ns() - t0;
 	c->pass_ran[pass] = true;
 	progress(c, pass, start);
 	if (c->opts.verbose)
-		fprintf(stderr, "bkfs fsck: pass %s done in %.3fs\n", fsck_pass_names[pass], (now_ns() - t0) / 1e9);
+		fprintf(stderr, "bkfs fsck: pass %s done in %.3fs (%llu nodes read, %zu cached)\n", fsck_pass_names[pass],
+			(now_ns() - t0) / 1e9, (unsigned long long)(c->fs->nodes_read - reads0), c->fs->nr_nodes);
 	return ret;
 }
 
@@ -373,7 +374,14 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		goto report;
 	}
 	c.fs = fs;
+	if (!fs->sb.clean && o->mode != FSCK_MODE_NO) {
+		/* as a read-write open would: repairs must not reuse the seqs of
+		 * nodes an interrupted checkpoint may have left on disk */
+		sb_node_seq_blacklist_add(&fs->sb, fs->durable_node_seq + 1, fs->node_seq + NODE_SEQ_RECOVERY_JUMP);
+		fs->node_seq += NODE_SEQ_RECOVERY_JUMP;
+	}
 	fs->dirty_limit = UINT64_MAX; /* nothing reaches disk before the final checkpoint */
+	if (getenv("FK_CACHE")) fs->max_clean = atoi(getenv("FK_CACHE"));
 	fs->fsck = &c;
 	if (err.len && o->verbose)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));

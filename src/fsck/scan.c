@@ -62,7 +62,7 @@ struct dev_scan {
 	struct bkfs_fs *fs;
 	unsigned dev;
 	struct cand_vec found;
-	u64 slots_read, candidates, io_errors;
+	u64 slots_read, candidates, io_errors, uncommitted;
 	int ret;
 };
 
@@ -107,6 +107,13 @@ static void *scan_dev_thread(void *arg)
 				memset(buf + MAX(want, probe), 0, fs->node_bytes - MAX(want, probe));
 			if (node_validate(buf, fs->node_bytes, magic, NULL))
 				continue;
+			/* written by a checkpoint that never completed: not part of
+			 * any committed tree, whatever its seq says */
+			if ((fs->durable_node_seq && h->seq > fs->durable_node_seq) ||
+			    sb_node_seq_blacklisted(&fs->sb, h->seq)) {
+				ds->uncommitted++;
+				continue;
+			}
 			ds->candidates++;
 			struct cand c = {
 				.btree_id = h->btree_id,

@@ -283,7 +283,10 @@ int journal_write_checkpoint(struct bkfs_fs *fs)
 	u64 pos = j->wpos + total > j->ring_bytes ? 0 : j->wpos;
 	if (j->cp_len && pos < j->cp_pos + j->cp_len && j->cp_pos < pos + total)
 		j->wpos = (j->cp_pos + j->cp_len) % j->ring_bytes;
-	return write_entry(fs, JENTRY_CHECKPOINT, true);
+	ret = write_entry(fs, JENTRY_CHECKPOINT, true);
+	if (!ret)
+		fs->durable_node_seq = st.node_seq;
+	return ret;
 }
 
 /* ---- reading ---- */
@@ -368,6 +371,7 @@ static int load_checkpoint_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, vo
 		const struct bkfs_jstate *st = (const void *)(r + 1);
 		fs->key_version = MAX(fs->key_version, st->key_version);
 		fs->node_seq = MAX(fs->node_seq, st->node_seq);
+		fs->durable_node_seq = st->node_seq;
 		fs->next_inum = MAX(fs->next_inum, st->next_inum);
 		fs->clock = MAX(fs->clock, st->clock);
 	} else if (r->type == JR_ROOT && r->btree_id < BTREE_ID_NR) {

@@ -679,7 +679,9 @@ static void case_stale(void)
 	u8 *copy = media + (slot << SECTOR_SHIFT);
 	memcpy(copy, node_at(&leaf->ptr, 0), nb);
 	struct bkfs_node_hdr *h = (void *)copy;
-	h->seq = max_seq + 1000;
+	/* newer than the leaf but committed (not above the checkpoint's
+	 * recorded node seq: scans ignore anything above it as uncommitted) */
+	h->seq = max_seq;
 	struct bkey *k = buf_key(copy, 0);
 	u64 changed_inum = k->p.offset;
 	((struct bkfs_inode *)bkey_val(k))->size = 424242;

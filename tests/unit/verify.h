@@ -529,6 +529,11 @@ static void v_check_scan(struct verify_state *v)
 			    h->magic != sb_node_magic(&fs->sb) ||
 			    node_validate(v->buf, fs->node_bytes, sb_node_magic(&fs->sb), NULL))
 				continue;
+			/* the scan's own rule: nodes of checkpoints that never
+			 * completed are recognisable and ignored */
+			if ((fs->durable_node_seq && h->seq > fs->durable_node_seq) ||
+			    sb_node_seq_blacklisted(&fs->sb, h->seq))
+				continue;
 			v->scan_nodes++;
 			bool live = false;
 			for (size_t i = 0; i < v->nr_live; i++) {
