@@ -11,7 +11,13 @@ FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
 LIB_LAYERS := util io format btree journal alloc data fs fsck
 LIB_SRCS := $(foreach d,$(LIB_LAYERS),$(wildcard src/$(d)/*.c))
+# the FUSE adapter (fs layer) is the only libfuse user: it is linked into the
+# bkfs tool only, so libbkfs.a and the unit tests do not need libfuse
+FUSE_SRCS := src/fs/fuse.c
+LIB_SRCS := $(filter-out $(FUSE_SRCS),$(LIB_SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+FUSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(FUSE_SRCS))
+$(FUSE_OBJS): ALL_CFLAGS += $(FUSE_CFLAGS)
 TOOL_SRCS := $(wildcard src/tools/*.c)
 TOOL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(TOOL_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
@@ -35,10 +41,10 @@ $(BUILD)/libbkfs.a: $(LIB_OBJS)
 
 # objects are linked directly (not through the archive) so that weak
 # fallbacks never shadow a real definition
-$(BUILD)/bkfs: $(TOOL_OBJS) $(LIB_OBJS) $(BUILD)/libbkfs.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB_OBJS) $(LDLIBS)
+$(BUILD)/bkfs: $(TOOL_OBJS) $(LIB_OBJS) $(FUSE_OBJS) $(BUILD)/libbkfs.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB_OBJS) $(FUSE_OBJS) $(LDLIBS) $(FUSE_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbkfs.a tests/unit/test.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbkfs.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
@@ -67,4 +73,4 @@ fuzz: $(BUILD)/bkfs $(BUILD)/gentree
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(FUSE_OBJS:.o=.d)
