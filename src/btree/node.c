@@ -1,8 +1,84 @@
 /* node.c - in-memory btree nodes, the node cache (hash by node seq + LRU of
  * clean nodes) and node encode/decode. */
 #include "btree.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- node memory ----
+ * One allocation per node: [header space | key data (cap) | offs array].
+ * Reads land directly in it (the header space takes the on-disk header), so a
+ * node is validated in place and never copied. b->data points after the
+ * header space: free a node's memory only with btree_node_mem_free().
+ * Freed buffers are kept in a small pool: the node cache turns over one
+ * node per read while a btree is walked, and reusing warm buffers avoids a
+ * page fault per 4 KiB of every node read. */
+#define NODE_HDR sizeof(struct bkfs_node_hdr)
+#define NODE_POOL_MAX 64
+
+static struct {
+	pthread_mutex_t lock;
+	size_t bytes;
+	unsigned nr;
+	void *v[NODE_POOL_MAX];
+} node_pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t node_mem_bytes(u32 cap)
+{
+	return NODE_HDR + cap + sizeof(u32) * (cap / sizeof(struct bkey) + 1);
+}
+
+static void *node_mem_get(size_t bytes)
+{
+	void *p = NULL;
+	pthread_mutex_lock(&node_pool.lock);
+	if (node_pool.bytes == bytes && node_pool.nr)
+		p = node_pool.v[--node_pool.nr];
+	pthread_mutex_unlock(&node_pool.lock);
+	return p ? p : malloc(bytes);
+}
+
+static void node_mem_put(void *p, size_t bytes)
+{
+	pthread_mutex_lock(&node_pool.lock);
+	if (node_pool.bytes != bytes) {
+		while (node_pool.nr)
+			free(node_pool.v[--node_pool.nr]);
+		node_pool.bytes = bytes;
+	}
+	if (node_pool.nr < NODE_POOL_MAX) {
+		node_pool.v[node_pool.nr++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&node_pool.lock);
+	free(p);
+}
+
+/* A node struct with its memory, not in the cache. */
+static struct btree *node_mem_alloc(struct bkfs_fs *fs)
+{
+	struct btree *b = xcalloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->cap = fs->node_bytes - NODE_HDR;
+	u8 *raw = node_mem_get(node_mem_bytes(b->cap));
+	if (!raw) {
+		free(b);
+		return NULL;
+	}
+	b->data = raw + NODE_HDR;
+	b->offs = (u32 *)(raw + NODE_HDR + b->cap);
+	return b;
+}
+
+void btree_node_mem_free(struct btree *b)
+{
+	if (!b)
+		return;
+	if (b->data)
+		node_mem_put(b->data - NODE_HDR, node_mem_bytes(b->cap));
+	free(b);
+}
 
 static size_t hash_slot(struct bkfs_fs *fs, u64 seq)
 {
@@ -79,9 +155,7 @@ void btree_cache_exit(struct bkfs_fs *fs)
 		struct btree *b = fs->hash[i], *n;
 		for (; b; b = n) {
 			n = b->hnext;
-			free(b->offs);
-			free(b->data);
-			free(b);
+			btree_node_mem_free(b);
 		}
 	}
 	free(fs->hash);
@@ -90,18 +164,9 @@ void btree_cache_exit(struct bkfs_fs *fs)
 
 struct btree *btree_node_alloc(struct bkfs_fs *fs, unsigned btree_id, unsigned level)
 {
-	struct btree *b = xcalloc(1, sizeof(*b));
+	struct btree *b = node_mem_alloc(fs);
 	if (!b)
 		return NULL;
-	b->cap = fs->node_bytes - sizeof(struct bkfs_node_hdr);
-	b->data = malloc(b->cap);
-	b->offs = malloc(sizeof(u32) * (b->cap / sizeof(struct bkey) + 1));
-	if (!b->data || !b->offs) {
-		free(b->data);
-		free(b->offs);
-		free(b);
-		return NULL;
-	}
 	b->btree_id = btree_id;
 	b->level = level;
 	b->min_key = POS_MIN;
@@ -126,9 +191,7 @@ void btree_node_free(struct bkfs_fs *fs, struct btree *b)
 	for (unsigned i = 0; i < BTREE_ID_NR; i++)
 		if (fs->roots[i].b == b)
 			fs->roots[i].b = NULL;
-	free(b->offs);
-	free(b->data);
-	free(b);
+	btree_node_mem_free(b);
 }
 
 struct btree *btree_cache_find(struct bkfs_fs *fs, u64 seq)
@@ -245,24 +308,16 @@ void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf)
 	node_csum_set(buf);
 }
 
-int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out, struct printbuf *why)
+/* The node's raw buffer (header space + data) holds a node image: validate
+ * it in place and take the header's fields. */
+static int node_from_raw(struct bkfs_fs *fs, struct btree *b, struct printbuf *why)
 {
-	int ret = node_validate(buf, fs->node_bytes, sb_node_magic(&fs->sb), why);
+	const struct bkfs_node_hdr *h = (const void *)(b->data - NODE_HDR);
+	int ret = node_validate(h, fs->node_bytes, sb_node_magic(&fs->sb), why);
 	if (ret)
 		return ret;
-	const struct bkfs_node_hdr *h = buf;
-	struct btree *b = xcalloc(1, sizeof(*b));
-	if (!b)
-		return -BKFS_E_NOMEM;
-	b->cap = fs->node_bytes - sizeof(*h);
-	b->data = malloc(b->cap);
-	b->offs = malloc(sizeof(u32) * (b->cap / sizeof(struct bkey) + 1));
-	if (!b->data || !b->offs || h->nr_keys > b->cap / sizeof(struct bkey)) {
-		free(b->data);
-		free(b->offs);
-		free(b);
-		return b ? -BKFS_E_CORRUPT : -BKFS_E_NOMEM;
-	}
+	if (h->nr_keys > b->cap / sizeof(struct bkey))
+		return -BKFS_E_CORRUPT;
 	b->btree_id = h->btree_id;
 	b->level = h->level;
 	b->min_key = h->min_key;
@@ -270,8 +325,44 @@ int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out,
 	b->seq = h->seq;
 	b->journal_seq = h->journal_seq;
 	b->nr_keys = h->nr_keys;
-	memcpy(b->data, (const u8 *)buf + sizeof(*h), h->used_bytes - sizeof(*h));
 	btree_node_rebuild_offs(b);
+	return 0;
+}
+
+int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out, struct printbuf *why)
+{
+	struct btree *b = node_mem_alloc(fs);
+	if (!b)
+		return -BKFS_E_NOMEM;
+	memcpy(b->data - NODE_HDR, buf, fs->node_bytes);
+	int ret = node_from_raw(fs, b, why);
+	if (ret) {
+		btree_node_mem_free(b);
+		return ret;
+	}
+	*out = b;
+	return 0;
+}
+
+/* Read the node at one replica location and validate it: a node outside the
+ * cache. */
+int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why)
+{
+	if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd)
+		return -BKFS_E_IO;
+	struct btree *b = node_mem_alloc(fs);
+	if (!b)
+		return -BKFS_E_NOMEM;
+	int ret = bd_read(fs->devs[ptr->dev].bd, b->data - NODE_HDR, ptr->offset << SECTOR_SHIFT, fs->node_bytes);
+	if (!ret) {
+		if (why)
+			pb_reset(why);
+		ret = node_from_raw(fs, b, why);
+	}
+	if (ret) {
+		btree_node_mem_free(b);
+		return ret;
+	}
 	*out = b;
 	return 0;
 }
@@ -325,55 +416,64 @@ static void node_apply_ptr_range(struct btree *b, const struct bkey *k, const st
 	}
 }
 
-int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k,
-		   struct btree **out, struct printbuf *why)
+/* Read the node a pointer names from the first replica that validates and
+ * matches the pointer: a node outside the cache. */
+static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out,
+			 struct printbuf *why)
 {
 	const struct bkfs_btree_ptr *p = bkey_val(k);
-	struct btree *b = btree_cache_find(fs, p->seq);
-	if (b && b->btree_id == btree_id && b->level == p->level) {
-		btree_cache_touch(fs, b);
-		*out = b;
-		return 0;
-	}
+	struct btree *b = NULL;
 	if (!p->nr_ptrs) {
 		if (why)
 			pb_printf(why, "pointer to an unwritten node that is not in memory");
 		return -BKFS_E_CORRUPT;
 	}
-	void *buf = malloc(fs->node_bytes);
-	if (!buf)
-		return -BKFS_E_NOMEM;
 	int ret = -BKFS_E_IO;
 	/* try every replica until one validates and matches */
 	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
-		const struct bkfs_ptr *ptr = &p->ptrs[i];
-		if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd) {
-			ret = -BKFS_E_IO;
-			continue;
-		}
-		ret = bd_read(fs->devs[ptr->dev].bd, buf, ptr->offset << SECTOR_SHIFT, fs->node_bytes);
-		if (ret)
-			continue;
-		if (why)
-			pb_reset(why);
-		ret = btree_node_from_buf(fs, buf, &b, why);
+		ret = btree_node_read_at(fs, &p->ptrs[i], &b, why);
+		if (ret == -BKFS_E_NOMEM)
+			return ret;
 		if (ret)
 			continue;
 		ret = node_matches_ptr(b, btree_id, k, p, why);
 		if (ret) {
-			free(b->data);
-			free(b->offs);
-			free(b);
+			btree_node_mem_free(b);
 			continue;
 		}
 		break;
 	}
-	free(buf);
 	fs->nodes_read++;
 	if (ret) {
 		fs->node_read_errors++;
 		return ret;
 	}
+	*out = b;
+	return 0;
+}
+
+static struct btree *cache_lookup(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *p)
+{
+	struct btree *b = btree_cache_find(fs, p->seq);
+	if (b && b->btree_id == btree_id && b->level == p->level) {
+		btree_cache_touch(fs, b);
+		return b;
+	}
+	return NULL;
+}
+
+int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k,
+		   struct btree **out, struct printbuf *why)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	struct btree *b = cache_lookup(fs, btree_id, p);
+	if (b) {
+		*out = b;
+		return 0;
+	}
+	int ret = node_read_ptr(fs, btree_id, k, &b, why);
+	if (ret)
+		return ret;
 	if (p->flags & BTREE_PTR_RANGE_UPDATED)
 		node_apply_ptr_range(b, k, p);
 	b->ptr = *p;
@@ -383,6 +483,22 @@ int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k,
 	hash_add(fs, b);
 	lru_add(fs, b);
 	*out = b;
+	return 0;
+}
+
+int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, bool *mem,
+		     struct printbuf *why)
+{
+	struct btree *b = cache_lookup(fs, btree_id, bkey_val(k));
+	if (b) {
+		*mem = b->dirty || !b->has_loc;
+		return 0;
+	}
+	int ret = node_read_ptr(fs, btree_id, k, &b, why);
+	if (ret)
+		return ret;
+	btree_node_mem_free(b);
+	*mem = false;
 	return 0;
 }
 

@@ -240,6 +240,7 @@ static int kst_load(struct kst *s)
 {
 	struct bkey *k;
 	for (;;) {
+		fsck_cache_trim(s->it.fs);
 		int ret = btree_iter_peek(&s->it, &k);
 		if (ret)
 			return ret;
@@ -445,6 +446,7 @@ static int scan_inodes(struct fsp *s)
 		return ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
+		fsck_cache_trim(s->fs);
 		if ((ret = btree_iter_peek(&it, &k)))
 			return ret;
 		if (!k || k->p.inode)
@@ -482,6 +484,7 @@ static int dent_next(struct btree_iter *it, struct dent *d, bool *end)
 {
 	struct bkey *k;
 	for (;;) {
+		fsck_cache_trim(it->fs);
 		int ret = btree_iter_peek(it, &k);
 		if (ret)
 			return ret;
@@ -1149,6 +1152,7 @@ static int report_inodes(struct fsp *s)
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
+		fsck_cache_trim(s->fs);
 		if ((ret = btree_iter_peek(&it, &k)))
 			break;
 		if (!k || k->p.inode)

@@ -234,6 +234,8 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	return ret;
 }
 
+#define FSCK_NODE_CACHE (8u << 20)
+
 static u64 mem_estimate(struct bkfs_fs *fs)
 {
 	u64 buckets = 0;
@@ -381,7 +383,10 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		fs->node_seq += NODE_SEQ_RECOVERY_JUMP;
 	}
 	fs->dirty_limit = UINT64_MAX; /* nothing reaches disk before the final checkpoint */
-	if (getenv("FK_CACHE")) fs->max_clean = atoi(getenv("FK_CACHE"));
+	/* the passes walk each btree in key order and hold only paths and
+	 * interior nodes: a big node cache would get no hits across passes,
+	 * and every node it holds costs memory (and page faults to grow) */
+	fs->max_clean = MIN(fs->max_clean, MAX((size_t)64, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
 	fs->fsck = &c;
 	if (err.len && o->verbose)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));

@@ -176,6 +176,14 @@ void fsck_err_msg(struct fsck_ctx *c, const char *fmt, ...) __attribute__((forma
 static inline bool fsck_may_fix(struct fsck_ctx *c) { return c->opts.mode != FSCK_MODE_NO; }
 /* Make the in-memory filesystem writable for repairs (no disk writes yet). */
 void fsck_begin_repair(struct fsck_ctx *c);
+/* Keep the node cache within its limit (fs->max_clean clean nodes). Only at
+ * points where the caller holds no pointer into a node: iterators survive
+ * (an eviction bumps cache_gen), keys peeked before the call do not. */
+static inline void fsck_cache_trim(struct bkfs_fs *fs)
+{
+	if (fs->nr_nodes - fs->nr_dirty > fs->max_clean)
+		btree_cache_shrink(fs);
+}
 void bkey_object_text(struct printbuf *out, unsigned btree_id, unsigned level, const struct bkey *k);
 
 /* the passes (each returns 0, or <0 on an operational error) */

@@ -845,6 +845,7 @@ static int gc_walk_level(struct gc_state *g, unsigned id, unsigned level)
 	int ret;
 	btree_iter_init(&it, g->fs, id, level, POS_MIN);
 	while (1) {
+		fsck_cache_trim(g->fs);
 		if ((ret = btree_iter_peek(&it, &k))) {
 			gc_walk_error(g, id, level, ret);
 			return 0;

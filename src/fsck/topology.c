@@ -273,9 +273,7 @@ static int pull_scanned(struct topo *t, struct clist *L, size_t at, struct bpos 
 
 static void free_private(struct btree *b)
 {
-	free(b->offs);
-	free(b->data);
-	free(b);
+	btree_node_mem_free(b);
 }
 
 /* Read a node by pointer straight from the devices, bypassing the node cache
@@ -283,23 +281,14 @@ static void free_private(struct btree *b)
 static int read_private(struct topo *t, const struct child *ch, struct btree **out, struct printbuf *why)
 {
 	struct bkfs_fs *fs = t->fs;
-	void *buf = malloc(fs->node_bytes);
 	int ret = -BKFS_E_IO;
-	if (!buf)
-		return -BKFS_E_NOMEM;
 	for (unsigned i = 0; i < ch->p.nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
-		const struct bkfs_ptr *p = &ch->p.ptrs[i];
 		struct btree *b;
-		if (p->dev >= fs->nr_devs || !fs->devs[p->dev].bd) {
-			ret = -BKFS_E_IO;
+		if ((ret = btree_node_read_at(fs, &ch->p.ptrs[i], &b, why))) {
+			if (ret == -BKFS_E_NOMEM)
+				return ret;
 			continue;
 		}
-		if ((ret = bd_read(fs->devs[p->dev].bd, buf, p->offset << SECTOR_SHIFT, fs->node_bytes)))
-			continue;
-		if (why)
-			pb_reset(why);
-		if ((ret = btree_node_from_buf(fs, buf, &b, why)))
-			continue;
 		if (b->btree_id != t->id || b->level != ch->level || b->seq != ch->p.seq) {
 			if (why)
 				pb_printf(why, "node at the scanned location changed");
@@ -310,7 +299,6 @@ static int read_private(struct topo *t, const struct child *ch, struct btree **o
 		*out = b;
 		break;
 	}
-	free(buf);
 	return ret;
 }
 
@@ -341,7 +329,20 @@ static int read_child(struct topo *t, const struct pdesc *pd, struct child *ch, 
 	}
 	struct btree *b;
 	bool priv;
-	int ret = child_get(t, ch, &b, &priv, why);
+	int ret;
+	if (!ch->level && !ch->from_scan) {
+		/* leaves are not cached: pass B reads only in-memory ones */
+		struct bkey_buf kb;
+		child_orig_key(ch, &kb);
+		ret = btree_node_probe(t->fs, t->id, &kb.k, &ch->mem, why);
+	} else {
+		ret = child_get(t, ch, &b, &priv, why);
+		if (!ret) {
+			ch->mem = !priv && (b->dirty || !b->has_loc);
+			if (priv)
+				free_private(b);
+		}
+	}
 	if (ret == -BKFS_E_NOMEM)
 		return ret;
 	if (ret) {
@@ -349,9 +350,6 @@ static int read_child(struct topo *t, const struct pdesc *pd, struct child *ch, 
 			pb_printf(why, "%s", bkfs_strerror(ret));
 		return 1;
 	}
-	ch->mem = !priv && (b->dirty || !b->has_loc);
-	if (priv)
-		free_private(b);
 	(void)pd;
 	return 0;
 }
@@ -412,9 +410,14 @@ static int list_from_node(struct btree *b, struct clist *L)
 
 static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *L);
 
-/* Pass B for a leaf: validate the keys inside its range; collect it. */
+/* Pass B for a leaf: validate the keys inside its range; collect it.
+ * A node read from a device passed node_validate(), which validates every
+ * key with this btree and level: only in-memory leaves (journal replay,
+ * repairs) can hold invalid keys, and only they are read again. */
 static int check_leaf(struct topo *t, const struct pdesc *pd, struct child *ch)
 {
+	if (!ch->mem)
+		return t->collect ? cl_insert(&t->leaves, t->leaves.nr, ch) : 0;
 	struct printbuf why = PRINTBUF, obj = PRINTBUF;
 	struct btree *b;
 	bool priv;
