@@ -1,0 +1,15 @@
+/* fuse.h - the FUSE adapter (fuse.c, the only user of libfuse): serve an
+ * open filesystem at a mount point with the libfuse 3 high-level API. */
+#ifndef BKFS_FUSE_H
+#define BKFS_FUSE_H
+#include "super.h"
+
+/* Run the FUSE main loop. argv are libfuse's arguments (argv[0], the mount
+ * point, -f, -s, -d, -o ...). Takes ownership of fs: it is closed with
+ * bkfs_close() when the filesystem is unmounted (or, if the mount never
+ * came up, before returning). Returns 0 after a clean unmount, 1 if FUSE
+ * failed or closing the filesystem reported an error. Every call into the
+ * engine is serialized by one mutex. */
+int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv);
+
+#endif

@@ -1,0 +1,44 @@
+/* posix_ext.h - POSIX operations the FUSE adapter needs beyond fs.h: rename
+ * (plain, no-replace and exchange), attribute changes (chmod, chown,
+ * utimens) and xattr changes in their own transactions, and sync.
+ * Every function opens and commits its own transactions, like the struct
+ * bkfs_fs functions of fs.h, and keeps nlink, parent fields and times exact
+ * (what `bkfs fsck` checks). */
+#ifndef BKFS_POSIX_EXT_H
+#define BKFS_POSIX_EXT_H
+#include "fs.h"
+
+#define BKFS_RENAME_NOREPLACE (1u << 0) /* fail with -BKFS_E_EXIST if the target exists */
+#define BKFS_RENAME_EXCHANGE  (1u << 1) /* swap two existing names */
+/* Rename oname in odir to nname in ndir. A target that exists is replaced
+ * (a directory only by a directory, which must be empty; a non-directory
+ * only by a non-directory) and loses a link; its inode goes when that was
+ * the last one. Renaming a name onto another link of the same inode does
+ * nothing. A directory cannot move below itself (-BKFS_E_INVAL). */
+int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname, unsigned flags);
+
+#define BKFS_ATTR_MODE  (1u << 0) /* permission bits (07777); the type is kept */
+#define BKFS_ATTR_UID   (1u << 1)
+#define BKFS_ATTR_GID   (1u << 2)
+#define BKFS_ATTR_ATIME (1u << 3)
+#define BKFS_ATTR_MTIME (1u << 4)
+#define BKFS_ATTR_CTIME (1u << 5) /* ctime_ns instead of now */
+struct bkfs_attr_change {
+	unsigned mask;
+	u32 mode, uid, gid;
+	u64 atime_ns, mtime_ns, ctime_ns;
+};
+/* Apply the fields in c->mask and set ctime (to now unless BKFS_ATTR_CTIME);
+ * out (may be NULL) receives the new inode. */
+int bkfs_setattr(struct bkfs_fs *fs, u64 inum, const struct bkfs_attr_change *c, struct bkfs_inode *out);
+
+/* xattrs in their own transactions: set and remove also update ctime.
+ * Errors as bkfs_xattr_get/set/remove. */
+int bkfs_getxattr(struct bkfs_fs *fs, u64 inum, const char *name, void *buf, size_t size);
+int bkfs_setxattr(struct bkfs_fs *fs, u64 inum, const char *name, const void *val, size_t len, int flags);
+int bkfs_removexattr(struct bkfs_fs *fs, u64 inum, const char *name);
+
+/* Make every committed update durable (journal flush, devices flushed). */
+int bkfs_sync(struct bkfs_fs *fs);
+
+#endif

@@ -1,0 +1,199 @@
+/* cmd_mount.c - bkfs mount [-f] [-s] [-d] [-o OPTS] DEV[:DEV...] DIR: open
+ * the filesystem, then hand it to the FUSE adapter (src/fs/fuse.c). */
+#include "../fs/fuse.h"
+#include "cmds.h"
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bkfs mount [-f] [-s] [-d] [-o OPTIONS] DEV[:DEV...] DIR\n"
+		"Mount a bkfs filesystem read-write at DIR with FUSE. The devices of a\n"
+		"multi-device filesystem are joined with ':'. Without -f the command returns\n"
+		"once the mount is up and the filesystem is served by a daemon. Unmount with\n"
+		"'fusermount3 -u DIR' (or umount DIR): the filesystem is then checkpointed and\n"
+		"marked clean. fsync makes data durable; other writes are journaled and become\n"
+		"durable with the next journal write or checkpoint.\n"
+		"\n"
+		"  -f            stay in the foreground\n"
+		"  -s            single-threaded FUSE loop (calls are serialized anyway)\n"
+		"  -d            FUSE debug output (implies -f)\n"
+		"  -o OPTIONS    comma-separated mount options; bkfs's own:\n"
+		"                  ro        read-only: nothing is written, not even journal replay\n"
+		"                  degraded  allow missing devices (readable when replicated)\n"
+		"                anything else goes to FUSE (allow_other, max_read=N, ...)\n"
+		"  -h, --help    show this help\n"
+		"\n"
+		"Exit status: 0 after a clean unmount; 1 failure (device cannot be opened,\n"
+		"mount failed, error while closing); 16 usage error.\n");
+}
+
+/* append s to the comma-separated list *list, escaping ',' and '\' when esc */
+static int opt_add(char **list, const char *s, bool esc)
+{
+	size_t old = *list ? strlen(*list) : 0, n = strlen(s);
+	char *p = realloc(*list, old + 1 + 2 * n + 1);
+	if (!p)
+		return -1;
+	char *o = p + old;
+	if (old)
+		*o++ = ',';
+	for (size_t i = 0; i < n; i++) {
+		if (esc && (s[i] == ',' || s[i] == '\\'))
+			*o++ = '\\';
+		*o++ = s[i];
+	}
+	*o = 0;
+	*list = p;
+	return 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool foreground = false, single = false, debug = false, ro = false, degraded = false;
+	char *fuse_opts = NULL, *devbuf = NULL;
+	int c, ret = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":fsdo:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			foreground = true;
+			break;
+		case 's':
+			single = true;
+			break;
+		case 'd':
+			debug = foreground = true;
+			break;
+		case 'o': {
+			char *dup = strdup(optarg), *save = NULL;
+			if (!dup)
+				goto nomem;
+			for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if (!strcmp(tok, "ro"))
+					ro = true;
+				else if (!strcmp(tok, "rw"))
+					ro = false;
+				else if (!strcmp(tok, "degraded"))
+					degraded = true;
+				else if (opt_add(&fuse_opts, tok, false)) {
+					free(dup);
+					goto nomem;
+				}
+			}
+			free(dup);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			free(fuse_opts);
+			return 0;
+		case ':':
+			fprintf(stderr, "bkfs mount: option '-%c' needs an argument\n", optopt);
+			usage(stderr);
+			free(fuse_opts);
+			return EXIT_USAGE;
+		default:
+			if (optopt)
+				fprintf(stderr, "bkfs mount: unknown option '-%c'\n", optopt);
+			else
+				fprintf(stderr, "bkfs mount: unknown option '%s'\n", argv[optind - 1]);
+			usage(stderr);
+			free(fuse_opts);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "bkfs mount: %s\n",
+			argc - optind < 1 ? "no device or directory given" :
+			argc - optind < 2 ? "no directory given" : "too many arguments (join devices with ':')");
+		usage(stderr);
+		free(fuse_opts);
+		return EXIT_USAGE;
+	}
+	const char *devspec = argv[optind], *dir = argv[optind + 1];
+
+	/* the device list */
+	char *devs[BKFS_MAX_DEVS], *save = NULL;
+	unsigned nr = 0;
+	if (!(devbuf = strdup(devspec)))
+		goto nomem;
+	for (char *tok = strtok_r(devbuf, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		if (nr == BKFS_MAX_DEVS) {
+			fprintf(stderr, "bkfs mount: at most %d devices\n", BKFS_MAX_DEVS);
+			goto out;
+		}
+		devs[nr++] = tok;
+	}
+	if (!nr) {
+		fprintf(stderr, "bkfs mount: no device given\n");
+		free(devbuf);
+		free(fuse_opts);
+		return EXIT_USAGE;
+	}
+	struct stat st;
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "bkfs mount: %s: %s\n", dir, stat(dir, &st) ? strerror(errno) : "not a directory");
+		goto out;
+	}
+
+	struct printbuf err = PRINTBUF;
+	struct bkfs_fs *fs;
+	unsigned flags = (ro ? BKFS_OPEN_RDONLY : 0) | (degraded ? BKFS_OPEN_DEGRADED : 0);
+	if ((ret = bkfs_open(devs, nr, flags, &fs, &err))) {
+		fprintf(stderr, "bkfs mount: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
+		pb_exit(&err);
+		ret = 1;
+		goto out;
+	}
+	pb_exit(&err);
+
+	/* libfuse's arguments */
+	char *mopts = NULL, *fsname = NULL;
+	if (opt_add(&fsname, devspec, true) || !(mopts = malloc(strlen(fsname) + 8)) ||
+	    (strcpy(mopts, "fsname="), strcat(mopts, fsname), 0) || opt_add(&mopts, "subtype=bkfs", false) ||
+	    opt_add(&mopts, "default_permissions", false) ||
+	    /* calls are serialized anyway; also avoids libfuse 3.14's warning
+	     * about its own default (unlimited) */
+	    opt_add(&mopts, "max_threads=8", false) || (ro && opt_add(&mopts, "ro", false)) ||
+	    (fuse_opts && opt_add(&mopts, fuse_opts, false))) {
+		free(fsname);
+		free(mopts);
+		bkfs_close_nowrite(fs);
+		goto nomem;
+	}
+	char *fargv[8];
+	int fargc = 0;
+	fargv[fargc++] = "bkfs";
+	fargv[fargc++] = (char *)dir;
+	fargv[fargc++] = "-o";
+	fargv[fargc++] = mopts;
+	if (foreground)
+		fargv[fargc++] = "-f";
+	if (single)
+		fargv[fargc++] = "-s";
+	if (debug)
+		fargv[fargc++] = "-d";
+	fargv[fargc] = NULL;
+	ret = bkfs_fuse_main(fs, fargc, fargv);
+	free(fsname);
+	free(mopts);
+out:
+	free(devbuf);
+	free(fuse_opts);
+	return ret;
+nomem:
+	fprintf(stderr, "bkfs mount: out of memory\n");
+	free(devbuf);
+	free(fuse_opts);
+	return 1;
+}

@@ -1,0 +1,435 @@
+#!/bin/bash
+# fuse_clients.sh - real clients on a read-write FUSE mount (DESIGN §7):
+# cp -a and tar round trips of a generated tree, rsync -aHX (with an update
+# pass: rename over existing files, deletions), git init/add/commit/log/gc/
+# fsck/clone, fio with --verify=crc32c (aligned random writes and unaligned
+# sequential writes), stress-ng's filesystem stressors, and direct POSIX
+# checks (rename cases, unlink of an open file, truncate, sparse writes,
+# xattrs, statfs). Then: unmount, `bkfs fsck -n` clean, and `bkfs extract`
+# gives back exactly what the mount showed. Finally the daemon (no -f) and
+# read-only modes.
+#
+# Clients that are not installed are skipped (rsync, git, fio, stress-ng);
+# the whole test is skipped (exit 77) without /dev/fuse or fusermount3, or
+# when this environment cannot mount FUSE at all.
+#
+# Environment (tests/run.sh): BKFS, GENTREE, TMPDIR. FC_FILES (default 1500)
+# sets the size of the generated tree.
+set -euo pipefail
+
+: "${BKFS:?}" "${GENTREE:?}" "${TMPDIR:?}"
+FC_FILES=${FC_FILES:-1500}
+T=$TMPDIR
+IMG=$T/fs.img
+MNT=$T/mnt
+SRC=$T/src
+PID=""
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "skipped: $*"; exit 77; }
+have() { command -v "$1" >/dev/null 2>&1; }
+step() { echo "== $* ($(date +%s.%N | cut -c1-14))"; }
+
+[ -c /dev/fuse ] || skip "no /dev/fuse"
+have fusermount3 || skip "no fusermount3"
+have mountpoint || skip "no mountpoint(1)"
+
+cleanup() {
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "$PID" ]; then
+		wait "$PID" 2>/dev/null || true
+	fi
+}
+trap cleanup EXIT
+
+# ---- mount helpers ----
+# mount_fg [OPTS...]: bkfs mount -f in the background; PID is the server
+mount_fg() {
+	"$BKFS" mount -f "$@" "$IMG" "$MNT" > "$T/mount.log" 2>&1 &
+	PID=$!
+	for _ in $(seq 1 200); do
+		mountpoint -q "$MNT" && return 0
+		if ! kill -0 "$PID" 2>/dev/null; then
+			local rc=0
+			wait "$PID" || rc=$?
+			PID=""
+			cat "$T/mount.log"
+			return 1
+		fi
+		sleep 0.05
+	done
+	cat "$T/mount.log"
+	fail "mount did not come up in 10s"
+}
+
+# unmount_fg: fusermount3 -u, then the server must exit 0 (it closes the
+# filesystem after the unmount: wait for it before touching the image)
+unmount_fg() {
+	fusermount3 -u "$MNT" || fail "fusermount3 -u"
+	local rc=0
+	wait "$PID" || rc=$?
+	PID=""
+	[ "$rc" = 0 ] || { cat "$T/mount.log"; fail "bkfs mount exited $rc after unmount"; }
+}
+
+# processes that have the image open (the daemon, for background mounts)
+img_users() {
+	find /proc/[0-9]*/fd -maxdepth 1 -lname "$(realpath "$IMG")" 2>/dev/null | cut -d/ -f3 | sort -u || true
+}
+
+fsck_clean() {
+	local rc=0
+	"$BKFS" fsck -n "$IMG" > "$T/fsck.log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || { tail -30 "$T/fsck.log"; fail "fsck -n not clean after $1 (exit $rc)"; }
+	echo "fsck -n after $1: clean"
+}
+
+# Wait until libfuse's hidden names (files unlinked while open) are gone:
+# FUSE sends the last release asynchronously, after close() returned.
+settle() {
+	for _ in $(seq 1 100); do
+		[ -z "$(find "$1" -name '.fuse_hidden*' -print -quit)" ] && return 0
+		sleep 0.05
+	done
+	find "$1" -name '.fuse_hidden*' | head
+	fail "hidden files of closed files remain under $1"
+}
+
+# ---- comparison helpers ----
+# metadata without link counts and atimes (the kernel caches attributes for
+# a second, so st_nlink of another link of a file may lag on the mount).
+# NODIRTIMES=1 leaves out directory mtimes.
+manifest() {
+	local dt='mtime=%T@'
+	[ "${NODIRTIMES:-0}" = 1 ] && dt=''
+	(
+		cd "$1"
+		find . -mindepth 1 ! -type d -printf '%p %y mode=%m uid=%U gid=%G size=%s mtime=%T@ -> %l\n'
+		find . -mindepth 1 -type d -printf "%p %y mode=%m uid=%U gid=%G $dt\\n"
+		find . \( -type c -o -type b \) -exec stat -c '%n rdev=%t:%T' {} +
+	) | LC_ALL=C sort
+}
+# link counts and hard-link groups (only on local trees and extracted images)
+links() {
+	(cd "$1" && find . ! -type d -printf '%p nlink=%n\n' && find . -type d -printf '%p nlink=%n\n') | LC_ALL=C sort
+	(cd "$1" && find . ! -type d -links +1 -printf '%i %p\n') |
+		LC_ALL=C sort -k2 | awk '{ g[$1] = g[$1] " " $2 } END { for (i in g) print "group" g[i] }' | LC_ALL=C sort
+}
+xattrs() {
+	have getfattr || return 0
+	(cd "$1" && getfattr -R -P -h -d -m - -e hex . 2>/dev/null) |
+		awk '/^# file: / { f = substr($0, 9); next } /=/ { print f, $0 }' | LC_ALL=C sort
+}
+# content: checksums of every regular file
+sums() {
+	(cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r md5sum)
+}
+
+# compare A B LABEL [links]: content (diff -r), metadata, xattrs, checksums;
+# with "links", link counts and hard-link groups too
+compare() {
+	local a=$1 b=$2 l=$3
+	diff -r --no-dereference --exclude-from="$T/specials" "$a" "$b" > "$T/diff.$l" 2>&1 ||
+		{ head -20 "$T/diff.$l"; fail "$l: content differs"; }
+	manifest "$a" > "$T/man.a.$l"
+	manifest "$b" > "$T/man.b.$l"
+	diff "$T/man.a.$l" "$T/man.b.$l" > "$T/mandiff.$l" || { head -20 "$T/mandiff.$l"; fail "$l: metadata differs"; }
+	xattrs "$a" > "$T/xa.a.$l"
+	xattrs "$b" > "$T/xa.b.$l"
+	diff "$T/xa.a.$l" "$T/xa.b.$l" > /dev/null || { diff "$T/xa.a.$l" "$T/xa.b.$l" | head; fail "$l: xattrs differ"; }
+	if [ "${4:-}" = links ]; then
+		links "$a" > "$T/ln.a.$l"
+		links "$b" > "$T/ln.b.$l"
+		diff "$T/ln.a.$l" "$T/ln.b.$l" > /dev/null || { diff "$T/ln.a.$l" "$T/ln.b.$l" | head; fail "$l: link counts differ"; }
+	fi
+	echo "$l: identical ($(wc -l < "$T/man.a.$l") entries, $(wc -l < "$T/xa.a.$l") xattrs)"
+}
+
+# ---- the source tree ----
+step "source tree"
+"$GENTREE" --seed 11 --files "$FC_FILES" --big-dir 400 --max-size 512k --quiet "$SRC"
+X=$SRC/extra
+mkdir -p "$X/sub"
+: > "$X/empty"
+head -c 3000000 /dev/urandom > "$X/big"
+truncate -s 12M "$X/sparse"
+printf 'tail' | dd of="$X/sparse" bs=1 seek=$((12 * 1024 * 1024 - 4)) conv=notrunc status=none
+head -c 100 /dev/urandom > "$X/small_sparse"
+truncate -s 1M "$X/small_sparse"
+echo linked > "$X/hl_a"
+ln "$X/hl_a" "$X/sub/hl_b"
+long=$(printf 'x%.0s' $(seq 1 3000))
+ln -s "$long/target" "$X/long_link"
+n255=$(printf 'n%.0s' $(seq 1 255))
+echo "long name" > "$X/$n255"
+if have setfattr; then
+	setfattr -n user.big -v "0s$(head -c 2000 /dev/urandom | base64 -w0)" "$X/big"
+	setfattr -n user.empty "$X/empty"
+	setfattr -n trusted.t -v hello "$X/sub" 2>/dev/null || true
+fi
+find "$SRC" \( -type p -o -type s -o -type c -o -type b \) -printf '%f\n' | sort -u > "$T/specials"
+echo "source: $(find "$SRC" | wc -l) entries, $(du -sh "$SRC" | cut -f1)"
+
+# ---- format and mount ----
+step "format and mount"
+truncate -s 2G "$IMG"
+"$BKFS" format "$IMG" > "$T/format.log" 2>&1 || { cat "$T/format.log"; fail "format"; }
+mkdir -p "$MNT"
+if ! mount_fg; then
+	if grep -qiE 'permission denied|not permitted|fuse: device not found|failed to open /dev/fuse' "$T/mount.log"; then
+		skip "FUSE mounts are not allowed here: $(head -1 "$T/mount.log")"
+	fi
+	fail "bkfs mount failed"
+fi
+grep -q " $MNT fuse.bkfs " /proc/self/mounts || fail "mount not listed as fuse.bkfs"
+
+# ---- cp -a ----
+step "cp -a"
+cp -a "$SRC" "$MNT/cp"
+compare "$SRC" "$MNT/cp" cp-in
+# hard links must be links on the mount: one inode number per group
+[ "$(stat -c %i "$MNT/cp/extra/hl_a")" = "$(stat -c %i "$MNT/cp/extra/sub/hl_b")" ] ||
+	fail "cp -a: hard link became a copy"
+mkdir "$T/cp_out"
+cp -a "$MNT/cp/." "$T/cp_out/"
+compare "$SRC" "$T/cp_out" cp-out links
+
+# ---- tar ----
+step "tar"
+TAROPTS=(--xattrs "--xattrs-include=*" --sparse --numeric-owner)
+mkdir "$MNT/tar" "$T/tar_out"
+(cd "$SRC" && tar cf - "${TAROPTS[@]}" .) | (cd "$MNT/tar" && tar xpf - "${TAROPTS[@]}" --warning=no-timestamp)
+# the mount itself becomes the root of the extracted tree: copy its metadata
+touch -r "$SRC" "$MNT/tar"
+chmod --reference="$SRC" "$MNT/tar"
+sleep 1.1 # let cached attributes (link counts) expire before tar reads them
+(cd "$MNT/tar" && tar cf - "${TAROPTS[@]}" .) | (cd "$T/tar_out" && tar xpf - "${TAROPTS[@]}" --warning=no-timestamp)
+compare "$SRC" "$MNT/tar" tar-in
+compare "$SRC" "$T/tar_out" tar-out links
+
+# ---- POSIX details ----
+step "posix"
+P=$MNT/posix
+mkdir "$P"
+cd "$P"
+echo one > f1
+echo two > f2
+mv f1 f2                                    # rename over an existing file
+[ "$(cat f2)" = one ] && [ ! -e f1 ] || fail "rename over a file"
+mkdir -p d1/sub d2 d3/full
+echo x > d1/sub/x
+echo y > d3/full/y
+mv d1 d2/moved                              # directory to another parent
+[ -f d2/moved/sub/x ] || fail "rename of a directory"
+mkdir d4
+mv -T d2/moved d4                           # directory over an empty directory
+[ -f d4/sub/x ] && [ ! -e d2/moved ] || fail "rename over an empty directory"
+if mv -T d4 d3 2>/dev/null; then fail "rename over a non-empty directory succeeded"; fi
+if mv d4 d4/sub/inside 2>/dev/null; then fail "directory moved below itself"; fi
+[ "$(stat -c %h d4)" = 3 ] && [ "$(stat -c %h d2)" = 2 ] || fail "directory link counts after renames"
+ln f2 f2link
+perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' f2 f2link # same inode: nothing happens
+[ -e f2 ] && [ -e f2link ] || fail "rename onto another link of the same file"
+# unlink while open: readable until closed, then gone without a trace
+head -c 50000 /dev/urandom > open_file
+want=$(md5sum < open_file)
+exec 3< open_file
+rm open_file
+[ "$(md5sum <&3)" = "$want" ] || fail "unlinked open file not readable"
+exec 3<&-
+settle "$P"
+# unaligned writes, growth, holes, truncation
+head -c 10000 /dev/urandom > rmw
+cp rmw "$T/rmw"
+for off in 1 4095 4097 7000 9999 12345 20000; do
+	printf 'ABCDEFG' | dd of=rmw bs=1 seek=$off conv=notrunc status=none
+	printf 'ABCDEFG' | dd of="$T/rmw" bs=1 seek=$off conv=notrunc status=none
+done
+cmp rmw "$T/rmw" || fail "unaligned writes"
+printf end | dd of=sparse bs=1 seek=$((50 * 1024 * 1024)) status=none
+[ "$(stat -c %s sparse)" = $((50 * 1024 * 1024 + 3)) ] || fail "sparse file size"
+[ "$(stat -c %b sparse)" -le 64 ] || fail "sparse file not sparse ($(stat -c %b sparse) blocks)"
+truncate -s 5000 rmw; truncate -s 5000 "$T/rmw"
+truncate -s 300000 rmw; truncate -s 300000 "$T/rmw"
+cmp rmw "$T/rmw" || fail "truncate shrink then grow"
+printf 'appended' >> rmw; printf 'appended' >> "$T/rmw"
+cmp rmw "$T/rmw" || fail "append"
+chmod 0640 rmw && [ "$(stat -c %a rmw)" = 640 ] || fail chmod
+chown 1234:5678 rmw && [ "$(stat -c %u:%g rmw)" = 1234:5678 ] || fail chown
+touch -d '2001-02-03 04:05:06.123456789' rmw
+[ "$(stat -c %y rmw)" = "2001-02-03 04:05:06.123456789 +0000" ] ||
+	[ "$(TZ=UTC stat -c %y rmw)" = "2001-02-03 04:05:06.123456789 +0000" ] || fail "utimens: $(stat -c %y rmw)"
+ln -s "../posix/rmw" sl
+[ "$(readlink sl)" = ../posix/rmw ] || fail readlink
+mkfifo fifo
+mknod chr c 1 3 2>/dev/null || true
+if have setfattr; then
+	setfattr -n user.a -v 1 rmw
+	setfattr -n user.b -v 22 rmw
+	setfattr -x user.a rmw
+	[ "$(getfattr --only-values -n user.b rmw)" = 22 ] || fail getxattr
+	[ "$(getfattr -d -m - rmw | grep -c '^user')" = 1 ] || fail "listxattr/removexattr"
+	if getfattr -n user.a rmw >/dev/null 2>&1; then fail "removed xattr still there"; fi
+fi
+rm -rf d3 && [ ! -e d3 ] || fail "rm -rf"
+# statfs: a 20 MiB file takes about 20 MiB of free space
+free0=$(stat -f -c %f .)
+head -c 20971520 /dev/zero > filler
+sync filler
+free1=$(stat -f -c %f .)
+bs=$(stat -f -c %S .)
+[ $(((free0 - free1) * bs)) -ge 16000000 ] || fail "statfs free blocks did not drop ($free0 -> $free1)"
+rm filler
+cd "$T"
+
+# ---- rsync ----
+if have rsync; then
+	step "rsync"
+	MOD=$T/mod
+	cp -a "$SRC" "$MOD"
+	rsync -aHX "$MOD/" "$MNT/rs/"
+	# change the source: rewrite, grow, shrink, delete, add, chmod
+	i=0
+	while IFS= read -r -d '' f; do
+		case $((i % 5)) in
+		0) head -c $((i * 37 % 9000 + 1)) /dev/urandom > "$f" ;;
+		1) head -c 5000 /dev/urandom >> "$f" ;;
+		2) truncate -s $((i % 300)) "$f" ;;
+		3) rm -f "$f" ;;
+		4) chmod 0600 "$f" ;;
+		esac
+		i=$((i + 1))
+		[ "$i" -lt 200 ] || break
+	done < <(find "$MOD" -type f -links 1 -print0 | LC_ALL=C sort -z)
+	mkdir -p "$MOD/newdir/deeper"
+	head -c 70000 /dev/urandom > "$MOD/newdir/deeper/new"
+	rsync -aHX --delete "$MOD/" "$MNT/rs/"
+	settle "$MNT/rs"
+	# rsync -H leaves the mtime of directories it changed late unset (on
+	# any filesystem): directory times are not compared here
+	NODIRTIMES=1 compare "$MOD" "$MNT/rs" rsync-in
+	rsync -aHX "$MNT/rs/" "$T/rs_out/"
+	NODIRTIMES=1 compare "$MOD" "$T/rs_out" rsync-out links
+else
+	echo "rsync not installed: skipped"
+fi
+
+# ---- git ----
+if have git; then
+	step "git"
+	export HOME=$T GIT_CONFIG_NOSYSTEM=1
+	G=(git -c user.name=bkfs -c user.email=bkfs@example.invalid -c init.defaultBranch=main -c gc.auto=0)
+	R=$MNT/repo
+	mkdir "$R"
+	"${G[@]}" -C "$R" init -q
+	cp -a "$SRC"/d* "$X" "$R/"
+	# what git does not track: special files, empty directories
+	find "$R" \( -type p -o -type c -o -type b -o -type s \) -delete
+	find "$R" -mindepth 1 -depth -type d -empty ! -path "$R/.git*" -delete
+	"${G[@]}" -C "$R" add -A
+	"${G[@]}" -C "$R" commit -q -m first
+	echo change >> "$(find "$R" -path "$R/.git" -prune -o -type f -print | head -1)"
+	"${G[@]}" -C "$R" commit -q -a -m second
+	"${G[@]}" -C "$R" mv "$(cd "$R" && ls | head -1)" renamed
+	"${G[@]}" -C "$R" commit -q -m third
+	[ "$("${G[@]}" -C "$R" log --oneline | wc -l)" = 3 ] || fail "git log"
+	"${G[@]}" -C "$R" gc -q
+	"${G[@]}" -C "$R" fsck --strict --no-progress 2> "$T/git_fsck.log" || { cat "$T/git_fsck.log"; fail "git fsck"; }
+	"${G[@]}" clone -q "$R" "$T/clone"
+	diff -r --no-dereference --exclude=.git "$R" "$T/clone" > "$T/git.diff" || { head "$T/git.diff"; fail "git clone differs"; }
+	[ -z "$("${G[@]}" -C "$R" status --porcelain)" ] || fail "git status not clean"
+	echo "git: ok ($(find "$R" -type f | wc -l) files)"
+else
+	echo "git not installed: skipped"
+fi
+
+# ---- fio ----
+if have fio; then
+	step "fio"
+	mkdir "$MNT/fio"
+	fio --output="$T/fio.log" --directory="$MNT/fio" --ioengine=psync --fallocate=none \
+		--verify=crc32c --do_verify=1 --verify_fatal=1 \
+		--name=rand4k --rw=randwrite --bs=4k --size=8m --fsync=64 \
+		--name=seq_unaligned --rw=write --bs=6000 --size=6m \
+		--name=randrw --rw=randrw --bs=16k --size=4m --verify_backlog=64 ||
+		{ tail -30 "$T/fio.log"; fail "fio"; }
+	grep -qiE 'verify.*(fail|bad)|crc32c.*(mismatch|bad)' "$T/fio.log" && { cat "$T/fio.log"; fail "fio verify"; }
+	echo "fio: ok"
+else
+	echo "fio not installed: skipped"
+fi
+
+# ---- stress-ng ----
+if have stress-ng; then
+	step "stress-ng"
+	mkdir "$MNT/stress"
+	(cd "$MNT/stress" && stress-ng --temp-path "$MNT/stress" --hdd 1 --hdd-bytes 8m --dir 1 --rename 1 \
+		--timeout 8s --metrics-brief) > "$T/stress.log" 2>&1 || { tail -30 "$T/stress.log"; fail "stress-ng"; }
+	echo "stress-ng: ok"
+else
+	echo "stress-ng not installed: skipped"
+fi
+
+# ---- unmount, check, extract ----
+step "unmount, fsck, extract"
+settle "$MNT"
+sleep 1.1
+manifest "$MNT" > "$T/final.man"
+sums "$MNT" > "$T/final.sums"
+xattrs "$MNT" > "$T/final.xa"
+unmount_fg
+fsck_clean "clients"
+"$BKFS" extract "$IMG" "$T/x" > "$T/extract.log" 2>&1 || { cat "$T/extract.log"; fail "extract"; }
+manifest "$T/x" > "$T/x.man"
+diff "$T/final.man" "$T/x.man" > "$T/x.mandiff" || { head -20 "$T/x.mandiff"; fail "extract: metadata differs from the mount"; }
+sums "$T/x" > "$T/x.sums"
+diff "$T/final.sums" "$T/x.sums" > /dev/null || { diff "$T/final.sums" "$T/x.sums" | head; fail "extract: content differs from the mount"; }
+xattrs "$T/x" > "$T/x.xa"
+diff "$T/final.xa" "$T/x.xa" > /dev/null || fail "extract: xattrs differ from the mount"
+# the copies made by cp -a and tar keep link counts and hard-link groups
+links "$SRC" > "$T/ln.src"
+links "$T/x/cp" > "$T/ln.xcp"
+diff "$T/ln.src" "$T/ln.xcp" > /dev/null || { diff "$T/ln.src" "$T/ln.xcp" | head; fail "extract: cp -a link counts"; }
+links "$T/x/tar" > "$T/ln.xtar"
+diff "$T/ln.src" "$T/ln.xtar" > /dev/null || { diff "$T/ln.src" "$T/ln.xtar" | head; fail "extract: tar link counts"; }
+echo "extract: matches the mount ($(wc -l < "$T/x.man") entries)"
+chmod -R u+rwx "$T/x" "$T/cp_out" "$T/tar_out" 2>/dev/null || true
+rm -rf "$T/x" "$T/cp_out" "$T/tar_out" "$T/rs_out" "$T/mod" "$T/clone"
+
+# ---- daemon mode (no -f) ----
+step "daemon mode"
+"$BKFS" mount "$IMG" "$MNT" > "$T/daemon.log" 2>&1 || { cat "$T/daemon.log"; fail "bkfs mount (daemon)"; }
+mountpoint -q "$MNT" || fail "daemon mode: not mounted after bkfs mount returned"
+cmp "$MNT/cp/extra/big" "$SRC/extra/big" || fail "daemon mode: content"
+head -c 300000 /dev/urandom > "$T/daemon_file"
+cp "$T/daemon_file" "$MNT/daemon_file"
+sync "$MNT/daemon_file"
+users=$(img_users)
+[ -n "$users" ] || fail "daemon mode: no process has the image open"
+fusermount3 -u "$MNT"
+for _ in $(seq 1 200); do
+	[ -z "$(img_users)" ] && break
+	sleep 0.05
+done
+[ -z "$(img_users)" ] || fail "daemon did not exit after unmount"
+fsck_clean "daemon mode"
+
+# ---- read-only ----
+step "read-only"
+mount_fg -o ro
+cmp "$MNT/daemon_file" "$T/daemon_file" || fail "ro: content"
+if echo x > "$MNT/nope" 2>/dev/null; then fail "ro: write succeeded"; fi
+if mkdir "$MNT/nope" 2>/dev/null; then fail "ro: mkdir succeeded"; fi
+unmount_fg
+fsck_clean "read-only mount"
+
+# ---- usage errors ----
+rc=0; "$BKFS" mount > /dev/null 2>&1 || rc=$?
+[ "$rc" = 16 ] || fail "bkfs mount without arguments: exit $rc (want 16)"
+rc=0; "$BKFS" mount "$T/no-such.img" "$MNT" > /dev/null 2> "$T/err" || rc=$?
+[ "$rc" = 1 ] && grep -q no-such "$T/err" || fail "bkfs mount of a missing image: exit $rc"
+mountpoint -q "$MNT" && fail "mounted something after a failed mount"
+
+echo "fuse_clients: ok"
