@@ -127,6 +127,7 @@ run_kind() {
 	echo "== $kind: ${#cuts[@]} cut points of ${W[$kind]} writes"
 	for n in "${cuts[@]}"; do
 		i=$((i + 1))
+		rm -f "$T/$kind/cut3.log"
 		cp --sparse=always "$T/$kind/damaged.img" "$X"
 		r1=0; "$BKFS" fsck -y --debug-fail-after-writes "$n" "$X" > "$T/$kind/cut1.log" 2>&1 || r1=$?
 		r2=0; "$BKFS" fsck -y "$X" > "$T/$kind/cut2.log" 2>&1 || r2=$?
