@@ -20,7 +20,7 @@
 #define IMPORT_CHUNK (1u << 20)
 #define IMPORT_BATCH 256
 #define XATTR_VAL_BUF (64u << 10)
-#define IMPORT_CACHE (16u << 20) /* dirty and clean btree node bytes kept in memory */
+#define IMPORT_CACHE (32u << 20) /* dirty and clean btree node bytes kept in memory */
 
 struct hl_ent {
 	dev_t dev;
