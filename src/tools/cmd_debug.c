@@ -709,6 +709,27 @@ struct kind {
 
 /* ---- btree nodes and topology ---- */
 
+/* Everything the keys of a leaf of a filesystem btree name may change. */
+static int leaf_affects(struct dctx *c, const struct dnode *t)
+{
+	u8 *buf = node_read(c, &t->ptr);
+	if (!buf)
+		return -BKFS_E_IO;
+	u64 last = ~0ull;
+	for (u32 i = 0; i < hdr(buf)->nr_keys; i++) {
+		struct bkey *k = raw_key(buf, i);
+		if (t->id == BTREE_ID_dirents)
+			aff_dirent(c, k->p);
+		else if (t->id == BTREE_ID_inodes)
+			aff_inum(c, k->p.offset);
+		else if (fs_btree(t->id) && k->p.inode != last)
+			aff_inum(c, k->p.inode);
+		last = k->p.inode;
+	}
+	free(buf);
+	return 0;
+}
+
 static int k_node_unreadable(struct dctx *c)
 {
 	int ret = walk_nodes(c);
@@ -725,21 +746,8 @@ static int k_node_unreadable(struct dctx *c)
 	struct dnode *t = &c->nodes[cand[pick(c, n)]];
 	node_text(&c->damaged, t);
 	/* the keys in this node are lost */
-	u8 *buf = node_read(c, &t->ptr);
-	if (!buf)
-		return -BKFS_E_IO;
-	u64 last = ~0ull;
-	for (u32 i = 0; i < hdr(buf)->nr_keys; i++) {
-		struct bkey *k = raw_key(buf, i);
-		if (t->id == BTREE_ID_dirents)
-			aff_dirent(c, k->p);
-		else if (t->id == BTREE_ID_inodes)
-			aff_inum(c, k->p.offset);
-		else if (k->p.inode != last)
-			aff_inum(c, k->p.inode);
-		last = k->p.inode;
-	}
-	free(buf);
+	if ((ret = leaf_affects(c, t)))
+		return ret;
 	pb_printf(&c->lost, "the %u keys of the node, unless a node scan finds another copy", t->nr_keys);
 	return node_destroy(c, &t->ptr);
 }
@@ -969,22 +977,33 @@ static int k_topology_overlap(struct dctx *c)
 	int ret = walk_nodes(c);
 	if (ret)
 		return ret;
-	struct sib_pair cand[2048];
+	struct sib_pair cand[2048], fit[2048];
 	size_t n = sibling_pairs(c, true, cand, ARRAY_SIZE(cand)), m = 0;
 	u32 room = c->node_bytes - sizeof(struct bkfs_node_hdr);
 	for (size_t i = 0; i < n; i++)
 		if (c->nodes[cand[i].prev].used + c->nodes[cand[i].cur].used <= room)
-			cand[m++] = cand[i];
-	if (!m) {
-		no_target(c, "no pair of sibling leaves (next newer than previous) whose keys fit in one node");
+			fit[m++] = cand[i];
+	if (!n) {
+		no_target(c, "no pair of sibling leaves where the next one is newer");
 		return NO_TARGET;
 	}
-	struct sib_pair s = cand[pick(c, m)];
+	/* prefer a pair whose keys fit in one node: nothing is lost then */
+	bool merge = m > 0;
+	struct sib_pair s = merge ? fit[pick(c, m)] : cand[pick(c, n)];
 	struct dnode *p = &c->nodes[s.parent], *a = &c->nodes[s.prev], *b = &c->nodes[s.cur];
 	node_text(&c->damaged, b);
-	pb_printf(&c->damaged, " now also holds the keys and range of its older predecessor ");
-	node_text(&c->damaged, a);
-	pb_printf(&c->lost, "none: the newer node holds every key of the older one");
+	if (merge) {
+		pb_printf(&c->damaged, " now also holds the keys and range of its older predecessor ");
+		node_text(&c->damaged, a);
+		pb_printf(&c->lost, "none: the newer node holds every key of the older one");
+	} else {
+		pb_printf(&c->damaged, " now claims the range of its older predecessor ");
+		node_text(&c->damaged, a);
+		pb_printf(&c->damaged, " (no sibling pair fits in one node, so its keys are not copied)");
+		pb_printf(&c->lost, "the %u keys of the older node", a->nr_keys);
+		if ((ret = leaf_affects(c, a)))
+			return ret;
+	}
 
 	u8 *ab = node_read(c, &a->ptr), *bb = node_read(c, &b->ptr), *pb = node_read(c, &p->ptr);
 	if (!ab || !bb || !pb) {
@@ -992,8 +1011,8 @@ static int k_topology_overlap(struct dctx *c)
 		goto out;
 	}
 	{
-		/* b' = a's keys then b's keys */
-		u32 akeys = hdr(ab)->used_bytes - sizeof(struct bkfs_node_hdr);
+		/* b' = a's keys (when they fit) then b's keys */
+		u32 akeys = merge ? hdr(ab)->used_bytes - sizeof(struct bkfs_node_hdr) : 0;
 		u32 bkeys = hdr(bb)->used_bytes - sizeof(struct bkfs_node_hdr);
 		u8 *nb = calloc(1, c->node_bytes);
 		if (!nb) {
@@ -1003,10 +1022,11 @@ static int k_topology_overlap(struct dctx *c)
 		memcpy(nb, bb, sizeof(struct bkfs_node_hdr));
 		memcpy(nb + sizeof(struct bkfs_node_hdr), ab + sizeof(struct bkfs_node_hdr), akeys);
 		memcpy(nb + sizeof(struct bkfs_node_hdr) + akeys, bb + sizeof(struct bkfs_node_hdr), bkeys);
-		hdr(nb)->nr_keys = hdr(ab)->nr_keys + hdr(bb)->nr_keys;
+		hdr(nb)->nr_keys = (merge ? hdr(ab)->nr_keys : 0) + hdr(bb)->nr_keys;
 		hdr(nb)->used_bytes = sizeof(struct bkfs_node_hdr) + akeys + bkeys;
 		hdr(nb)->min_key = a->min;
-		hdr(nb)->journal_seq = MAX(hdr(ab)->journal_seq, hdr(bb)->journal_seq);
+		if (merge)
+			hdr(nb)->journal_seq = MAX(hdr(ab)->journal_seq, hdr(bb)->journal_seq);
 		node_csum_set(nb);
 		struct bkey_buf kb;
 		struct bkey *pk = raw_key(pb, b->pidx);
@@ -2306,7 +2326,7 @@ static const struct kind kinds[] = {
 	{ "topology_bad_max", "btree_node_topology_bad_max_key",
 	  "the last child of a level-1 node ends before its parent (node and pointer agree)", k_topology_bad_max },
 	{ "topology_overlap", "btree_node_topology_overwritten_by_next_node",
-	  "a leaf also holds the keys and range of its older predecessor, which it overlaps entirely", k_topology_overlap },
+	  "a leaf claims the range (and holds the keys, when they fit) of its older predecessor", k_topology_overlap },
 	{ "topology_overlap_trim", "btree_node_topology_bad_min_key",
 	  "a leaf's min_key moved back into its newer predecessor's range (no keys there)", k_topology_overlap_trim },
 	{ "interior_node_empty", "btree_node_topology_interior_node_empty",
