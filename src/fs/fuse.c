@@ -7,7 +7,8 @@
  * - Unlinking an open file is left to libfuse (hard_remove off: the file is
  *   renamed to .fuse_hidden* until its last release), so an inode is never
  *   removed while open and the filesystem stays consistent at every commit.
- * - The engine is single-threaded: every call into it holds one mutex.
+ * - The engine is single-threaded: bkfs mount runs the FUSE loop
+ *   single-threaded, and every call into the engine holds one mutex too.
  * - Writes, truncates and metadata changes are committed transactions
  *   (journaled); fsync/fsyncdir flush the journal (durable). flush (every
  *   close) does not: it would cost a device flush per close.

@@ -1,5 +1,6 @@
-/* cmd_mount.c - bkfs mount [-f] [-s] [-d] [-o OPTS] DEV[:DEV...] DIR: open
- * the filesystem, then hand it to the FUSE adapter (src/fs/fuse.c). */
+/* cmd_mount.c - bkfs mount [-f] [-d] [-o OPTS] DEV[:DEV...] DIR: open the
+ * filesystem, then hand it to the FUSE adapter (src/fs/fuse.c). The FUSE
+ * loop is single-threaded: the engine serializes every call anyway. */
 #include "../fs/fuse.h"
 #include "cmds.h"
 #include <errno.h>
@@ -12,7 +13,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bkfs mount [-f] [-s] [-d] [-o OPTIONS] DEV[:DEV...] DIR\n"
+		"usage: bkfs mount [-f] [-d] [-o OPTIONS] DEV[:DEV...] DIR\n"
 		"Mount a bkfs filesystem read-write at DIR with FUSE. The devices of a\n"
 		"multi-device filesystem are joined with ':'. Without -f the command returns\n"
 		"once the mount is up and the filesystem is served by a daemon. Unmount with\n"
@@ -21,7 +22,6 @@ static void usage(FILE *f)
 		"durable with the next journal write or checkpoint.\n"
 		"\n"
 		"  -f            stay in the foreground\n"
-		"  -s            single-threaded FUSE loop (calls are serialized anyway)\n"
 		"  -d            FUSE debug output (implies -f)\n"
 		"  -o OPTIONS    comma-separated mount options; bkfs's own:\n"
 		"                  ro        read-only: nothing is written, not even journal replay\n"
@@ -59,17 +59,14 @@ int cmd_mount(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool foreground = false, single = false, debug = false, ro = false, degraded = false;
+	bool foreground = false, debug = false, ro = false, degraded = false;
 	char *fuse_opts = NULL, *devbuf = NULL;
 	int c, ret = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":fsdo:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fdo:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			foreground = true;
-			break;
-		case 's':
-			single = true;
 			break;
 		case 'd':
 			debug = foreground = true;
@@ -161,10 +158,7 @@ int cmd_mount(int argc, char **argv)
 	char *mopts = NULL, *fsname = NULL;
 	if (opt_add(&fsname, devspec, true) || !(mopts = malloc(strlen(fsname) + 8)) ||
 	    (strcpy(mopts, "fsname="), strcat(mopts, fsname), 0) || opt_add(&mopts, "subtype=bkfs", false) ||
-	    opt_add(&mopts, "default_permissions", false) ||
-	    /* calls are serialized anyway; also avoids libfuse 3.14's warning
-	     * about its own default (unlimited) */
-	    opt_add(&mopts, "max_threads=8", false) || (ro && opt_add(&mopts, "ro", false)) ||
+	    opt_add(&mopts, "default_permissions", false) || (ro && opt_add(&mopts, "ro", false)) ||
 	    (fuse_opts && opt_add(&mopts, fuse_opts, false))) {
 		free(fsname);
 		free(mopts);
@@ -179,8 +173,7 @@ int cmd_mount(int argc, char **argv)
 	fargv[fargc++] = mopts;
 	if (foreground)
 		fargv[fargc++] = "-f";
-	if (single)
-		fargv[fargc++] = "-s";
+	fargv[fargc++] = "-s"; /* single-threaded: every call is serialized anyway */
 	if (debug)
 		fargv[fargc++] = "-d";
 	fargv[fargc] = NULL;
