@@ -85,6 +85,14 @@ for t in "${tests[@]}"; do
 	kind=${t%%:*}; rest=${t#*:}; name=${rest%%:*}; path=${rest#*:}
 	full=$kind/$name
 	[ -n "$filter" ] && [[ "$full" != *"$filter"* ]] && continue
+	# TEST_EXCLUDE: space-separated names (unit/NAME or integration/NAME) to skip
+	excluded=0
+	for x in ${TEST_EXCLUDE:-}; do [ "$full" = "$x" ] && excluded=1; done
+	if [ "$excluded" = 1 ]; then
+		[ "$list" = 1 ] || echo "SKIP $full (excluded in this run)"
+		skipped=$((skipped + 1))
+		continue
+	fi
 	if [ "$list" = 1 ]; then echo "$full"; continue; fi
 
 	slug=$kind.$name
