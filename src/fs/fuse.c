@@ -1,27 +1,33 @@
-/* fuse.c - the FUSE adapter: libfuse 3 high-level (path based) operations
- * mapped onto the fs layer (fs.h, posix_ext.h). The only libfuse user.
+/* fuse.c - the FUSE adapter: libfuse 3 low-level operations mapped onto the
+ * fs layer (fs.h, posix_ext.h). The only libfuse user.
  *
- * - Paths are resolved with bkfs_lookup_path(); open files and directories
- *   carry their inode number in fi->fh, so I/O on them needs no path walk.
- * - st_ino is the bkfs inode number (use_ino), so hard links show as such.
- * - Unlinking an open file is left to libfuse (hard_remove off: the file is
- *   renamed to .fuse_hidden* until its last release), so an inode is never
- *   removed while open and the filesystem stays consistent at every commit.
- * - The engine is single-threaded: bkfs mount runs the FUSE loop
- *   single-threaded, and every call into the engine holds one mutex too.
+ * - FUSE node ids are bkfs inode numbers (the root, FUSE_ROOT_ID, is
+ *   BKFS_ROOT_INO), and st_ino / d_ino are bkfs inode numbers. One kernel
+ *   inode per bkfs inode, so hard links share their attributes, and every
+ *   change goes through the kernel: its attribute and entry caches stay
+ *   exact. lookup counts (forget) need no bookkeeping: inodes live in the
+ *   btrees, not in memory.
+ * - Unlinking (or renaming over) the last link of a file that is still open
+ *   renames it to a hidden name in the root directory
+ *   (.bkfs_hidden.INUM.N) instead; the last release removes it. Every
+ *   committed state is an ordinary consistent filesystem (no unreachable
+ *   inodes after a crash: at worst a hidden file is left over). The root's
+ *   times are kept across these moves.
+ * - The engine is single-threaded: the FUSE loop is single-threaded, and
+ *   every call into the engine holds one mutex too.
  * - Writes, truncates and metadata changes are committed transactions
  *   (journaled); fsync/fsyncdir flush the journal (durable). flush (every
- *   close) does not: it would cost a device flush per close.
+ *   close) does not: that would cost a device flush per close.
  * - POSIX ACL xattrs are refused (EOPNOTSUPP), so clients fall back to chmod.
- * - destroy (unmount) closes the filesystem with bkfs_close(): checkpoint,
- *   clean flag. */
+ * - destroy (unmount) removes leftover hidden files and closes the
+ *   filesystem with bkfs_close(): checkpoint, clean flag. */
 #define FUSE_USE_VERSION 31
 #include "fuse.h"
 #include "posix_ext.h"
 #include <errno.h>
-#include <fuse.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
 #include <dirent.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,45 +43,69 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
+#define TIMEOUT 1.0 /* seconds the kernel may cache entries and attributes */
+#define HIDDEN_PREFIX ".bkfs_hidden."
+
+/* open files: how often each inode is open, and its hidden name once its
+ * last link was removed */
+struct open_file {
+	u64 inum;
+	u32 count;
+	bool hidden;
+	char hname[64];
+};
+
 static struct {
 	pthread_mutex_t lock;
 	struct bkfs_fs *fs;
 	int close_ret;
 	bool closed;
+	struct open_file *open;
+	size_t nr_open, open_cap;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 #define LOCK() pthread_mutex_lock(&S.lock)
 #define UNLOCK() pthread_mutex_unlock(&S.lock)
 
-/* bkfs error (negative) -> negative errno */
+static u64 to_inum(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? BKFS_ROOT_INO : (u64)ino;
+}
+
+static fuse_ino_t to_ino(u64 inum)
+{
+	return inum == BKFS_ROOT_INO ? FUSE_ROOT_ID : (fuse_ino_t)inum;
+}
+
+/* bkfs error (negative) -> positive errno for fuse_reply_err */
 static int err(int ret)
 {
 	if (ret >= 0)
-		return ret;
+		return 0;
 	switch (-ret) {
-	case BKFS_E_NOMEM: return -ENOMEM;
-	case BKFS_E_INVAL: return -EINVAL;
-	case BKFS_E_NOSPC: return -ENOSPC;
-	case BKFS_E_JOURNAL_FULL: return -ENOSPC;
-	case BKFS_E_NOENT: return -ENOENT;
-	case BKFS_E_EXIST: return -EEXIST;
-	case BKFS_E_TOOBIG: return -E2BIG;
-	case BKFS_E_NOTDIR: return -ENOTDIR;
-	case BKFS_E_ISDIR: return -EISDIR;
-	case BKFS_E_NOTEMPTY: return -ENOTEMPTY;
-	case BKFS_E_RANGE: return -ERANGE;
-	case BKFS_E_AGAIN: return -EAGAIN;
-	default: return -EIO; /* IO, CSUM, CORRUPT, DEGRADED, LOOP */
+	case BKFS_E_NOMEM: return ENOMEM;
+	case BKFS_E_INVAL: return EINVAL;
+	case BKFS_E_NOSPC: return ENOSPC;
+	case BKFS_E_JOURNAL_FULL: return ENOSPC;
+	case BKFS_E_NOENT: return ENOENT;
+	case BKFS_E_EXIST: return EEXIST;
+	case BKFS_E_TOOBIG: return E2BIG;
+	case BKFS_E_NOTDIR: return ENOTDIR;
+	case BKFS_E_ISDIR: return EISDIR;
+	case BKFS_E_NOTEMPTY: return ENOTEMPTY;
+	case BKFS_E_RANGE: return ERANGE;
+	case BKFS_E_AGAIN: return EAGAIN;
+	default: return EIO; /* IO, CSUM, CORRUPT, DEGRADED, LOOP */
 	}
 }
 
-/* refuse changes on a read-only mount before touching anything */
+/* 0 if changes are allowed, else an errno */
 static int writable(void)
 {
 	if (S.fs->flags & BKFS_OPEN_RDONLY)
-		return -EROFS;
+		return EROFS;
 	if (S.fs->error)
-		return -EIO;
+		return EIO;
 	return 0;
 }
 
@@ -89,6 +119,15 @@ static void ns_to_ts(u64 ns, struct timespec *ts)
 		ts->tv_nsec += 1000000000ll;
 		ts->tv_sec--;
 	}
+}
+
+static u64 ts_to_ns(const struct timespec *ts)
+{
+	/* clamp to what signed nanoseconds hold (about 1678..2262) */
+	const s64 lim = INT64_MAX / 1000000000ll - 1;
+	s64 sec = ts->tv_sec < -lim ? -lim : ts->tv_sec > lim ? lim : ts->tv_sec;
+	long nsec = ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 ? 0 : ts->tv_nsec;
+	return (u64)(sec * 1000000000ll + nsec);
 }
 
 static void fill_stat(struct stat *st, u64 inum, const struct bkfs_inode *in)
@@ -108,367 +147,498 @@ static void fill_stat(struct stat *st, u64 inum, const struct bkfs_inode *in)
 	ns_to_ts(in->ctime_ns, &st->st_ctim);
 }
 
-/* the inode a call is about: the open file's, else the path's */
-static int resolve(const char *path, struct fuse_file_info *fi, u64 *inum, struct bkfs_inode *in)
+static void reply_entry(fuse_req_t req, u64 inum, const struct bkfs_inode *in)
 {
-	if (fi) {
-		*inum = fi->fh;
-		return bkfs_inode_find(S.fs, fi->fh, in);
-	}
-	if (!path)
-		return -BKFS_E_NOENT;
-	return bkfs_lookup_path(S.fs, path, inum, in);
+	struct fuse_entry_param e = {
+		.ino = to_ino(inum),
+		.generation = 1,
+		.attr_timeout = TIMEOUT,
+		.entry_timeout = TIMEOUT,
+	};
+	fill_stat(&e.attr, inum, in);
+	fuse_reply_entry(req, &e);
 }
 
-/* The directory holding path's last component, and that component. Returns
- * a negative errno. */
-static int resolve_parent(const char *path, u64 *dir, struct bkfs_inode *din, const char **name)
+/* reply with the inode's entry, or the error */
+static void reply_inode(fuse_req_t req, int ret, u64 inum)
 {
-	const char *slash = path ? strrchr(path, '/') : NULL;
-	if (!slash || !slash[1])
-		return -EINVAL;
-	*name = slash + 1;
-	if (strlen(*name) > BKFS_NAME_MAX)
-		return -ENAMETOOLONG;
-	size_t dlen = slash - path;
-	char *d = strndup(path, dlen ? dlen : 1);
-	if (!d)
-		return -ENOMEM;
-	int ret = bkfs_lookup_path(S.fs, d, dir, din);
-	free(d);
+	struct bkfs_inode in;
+	if (!ret)
+		ret = bkfs_inode_find(S.fs, inum, &in);
 	if (ret)
-		return err(ret);
-	return S_ISDIR(din->mode) ? 0 : -ENOTDIR;
+		fuse_reply_err(req, err(ret));
+	else
+		reply_entry(req, inum, &in);
+}
+
+static int name_ok(const char *name)
+{
+	return strlen(name) > BKFS_NAME_MAX ? ENAMETOOLONG : 0;
+}
+
+/* ---- open files and hidden names ---- */
+
+static struct open_file *open_find(u64 inum)
+{
+	for (size_t i = 0; i < S.nr_open; i++)
+		if (S.open[i].inum == inum)
+			return &S.open[i];
+	return NULL;
+}
+
+static int open_get(u64 inum)
+{
+	struct open_file *o = open_find(inum);
+	if (o) {
+		o->count++;
+		return 0;
+	}
+	if (S.nr_open == S.open_cap) {
+		size_t cap = S.open_cap ? 2 * S.open_cap : 16;
+		struct open_file *n = realloc(S.open, cap * sizeof(*n));
+		if (!n)
+			return ENOMEM;
+		S.open = n;
+		S.open_cap = cap;
+	}
+	S.open[S.nr_open++] = (struct open_file){ .inum = inum, .count = 1 };
+	return 0;
+}
+
+/* keep the root's times across our own moves in and out of it */
+static void root_times_restore(const struct bkfs_inode *root)
+{
+	struct bkfs_attr_change c = {
+		.mask = BKFS_ATTR_MTIME | BKFS_ATTR_CTIME,
+		.mtime_ns = root->mtime_ns,
+		.ctime_ns = root->ctime_ns,
+	};
+	bkfs_setattr(S.fs, BKFS_ROOT_INO, &c, NULL);
+}
+
+/* Remove the hidden name of o (its last close, or unmount). */
+static int unhide(struct open_file *o)
+{
+	struct bkfs_inode root;
+	int ret = bkfs_inode_find(S.fs, BKFS_ROOT_INO, &root);
+	if (!ret && !(ret = bkfs_unlink(S.fs, BKFS_ROOT_INO, o->hname, false)))
+		root_times_restore(&root);
+	o->hidden = false;
+	return ret;
+}
+
+static void open_put(u64 inum)
+{
+	struct open_file *o = open_find(inum);
+	if (!o || --o->count)
+		return;
+	if (o->hidden && unhide(o))
+		fprintf(stderr, "bkfs mount: removing %s: failed\n", o->hname);
+	*o = S.open[--S.nr_open];
+}
+
+/* Name dir/name is about to lose its inode: if that is the last link of an
+ * open file, move it to a hidden name in the root instead (*hidden = true:
+ * the name is gone, nothing more to do). */
+static int hide_if_open(u64 dir, const char *name, bool *hidden)
+{
+	struct bkfs_inode in, root;
+	struct open_file *o;
+	u64 inum;
+	int ret;
+	*hidden = false;
+	if (!S.nr_open)
+		return 0;
+	ret = bkfs_lookup(S.fs, dir, name, &inum, &in);
+	if (ret == -BKFS_E_NOENT)
+		return 0;
+	if (ret)
+		return ret;
+	if (S_ISDIR(in.mode) || in.nlink > 1 || !(o = open_find(inum)))
+		return 0;
+	if ((ret = bkfs_inode_find(S.fs, BKFS_ROOT_INO, &root)))
+		return ret;
+	for (unsigned n = 0;; n++) {
+		snprintf(o->hname, sizeof(o->hname), HIDDEN_PREFIX "%llu.%u", (unsigned long long)inum, n);
+		ret = bkfs_rename(S.fs, dir, name, BKFS_ROOT_INO, o->hname, BKFS_RENAME_NOREPLACE);
+		if (ret != -BKFS_E_EXIST || n > 1000)
+			break;
+	}
+	if (ret)
+		return ret;
+	if (dir != BKFS_ROOT_INO)
+		root_times_restore(&root);
+	o->hidden = *hidden = true;
+	return 0;
 }
 
 /* ---- attributes ---- */
 
-static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bkfs_inode in;
-	u64 inum;
+	struct stat st;
+	u64 inum = to_inum(ino);
 	LOCK();
-	int ret = resolve(path, fi, &inum, &in);
+	int ret = bkfs_inode_find(S.fs, inum, &in);
 	if (!ret)
-		fill_stat(st, inum, &in);
+		fill_stat(&st, inum, &in);
 	UNLOCK();
-	return err(ret);
+	if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
 }
 
-static int setattr(const char *path, struct fuse_file_info *fi, const struct bkfs_attr_change *c)
-{
-	struct bkfs_inode in;
-	u64 inum;
-	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = err(resolve(path, fi, &inum, &in))))
-		ret = err(bkfs_setattr(S.fs, inum, c, NULL));
-	UNLOCK();
-	return ret;
-}
-
-static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	struct bkfs_attr_change c = { .mask = BKFS_ATTR_MODE, .mode = mode };
-	return setattr(path, fi, &c);
-}
-
-static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	struct bkfs_attr_change c = { 0 };
-	if (uid != (uid_t)-1) {
-		c.mask |= BKFS_ATTR_UID;
-		c.uid = uid;
-	}
-	if (gid != (gid_t)-1) {
-		c.mask |= BKFS_ATTR_GID;
-		c.gid = gid;
-	}
-	return setattr(path, fi, &c);
-}
-
-static int ts_to_change(const struct timespec *ts, u64 now, u64 *out)
-{
-	if (ts->tv_nsec == UTIME_OMIT)
-		return 0;
-	if (ts->tv_nsec == UTIME_NOW) {
-		*out = now;
-		return 1;
-	}
-	if (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)
-		return -EINVAL;
-	/* clamp to what signed nanoseconds hold (about 1678..2262) */
-	const s64 lim = INT64_MAX / 1000000000ll - 1;
-	s64 sec = ts->tv_sec < -lim ? -lim : ts->tv_sec > lim ? lim : ts->tv_sec;
-	*out = (u64)(sec * 1000000000ll + ts->tv_nsec);
-	return 1;
-}
-
-static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
-{
-	struct bkfs_attr_change c = { 0 };
-	u64 now = bkfs_now_ns();
-	struct timespec ts[2];
-	if (tv) {
-		ts[0] = tv[0];
-		ts[1] = tv[1];
-	} else {
-		ts[0].tv_nsec = ts[1].tv_nsec = UTIME_NOW;
-	}
-	int r = ts_to_change(&ts[0], now, &c.atime_ns);
-	if (r < 0)
-		return r;
-	if (r)
-		c.mask |= BKFS_ATTR_ATIME;
-	if ((r = ts_to_change(&ts[1], now, &c.mtime_ns)) < 0)
-		return r;
-	if (r)
-		c.mask |= BKFS_ATTR_MTIME;
-	return setattr(path, fi, &c);
-}
-
-static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
 	struct bkfs_inode in;
-	u64 inum;
-	if (size < 0)
-		return -EINVAL;
+	struct stat st;
+	u64 inum = to_inum(ino), now = bkfs_now_ns();
 	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = err(resolve(path, fi, &inum, &in)))) {
+	int ret = 0, e = writable();
+	if (e)
+		goto out;
+	if ((ret = bkfs_inode_find(S.fs, inum, &in)))
+		goto out;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (S_ISDIR(in.mode))
-			ret = -EISDIR;
-		else if (!S_ISREG(in.mode))
-			ret = -EINVAL;
+			e = EISDIR;
+		else if (!S_ISREG(in.mode) || attr->st_size < 0)
+			e = EINVAL;
 		else
-			ret = err(bkfs_file_truncate(S.fs, inum, size));
+			ret = bkfs_file_truncate(S.fs, inum, attr->st_size);
+		if (e || ret)
+			goto out;
 	}
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		c.mask |= BKFS_ATTR_MODE;
+		c.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		c.mask |= BKFS_ATTR_UID;
+		c.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		c.mask |= BKFS_ATTR_GID;
+		c.gid = attr->st_gid;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		c.mask |= BKFS_ATTR_ATIME;
+		c.atime_ns = to_set & FUSE_SET_ATTR_ATIME_NOW ? now : ts_to_ns(&attr->st_atim);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		c.mask |= BKFS_ATTR_MTIME;
+		c.mtime_ns = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : ts_to_ns(&attr->st_mtim);
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		c.mask |= BKFS_ATTR_CTIME;
+		c.ctime_ns = ts_to_ns(&attr->st_ctim);
+	}
+	if (c.mask && (ret = bkfs_setattr(S.fs, inum, &c, NULL)))
+		goto out;
+	if (!(ret = bkfs_inode_find(S.fs, inum, &in)))
+		fill_stat(&st, inum, &in);
+out:
 	UNLOCK();
-	return ret;
+	if (e || ret)
+		fuse_reply_err(req, e ? e : err(ret));
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
 }
 
 /* ---- names ---- */
 
-static int create_obj(const char *path, u32 mode, u64 rdev, const char *target, u64 *inum_out)
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fuse_context *ctx = fuse_get_context();
-	struct bkfs_inode din;
-	const char *name;
-	u64 dir;
+	struct bkfs_inode in;
+	u64 inum;
+	int e = name_ok(name);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	LOCK();
+	int ret = bkfs_lookup(S.fs, to_inum(parent), name, &inum, &in);
+	UNLOCK();
+	if (ret == -BKFS_E_NOENT) {
+		/* a negative entry: the kernel may cache the absence too */
+		struct fuse_entry_param ne = { .ino = 0, .entry_timeout = TIMEOUT };
+		fuse_reply_entry(req, &ne);
+	} else if (ret) {
+		fuse_reply_err(req, err(ret));
+	} else {
+		reply_entry(req, inum, &in);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	fuse_reply_none(req);
+}
+
+static void create_obj(fuse_req_t req, fuse_ino_t parent, const char *name, u32 mode, u64 rdev,
+		       const char *target, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct bkfs_inode din, in;
+	u64 dir = to_inum(parent), inum;
 	u32 gid = ctx->gid;
-	int ret = writable();
-	if (ret || (ret = resolve_parent(path, &dir, &din, &name)))
-		return ret;
+	int ret = 0, e = name_ok(name);
+	LOCK();
+	if (e || (e = writable()) || (ret = bkfs_inode_find(S.fs, dir, &din)))
+		goto out;
 	if (din.mode & S_ISGID) { /* BSD group semantics below a setgid directory */
 		gid = din.gid;
 		if (S_ISDIR(mode))
 			mode |= S_ISGID;
 	}
-	return err(bkfs_create(S.fs, dir, name, mode, ctx->uid, gid, rdev, target, inum_out, NULL));
-}
-
-static int op_mknod(const char *path, mode_t mode, dev_t rdev)
-{
-	LOCK();
-	int ret = create_obj(path, mode, rdev, NULL, NULL);
+	if ((ret = bkfs_create(S.fs, dir, name, mode, ctx->uid, gid, rdev, target, &inum, &in)))
+		goto out;
+	if (fi) {
+		if ((e = open_get(inum)))
+			goto out;
+		fi->fh = inum;
+	}
+out:
 	UNLOCK();
-	return ret;
+	if (e || ret) {
+		fuse_reply_err(req, e ? e : err(ret));
+		return;
+	}
+	struct fuse_entry_param ep = {
+		.ino = to_ino(inum),
+		.generation = 1,
+		.attr_timeout = TIMEOUT,
+		.entry_timeout = TIMEOUT,
+	};
+	fill_stat(&ep.attr, inum, &in);
+	if (fi)
+		fuse_reply_create(req, &ep, fi);
+	else
+		fuse_reply_entry(req, &ep);
 }
 
-static int op_mkdir(const char *path, mode_t mode)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	LOCK();
-	int ret = create_obj(path, S_IFDIR | (mode & 07777), 0, NULL, NULL);
-	UNLOCK();
-	return ret;
+	create_obj(req, parent, name, mode, rdev, NULL, NULL);
 }
 
-static int op_symlink(const char *target, const char *path)
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	create_obj(req, parent, name, S_IFDIR | (mode & 07777), 0, NULL, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
 {
 	if (!*target)
-		return -ENOENT;
-	if (strlen(target) > 4095)
-		return -ENAMETOOLONG;
+		fuse_reply_err(req, ENOENT);
+	else if (strlen(target) > 4095)
+		fuse_reply_err(req, ENAMETOOLONG);
+	else
+		create_obj(req, parent, name, S_IFLNK | 0777, 0, target, NULL);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	create_obj(req, parent, name, S_IFREG | (mode & 07777), 0, NULL, fi);
+}
+
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, bool rmdir)
+{
+	u64 dir = to_inum(parent);
+	bool hidden = false;
+	int ret = 0, e = name_ok(name);
 	LOCK();
-	int ret = create_obj(path, S_IFLNK | 0777, 0, target, NULL);
+	if (!e && !(e = writable()) && (rmdir || !(ret = hide_if_open(dir, name, &hidden))) && !hidden)
+		ret = bkfs_unlink(S.fs, dir, name, rmdir);
 	UNLOCK();
-	return ret;
+	fuse_reply_err(req, e ? e : err(ret));
 }
 
-/* libfuse's name for an unlinked file that is still open (hard_remove off) */
-#define HIDDEN_PREFIX ".fuse_hidden"
-
-static int remove_name(const char *path, bool rmdir)
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct bkfs_inode din;
-	const char *name;
-	u64 dir;
-	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = resolve_parent(path, &dir, &din, &name)))
-		ret = err(bkfs_unlink(S.fs, dir, name, rmdir));
-	if (!ret && !rmdir && !strncmp(name, HIDDEN_PREFIX, strlen(HIDDEN_PREFIX))) {
-		/* the last close of a file unlinked while open removes its hidden
-		 * name: the user removed the file earlier, so this late removal
-		 * keeps the directory's times (clients such as rsync set them
-		 * after their last change, and the release comes asynchronously) */
-		struct bkfs_attr_change c = {
-			.mask = BKFS_ATTR_MTIME | BKFS_ATTR_CTIME,
-			.mtime_ns = din.mtime_ns,
-			.ctime_ns = din.ctime_ns,
-		};
-		ret = err(bkfs_setattr(S.fs, dir, &c, NULL));
-	}
-	UNLOCK();
-	return ret;
+	remove_name(req, parent, name, false);
 }
 
-static int op_unlink(const char *path)
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	return remove_name(path, false);
+	remove_name(req, parent, name, true);
 }
 
-static int op_rmdir(const char *path)
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
 {
-	return remove_name(path, true);
-}
-
-static int op_rename(const char *from, const char *to, unsigned int flags)
-{
-	struct bkfs_inode odin, ndin;
-	const char *oname, *nname;
-	u64 odir, ndir;
+	u64 odir = to_inum(parent), ndir = to_inum(newparent);
 	unsigned f = 0;
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
-		return -EINVAL;
+	bool hidden;
+	int ret = 0, e = 0;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
 	if (flags & RENAME_NOREPLACE)
 		f |= BKFS_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		f |= BKFS_RENAME_EXCHANGE;
 	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = resolve_parent(from, &odir, &odin, &oname)) &&
-	    !(ret = resolve_parent(to, &ndir, &ndin, &nname)))
-		ret = err(bkfs_rename(S.fs, odir, oname, ndir, nname, f));
+	if ((e = name_ok(name)) || (e = name_ok(newname)) || (e = writable()))
+		goto out;
+	if (!f) {
+		/* an open file about to lose its last link to the rename is
+		 * hidden first (not when the source is that same inode) */
+		u64 si, ti;
+		struct bkfs_inode sin, tin;
+		if ((ret = bkfs_lookup(S.fs, odir, name, &si, &sin)))
+			goto out;
+		ret = bkfs_lookup(S.fs, ndir, newname, &ti, &tin);
+		if (!ret && ti != si && !S_ISDIR(sin.mode) && !S_ISDIR(tin.mode) &&
+		    (ret = hide_if_open(ndir, newname, &hidden)))
+			goto out;
+		if (ret && ret != -BKFS_E_NOENT)
+			goto out;
+	}
+	ret = bkfs_rename(S.fs, odir, name, ndir, newname, f);
+out:
 	UNLOCK();
-	return ret;
+	fuse_reply_err(req, e ? e : err(ret));
 }
 
-static int op_link(const char *from, const char *to)
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct bkfs_inode in, din;
-	const char *name;
-	u64 inum, dir;
+	u64 inum = to_inum(ino);
+	int ret = 0, e = name_ok(newname);
 	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = err(bkfs_lookup_path(S.fs, from, &inum, &in))) &&
-	    !(ret = resolve_parent(to, &dir, &din, &name))) {
-		ret = bkfs_link(S.fs, inum, dir, name);
-		ret = ret == -BKFS_E_RANGE ? -EMLINK : ret == -BKFS_E_ISDIR ? -EPERM : err(ret);
+	if (!e && !(e = writable())) {
+		ret = bkfs_link(S.fs, inum, to_inum(newparent), newname);
+		if (ret == -BKFS_E_RANGE)
+			e = EMLINK;
+		else if (ret == -BKFS_E_ISDIR)
+			e = EPERM;
 	}
+	if (e) {
+		UNLOCK();
+		fuse_reply_err(req, e);
+		return;
+	}
+	reply_inode(req, ret, inum);
 	UNLOCK();
-	return ret;
 }
 
-static int op_readlink(const char *path, char *buf, size_t size)
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct bkfs_inode in;
-	u64 inum;
-	if (!size)
-		return -EINVAL;
+	char buf[4097];
 	LOCK();
-	int ret = err(bkfs_lookup_path(S.fs, path, &inum, &in));
-	if (!ret) {
-		ssize_t n = bkfs_readlink(S.fs, inum, buf, size);
-		ret = n < 0 ? err(n) : 0;
-	}
+	ssize_t n = bkfs_readlink(S.fs, to_inum(ino), buf, sizeof(buf));
 	UNLOCK();
-	return ret;
+	if (n < 0)
+		fuse_reply_err(req, err(n));
+	else
+		fuse_reply_readlink(req, buf);
 }
 
 /* ---- files ---- */
 
-static int op_open(const char *path, struct fuse_file_info *fi)
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bkfs_inode in;
-	u64 inum;
+	u64 inum = to_inum(ino);
+	int e = 0;
 	LOCK();
-	int ret = err(bkfs_lookup_path(S.fs, path, &inum, &in));
-	if (!ret && S_ISDIR(in.mode))
-		ret = -EISDIR;
-	if (!ret && (fi->flags & O_ACCMODE) != O_RDONLY)
-		ret = writable();
-	if (!ret)
-		fi->fh = inum;
-	UNLOCK();
-	return ret;
-}
-
-static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	u64 inum;
-	LOCK();
-	int ret = create_obj(path, S_IFREG | (mode & 07777), 0, NULL, &inum);
-	if (ret == -EEXIST && !(fi->flags & O_EXCL)) {
-		/* raced with another creator: open what is there */
-		struct bkfs_inode in;
-		ret = err(bkfs_lookup_path(S.fs, path, &inum, &in));
-		if (!ret && S_ISDIR(in.mode))
-			ret = -EISDIR;
+	int ret = bkfs_inode_find(S.fs, inum, &in);
+	if (ret)
+		goto out;
+	if (S_ISDIR(in.mode)) {
+		e = EISDIR;
+		goto out;
 	}
-	if (!ret)
-		fi->fh = inum;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && (e = writable()))
+		goto out;
+	/* atomic O_TRUNC: the kernel leaves it to open */
+	if ((fi->flags & O_TRUNC) && S_ISREG(in.mode) && (fi->flags & O_ACCMODE) != O_RDONLY &&
+	    (ret = bkfs_file_truncate(S.fs, inum, 0)))
+		goto out;
+	if ((e = open_get(inum)))
+		goto out;
+	fi->fh = inum;
+out:
 	UNLOCK();
-	return ret;
+	if (e || ret)
+		fuse_reply_err(req, e ? e : err(ret));
+	else
+		fuse_reply_open(req, fi);
 }
 
-static int op_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	if (off < 0)
-		return -EINVAL;
-	LOCK();
-	ssize_t n = bkfs_file_read(S.fs, fi->fh, off, buf, size);
-	UNLOCK();
-	return n < 0 ? err(n) : (int)n;
-}
-
-static int op_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
-{
-	if (off < 0)
-		return -EINVAL;
-	LOCK();
-	ssize_t n = writable();
-	if (!n) {
-		n = bkfs_file_write(S.fs, fi->fh, off, buf, size);
-		if (n == -BKFS_E_RANGE)
-			n = -EFBIG;
-		else
-			n = err(n);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
 	}
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	LOCK();
+	ssize_t n = bkfs_file_read(S.fs, to_inum(ino), off, buf, size);
 	UNLOCK();
-	return n;
+	if (n < 0)
+		fuse_reply_err(req, err(n));
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
 }
 
-static int op_flush(const char *path, struct fuse_file_info *fi)
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
-	return 0; /* every write is already committed; fsync makes it durable */
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	LOCK();
+	int e = writable();
+	ssize_t n = e ? 0 : bkfs_file_write(S.fs, to_inum(ino), off, buf, size);
+	UNLOCK();
+	if (e)
+		fuse_reply_err(req, e);
+	else if (n < 0)
+		fuse_reply_err(req, n == -BKFS_E_RANGE ? EFBIG : err(n));
+	else
+		fuse_reply_write(req, n);
 }
 
-static int op_release(const char *path, struct fuse_file_info *fi)
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	return 0;
+	fuse_reply_err(req, 0); /* every write is committed already; fsync makes it durable */
 }
 
-static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	LOCK();
-	int ret = (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : err(bkfs_sync(S.fs));
+	open_put(to_inum(ino));
 	UNLOCK();
-	return ret;
+	fuse_reply_err(req, 0);
 }
 
-static int op_statfs(const char *path, struct statvfs *st)
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	LOCK();
+	int ret = (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : bkfs_sync(S.fs);
+	UNLOCK();
+	fuse_reply_err(req, err(ret));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
 	u64 total = 0, avail = 0;
 	LOCK();
 	struct bkfs_fs *fs = S.fs;
@@ -480,104 +650,107 @@ static int op_statfs(const char *path, struct statvfs *st)
 		avail += alloc_free_buckets(fs, d) * fs->bucket_bytes;
 	}
 	unsigned replicas = fs->sb.data_replicas ? fs->sb.data_replicas : 1;
-	memset(st, 0, sizeof(*st));
-	st->f_bsize = st->f_frsize = fs->block_bytes;
-	st->f_blocks = total / fs->block_bytes;
-	st->f_bfree = st->f_bavail = avail / replicas / fs->block_bytes;
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = st.f_frsize = fs->block_bytes;
+	st.f_blocks = total / fs->block_bytes;
+	st.f_bfree = st.f_bavail = avail / replicas / fs->block_bytes;
 	/* inodes are not a limited resource: report plenty */
-	st->f_files = st->f_ffree = st->f_favail = 1ull << 32;
-	st->f_namemax = BKFS_NAME_MAX;
+	st.f_files = st.f_ffree = st.f_favail = 1ull << 32;
+	st.f_namemax = BKFS_NAME_MAX;
 	UNLOCK();
-	return 0;
+	fuse_reply_statfs(req, &st);
 }
 
 /* ---- directories ---- */
 
-static int op_opendir(const char *path, struct fuse_file_info *fi)
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bkfs_inode in;
-	u64 inum;
+	u64 inum = to_inum(ino);
 	LOCK();
-	int ret = err(bkfs_lookup_path(S.fs, path, &inum, &in));
-	if (!ret && !S_ISDIR(in.mode))
-		ret = -ENOTDIR;
-	if (!ret)
-		fi->fh = inum;
+	int ret = bkfs_inode_find(S.fs, inum, &in);
 	UNLOCK();
-	return ret;
+	if (ret)
+		fuse_reply_err(req, err(ret));
+	else if (!S_ISDIR(in.mode))
+		fuse_reply_err(req, ENOTDIR);
+	else {
+		fi->fh = inum;
+		fuse_reply_open(req, fi);
+	}
 }
 
 /* Directory offsets: 1 = ".", 2 = "..", slot + 3 = the dirent at slot (slots
  * are below 2^63 - 3). Resuming after offset o (> 2) starts at slot o - 2. */
 struct rd_ctx {
-	void *buf;
-	fuse_fill_dir_t filler;
+	fuse_req_t req;
+	char *buf;
+	size_t size, len;
 	char name[BKFS_NAME_MAX + 1];
 };
+
+/* add one entry; 1 when the buffer is full */
+static int rd_add(struct rd_ctx *c, const char *name, u64 inum, unsigned d_type, off_t next)
+{
+	struct stat st = { .st_ino = inum, .st_mode = DTTOIF(d_type) };
+	size_t n = fuse_add_direntry(c->req, c->buf + c->len, c->size - c->len, name, &st, next);
+	if (n > c->size - c->len)
+		return 1;
+	c->len += n;
+	return 0;
+}
 
 static int rd_one(void *arg, const char *name, size_t len, u64 inum, unsigned d_type, u64 slot)
 {
 	struct rd_ctx *c = arg;
-	struct stat st = { .st_ino = inum, .st_mode = DTTOIF(d_type) };
 	memcpy(c->name, name, len);
 	c->name[len] = 0;
-	return c->filler(c->buf, c->name, &st, slot + 3, 0) ? 1 : 0;
+	return rd_add(c, c->name, inum, d_type, slot + 3);
 }
 
-static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off, struct fuse_file_info *fi,
-		      enum fuse_readdir_flags flags)
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct bkfs_inode in;
-	u64 inum;
+	u64 inum = to_inum(ino);
+	struct rd_ctx c = { .req = req, .size = size };
+	if (!(c.buf = malloc(size ? size : 1))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	LOCK();
-	int ret = resolve(path, fi, &inum, &in);
+	int ret = bkfs_inode_find(S.fs, inum, &in);
 	if (ret)
 		goto out;
 	if (!S_ISDIR(in.mode)) {
 		ret = -BKFS_E_NOTDIR;
 		goto out;
 	}
-	if (off < 1) {
-		struct stat st = { .st_ino = inum, .st_mode = S_IFDIR };
-		if (filler(buf, ".", &st, 1, 0))
-			goto out;
-	}
-	if (off < 2) {
-		struct stat st = { .st_ino = in.parent ? in.parent : inum, .st_mode = S_IFDIR };
-		if (filler(buf, "..", &st, 2, 0))
-			goto out;
-	}
-	struct rd_ctx c = { .buf = buf, .filler = filler };
+	if (off < 1 && rd_add(&c, ".", inum, DT_DIR, 1))
+		goto out;
+	if (off < 2 && rd_add(&c, "..", in.parent ? in.parent : inum, DT_DIR, 2))
+		goto out;
 	ret = bkfs_readdir(S.fs, inum, off > 2 ? (u64)off - 2 : 0, rd_one, &c);
 	if (ret > 0)
 		ret = 0; /* the buffer is full */
 out:
 	UNLOCK();
-	return err(ret);
+	if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		fuse_reply_buf(req, c.buf, c.len);
+	free(c.buf);
 }
 
-static int op_releasedir(const char *path, struct fuse_file_info *fi)
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	return 0;
+	fuse_reply_err(req, 0);
 }
 
 /* ---- xattrs ---- */
 
 static int xattr_err(int ret)
 {
-	return ret == -BKFS_E_NOENT ? -ENODATA : ret == -BKFS_E_INVAL ? -EINVAL : err(ret);
-}
-
-static int op_getxattr(const char *path, const char *name, char *value, size_t size)
-{
-	struct bkfs_inode in;
-	u64 inum;
-	LOCK();
-	int ret = err(bkfs_lookup_path(S.fs, path, &inum, &in));
-	if (!ret)
-		ret = xattr_err(bkfs_getxattr(S.fs, inum, name, value, size));
-	UNLOCK();
-	return ret;
+	return ret == -BKFS_E_NOENT ? ENODATA : err(ret);
 }
 
 /* POSIX ACLs are not supported: refusing them makes clients (cp -a, tar,
@@ -588,62 +761,85 @@ static bool is_acl(const char *name)
 	return !strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default");
 }
 
-static int op_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags)
 {
-	struct bkfs_inode in;
-	u64 inum;
-	int f = 0;
+	int f = 0, e = 0;
 	if (is_acl(name))
-		return -EOPNOTSUPP;
-	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
-		return -EINVAL;
+		e = EOPNOTSUPP;
+	else if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		e = EINVAL;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
 	if (flags & XATTR_CREATE)
 		f |= BKFS_XATTR_CREATE;
 	if (flags & XATTR_REPLACE)
 		f |= BKFS_XATTR_REPLACE;
 	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = err(bkfs_lookup_path(S.fs, path, &inum, &in))))
-		ret = xattr_err(bkfs_setxattr(S.fs, inum, name, value, size, f));
+	int ret = 0;
+	if (!(e = writable()))
+		ret = bkfs_setxattr(S.fs, to_inum(ino), name, value, size, f);
 	UNLOCK();
-	return ret;
+	fuse_reply_err(req, e ? e : xattr_err(ret));
 }
 
-static int op_listxattr(const char *path, char *list, size_t size)
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct bkfs_inode in;
-	u64 inum;
-	LOCK();
-	int ret = err(bkfs_lookup_path(S.fs, path, &inum, &in));
-	if (!ret) {
-		ssize_t n = bkfs_xattr_list(S.fs, inum, list, size);
-		ret = n < 0 ? err(n) : (int)n;
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
+	LOCK();
+	int ret = bkfs_getxattr(S.fs, to_inum(ino), name, buf, size);
 	UNLOCK();
-	return ret;
+	if (ret < 0)
+		fuse_reply_err(req, xattr_err(ret));
+	else if (!size)
+		fuse_reply_xattr(req, ret);
+	else
+		fuse_reply_buf(req, buf, ret);
+	free(buf);
 }
 
-static int op_removexattr(const char *path, const char *name)
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct bkfs_inode in;
-	u64 inum;
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	LOCK();
-	int ret = writable();
-	if (!ret && !(ret = err(bkfs_lookup_path(S.fs, path, &inum, &in))))
-		ret = xattr_err(bkfs_removexattr(S.fs, inum, name));
+	ssize_t n = bkfs_xattr_list(S.fs, to_inum(ino), buf, size);
 	UNLOCK();
-	return ret;
+	if (n < 0)
+		fuse_reply_err(req, err(n));
+	else if (!size)
+		fuse_reply_xattr(req, n);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	LOCK();
+	int ret = 0, e = writable();
+	if (!e)
+		ret = bkfs_removexattr(S.fs, to_inum(ino), name);
+	UNLOCK();
+	fuse_reply_err(req, e ? e : xattr_err(ret));
 }
 
 /* ---- mount and unmount ---- */
 
-static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	cfg->use_ino = 1;     /* st_ino = bkfs inode number */
-	cfg->readdir_ino = 0;
-	cfg->hard_remove = 0; /* open files are hidden, not removed, on unlink */
-	cfg->nullpath_ok = 0;
-	return fuse_get_context()->private_data;
+	/* the kernel clears setuid/setgid on write, truncate and chown itself */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* writes go through to the filesystem at once (no writeback cache) */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
 /* close once: from destroy, or after the loop if destroy never ran */
@@ -652,20 +848,34 @@ static void close_fs(void)
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
+		/* files still open at unmount: their hidden names go now */
+		for (size_t i = 0; i < S.nr_open; i++)
+			if (S.open[i].hidden && !(S.fs->flags & BKFS_OPEN_RDONLY))
+				unhide(&S.open[i]);
+		S.nr_open = 0;
 		S.close_ret = bkfs_close(S.fs);
 		if (S.close_ret)
 			fprintf(stderr, "bkfs mount: closing the filesystem: %s\n", bkfs_strerror(S.close_ret));
 	}
+	free(S.open);
+	S.open = NULL;
+	S.open_cap = 0;
 	UNLOCK();
 }
 
-static void op_destroy(void *private_data)
+static void op_destroy(void *userdata)
 {
 	close_fs();
 }
 
-static const struct fuse_operations bkfs_fuse_ops = {
+static const struct fuse_lowlevel_ops bkfs_ll_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
+	.setattr = op_setattr,
 	.readlink = op_readlink,
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
@@ -674,36 +884,57 @@ static const struct fuse_operations bkfs_fuse_ops = {
 	.symlink = op_symlink,
 	.rename = op_rename,
 	.link = op_link,
-	.chmod = op_chmod,
-	.chown = op_chown,
-	.truncate = op_truncate,
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
-	.statfs = op_statfs,
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsync,
-	.init = op_init,
-	.destroy = op_destroy,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
 	.create = op_create,
-	.utimens = op_utimens,
 };
 
 int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv)
 {
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts opts;
+	struct fuse_session *se = NULL;
+	int ret = 1;
+
 	S.fs = fs;
 	S.closed = false;
 	S.close_ret = 0;
-	int ret = fuse_main(argc, argv, &bkfs_fuse_ops, fs);
+	memset(&opts, 0, sizeof(opts));
+	if (fuse_parse_cmdline(&args, &opts))
+		goto out;
+	if (!opts.mountpoint) {
+		fprintf(stderr, "bkfs mount: no mount point\n");
+		goto out;
+	}
+	if (!(se = fuse_session_new(&args, &bkfs_ll_ops, sizeof(bkfs_ll_ops), NULL)))
+		goto out;
+	if (fuse_set_signal_handlers(se))
+		goto out_destroy;
+	if (fuse_session_mount(se, opts.mountpoint))
+		goto out_signals;
+	fuse_daemonize(opts.foreground);
+	ret = fuse_session_loop(se) ? 1 : 0; /* single-threaded */
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se); /* runs destroy (close) if the kernel connected */
+out:
 	close_fs();
+	free(opts.mountpoint);
+	fuse_opt_free_args(&args);
 	return ret || S.close_ret ? 1 : 0;
 }

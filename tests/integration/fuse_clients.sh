@@ -93,15 +93,16 @@ fsck_clean() {
 	echo "fsck -n after $1: clean"
 }
 
-# Wait until libfuse's hidden names (files unlinked while open) are gone:
-# FUSE sends the last release asynchronously, after close() returned.
+# Wait until the hidden names of files unlinked while open (in the root of
+# the mount) are gone: FUSE sends the last release asynchronously, after
+# close() returned.
 settle() {
 	for _ in $(seq 1 100); do
-		[ -z "$(find "$1" -name '.fuse_hidden*' -print -quit)" ] && return 0
+		[ -z "$(find "$MNT" -maxdepth 1 -name '.bkfs_hidden*' -print -quit)" ] && return 0
 		sleep 0.05
 	done
-	find "$1" -name '.fuse_hidden*' | head
-	fail "hidden files of closed files remain under $1"
+	find "$MNT" -maxdepth 1 -name '.bkfs_hidden*' | head
+	fail "hidden files of closed files remain"
 }
 
 # ---- comparison helpers ----
@@ -239,14 +240,35 @@ if mv d4 d4/sub/inside 2>/dev/null; then fail "directory moved below itself"; fi
 ln f2 f2link
 perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' f2 f2link # same inode: nothing happens
 [ -e f2 ] && [ -e f2link ] || fail "rename onto another link of the same file"
-# unlink while open: readable until closed, then gone without a trace
-head -c 50000 /dev/urandom > open_file
-want=$(md5sum < open_file)
-exec 3< open_file
-rm open_file
+# unlink while open: readable and writable until closed, then gone without
+# a trace; its directory can go meanwhile
+mkdir odir
+head -c 50000 /dev/urandom > odir/open_file
+want=$(md5sum < odir/open_file)
+exec 3< odir/open_file
+exec 4>> odir/open_file
+rm odir/open_file
+rmdir odir || fail "rmdir of a directory whose file is open but unlinked"
 [ "$(md5sum <&3)" = "$want" ] || fail "unlinked open file not readable"
+echo more >&4 || fail "unlinked open file not writable"
+exec 3<&- 4>&-
+# replaced by a rename while open
+echo old > ren_target
+exec 3< ren_target
+echo new > ren_src
+mv ren_src ren_target
+[ "$(cat <&3)" = old ] && [ "$(cat ren_target)" = new ] || fail "rename over an open file"
 exec 3<&-
-settle "$P"
+settle
+# hard links share attributes at once (no stale cached link count)
+echo h > hl1
+stat hl1 > /dev/null
+ln hl1 hl2
+[ "$(stat -c %h hl1)" = 2 ] || fail "link count of the first link is stale"
+chmod 0604 hl2
+[ "$(stat -c %a hl1)" = 604 ] || fail "mode through the other link is stale"
+rm hl2
+[ "$(stat -c %h hl1)" = 1 ] || fail "link count after unlink of the other link"
 # unaligned writes, growth, holes, truncation
 head -c 10000 /dev/urandom > rmw
 cp rmw "$T/rmw"
@@ -283,7 +305,7 @@ fi
 rm -rf d3 && [ ! -e d3 ] || fail "rm -rf"
 # statfs: a 20 MiB file takes about 20 MiB of free space
 free0=$(stat -f -c %f .)
-head -c 20971520 /dev/zero > filler
+dd if=/dev/zero of=filler bs=1M count=20 status=none # large writes: few FUSE requests
 sync filler
 free1=$(stat -f -c %f .)
 bs=$(stat -f -c %S .)
@@ -313,7 +335,7 @@ if have rsync; then
 	mkdir -p "$MOD/newdir/deeper"
 	head -c 70000 /dev/urandom > "$MOD/newdir/deeper/new"
 	rsync -aHX --delete "$MOD/" "$MNT/rs/"
-	settle "$MNT/rs"
+	settle
 	# rsync -H leaves the mtime of directories it changed late unset (on
 	# any filesystem): directory times are not compared here
 	NODIRTIMES=1 compare "$MOD" "$MNT/rs" rsync-in
@@ -381,7 +403,7 @@ fi
 
 # ---- unmount, check, extract ----
 step "unmount, fsck, extract"
-settle "$MNT"
+settle
 sleep 1.1
 manifest "$MNT" > "$T/final.man"
 sums "$MNT" > "$T/final.sums"
