@@ -294,7 +294,7 @@ int journal_write_checkpoint(struct bkfs_fs *fs)
 struct jent {
 	u64 seq, cp_seq;
 	u16 type;
-	const u8 *data; /* points into a ring buffer */
+	const u8 *data; /* the entry, owned (freed with the list) */
 	u32 bytes;
 	u64 pos;
 };
@@ -305,36 +305,65 @@ static int jent_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int scan_ring(struct bkfs_fs *fs, const u8 *ring, u64 ring_bytes, struct jent **ents,
-		     size_t *nr, size_t *cap, struct journal_stats *st)
+/* The ring is read in chunks of this size into one reused buffer; only valid
+ * entries are kept. Reading it whole would cost a ring-sized allocation (and
+ * its page faults) on every open. */
+#define RING_CHUNK (1u << 20)
+
+/* Scan one device's ring for valid entries, appended to ents (each with its
+ * own copy of the entry). Returns 0, 1 if the ring could not be read (the
+ * device is skipped), or <0. */
+static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 ring_bytes, u8 *chunk,
+		     struct jent **ents, size_t *nr, size_t *cap, struct journal_stats *st)
 {
 	u64 magic = sb_journal_magic(&fs->sb);
+	u64 cbase = 0, clen = 0; /* chunk holds [cbase, cbase + clen) of the ring */
 	for (u64 off = 0; off + sizeof(struct bkfs_jentry_hdr) <= ring_bytes; off += fs->block_bytes) {
-		const struct bkfs_jentry_hdr *h = (const void *)(ring + off);
+		if (off + sizeof(struct bkfs_jentry_hdr) > cbase + clen) {
+			cbase = off;
+			clen = MIN((u64)RING_CHUNK, ring_bytes - off);
+			if (bd_read(bd, chunk, start + cbase, clen))
+				return 1;
+		}
+		const struct bkfs_jentry_hdr *h = (const void *)(chunk + (off - cbase));
 		if (h->magic != magic)
 			continue;
 		if (h->version != BKFS_FORMAT_VERSION || h->bytes < sizeof(*h) || h->bytes > ring_bytes - off) {
 			st->bad_csum++;
 			continue;
 		}
-		if (bkfs_crc32c(0, (const u8 *)h + 4, h->bytes - 4) != h->csum) {
+		u32 bytes = h->bytes;
+		u8 *e = malloc(bytes);
+		if (!e)
+			return -BKFS_E_NOMEM;
+		if (off + bytes <= cbase + clen) {
+			memcpy(e, h, bytes);
+		} else if (bd_read(bd, e, start + off, bytes)) {
+			free(e);
+			return 1;
+		}
+		h = (const void *)e;
+		if (bkfs_crc32c(0, e + 4, bytes - 4) != h->csum) {
 			st->bad_csum++;
 			if (!st->first_bad_seq || h->seq < st->first_bad_seq)
 				st->first_bad_seq = h->seq;
+			free(e);
 			continue;
 		}
 		if (*nr == *cap) {
 			size_t nc = *cap ? *cap * 2 : 256;
 			struct jent *n = realloc(*ents, nc * sizeof(*n));
-			if (!n)
+			if (!n) {
+				free(e);
 				return -BKFS_E_NOMEM;
+			}
 			*ents = n;
 			*cap = nc;
 		}
 		(*ents)[(*nr)++] = (struct jent){ .seq = h->seq, .cp_seq = h->checkpoint_seq, .type = h->type,
-						   .data = (const u8 *)h, .bytes = h->bytes, .pos = off };
+						   .data = e, .bytes = bytes, .pos = off };
 		st->entries_valid++;
-		off += ROUND_UP(h->bytes, fs->block_bytes) - fs->block_bytes;
+		off += ROUND_UP(bytes, fs->block_bytes) - fs->block_bytes;
 	}
 	return 0;
 }
@@ -405,26 +434,32 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 	struct journal_stats *st = &j->stats;
 	struct jent *ents = NULL;
 	size_t nr = 0, cap = 0;
-	u8 *rings[BKFS_MAX_DEVS] = { 0 };
+	u8 *chunk = NULL;
 	int ret = 0;
 
 	memset(st, 0, sizeof(*st));
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		if (!fs->devs[d].bd)
 			continue;
-		rings[d] = malloc(j->ring_bytes);
-		if (!rings[d]) {
+		if (!chunk && !(chunk = malloc(MIN((u64)RING_CHUNK, MAX(j->ring_bytes, (u64)1))))) {
 			ret = -BKFS_E_NOMEM;
 			goto out;
 		}
-		if (bd_read(fs->devs[d].bd, rings[d], ring_start(fs, d), j->ring_bytes)) {
-			free(rings[d]);
-			rings[d] = NULL;
-			continue;
+		size_t nr0 = nr;
+		struct journal_stats st0 = *st;
+		ret = scan_ring(fs, fs->devs[d].bd, ring_start(fs, d), j->ring_bytes, chunk, &ents, &nr, &cap, st);
+		if (ret > 0) {
+			/* unreadable ring: this device's entries are not used */
+			while (nr > nr0)
+				free((void *)ents[--nr].data);
+			*st = st0;
+			ret = 0;
 		}
-		if ((ret = scan_ring(fs, rings[d], j->ring_bytes, &ents, &nr, &cap, st)))
+		if (ret)
 			goto out;
 	}
+	free(chunk);
+	chunk = NULL;
 	if (nr)
 		qsort(ents, nr, sizeof(*ents), jent_cmp);
 	/* newest checkpoint whose records parse */
@@ -474,8 +509,9 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 	if (j->wpos >= j->ring_bytes)
 		j->wpos = 0;
 out:
-	for (unsigned d = 0; d < fs->nr_devs; d++)
-		free(rings[d]);
+	free(chunk);
+	for (size_t i = 0; i < nr; i++)
+		free((void *)ents[i].data);
 	free(ents);
 	return ret;
 }
