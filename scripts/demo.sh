@@ -139,7 +139,27 @@ for kind in "${kinds[@]}"; do
 		verdict="UNEXPECTED (want 4, 1, 0)"; bad=1
 	fi
 	printf '%s: fsck -n -> %s, fsck -y -> %s, fsck -n -> %s: %s\n' "$kind" "$rc1" "$rc2" "$rc3" "$verdict"
-	rm -f "$img"
+	# which files survived: extract the repaired image and compare every
+	# regular file with the source tree
+	out=$D/out-$kind
+	rm -rf "$out"
+	"$BKFS" extract "$img" "$out" > "$D/extract-$kind.log" 2>&1 || true
+	intact=0; changed=()
+	while IFS= read -r -d '' f; do
+		rel=${f#"$D/src/"}
+		if cmp -s "$f" "$out/$rel" 2>/dev/null; then
+			intact=$((intact + 1))
+		else
+			changed+=("$rel")
+		fi
+	done < <(find "$D/src" -type f -print0)
+	echo "after repair: $intact files byte-identical to the source, ${#changed[@]} missing or different"
+	for f in "${changed[@]:0:5}"; do echo "    changed: $f"; done
+	grep -E "^data:|lost\+found" "$D/fsck2-$kind.log" | head -3 | sed 's/^/    fsck -y reported: /'
+	if [ -d "$out/lost+found" ]; then
+		echo "    lost+found holds $(find "$out/lost+found" -mindepth 1 | wc -l) salvaged entries"
+	fi
+	rm -rf "$img" "$out"
 done
 if [ "$bad" != 0 ]; then
 	echo "damage and repair: some kinds did not behave (logs in $D)"
