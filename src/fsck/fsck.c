@@ -110,6 +110,56 @@ void bkey_object_text(struct printbuf *out, unsigned btree_id, unsigned level, c
 	bpos_to_text(out, k->p);
 }
 
+/* ---- read-ahead of a btree level ---- */
+
+struct fsck_ra {
+	struct btree_ra *ra;
+	struct btree_iter it; /* over the pointers, one level up */
+	unsigned id;
+};
+
+static bool ra_level_next(void *arg, unsigned *id, struct bkey_buf *kb)
+{
+	struct fsck_ra *r = arg;
+	struct bkey *k;
+	if (btree_iter_peek(&r->it, &k) || !k)
+		return false;
+	memcpy(kb, k, bkey_bytes(k));
+	*id = r->id;
+	btree_iter_advance(&r->it);
+	return true;
+}
+
+struct fsck_ra *fsck_ra_level(struct bkfs_fs *fs, unsigned btree_id, unsigned level, struct bpos start)
+{
+	if (!fs->readahead || level + 1 >= BTREE_MAX_DEPTH)
+		return NULL;
+	struct fsck_ra *r = xcalloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->id = btree_id;
+	btree_iter_init(&r->it, fs, btree_id, level + 1, start);
+	if (!(r->ra = btree_ra_open(fs, ra_level_next, r))) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void fsck_ra_step(struct fsck_ra *r)
+{
+	if (r)
+		btree_ra_fill(r->ra);
+}
+
+void fsck_ra_end(struct fsck_ra *r)
+{
+	if (!r)
+		return;
+	btree_ra_close(r->ra);
+	free(r);
+}
+
 /* ---- reports ---- */
 
 static void json_str(FILE *f, const char *s)
@@ -234,23 +284,27 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	return ret;
 }
 
-#define FSCK_NODE_CACHE (8u << 20)
+#define FSCK_NODE_CACHE (2u << 20)
 
-static u64 mem_estimate(struct bkfs_fs *fs)
+static u64 mem_estimate(struct bkfs_fs *fs, bool readahead)
 {
 	u64 buckets = 0;
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		buckets += fs->sb.members[d].nbuckets;
-	/* GC shadow state + live bucket mirror (56 B + 1) + node cache + slack */
+	/* GC shadow state + the filesystem passes' inode table + live bucket
+	 * mirror (56 B + 1) + node cache, buffer pool and read-ahead + slack */
 	u64 btree_bytes = 0;
 	struct alloc_state *as = ALLOC(fs);
 	for (size_t i = 0; i < as->nr_acct; i++)
 		if (as->acct[i].pos.inode == ACCT_btree && as->acct[i].v[0] > 0)
 			btree_bytes += (u64)as->acct[i].v[0] << SECTOR_SHIFT;
 	btree_bytes /= MAX(1, fs->sb.metadata_replicas);
-	/* nodes are held in memory at about twice their on-disk size */
-	u64 cache = MIN((u64)fs->max_clean * fs->node_bytes, 2 * btree_bytes);
-	return fsck_gc_mem_estimate(fs) + buckets * (sizeof(struct bkfs_alloc) + 1) + cache + (8u << 20);
+	/* a node in memory: its data, header and key offsets */
+	u64 node = fs->node_bytes + fs->node_bytes / 8;
+	u64 nodes = fs->max_clean + BTREE_NODE_POOL + (readahead ? BTREE_RA_SLOTS : 0);
+	u64 cache = MIN(nodes * node, 2 * btree_bytes);
+	return fsck_gc_mem_estimate(fs) + fsck_fs_mem_estimate(fs) + buckets * (sizeof(struct bkfs_alloc) + 1) +
+	       cache + (8u << 20);
 }
 
 static void record_error_counts(struct fsck_ctx *c)
@@ -386,11 +440,17 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	/* the passes walk each btree in key order and hold only paths and
 	 * interior nodes: a big node cache would get no hits across passes,
 	 * and every node it holds costs memory (and page faults to grow) */
-	fs->max_clean = MIN(fs->max_clean, MAX((size_t)64, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
+	fs->max_clean = MIN(fs->max_clean, MAX((size_t)32, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
 	fs->fsck = &c;
 	if (err.len && o->verbose)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));
-	u64 est = mem_estimate(fs);
+	/* a helper thread reads ahead of the passes' btree walks (nothing is
+	 * written to the devices before the final checkpoint), when there is a
+	 * second CPU and its buffers fit in -m */
+	bool readahead = !o->fail_after_writes && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	u64 est = mem_estimate(fs, readahead);
+	if (readahead && o->mem_limit && est > o->mem_limit)
+		est = mem_estimate(fs, readahead = false);
 	printf("bkfs fsck: %u device(s), memory estimate %.1f MiB\n", fs->nr_devs, est / 1048576.0);
 	if (o->mem_limit && est > o->mem_limit) {
 		fprintf(stderr, "bkfs fsck: needs about %.1f MiB, more than the limit -m %.1f MiB\n", est / 1048576.0,
@@ -399,6 +459,8 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		status = 8;
 		goto report;
 	}
+	if (readahead)
+		btree_ra_start(fs);
 	static const struct { unsigned pass; pass_fn fn; } passes[] = {
 		{ FSCK_PASS_journal, fsck_pass_journal },
 		{ FSCK_PASS_check_topology, fsck_check_topology },
@@ -412,6 +474,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 			continue;
 		ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
 	}
+	btree_ra_stop(fs);
 	if (ret == -BKFS_E_AGAIN || fsck_cancelled) {
 		fprintf(stderr, "bkfs fsck: cancelled; nothing was written\n");
 		bkfs_close_nowrite(fs);
@@ -429,6 +492,10 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
 		fs->sb.clean = 0;
 		ret = bkfs_write_super(fs);
+		/* the journal repair: damaged entries are erased (the checkpoint
+		 * below supersedes everything they could have held) */
+		if (!ret && c.counts[FSCK_ERR_journal_entry_bad_csum])
+			ret = journal_scrub_bad(fs);
 		if (!ret)
 			ret = bkfs_close(fs);
 		else

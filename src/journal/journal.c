@@ -313,6 +313,40 @@ static int jent_cmp(const void *a, const void *b)
 /* Scan one device's ring for valid entries, appended to ents (each with its
  * own copy of the entry). Returns 0, 1 if the ring could not be read (the
  * device is skipped), or <0. */
+static void note_bad(struct bkfs_fs *fs, struct blockdev *bd, u64 off, struct journal_stats *st)
+{
+	st->bad_csum++;
+	if (st->nr_bad >= JOURNAL_MAX_BAD)
+		return;
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		if (fs->devs[d].bd == bd) {
+			st->bad_dev[st->nr_bad] = d;
+			st->bad_off[st->nr_bad++] = off;
+		}
+}
+
+int journal_scrub_bad(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	struct journal_stats *st = &j->stats;
+	u8 *zero = xcalloc(1, fs->block_bytes);
+	int ret = 0;
+	if (!zero)
+		return -BKFS_E_NOMEM;
+	for (u32 i = 0; i < st->nr_bad && !ret; i++) {
+		struct blockdev *bd = fs->devs[st->bad_dev[i]].bd;
+		if (bd)
+			ret = bd_write(bd, zero, ring_start(fs, st->bad_dev[i]) + st->bad_off[i], fs->block_bytes);
+	}
+	for (unsigned d = 0; d < fs->nr_devs && !ret; d++)
+		if (fs->devs[d].bd)
+			ret = bd_flush(fs->devs[d].bd);
+	free(zero);
+	if (!ret)
+		st->nr_bad = 0;
+	return ret;
+}
+
 static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 ring_bytes, u8 *chunk,
 		     struct jent **ents, size_t *nr, size_t *cap, struct journal_stats *st)
 {
@@ -329,7 +363,7 @@ static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 rin
 		if (h->magic != magic)
 			continue;
 		if (h->version != BKFS_FORMAT_VERSION || h->bytes < sizeof(*h) || h->bytes > ring_bytes - off) {
-			st->bad_csum++;
+			note_bad(fs, bd, off, st);
 			continue;
 		}
 		u32 bytes = h->bytes;
@@ -344,7 +378,7 @@ static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 rin
 		}
 		h = (const void *)e;
 		if (bkfs_crc32c(0, e + 4, bytes - 4) != h->csum) {
-			st->bad_csum++;
+			note_bad(fs, bd, off, st);
 			if (!st->first_bad_seq || h->seq < st->first_bad_seq)
 				st->first_bad_seq = h->seq;
 			free(e);

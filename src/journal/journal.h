@@ -14,6 +14,11 @@ struct journal_stats {
 	u64 checkpoint_seq, max_seq_seen;
 	u64 first_bad_seq;  /* seq of the first entry not replayed (0 = none) */
 	bool found_checkpoint;
+	/* where damaged entries lie (dev, ring offset), for journal_scrub_bad() */
+#define JOURNAL_MAX_BAD 256
+	u32 nr_bad;
+	u8 bad_dev[JOURNAL_MAX_BAD];
+	u64 bad_off[JOURNAL_MAX_BAD];
 };
 
 struct journal {
@@ -46,6 +51,9 @@ int journal_write_checkpoint(struct bkfs_fs *fs);
 int bkfs_write_super(struct bkfs_fs *fs);
 /* Superblock copy locations on a member (byte offsets); returns count. */
 unsigned sb_copy_offsets(const struct bkfs_sb *sb, const struct bkfs_member *m, u64 out[3]);
+/* Overwrite the header block of every damaged entry found by the last read,
+ * so a repaired journal never shows them again. */
+int journal_scrub_bad(struct bkfs_fs *fs);
 void journal_stats_to_text(struct printbuf *out, const struct journal_stats *s);
 
 #endif
