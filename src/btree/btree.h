@@ -101,6 +101,7 @@ struct bkfs_fs {
 	void *journal;    /* struct journal, journal layer */
 	void *alloc;      /* struct alloc_state, alloc layer */
 	void *fsck;       /* fsck state when running the checker */
+	void *readahead;  /* node read-ahead helper thread (node.c), or NULL */
 	/* counters for reports */
 	u64 nodes_read, nodes_written, node_read_errors;
 };
@@ -129,6 +130,24 @@ int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr
  * is in memory only (dirty or never written). */
 int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, bool *mem,
 		     struct printbuf *why);
+/* Read-ahead: a helper thread reads and validates the nodes a walk will ask
+ * for next, so that reading overlaps the walk's own work. Only while nothing
+ * is written to the devices (fsck's passes). A stream is an ordered source of
+ * pointer keys (next() runs on the caller's thread, from btree_ra_fill());
+ * btree_node_get()/btree_node_probe() take a node from the helper when one of
+ * its pointers matches exactly, else read it themselves: results are the same
+ * with or without read-ahead. btree_ra_open() returns NULL (and fill/close
+ * accept NULL) when no helper runs. */
+#define BTREE_RA_SLOTS 32   /* nodes the read-ahead holds at most */
+#define BTREE_NODE_POOL 32  /* freed node buffers kept for reuse, at most */
+struct btree_ra;
+typedef bool (*btree_ra_next_fn)(void *arg, unsigned *btree_id, struct bkey_buf *ptr_key);
+int btree_ra_start(struct bkfs_fs *fs);
+void btree_ra_stop(struct bkfs_fs *fs);
+struct btree_ra *btree_ra_open(struct bkfs_fs *fs, btree_ra_next_fn next, void *arg);
+/* Queue more pointers of the stream (call where next() may read nodes). */
+void btree_ra_fill(struct btree_ra *ra);
+void btree_ra_close(struct btree_ra *ra);
 /* Parse and validate a raw node buffer read from disk. */
 int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out, struct printbuf *why);
 /* Read and validate the node at one replica location, outside the cache

@@ -14,13 +14,12 @@
  * node per read while a btree is walked, and reusing warm buffers avoids a
  * page fault per 4 KiB of every node read. */
 #define NODE_HDR sizeof(struct bkfs_node_hdr)
-#define NODE_POOL_MAX 64
 
 static struct {
 	pthread_mutex_t lock;
 	size_t bytes;
 	unsigned nr;
-	void *v[NODE_POOL_MAX];
+	void *v[BTREE_NODE_POOL];
 } node_pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static size_t node_mem_bytes(u32 cap)
@@ -46,7 +45,7 @@ static void node_mem_put(void *p, size_t bytes)
 			free(node_pool.v[--node_pool.nr]);
 		node_pool.bytes = bytes;
 	}
-	if (node_pool.nr < NODE_POOL_MAX) {
+	if (node_pool.nr < BTREE_NODE_POOL) {
 		node_pool.v[node_pool.nr++] = p;
 		p = NULL;
 	}
@@ -344,16 +343,39 @@ int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out,
 	return 0;
 }
 
+/* the device reads made for one node (their counters are updated by the
+ * thread that owns the devices' counters) */
+struct rd {
+	unsigned nr;
+	u8 dev[BKFS_MAX_REPLICAS];
+};
+
+static void rd_account(struct bkfs_fs *fs, const struct rd *rd)
+{
+	for (unsigned i = 0; i < rd->nr; i++) {
+		struct blockdev *bd = fs->devs[rd->dev[i]].bd;
+		bd->nr_reads++;
+		bd->bytes_read += fs->node_bytes;
+	}
+}
+
 /* Read the node at one replica location and validate it: a node outside the
  * cache. */
-int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why)
+static int node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why,
+			struct rd *rd)
 {
 	if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd)
 		return -BKFS_E_IO;
+	struct blockdev *bd = fs->devs[ptr->dev].bd;
+	u64 off = ptr->offset << SECTOR_SHIFT;
 	struct btree *b = node_mem_alloc(fs);
 	if (!b)
 		return -BKFS_E_NOMEM;
-	int ret = bd_read(fs->devs[ptr->dev].bd, b->data - NODE_HDR, ptr->offset << SECTOR_SHIFT, fs->node_bytes);
+	if (rd->nr < BKFS_MAX_REPLICAS)
+		rd->dev[rd->nr++] = ptr->dev;
+	/* bd_read() without its counters */
+	int ret = off > bd->size || fs->node_bytes > bd->size - off ? -BKFS_E_RANGE
+		: bd->read(bd, b->data - NODE_HDR, off, fs->node_bytes);
 	if (!ret) {
 		if (why)
 			pb_reset(why);
@@ -365,6 +387,14 @@ int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct bt
 	}
 	*out = b;
 	return 0;
+}
+
+int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why)
+{
+	struct rd rd = { 0 };
+	int ret = node_read_at(fs, ptr, out, why, &rd);
+	rd_account(fs, &rd);
+	return ret;
 }
 
 int bkfs_read_ptrs(struct bkfs_fs *fs, const struct bkfs_btree_ptr *p, void *buf, size_t len)
@@ -416,10 +446,13 @@ static void node_apply_ptr_range(struct btree *b, const struct bkey *k, const st
 	}
 }
 
+static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out);
+
 /* Read the node a pointer names from the first replica that validates and
- * matches the pointer: a node outside the cache. */
-static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out,
-			 struct printbuf *why)
+ * matches the pointer: a node outside the cache. No side effects on fs (the
+ * read-ahead helper runs it too); rd records the device reads. */
+static int node_read_replicas(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out,
+			      struct printbuf *why, struct rd *rd)
 {
 	const struct bkfs_btree_ptr *p = bkey_val(k);
 	struct btree *b = NULL;
@@ -431,7 +464,7 @@ static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bke
 	int ret = -BKFS_E_IO;
 	/* try every replica until one validates and matches */
 	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
-		ret = btree_node_read_at(fs, &p->ptrs[i], &b, why);
+		ret = node_read_at(fs, &p->ptrs[i], &b, why, rd);
 		if (ret == -BKFS_E_NOMEM)
 			return ret;
 		if (ret)
@@ -443,13 +476,29 @@ static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bke
 		}
 		break;
 	}
-	fs->nodes_read++;
-	if (ret) {
-		fs->node_read_errors++;
-		return ret;
+	if (!ret)
+		*out = b;
+	return ret;
+}
+
+static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out,
+			 struct printbuf *why)
+{
+	if (ra_claim(fs, btree_id, k, out)) {
+		if (why)
+			pb_reset(why);
+		fs->nodes_read++;
+		return 0;
 	}
-	*out = b;
-	return 0;
+	struct rd rd = { 0 };
+	int ret = node_read_replicas(fs, btree_id, k, out, why, &rd);
+	rd_account(fs, &rd);
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	fs->nodes_read++;
+	if (ret)
+		fs->node_read_errors++;
+	return ret;
 }
 
 static struct btree *cache_lookup(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *p)
@@ -522,4 +571,269 @@ int btree_node_write(struct bkfs_fs *fs, struct btree *b)
 	free(buf);
 	fs->nodes_written++;
 	return ok ? 0 : (ret ? ret : -BKFS_E_IO);
+}
+
+/* ---- read-ahead ----
+ * One helper thread and a few slots. The caller's thread queues pointers
+ * (btree_ra_fill) and takes finished nodes (ra_claim, from the miss path of
+ * btree_node_get/_probe); the helper only reads and validates
+ * (node_read_replicas, which touches nothing shared but the buffer pool).
+ * Slots are matched by the exact pointer key, so a node taken from the helper
+ * is the node a read of that pointer gives. A failed read is done again by
+ * the caller, which produces the error, its message and the counters. A
+ * stream is consumed in order: taking one of its nodes drops its older
+ * slots. Everything but the helper's read runs on the caller's thread, under
+ * the lock. */
+#define RA_PER_STREAM 12
+#define PTR_KEY_U64S DIV_ROUND_UP(sizeof(struct bkey) + sizeof(struct bkfs_btree_ptr), 8)
+
+enum { RA_FREE, RA_QUEUED, RA_READING, RA_DONE, RA_FAILED };
+
+struct ra_slot {
+	u8 state, btree_id;
+	struct btree_ra *owner;  /* NULL once its stream let go */
+	u64 ticket;              /* queue order */
+	u64 key[PTR_KEY_U64S];   /* the pointer key */
+	struct btree *b;         /* DONE */
+	struct rd rd;            /* DONE, FAILED: the reads made */
+};
+
+struct ra_state {
+	struct bkfs_fs *fs;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	bool stop;
+	u64 next_ticket;
+	struct ra_slot slot[BTREE_RA_SLOTS];
+};
+
+struct btree_ra {
+	struct ra_state *st;
+	btree_ra_next_fn next;
+	void *arg;
+	bool end;
+	unsigned outstanding;    /* slots owned */
+};
+
+static struct bkey *slot_key(struct ra_slot *s) { return (struct bkey *)s->key; }
+
+/* Release a slot that is not READING (lock held). */
+static void slot_release(struct ra_state *st, struct ra_slot *s)
+{
+	if (s->owner)
+		s->owner->outstanding--;
+	if (s->state == RA_DONE || s->state == RA_FAILED)
+		rd_account(st->fs, &s->rd);
+	if (s->state == RA_DONE)
+		btree_node_mem_free(s->b);
+	s->b = NULL;
+	s->owner = NULL;
+	s->state = RA_FREE;
+}
+
+/* The stream no longer wants the slot (lock held). */
+static void slot_drop(struct ra_state *st, struct ra_slot *s)
+{
+	if (s->state != RA_READING) {
+		slot_release(st, s);
+	} else if (s->owner) {
+		s->owner->outstanding--;
+		s->owner = NULL; /* released when the read finishes */
+	}
+}
+
+static void *ra_thread(void *arg)
+{
+	struct ra_state *st = arg;
+	pthread_mutex_lock(&st->lock);
+	while (!st->stop) {
+		struct ra_slot *s = NULL;
+		for (unsigned i = 0; i < BTREE_RA_SLOTS; i++)
+			if (st->slot[i].state == RA_QUEUED && (!s || st->slot[i].ticket < s->ticket))
+				s = &st->slot[i];
+		if (!s) {
+			pthread_cond_wait(&st->work, &st->lock);
+			continue;
+		}
+		s->state = RA_READING;
+		pthread_mutex_unlock(&st->lock);
+		struct btree *b = NULL;
+		struct rd rd = { 0 };
+		int ret = node_read_replicas(st->fs, s->btree_id, slot_key(s), &b, NULL, &rd);
+		pthread_mutex_lock(&st->lock);
+		s->rd = rd;
+		s->b = ret ? NULL : b;
+		s->state = ret ? RA_FAILED : RA_DONE;
+		pthread_cond_broadcast(&st->done);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+int btree_ra_start(struct bkfs_fs *fs)
+{
+	if (fs->readahead)
+		return 0;
+	struct ra_state *st = xcalloc(1, sizeof(*st));
+	if (!st)
+		return -BKFS_E_NOMEM;
+	st->fs = fs;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->work, NULL);
+	pthread_cond_init(&st->done, NULL);
+	if (pthread_create(&st->thread, NULL, ra_thread, st)) {
+		pthread_mutex_destroy(&st->lock);
+		pthread_cond_destroy(&st->work);
+		pthread_cond_destroy(&st->done);
+		free(st);
+		return -BKFS_E_NOMEM;
+	}
+	pthread_setname_np(st->thread, "bkfs-readahead");
+	fs->readahead = st;
+	return 0;
+}
+
+void btree_ra_stop(struct bkfs_fs *fs)
+{
+	struct ra_state *st = fs->readahead;
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->stop = true;
+	pthread_cond_signal(&st->work);
+	pthread_mutex_unlock(&st->lock);
+	pthread_join(st->thread, NULL);
+	for (unsigned i = 0; i < BTREE_RA_SLOTS; i++)
+		if (st->slot[i].state != RA_FREE) {
+			if (st->slot[i].owner) /* streams must be closed first */
+				st->slot[i].owner->st = NULL;
+			if (st->slot[i].state == RA_READING) /* never started: the helper stopped */
+				st->slot[i].state = RA_QUEUED;
+			slot_release(st, &st->slot[i]);
+		}
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->work);
+	pthread_cond_destroy(&st->done);
+	free(st);
+	fs->readahead = NULL;
+}
+
+struct btree_ra *btree_ra_open(struct bkfs_fs *fs, btree_ra_next_fn next, void *arg)
+{
+	if (!fs->readahead)
+		return NULL;
+	struct btree_ra *ra = xcalloc(1, sizeof(*ra));
+	if (!ra)
+		return NULL;
+	ra->st = fs->readahead;
+	ra->next = next;
+	ra->arg = arg;
+	return ra;
+}
+
+void btree_ra_close(struct btree_ra *ra)
+{
+	if (!ra)
+		return;
+	struct ra_state *st = ra->st;
+	if (st) {
+		pthread_mutex_lock(&st->lock);
+		for (unsigned i = 0; i < BTREE_RA_SLOTS; i++)
+			if (st->slot[i].state != RA_FREE && st->slot[i].owner == ra)
+				slot_drop(st, &st->slot[i]);
+		pthread_mutex_unlock(&st->lock);
+	}
+	free(ra);
+}
+
+void btree_ra_fill(struct btree_ra *ra)
+{
+	if (!ra || !ra->st || ra->end || ra->outstanding > RA_PER_STREAM / 2)
+		return;
+	struct ra_state *st = ra->st;
+	struct bkfs_fs *fs = st->fs;
+	bool queued = false;
+	while (ra->outstanding < RA_PER_STREAM) {
+		struct ra_slot *s = NULL;
+		pthread_mutex_lock(&st->lock);
+		for (unsigned i = 0; i < BTREE_RA_SLOTS; i++) {
+			struct ra_slot *x = &st->slot[i];
+			if (!x->owner && (x->state == RA_DONE || x->state == RA_FAILED))
+				slot_release(st, x); /* let go while being read */
+			if (x->state == RA_FREE && !s)
+				s = x;
+		}
+		pthread_mutex_unlock(&st->lock);
+		if (!s)
+			break;
+		/* next() may read nodes (through the cache, on this thread) */
+		struct bkey_buf kb;
+		unsigned id;
+		if (!ra->next(ra->arg, &id, &kb)) {
+			ra->end = true;
+			break;
+		}
+		const struct bkfs_btree_ptr *p = bkey_val(&kb.k);
+		if (kb.k.type != KEY_TYPE_btree_ptr || bkey_val_bytes(&kb.k) != sizeof(*p) || !p->nr_ptrs)
+			continue;
+		struct btree *c = btree_cache_find(fs, p->seq);
+		if (c && c->btree_id == id && c->level == p->level)
+			continue; /* cached already */
+		pthread_mutex_lock(&st->lock);
+		/* s is still free: only this thread takes free slots */
+		s->state = RA_QUEUED;
+		s->btree_id = id;
+		s->owner = ra;
+		s->ticket = st->next_ticket++;
+		memcpy(s->key, &kb.k, bkey_bytes(&kb.k));
+		ra->outstanding++;
+		queued = true;
+		pthread_mutex_unlock(&st->lock);
+	}
+	if (queued) {
+		pthread_mutex_lock(&st->lock);
+		pthread_cond_signal(&st->work);
+		pthread_mutex_unlock(&st->lock);
+	}
+}
+
+static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out)
+{
+	struct ra_state *st = fs->readahead;
+	if (!st)
+		return false;
+	bool got = false;
+	pthread_mutex_lock(&st->lock);
+	struct ra_slot *s = NULL;
+	for (unsigned i = 0; i < BTREE_RA_SLOTS && !s; i++) {
+		struct ra_slot *x = &st->slot[i];
+		if (x->state != RA_FREE && x->owner && x->btree_id == btree_id && k->u64s == slot_key(x)->u64s &&
+		    !memcmp(x->key, k, bkey_bytes(k)))
+			s = x;
+	}
+	if (s) {
+		struct btree_ra *ra = s->owner;
+		/* the stream has moved past its older slots */
+		for (unsigned i = 0; i < BTREE_RA_SLOTS; i++) {
+			struct ra_slot *x = &st->slot[i];
+			if (x != s && x->state != RA_FREE && x->owner == ra && x->ticket < s->ticket)
+				slot_drop(st, x);
+		}
+		if (s->state == RA_QUEUED) {
+			/* not started: reading it here is as fast */
+			slot_release(st, s);
+		} else {
+			while (s->state == RA_READING)
+				pthread_cond_wait(&st->done, &st->lock);
+			if (s->state == RA_DONE) {
+				*out = s->b;
+				s->state = RA_FAILED; /* the node is taken: release only counts */
+				got = true;
+			}
+			slot_release(st, s);
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+	return got;
 }

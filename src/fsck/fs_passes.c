@@ -113,6 +113,7 @@ static void vsort(void *base, size_t nr, size_t sz, int (*cmp)(const void *, con
 /* a stream over the extents or xattrs btree: the current key's summary */
 struct kst {
 	struct btree_iter it;
+	struct fsck_ra *ra;
 	bool end;
 	struct bpos p;
 	u8 type;
@@ -198,15 +199,39 @@ static u64 sec_bytes(u64 sectors)
 
 static u32 tfind(struct fsp *s, u64 inum)
 {
-	size_t lo = 0, hi = s->t.nr;
+	const struct fi *d = s->t.d;
+	size_t n = s->t.nr, lo, hi, step = 1;
+	if (!n || inum < d[0].inum || inum > d[n - 1].inum)
+		return NONE;
+	/* inums are mostly dense: start where inum would be if they were, and
+	 * gallop to a range holding the first entry >= inum */
+	u64 span = d[n - 1].inum - d[0].inum;
+	size_t g = span ? (size_t)((double)(inum - d[0].inum) / (double)span * (double)(n - 1)) : 0;
+	if (g >= n)
+		g = n - 1;
+	if (d[g].inum < inum) {
+		lo = hi = g + 1; /* everything before lo is < inum */
+		while (hi < n && d[hi].inum < inum) {
+			lo = hi + 1;
+			hi = lo + step > n ? n : lo + step;
+			step *= 2;
+		}
+	} else {
+		lo = hi = g; /* d[hi] >= inum */
+		while (lo && d[lo - 1].inum >= inum) {
+			hi = lo - 1;
+			lo = lo > step ? lo - step : 0;
+			step *= 2;
+		}
+	}
 	while (lo < hi) {
 		size_t m = lo + (hi - lo) / 2;
-		if (s->t.d[m].inum < inum)
+		if (d[m].inum < inum)
 			lo = m + 1;
 		else
 			hi = m;
 	}
-	return lo < s->t.nr && s->t.d[lo].inum == inum ? (u32)lo : NONE;
+	return lo < n && d[lo].inum == inum ? (u32)lo : NONE;
 }
 
 /* dirents come grouped by directory: remember the last one */
@@ -241,6 +266,7 @@ static int kst_load(struct kst *s)
 	struct bkey *k;
 	for (;;) {
 		fsck_cache_trim(s->it.fs);
+		fsck_ra_step(s->ra);
 		int ret = btree_iter_peek(&s->it, &k);
 		if (ret)
 			return ret;
@@ -279,7 +305,14 @@ static int kst_init(struct kst *s, struct bkfs_fs *fs, unsigned id)
 {
 	memset(s, 0, sizeof(*s));
 	btree_iter_init(&s->it, fs, id, 0, POS_MIN);
+	s->ra = fsck_ra_level(fs, id, 0, POS_MIN);
 	return kst_load(s);
+}
+
+static void kst_exit(struct kst *s)
+{
+	fsck_ra_end(s->ra);
+	s->ra = NULL;
 }
 
 /* consume the extents and xattrs of inum */
@@ -437,7 +470,7 @@ static bool inode_key_ok(const struct bkey *k)
 	       bkey_val_bytes(k) >= sizeof(struct bkfs_inode);
 }
 
-static int scan_inodes(struct fsp *s)
+static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 {
 	struct btree_iter it;
 	struct bkey *k;
@@ -447,6 +480,7 @@ static int scan_inodes(struct fsp *s)
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
 		fsck_cache_trim(s->fs);
+		fsck_ra_step(ra);
 		if ((ret = btree_iter_peek(&it, &k)))
 			return ret;
 		if (!k || k->p.inode)
@@ -470,6 +504,16 @@ static int scan_inodes(struct fsp *s)
 	return consume_orphans(s, 0, true);
 }
 
+static int scan_inodes(struct fsp *s)
+{
+	struct fsck_ra *ra = fsck_ra_level(s->fs, BTREE_ID_inodes, 0, POS_MIN);
+	int ret = scan_inodes_ra(s, ra);
+	fsck_ra_end(ra);
+	kst_exit(&s->ex);
+	kst_exit(&s->xa);
+	return ret;
+}
+
 /* ---- dirents ---- */
 
 struct dent {
@@ -480,11 +524,12 @@ struct dent {
 };
 
 /* next well-formed dirent (copied: the node may go away), *end at the end */
-static int dent_next(struct btree_iter *it, struct dent *d, bool *end)
+static int dent_next(struct btree_iter *it, struct fsck_ra *ra, struct dent *d, bool *end)
 {
 	struct bkey *k;
 	for (;;) {
 		fsck_cache_trim(it->fs);
+		fsck_ra_step(ra);
 		int ret = btree_iter_peek(it, &k);
 		if (ret)
 			return ret;
@@ -546,14 +591,14 @@ static int bad_find(struct fsp *s, u32 idx)
 /* Inodes whose mode has no valid file type: decide the type from evidence
  * (entries inside it: a directory; else the d_type of a dirent naming it;
  * else a regular file), then check them like the others. */
-static int resolve_bad(struct fsp *s)
+static int resolve_bad_ra(struct fsp *s, struct fsck_ra *ra)
 {
 	struct btree_iter it;
 	struct dent d;
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
-	while (!(ret = dent_next(&it, &d, &end)) && !end) {
+	while (!(ret = dent_next(&it, ra, &d, &end)) && !end) {
 		u32 dI = tfind_dir(s, d.pos.inode), tI = tfind(s, d.inum);
 		int b;
 		if (dI != NONE && !s->t.d[dI].type && (b = bad_find(s, dI)) >= 0)
@@ -574,6 +619,14 @@ static int resolve_bad(struct fsp *s)
 	return 0;
 }
 
+static int resolve_bad(struct fsp *s)
+{
+	struct fsck_ra *ra = fsck_ra_level(s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	int ret = resolve_bad_ra(s, ra);
+	fsck_ra_end(ra);
+	return ret;
+}
+
 static int cmp_dirrec(const void *a, const void *b)
 {
 	u32 x = ((const struct dirrec *)a)->idx, y = ((const struct dirrec *)b)->idx;
@@ -591,14 +644,14 @@ static int cmp_drec_pos(const void *key, const void *elem)
 	return bpos_cmp(*(const struct bpos *)key, ((const struct drec *)elem)->pos);
 }
 
-static int scan_dirents(struct fsp *s, bool *need2)
+static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 {
 	struct btree_iter it;
 	struct dent d;
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
-	while (!(ret = dent_next(&it, &d, &end)) && !end) {
+	while (!(ret = dent_next(&it, ra, &d, &end)) && !end) {
 		u32 dI, tI;
 		int c = classify(s, &d, &dI, &tI);
 		struct drec *r;
@@ -657,16 +710,24 @@ static int scan_dirents(struct fsp *s, bool *need2)
 	return ret;
 }
 
+static int scan_dirents(struct fsp *s, bool *need2)
+{
+	struct fsck_ra *ra = fsck_ra_level(s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	int ret = scan_dirents_ra(s, need2, ra);
+	fsck_ra_end(ra);
+	return ret;
+}
+
 /* Directories with more than one dirent: keep the first one in the chosen
  * directory, name the others (in dirent order). */
-static int scan_extra_links(struct fsp *s)
+static int scan_extra_links_ra(struct fsp *s, struct fsck_ra *ra)
 {
 	struct btree_iter it;
 	struct dent d;
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
-	while (!(ret = dent_next(&it, &d, &end)) && !end) {
+	while (!(ret = dent_next(&it, ra, &d, &end)) && !end) {
 		u32 dI, tI;
 		if (classify(s, &d, &dI, &tI) != C_OK)
 			continue;
@@ -690,6 +751,14 @@ static int scan_extra_links(struct fsp *s)
 	}
 	for (size_t i = 0; i < s->t.nr; i++)
 		s->t.d[i].flags &= ~F_KEPT;
+	return ret;
+}
+
+static int scan_extra_links(struct fsp *s)
+{
+	struct fsck_ra *ra = fsck_ra_level(s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	int ret = scan_extra_links_ra(s, ra);
+	fsck_ra_end(ra);
 	return ret;
 }
 
@@ -776,7 +845,7 @@ static int find_name(struct fsp *s, u64 dir, u64 inum, char *name, struct bpos *
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS(dir, 0));
-	while (!(ret = dent_next(&it, &d, &end)) && !end && d.pos.inode == dir) {
+	while (!(ret = dent_next(&it, NULL, &d, &end)) && !end && d.pos.inode == dir) {
 		if (s->path_budget)
 			s->path_budget--;
 		if (d.inum == inum) {
@@ -1142,7 +1211,7 @@ out:
 
 /* The second pass over the inodes: per-inode checks against the values the
  * repairs lead to, in inum order. */
-static int report_inodes(struct fsp *s)
+static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 {
 	struct btree_iter it;
 	struct bkey *k;
@@ -1153,6 +1222,7 @@ static int report_inodes(struct fsp *s)
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
 		fsck_cache_trim(s->fs);
+		fsck_ra_step(ra);
 		if ((ret = btree_iter_peek(&it, &k)))
 			break;
 		if (!k || k->p.inode)
@@ -1258,6 +1328,14 @@ static int report_inodes(struct fsp *s)
 	}
 	pb_exit(&obj);
 	pb_exit(&act);
+	return ret;
+}
+
+static int report_inodes(struct fsp *s)
+{
+	struct fsck_ra *ra = fsck_ra_level(s->fs, BTREE_ID_inodes, 0, POS_MIN);
+	int ret = report_inodes_ra(s, ra);
+	fsck_ra_end(ra);
 	return ret;
 }
 
@@ -1453,6 +1531,32 @@ out:
 	return ret;
 }
 
+/* inodes the accounting counts (a hint: may be wrong on a damaged image) */
+static u64 acct_inodes(struct bkfs_fs *fs)
+{
+	struct acct_entry *e = fs->alloc ? acct_find(fs, acct_pos_nr_inodes(), false) : NULL;
+	return e && e->v[0] > 0 ? (u64)e->v[0] : 0;
+}
+
+u64 fsck_fs_mem_estimate(struct bkfs_fs *fs)
+{
+	return (acct_inodes(fs) + 1024) * sizeof(struct fi);
+}
+
+/* The table holds an entry per inode: allocate it once, at the size the
+ * accounting gives (it grows as usual if that is short). */
+static void t_reserve(struct fsp *s)
+{
+	u64 n = acct_inodes(s->fs) + 1024;
+	if (n > (1u << 27))
+		return; /* implausible: let it grow */
+	struct fi *d = malloc(n * sizeof(*d));
+	if (d) {
+		s->t.d = d;
+		s->t.cap = n;
+	}
+}
+
 static void fsp_free(struct fsp *s)
 {
 	VFREE(s->t);
@@ -1480,6 +1584,7 @@ int fsck_check_filesystem(struct fsck_ctx *c)
 		.path_budget = 1ull << 24,
 	};
 	bool need2 = false;
+	t_reserve(&s);
 	size_t nr_findings = c->nr;
 	int ret;
 

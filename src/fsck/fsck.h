@@ -186,6 +186,15 @@ static inline void fsck_cache_trim(struct bkfs_fs *fs)
 }
 void bkey_object_text(struct printbuf *out, unsigned btree_id, unsigned level, const struct bkey *k);
 
+/* Read-ahead of the nodes of one level of a btree, in key order from start
+ * (their pointers are read at level + 1), for a walk over that level: NULL
+ * when no read-ahead helper runs (bkfs_fsck starts one). Call
+ * fsck_ra_step() where fsck_cache_trim() may be called. */
+struct fsck_ra;
+struct fsck_ra *fsck_ra_level(struct bkfs_fs *fs, unsigned btree_id, unsigned level, struct bpos start);
+void fsck_ra_step(struct fsck_ra *r);
+void fsck_ra_end(struct fsck_ra *r);
+
 /* the passes (each returns 0, or <0 on an operational error) */
 int fsck_pass_superblock(struct fsck_ctx *c);          /* superblock.c */
 int fsck_pass_journal(struct fsck_ctx *c);             /* superblock.c */
@@ -199,6 +208,8 @@ int fsck_gc_gens(struct fsck_ctx *c);                  /* gc_gens.c */
 /* gc.c: memory check_allocations needs (shadow buckets, tables), for the
  * estimate printed before the run and -m. */
 u64 fsck_gc_mem_estimate(struct bkfs_fs *fs);
+/* fs_passes.c: the per-inode table of the filesystem passes */
+u64 fsck_fs_mem_estimate(struct bkfs_fs *fs);
 
 /* Run everything; returns the fsck(8) exit status bits. */
 int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o);

@@ -838,7 +838,7 @@ static void gc_walk_error(struct gc_state *g, unsigned id, unsigned level, int e
 	g->walk_failed = true;
 }
 
-static int gc_walk_level(struct gc_state *g, unsigned id, unsigned level)
+static int gc_walk_level_ra(struct gc_state *g, unsigned id, unsigned level, struct fsck_ra *ra)
 {
 	struct btree_iter it;
 	struct bkey *k;
@@ -846,6 +846,7 @@ static int gc_walk_level(struct gc_state *g, unsigned id, unsigned level)
 	btree_iter_init(&it, g->fs, id, level, POS_MIN);
 	while (1) {
 		fsck_cache_trim(g->fs);
+		fsck_ra_step(ra);
 		if ((ret = btree_iter_peek(&it, &k))) {
 			gc_walk_error(g, id, level, ret);
 			return 0;
@@ -870,6 +871,14 @@ static int gc_walk_level(struct gc_state *g, unsigned id, unsigned level)
 		}
 		btree_iter_advance(&it);
 	}
+}
+
+static int gc_walk_level(struct gc_state *g, unsigned id, unsigned level)
+{
+	struct fsck_ra *ra = fsck_ra_level(g->fs, id, level, POS_MIN);
+	int ret = gc_walk_level_ra(g, id, level, ra);
+	fsck_ra_end(ra);
+	return ret;
 }
 
 static int gc_walk_btree(struct gc_state *g, unsigned id)

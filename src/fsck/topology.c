@@ -408,6 +408,45 @@ static int list_from_node(struct btree *b, struct clist *L)
 
 /* ---- the walk ---- */
 
+/* read-ahead of an interior node's children, in pass A's order */
+struct topo_ra {
+	struct btree_ra *ra;
+	unsigned id;
+	struct child *v;
+	size_t nr, pos;
+};
+
+static bool topo_ra_next(void *arg, unsigned *id, struct bkey_buf *kb)
+{
+	struct topo_ra *r = arg;
+	while (r->pos < r->nr) {
+		const struct child *ch = &r->v[r->pos++];
+		if (ch->from_scan || ch->read || ch->p.level != ch->level)
+			continue;
+		child_orig_key(ch, kb);
+		*id = r->id;
+		return true;
+	}
+	return false;
+}
+
+static void topo_ra_open(struct topo *t, struct topo_ra *r, const struct clist *L)
+{
+	memset(r, 0, sizeof(*r));
+	if (!t->fs->readahead || !L->nr || !(r->v = malloc(L->nr * sizeof(*r->v))))
+		return;
+	memcpy(r->v, L->v, L->nr * sizeof(*r->v));
+	r->nr = L->nr;
+	r->id = t->id;
+	r->ra = btree_ra_open(t->fs, topo_ra_next, r);
+}
+
+static void topo_ra_close(struct topo_ra *r)
+{
+	btree_ra_close(r->ra);
+	free(r->v);
+}
+
 static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *L);
 
 /* Pass B for a leaf: validate the keys inside its range; collect it.
@@ -485,6 +524,8 @@ static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *
 
 	for (i = 0; i < L->nr; i++)
 		L->v[i].level = pd->level - 1;
+	struct topo_ra tra;
+	topo_ra_open(t, &tra, L);
 pass_a:
 	i = prev = 0;
 	have_prev = false;
@@ -495,6 +536,7 @@ pass_a:
 		}
 		struct child *cur = &L->v[i];
 		if (!cur->read) {
+			btree_ra_fill(tra.ra);
 			pb_reset(&why);
 			ret = read_child(t, pd, cur, &why);
 			if (ret < 0)
@@ -692,6 +734,7 @@ pass_a:
 		ret = NODE_EMPTY;
 	}
 out:
+	topo_ra_close(&tra);
 	pb_exit(&obj);
 	pb_exit(&why);
 	return ret;
