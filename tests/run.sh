@@ -43,6 +43,9 @@ BUILD_ABS=$(cd "$BUILD" && pwd)
 TMPROOT=$BUILD_ABS/tmp
 
 # Sanitizer defaults (only used by sanitized builds; callers may override).
+# image files need no fdatasync in tests (power loss is tested on the
+# emulated device); see src/io/file_dev.c
+export BKFS_UNSAFE_NOSYNC=${BKFS_UNSAFE_NOSYNC:-1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
