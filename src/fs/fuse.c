@@ -17,7 +17,9 @@
  *   every call into the engine holds one mutex too.
  * - Writes, truncates and metadata changes are committed transactions
  *   (journaled); fsync/fsyncdir flush the journal (durable). flush (every
- *   close) does not: that would cost a device flush per close.
+ *   close) does not: that would cost a device flush per close. Space freed
+ *   is reusable once durable, so an operation that runs out of space
+ *   flushes the journal and is tried once more.
  * - POSIX ACL xattrs are refused (EOPNOTSUPP), so clients fall back to chmod.
  * - destroy (unmount) removes leftover hidden files and closes the
  *   filesystem with bkfs_close(): checkpoint, clean flag. */
@@ -128,6 +130,49 @@ static u64 ts_to_ns(const struct timespec *ts)
 	s64 sec = ts->tv_sec < -lim ? -lim : ts->tv_sec > lim ? lim : ts->tv_sec;
 	long nsec = ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 ? 0 : ts->tv_nsec;
 	return (u64)(sec * 1000000000ll + nsec);
+}
+
+/* Space freed by a transaction is reused only once that transaction is
+ * durable: an operation that ran out of space flushes the journal and is
+ * tried once more (true: try again). */
+static bool retry_nospc(long ret)
+{
+	return ret == -BKFS_E_NOSPC && !S.fs->error && !bkfs_sync(S.fs);
+}
+
+/* Space kept back from operations that add data or objects, so that
+ * deletions and the btree node writes of checkpoints find space on a full
+ * filesystem (a failed node allocation inside a commit makes the filesystem
+ * read-only). Buckets per device: max(16, 1/32 of the device). */
+static void space(u64 *total, u64 *avail, u64 *reserve)
+{
+	struct bkfs_fs *fs = S.fs;
+	*total = *avail = *reserve = 0;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		const struct bkfs_member *m = fs->devs[d].m;
+		if (!fs->devs[d].bd || !m)
+			continue;
+		u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+		*total += nb * fs->bucket_bytes;
+		*avail += alloc_free_buckets(fs, d) * fs->bucket_bytes;
+		*reserve += MIN(nb, MAX(16, nb / 32)) * fs->bucket_bytes;
+	}
+}
+
+/* 0 if an operation that adds data or objects may go ahead, else ENOSPC
+ * (after a journal flush, which makes freed space reusable) */
+static int space_check(void)
+{
+	u64 total, avail, reserve;
+	space(&total, &avail, &reserve);
+	if (avail > reserve)
+		return 0;
+	if (!bkfs_sync(S.fs)) {
+		space(&total, &avail, &reserve);
+		if (avail > reserve)
+			return 0;
+	}
+	return ENOSPC;
 }
 
 static void fill_stat(struct stat *st, u64 inum, const struct bkfs_inode *in)
@@ -307,7 +352,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			e = EISDIR;
 		else if (!S_ISREG(in.mode) || attr->st_size < 0)
 			e = EINVAL;
-		else
+		else if ((ret = bkfs_file_truncate(S.fs, inum, attr->st_size)) && retry_nospc(ret))
 			ret = bkfs_file_truncate(S.fs, inum, attr->st_size);
 		if (e || ret)
 			goto out;
@@ -392,14 +437,17 @@ static void create_obj(fuse_req_t req, fuse_ino_t parent, const char *name, u32 
 	u32 gid = ctx->gid;
 	int ret = 0, e = name_ok(name);
 	LOCK();
-	if (e || (e = writable()) || (ret = bkfs_inode_find(S.fs, dir, &din)))
+	if (e || (e = writable()) || (e = space_check()) || (ret = bkfs_inode_find(S.fs, dir, &din)))
 		goto out;
 	if (din.mode & S_ISGID) { /* BSD group semantics below a setgid directory */
 		gid = din.gid;
 		if (S_ISDIR(mode))
 			mode |= S_ISGID;
 	}
-	if ((ret = bkfs_create(S.fs, dir, name, mode, ctx->uid, gid, rdev, target, &inum, &in)))
+	ret = bkfs_create(S.fs, dir, name, mode, ctx->uid, gid, rdev, target, &inum, &in);
+	if (retry_nospc(ret))
+		ret = bkfs_create(S.fs, dir, name, mode, ctx->uid, gid, rdev, target, &inum, &in);
+	if (ret)
 		goto out;
 	if (fi) {
 		if ((e = open_get(inum)))
@@ -504,7 +552,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		if (ret && ret != -BKFS_E_NOENT)
 			goto out;
 	}
-	ret = bkfs_rename(S.fs, odir, name, ndir, newname, f);
+	if (retry_nospc(ret = bkfs_rename(S.fs, odir, name, ndir, newname, f)))
+		ret = bkfs_rename(S.fs, odir, name, ndir, newname, f);
 out:
 	UNLOCK();
 	fuse_reply_err(req, e ? e : err(ret));
@@ -515,8 +564,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	u64 inum = to_inum(ino);
 	int ret = 0, e = name_ok(newname);
 	LOCK();
-	if (!e && !(e = writable())) {
-		ret = bkfs_link(S.fs, inum, to_inum(newparent), newname);
+	if (!e && !(e = writable()) && !(e = space_check())) {
+		if (retry_nospc(ret = bkfs_link(S.fs, inum, to_inum(newparent), newname)))
+			ret = bkfs_link(S.fs, inum, to_inum(newparent), newname);
 		if (ret == -BKFS_E_RANGE)
 			e = EMLINK;
 		else if (ret == -BKFS_E_ISDIR)
@@ -605,7 +655,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	LOCK();
 	int e = writable();
+	if (!e)
+		e = space_check();
 	ssize_t n = e ? 0 : bkfs_file_write(S.fs, to_inum(ino), off, buf, size);
+	if (!e && retry_nospc(n))
+		n = bkfs_file_write(S.fs, to_inum(ino), off, buf, size);
 	UNLOCK();
 	if (e)
 		fuse_reply_err(req, e);
@@ -639,21 +693,17 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
-	u64 total = 0, avail = 0;
+	u64 total, avail, reserve;
 	LOCK();
 	struct bkfs_fs *fs = S.fs;
-	for (unsigned d = 0; d < fs->nr_devs; d++) {
-		const struct bkfs_member *m = fs->devs[d].m;
-		if (!fs->devs[d].bd || !m)
-			continue;
-		total += (m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket)) * fs->bucket_bytes;
-		avail += alloc_free_buckets(fs, d) * fs->bucket_bytes;
-	}
+	space(&total, &avail, &reserve);
 	unsigned replicas = fs->sb.data_replicas ? fs->sb.data_replicas : 1;
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = st.f_frsize = fs->block_bytes;
 	st.f_blocks = total / fs->block_bytes;
-	st.f_bfree = st.f_bavail = avail / replicas / fs->block_bytes;
+	/* free buckets; what writes may use excludes the reserve */
+	st.f_bfree = avail / replicas / fs->block_bytes;
+	st.f_bavail = (avail > reserve ? avail - reserve : 0) / replicas / fs->block_bytes;
 	/* inodes are not a limited resource: report plenty */
 	st.f_files = st.f_ffree = st.f_favail = 1ull << 32;
 	st.f_namemax = BKFS_NAME_MAX;
@@ -778,7 +828,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		f |= BKFS_XATTR_REPLACE;
 	LOCK();
 	int ret = 0;
-	if (!(e = writable()))
+	if (!(e = writable()) && !(e = space_check()) &&
+	    retry_nospc(ret = bkfs_setxattr(S.fs, to_inum(ino), name, value, size, f)))
 		ret = bkfs_setxattr(S.fs, to_inum(ino), name, value, size, f);
 	UNLOCK();
 	fuse_reply_err(req, e ? e : xattr_err(ret));

@@ -1,5 +1,5 @@
 /* fuse.h - the FUSE adapter (fuse.c, the only user of libfuse): serve an
- * open filesystem at a mount point with the libfuse 3 high-level API. */
+ * open filesystem at a mount point with the libfuse 3 low-level API. */
 #ifndef BKFS_FUSE_H
 #define BKFS_FUSE_H
 #include "super.h"

@@ -5,9 +5,10 @@
 # fsck/clone, fio with --verify=crc32c (aligned random writes and unaligned
 # sequential writes), stress-ng's filesystem stressors, and direct POSIX
 # checks (rename cases, unlink of an open file, truncate, sparse writes,
-# xattrs, statfs). Then: unmount, `bkfs fsck -n` clean, and `bkfs extract`
-# gives back exactly what the mount showed. Finally the daemon (no -f) and
-# read-only modes.
+# xattrs, statfs, hard-link attributes, open files unlinked or renamed
+# over). Then: unmount, `bkfs fsck -n` clean, and `bkfs extract` gives back
+# exactly what the mount showed. Finally the daemon (no -f) and read-only
+# modes, and a full filesystem (ENOSPC, then usable again).
 #
 # Clients that are not installed are skipped (rsync, git, fio, stress-ng);
 # the whole test is skipped (exit 77) without /dev/fuse or fusermount3, or
@@ -453,6 +454,36 @@ if echo x > "$MNT/nope" 2>/dev/null; then fail "ro: write succeeded"; fi
 if mkdir "$MNT/nope" 2>/dev/null; then fail "ro: mkdir succeeded"; fi
 unmount_fg
 fsck_clean "read-only mount"
+
+# ---- a full filesystem: ENOSPC, then usable again once space is freed ----
+step "full filesystem"
+IMG=$T/small.img
+truncate -s 64M "$IMG"
+"$BKFS" format "$IMG" > /dev/null || fail "format (64M)"
+mount_fg
+if dd if=/dev/zero of="$MNT/fill" bs=1M count=100 status=none 2> "$T/dd.err"; then
+	fail "100M written to a 64M filesystem"
+fi
+grep -q "No space left" "$T/dd.err" || { cat "$T/dd.err"; fail "no ENOSPC when full"; }
+[ "$(stat -f -c %a "$MNT")" -lt 1024 ] || fail "statfs: full filesystem shows $(stat -f -c %a "$MNT") free blocks"
+rm "$MNT/fill"
+# full of small files: creation stops with ENOSPC, deletion still works
+mkdir "$MNT/many"
+n=$(perl -e '
+	use Errno qw(ENOSPC);
+	my $blob = "x" x 30000;
+	for (my $i = 0; ; $i++) {
+		my $f;
+		my $ok = open($f, ">", "$ARGV[0]/f$i") && print($f $blob) && close($f);
+		if (!$ok) { print "$i\n"; exit($! == ENOSPC ? 0 : 1); }
+	}' "$MNT/many") || fail "small files: an error other than ENOSPC"
+[ "$n" -gt 1000 ] || fail "only $n small files fit"
+rm -rf "$MNT/many" || fail "rm -rf on a full filesystem"
+head -c 1000000 /dev/urandom > "$T/after_full"
+cp "$T/after_full" "$MNT/after_full" || fail "write after freeing space"
+cmp "$MNT/after_full" "$T/after_full" || fail "content after freeing space"
+unmount_fg
+fsck_clean "filling the filesystem"
 
 # ---- usage errors ----
 rc=0; "$BKFS" mount > /dev/null 2>&1 || rc=$?
