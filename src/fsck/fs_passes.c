@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #define NONE UINT32_MAX
@@ -1544,13 +1545,25 @@ u64 fsck_fs_mem_estimate(struct bkfs_fs *fs)
 }
 
 /* The table holds an entry per inode: allocate it once, at the size the
- * accounting gives (it grows as usual if that is short). */
+ * accounting gives (it grows as usual if that is short), in huge pages where
+ * the kernel allows: touching it a 4 KiB page at a time costs a page fault
+ * per 170 inodes. */
 static void t_reserve(struct fsp *s)
 {
+	const size_t huge = 2u << 20;
 	u64 n = acct_inodes(s->fs) + 1024;
 	if (n > (1u << 27))
 		return; /* implausible: let it grow */
-	struct fi *d = malloc(n * sizeof(*d));
+	size_t bytes = n * sizeof(struct fi);
+	struct fi *d;
+	if (bytes >= huge) {
+		bytes = ROUND_UP(bytes, huge);
+		if ((d = aligned_alloc(huge, bytes)))
+			madvise(d, bytes, MADV_HUGEPAGE);
+		n = bytes / sizeof(struct fi);
+	} else {
+		d = malloc(bytes);
+	}
 	if (d) {
 		s->t.d = d;
 		s->t.cap = n;
