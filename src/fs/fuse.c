@@ -700,7 +700,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	unsigned replicas = fs->sb.data_replicas ? fs->sb.data_replicas : 1;
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = st.f_frsize = fs->block_bytes;
-	st.f_blocks = total / fs->block_bytes;
+	st.f_blocks = total / replicas / fs->block_bytes;
 	/* free buckets; what writes may use excludes the reserve */
 	st.f_bfree = avail / replicas / fs->block_bytes;
 	st.f_bavail = (avail > reserve ? avail - reserve : 0) / replicas / fs->block_bytes;

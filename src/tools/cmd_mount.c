@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -61,7 +64,9 @@ int cmd_mount(int argc, char **argv)
 	};
 	bool foreground = false, debug = false, ro = false, degraded = false;
 	char *fuse_opts = NULL, *devbuf = NULL;
-	int c, ret = 1;
+	int c, ret = 1, lockfds[BKFS_MAX_DEVS];
+	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
+		lockfds[i] = -1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":fdo:h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -143,6 +148,21 @@ int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 
+	/* one read-write mount per device at a time (read-only ones may share):
+	 * the locks live as long as the serving process */
+	for (unsigned i = 0; i < nr; i++) {
+		lockfds[i] = open(devs[i], O_RDONLY | O_CLOEXEC);
+		if (lockfds[i] < 0) {
+			fprintf(stderr, "bkfs mount: %s: %s\n", devs[i], strerror(errno));
+			goto out;
+		}
+		if (flock(lockfds[i], (ro ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
+			fprintf(stderr, "bkfs mount: %s: %s\n", devs[i],
+				errno == EWOULDBLOCK ? "in use by another bkfs mount" : strerror(errno));
+			goto out;
+		}
+	}
+
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
 	unsigned flags = (ro ? BKFS_OPEN_RDONLY : 0) | (degraded ? BKFS_OPEN_DEGRADED : 0);
@@ -181,12 +201,14 @@ int cmd_mount(int argc, char **argv)
 	free(fsname);
 	free(mopts);
 out:
+	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
+		if (lockfds[i] >= 0)
+			close(lockfds[i]);
 	free(devbuf);
 	free(fuse_opts);
 	return ret;
 nomem:
 	fprintf(stderr, "bkfs mount: out of memory\n");
-	free(devbuf);
-	free(fuse_opts);
-	return 1;
+	ret = 1;
+	goto out;
 }

@@ -14,7 +14,7 @@
 # the whole test is skipped (exit 77) without /dev/fuse or fusermount3, or
 # when this environment cannot mount FUSE at all.
 #
-# Environment (tests/run.sh): BKFS, GENTREE, TMPDIR. FC_FILES (default 1500,
+# Environment (tests/run.sh): BKFS, GENTREE, TMPDIR. FC_FILES (default 1000,
 # 300 for a sanitizer build) sets the size of the generated tree.
 set -euo pipefail
 
@@ -24,7 +24,7 @@ if grep -q __asan_init "$BKFS" 2>/dev/null; then
 	FC_FILES=${FC_FILES:-300}
 	FIO_MB=2
 else
-	FC_FILES=${FC_FILES:-1500}
+	FC_FILES=${FC_FILES:-1000}
 	FIO_MB=8
 fi
 T=$TMPDIR
@@ -193,6 +193,11 @@ if ! mount_fg; then
 	fail "bkfs mount failed"
 fi
 grep -q " $MNT fuse.bkfs " /proc/self/mounts || fail "mount not listed as fuse.bkfs"
+# a second mount of the same image is refused
+mkdir "$T/mnt2"
+rc=0; "$BKFS" mount "$IMG" "$T/mnt2" > /dev/null 2> "$T/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "in use" "$T/err" || { cat "$T/err"; fail "second mount of a mounted image: exit $rc"; }
+mountpoint -q "$T/mnt2" && fail "second mount of a mounted image succeeded"
 
 # ---- cp -a ----
 step "cp -a"
