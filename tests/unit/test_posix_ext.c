@@ -1,0 +1,234 @@
+/* test_posix_ext.c - the operations the FUSE adapter adds to the fs layer
+ * (src/fs/posix_ext.h): rename in every form (same and other directory,
+ * over files and empty directories, refused cases, no-replace, exchange,
+ * two links of one inode, long hash chains), attribute and xattr changes.
+ * Link counts, parent fields, data and times are checked directly, and the
+ * image must check clean with `fsck -n` at the end. */
+#include "test.h"
+#include "fs/posix_ext.h"
+#include "fsck/fsck.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct bkfs_fs *fs;
+
+static u64 mk(u64 dir, const char *name, u32 mode)
+{
+	u64 inum = 0;
+	CHECK_EQ(bkfs_create(fs, dir, name, mode, 0, 0, 0, NULL, &inum, NULL), 0);
+	return inum;
+}
+
+static u32 nlink(u64 inum)
+{
+	struct bkfs_inode in;
+	if (bkfs_inode_find(fs, inum, &in))
+		return 0;
+	return in.nlink;
+}
+
+static u64 parent(u64 inum)
+{
+	struct bkfs_inode in;
+	if (bkfs_inode_find(fs, inum, &in))
+		return 0;
+	return in.parent;
+}
+
+static u64 look(u64 dir, const char *name)
+{
+	u64 inum = 0;
+	if (bkfs_lookup(fs, dir, name, &inum, NULL))
+		return 0;
+	return inum;
+}
+
+static int count_cb(void *arg, const char *name, size_t len, u64 inum, unsigned d_type, u64 slot)
+{
+	(*(u64 *)arg)++;
+	return 0;
+}
+
+static u64 entries(u64 dir)
+{
+	u64 n = 0;
+	CHECK_EQ(bkfs_readdir(fs, dir, 0, count_cb, &n), 0);
+	return n;
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/posix_ext.img", tmp);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && !ftruncate(fd, 256 << 20));
+	close(fd);
+	char *paths[1] = { path };
+	struct printbuf err = PRINTBUF;
+	struct format_opts fo = { 0 };
+	CHECK_EQ(bkfs_format(paths, 1, &fo, &err), 0);
+	CHECK_EQ(bkfs_open(paths, 1, 0, &fs, &err), 0);
+	pb_exit(&err);
+	if (!fs)
+		TEST_MAIN_END();
+	const u64 R = BKFS_ROOT_INO;
+
+	u64 a = mk(R, "a", S_IFDIR | 0755), b = mk(R, "b", S_IFDIR | 0755), c = mk(R, "c", S_IFDIR | 0755);
+	u64 x = mk(a, "x", S_IFREG | 0644), y = mk(b, "y", S_IFREG | 0644);
+	u64 sub = mk(a, "sub", S_IFDIR | 0755), emptyd = mk(b, "emptyd", S_IFDIR | 0755);
+	u64 z = mk(c, "z", S_IFREG | 0644);
+	mk(sub, "inner", S_IFREG | 0644);
+	char data[10000];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7 + 1);
+	CHECK_EQ(bkfs_file_write(fs, x, 0, data, sizeof(data)), (ssize_t)sizeof(data));
+	CHECK_EQ(bkfs_file_write(fs, y, 0, data, 5000), 5000);
+	CHECK_EQ(nlink(R), 5);
+	CHECK_EQ(nlink(a), 3);
+
+	/* within a directory */
+	CHECK_EQ(bkfs_rename(fs, a, "x", a, "x2", 0), 0);
+	CHECK_EQ(look(a, "x"), 0);
+	CHECK_EQ(look(a, "x2"), x);
+	/* over an existing file in another directory: the old inode goes */
+	struct bkfs_inode in;
+	CHECK_EQ(bkfs_inode_find(fs, b, &in), 0);
+	u64 bmtime = in.mtime_ns;
+	CHECK_EQ(bkfs_rename(fs, a, "x2", b, "y", 0), 0);
+	CHECK_EQ(look(b, "y"), x);
+	CHECK_EQ(look(a, "x2"), 0);
+	CHECK_EQ(bkfs_inode_find(fs, y, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(nlink(x), 1);
+	char buf[10000];
+	CHECK_EQ(bkfs_file_read(fs, x, 0, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	CHECK(!memcmp(buf, data, sizeof(data)));
+	CHECK_EQ(bkfs_inode_find(fs, b, &in), 0);
+	CHECK(in.mtime_ns >= bmtime && in.ctime_ns == in.mtime_ns);
+
+	/* a directory to another parent: link counts and the parent field */
+	CHECK_EQ(bkfs_rename(fs, a, "sub", b, "sub", 0), 0);
+	CHECK_EQ(nlink(a), 2);
+	CHECK_EQ(nlink(b), 4);
+	CHECK_EQ(parent(sub), b);
+	CHECK(look(sub, "inner") != 0);
+	/* refused: directory over a non-empty one, file over a directory,
+	 * directory over a file, below itself, no-replace over a name */
+	CHECK_EQ(bkfs_rename(fs, c, "z", b, "sub", 0), -BKFS_E_ISDIR);
+	CHECK_EQ(bkfs_rename(fs, b, "sub", b, "y", 0), -BKFS_E_NOTDIR);
+	u64 deep = mk(emptyd, "deep", S_IFDIR | 0755);
+	CHECK_EQ(bkfs_rename(fs, b, "emptyd", deep, "loop", 0), -BKFS_E_INVAL);
+	CHECK_EQ(bkfs_rename(fs, b, "emptyd", emptyd, "self", 0), -BKFS_E_INVAL);
+	CHECK_EQ(bkfs_rename(fs, b, "emptyd", b, "sub", 0), -BKFS_E_NOTEMPTY);
+	CHECK_EQ(bkfs_rename(fs, c, "z", b, "y", BKFS_RENAME_NOREPLACE), -BKFS_E_EXIST);
+	CHECK_EQ(bkfs_rename(fs, c, "nope", b, "y", 0), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_rename(fs, c, "z", b, "a/b", 0), -BKFS_E_INVAL);
+	CHECK_EQ(look(c, "z"), z);
+	CHECK_EQ(look(b, "y"), x);
+	/* a directory over an empty directory */
+	CHECK_EQ(bkfs_unlink(fs, emptyd, "deep", true), 0);
+	CHECK_EQ(bkfs_rename(fs, b, "sub", b, "emptyd", 0), 0);
+	CHECK_EQ(bkfs_inode_find(fs, emptyd, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(look(b, "emptyd"), sub);
+	CHECK_EQ(nlink(b), 3);
+	CHECK_EQ(parent(sub), b);
+
+	/* exchange a file and a directory across directories */
+	CHECK_EQ(bkfs_rename(fs, c, "z", b, "emptyd", BKFS_RENAME_EXCHANGE), 0);
+	CHECK_EQ(look(c, "z"), sub);
+	CHECK_EQ(look(b, "emptyd"), z);
+	CHECK_EQ(parent(sub), c);
+	CHECK_EQ(nlink(c), 3);
+	CHECK_EQ(nlink(b), 2);
+	CHECK_EQ(bkfs_rename(fs, c, "z", b, "none", BKFS_RENAME_EXCHANGE), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_rename(fs, c, "z", b, "y", BKFS_RENAME_EXCHANGE | BKFS_RENAME_NOREPLACE), -BKFS_E_INVAL);
+	/* a directory exchanged with its own ancestor's entry is refused */
+	u64 inner2 = mk(sub, "d2", S_IFDIR | 0755);
+	CHECK_EQ(bkfs_rename(fs, c, "z", sub, "d2", BKFS_RENAME_EXCHANGE), -BKFS_E_INVAL);
+	CHECK_EQ(parent(inner2), sub);
+
+	/* two links of one inode: nothing happens */
+	CHECK_EQ(bkfs_link(fs, x, a, "xl"), 0);
+	CHECK_EQ(nlink(x), 2);
+	CHECK_EQ(bkfs_rename(fs, a, "xl", b, "y", 0), 0);
+	CHECK_EQ(look(a, "xl"), x);
+	CHECK_EQ(look(b, "y"), x);
+	CHECK_EQ(nlink(x), 2);
+	/* over another link of a hard-linked file: one link less, data kept */
+	u64 w = mk(a, "w", S_IFREG | 0644);
+	CHECK_EQ(bkfs_rename(fs, a, "w", a, "xl", 0), 0);
+	CHECK_EQ(nlink(x), 1);
+	CHECK_EQ(look(a, "xl"), w);
+	CHECK_EQ(bkfs_file_read(fs, x, 0, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+
+	/* many names in one directory, renamed around (hash chains) */
+	u64 big = mk(R, "big", S_IFDIR | 0755);
+	char n1[32], n2[32];
+	for (int i = 0; i < 300; i++) {
+		snprintf(n1, sizeof(n1), "f%d", i);
+		mk(big, n1, S_IFREG | 0644);
+	}
+	u64 a_before = entries(a), pdir = big;
+	for (int i = 0; i < 300; i++) {
+		snprintf(n1, sizeof(n1), "f%d", i);
+		u64 ndir = pdir;
+		if (i % 3 != 2) { /* a new name, here or in a */
+			ndir = i % 5 ? big : a;
+			snprintf(n2, sizeof(n2), i % 3 ? "g%d" : "h%d", i + 1000);
+		} /* else: over the name the previous file got */
+		CHECK_EQ(bkfs_rename(fs, big, n1, ndir, n2, 0), 0);
+		pdir = ndir;
+	}
+	CHECK_EQ(entries(big) + entries(a) - a_before, 300 - 100);
+
+	/* attributes */
+	struct bkfs_attr_change ch = { .mask = BKFS_ATTR_MODE | BKFS_ATTR_UID | BKFS_ATTR_GID | BKFS_ATTR_MTIME,
+				       .mode = S_IFDIR | 04711, .uid = 7, .gid = 8, .mtime_ns = 123456789 };
+	CHECK_EQ(bkfs_setattr(fs, x, &ch, &in), 0);
+	CHECK_EQ(in.mode, S_IFREG | 04711);
+	CHECK_EQ(in.uid, 7);
+	CHECK_EQ(in.gid, 8);
+	CHECK_EQ(in.mtime_ns, 123456789);
+	CHECK(in.ctime_ns > 123456789);
+	ch = (struct bkfs_attr_change){ .mask = BKFS_ATTR_ATIME | BKFS_ATTR_CTIME, .atime_ns = 5, .ctime_ns = 6 };
+	CHECK_EQ(bkfs_setattr(fs, x, &ch, &in), 0);
+	CHECK_EQ(in.atime_ns, 5);
+	CHECK_EQ(in.ctime_ns, 6);
+	CHECK_EQ(bkfs_setattr(fs, 999999, &ch, NULL), -BKFS_E_NOENT);
+
+	/* xattrs: set, replace, get, remove, ctime */
+	CHECK_EQ(bkfs_setxattr(fs, x, "user.k", "v1", 2, 0), 0);
+	CHECK_EQ(bkfs_inode_find(fs, x, &in), 0);
+	CHECK(in.ctime_ns > 6);
+	CHECK_EQ(bkfs_setxattr(fs, x, "user.k", "v22", 3, BKFS_XATTR_CREATE), -BKFS_E_EXIST);
+	CHECK_EQ(bkfs_setxattr(fs, x, "user.k", "v22", 3, BKFS_XATTR_REPLACE), 0);
+	CHECK_EQ(bkfs_setxattr(fs, x, "user.none", "v", 1, BKFS_XATTR_REPLACE), -BKFS_E_NOENT);
+	char xv[8];
+	CHECK_EQ(bkfs_getxattr(fs, x, "user.k", NULL, 0), 3);
+	CHECK_EQ(bkfs_getxattr(fs, x, "user.k", xv, 2), -BKFS_E_RANGE);
+	CHECK_EQ(bkfs_getxattr(fs, x, "user.k", xv, sizeof(xv)), 3);
+	CHECK(!memcmp(xv, "v22", 3));
+	CHECK_EQ(bkfs_removexattr(fs, x, "user.k"), 0);
+	CHECK_EQ(bkfs_getxattr(fs, x, "user.k", NULL, 0), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_removexattr(fs, x, "user.k"), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_setxattr(fs, 999999, "user.k", "v", 1, 0), -BKFS_E_NOENT);
+
+	CHECK_EQ(bkfs_sync(fs), 0);
+
+	/* everything survives a reopen, and the image checks clean */
+	CHECK_EQ(bkfs_close(fs), 0);
+	CHECK_EQ(bkfs_open(paths, 1, 0, &fs, &err), 0);
+	pb_exit(&err);
+	if (fs) {
+		CHECK_EQ(look(b, "y"), x);
+		CHECK_EQ(look(c, "z"), sub);
+		CHECK_EQ(parent(sub), c);
+		CHECK_EQ(bkfs_close(fs), 0);
+	}
+	struct fsck_opts o = { .mode = FSCK_MODE_NO };
+	CHECK_EQ(bkfs_fsck(paths, 1, &o), 0);
+	unlink(path);
+	TEST_MAIN_END();
+}
