@@ -12,7 +12,7 @@
 #     when one has the same content.
 #
 # Environment: CORRUPT_KINDS="k1 k2" (default: all), CORRUPT_SEEDS="1 2"
-# (default 1), CORRUPT_FILES (default 3000; 600 under ASan), CORRUPT_IMG_SIZE
+# (default 1), CORRUPT_FILES (default 1500; 600 under ASan), CORRUPT_IMG_SIZE
 # (default 256M), CORRUPT_JOBS (kinds checked in parallel, default nproc, at
 # most 4).
 set -uo pipefail
@@ -21,7 +21,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/lib/corrupt_common.bash"
 
 T=$TMPDIR
-FILES=${CORRUPT_FILES:-3000}
+FILES=${CORRUPT_FILES:-1500}
 is_asan && FILES=${CORRUPT_FILES:-600}
 SEEDS=${CORRUPT_SEEDS:-1}
 IMG_SIZE=${CORRUPT_IMG_SIZE:-256M}
