@@ -60,7 +60,7 @@ check: all
 # and roundtrip (a 20,000-entry tree) run only in `make check`, to keep CI short.
 ASAN_EXCLUDE ?= integration/crash_repair integration/roundtrip
 asan:
-	TEST_EXCLUDE="$(ASAN_EXCLUDE)" CORRUPT_FILES=$${CORRUPT_FILES:-300} \
+	TEST_EXCLUDE="$(ASAN_EXCLUDE)" \
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" check
 
 demo: all
