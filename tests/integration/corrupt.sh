@@ -171,7 +171,9 @@ runs=()
 for kind in "${KINDS[@]}"; do
 	for seed in $SEEDS; do
 		while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
-		( rc=0; check_kind "$kind" "$seed" > "$T/k/$kind.$seed.log" 2>&1 || rc=$?; echo "$rc" > "$T/k/$kind.$seed.rc" ) &
+		( rc=0; check_kind "$kind" "$seed" > "$T/k/$kind.$seed.log" 2>&1 || rc=$?
+		  [ "$rc" = 0 ] && rm -rf "${T:?}/k/$kind.$seed"
+		  echo "$rc" > "$T/k/$kind.$seed.rc" ) &
 		runs+=("$kind/$seed")
 	done
 done
@@ -183,7 +185,6 @@ for r in "${runs[@]}"; do
 	if [ "$(cat "$T/k/$kind.$seed.rc" 2>/dev/null)" = 0 ]; then
 		echo "PASS $r"
 		pass+=("$r")
-		rm -rf "$T/k/$kind.$seed"
 	else
 		echo "FAIL $r"
 		fail+=("$r")
