@@ -9,10 +9,11 @@
  *   btrees, not in memory.
  * - Unlinking (or renaming over) the last link of a file that is still open
  *   renames it to a hidden name in the root directory
- *   (.bkfs_hidden.INUM.N) instead; the last release removes it. Every
- *   committed state is an ordinary consistent filesystem (no unreachable
- *   inodes after a crash: at worst a hidden file is left over). The root's
- *   times are kept across these moves.
+ *   (BKFS_HIDDEN_PREFIX "oINUM.N") instead; the last release removes it.
+ *   Every committed state is an ordinary consistent filesystem (no
+ *   unreachable inodes after a crash: at worst a hidden file is left over,
+ *   and the next mount removes those). The root's times are kept across
+ *   these moves.
  * - The engine is single-threaded: the FUSE loop is single-threaded, and
  *   every call into the engine holds one mutex too.
  * - Writes, truncates and metadata changes are committed transactions
@@ -46,7 +47,6 @@
 #endif
 
 #define TIMEOUT 1.0 /* seconds the kernel may cache entries and attributes */
-#define HIDDEN_PREFIX ".bkfs_hidden."
 
 /* open files: how often each inode is open, and its hidden name once its
  * last link was removed */
@@ -264,12 +264,8 @@ static void root_times_restore(const struct bkfs_inode *root)
 /* Remove the hidden name of o (its last close, or unmount). */
 static int unhide(struct open_file *o)
 {
-	struct bkfs_inode root;
-	int ret = bkfs_inode_find(S.fs, BKFS_ROOT_INO, &root);
-	if (!ret && !(ret = bkfs_unlink(S.fs, BKFS_ROOT_INO, o->hname, false)))
-		root_times_restore(&root);
 	o->hidden = false;
-	return ret;
+	return bkfs_remove(S.fs, BKFS_ROOT_INO, o->hname, BKFS_REMOVE_KEEP_TIMES);
 }
 
 static void open_put(u64 inum)
@@ -304,7 +300,7 @@ static int hide_if_open(u64 dir, const char *name, bool *hidden)
 	if ((ret = bkfs_inode_find(S.fs, BKFS_ROOT_INO, &root)))
 		return ret;
 	for (unsigned n = 0;; n++) {
-		snprintf(o->hname, sizeof(o->hname), HIDDEN_PREFIX "%llu.%u", (unsigned long long)inum, n);
+		snprintf(o->hname, sizeof(o->hname), BKFS_HIDDEN_PREFIX "o%llu.%u", (unsigned long long)inum, n);
 		ret = bkfs_rename(S.fs, dir, name, BKFS_ROOT_INO, o->hname, BKFS_RENAME_NOREPLACE);
 		if (ret != -BKFS_E_EXIST || n > 1000)
 			break;
@@ -505,7 +501,7 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, boo
 	int ret = 0, e = name_ok(name);
 	LOCK();
 	if (!e && !(e = writable()) && (rmdir || !(ret = hide_if_open(dir, name, &hidden))) && !hidden)
-		ret = bkfs_unlink(S.fs, dir, name, rmdir);
+		ret = bkfs_remove(S.fs, dir, name, rmdir ? BKFS_REMOVE_DIR : 0);
 	UNLOCK();
 	fuse_reply_err(req, e ? e : err(ret));
 }
@@ -972,6 +968,17 @@ int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv)
 	}
 	if (!(se = fuse_session_new(&args, &bkfs_ll_ops, sizeof(bkfs_ll_ops), NULL)))
 		goto out;
+	if (!(fs->flags & BKFS_OPEN_RDONLY)) {
+		/* hidden files left by a crash (open unlinked files, interrupted
+		 * deletions): no file is open yet, so they all go */
+		unsigned nr;
+		int r = bkfs_reap_hidden(fs, &nr);
+		if (r)
+			fprintf(stderr, "bkfs mount: removing leftover hidden files: %s\n", bkfs_strerror(r));
+		else if (nr)
+			fprintf(stderr, "bkfs mount: removed %u leftover hidden file(s) (unlinked while open, or "
+				"deletions interrupted by a crash)\n", nr);
+	}
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy;
 	if (fuse_session_mount(se, opts.mountpoint))

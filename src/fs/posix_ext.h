@@ -14,8 +14,26 @@
  * (a directory only by a directory, which must be empty; a non-directory
  * only by a non-directory) and loses a link; its inode goes when that was
  * the last one. Renaming a name onto another link of the same inode does
- * nothing. A directory cannot move below itself (-BKFS_E_INVAL). */
+ * nothing. A directory cannot move below itself (-BKFS_E_INVAL). A replaced
+ * inode goes as bkfs_remove() removes one. */
 int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname, unsigned flags);
+
+/* Removed inodes never pass through an unreachable state: one that loses
+ * its last link goes in the same transaction as its name when its data is
+ * small; a larger one is moved to a hidden name in the root
+ * (BKFS_HIDDEN_PREFIX "INUM.N") in that transaction, its data removed in
+ * bounded transactions, and the name and inode then go together. After a
+ * crash, bkfs_reap_hidden() finishes what is left. */
+#define BKFS_HIDDEN_PREFIX ".bkfs_hidden."
+
+#define BKFS_REMOVE_DIR        (1u << 0) /* rmdir: name must be an empty directory */
+#define BKFS_REMOVE_KEEP_TIMES (1u << 1) /* leave the directory's mtime/ctime alone */
+/* unlink (or rmdir with BKFS_REMOVE_DIR) name in dir. */
+int bkfs_remove(struct bkfs_fs *fs, u64 dir, const char *name, unsigned flags);
+/* Remove every hidden name (BKFS_HIDDEN_PREFIX) in the root: leftovers of a
+ * crash. Only when no file can be open (mount time). *nr (may be NULL)
+ * receives how many went. */
+int bkfs_reap_hidden(struct bkfs_fs *fs, unsigned *nr);
 
 #define BKFS_ATTR_MODE  (1u << 0) /* permission bits (07777); the type is kept */
 #define BKFS_ATTR_UID   (1u << 1)

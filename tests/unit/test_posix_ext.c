@@ -1,7 +1,8 @@
 /* test_posix_ext.c - the operations the FUSE adapter adds to the fs layer
  * (src/fs/posix_ext.h): rename in every form (same and other directory,
  * over files and empty directories, refused cases, no-replace, exchange,
- * two links of one inode, long hash chains), attribute and xattr changes.
+ * two links of one inode, long hash chains), removal (small and large files:
+ * never an unreachable inode; leftovers reaped), attribute and xattr changes.
  * Link counts, parent fields, data and times are checked directly, and the
  * image must check clean with `fsck -n` at the end. */
 #include "test.h"
@@ -214,6 +215,55 @@ int main(void)
 	CHECK_EQ(bkfs_getxattr(fs, x, "user.k", NULL, 0), -BKFS_E_NOENT);
 	CHECK_EQ(bkfs_removexattr(fs, x, "user.k"), -BKFS_E_NOENT);
 	CHECK_EQ(bkfs_setxattr(fs, 999999, "user.k", "v", 1, 0), -BKFS_E_NOENT);
+
+	/* removal: small and large files, several links, directories */
+	u64 rd = mk(R, "rm", S_IFDIR | 0755);
+	u64 small = mk(rd, "small", S_IFREG | 0644), many = mk(rd, "many", S_IFREG | 0644);
+	CHECK_EQ(bkfs_file_write(fs, small, 0, data, sizeof(data)), (ssize_t)sizeof(data));
+	for (int i = 0; i < 80; i++) /* 80 separate extents: removed through a hidden name */
+		CHECK_EQ(bkfs_file_write(fs, many, (u64)i * 65536, data, 4096), 4096);
+	CHECK_EQ(bkfs_link(fs, many, rd, "many2"), 0);
+	u64 rdm = mk(rd, "d", S_IFDIR | 0755);
+	mk(rdm, "f", S_IFREG | 0644);
+	CHECK_EQ(bkfs_remove(fs, rd, "d", BKFS_REMOVE_DIR), -BKFS_E_NOTEMPTY);
+	CHECK_EQ(bkfs_remove(fs, rd, "d", 0), -BKFS_E_ISDIR);
+	CHECK_EQ(bkfs_remove(fs, rd, "small", BKFS_REMOVE_DIR), -BKFS_E_NOTDIR);
+	CHECK_EQ(bkfs_remove(fs, rd, "nope", 0), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_remove(fs, rdm, "f", 0), 0);
+	CHECK_EQ(nlink(rd), 3);
+	CHECK_EQ(bkfs_remove(fs, rd, "d", BKFS_REMOVE_DIR), 0);
+	CHECK_EQ(nlink(rd), 2);
+	CHECK_EQ(bkfs_inode_find(fs, rdm, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_remove(fs, rd, "small", 0), 0);
+	CHECK_EQ(bkfs_inode_find(fs, small, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_remove(fs, rd, "many", 0), 0); /* one of two links */
+	CHECK_EQ(nlink(many), 1);
+	CHECK_EQ(bkfs_remove(fs, rd, "many2", 0), 0);
+	CHECK_EQ(bkfs_inode_find(fs, many, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(entries(rd), 0);
+	/* a large file replaced by rename */
+	u64 many3 = mk(rd, "many3", S_IFREG | 0644), repl = mk(rd, "repl", S_IFREG | 0644);
+	for (int i = 0; i < 80; i++)
+		CHECK_EQ(bkfs_file_write(fs, many3, (u64)i * 65536, data, 4096), 4096);
+	CHECK_EQ(bkfs_rename(fs, rd, "repl", rd, "many3", 0), 0);
+	CHECK_EQ(bkfs_inode_find(fs, many3, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(look(rd, "many3"), repl);
+	CHECK_EQ(entries(rd), 1);
+	/* leftovers of a crash: hidden names in the root are finished */
+	u64 left = mk(R, BKFS_HIDDEN_PREFIX "123.0", S_IFREG | 0644);
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(bkfs_file_write(fs, left, (u64)i * 65536, data, 4096), 4096);
+	mk(R, BKFS_HIDDEN_PREFIX "124.0", S_IFREG | 0644);
+	CHECK_EQ(bkfs_inode_find(fs, R, &in), 0);
+	u64 rmt = in.mtime_ns;
+	u64 before = entries(R);
+	unsigned nr_reaped = 0;
+	CHECK_EQ(bkfs_reap_hidden(fs, &nr_reaped), 0);
+	CHECK_EQ(nr_reaped, 2);
+	CHECK_EQ(entries(R), before - 2);
+	CHECK_EQ(bkfs_inode_find(fs, left, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_inode_find(fs, R, &in), 0);
+	CHECK_EQ(in.mtime_ns, rmt);
 
 	CHECK_EQ(bkfs_sync(fs), 0);
 
