@@ -8,7 +8,8 @@
 # xattrs, statfs, hard-link attributes, open files unlinked or renamed
 # over). Then: unmount, `bkfs fsck -n` clean, and `bkfs extract` gives back
 # exactly what the mount showed. Finally the daemon (no -f) and read-only
-# modes, and a full filesystem (ENOSPC, then usable again).
+# modes, a full filesystem (ENOSPC, then usable again), and the server
+# killed (kill -9) in the middle of a workload, three times: fsck -n clean.
 #
 # Clients that are not installed are skipped (rsync, git, fio, stress-ng);
 # the whole test is skipped (exit 77) without /dev/fuse or fusermount3, or
@@ -489,6 +490,40 @@ cp "$T/after_full" "$MNT/after_full" || fail "write after freeing space"
 cmp "$MNT/after_full" "$T/after_full" || fail "content after freeing space"
 unmount_fg
 fsck_clean "filling the filesystem"
+
+# ---- the server killed mid-workload: what was committed checks clean ----
+step "server killed"
+IMG=$T/kill.img
+truncate -s 1G "$IMG"
+"$BKFS" format "$IMG" > /dev/null || fail "format (kill)"
+head -c 300000 /dev/urandom > "$T/frag_src"
+for round in 1 2 3; do
+	mount_fg
+	(
+		# fragmented files (removed through hidden names), a tree, removals
+		for f in 1 2 3; do
+			for k in $(seq 1 40); do
+				dd if="$T/frag_src" of="$MNT/frag$f" bs=4k count=1 skip=$k seek=$((k * 2)) conv=notrunc status=none
+			done
+		done
+		cp -a "$SRC/extra" "$MNT/tree$round"
+		rm -rf "$MNT/tree$((round - 1))" "$MNT"/frag*
+		cp -a "$SRC" "$MNT/big$round"
+	) > /dev/null 2>&1 &
+	load=$!
+	sleep "$round"
+	kill -9 "$PID"
+	wait "$PID" 2>/dev/null || true
+	PID=""
+	wait "$load" 2>/dev/null || true
+	fusermount3 -uz "$MNT" 2>/dev/null || true
+	fsck_clean "the server was killed (round $round)"
+done
+mount_fg # removes hidden leftovers
+unmount_fg
+[ -z "$("$BKFS" list -b dirents "$IMG" 2>/dev/null | grep -F "$(printf '%s' .bkfs_hidden)" || true)" ] ||
+	fail "hidden files left after a remount"
+fsck_clean "remount after kills"
 
 # ---- usage errors ----
 rc=0; "$BKFS" mount > /dev/null 2>&1 || rc=$?
