@@ -155,7 +155,7 @@ for kind in "${kinds[@]}"; do
 	done < <(find "$D/src" -type f -print0)
 	echo "after repair: $intact files byte-identical to the source, ${#changed[@]} missing or different"
 	for f in "${changed[@]:0:5}"; do echo "    changed: $f"; done
-	grep -E "^data:|lost\+found" "$D/fsck2-$kind.log" | head -3 | sed 's/^/    fsck -y reported: /'
+	{ grep -E "^data:|lost\+found" "$D/fsck2-$kind.log" || true; } | head -3 | sed 's/^/    fsck -y reported: /'
 	if [ -d "$out/lost+found" ]; then
 		echo "    lost+found holds $(find "$out/lost+found" -mindepth 1 | wc -l) salvaged entries"
 	fi
