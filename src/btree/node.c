@@ -359,6 +359,23 @@ static void rd_account(struct bkfs_fs *fs, const struct rd *rd)
 	}
 }
 
+/* Read a node image: its first block, then only the blocks its header says
+ * are used. Nodes are often half full, and a checker reads every node. The
+ * bytes past used_bytes are left as they were: nothing reads them. A header
+ * claiming more than a node is read in full and fails validation. */
+static int node_read_used(struct bkfs_fs *fs, struct blockdev *bd, u8 *raw, u64 off)
+{
+	size_t first = MIN((size_t)MAX(fs->block_bytes, 4096u), (size_t)fs->node_bytes);
+	int ret = bd->read(bd, raw, off, first);
+	if (ret)
+		return ret;
+	u32 used = ((const struct bkfs_node_hdr *)raw)->used_bytes;
+	size_t want = used > fs->node_bytes ? fs->node_bytes : ROUND_UP((size_t)used, first);
+	if (want > first)
+		ret = bd->read(bd, raw + first, off + first, want - first);
+	return ret;
+}
+
 /* Read the node at one replica location and validate it: a node outside the
  * cache. */
 static int node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why,
@@ -375,7 +392,7 @@ static int node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct b
 		rd->dev[rd->nr++] = ptr->dev;
 	/* bd_read() without its counters */
 	int ret = off > bd->size || fs->node_bytes > bd->size - off ? -BKFS_E_RANGE
-		: bd->read(bd, b->data - NODE_HDR, off, fs->node_bytes);
+		: node_read_used(fs, bd, b->data - NODE_HDR, off);
 	if (!ret) {
 		if (why)
 			pb_reset(why);
