@@ -35,7 +35,11 @@
 
 #define NONE UINT32_MAX
 
-/* ---- per-inode state: 24 bytes ---- */
+/* ---- per-inode state: 16 bytes ----
+ * The table is the checker's biggest allocation (one entry per inode), so an
+ * entry keeps only what every inode needs. The inum's high 32 bits live in a
+ * run list (struct hirun): the table is sorted by inum, so they change at
+ * most a few times. Directories' parent fields go to a side list (dpar). */
 #define F_NEW    (1u << 0) /* not in the inodes btree: recreated root, or an orphan */
 #define F_ORPHAN (1u << 1) /* data/xattrs of a missing inode: recreated as a file */
 #define F_PREF   (1u << 2) /* dir: the kept dirent is in the dir its parent field names */
@@ -47,15 +51,20 @@
 #define F_LFFIX  F_WALK    /* after the walks: the lost+found repair is being made */
 
 struct fi {
-	u64 inum;
-	u32 parent; /* dirs: index of the inode the parent field names, or NONE */
+	u32 ino;    /* low 32 bits of the inum */
 	u32 link;   /* dirs: index of the dir holding the kept dirent; others: of the first dirent */
 	u32 count;  /* non-dirs: dirents; dirs: dirents pointing at it, then subdirectories */
+	u16 nlink;  /* the inode's nlink, NLINK_BIG if larger (or no inode) */
 	u8 type;    /* DT_* (0 while unknown) */
 	u8 flags;
-	u16 pad;
 };
-_Static_assert(sizeof(struct fi) == 24, "per-inode state");
+_Static_assert(sizeof(struct fi) == 16, "per-inode state");
+#define NLINK_BIG UINT16_MAX
+
+/* table entries from index start on have inums with these high 32 bits */
+struct hirun { u32 start, hi; };
+/* a directory's parent field: the table index of the inode it names, or NONE */
+struct dpar { u32 idx, parent; };
 
 /* what the extents and xattrs of one inum add up to */
 struct acc {
@@ -127,6 +136,8 @@ struct fsp {
 	struct fsck_ctx *c;
 	struct bkfs_fs *fs;
 	VEC(struct fi) t;
+	VEC(struct hirun) hi;
+	VEC(struct dpar) dpar;
 	VEC(struct orphan) orph;
 	VEC(struct badrec) bad;
 	VEC(struct dirrec) dirs;
@@ -198,28 +209,67 @@ static u64 sec_bytes(u64 sectors)
 
 /* ---- table ---- */
 
+static u64 t_inum(const struct fsp *s, u32 idx)
+{
+	const struct hirun *r = s->hi.d;
+	size_t lo = 0, hi = s->hi.nr;
+	while (hi - lo > 1) { /* the last run starting at or before idx */
+		size_t m = lo + (hi - lo) / 2;
+		if (r[m].start <= idx)
+			lo = m;
+		else
+			hi = m;
+	}
+	return (u64)r[lo].hi << 32 | s->t.d[idx].ino;
+}
+#define E_INUM(s, e) t_inum(s, (u32)((e) - (s)->t.d))
+
+/* the index range [*b, *e) of the entries whose inums have high bits hi */
+static bool hi_range(const struct fsp *s, u32 hi, size_t *b, size_t *e)
+{
+	const struct hirun *r = s->hi.d;
+	size_t lo = 0, n = s->hi.nr, up = n;
+	while (lo < up) {
+		size_t m = lo + (up - lo) / 2;
+		if (r[m].hi < hi)
+			lo = m + 1;
+		else
+			up = m;
+	}
+	if (lo == n || r[lo].hi != hi)
+		return false;
+	*b = r[lo].start;
+	*e = lo + 1 < n ? r[lo + 1].start : s->t.nr;
+	return true;
+}
+
 static u32 tfind(struct fsp *s, u64 inum)
 {
 	const struct fi *d = s->t.d;
-	size_t n = s->t.nr, lo, hi, step = 1;
-	if (!n || inum < d[0].inum || inum > d[n - 1].inum)
+	size_t base, n, lo, hi, step = 1;
+	if (!hi_range(s, (u32)(inum >> 32), &base, &n))
+		return NONE;
+	u32 x = (u32)inum;
+	d += base;
+	n -= base;
+	if (!n || x < d[0].ino || x > d[n - 1].ino)
 		return NONE;
 	/* inums are mostly dense: start where inum would be if they were, and
 	 * gallop to a range holding the first entry >= inum */
-	u64 span = d[n - 1].inum - d[0].inum;
-	size_t g = span ? (size_t)((double)(inum - d[0].inum) / (double)span * (double)(n - 1)) : 0;
+	u64 span = d[n - 1].ino - d[0].ino;
+	size_t g = span ? (size_t)((double)(x - d[0].ino) / (double)span * (double)(n - 1)) : 0;
 	if (g >= n)
 		g = n - 1;
-	if (d[g].inum < inum) {
-		lo = hi = g + 1; /* everything before lo is < inum */
-		while (hi < n && d[hi].inum < inum) {
+	if (d[g].ino < x) {
+		lo = hi = g + 1; /* everything before lo is < x */
+		while (hi < n && d[hi].ino < x) {
 			lo = hi + 1;
 			hi = lo + step > n ? n : lo + step;
 			step *= 2;
 		}
 	} else {
-		lo = hi = g; /* d[hi] >= inum */
-		while (lo && d[lo - 1].inum >= inum) {
+		lo = hi = g; /* d[hi] >= x */
+		while (lo && d[lo - 1].ino >= x) {
 			hi = lo - 1;
 			lo = lo > step ? lo - step : 0;
 			step *= 2;
@@ -227,12 +277,26 @@ static u32 tfind(struct fsp *s, u64 inum)
 	}
 	while (lo < hi) {
 		size_t m = lo + (hi - lo) / 2;
-		if (d[m].inum < inum)
+		if (d[m].ino < x)
 			lo = m + 1;
 		else
 			hi = m;
 	}
-	return lo < n && d[lo].inum == inum ? (u32)lo : NONE;
+	return lo < n && d[lo].ino == x ? (u32)(base + lo) : NONE;
+}
+
+/* a directory's parent (table index), or NONE */
+static u32 dir_parent(const struct fsp *s, u32 idx)
+{
+	size_t lo = 0, hi = s->dpar.nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (s->dpar.d[m].idx < idx)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo < s->dpar.nr && s->dpar.d[lo].idx == idx ? s->dpar.d[lo].parent : NONE;
 }
 
 /* dirents come grouped by directory: remember the last one */
@@ -249,10 +313,19 @@ static struct fi *tpush(struct fsp *s, u64 inum)
 {
 	if (s->t.nr >= NONE - 1)
 		return NULL;
+	u32 hi = (u32)(inum >> 32);
+	if (!s->hi.nr || s->hi.d[s->hi.nr - 1].hi != hi) {
+		struct hirun *r = VPUSH(s->hi);
+		if (!r)
+			return NULL;
+		r->start = (u32)s->t.nr;
+		r->hi = hi;
+	}
 	struct fi *e = VPUSH(s->t);
 	if (e) {
-		e->inum = inum;
-		e->parent = e->link = NONE;
+		e->ino = (u32)inum;
+		e->link = NONE;
+		e->nlink = NLINK_BIG;
 	}
 	return e;
 }
@@ -451,6 +524,7 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 	e->link = (u32)parent;
 	e->count = (u32)(parent >> 32);
 	e->type = type;
+	e->nlink = v && v->nlink < NLINK_BIG ? (u16)v->nlink : NLINK_BIG;
 	if (!type) {
 		struct badrec *b = VPUSH(s->bad);
 		if (!b)
@@ -687,11 +761,11 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 				*need2 = true;
 			} else if (e->link == NONE) {
 				e->link = dI;
-				if (dI == e->parent)
+				if (dI == dir_parent(s, tI))
 					e->flags |= F_PREF;
 			} else {
 				*need2 = true;
-				if (!(e->flags & F_PREF) && dI == e->parent) {
+				if (!(e->flags & F_PREF) && dI == dir_parent(s, tI)) {
 					e->link = dI;
 					e->flags |= F_PREF;
 				}
@@ -887,7 +961,7 @@ static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
 			names = n;
 			cap = nc;
 		}
-		if (find_name(s, s->t.d[up].inum, s->t.d[cur].inum, names[nr], NULL))
+		if (find_name(s, t_inum(s, up), t_inum(s, cur), names[nr], NULL))
 			break;
 		nr++;
 		cur = up;
@@ -902,7 +976,7 @@ static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
 /* "inode N (/path)" */
 static void inode_obj(struct fsp *s, u32 idx, struct printbuf *out)
 {
-	pb_printf(out, "inode %llu", (unsigned long long)s->t.d[idx].inum);
+	pb_printf(out, "inode %llu", (unsigned long long)t_inum(s, idx));
 	struct printbuf p = PRINTBUF;
 	if (idx != NONE && path_of(s, idx, &p))
 		pb_printf(out, " (%s)", pb_str(&p));
@@ -968,7 +1042,7 @@ static int add_lf(struct fsp *s, u64 inum, unsigned type)
 
 static u64 lf_inum(struct fsp *s)
 {
-	return s->lf != NONE ? s->t.d[s->lf].inum : s->lf_new;
+	return s->lf != NONE ? t_inum(s, s->lf) : s->lf_new;
 }
 
 /* where lost+found is (computed once) */
@@ -978,7 +1052,7 @@ static const char *lf_path(struct fsp *s)
 		if (s->lf == NONE)
 			pb_printf(&s->lf_path, "/%s", s->lf_name);
 		else if (!path_of(s, s->lf, &s->lf_path))
-			pb_printf(&s->lf_path, "lost+found (inode %llu)", (unsigned long long)s->t.d[s->lf].inum);
+			pb_printf(&s->lf_path, "lost+found (inode %llu)", (unsigned long long)t_inum(s, s->lf));
 	}
 	return pb_str(&s->lf_path);
 }
@@ -1026,7 +1100,7 @@ static int report_early(struct fsp *s)
 			     b->hint ? "a directory entry gives its type" : "no evidence", ft_name(type));
 		struct ifix *f;
 		if (fix) {
-			if (!(f = add_ifix(s, t[b->idx].inum)))
+			if (!(f = add_ifix(s, t_inum(s, b->idx))))
 				goto nomem;
 			f->mask = FX_MODE;
 			f->mode = mode_of_ft(type) | (b->mode & 07777);
@@ -1053,7 +1127,7 @@ static int report_early(struct fsp *s)
 				goto out;
 			if (t[d->idx].flags & F_NEW)
 				continue;
-			if (!(f = add_ifix(s, t[d->idx].inum)))
+			if (!(f = add_ifix(s, t_inum(s, d->idx))))
 				goto nomem;
 			f->mask = FX_SIZE | (d->a.nkeys ? FX_SECTORS : 0);
 		}
@@ -1075,22 +1149,22 @@ static int report_early(struct fsp *s)
 				pb_printf(&act, "at its remaining directory entry");
 			pb_exit(&p);
 		} else {
-			pb_printf(&act, "as %s/#%llu", lf_path(s), (unsigned long long)e->inum);
+			pb_printf(&act, "as %s/#%llu", lf_path(s), (unsigned long long)E_INUM(s, e));
 		}
 		if (o->a.nkeys) {
-			fix |= ERR(s, extent_for_missing_inode, action, "inode %llu", (unsigned long long)e->inum);
+			fix |= ERR(s, extent_for_missing_inode, action, "inode %llu", (unsigned long long)E_INUM(s, e));
 			fsck_err_msg(s->c, "extents of missing inode %llu: %u keys, %llu sectors, data ends at byte %llu; %s",
-				     (unsigned long long)e->inum, o->a.nkeys, (unsigned long long)o->a.sectors,
+				     (unsigned long long)E_INUM(s, e), o->a.nkeys, (unsigned long long)o->a.sectors,
 				     (unsigned long long)o->a.end, pb_str(&act));
 		}
 		if (o->a.xattrs) {
-			fix |= ERR(s, xattr_for_missing_inode, action, "inode %llu", (unsigned long long)e->inum);
-			fsck_err_msg(s->c, "xattrs of missing inode %llu: %u xattrs; %s", (unsigned long long)e->inum,
+			fix |= ERR(s, xattr_for_missing_inode, action, "inode %llu", (unsigned long long)E_INUM(s, e));
+			fsck_err_msg(s->c, "xattrs of missing inode %llu: %u xattrs; %s", (unsigned long long)E_INUM(s, e),
 				     o->a.xattrs, pb_str(&act));
 		}
 		if (fix) {
 			e->flags |= F_LFFIX; /* recreate it */
-			if (!relinked && (ret = add_lf(s, e->inum, DT_REG)))
+			if (!relinked && (ret = add_lf(s, E_INUM(s, e), DT_REG)))
 				goto out;
 		}
 	}
@@ -1184,20 +1258,20 @@ static int report_early(struct fsp *s)
 		struct fi *e = &t[y];
 		char name[BKFS_NAME_MAX + 1];
 		struct bpos pos;
-		if ((ret = find_name(s, t[e->link].inum, e->inum, name, &pos)))
+		if ((ret = find_name(s, t_inum(s, e->link), E_INUM(s, e), name, &pos)))
 			goto out;
-		bool fix = ERR(s, dir_loop, "moved the directory to lost+found", "inode %llu", (unsigned long long)e->inum);
+		bool fix = ERR(s, dir_loop, "moved the directory to lost+found", "inode %llu", (unsigned long long)E_INUM(s, e));
 		fsck_err_msg(s->c, "directory %llu (entry \"%s\" in directory %llu) is in a loop that does not reach the root; it becomes %s/#%llu",
-			     (unsigned long long)e->inum, name, (unsigned long long)t[e->link].inum, lf_path(s),
-			     (unsigned long long)e->inum);
+			     (unsigned long long)E_INUM(s, e), name, (unsigned long long)t_inum(s, e->link), lf_path(s),
+			     (unsigned long long)E_INUM(s, e));
 		if (fix) {
 			struct del *x = VPUSH(s->dels);
 			if (!x)
 				goto nomem;
 			x->pos = pos;
-			x->target = e->inum;
+			x->target = E_INUM(s, e);
 			e->flags |= F_LFFIX;
-			if ((ret = add_lf(s, e->inum, DT_DIR)))
+			if ((ret = add_lf(s, E_INUM(s, e), DT_DIR)))
 				goto out;
 		}
 	}
@@ -1237,9 +1311,9 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		btree_iter_advance(&it);
 		if (!ok)
 			continue;
-		while (ti < s->t.nr && (t[ti].inum < inum || (t[ti].flags & F_NEW)))
+		while (ti < s->t.nr && (t_inum(s, ti) < inum || (t[ti].flags & F_NEW)))
 			ti++;
-		if (ti == s->t.nr || t[ti].inum != inum) {
+		if (ti == s->t.nr || t_inum(s, ti) != inum) {
 			ret = -BKFS_E_CORRUPT; /* the btree changed under us */
 			break;
 		}
@@ -1273,7 +1347,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 					f.parent = lf_inum(s);
 				}
 			} else {
-				u64 want = idx == s->root ? BKFS_ROOT_INO : t[e->link].inum;
+				u64 want = idx == s->root ? BKFS_ROOT_INO : t_inum(s, e->link);
 				if (v.parent != want) {
 					if (ERR(s, dir_parent_wrong, "set the parent field", "%s", OBJ())) {
 						f.mask |= FX_PARENT;
@@ -1332,8 +1406,33 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 	return ret;
 }
 
+/* Would the second pass over the inodes report anything? Most checks need
+ * only the table; inodes with size or sector records, unreachable ones and
+ * nlinks too large for the table always take the pass. On a clean
+ * filesystem this saves reading the inodes btree again. */
+static bool inodes_need_report(struct fsp *s)
+{
+	if (s->sz.nr || s->root_notdir)
+		return true;
+	for (u32 i = 0; i < s->t.nr; i++) {
+		const struct fi *e = &s->t.d[i];
+		if (e->flags & F_NEW)
+			continue;
+		if (e->flags & F_TO_LF || e->nlink == NLINK_BIG)
+			return true;
+		u32 want_nlink = e->type == DT_DIR ? 2 + e->count : e->count;
+		if (e->nlink != want_nlink)
+			return true;
+		if (e->type == DT_DIR && dir_parent(s, i) != (i == s->root ? s->root : e->link))
+			return true;
+	}
+	return false;
+}
+
 static int report_inodes(struct fsp *s)
 {
+	if (!inodes_need_report(s))
+		return 0;
 	struct fsck_ra *ra = fsck_ra_level(s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	int ret = report_inodes_ra(s, ra);
 	fsck_ra_end(ra);
@@ -1455,7 +1554,7 @@ static int apply(struct fsp *s)
 		struct orphan *o = &s->orph.d[i];
 		struct fi *e = &t[o->idx];
 		if ((e->flags & F_LFFIX) &&
-		    (ret = write_new_inode(s, e->inum, S_IFREG | 0600, e->count + !!(e->flags & F_TO_LF), 0,
+		    (ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, e->count + !!(e->flags & F_TO_LF), 0,
 					   o->a.end, o->a.sectors)))
 			goto out;
 	}
@@ -1464,7 +1563,7 @@ static int apply(struct fsp *s)
 		if (!d->fix || !d->a.nkeys)
 			continue;
 		if ((ret = write_new_inode(s, d->new_inum, S_IFREG | 0600, 1, 0, d->a.end, d->a.sectors)) ||
-		    (ret = move_extents(s, t[d->idx].inum, d->new_inum)))
+		    (ret = move_extents(s, t_inum(s, d->idx), d->new_inum)))
 			goto out;
 	}
 	for (size_t i = 0; i < s->dtfix.nr; i++) {
@@ -1573,6 +1672,8 @@ static void t_reserve(struct fsp *s)
 static void fsp_free(struct fsp *s)
 {
 	VFREE(s->t);
+	VFREE(s->hi);
+	VFREE(s->dpar);
 	VFREE(s->orph);
 	VFREE(s->bad);
 	VFREE(s->dirs);
@@ -1611,13 +1712,21 @@ int fsck_check_filesystem(struct fsck_ctx *c)
 	for (size_t i = 0; i < s.t.nr; i++) {
 		struct fi *e = &s.t.d[i];
 		u64 parent = (u64)e->count << 32 | e->link;
-		e->parent = e->type == DT_DIR && !(e->flags & F_ORPHAN) ? tfind(&s, parent) : NONE;
+		if (e->type == DT_DIR && !(e->flags & F_ORPHAN)) {
+			struct dpar *d = VPUSH(s.dpar);
+			if (!d) {
+				ret = -BKFS_E_NOMEM;
+				goto out;
+			}
+			d->idx = (u32)i;
+			d->parent = tfind(&s, parent);
+		}
 		e->link = NONE;
 		e->count = 0;
 	}
 	s.next_inum = MAX(s.fs->next_inum, BKFS_FIRST_INO);
-	if (s.t.nr && s.t.d[s.t.nr - 1].inum >= s.next_inum)
-		s.next_inum = s.t.d[s.t.nr - 1].inum + 1;
+	if (s.t.nr && t_inum(&s, s.t.nr - 1) >= s.next_inum)
+		s.next_inum = t_inum(&s, s.t.nr - 1) + 1;
 	for (size_t i = 0; i < s.dirs.nr; i++)
 		if (s.dirs.d[i].a.nkeys)
 			s.dirs.d[i].new_inum = s.next_inum++;
