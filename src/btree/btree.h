@@ -22,6 +22,10 @@ struct btree {
 	u64 seq, journal_seq;
 	struct bkfs_btree_ptr ptr; /* on-disk location when has_loc */
 	u32 nr_keys, used, cap;    /* used/cap: bytes of key data */
+	u32 nr_invalid;            /* leaf keys that failed bkey_validate() when the
+				    * node was read (an upper bound once keys are
+				    * deleted): 0 = every key is valid. Readers
+				    * skip invalid keys; fsck deletes them. */
 	u32 *offs;
 	u8 *data;
 	struct btree *hnext;
@@ -104,6 +108,7 @@ struct bkfs_fs {
 	void *readahead;  /* node read-ahead helper thread (node.c), or NULL */
 	/* counters for reports */
 	u64 nodes_read, nodes_written, node_read_errors;
+	u64 invalid_keys_skipped; /* invalid keys iterators stepped over */
 };
 
 /* ---- node cache and I/O (node.c) ---- */
@@ -127,9 +132,10 @@ int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr
 		   struct btree **out, struct printbuf *why);
 /* The checks of btree_node_get (readable, valid, matches the pointer) without
  * adding the node to the cache; a cached node answers at once. *mem: the node
- * is in memory only (dirty or never written). */
+ * is in memory only (dirty or never written); *nr_invalid (may be NULL): its
+ * b->nr_invalid. */
 int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, bool *mem,
-		     struct printbuf *why);
+		     u32 *nr_invalid, struct printbuf *why);
 /* Read-ahead: a helper thread reads and validates the nodes a walk will ask
  * for next, so that reading overlaps the walk's own work. Only while nothing
  * is written to the devices (fsck's passes). A stream is an ordered source of
@@ -138,8 +144,8 @@ int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *p
  * its pointers matches exactly, else read it themselves: results are the same
  * with or without read-ahead. btree_ra_open() returns NULL (and fill/close
  * accept NULL) when no helper runs. */
-#define BTREE_RA_SLOTS 32   /* nodes the read-ahead holds at most */
-#define BTREE_NODE_POOL 32  /* freed node buffers kept for reuse, at most */
+#define BTREE_RA_SLOTS 24   /* nodes the read-ahead holds at most */
+#define BTREE_NODE_POOL 12  /* freed node buffers kept for reuse, at most */
 struct btree_ra;
 typedef bool (*btree_ra_next_fn)(void *arg, unsigned *btree_id, struct bkey_buf *ptr_key);
 int btree_ra_start(struct bkfs_fs *fs);
@@ -177,8 +183,12 @@ int btree_root_set_empty(struct bkfs_fs *fs, unsigned btree_id);
 /* Insert/overwrite (or delete, if k->type is deleted) one key without
  * triggers or journal. Splits and merges as needed. */
 int btree_insert_key(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k);
-/* Exact lookup: copies the key into out (if found). Returns 0, -NOENT or error. */
+/* Exact lookup: copies the key into out (if found). Returns 0, -NOENT or error;
+ * -CORRUPT for a key that failed validation (readers never use one). */
 int btree_lookup(struct bkfs_fs *fs, unsigned btree_id, struct bpos p, struct bkey_buf *out);
+/* The same, but an invalid key is returned too, with *invalid set (for
+ * transactions that delete it: fsck). */
+int btree_lookup_any(struct bkfs_fs *fs, unsigned btree_id, struct bpos p, struct bkey_buf *out, bool *invalid);
 /* Visit every node of a btree (pre-order, children in key order). */
 typedef int (*btree_node_visit_fn)(struct bkfs_fs *fs, struct btree *b, void *arg);
 
@@ -194,8 +204,10 @@ struct btree_iter {
 };
 void btree_iter_init(struct btree_iter *it, struct bkfs_fs *fs, unsigned btree_id, unsigned level, struct bpos pos);
 /* First key >= it->pos at it->level; it->pos becomes that key's position.
- * *k = NULL at end. The key stays valid until the next btree modification;
- * the iterator itself stays valid across modifications (commits). */
+ * *k = NULL at end. Keys that failed validation when their node was read are
+ * skipped (counted in fs->invalid_keys_skipped). The key stays valid until
+ * the next btree modification; the iterator itself stays valid across
+ * modifications (commits). */
 int btree_iter_peek(struct btree_iter *it, struct bkey **k);
 void btree_iter_advance(struct btree_iter *it); /* pos = successor of the last peeked key */
 /* The node the iterator is positioned in (valid right after peek). */

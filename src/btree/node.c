@@ -308,11 +308,12 @@ void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf)
 }
 
 /* The node's raw buffer (header space + data) holds a node image: validate
- * it in place and take the header's fields. */
+ * it in place and take the header's fields. A leaf key that fails validation
+ * does not fail the node: it is counted in b->nr_invalid. */
 static int node_from_raw(struct bkfs_fs *fs, struct btree *b, struct printbuf *why)
 {
 	const struct bkfs_node_hdr *h = (const void *)(b->data - NODE_HDR);
-	int ret = node_validate(h, fs->node_bytes, sb_node_magic(&fs->sb), why);
+	int ret = node_validate_soft(h, fs->node_bytes, sb_node_magic(&fs->sb), &b->nr_invalid, why);
 	if (ret)
 		return ret;
 	if (h->nr_keys > b->cap / sizeof(struct bkey))
@@ -553,16 +554,20 @@ int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k,
 }
 
 int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, bool *mem,
-		     struct printbuf *why)
+		     u32 *nr_invalid, struct printbuf *why)
 {
 	struct btree *b = cache_lookup(fs, btree_id, bkey_val(k));
 	if (b) {
 		*mem = b->dirty || !b->has_loc;
+		if (nr_invalid)
+			*nr_invalid = b->nr_invalid;
 		return 0;
 	}
 	int ret = node_read_ptr(fs, btree_id, k, &b, why);
 	if (ret)
 		return ret;
+	if (nr_invalid)
+		*nr_invalid = b->nr_invalid;
 	btree_node_mem_free(b);
 	*mem = false;
 	return 0;
@@ -601,7 +606,7 @@ int btree_node_write(struct bkfs_fs *fs, struct btree *b)
  * stream is consumed in order: taking one of its nodes drops its older
  * slots. Everything but the helper's read runs on the caller's thread, under
  * the lock. */
-#define RA_PER_STREAM 12
+#define RA_PER_STREAM 8
 #define PTR_KEY_U64S DIV_ROUND_UP(sizeof(struct bkey) + sizeof(struct bkfs_btree_ptr), 8)
 
 enum { RA_FREE, RA_QUEUED, RA_READING, RA_DONE, RA_FAILED };
@@ -621,6 +626,8 @@ struct ra_state {
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
 	bool stop;
+	unsigned queued;         /* slots QUEUED */
+	unsigned waiting;        /* callers waiting on done */
 	u64 next_ticket;
 	struct ra_slot slot[BTREE_RA_SLOTS];
 };
@@ -640,6 +647,8 @@ static void slot_release(struct ra_state *st, struct ra_slot *s)
 {
 	if (s->owner)
 		s->owner->outstanding--;
+	if (s->state == RA_QUEUED)
+		st->queued--;
 	if (s->state == RA_DONE || s->state == RA_FAILED)
 		rd_account(st->fs, &s->rd);
 	if (s->state == RA_DONE)
@@ -660,29 +669,67 @@ static void slot_drop(struct ra_state *st, struct ra_slot *s)
 	}
 }
 
+/* Sleeping on a condition variable and being woken costs more than reading
+ * a node from the page cache, and a checker hands over a node every few
+ * microseconds: poll (with the lock dropped) for a short while first. The
+ * polled values are written under the lock; the loads are only hints, the
+ * caller rechecks under the lock. */
+#define RA_SPIN 2000
+
+static void ra_spin_until(struct ra_state *st, bool (*done)(struct ra_state *, void *), void *arg)
+{
+	pthread_mutex_unlock(&st->lock);
+	for (unsigned i = 0; i < RA_SPIN && !done(st, arg); i++)
+		__builtin_ia32_pause();
+	pthread_mutex_lock(&st->lock);
+}
+
+static bool ra_has_work(struct ra_state *st, void *arg)
+{
+	return __atomic_load_n(&st->queued, __ATOMIC_ACQUIRE) || __atomic_load_n(&st->stop, __ATOMIC_ACQUIRE);
+}
+
+static bool ra_slot_read(struct ra_state *st, void *arg)
+{
+	return __atomic_load_n(&((struct ra_slot *)arg)->state, __ATOMIC_ACQUIRE) != RA_READING;
+}
+
+/* Read the oldest queued slot (lock held, dropped during the read); false
+ * if none is queued. Both the helper and a caller waiting for a slot run it:
+ * a caller that would otherwise wait reads ahead itself. */
+static bool ra_read_one(struct ra_state *st)
+{
+	struct ra_slot *s = NULL;
+	for (unsigned i = 0; i < BTREE_RA_SLOTS; i++)
+		if (st->slot[i].state == RA_QUEUED && (!s || st->slot[i].ticket < s->ticket))
+			s = &st->slot[i];
+	if (!s)
+		return false;
+	st->queued--;
+	__atomic_store_n(&s->state, RA_READING, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&st->lock);
+	struct btree *b = NULL;
+	struct rd rd = { 0 };
+	int ret = node_read_replicas(st->fs, s->btree_id, slot_key(s), &b, NULL, &rd);
+	pthread_mutex_lock(&st->lock);
+	s->rd = rd;
+	s->b = ret ? NULL : b;
+	__atomic_store_n(&s->state, ret ? RA_FAILED : RA_DONE, __ATOMIC_RELEASE);
+	if (st->waiting)
+		pthread_cond_broadcast(&st->done);
+	return true;
+}
+
 static void *ra_thread(void *arg)
 {
 	struct ra_state *st = arg;
 	pthread_mutex_lock(&st->lock);
 	while (!st->stop) {
-		struct ra_slot *s = NULL;
-		for (unsigned i = 0; i < BTREE_RA_SLOTS; i++)
-			if (st->slot[i].state == RA_QUEUED && (!s || st->slot[i].ticket < s->ticket))
-				s = &st->slot[i];
-		if (!s) {
-			pthread_cond_wait(&st->work, &st->lock);
+		if (ra_read_one(st))
 			continue;
-		}
-		s->state = RA_READING;
-		pthread_mutex_unlock(&st->lock);
-		struct btree *b = NULL;
-		struct rd rd = { 0 };
-		int ret = node_read_replicas(st->fs, s->btree_id, slot_key(s), &b, NULL, &rd);
-		pthread_mutex_lock(&st->lock);
-		s->rd = rd;
-		s->b = ret ? NULL : b;
-		s->state = ret ? RA_FAILED : RA_DONE;
-		pthread_cond_broadcast(&st->done);
+		ra_spin_until(st, ra_has_work, NULL);
+		if (!st->queued && !st->stop)
+			pthread_cond_wait(&st->work, &st->lock);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;
@@ -726,7 +773,7 @@ void btree_ra_stop(struct bkfs_fs *fs)
 			if (st->slot[i].owner) /* streams must be closed first */
 				st->slot[i].owner->st = NULL;
 			if (st->slot[i].state == RA_READING) /* never started: the helper stopped */
-				st->slot[i].state = RA_QUEUED;
+				st->slot[i].state = RA_QUEUED, st->queued++;
 			slot_release(st, &st->slot[i]);
 		}
 	pthread_mutex_destroy(&st->lock);
@@ -800,6 +847,7 @@ void btree_ra_fill(struct btree_ra *ra)
 		pthread_mutex_lock(&st->lock);
 		/* s is still free: only this thread takes free slots */
 		s->state = RA_QUEUED;
+		st->queued++;
 		s->btree_id = id;
 		s->owner = ra;
 		s->ticket = st->next_ticket++;
@@ -841,8 +889,15 @@ static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k
 			/* not started: reading it here is as fast */
 			slot_release(st, s);
 		} else {
-			while (s->state == RA_READING)
+			while (s->state == RA_READING && ra_read_one(st))
+				;
+			if (s->state == RA_READING)
+				ra_spin_until(st, ra_slot_read, s);
+			while (s->state == RA_READING) {
+				st->waiting++;
 				pthread_cond_wait(&st->done, &st->lock);
+				st->waiting--;
+			}
 			if (s->state == RA_DONE) {
 				*out = s->b;
 				s->state = RA_FAILED; /* the node is taken: release only counts */

@@ -284,7 +284,7 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	return ret;
 }
 
-#define FSCK_NODE_CACHE (2u << 20)
+#define FSCK_NODE_CACHE (1u << 20)
 
 static u64 mem_estimate(struct bkfs_fs *fs, bool readahead)
 {
@@ -440,7 +440,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	/* the passes walk each btree in key order and hold only paths and
 	 * interior nodes: a big node cache would get no hits across passes,
 	 * and every node it holds costs memory (and page faults to grow) */
-	fs->max_clean = MIN(fs->max_clean, MAX((size_t)32, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
+	fs->max_clean = MIN(fs->max_clean, MAX((size_t)16, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
 	fs->fsck = &c;
 	if (err.len && o->verbose)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));
