@@ -35,11 +35,12 @@
 
 #define NONE UINT32_MAX
 
-/* ---- per-inode state: 16 bytes ----
+/* ---- per-inode state: 12 bytes ----
  * The table is the checker's biggest allocation (one entry per inode), so an
  * entry keeps only what every inode needs. The inum's high 32 bits live in a
  * run list (struct hirun): the table is sorted by inum, so they change at
- * most a few times. Directories' parent fields go to a side list (dpar). */
+ * most a few times. Directories' parent and nlink fields go to a side list
+ * (dpar); counts too big for 16 bits to another (bigcnt). */
 #define F_NEW    (1u << 0) /* not in the inodes btree: recreated root, or an orphan */
 #define F_ORPHAN (1u << 1) /* data/xattrs of a missing inode: recreated as a file */
 #define F_PREF   (1u << 2) /* dir: the kept dirent is in the dir its parent field names */
@@ -51,20 +52,24 @@
 #define F_LFFIX  F_WALK    /* after the walks: the lost+found repair is being made */
 
 struct fi {
-	u32 ino;    /* low 32 bits of the inum */
-	u32 link;   /* dirs: index of the dir holding the kept dirent; others: of the first dirent */
-	u32 count;  /* non-dirs: dirents; dirs: dirents pointing at it, then subdirectories */
-	u16 nlink;  /* the inode's nlink, NLINK_BIG if larger (or no inode) */
-	u8 type;    /* DT_* (0 while unknown) */
+	u32 ino;      /* low 32 bits of the inum */
+	u32 link;     /* dirs: index of the dir holding the kept dirent; others: of the first dirent */
+	u16 count;    /* non-dirs: dirents; dirs: dirents pointing at it, then subdirectories
+		       * (use cnt()/cnt_inc(): CNT_BIG means the count is in bigcnt) */
+	u8 type : 4;  /* DT_* (0 while unknown) */
+	u8 nl : 4;    /* non-dirs: the inode's nlink, NL_BIG if that or larger (or no inode) */
 	u8 flags;
 };
-_Static_assert(sizeof(struct fi) == 16, "per-inode state");
-#define NLINK_BIG UINT16_MAX
+_Static_assert(sizeof(struct fi) == 12, "per-inode state");
+#define NL_BIG 15
+#define CNT_BIG UINT16_MAX
 
 /* table entries from index start on have inums with these high 32 bits */
 struct hirun { u32 start, hi; };
-/* a directory's parent field: the table index of the inode it names, or NONE */
-struct dpar { u32 idx, parent; };
+/* a directory's parent and nlink fields; parent is the inum until the table
+ * is complete, then the table index of that inode, or NONE */
+struct dpar { u64 parent; u32 idx, nlink; };
+struct bigcnt { u32 idx, count; };
 
 /* what the extents and xattrs of one inum add up to */
 struct acc {
@@ -77,7 +82,7 @@ struct acc {
 };
 
 struct orphan { u32 idx; struct acc a; };
-struct badrec { u32 idx; u32 mode; u64 size, sectors; struct acc a; bool children; u8 hint; };
+struct badrec { u32 idx; u32 mode; u64 size, sectors, parent; u32 nlink; struct acc a; bool children; u8 hint; };
 struct dirrec { u32 idx; u64 size; struct acc a; u64 new_inum; bool fix; };
 struct szrec  { u32 idx; u64 sectors, end; };
 
@@ -138,6 +143,7 @@ struct fsp {
 	VEC(struct fi) t;
 	VEC(struct hirun) hi;
 	VEC(struct dpar) dpar;
+	VEC(struct bigcnt) big;
 	VEC(struct orphan) orph;
 	VEC(struct badrec) bad;
 	VEC(struct dirrec) dirs;
@@ -285,8 +291,7 @@ static u32 tfind(struct fsp *s, u64 inum)
 	return lo < n && d[lo].ino == x ? (u32)(base + lo) : NONE;
 }
 
-/* a directory's parent (table index), or NONE */
-static u32 dir_parent(const struct fsp *s, u32 idx)
+static struct dpar *dpar_find(const struct fsp *s, u32 idx)
 {
 	size_t lo = 0, hi = s->dpar.nr;
 	while (lo < hi) {
@@ -296,7 +301,57 @@ static u32 dir_parent(const struct fsp *s, u32 idx)
 		else
 			hi = m;
 	}
-	return lo < s->dpar.nr && s->dpar.d[lo].idx == idx ? s->dpar.d[lo].parent : NONE;
+	return lo < s->dpar.nr && s->dpar.d[lo].idx == idx ? &s->dpar.d[lo] : NULL;
+}
+
+/* a directory's parent (table index), or NONE */
+static u32 dir_parent(const struct fsp *s, u32 idx)
+{
+	const struct dpar *d = dpar_find(s, idx);
+	return d ? (u32)d->parent : NONE;
+}
+
+static struct bigcnt *big_find(const struct fsp *s, u32 idx)
+{
+	for (size_t i = 0; i < s->big.nr; i++)
+		if (s->big.d[i].idx == idx)
+			return &s->big.d[i];
+	return NULL;
+}
+
+static u32 cnt(const struct fsp *s, u32 idx)
+{
+	u16 c = s->t.d[idx].count;
+	const struct bigcnt *b = c == CNT_BIG ? big_find(s, idx) : NULL;
+	return b ? b->count : c;
+}
+
+static int cnt_inc(struct fsp *s, u32 idx)
+{
+	struct fi *e = &s->t.d[idx];
+	if (e->count < CNT_BIG - 1) {
+		e->count++;
+		return 0;
+	}
+	struct bigcnt *b = e->count == CNT_BIG ? big_find(s, idx) : NULL;
+	if (!b) {
+		if (!(b = VPUSH(s->big)))
+			return -BKFS_E_NOMEM;
+		b->idx = idx;
+		b->count = e->count;
+		e->count = CNT_BIG;
+	}
+	b->count++;
+	return 0;
+}
+
+static void cnt_zero(struct fsp *s, u32 idx)
+{
+	struct bigcnt *b = s->t.d[idx].count == CNT_BIG ? big_find(s, idx) : NULL;
+	if (b)
+		b->count = 0;
+	else
+		s->t.d[idx].count = 0;
 }
 
 /* dirents come grouped by directory: remember the last one */
@@ -325,7 +380,7 @@ static struct fi *tpush(struct fsp *s, u64 inum)
 	if (e) {
 		e->ino = (u32)inum;
 		e->link = NONE;
-		e->nlink = NLINK_BIG;
+		e->nl = NL_BIG;
 	}
 	return e;
 }
@@ -493,6 +548,17 @@ static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 secto
 	return 0;
 }
 
+static int add_dpar(struct fsp *s, u32 idx, u64 parent, u32 nlink)
+{
+	struct dpar *d = VPUSH(s->dpar);
+	if (!d)
+		return -BKFS_E_NOMEM;
+	d->idx = idx;
+	d->parent = parent;
+	d->nlink = nlink;
+	return 0;
+}
+
 static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 {
 	struct acc a;
@@ -520,16 +586,18 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 			root_special = true;
 		}
 	}
-	/* the parent field is stashed in link/count until the table is complete */
-	e->link = (u32)parent;
-	e->count = (u32)(parent >> 32);
 	e->type = type;
-	e->nlink = v && v->nlink < NLINK_BIG ? (u16)v->nlink : NLINK_BIG;
+	u32 nlink = v ? v->nlink : 0;
+	e->nl = v && nlink < NL_BIG ? nlink : NL_BIG;
+	if (type == DT_DIR && (ret = add_dpar(s, idx, parent, nlink)))
+		return ret;
 	if (!type) {
 		struct badrec *b = VPUSH(s->bad);
 		if (!b)
 			return -BKFS_E_NOMEM;
 		b->idx = idx;
+		b->parent = parent;
+		b->nlink = nlink;
 		b->mode = v->mode;
 		b->size = v->size;
 		b->sectors = v->sectors;
@@ -688,6 +756,8 @@ static int resolve_bad_ra(struct fsp *s, struct fsck_ra *ra)
 		struct badrec *b = &s->bad.d[i];
 		unsigned type = b->children ? DT_DIR : b->hint ? b->hint : DT_REG;
 		s->t.d[b->idx].type = type;
+		if (type == DT_DIR && (ret = add_dpar(s, b->idx, b->parent, b->nlink)))
+			return ret;
 		if ((ret = check_data(s, b->idx, type, b->size, b->sectors, &b->a, false)))
 			return ret;
 	}
@@ -705,6 +775,12 @@ static int resolve_bad(struct fsp *s)
 static int cmp_dirrec(const void *a, const void *b)
 {
 	u32 x = ((const struct dirrec *)a)->idx, y = ((const struct dirrec *)b)->idx;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_dpar(const void *a, const void *b)
+{
+	u32 x = ((const struct dpar *)a)->idx, y = ((const struct dpar *)b)->idx;
 	return x < y ? -1 : x > y;
 }
 
@@ -739,7 +815,8 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 			r->reason = c == C_NON_DIR ? D_NON_DIR : c == C_ORPHAN_KEEP ? D_RELINK : D_MISSING;
 			if (c == C_ORPHAN_KEEP) {
 				struct fi *e = &s->t.d[tI];
-				e->count++;
+				if ((ret = cnt_inc(s, tI)))
+					return ret;
 				if (e->link == NONE)
 					e->link = dI;
 			}
@@ -755,7 +832,8 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 			r->new_type = e->type;
 			r->reason = D_DTYPE;
 		}
-		e->count++;
+		if ((ret = cnt_inc(s, tI)))
+			return ret;
 		if (e->type == DT_DIR) {
 			if (tI == s->root) {
 				*need2 = true;
@@ -807,7 +885,7 @@ static int scan_extra_links_ra(struct fsp *s, struct fsck_ra *ra)
 		if (classify(s, &d, &dI, &tI) != C_OK)
 			continue;
 		struct fi *e = &s->t.d[tI];
-		if (e->type != DT_DIR || (tI != s->root && e->count <= 1))
+		if (e->type != DT_DIR || (tI != s->root && cnt(s, tI) <= 1))
 			continue;
 		if (tI != s->root && !(e->flags & F_KEPT) && dI == e->link) {
 			e->flags |= F_KEPT;
@@ -843,7 +921,7 @@ static int plan_structure(struct fsp *s)
 	struct fi *t = s->t.d;
 	for (size_t i = 0; i < s->t.nr; i++)
 		if (t[i].type == DT_DIR)
-			t[i].count = 0;
+			cnt_zero(s, i);
 	/* loops: walk each directory's chain of kept dirents up to the root;
 	 * a chain that comes back to itself is a loop, broken at the directory
 	 * where the walk met its own path */
@@ -874,7 +952,7 @@ static int plan_structure(struct fsp *s)
 	for (u32 i = 0; i < s->t.nr; i++) {
 		if (i == s->root)
 			continue;
-		bool unreachable = t[i].type == DT_DIR ? t[i].link == NONE : !t[i].count;
+		bool unreachable = t[i].type == DT_DIR ? t[i].link == NONE : !cnt(s, i);
 		if (unreachable)
 			t[i].flags |= F_TO_LF;
 		if (t[i].flags & F_TO_LF)
@@ -897,16 +975,16 @@ static int plan_structure(struct fsp *s)
 		if (t[i].type != DT_DIR || i == s->root)
 			continue;
 		if (t[i].flags & F_TO_LF) {
-			if (s->lf != NONE)
-				t[s->lf].count++;
-			else
+			if (s->lf == NONE)
 				s->lf_new_subdirs++;
-		} else {
-			t[t[i].link].count++;
+			else if (cnt_inc(s, s->lf))
+				return -BKFS_E_NOMEM;
+		} else if (cnt_inc(s, t[i].link)) {
+			return -BKFS_E_NOMEM;
 		}
 	}
-	if (s->lf_new)
-		t[s->root].count++;
+	if (s->lf_new && cnt_inc(s, s->root))
+		return -BKFS_E_NOMEM;
 	return 0;
 }
 
@@ -1080,7 +1158,7 @@ static int report_early(struct fsp *s)
 				goto nomem;
 			f->mask = FX_MODE | FX_SIZE | FX_SECTORS | FX_NLINK | FX_PARENT;
 			f->mode = S_IFDIR | ((s->root_old_mode & 07777) ? (s->root_old_mode & 07777) : 0755);
-			f->nlink = 2 + t[s->root].count;
+			f->nlink = 2 + cnt(s, s->root);
 			f->parent = BKFS_ROOT_INO;
 		}
 	}
@@ -1361,7 +1439,8 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 				}
 			}
 		}
-		u32 want_nlink = e->type == DT_DIR ? 2 + e->count : e->count + !!(e->flags & F_TO_LF);
+		u32 count = cnt(s, idx);
+		u32 want_nlink = e->type == DT_DIR ? 2 + count : count + !!(e->flags & F_TO_LF);
 		if (v.nlink != want_nlink) {
 			if (ERR(s, inode_link_count_wrong, "set nlink", "%s", OBJ())) {
 				f.mask |= FX_NLINK;
@@ -1369,7 +1448,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			}
 			if (e->type == DT_DIR)
 				fsck_err_msg(s->c, "nlink %u, but the directory has %u subdirectories: nlink %u",
-					     v.nlink, e->count, want_nlink);
+					     v.nlink, count, want_nlink);
 			else
 				fsck_err_msg(s->c, "nlink %u, but %u directory entries name it", v.nlink, want_nlink);
 		}
@@ -1418,13 +1497,15 @@ static bool inodes_need_report(struct fsp *s)
 		const struct fi *e = &s->t.d[i];
 		if (e->flags & F_NEW)
 			continue;
-		if (e->flags & F_TO_LF || e->nlink == NLINK_BIG)
+		if (e->flags & F_TO_LF)
 			return true;
-		u32 want_nlink = e->type == DT_DIR ? 2 + e->count : e->count;
-		if (e->nlink != want_nlink)
+		if (e->type == DT_DIR) {
+			const struct dpar *d = dpar_find(s, i);
+			if (!d || d->nlink != 2 + cnt(s, i) || d->parent != (i == s->root ? s->root : e->link))
+				return true;
+		} else if (e->nl == NL_BIG || e->nl != cnt(s, i)) {
 			return true;
-		if (e->type == DT_DIR && dir_parent(s, i) != (i == s->root ? s->root : e->link))
-			return true;
+		}
 	}
 	return false;
 }
@@ -1548,13 +1629,13 @@ static int apply(struct fsp *s)
 	trans_init(&tr, s->fs);
 
 	if (s->root_missing && s->root_fix &&
-	    (ret = write_new_inode(s, BKFS_ROOT_INO, S_IFDIR | 0755, 2 + t[s->root].count, BKFS_ROOT_INO, 0, 0)))
+	    (ret = write_new_inode(s, BKFS_ROOT_INO, S_IFDIR | 0755, 2 + cnt(s, s->root), BKFS_ROOT_INO, 0, 0)))
 		goto out;
 	for (size_t i = 0; i < s->orph.nr; i++) {
 		struct orphan *o = &s->orph.d[i];
 		struct fi *e = &t[o->idx];
 		if ((e->flags & F_LFFIX) &&
-		    (ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, e->count + !!(e->flags & F_TO_LF), 0,
+		    (ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF), 0,
 					   o->a.end, o->a.sectors)))
 			goto out;
 	}
@@ -1674,6 +1755,7 @@ static void fsp_free(struct fsp *s)
 	VFREE(s->t);
 	VFREE(s->hi);
 	VFREE(s->dpar);
+	VFREE(s->big);
 	VFREE(s->orph);
 	VFREE(s->bad);
 	VFREE(s->dirs);
@@ -1709,21 +1791,9 @@ int fsck_check_filesystem(struct fsck_ctx *c)
 		goto out;
 	vsort(s.dirs.d, s.dirs.nr, sizeof(*s.dirs.d), cmp_dirrec);
 	vsort(s.sz.d, s.sz.nr, sizeof(*s.sz.d), cmp_szrec);
-	for (size_t i = 0; i < s.t.nr; i++) {
-		struct fi *e = &s.t.d[i];
-		u64 parent = (u64)e->count << 32 | e->link;
-		if (e->type == DT_DIR && !(e->flags & F_ORPHAN)) {
-			struct dpar *d = VPUSH(s.dpar);
-			if (!d) {
-				ret = -BKFS_E_NOMEM;
-				goto out;
-			}
-			d->idx = (u32)i;
-			d->parent = tfind(&s, parent);
-		}
-		e->link = NONE;
-		e->count = 0;
-	}
+	vsort(s.dpar.d, s.dpar.nr, sizeof(*s.dpar.d), cmp_dpar);
+	for (size_t i = 0; i < s.dpar.nr; i++)
+		s.dpar.d[i].parent = tfind(&s, s.dpar.d[i].parent);
 	s.next_inum = MAX(s.fs->next_inum, BKFS_FIRST_INO);
 	if (s.t.nr && t_inum(&s, s.t.nr - 1) >= s.next_inum)
 		s.next_inum = t_inum(&s, s.t.nr - 1) + 1;

@@ -582,6 +582,36 @@ static int d_many(struct bkfs_fs *fs, struct tree *t)
 	return 0;
 }
 
+/* More names than a 16-bit count holds: the checker's table keeps such
+ * counts on the side. LINKS names for f1 in the root, in batched
+ * transactions; nlink is set to want_nlink(LINKS) + delta. */
+#define LINKS 70000u
+static int many_links(struct bkfs_fs *fs, struct tree *t, int delta)
+{
+	char name[32];
+	int ret = 0;
+	for (unsigned i = 0; i < LINKS && !ret;) {
+		struct trans tr;
+		trans_init(&tr, fs);
+		for (unsigned j = 0; j < 500 && i < LINKS && !ret; j++, i++) {
+			snprintf(name, sizeof(name), "link%u", i);
+			ret = bkfs_dirent_add(&tr, BKFS_ROOT_INO, name, strlen(name), t->f1, DT_REG);
+		}
+		ret = commit1(&tr, ret);
+	}
+	/* f1 had two names */
+	return ret ? ret : set_field(fs, t->f1, F_NLINK, (u64)(2 + LINKS + delta));
+}
+static void a_links(struct bkfs_fs *fs, struct tree *t)
+{
+	struct bkfs_inode in;
+	CHECK_EQ(bkfs_inode_find(fs, t->f1, &in), 0);
+	CHECK_EQ(in.nlink, 2 + LINKS);
+	check_path(fs, "/link69999", t->f1);
+}
+static int d_links_ok(struct bkfs_fs *fs, struct tree *t) { return many_links(fs, t, 0); }
+static int d_links_bad(struct bkfs_fs *fs, struct tree *t) { return many_links(fs, t, -3); }
+
 int main(void)
 {
 	struct emu_opts o = { .size = 64 << 20, .seed = 7 };
@@ -607,6 +637,8 @@ int main(void)
 	     E(lost_found_missing));
 	SCEN("bad_mode", d_bad_mode, a_bad_mode, E(inode_invalid));
 	SCEN("dir_data", d_dir_data, a_normal_paths, E(inode_invalid));
+	scenario("many_links_clean", d_links_ok, NULL, 0, a_links);
+	SCEN("many_links_nlink", d_links_bad, a_links, E(inode_link_count_wrong));
 	SCEN("many", d_many, NULL, E(inode_unreachable), E(inode_link_count_wrong), E(inode_i_size_wrong),
 	     E(dirent_to_missing_inode), E(dirent_d_type_wrong));
 
