@@ -67,7 +67,7 @@ demo: all
 	scripts/demo.sh
 
 bench: all
-	bench/bench.sh
+	BUILD=$(BUILD) bench/bench.sh
 
 # libFuzzer harness for node, key and superblock validation (tests/fuzz);
 # needs clang, runs FUZZ_TIME seconds. CI calls it only when clang exists.
