@@ -129,6 +129,8 @@ static void vsort(void *base, size_t nr, size_t sz, int (*cmp)(const void *, con
 struct kst {
 	struct btree_iter it;
 	struct fsck_ra *ra;
+	const struct fsck_key_hook *hook;
+	unsigned id;
 	bool end;
 	struct bpos p;
 	u8 type;
@@ -156,6 +158,8 @@ struct fsp {
 	VEC(struct del) dels;
 	VEC(struct dtfix) dtfix;
 	struct kst ex, xa;
+	const struct fsck_key_hook *hook; /* check_allocations' marking of every leaf key read */
+	bool need2;          /* some directory has several dirents */
 
 	u32 root;
 	bool root_seen, root_missing, root_notdir, root_fix;
@@ -404,21 +408,27 @@ static int kst_load(struct kst *s)
 			return 0;
 		}
 		s->it.pos = k->p;
-		if (bkey_deleted(k)) {
+		bool deleted = bkey_deleted(k);
+		if (!deleted) {
+			s->p = k->p;
+			s->type = k->type;
+			s->size = k->size;
+			s->bend = sec_bytes(k->p.offset);
+			s->exact = false;
+			if (k->type == KEY_TYPE_inline_data && bkey_val_bytes(k) >= sizeof(struct bkfs_inline_data)) {
+				const struct bkfs_inline_data *d = bkey_val(k);
+				u64 start = k->size <= k->p.offset ? k->p.offset - k->size : 0;
+				u64 b = sec_bytes(start);
+				s->bend = b + d->bytes < b ? UINT64_MAX : b + d->bytes;
+				s->exact = true;
+			}
+		}
+		/* last use of k: the hook may read other nodes */
+		if (s->hook && (ret = s->hook->fn(s->hook->arg, s->id, k)))
+			return ret;
+		if (deleted) {
 			btree_iter_advance(&s->it);
 			continue;
-		}
-		s->p = k->p;
-		s->type = k->type;
-		s->size = k->size;
-		s->bend = sec_bytes(k->p.offset);
-		s->exact = false;
-		if (k->type == KEY_TYPE_inline_data && bkey_val_bytes(k) >= sizeof(struct bkfs_inline_data)) {
-			const struct bkfs_inline_data *d = bkey_val(k);
-			u64 start = k->size <= k->p.offset ? k->p.offset - k->size : 0;
-			u64 b = sec_bytes(start);
-			s->bend = b + d->bytes < b ? UINT64_MAX : b + d->bytes;
-			s->exact = true;
 		}
 		return 0;
 	}
@@ -430,9 +440,11 @@ static int kst_next(struct kst *s)
 	return kst_load(s);
 }
 
-static int kst_init(struct kst *s, struct bkfs_fs *fs, unsigned id)
+static int kst_init(struct kst *s, struct bkfs_fs *fs, unsigned id, const struct fsck_key_hook *hook)
 {
 	memset(s, 0, sizeof(*s));
+	s->hook = hook;
+	s->id = id;
 	btree_iter_init(&s->it, fs, id, 0, POS_MIN);
 	s->ra = fsck_ra_level(fs, id, 0, POS_MIN);
 	return kst_load(s);
@@ -618,7 +630,8 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 	struct btree_iter it;
 	struct bkey *k;
 	int ret;
-	if ((ret = kst_init(&s->ex, s->fs, BTREE_ID_extents)) || (ret = kst_init(&s->xa, s->fs, BTREE_ID_xattrs)))
+	if ((ret = kst_init(&s->ex, s->fs, BTREE_ID_extents, s->hook)) ||
+	    (ret = kst_init(&s->xa, s->fs, BTREE_ID_xattrs, s->hook)))
 		return ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
@@ -626,16 +639,21 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		fsck_ra_step(ra);
 		if ((ret = btree_iter_peek(&it, &k)))
 			return ret;
-		if (!k || k->p.inode)
+		if (!k)
 			break;
 		it.pos = k->p;
-		bool ok = inode_key_ok(k);
+		bool ok = inode_key_ok(k), past = k->p.inode;
 		u64 inum = k->p.offset;
 		struct bkfs_inode v;
 		if (ok)
 			memcpy(&v, bkey_val(k), sizeof(v));
+		if (past && !s->hook)
+			break;
+		/* last use of k: the hook may read other nodes */
+		if (s->hook && (ret = s->hook->fn(s->hook->arg, BTREE_ID_inodes, k)))
+			return ret;
 		btree_iter_advance(&it);
-		if (!ok)
+		if (!ok || past)
 			continue; /* invalid keys are check_allocations' business */
 		if (!s->root_seen && inum > BKFS_ROOT_INO && (ret = add_inode(s, BKFS_ROOT_INO, NULL)))
 			return ret;
@@ -667,7 +685,8 @@ struct dent {
 };
 
 /* next well-formed dirent (copied: the node may go away), *end at the end */
-static int dent_next(struct btree_iter *it, struct fsck_ra *ra, struct dent *d, bool *end)
+static int dent_next(struct btree_iter *it, struct fsck_ra *ra, const struct fsck_key_hook *hook, struct dent *d,
+		     bool *end)
 {
 	struct bkey *k;
 	for (;;) {
@@ -694,6 +713,9 @@ static int dent_next(struct btree_iter *it, struct fsck_ra *ra, struct dent *d, 
 				d->name[de->name_len] = 0;
 			}
 		}
+		/* last use of k: the hook may read other nodes */
+		if (hook && (ret = hook->fn(hook->arg, BTREE_ID_dirents, k)))
+			return ret;
 		btree_iter_advance(it);
 		if (ok) {
 			*end = false;
@@ -741,7 +763,7 @@ static int resolve_bad_ra(struct fsp *s, struct fsck_ra *ra)
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
-	while (!(ret = dent_next(&it, ra, &d, &end)) && !end) {
+	while (!(ret = dent_next(&it, ra, NULL, &d, &end)) && !end) {
 		u32 dI = tfind_dir(s, d.pos.inode), tI = tfind(s, d.inum);
 		int b;
 		if (dI != NONE && !s->t.d[dI].type && (b = bad_find(s, dI)) >= 0)
@@ -802,7 +824,7 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
-	while (!(ret = dent_next(&it, ra, &d, &end)) && !end) {
+	while (!(ret = dent_next(&it, ra, s->hook, &d, &end)) && !end) {
 		u32 dI, tI;
 		int c = classify(s, &d, &dI, &tI);
 		struct drec *r;
@@ -880,7 +902,7 @@ static int scan_extra_links_ra(struct fsp *s, struct fsck_ra *ra)
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
-	while (!(ret = dent_next(&it, ra, &d, &end)) && !end) {
+	while (!(ret = dent_next(&it, ra, NULL, &d, &end)) && !end) {
 		u32 dI, tI;
 		if (classify(s, &d, &dI, &tI) != C_OK)
 			continue;
@@ -998,7 +1020,7 @@ static int find_name(struct fsp *s, u64 dir, u64 inum, char *name, struct bpos *
 	bool end = false;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS(dir, 0));
-	while (!(ret = dent_next(&it, NULL, &d, &end)) && !end && d.pos.inode == dir) {
+	while (!(ret = dent_next(&it, NULL, NULL, &d, &end)) && !end && d.pos.inode == dir) {
 		if (s->path_budget)
 			s->path_budget--;
 		if (d.inum == inum) {
@@ -1770,45 +1792,89 @@ static void fsp_free(struct fsp *s)
 	pb_exit(&s->lf_path);
 }
 
-int fsck_check_filesystem(struct fsck_ctx *c)
+static void fsp_init(struct fsp *s, struct fsck_ctx *c, const struct fsck_key_hook *hook)
 {
-	struct fsp s = {
+	*s = (struct fsp){
 		.c = c,
 		.fs = c->fs,
 		.root = NONE,
 		.lf = NONE,
 		.path_budget = 1ull << 24,
+		.hook = hook,
 	};
-	bool need2 = false;
-	t_reserve(&s);
-	size_t nr_findings = c->nr;
-	int ret;
+	t_reserve(s);
+}
 
-	/* 1. decide */
-	if ((ret = scan_inodes(&s)))
+/* 1. decide, up to the first pass over the dirents: reads only, no findings */
+static int fsp_scan(struct fsp *s)
+{
+	int ret;
+	if ((ret = scan_inodes(s)))
+		return ret;
+	if (s->bad.nr && (ret = resolve_bad(s)))
+		return ret;
+	vsort(s->dirs.d, s->dirs.nr, sizeof(*s->dirs.d), cmp_dirrec);
+	vsort(s->sz.d, s->sz.nr, sizeof(*s->sz.d), cmp_szrec);
+	vsort(s->dpar.d, s->dpar.nr, sizeof(*s->dpar.d), cmp_dpar);
+	for (size_t i = 0; i < s->dpar.nr; i++)
+		s->dpar.d[i].parent = tfind(s, s->dpar.d[i].parent);
+	s->next_inum = MAX(s->fs->next_inum, BKFS_FIRST_INO);
+	if (s->t.nr && t_inum(s, s->t.nr - 1) >= s->next_inum)
+		s->next_inum = t_inum(s, s->t.nr - 1) + 1;
+	for (size_t i = 0; i < s->dirs.nr; i++)
+		if (s->dirs.d[i].a.nkeys)
+			s->dirs.d[i].new_inum = s->next_inum++;
+	return scan_dirents(s, &s->need2);
+}
+
+int fsck_fs_prescan(struct fsck_ctx *c, const struct fsck_key_hook *hook)
+{
+	struct fsp *s = malloc(sizeof(*s));
+	if (!s)
+		return -BKFS_E_NOMEM;
+	fsck_fs_prescan_drop(c);
+	fsp_init(s, c, hook);
+	int ret = fsp_scan(s);
+	s->hook = NULL;
+	if (ret) {
+		fsp_free(s);
+		free(s);
+		return ret;
+	}
+	c->fs_prescan = s;
+	return 0;
+}
+
+void fsck_fs_prescan_drop(struct fsck_ctx *c)
+{
+	if (c->fs_prescan) {
+		fsp_free(c->fs_prescan);
+		free(c->fs_prescan);
+		c->fs_prescan = NULL;
+	}
+}
+
+int fsck_check_filesystem(struct fsck_ctx *c)
+{
+	struct fsp local, *s = c->fs_prescan;
+	size_t nr_findings = c->nr;
+	int ret = 0;
+
+	c->fs_prescan = NULL;
+	if (!s) {
+		s = &local;
+		fsp_init(s, c, NULL);
+		if ((ret = fsp_scan(s)))
+			goto out;
+	}
+	/* 1. decide (the rest) */
+	if (s->need2 && (ret = scan_extra_links(s)))
 		goto out;
-	if (s.bad.nr && (ret = resolve_bad(&s)))
-		goto out;
-	vsort(s.dirs.d, s.dirs.nr, sizeof(*s.dirs.d), cmp_dirrec);
-	vsort(s.sz.d, s.sz.nr, sizeof(*s.sz.d), cmp_szrec);
-	vsort(s.dpar.d, s.dpar.nr, sizeof(*s.dpar.d), cmp_dpar);
-	for (size_t i = 0; i < s.dpar.nr; i++)
-		s.dpar.d[i].parent = tfind(&s, s.dpar.d[i].parent);
-	s.next_inum = MAX(s.fs->next_inum, BKFS_FIRST_INO);
-	if (s.t.nr && t_inum(&s, s.t.nr - 1) >= s.next_inum)
-		s.next_inum = t_inum(&s, s.t.nr - 1) + 1;
-	for (size_t i = 0; i < s.dirs.nr; i++)
-		if (s.dirs.d[i].a.nkeys)
-			s.dirs.d[i].new_inum = s.next_inum++;
-	if ((ret = scan_dirents(&s, &need2)))
-		goto out;
-	if (need2 && (ret = scan_extra_links(&s)))
-		goto out;
-	if ((ret = plan_structure(&s)))
+	if ((ret = plan_structure(s)))
 		goto out;
 
 	/* 2. report */
-	if ((ret = report_early(&s)) || (ret = report_inodes(&s)))
+	if ((ret = report_early(s)) || (ret = report_inodes(s)))
 		goto out;
 
 	/* 3. repair what the mode allows */
@@ -1817,9 +1883,11 @@ int fsck_check_filesystem(struct fsck_ctx *c)
 		any |= c->f[i].fixed;
 	if (any && fsck_may_fix(c)) {
 		fsck_begin_repair(c);
-		ret = apply(&s);
+		ret = apply(s);
 	}
 out:
-	fsp_free(&s);
+	fsp_free(s);
+	if (s != &local)
+		free(s);
 	return ret;
 }

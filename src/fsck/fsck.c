@@ -469,11 +469,19 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		{ FSCK_PASS_check_filesystem, fsck_check_filesystem },
 		{ FSCK_PASS_gc_gens, fsck_gc_gens },
 	};
+	size_t nr_before_topology = 0;
 	for (unsigned i = 0; i < ARRAY_SIZE(passes) && !ret; i++) {
 		if (passes[i].pass == FSCK_PASS_gc_gens && !o->gc_gens)
 			continue;
+		if (passes[i].pass == FSCK_PASS_check_topology)
+			nr_before_topology = c.nr;
+		/* a sound topology: check_allocations may run the filesystem
+		 * passes' scans with its own walk */
+		if (passes[i].pass == FSCK_PASS_check_allocations)
+			c.fuse_fs = c.nr == nr_before_topology && !c.scan;
 		ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
 	}
+	fsck_fs_prescan_drop(&c);
 	btree_ra_stop(fs);
 	if (ret == -BKFS_E_AGAIN || fsck_cancelled) {
 		fprintf(stderr, "bkfs fsck: cancelled; nothing was written\n");

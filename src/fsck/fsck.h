@@ -161,6 +161,11 @@ struct fsck_ctx {
 	struct scan_result *scan; /* NULL until scan_for_btree_nodes ran */
 	char **devpaths;
 	unsigned nr_devpaths;
+	/* check_allocations may run the filesystem passes' first scans for them
+	 * (fuse_fs: allowed, set when topology found nothing); fs_prescan holds
+	 * their result while it is valid: no finding since */
+	bool fuse_fs;
+	void *fs_prescan;
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
 };
@@ -204,6 +209,18 @@ int fsck_check_allocations(struct fsck_ctx *c);        /* gc.c */
 int fsck_check_alloc_info(struct fsck_ctx *c);         /* gc.c */
 int fsck_check_filesystem(struct fsck_ctx *c);         /* fs_passes.c */
 int fsck_gc_gens(struct fsck_ctx *c);                  /* gc_gens.c */
+
+/* fs_passes.c: the filesystem passes' first scans (inodes with their
+ * extents and xattrs, then dirents), run by check_allocations so those leaves
+ * are read once for both passes: every leaf key the scans read goes through
+ * hook (check_allocations marks it). The result waits in c->fs_prescan for
+ * fsck_check_filesystem; drop it when anything changed in between. */
+struct fsck_key_hook {
+	int (*fn)(void *arg, unsigned btree_id, struct bkey *k);
+	void *arg;
+};
+int fsck_fs_prescan(struct fsck_ctx *c, const struct fsck_key_hook *hook);
+void fsck_fs_prescan_drop(struct fsck_ctx *c);
 
 /* gc.c: memory check_allocations needs (shadow buckets, tables), for the
  * estimate printed before the run and -m. */

@@ -838,6 +838,20 @@ static void gc_walk_error(struct gc_state *g, unsigned id, unsigned level, int e
 	g->walk_failed = true;
 }
 
+/* gc_key for a key read by a walk: keys with pointers are copied first (a
+ * rewrite replaces them in their node) */
+static int gc_walked_key(struct gc_state *g, unsigned id, unsigned level, struct bkey *k, bool *rewritten)
+{
+	*rewritten = false;
+	if (k->type == KEY_TYPE_btree_ptr || bkey_ptrs(k, NULL) || k->type == KEY_TYPE_reflink_p ||
+	    k->version > g->kv_limit || id == BTREE_ID_reflink) {
+		struct bkey_buf kb;
+		memcpy(&kb, k, bkey_bytes(k));
+		return gc_key(g, id, level, false, &kb.k, rewritten);
+	}
+	return gc_key(g, id, level, false, k, rewritten); /* keys without pointers are never rewritten */
+}
+
 static int gc_walk_level_ra(struct gc_state *g, unsigned id, unsigned level, struct fsck_ra *ra)
 {
 	struct btree_iter it;
@@ -854,20 +868,14 @@ static int gc_walk_level_ra(struct gc_state *g, unsigned id, unsigned level, str
 		if (!k)
 			return 0;
 		bool rewritten;
-		if (k->type == KEY_TYPE_btree_ptr || bkey_ptrs(k, NULL) || k->type == KEY_TYPE_reflink_p ||
-		    k->version > g->kv_limit || id == BTREE_ID_reflink) {
-			struct bkey_buf kb;
-			memcpy(&kb, k, bkey_bytes(k));
-			if ((ret = gc_key(g, id, level, false, &kb.k, &rewritten)) < 0)
-				return ret;
-			if (rewritten) {
-				if (bpos_eq(kb.k.p, POS_MAX))
-					return 0;
-				btree_iter_init(&it, g->fs, id, level, bpos_successor(kb.k.p));
-				continue;
-			}
-		} else if ((ret = gc_key(g, id, level, false, k, &rewritten)) < 0) {
-			return ret; /* keys without pointers are never rewritten */
+		struct bpos p = k->p;
+		if ((ret = gc_walked_key(g, id, level, k, &rewritten)) < 0)
+			return ret;
+		if (rewritten) {
+			if (bpos_eq(p, POS_MAX))
+				return 0;
+			btree_iter_init(&it, g->fs, id, level, bpos_successor(p));
+			continue;
 		}
 		btree_iter_advance(&it);
 	}
@@ -881,7 +889,9 @@ static int gc_walk_level(struct gc_state *g, unsigned id, unsigned level)
 	return ret;
 }
 
-static int gc_walk_btree(struct gc_state *g, unsigned id)
+/* leaves: whether the walk includes level 0 (the fused walk below reads the
+ * leaves of the filesystem btrees through the filesystem passes' scans) */
+static int gc_walk_btree_levels(struct gc_state *g, unsigned id, bool leaves)
 {
 	struct bkfs_fs *fs = g->fs;
 	struct btree *r;
@@ -902,9 +912,48 @@ static int gc_walk_btree(struct gc_state *g, unsigned id)
 	memcpy(bkey_val(&kb.k), &fs->roots[id].ptr, sizeof(struct bkfs_btree_ptr));
 	if ((ret = gc_key(g, id, rl + 1, true, &kb.k, &rewritten)))
 		return ret;
-	for (int l = rl; l >= (id == BTREE_ID_alloc ? 1 : 0); l--)
+	for (int l = rl; l >= (id == BTREE_ID_alloc || !leaves ? 1 : 0); l--)
 		if ((ret = gc_walk_level(g, id, l)))
 			return ret;
+	return 0;
+}
+
+static int gc_walk_btree(struct gc_state *g, unsigned id)
+{
+	return gc_walk_btree_levels(g, id, true);
+}
+
+static bool fused_btree(unsigned id)
+{
+	return id == BTREE_ID_extents || id == BTREE_ID_inodes || id == BTREE_ID_dirents || id == BTREE_ID_xattrs;
+}
+
+static int gc_fused_hook(void *arg, unsigned id, struct bkey *k)
+{
+	bool rewritten;
+	int ret = gc_walked_key(arg, id, 0, k, &rewritten);
+	return ret < 0 ? ret : 0; /* after a rewrite the scan's iterator steps past the key */
+}
+
+/* The extents, inodes, dirents and xattrs btrees: interior levels as usual,
+ * leaves through the filesystem passes' first scans, which hand every key
+ * they read to gc_key. Those leaves are most of the metadata: this way they
+ * are read once for both passes. */
+static int gc_walk_fused(struct gc_state *g)
+{
+	static const unsigned ids[] = { BTREE_ID_extents, BTREE_ID_inodes, BTREE_ID_dirents, BTREE_ID_xattrs };
+	int ret;
+	for (unsigned i = 0; i < ARRAY_SIZE(ids); i++)
+		if ((ret = gc_walk_btree_levels(g, ids[i], false)))
+			return ret;
+	if (g->walk_failed)
+		return 0;
+	struct fsck_key_hook hook = { gc_fused_hook, g };
+	ret = fsck_fs_prescan(g->c, &hook);
+	if (ret == -BKFS_E_NOMEM || ret == -BKFS_E_AGAIN)
+		return ret;
+	if (ret)
+		gc_walk_error(g, BTREE_ID_extents, 0, ret);
 	return 0;
 }
 
@@ -1297,7 +1346,7 @@ int fsck_check_allocations(struct fsck_ctx *c)
 	struct bkfs_fs *fs = c->fs;
 	struct gc_state *g = xcalloc(1, sizeof(*g));
 	struct acct_entry *snap = NULL;
-	size_t nr_snap = 0;
+	size_t nr_snap = 0, nr_findings = c->nr;
 	int ret = 0;
 
 	u64 nodes_read = fs->nodes_read, t_start = now_ns();
@@ -1330,7 +1379,13 @@ int fsck_check_allocations(struct fsck_ctx *c)
 		BTREE_ID_xattrs, BTREE_ID_reflink, BTREE_ID_accounting,
 	};
 	_Static_assert(ARRAY_SIZE(order) == BTREE_ID_NR, "every btree is walked");
+	bool fuse = c->fuse_fs;
 	for (unsigned i = 0; i < ARRAY_SIZE(order); i++) {
+		if (fuse && fused_btree(order[i])) {
+			if (order[i] == BTREE_ID_extents && (ret = gc_walk_fused(g)))
+				goto out;
+			continue;
+		}
 		if ((ret = gc_walk_btree(g, order[i])))
 			goto out;
 		if (order[i] == BTREE_ID_alloc)
@@ -1357,6 +1412,10 @@ int fsck_check_allocations(struct fsck_ctx *c)
 			(unsigned long long)(fs->nodes_read - nodes_read), (t_sweep - t_start) / 1e9,
 			(unsigned long long)nbuckets_total(g), g->nr_acct, (now_ns() - t_sweep) / 1e9);
 out:
+	/* the scans' result holds only while nothing was found (and so
+	 * nothing was changed) since */
+	if (ret || c->nr != nr_findings || g->walk_failed)
+		fsck_fs_prescan_drop(c);
 	free(snap);
 	gc_state_exit(g);
 	free(g);
