@@ -329,6 +329,28 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	CHECK(fs->flags & BKFS_OPEN_RDONLY);
 	bkfs_close_nowrite(fs);
 
+	/* -n again, the way bkfs fsck runs it on a sound topology: the scans
+	 * run inside check_allocations' walk; the same findings */
+	struct fsck_ctx fz;
+	CHECK_EQ(open_fs(FSCK_FLAGS, &fs), 0);
+	ctx_init(&fz, fs, FSCK_MODE_NO);
+	fz.fuse_fs = true;
+	fz.pass = FSCK_PASS_check_allocations;
+	CHECK_EQ(fsck_check_allocations(&fz), 0);
+	CHECK_EQ(fz.nr, 0); /* the damage is above the allocation level */
+	CHECK(fz.fs_prescan != NULL);
+	fz.pass = FSCK_PASS_check_filesystem;
+	CHECK_EQ(fsck_check_filesystem(&fz), 0);
+	CHECK(fz.fs_prescan == NULL);
+	bool same_fused = same_findings(&n, &fz);
+	if (!same_fused) {
+		print_findings("-n", &n);
+		print_findings("fused", &fz);
+	}
+	CHECK(same_fused);
+	ctx_exit(&fz);
+	bkfs_close_nowrite(fs);
+
 	/* -y: the same findings, repaired */
 	CHECK_EQ(open_fs(FSCK_FLAGS, &fs), 0);
 	ctx_init(&y, fs, FSCK_MODE_YES);

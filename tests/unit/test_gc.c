@@ -111,7 +111,13 @@ static void run(enum fsck_mode mode, struct result *r, const char *what)
 	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode } };
 	fs->fsck = &c;
 	c.pass = FSCK_PASS_check_allocations;
+	/* as bkfs fsck runs it after a clean topology: the leaves of the
+	 * filesystem btrees are walked by the filesystem passes' scans, whose
+	 * result is kept only if nothing was found */
+	c.fuse_fs = true;
 	r->ret = fsck_check_allocations(&c);
+	CHECK(r->ret || c.nr ? c.fs_prescan == NULL : c.fs_prescan != NULL);
+	fsck_fs_prescan_drop(&c);
 	if (!r->ret) {
 		c.pass = FSCK_PASS_check_alloc_info;
 		r->ret = fsck_check_alloc_info(&c);
