@@ -674,7 +674,7 @@ static void slot_drop(struct ra_state *st, struct ra_slot *s)
  * microseconds: poll (with the lock dropped) for a short while first. The
  * polled values are written under the lock; the loads are only hints, the
  * caller rechecks under the lock. */
-#define RA_SPIN 2000
+#define RA_SPIN 400
 
 static void ra_spin_until(struct ra_state *st, bool (*done)(struct ra_state *, void *), void *arg)
 {
