@@ -125,6 +125,14 @@ void btree_cache_touch(struct bkfs_fs *fs, struct btree *b);
 /* Mark a node dirty: it leaves the LRU for the dirty list (no-op if dirty). */
 void btree_cache_set_dirty(struct bkfs_fs *fs, struct btree *b);
 void btree_cache_shrink(struct bkfs_fs *fs); /* evict clean nodes beyond the limit */
+/* btree_cache_shrink() if the cache is over its limit. Only where the caller
+ * holds no key pointer: iterators survive an eviction, peeked keys do not.
+ * Sessions that only read never checkpoint, so they must call it. */
+static inline void btree_cache_trim(struct bkfs_fs *fs)
+{
+	if (fs->nr_nodes - fs->nr_dirty > fs->max_clean)
+		btree_cache_shrink(fs);
+}
 /* Read a node through a pointer key (level = child level). Validates
  * everything; returns -BKFS_E_IO / -BKFS_E_CORRUPT / -BKFS_E_CSUM on failure.
  * why (optional) receives a reason. */

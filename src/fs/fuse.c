@@ -66,8 +66,17 @@ static struct {
 	size_t nr_open, open_cap;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* Every request ends by unlocking, holding no key pointer: the place to keep
+ * the node cache within its limit (a mount that only reads never
+ * checkpoints, and its cache would grow to the whole metadata). */
+static void unlock_trim(void)
+{
+	if (S.fs && !S.closed)
+		btree_cache_trim(S.fs);
+	pthread_mutex_unlock(&S.lock);
+}
 #define LOCK() pthread_mutex_lock(&S.lock)
-#define UNLOCK() pthread_mutex_unlock(&S.lock)
+#define UNLOCK() unlock_trim()
 
 static u64 to_inum(fuse_ino_t ino)
 {

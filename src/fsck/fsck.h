@@ -186,8 +186,7 @@ void fsck_begin_repair(struct fsck_ctx *c);
  * (an eviction bumps cache_gen), keys peeked before the call do not. */
 static inline void fsck_cache_trim(struct bkfs_fs *fs)
 {
-	if (fs->nr_nodes - fs->nr_dirty > fs->max_clean)
-		btree_cache_shrink(fs);
+	btree_cache_trim(fs);
 }
 void bkey_object_text(struct printbuf *out, unsigned btree_id, unsigned level, const struct bkey *k);
 

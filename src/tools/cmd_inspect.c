@@ -303,7 +303,7 @@ static int list_btree(struct bkfs_fs *fs, unsigned id, unsigned level, struct bp
 		print_pb(stdout, &pb);
 	}
 	btree_iter_init(&it, fs, id, level, start);
-	while (!(ret = btree_iter_peek(&it, &k)) && k) {
+	while (!(btree_cache_trim(fs), ret = btree_iter_peek(&it, &k)) && k) {
 		if (bpos_cmp(k->p, end) > 0)
 			break;
 		if (verbose) {
