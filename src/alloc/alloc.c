@@ -530,6 +530,7 @@ int alloc_load(struct bkfs_fs *fs)
 	struct alloc_state *as = ALLOC(fs);
 	struct btree_iter it;
 	struct bkey *k;
+	u64 skipped = fs->invalid_keys_skipped;
 	int ret;
 	for_each_btree_key(it, fs, BTREE_ID_alloc, POS_MIN, k, ret) {
 		if (k->type != KEY_TYPE_alloc || k->p.inode >= fs->nr_devs ||
@@ -548,6 +549,10 @@ int alloc_load(struct bkfs_fs *fs)
 			return -BKFS_E_NOMEM;
 		memcpy(e->v, bkey_val(k), sizeof(e->v));
 	}
+	/* an alloc or accounting key that failed validation: the state read is
+	 * incomplete (a bucket in use could look free) */
+	if (!ret && fs->invalid_keys_skipped != skipped)
+		ret = -BKFS_E_CORRUPT;
 	return ret;
 }
 

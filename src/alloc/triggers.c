@@ -153,7 +153,21 @@ static void normal_acct(struct mark_ctx *c, struct bpos pos, s64 v0, s64 v1, s64
 	acct_add(c->fs, pos, v0, v1, v2);
 }
 
-/* reflink: every indirect extent overlapping [start, end) gains/loses a ref */
+/* The latest update of t to the reflink btree at p, or NULL: updates not yet
+ * applied (refcount changes queued by earlier triggers of t) come after the
+ * ones applied, so the last one is what t leaves there. */
+static const struct bkey *reflink_pending(struct trans *t, struct bpos p)
+{
+	for (size_t i = t->nr; i--;)
+		if (t->u[i].btree_id == BTREE_ID_reflink && bpos_eq(t->u[i].k->p, p))
+			return t->u[i].k;
+	return NULL;
+}
+
+/* reflink: every indirect extent overlapping [start, end) gains/loses a ref.
+ * The refcount changes from what t leaves (several reflink pointers of one
+ * indirect extent may change in one transaction); a pending deletion counts
+ * as refcount 0, with the btree's key as the value. */
 static int normal_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
 {
 	struct btree_iter it;
@@ -163,12 +177,16 @@ static int normal_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
 	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == 0 && bkey_start_pos(k).offset < end) {
 		if (k->type == KEY_TYPE_reflink_v && c->t) {
 			struct bkey_buf kb;
-			memcpy(&kb, k, bkey_bytes(k));
+			const struct bkey *pk = reflink_pending(c->t, k->p);
+			bool gone = pk && bkey_deleted(pk);
+			memcpy(&kb, pk && !gone ? pk : k, bkey_bytes(pk && !gone ? pk : k));
 			struct bkfs_reflink_v *v = bkey_val(&kb.k);
+			if (gone)
+				v->refcount = 0;
 			v->refcount += sign;
 			if ((s64)v->refcount <= 0)
 				bkey_init(&kb.k, KEY_TYPE_deleted, k->p, 0);
-			if ((ret = trans_update(c->t, BTREE_ID_reflink, &kb.k)))
+			if ((!gone || !bkey_deleted(&kb.k)) && (ret = trans_update(c->t, BTREE_ID_reflink, &kb.k)))
 				return ret;
 		}
 		btree_iter_advance(&it);
@@ -182,6 +200,36 @@ const struct mark_ops normal_mark_ops = {
 	.reflink = normal_reflink,
 };
 
+/* A pointer of an invalid key the live state rejects was never counted. */
+static int tolerant_bucket(struct mark_ctx *c, const struct bkfs_ptr *p, unsigned data_type,
+			   s64 sectors, enum bucket_counter cnt)
+{
+	int ret = normal_bucket(c, p, data_type, sectors, cnt);
+	return ret < 0 && ret != -BKFS_E_NOMEM ? 1 : ret;
+}
+
+/* Unmark a key that failed validation (the checker deletes it; nothing else
+ * may pass one). Only what can be read from it safely is undone: the inode
+ * count, and the pointers of an extent or indirect extent as far as they fit
+ * in its value, skipping any the live state rejects. What it really counted
+ * is unknown: the checker's allocation sweep, which runs next, makes every
+ * bucket and counter exact. */
+static int unmark_invalid(struct mark_ctx *c, unsigned btree_id, unsigned level, const struct bkey *k)
+{
+	static const struct mark_ops ops = {
+		.bucket = tolerant_bucket,
+		.acct = normal_acct,
+	};
+	bool ok = !level && ((btree_id == BTREE_ID_inodes && k->type == KEY_TYPE_inode) ||
+			     (btree_id == BTREE_ID_extents && k->type == KEY_TYPE_extent) ||
+			     (btree_id == BTREE_ID_reflink && k->type == KEY_TYPE_reflink_v));
+	if (!ok || k->u64s < BKEY_U64s)
+		return 0;
+	struct mark_ctx tc = *c;
+	tc.ops = &ops;
+	return bkfs_mark_key(&tc, btree_id, level, k, -1);
+}
+
 int engine_trigger(struct trans *t, unsigned btree_id, unsigned level,
 		   const struct bkey *old, const struct bkey *new)
 {
@@ -189,7 +237,9 @@ int engine_trigger(struct trans *t, unsigned btree_id, unsigned level,
 	/* mark the new key first: an overwrite in place must never see its
 	 * bucket empty (and bump the gen) in between */
 	int ret = bkfs_mark_key(&c, btree_id, level, new, 1);
-	if (!ret)
-		ret = bkfs_mark_key(&c, btree_id, level, old, -1);
-	return ret;
+	if (ret || !old)
+		return ret;
+	if ((t->fs->flags & BKFS_OPEN_FSCK) && bkey_validate(old, btree_id, level, NULL))
+		return unmark_invalid(&c, btree_id, level, old);
+	return bkfs_mark_key(&c, btree_id, level, old, -1);
 }

@@ -198,6 +198,7 @@ static int btree_split(struct bkfs_fs *fs, unsigned id, struct btree_path *path,
 	n->max_key = btree_node_key(n, split - 1)->p;
 	n2->min_key = bpos_successor(n->max_key);
 	n2->journal_seq = n->journal_seq;
+	n2->nr_invalid = n->nr_invalid; /* either half may hold them */
 
 	/* parent: the old key (at old max) now names n2; insert a key for n */
 	u32 pidx = path->idx[level + 1];
@@ -240,6 +241,7 @@ static int btree_maybe_merge(struct bkfs_fs *fs, unsigned id, struct btree_path 
 		btree_node_rebuild_offs(left);
 		left->max_key = right->max_key;
 		left->journal_seq = MAX(left->journal_seq, right->journal_seq);
+		left->nr_invalid += right->nr_invalid;
 		/* parent: drop left's key; right's key (at right max) now names left */
 		btree_node_delete_at(parent, li);
 		struct bkfs_btree_ptr *pp = bkey_val(btree_node_key(parent, li));
@@ -306,7 +308,14 @@ int btree_insert_key(struct bkfs_fs *fs, unsigned id, const struct bkey *k)
 	return -BKFS_E_LOOP;
 }
 
-int btree_lookup(struct bkfs_fs *fs, unsigned id, struct bpos p, struct bkey_buf *out)
+/* Whether a key of node b fails validation (only nodes read with invalid
+ * keys are checked). */
+static bool key_invalid(struct btree *b, const struct bkey *k)
+{
+	return b->nr_invalid && bkey_validate(k, b->btree_id, b->level, NULL);
+}
+
+int btree_lookup_any(struct bkfs_fs *fs, unsigned id, struct bpos p, struct bkey_buf *out, bool *invalid)
 {
 	struct btree_path path;
 	int ret = path_descend(fs, id, p, 0, &path);
@@ -316,9 +325,22 @@ int btree_lookup(struct bkfs_fs *fs, unsigned id, struct bpos p, struct bkey_buf
 	u32 idx = path.idx[0];
 	if (idx >= leaf->nr_keys || !bpos_eq(btree_node_key(leaf, idx)->p, p))
 		return -BKFS_E_NOENT;
-	if (out)
-		memcpy(out, btree_node_key(leaf, idx), bkey_bytes(btree_node_key(leaf, idx)));
+	const struct bkey *k = btree_node_key(leaf, idx);
+	*invalid = key_invalid(leaf, k);
+	if (out) {
+		/* an invalid key may be bigger than any valid one: cut it */
+		memcpy(out, k, MIN(bkey_bytes(k), sizeof(*out)));
+		if (bkey_bytes(k) > sizeof(*out))
+			out->k.u64s = sizeof(*out) / 8;
+	}
 	return 0;
+}
+
+int btree_lookup(struct bkfs_fs *fs, unsigned id, struct bpos p, struct bkey_buf *out)
+{
+	bool invalid;
+	int ret = btree_lookup_any(fs, id, p, out, &invalid);
+	return !ret && invalid ? -BKFS_E_CORRUPT : ret;
 }
 
 /* ---- iterators ---- */
@@ -332,7 +354,7 @@ void btree_iter_init(struct btree_iter *it, struct bkfs_fs *fs, unsigned id, uns
 	it->pos = pos;
 }
 
-int btree_iter_peek(struct btree_iter *it, struct bkey **k)
+static int iter_peek_any(struct btree_iter *it, struct bkey **k)
 {
 	struct bkfs_fs *fs = it->fs;
 	*k = NULL;
@@ -380,6 +402,18 @@ int btree_iter_peek(struct btree_iter *it, struct bkey **k)
 		it->pos = bpos_successor(b->max_key);
 	}
 	return -BKFS_E_LOOP;
+}
+
+int btree_iter_peek(struct btree_iter *it, struct bkey **k)
+{
+	for (;;) {
+		int ret = iter_peek_any(it, k);
+		if (ret || !*k || !key_invalid(it->node, *k))
+			return ret;
+		it->fs->invalid_keys_skipped++;
+		*k = NULL;
+		btree_iter_advance(it);
+	}
 }
 
 /* peek leaves pos at the key it returned: step past it - not past the key at

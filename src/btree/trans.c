@@ -96,9 +96,14 @@ static int apply_update(struct trans *t, size_t i)
 
 	t->u[i].k->version = ++fs->key_version;
 	if (!t->u[i].no_trigger && fs->hooks && fs->hooks->trigger) {
-		ret = btree_lookup(fs, id, t->u[i].k->p, &old);
+		bool invalid = false;
+		ret = btree_lookup_any(fs, id, t->u[i].k->p, &old, &invalid);
 		if (ret && ret != -BKFS_E_NOENT)
 			return ret;
+		/* a key that failed validation is never used: only the checker
+		 * replaces it (its trigger undoes what can be read of it) */
+		if (!ret && invalid && !(fs->flags & BKFS_OPEN_FSCK))
+			return -BKFS_E_CORRUPT;
 		/* the trigger may grow t->u: pass a stable copy of the new key */
 		struct bkey *nk = t->u[i].k;
 		ret = fs->hooks->trigger(t, id, 0, ret ? NULL : &old.k, bkey_deleted(nk) ? NULL : nk);

@@ -355,12 +355,18 @@ int bkey_validate(const struct bkey *k, unsigned btree_id, unsigned level, struc
 			INVALID("inline_data: size %u for %u bytes", k->size, d->bytes);
 		return 0;
 	}
-	case KEY_TYPE_inode:
-		if (vb != sizeof(struct bkfs_inode))
+	case KEY_TYPE_inode: {
+		const struct bkfs_inode *in = v;
+		if (vb != sizeof(*in))
 			INVALID("inode: value %zu bytes", vb);
 		if (k->p.inode)
 			INVALID("inode: pos.inode %llu != 0", (unsigned long long)k->p.inode);
+		/* file type and permission bits only (a mode whose type is
+		 * not a valid one is the filesystem checker's to repair) */
+		if (in->mode & ~INODE_MODE_BITS)
+			INVALID("inode: mode 0%o has bits outside 0%o", in->mode, INODE_MODE_BITS);
 		return 0;
+	}
 	case KEY_TYPE_dirent: {
 		const struct bkfs_dirent *d = v;
 		if (vb < sizeof(*d))
@@ -737,10 +743,17 @@ void node_csum_set(void *buf)
 	h->csum = bkfs_crc32c(0, (u8 *)buf + 4, used > 4 ? used - 4 : 0);
 }
 
-int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf *err)
+/* Header, checksum and key framing: any failure makes the node unreadable.
+ * Each key is then checked with bkey_validate(): in an interior node an
+ * invalid key fails the node (its pointers are the tree's structure); in a
+ * leaf, with nr_invalid given, it is only counted (the checker drops that key,
+ * not the node, and readers skip it). */
+int node_validate_soft(const void *buf, size_t node_bytes, u64 magic, u32 *nr_invalid, struct printbuf *err)
 {
 	const struct bkfs_node_hdr *h = buf;
 
+	if (nr_invalid)
+		*nr_invalid = 0;
 	if (node_bytes < sizeof(*h))
 		INVALID("node: buffer %zu bytes smaller than header", node_bytes);
 	if (h->magic != magic)
@@ -764,6 +777,7 @@ int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf
 		return -BKFS_E_CSUM;
 	}
 
+	bool soft = nr_invalid && !h->level;
 	size_t off = sizeof(*h), used = h->used_bytes;
 	const struct bkey *prev = NULL;
 	for (u32 i = 0; i < h->nr_keys; i++) {
@@ -775,18 +789,23 @@ int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf
 		if (bkey_bytes(k) > used - off)
 			INVALID("node: key %u (u64s %u) past used_bytes", i, k->u64s);
 
-		struct printbuf why = PRINTBUF;
-		int ret = bkey_validate(k, h->btree_id, h->level, &why);
-		if (ret) {
-			if (err) {
-				pb_printf(err, "node: key %u at ", i);
-				bpos_to_text(err, k->p);
-				pb_printf(err, ": %s", pb_str(&why));
+		if (soft) {
+			if (bkey_validate(k, h->btree_id, h->level, NULL))
+				(*nr_invalid)++;
+		} else {
+			struct printbuf why = PRINTBUF;
+			int ret = bkey_validate(k, h->btree_id, h->level, &why);
+			if (ret) {
+				if (err) {
+					pb_printf(err, "node: key %u at ", i);
+					bpos_to_text(err, k->p);
+					pb_printf(err, ": %s", pb_str(&why));
+				}
+				pb_exit(&why);
+				return -BKFS_E_CORRUPT;
 			}
 			pb_exit(&why);
-			return -BKFS_E_CORRUPT;
 		}
-		pb_exit(&why);
 
 		if (prev && bpos_cmp(prev->p, k->p) >= 0) {
 			if (err) {
@@ -811,4 +830,9 @@ int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf
 	if (off != used)
 		INVALID("node: keys end at %zu, used_bytes %zu", off, used);
 	return 0;
+}
+
+int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf *err)
+{
+	return node_validate_soft(buf, node_bytes, magic, NULL, err);
 }

@@ -197,6 +197,7 @@ struct bkfs_inode {
 	u32 pad;
 } __attribute__((packed));
 _Static_assert(sizeof(struct bkfs_inode) == 80, "inode");
+#define INODE_MODE_BITS 0177777u /* file type and permissions: no other bit is valid */
 #define BKFS_ROOT_INO 4096ull
 #define BKFS_FIRST_INO 4097ull
 
@@ -450,8 +451,14 @@ void sb_to_text(struct printbuf *out, const struct bkfs_sb *sb);
 /* Validate a superblock copy read from disk. */
 int sb_validate(const struct bkfs_sb *sb, struct printbuf *err);
 void sb_csum_set(struct bkfs_sb *sb);
-/* Node: validate header + checksum + every key (buf holds node_bytes). */
+/* Node: validate header + checksum + every key (buf holds node_bytes); any
+ * invalid key fails the node. */
 int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf *err);
+/* The same, except that a leaf key failing bkey_validate() is only counted in
+ * *nr_invalid: header, checksum and key framing (sizes, order, range) stay
+ * fatal, and so does any invalid key of an interior node. Readers skip the
+ * invalid keys; fsck deletes them (bkey_invalid). */
+int node_validate_soft(const void *buf, size_t node_bytes, u64 magic, u32 *nr_invalid, struct printbuf *err);
 void node_csum_set(void *buf);
 
 /* extent helpers */

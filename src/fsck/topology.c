@@ -16,8 +16,8 @@
  *    built over the collected leaves. Leaves stay where they are and are
  *    referenced by pointers carrying their current seq; a pointer whose range
  *    differs from the node's gets BTREE_PTR_RANGE_UPDATED. A leaf becomes a
- *    private in-memory copy (a new seq) when it must change (invalid keys
- *    deleted) or when the same node would be referenced twice. Readable
+ *    private in-memory copy (a new seq) when the same node would be
+ *    referenced twice. Readable
  *    nodes that leave the tree release their space through pending_free at
  *    the next checkpoint (only when the pointer names a btree bucket of the
  *    right gen; an unreadable node's pointer is not trusted: the allocation
@@ -38,6 +38,14 @@
  *  end (level 1: fill from scanned leaves first, else extend it).
  *  pass B: recurse; an interior child that comes back empty is dropped and
  *  its neighbour extended over its range.
+ *
+ * Invalid keys: a leaf key that fails bkey_validate() does not make its node
+ * unreadable (node_validate_soft); readers skip it. Every leaf read with such
+ * keys, and every in-memory leaf, has its keys checked here: each invalid key
+ * is reported (inode_invalid in the inodes btree, else bkey_invalid) and,
+ * once every btree's topology is settled, deleted by an ordinary transaction,
+ * whose trigger undoes what can be read of it (in memory only with -n, like
+ * the rebuilds). The later passes see the key gone, as after any deletion.
  */
 #include "fsck.h"
 #include "../alloc/alloc.h"
@@ -58,7 +66,7 @@ struct child {
 	bool from_scan;           /* from the scan result: read privately, never released */
 	bool read;                /* pass A checked it is readable */
 	bool mem;                 /* in-memory node (dirty, no location): never stale */
-	bool has_invalid;         /* leaf with invalid keys */
+	u32 nr_invalid;           /* leaf read with invalid keys */
 };
 
 struct clist {
@@ -107,6 +115,13 @@ struct topo {
 	struct clist leaves;
 	struct bkfs_btree_ptr *rel; /* nodes leaving the tree */
 	size_t nr_rel, cap_rel;
+	struct bad_keys *bad;       /* invalid keys to delete (all btrees) */
+};
+
+/* invalid keys to delete, in btree and key order */
+struct bad_keys {
+	struct bad_key { u8 btree_id; struct bpos pos; } *v;
+	size_t nr, cap;
 };
 
 /* ---- reporting ---- */
@@ -334,11 +349,12 @@ static int read_child(struct topo *t, const struct pdesc *pd, struct child *ch, 
 		/* leaves are not cached: pass B reads only in-memory ones */
 		struct bkey_buf kb;
 		child_orig_key(ch, &kb);
-		ret = btree_node_probe(t->fs, t->id, &kb.k, &ch->mem, why);
+		ret = btree_node_probe(t->fs, t->id, &kb.k, &ch->mem, &ch->nr_invalid, why);
 	} else {
 		ret = child_get(t, ch, &b, &priv, why);
 		if (!ret) {
 			ch->mem = !priv && (b->dirty || !b->has_loc);
+			ch->nr_invalid = b->nr_invalid;
 			if (priv)
 				free_private(b);
 		}
@@ -449,15 +465,69 @@ static void topo_ra_close(struct topo_ra *r)
 
 static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *L);
 
-/* Pass B for a leaf: validate the keys inside its range; collect it.
- * A node read from a device passed node_validate(), which validates every
- * key with this btree and level: only in-memory leaves (journal replay,
- * repairs) can hold invalid keys, and only they are read again. */
+/* An invalid key of a leaf: report it, and queue its deletion when it is to
+ * be repaired (with -n too: in memory only, so that the later passes see what
+ * -y leaves them). */
+static int report_invalid_key(struct topo *t, const struct child *ch, const struct bkey *k, const char *why)
+{
+	struct printbuf obj = PRINTBUF;
+	bkey_object_text(&obj, t->id, 0, k);
+	pb_printf(&obj, " in node ");
+	range_text(&obj, ch->min, ch->max);
+	pb_printf(&obj, " seq %llu", (unsigned long long)ch->p.seq);
+	unsigned err = t->id == BTREE_ID_inodes ? FSCK_ERR_inode_invalid : FSCK_ERR_bkey_invalid;
+	bool fix = fsck_err(t->c, err, "deleted the key", "%s", pb_str(&obj));
+	pb_exit(&obj);
+	fsck_err_msg(t->c, "%s", why);
+	struct fsck_ctx *c = t->c;
+	switch (t->id) {
+	case BTREE_ID_inodes:
+		fsck_err_msg(c, "inode %llu is lost (its entries and data are handled by the filesystem passes)",
+			     (unsigned long long)k->p.offset);
+		break;
+	case BTREE_ID_dirents:
+		fsck_err_msg(c, "an entry of directory %llu is lost", (unsigned long long)k->p.inode);
+		break;
+	case BTREE_ID_xattrs:
+		fsck_err_msg(c, "an xattr of inode %llu is lost", (unsigned long long)k->p.inode);
+		break;
+	case BTREE_ID_extents:
+	case BTREE_ID_reflink: {
+		u64 sectors = MIN((u64)k->size, k->p.offset);
+		fsck_err_msg(c, "%s %llu, sectors %llu..%llu, are lost", t->id == BTREE_ID_extents ?
+			     "data of inode" : "indirect data", (unsigned long long)k->p.inode,
+			     (unsigned long long)(k->p.offset - sectors), (unsigned long long)k->p.offset);
+		if (!bkey_deleted(k)) {
+			c->lost_extents++;
+			c->lost_sectors += sectors;
+		}
+		break;
+	}
+	}
+	if (!fix && c->opts.mode != FSCK_MODE_NO)
+		return 0;
+	struct bad_keys *bk = t->bad;
+	if (bk->nr == bk->cap) {
+		size_t nc = bk->cap ? bk->cap * 2 : 32;
+		struct bad_key *n = realloc(bk->v, nc * sizeof(*n));
+		if (!n)
+			return -BKFS_E_NOMEM;
+		bk->v = n;
+		bk->cap = nc;
+	}
+	bk->v[bk->nr++] = (struct bad_key){ .btree_id = t->id, .pos = k->p };
+	return 0;
+}
+
+/* Pass B for a leaf: check the keys inside its range when it may hold
+ * invalid ones (read with some, or in memory: journal replay, repairs);
+ * collect it. */
 static int check_leaf(struct topo *t, const struct pdesc *pd, struct child *ch)
 {
-	if (!ch->mem)
+	(void)pd;
+	if (!ch->mem && !ch->nr_invalid)
 		return t->collect ? cl_insert(&t->leaves, t->leaves.nr, ch) : 0;
-	struct printbuf why = PRINTBUF, obj = PRINTBUF;
+	struct printbuf why = PRINTBUF;
 	struct btree *b;
 	bool priv;
 	int ret = child_get(t, ch, &b, &priv, &why);
@@ -465,25 +535,19 @@ static int check_leaf(struct topo *t, const struct pdesc *pd, struct child *ch)
 		pb_exit(&why);
 		return ret < 0 ? ret : -BKFS_E_IO; /* it was readable in pass A */
 	}
-	for (u32 i = 0; i < b->nr_keys; i++) {
+	for (u32 i = 0; i < b->nr_keys && !ret; i++) {
 		const struct bkey *k = btree_node_key(b, i);
 		if (bpos_cmp(k->p, ch->min) < 0 || bpos_cmp(k->p, ch->max) > 0)
 			continue;
 		pb_reset(&why);
-		if (!bkey_validate(k, t->id, 0, &why))
-			continue;
-		bkey_object_text(&obj, t->id, 0, k);
-		pb_printf(&obj, " in node ");
-		range_text(&obj, ch->min, ch->max);
-		pb_printf(&obj, " seq %llu", (unsigned long long)ch->p.seq);
-		report(t, FSCK_ERR_bkey_invalid, "deleted the key", &obj, "%s", pb_str(&why));
-		ch->has_invalid = true;
+		if (bkey_validate(k, t->id, 0, &why))
+			ret = report_invalid_key(t, ch, k, pb_str(&why));
 	}
 	if (priv)
 		free_private(b);
 	pb_exit(&why);
-	pb_exit(&obj);
-	(void)pd;
+	if (ret)
+		return ret;
 	return t->collect ? cl_insert(&t->leaves, t->leaves.nr, ch) : 0;
 }
 
@@ -820,6 +884,7 @@ static int check_btree(struct topo *t)
 		ch.p = rt->ptr;
 		ch.p.seq = seq;
 		ch.mem = mem;
+		ch.nr_invalid = r->nr_invalid;
 		ch.read = true;
 		return check_leaf(t, &pd, &ch);
 	}
@@ -863,8 +928,9 @@ static void node_set_range(struct btree *b, struct bpos min, struct bpos max)
 	}
 }
 
-/* Replace the leaf e names by a private in-memory copy (new seq): only the
- * valid keys inside e's range. */
+/* Replace the leaf e names by a private in-memory copy (new seq): the keys
+ * inside e's range (invalid ones too: they are deleted later, with their
+ * trigger). */
 static int make_copy(struct topo *t, struct child *e)
 {
 	struct btree *src, *n;
@@ -883,8 +949,10 @@ static int make_copy(struct topo *t, struct child *e)
 	n->journal_seq = src->journal_seq;
 	for (u32 i = 0; i < src->nr_keys && !ret; i++) {
 		const struct bkey *k = btree_node_key(src, i);
-		if (bpos_cmp(k->p, e->min) < 0 || bpos_cmp(k->p, e->max) > 0 || bkey_validate(k, t->id, 0, NULL))
+		if (bpos_cmp(k->p, e->min) < 0 || bpos_cmp(k->p, e->max) > 0)
 			continue;
+		if (bkey_validate(k, t->id, 0, NULL))
+			n->nr_invalid++;
 		ret = btree_node_insert_at(n, n->nr_keys, k);
 	}
 	if (priv)
@@ -898,7 +966,7 @@ static int make_copy(struct topo *t, struct child *e)
 	e->omax = e->max;
 	e->from_scan = false;
 	e->mem = true;
-	e->has_invalid = false;
+	e->nr_invalid = n->nr_invalid;
 	return ret;
 }
 
@@ -1053,7 +1121,7 @@ static int apply_repairs(struct topo *t)
 	for (size_t i = 0; i < n; i++) {
 		struct child *e = &t->leaves.v[i];
 		struct btree *b = btree_cache_find(fs, e->p.seq);
-		if (e->has_invalid || (b && !same_node(b, t->id, e)))
+		if (b && !same_node(b, t->id, e))
 			copy[i] = true;
 	}
 	/* 2. copies; in-memory leaves take their range; cached clean leaves whose
@@ -1152,8 +1220,34 @@ out:
 	return ret;
 }
 
+/* Delete the invalid keys found, with ordinary transactions (after every
+ * btree's topology is settled: their triggers may update other btrees). With
+ * -n the filesystem stays read-only on disk: the deletions are made in memory
+ * only, like the rebuilds, and nothing is ever written. */
+static int delete_invalid_keys(struct fsck_ctx *c, const struct bad_keys *bk)
+{
+	struct bkfs_fs *fs = c->fs;
+	unsigned rdonly = fs->flags & BKFS_OPEN_RDONLY;
+	struct trans tr;
+	int ret = 0;
+
+	if (!bk->nr)
+		return 0;
+	fs->flags &= ~BKFS_OPEN_RDONLY;
+	trans_init(&tr, fs);
+	for (size_t i = 0; i < bk->nr && !ret; i++) {
+		ret = trans_delete(&tr, bk->v[i].btree_id, bk->v[i].pos);
+		if (!ret && (tr.nr >= 64 || i + 1 == bk->nr))
+			ret = trans_commit(&tr, COMMIT_NO_JOURNAL);
+	}
+	trans_exit(&tr);
+	fs->flags |= rdonly;
+	return ret;
+}
+
 int fsck_check_topology(struct fsck_ctx *c)
 {
+	struct bad_keys bad = { 0 };
 	int ret = 0;
 	for (unsigned id = 0; id < BTREE_ID_NR && !ret; id++) {
 		struct topo t = {
@@ -1162,6 +1256,7 @@ int fsck_check_topology(struct fsck_ctx *c)
 			.id = id,
 			.collect = c->opts.mode == FSCK_MODE_NO || fsck_may_fix(c),
 			.all_fixed = true,
+			.bad = &bad,
 		};
 		ret = check_btree(&t);
 		/* -n applies the repairs too, in memory only (nothing is ever
@@ -1172,5 +1267,8 @@ int fsck_check_topology(struct fsck_ctx *c)
 		free(t.leaves.v);
 		free(t.rel);
 	}
+	if (!ret)
+		ret = delete_invalid_keys(c, &bad);
+	free(bad.v);
 	return ret;
 }

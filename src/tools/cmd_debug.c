@@ -2311,6 +2311,84 @@ static int k_dir_multiple_links(struct dctx *c)
 	return fs_finish(c, ret);
 }
 
+/* ---- one key made invalid (its node still validates) ---- */
+
+enum key_invalid { KI_INODE, KI_DIRENT, KI_EXTENT };
+
+/* A file's inode, its dirent or one of its extents gets a value that fails
+ * key validation, in place; the node's checksum is recomputed. Only that key
+ * is dropped by fsck: the file's name, its inode or that range of its data. */
+static int key_invalid_kind(struct dctx *c, enum key_invalid e)
+{
+	struct bkey_buf kb;
+	unsigned id;
+	int ret;
+	if ((ret = load_dents(c)) || (ret = load_inodes(c)))
+		return ret;
+	if (e == KI_EXTENT) {
+		struct ext_target t;
+		bool sole;
+		ret = pick_extent(c, false, &t, &sole);
+		if (ret == -BKFS_E_NOENT) {
+			no_target(c, "no extent with a pointer");
+			return NO_TARGET;
+		}
+		if (ret)
+			return ret;
+		kb = t.k;
+		id = BTREE_ID_extents;
+		struct bkfs_extent *x = bkey_extent(&kb.k);
+		pb_printf(&c->damaged, "extent of inode %llu ending at sector %llu (%u sectors): nr_ptrs %u -> %u; file ",
+			  (unsigned long long)kb.k.p.inode, (unsigned long long)kb.k.p.offset, kb.k.size, x->nr_ptrs,
+			  BKFS_MAX_REPLICAS + 1);
+		path_of(c, kb.k.p.inode, &c->damaged);
+		pb_printf(&c->lost, "the extent's %u sectors of data (the file gets a hole there)", kb.k.size);
+		aff_inum(c, kb.k.p.inode);
+		x->nr_ptrs = BKFS_MAX_REPLICAS + 1;
+	} else {
+		struct dent *d = pick_file(c, 0);
+		if (!d) {
+			no_target(c, "no regular file with a single link");
+			return NO_TARGET;
+		}
+		id = e == KI_INODE ? BTREE_ID_inodes : BTREE_ID_dirents;
+		if ((ret = btree_lookup(c->fs, id, e == KI_INODE ? POS(0, d->inum) : POS(d->dir, d->slot), &kb)))
+			return ret;
+		file_text(c, d);
+		aff_inum(c, d->inum);
+		if (e == KI_INODE) {
+			struct bkfs_inode *in = bkey_val(&kb.k);
+			u32 mode = in->mode | (0x5a0000u + ((u32)pick(c, 16) << 24));
+			pb_printf(&c->damaged, ": inode mode 0%o -> 0%o (bits beyond file type and permissions)", in->mode,
+				  mode);
+			pb_printf(&c->lost, "the inode: the file's data is kept as a regular file (mode 0600) at its "
+					    "name; a file without data loses its name");
+			in->mode = mode;
+		} else {
+			struct bkfs_dirent *de = bkey_val(&kb.k);
+			size_t room = bkey_val_bytes(&kb.k) - sizeof(*de);
+			u8 len = room < BKFS_NAME_MAX ? BKFS_NAME_MAX : 0; /* past the value, or empty */
+			pb_printf(&c->damaged, ": its dirent (dir %llu slot %llu) name_len %u -> %u (%zu bytes of name room)",
+				  (unsigned long long)d->dir, (unsigned long long)d->slot, de->name_len, len, room);
+			pb_printf(&c->lost, "the file's name: it is salvaged into lost+found");
+			de->name_len = len;
+		}
+	}
+	struct printbuf why = PRINTBUF;
+	if (!bkey_validate(&kb.k, id, 0, &why)) {
+		pb_exit(&why);
+		fprintf(stderr, "bkfs debug corrupt: the edited key still validates\n");
+		return -BKFS_E_INVAL;
+	}
+	pb_printf(&c->damaged, " [%s]", pb_str(&why));
+	pb_exit(&why);
+	return edit_leaf_key(c, id, kb.k.p, &kb.k);
+}
+
+static int k_key_invalid_inode(struct dctx *c) { return key_invalid_kind(c, KI_INODE); }
+static int k_key_invalid_dirent(struct dctx *c) { return key_invalid_kind(c, KI_DIRENT); }
+static int k_key_invalid_extent(struct dctx *c) { return key_invalid_kind(c, KI_EXTENT); }
+
 /* ================================================================ table */
 
 static const struct kind kinds[] = {
@@ -2360,6 +2438,14 @@ static const struct kind kinds[] = {
 	  "a user bucket's alloc key journal_seq set beyond the journal", k_alloc_journal_seq },
 	/* accounting, versions, superblock */
 	{ "accounting", "accounting_mismatch", "an accounting counter changed", k_accounting },
+	{ "key_invalid_inode", "inode_invalid",
+	  "a regular file's inode key given mode bits beyond file type and permissions (the node stays valid)",
+	  k_key_invalid_inode },
+	{ "key_invalid_dirent", "bkey_invalid",
+	  "a regular file's dirent given a name length its value cannot hold (the node stays valid)",
+	  k_key_invalid_dirent },
+	{ "key_invalid_extent", "bkey_invalid", "an extent's pointer count set to 5 (the node stays valid)",
+	  k_key_invalid_extent },
 	{ "version_future", "bkey_version_in_future", "a key's version set beyond the highest issued",
 	  k_version_future },
 	{ "bitmap_unmarked", "btree_bitmap_not_marked",

@@ -412,6 +412,15 @@ static void test_validate(void)
 	mk_inode(&b, 4096);
 	b.k.size = 1; /* non-extent keys have size 0 */
 	BAD(&b.k, BTREE_ID_inodes, 0);
+	/* mode: file type and permission bits only (a missing type is the
+	 * filesystem checker's business, not the key's) */
+	mk_inode(&b, 4096);
+	((struct bkfs_inode *)bkey_val(&b.k))->mode = 0644;
+	OK(&b.k, BTREE_ID_inodes, 0);
+	((struct bkfs_inode *)bkey_val(&b.k))->mode = 0177777;
+	OK(&b.k, BTREE_ID_inodes, 0);
+	((struct bkfs_inode *)bkey_val(&b.k))->mode = 0200644;
+	BAD(&b.k, BTREE_ID_inodes, 0);
 
 	/* dirent */
 	OK(mk_dirent(&b, 4096, 77, "hello", 4097), BTREE_ID_dirents, 0);
@@ -719,6 +728,49 @@ static void test_node(void)
 	CHECK_EQ(node_check(&nb, NULL), 0);
 	node_add(&nb, mk_inode(&b, 6000));
 	CHECK_EQ(node_check(&nb, NULL), -BKFS_E_CORRUPT);
+
+	/* soft validation: an invalid leaf key is counted, not fatal */
+	u32 nr_invalid = 99;
+	build_extents_node(&nb);
+	CHECK_EQ(node_check(&nb, NULL), 0);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), 0);
+	CHECK_EQ(nr_invalid, 0);
+	node_start(&nb, BTREE_ID_dirents, 0, POS_MIN, POS_MAX);
+	node_add(&nb, mk_dirent(&b, 4096, 10, "a", 4097));
+	node_add(&nb, mk_dirent(&b, 4096, 11, "..", 4097));
+	node_add(&nb, mk_dirent(&b, 4096, 12, "b", 4098));
+	mk_inode(&b, 4099);
+	b.k.p = POS(4096, 13);
+	node_add(&nb, &b.k); /* wrong btree for its type */
+	CHECK_EQ(node_check(&nb, NULL), -BKFS_E_CORRUPT);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), 0);
+	CHECK_EQ(nr_invalid, 2);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, NULL, NULL), -BKFS_E_CORRUPT);
+	/* framing, order and range stay fatal */
+	((struct bkey *)((u8 *)nb.buf + sizeof(*h)))->u64s = 0xffff;
+	node_csum_set(nb.buf);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
+	node_start(&nb, BTREE_ID_dirents, 0, POS_MIN, POS_MAX);
+	node_add(&nb, mk_dirent(&b, 4096, 11, "..", 4097));
+	node_add(&nb, mk_dirent(&b, 4096, 10, "a", 4097));
+	node_csum_set(nb.buf);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
+	node_start(&nb, BTREE_ID_dirents, 0, POS(4096, 0), POS(4096, 100));
+	node_add(&nb, mk_dirent(&b, 4096, 101, "..", 4097));
+	node_csum_set(nb.buf);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
+	/* and a bad checksum */
+	node_start(&nb, BTREE_ID_dirents, 0, POS_MIN, POS_MAX);
+	node_add(&nb, mk_dirent(&b, 4096, 11, "..", 4097));
+	node_csum_set(nb.buf);
+	((u8 *)nb.buf)[sizeof(*h) + 2] ^= 1;
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CSUM);
+	/* an invalid key of an interior node fails the node */
+	node_start(&nb, BTREE_ID_inodes, 1, POS_MIN, POS_MAX);
+	node_add(&nb, mk_btree_ptr(&b, POS_MIN, POS(0, 5000), 0));
+	node_add(&nb, mk_inode(&b, 6000));
+	node_csum_set(nb.buf);
+	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
 
 	/* an empty node is structurally fine */
 	node_start(&nb, BTREE_ID_alloc, 0, POS_MIN, POS_MAX);

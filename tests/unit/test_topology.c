@@ -701,6 +701,76 @@ static void case_stale(void)
 	free(nt.v);
 }
 
+/* Invalid keys in a leaf that still validates: readers skip them (a lookup
+ * refuses them, a normal transaction over one fails), fsck reports just those
+ * keys and deletes them with their triggers (the inode count stays exact:
+ * check_allocations, run after, finds nothing), and every other key of the
+ * node stays. */
+static void edit_bad_mode(u8 *buf, void *arg)
+{
+	unsigned idx = *(unsigned *)arg;
+	for (unsigned i = idx; i < idx + 2; i++)
+		((struct bkfs_inode *)bkey_val(buf_key(buf, i)))->mode |= 0x10000u << i;
+}
+
+static void case_invalid_keys(void)
+{
+	struct ntable nt;
+	int kids[512];
+	unsigned nk;
+	struct result n;
+	fresh_copy();
+	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	int p = pick_level1(&nt, kids, &nk);
+	CHECK(p >= 0);
+	if (p < 0)
+		return;
+	struct ninfo *leaf = &nt.v[kids[1]];
+	unsigned idx = 3;
+	CHECK(leaf->nr_keys > idx + 2);
+	u64 bad = leaf->first_key + idx; /* inode numbers are consecutive */
+	node_rewrite(&leaf->ptr, edit_bad_mode, &idx);
+
+	/* normal reads */
+	struct bkfs_fs *fs;
+	struct btree_iter it;
+	struct bkey *k;
+	struct bkey_buf kb;
+	int ret;
+	size_t count = 0;
+	bool seen = false;
+	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	for_each_btree_key(it, fs, BTREE_ID_inodes, POS_MIN, k, ret) {
+		count++;
+		seen |= k->p.offset == bad || k->p.offset == bad + 1;
+	}
+	CHECK_EQ(ret, 0);
+	CHECK_EQ(count, NR_INODES + 1 - 2);
+	CHECK(!seen);
+	CHECK(fs->invalid_keys_skipped >= 2);
+	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, bad), &kb), -BKFS_E_CORRUPT);
+	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, bad + 2), &kb), 0);
+	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, bad - 1), &kb), 0);
+	bkfs_close_nowrite(fs);
+	/* a transaction over an invalid key is refused outside fsck */
+	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	fs->flags &= ~BKFS_OPEN_RDONLY; /* in memory only: closed without writing */
+	struct trans t;
+	trans_init(&t, fs);
+	CHECK_EQ(trans_delete(&t, BTREE_ID_inodes, POS(0, bad)), 0);
+	CHECK_EQ(trans_commit(&t, COMMIT_NO_JOURNAL), -BKFS_E_CORRUPT);
+	trans_exit(&t);
+	bkfs_close_nowrite(fs);
+
+	with_gc = true;
+	cycle("invalid keys", FSCK_ERR_inode_invalid, &n);
+	with_gc = false;
+	CHECK_EQ(n.nr, 2); /* the two keys; nothing for the allocation checker */
+	CHECK_EQ(n.lost_nodes, 0);
+	check_keys("invalid keys", bad, bad + 1);
+	free(nt.v);
+}
+
 /* random structural damage to interior nodes (valid checksums) and flipped
  * bytes anywhere in the tree: no crash, -n equals -y, a fixed point, and no
  * key that never existed */
@@ -922,6 +992,7 @@ int main(void)
 	case_unreadable_root();
 	case_unreadable_empty_root();
 	case_stale();
+	case_invalid_keys();
 	unsigned iters = getenv("TOPO_RANDOM_ITERS") ? atoi(getenv("TOPO_RANDOM_ITERS")) : 6;
 	for (unsigned i = 1; i <= iters; i++)
 		case_random(i);
