@@ -1,4 +1,5 @@
-/* extent.c - extent overwrite, data write and read. */
+/* extent.c - extent overwrite, data write and read (reflink pointers are
+ * read through reflink.c). */
 #include "extent.h"
 #include <stdlib.h>
 #include <string.h>
@@ -107,44 +108,95 @@ static int ext_pending_collect(struct trans *t, struct bpos s, struct ext_pendin
 	return 0;
 }
 
+/* A walk over that merged view, in key order, from the first key ending
+ * after s. */
+struct ext_view {
+	struct btree_iter it;
+	struct trans *t;
+	struct ext_pending *pend;
+	size_t nr_pend, pi;
+	u64 inum;
+};
+
+static int ext_view_init(struct ext_view *v, struct trans *t, struct bpos s)
+{
+	memset(v, 0, sizeof(*v));
+	v->t = t;
+	v->inum = s.inode;
+	btree_iter_init(&v->it, t->fs, BTREE_ID_extents, 0, bpos_successor(s));
+	return ext_pending_collect(t, s, &v->pend, &v->nr_pend);
+}
+
+static void ext_view_exit(struct ext_view *v)
+{
+	free(v->pend);
+	v->pend = NULL;
+}
+
+/* The next live key into cur; *found = false at the end. */
+static int ext_view_next(struct ext_view *v, struct bkey_buf *cur, bool *found)
+{
+	struct bkey *bk;
+	int ret;
+	*found = false;
+	while (1) {
+		if ((ret = btree_iter_peek(&v->it, &bk)))
+			return ret;
+		if (bk && bk->p.inode != v->inum)
+			bk = NULL;
+		const struct bkey *pk = v->pi < v->nr_pend ? v->t->u[v->pend[v->pi].idx].k : NULL;
+		if (!bk && !pk)
+			return 0;
+		int c = !bk ? 1 : !pk ? -1 : bpos_cmp(bk->p, pk->p);
+		if (c < 0) {
+			memcpy(cur, bk, bkey_bytes(bk));
+			btree_iter_advance(&v->it);
+		} else {
+			memcpy(cur, pk, bkey_bytes(pk));
+			v->pi++;
+			if (!c)
+				btree_iter_advance(&v->it); /* hidden by the pending update */
+		}
+		if (!bkey_deleted(&cur->k)) {
+			*found = true;
+			return 0;
+		}
+	}
+}
+
+int extent_for_each(struct trans *t, u64 inum, u64 start, u64 end,
+		    int (*fn)(void *arg, const struct bkey *k), void *arg)
+{
+	struct ext_view v;
+	struct bkey_buf *cur = malloc(sizeof(*cur));
+	bool found;
+	int ret = cur ? ext_view_init(&v, t, POS(inum, start)) : -BKFS_E_NOMEM;
+	if (!cur)
+		return ret;
+	while (!ret && !(ret = ext_view_next(&v, cur, &found)) && found &&
+	       bkey_start_pos(&cur->k).offset < end)
+		ret = fn(arg, &cur->k);
+	ext_view_exit(&v);
+	free(cur);
+	return ret > 0 ? 0 : ret;
+}
+
 /* Overwrite [s, e) of k->p.inode with k (k may be a deleted key: punch). */
 static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s, struct bpos e,
 			    s64 *delta)
 {
-	struct bkfs_fs *fs = t->fs;
-	struct btree_iter it;
-	struct bkey *bk;
-	struct ext_pending *pend = NULL;
-	size_t nr_pend = 0, pi = 0;
+	struct ext_view v;
 	struct bpos *dels = NULL;
 	size_t nr_dels = 0, dels_cap = 0;
+	bool found;
 	int ret;
 
-	if ((ret = ext_pending_collect(t, s, &pend, &nr_pend)))
+	if ((ret = ext_view_init(&v, t, s)))
 		return ret;
-	btree_iter_init(&it, fs, BTREE_ID_extents, 0, bpos_successor(s));
 	while (1) {
 		struct bkey_buf cur, front, back;
-		/* next key of the merged view */
-		if ((ret = btree_iter_peek(&it, &bk)))
+		if ((ret = ext_view_next(&v, &cur, &found)) || !found)
 			break;
-		if (bk && bk->p.inode != s.inode)
-			bk = NULL;
-		const struct bkey *pk = pi < nr_pend ? t->u[pend[pi].idx].k : NULL;
-		if (!bk && !pk)
-			break;
-		int c = !bk ? 1 : !pk ? -1 : bpos_cmp(bk->p, pk->p);
-		if (c < 0) {
-			memcpy(&cur, bk, bkey_bytes(bk));
-			btree_iter_advance(&it);
-		} else {
-			memcpy(&cur, pk, bkey_bytes(pk));
-			pi++;
-			if (!c)
-				btree_iter_advance(&it); /* hidden by the pending update */
-		}
-		if (bkey_deleted(&cur.k))
-			continue;
 		const struct bkey *ek = &cur.k;
 		struct bpos es = bkey_start_pos(ek);
 		if (bpos_cmp(es, e) >= 0)
@@ -179,7 +231,7 @@ static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s
 			dels[nr_dels++] = ek->p;
 		}
 	}
-	free(pend);
+	ext_view_exit(&v);
 	if (!ret && !bkey_deleted(k)) {
 		ret = trans_update(t, BTREE_ID_extents, k);
 		if (!ret && key_allocates(k) && k->type != KEY_TYPE_reservation)
@@ -329,6 +381,8 @@ int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf)
 		memcpy(buf, d->data, MIN((u64)d->bytes, (u64)k->size << SECTOR_SHIFT));
 		return 0;
 	}
+	if (k->type == KEY_TYPE_reflink_p)
+		return reflink_read_key(fs, k, buf);
 	if (k->type != KEY_TYPE_extent)
 		return -BKFS_E_IO;
 	const struct bkfs_extent *e = bkey_val(k);
@@ -446,7 +500,7 @@ int extent_read(struct bkfs_fs *fs, u64 inum, u64 off, void *buf, size_t len)
 	memset(buf, 0, len);
 	btree_iter_init(&it, fs, BTREE_ID_extents, 0, POS(inum, start + 1));
 	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == inum && bkey_start_pos(k).offset < end) {
-		if (k->type == KEY_TYPE_extent || k->type == KEY_TYPE_inline_data) {
+		if (k->type == KEY_TYPE_extent || k->type == KEY_TYPE_inline_data || k->type == KEY_TYPE_reflink_p) {
 			struct bkey_buf kb;
 			memcpy(&kb, k, bkey_bytes(k));
 			size_t kbytes = (size_t)kb.k.size << SECTOR_SHIFT;

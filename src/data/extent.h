@@ -3,6 +3,7 @@
 #ifndef BKFS_EXTENT_H
 #define BKFS_EXTENT_H
 #include "../alloc/alloc.h"
+#include "reflink.h"
 
 #define EXTENT_MAX_SECTORS 256 /* checksum granularity: 128 KiB */
 
@@ -10,6 +11,13 @@
  * splitting what was there. *sectors_delta receives the change in allocated
  * sectors (for the inode's sector count). */
 int extent_update(struct trans *t, const struct bkey *k, s64 *sectors_delta);
+/* Call fn with a copy of every extent key of inum overlapping [start, end)
+ * sectors, in order, as t sees them (its pending updates over the btree).
+ * fn returns 0 to go on, >0 to stop (extent_for_each then returns 0), <0 for
+ * an error (returned). fn may queue updates into t; the walk does not see
+ * them. */
+int extent_for_each(struct trans *t, u64 inum, u64 start, u64 end,
+		    int (*fn)(void *arg, const struct bkey *k), void *arg);
 /* Delete every extent in [start, end) sectors of inum. */
 int extent_punch(struct trans *t, u64 inum, u64 start, u64 end, s64 *sectors_delta);
 /* Write len bytes at byte offset off (block aligned) of inum as new extents
@@ -18,7 +26,8 @@ int extent_write(struct trans *t, u64 inum, u64 off, const void *buf, size_t len
 /* Read len bytes at off; holes read as zeros. Tries every replica. */
 int extent_read(struct bkfs_fs *fs, u64 inum, u64 off, void *buf, size_t len);
 /* Read and verify one extent's data (all of its live range) into buf
- * (k->size sectors). */
+ * (k->size sectors): extent, inline_data, or reflink_p (through the
+ * indirect extents it references, see reflink.h). */
 int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf);
 /* Move the data of every extent of inum that overlaps [start, end) sectors to
  * newly allocated space, keeping the old copies as cached pointers (what a

@@ -216,7 +216,8 @@ static int extract_data(struct ext *ex, int fd, u64 inum, u64 size)
 			break;
 		if (kb.k.type == KEY_TYPE_reservation)
 			continue; /* reads as zeros: a hole */
-		if (kb.k.type != KEY_TYPE_extent && kb.k.type != KEY_TYPE_inline_data) {
+		if (kb.k.type != KEY_TYPE_extent && kb.k.type != KEY_TYPE_inline_data &&
+		    kb.k.type != KEY_TYPE_reflink_p) {
 			char msg[128];
 			snprintf(msg, sizeof(msg), "%s at offset %llu (left as a hole)",
 				 kb.k.type == KEY_TYPE_error ? "data marked lost" : "unsupported extent type",

@@ -139,6 +139,24 @@ int bkfs_file_truncate(struct bkfs_fs *fs, u64 inum, u64 size);
 /* Read a symlink's target into buf (NUL-terminated); returns its length. */
 ssize_t bkfs_readlink(struct bkfs_fs *fs, u64 inum, char *buf, size_t size);
 
+/* ---- shared and copied ranges (copy.c) ---- */
+/* Share len bytes of regular file src at src_off with regular file dst at
+ * dst_off (a reflink: both files reference the same indirect extents, see
+ * data/reflink.h). Offsets must be block aligned; len too, unless the range
+ * reaches the end of src: a range past the end of src is cut there. When the
+ * cut range ends inside a block, the whole block is shared (its bytes past
+ * the end of src are zeros), so dst must not hold data past dst_off + len
+ * (-BKFS_E_INVAL). dst's size grows to dst_off + len if smaller; its
+ * sectors, mtime and ctime are kept exact. The same inode with overlapping
+ * ranges is refused (-BKFS_E_INVAL). Bounded transactions of their own: a
+ * crash leaves a prefix of the range shared (every state consistent). */
+int bkfs_reflink(struct bkfs_fs *fs, u64 src, u64 src_off, u64 dst, u64 dst_off, u64 len);
+/* copy_file_range(2): copy up to len bytes (cut at the end of src) from src
+ * to dst; the block-aligned part is shared with bkfs_reflink() when both
+ * offsets have the same position within a block, the rest (and everything
+ * else) copied. Returns the bytes copied or an error. */
+ssize_t bkfs_copy_range(struct bkfs_fs *fs, u64 src, u64 src_off, u64 dst, u64 dst_off, u64 len);
+
 /* ---- import and extract (import.c, extract.c) ---- */
 struct bkfs_import_stats {
 	u64 files, dirs, symlinks, specials, hardlinks, xattrs, bytes, errors;

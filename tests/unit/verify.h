@@ -22,9 +22,12 @@
  *    them) against the alloc keys of the alloc btree and against the
  *    in-memory mirror ALLOC(fs)->buckets; dirty pointers must carry their
  *    bucket's gen;
- *  - accounting: nr_inodes, replicas, btree sizes and dev_data_type
- *    (buckets, sectors, fragmented) recomputed, against the accounting btree
- *    and the in-memory table.
+ *  - accounting: nr_inodes, replicas, btree sizes, dev_data_type
+ *    (buckets, sectors, fragmented) and reflink recomputed, against the
+ *    accounting btree and the in-memory table;
+ *  - reflink: every indirect extent's refcount equals the number of reflink
+ *    pointers overlapping it (none is 0), and every reflink pointer's range
+ *    is covered by indirect extents.
  * The recomputation goes through bkfs_mark_key() with the verifier's own
  * mark_ops (the one marking implementation). Returns the number of problems;
  * each is printed to stderr (the first o->max_print of them).
@@ -82,6 +85,8 @@ struct verify_state {
 	struct vbucket *b[BKFS_MAX_DEVS];
 	struct vacct_table calc;  /* recomputed */
 	struct vacct_table disk;  /* accounting btree */
+	struct vrange { u64 start, end; } *rl; /* reflink pointer ranges */
+	size_t nr_rl, rl_cap;
 	unsigned problems, max_print;
 	const char *tag;
 	u64 nodes, keys;
@@ -202,10 +207,64 @@ static void v_mark_acct(struct mark_ctx *c, struct bpos pos, s64 v0, s64 v1, s64
 	v_acct_add(&v->calc, pos, v0, v1, v2);
 }
 
+static int v_mark_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
+{
+	struct verify_state *v = c->priv;
+	if (v->nr_rl == v->rl_cap) {
+		size_t nc = v->rl_cap ? v->rl_cap * 2 : 64;
+		struct vrange *n = realloc(v->rl, nc * sizeof(*n));
+		if (!n)
+			return -BKFS_E_NOMEM;
+		v->rl = n;
+		v->rl_cap = nc;
+	}
+	v->rl[v->nr_rl++] = (struct vrange){ start, end };
+	return 0;
+}
+
 static const struct mark_ops verify_mark_ops = {
 	.bucket = v_mark_bucket,
 	.acct = v_mark_acct,
+	.reflink = v_mark_reflink,
 };
+
+static int v_range_cmp(const void *a, const void *b)
+{
+	const struct vrange *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* refcounts against the reflink pointers marked by the walk */
+static void v_check_reflink(struct verify_state *v)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	u64 covered = 0; /* reflink pointer sectors covered by indirect extents */
+	qsort(v->rl, v->nr_rl, sizeof(*v->rl), v_range_cmp);
+	for_each_btree_key(it, v->fs, BTREE_ID_reflink, POS_MIN, k, ret) {
+		if (k->type != KEY_TYPE_reflink_v)
+			continue;
+		u64 s = bkey_start_pos(k).offset, e = k->p.offset, n = 0;
+		for (size_t i = 0; i < v->nr_rl && v->rl[i].start < e; i++)
+			if (v->rl[i].end > s) {
+				n++;
+				covered += MIN(e, v->rl[i].end) - MAX(s, v->rl[i].start);
+			}
+		const struct bkfs_reflink_v *rv = bkey_val(k);
+		if (rv->refcount != n || !n)
+			v_problem(v, "indirect extent %llu..%llu: refcount %llu, %llu reflink pointers", (unsigned long long)s,
+				  (unsigned long long)e, (unsigned long long)rv->refcount, (unsigned long long)n);
+	}
+	if (ret)
+		v_problem(v, "iterating the reflink btree: %s", bkfs_strerror(ret));
+	u64 want = 0;
+	for (size_t i = 0; i < v->nr_rl; i++)
+		want += v->rl[i].end - v->rl[i].start;
+	if (covered != want)
+		v_problem(v, "reflink pointers span %llu sectors, indirect extents cover %llu of them",
+			  (unsigned long long)want, (unsigned long long)covered);
+}
 
 static void v_mark(struct verify_state *v, unsigned id, unsigned level, const struct bkey *k)
 {
@@ -607,6 +666,7 @@ static unsigned verify_fs(struct bkfs_fs *fs, const struct verify_opts *o)
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		v_mark_sb_journal(&v, d);
 	v_check_buckets(&v);
+	v_check_reflink(&v);
 	if (o && o->check_scan) {
 		v_check_scan(&v);
 		if (o->scan_findings)
@@ -625,6 +685,7 @@ out:
 	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++)
 		free(v.b[d]);
 	free(v.live);
+	free(v.rl);
 	free(v.calc.e);
 	free(v.disk.e);
 	free(v.buf);
