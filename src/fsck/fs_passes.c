@@ -1747,25 +1747,15 @@ u64 fsck_fs_mem_estimate(struct bkfs_fs *fs)
 }
 
 /* The table holds an entry per inode: allocate it once, at the size the
- * accounting gives (it grows as usual if that is short), in huge pages where
- * the kernel allows: touching it a 4 KiB page at a time costs a page fault
- * per 170 inodes. */
+ * accounting gives (it grows as usual if that is short). Not in huge pages:
+ * they would save a few thousand page faults but round the peak memory up
+ * by up to 2 MiB. */
 static void t_reserve(struct fsp *s)
 {
-	const size_t huge = 2u << 20;
 	u64 n = acct_inodes(s->fs) + 1024;
 	if (n > (1u << 27))
 		return; /* implausible: let it grow */
-	size_t bytes = n * sizeof(struct fi);
-	struct fi *d;
-	if (bytes >= huge) {
-		bytes = ROUND_UP(bytes, huge);
-		if ((d = aligned_alloc(huge, bytes)))
-			madvise(d, bytes, MADV_HUGEPAGE);
-		n = bytes / sizeof(struct fi);
-	} else {
-		d = malloc(bytes);
-	}
+	struct fi *d = malloc(n * sizeof(struct fi));
 	if (d) {
 		s->t.d = d;
 		s->t.cap = n;
@@ -1815,7 +1805,13 @@ static int fsp_scan(struct fsp *s)
 		return ret;
 	vsort(s->dirs.d, s->dirs.nr, sizeof(*s->dirs.d), cmp_dirrec);
 	vsort(s->sz.d, s->sz.nr, sizeof(*s->sz.d), cmp_szrec);
-	vsort(s->dpar.d, s->dpar.nr, sizeof(*s->dpar.d), cmp_dpar);
+	/* in inum order already unless a directory's type came from evidence
+	 * (qsort would allocate a copy) */
+	for (size_t i = 1; i < s->dpar.nr; i++)
+		if (s->dpar.d[i - 1].idx > s->dpar.d[i].idx) {
+			vsort(s->dpar.d, s->dpar.nr, sizeof(*s->dpar.d), cmp_dpar);
+			break;
+		}
 	for (size_t i = 0; i < s->dpar.nr; i++)
 		s->dpar.d[i].parent = tfind(s, s->dpar.d[i].parent);
 	s->next_inum = MAX(s->fs->next_inum, BKFS_FIRST_INO);
