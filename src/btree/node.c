@@ -680,7 +680,7 @@ static void ra_spin_until(struct ra_state *st, bool (*done)(struct ra_state *, v
 {
 	pthread_mutex_unlock(&st->lock);
 	for (unsigned i = 0; i < RA_SPIN && !done(st, arg); i++)
-		__builtin_ia32_pause();
+		cpu_relax();
 	pthread_mutex_lock(&st->lock);
 }
 

@@ -83,6 +83,18 @@ static inline void *ca_get(struct chunked_array *ca, size_t i)
 size_t ca_bytes(const struct chunked_array *ca);
 
 /* Deterministic PRNG (xorshift64*) for tests, corruption and fuzzing. */
+/* a hint to the CPU inside a polling loop */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+	__asm__ __volatile__("yield");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 static inline u64 rng_next(u64 *s)
 {
 	u64 x = *s ? *s : 0x9E3779B97F4A7C15ull;
