@@ -22,6 +22,9 @@
  *   is reusable once durable, so an operation that runs out of space
  *   flushes the journal and is tried once more.
  * - POSIX ACL xattrs are refused (EOPNOTSUPP), so clients fall back to chmod.
+ * - copy_file_range shares the block-aligned part of the range (reflink:
+ *   plain cp shares data) and copies the rest. FICLONE never reaches a FUSE
+ *   server, so `cp --reflink=always` is refused on the mount.
  * - destroy (unmount) removes leftover hidden files and closes the
  *   filesystem with bkfs_close(): checkpoint, clean flag. */
 #define FUSE_USE_VERSION 31
@@ -651,6 +654,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	free(buf);
 }
 
+/* reply to a write-like request: errno e, else n bytes or a bkfs error */
+static void reply_written(fuse_req_t req, int e, ssize_t n)
+{
+	if (e)
+		fuse_reply_err(req, e);
+	else if (n < 0)
+		fuse_reply_err(req, n == -BKFS_E_RANGE ? EFBIG : err(n));
+	else
+		fuse_reply_write(req, n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -666,12 +680,35 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if (!e && retry_nospc(n))
 		n = bkfs_file_write(S.fs, to_inum(ino), off, buf, size);
 	UNLOCK();
-	if (e)
-		fuse_reply_err(req, e);
-	else if (n < 0)
-		fuse_reply_err(req, n == -BKFS_E_RANGE ? EFBIG : err(n));
-	else
-		fuse_reply_write(req, n);
+	reply_written(req, e, n);
+}
+
+/* Bytes one copy_file_range request handles at most: the reply carries a
+ * 32-bit count, and a short copy is legal (the caller asks for the rest). */
+#define COPY_RANGE_MAX (1u << 30)
+
+/* copy_file_range(2): the block-aligned part is shared (reflink), the rest
+ * copied (bkfs_copy_range). FICLONE / FICLONERANGE never reach a FUSE
+ * server (the kernel handles them in the VFS, and FUSE has no remap op), so
+ * `cp --reflink=always` fails on the mount; plain cp uses this. */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	if (flags || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	len = MIN(len, (size_t)COPY_RANGE_MAX);
+	LOCK();
+	int e = writable();
+	if (!e)
+		e = space_check();
+	ssize_t n = e ? 0 : bkfs_copy_range(S.fs, to_inum(ino_in), off_in, to_inum(ino_out), off_out, len);
+	if (!e && retry_nospc(n))
+		n = bkfs_copy_range(S.fs, to_inum(ino_in), off_in, to_inum(ino_out), off_out, len);
+	UNLOCK();
+	reply_written(req, e, n);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -956,6 +993,7 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
 	.create = op_create,
+	.copy_file_range = op_copy_file_range,
 };
 
 int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv)

@@ -6,10 +6,13 @@
 # sequential writes), stress-ng's filesystem stressors, and direct POSIX
 # checks (rename cases, unlink of an open file, truncate, sparse writes,
 # xattrs, statfs, hard-link attributes, open files unlinked or renamed
-# over). Then: unmount, `bkfs fsck -n` clean, and `bkfs extract` gives back
-# exactly what the mount showed. Finally the daemon (no -f) and read-only
-# modes, a full filesystem (ENOSPC, then usable again), and the server
-# killed (kill -9) in the middle of a workload, three times: fsck -n clean.
+# over), cp within the mount (copy_file_range shares the data: free space
+# unchanged, copies independent; copy_file_range at odd offsets). Then:
+# unmount, `bkfs fsck -n` clean, `bkfs usage` shows the reflink counter, and
+# `bkfs extract` gives back exactly what the mount showed. Finally the daemon
+# (no -f) and read-only modes, a full filesystem (ENOSPC, then usable again),
+# and the server killed (kill -9) in the middle of a workload (cp within the
+# mount included), three times: fsck -n clean.
 #
 # Clients that are not installed are skipped (rsync, git, fio, stress-ng);
 # the whole test is skipped (exit 77) without /dev/fuse or fusermount3, or
@@ -320,6 +323,72 @@ bs=$(stat -f -c %S .)
 rm filler
 cd "$T"
 
+# ---- cp on the mount shares data (copy_file_range -> reflink) ----
+step "cp shares data"
+RL=$MNT/reflink
+mkdir "$RL"
+head -c 30000123 /dev/urandom > "$T/big"
+cp "$T/big" "$RL/big"
+sync "$RL/big"
+bs=$(stat -f -c %S "$RL")
+free0=$(stat -f -c %f "$RL")
+cp "$RL/big" "$RL/copy"
+cp "$RL/copy" "$RL/copy2"
+sync "$RL/copy2"
+free1=$(stat -f -c %f "$RL")
+cmp "$RL/big" "$RL/copy" && cmp "$RL/big" "$RL/copy2" || fail "cp on the mount: content differs"
+# two 30 MB copies take no data space (metadata only: under 2 MB)
+[ $(((free0 - free1) * bs)) -lt 2000000 ] ||
+	fail "cp on the mount did not share data: free space dropped $(((free0 - free1) * bs)) bytes"
+# copy_file_range at offsets: same place within a block (edges copied, the
+# rest shared), different places (copied), past the end (cut)
+cp "$T/big" "$T/expect"
+python3 - "$RL/big" "$RL/copy" "$T/expect" <<'PY' || fail "copy_file_range at offsets"
+import os, sys
+src, dst, exp = sys.argv[1:4]
+def cfr(s, so, d, do, n):
+	fs, fd = os.open(s, os.O_RDONLY), os.open(d, os.O_WRONLY)
+	done = 0
+	while done < n:
+		r = os.copy_file_range(fs, fd, n - done, so + done, do + done)
+		if r == 0:
+			break
+		done += r
+	os.close(fs); os.close(fd)
+	return done
+def model(s, so, d, do, n):
+	with open(s, "rb") as f:
+		f.seek(so); b = f.read(n)
+	with open(d, "r+b") as f:
+		f.seek(do); f.write(b)
+	return len(b)
+for so, do, n in ((100, 5000000 + 100, 3000000), (7, 12000000, 1000000), (29000000, 40000000, 5000000)):
+	got = cfr(src, so, dst, do, n)
+	want = model(src, so, exp, do, n)
+	if got != want:
+		sys.exit("copy_file_range(%d, %d, %d) copied %d, want %d" % (so, do, n, got, want))
+with open(dst, "rb") as a, open(exp, "rb") as b:
+	if a.read() != b.read():
+		sys.exit("content differs after copy_file_range at offsets")
+PY
+# the copies change on their own: overwrite, truncate, remove
+cp "$T/big" "$T/expect2"
+printf 'changed' | dd of="$RL/copy2" bs=1 seek=1234567 conv=notrunc status=none
+printf 'changed' | dd of="$T/expect2" bs=1 seek=1234567 conv=notrunc status=none
+truncate -s 20000000 "$RL/copy2" "$T/expect2"
+cmp "$RL/copy2" "$T/expect2" || fail "reflinked copy after overwrite and truncate"
+cmp "$RL/copy" "$T/expect" || fail "a reflinked copy changed through another one"
+cmp "$RL/big" "$T/big" || fail "changes to reflinked copies reached the original"
+cp "$RL/big" "$RL/gone"
+rm "$RL/gone"
+if cp --reflink=always "$RL/big" "$RL/clone" 2> "$T/clone.err"; then
+	cmp "$RL/big" "$RL/clone" || fail "cp --reflink=always: content differs"
+	echo "cp --reflink=always: works"
+else
+	echo "cp --reflink=always: refused as documented ($(head -1 "$T/clone.err"))"
+fi
+rm -f "$RL/clone"
+
 # ---- rsync ----
 if have rsync; then
 	step "rsync"
@@ -417,6 +486,9 @@ sums "$MNT" > "$T/final.sums"
 xattrs "$MNT" > "$T/final.xa"
 unmount_fg
 fsck_clean "clients"
+"$BKFS" usage "$IMG" > "$T/usage.log" 2>&1 || { cat "$T/usage.log"; fail "bkfs usage"; }
+grep -E '^  reflink: [1-9][0-9]* indirect extents, [1-9][0-9]* sectors' "$T/usage.log" ||
+	{ cat "$T/usage.log"; fail "bkfs usage shows no reflink accounting after cp on the mount"; }
 "$BKFS" extract "$IMG" "$T/x" > "$T/extract.log" 2>&1 || { cat "$T/extract.log"; fail "extract"; }
 manifest "$T/x" > "$T/x.man"
 diff "$T/final.man" "$T/x.man" > "$T/x.mandiff" || { head -20 "$T/x.mandiff"; fail "extract: metadata differs from the mount"; }
@@ -507,7 +579,8 @@ for round in 1 2 3; do
 			done
 		done
 		cp -a "$SRC/extra" "$MNT/tree$round"
-		rm -rf "$MNT/tree$((round - 1))" "$MNT"/frag*
+		cp -r "$MNT/tree$round" "$MNT/shared$round" # copy_file_range: reflinks
+		rm -rf "$MNT/tree$((round - 1))" "$MNT/shared$((round - 1))" "$MNT"/frag*
 		cp -a "$SRC" "$MNT/big$round"
 	) > /dev/null 2>&1 &
 	load=$!
