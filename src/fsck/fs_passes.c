@@ -27,6 +27,7 @@
 #include "fsck.h"
 #include "../fs/fs.h"
 #include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,17 +296,28 @@ static u32 tfind(struct fsp *s, u64 inum)
 	return lo < n && d[lo].ino == x ? (u32)(base + lo) : NONE;
 }
 
-static struct dpar *dpar_find(const struct fsp *s, u32 idx)
+/* the first element >= idx of a vector sorted by its u32 member idx */
+static size_t lower_bound_u32(const void *base, size_t nr, size_t sz, size_t off, u32 idx)
 {
-	size_t lo = 0, hi = s->dpar.nr;
+	size_t lo = 0, hi = nr;
 	while (lo < hi) {
 		size_t m = lo + (hi - lo) / 2;
-		if (s->dpar.d[m].idx < idx)
+		u32 v;
+		memcpy(&v, (const u8 *)base + m * sz + off, sizeof(v));
+		if (v < idx)
 			lo = m + 1;
 		else
 			hi = m;
 	}
-	return lo < s->dpar.nr && s->dpar.d[lo].idx == idx ? &s->dpar.d[lo] : NULL;
+	return lo;
+}
+#define LOWER_BOUND_IDX(v, i) \
+	lower_bound_u32((v).d, (v).nr, sizeof(*(v).d), offsetof(__typeof__(*(v).d), idx), i)
+
+static struct dpar *dpar_find(const struct fsp *s, u32 idx)
+{
+	size_t i = LOWER_BOUND_IDX(s->dpar, idx);
+	return i < s->dpar.nr && s->dpar.d[i].idx == idx ? &s->dpar.d[i] : NULL;
 }
 
 /* a directory's parent (table index), or NONE */
@@ -742,15 +754,8 @@ static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 
 static int bad_find(struct fsp *s, u32 idx)
 {
-	size_t lo = 0, hi = s->bad.nr;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-		if (s->bad.d[m].idx < idx)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo < s->bad.nr && s->bad.d[lo].idx == idx ? (int)lo : -1;
+	size_t i = LOWER_BOUND_IDX(s->bad, idx);
+	return i < s->bad.nr && s->bad.d[i].idx == idx ? (int)i : -1;
 }
 
 /* Inodes whose mode has no valid file type: decide the type from evidence
