@@ -140,7 +140,6 @@ static int make_indirect(struct trans *t, struct bkey_buf *e, u64 idx, s64 *src_
 int reflink_remap(struct trans *t, u64 src_inum, u64 src_start, u64 src_end, u64 dst_inum, u64 dst_start,
 		  u64 *done, s64 *src_delta, s64 *dst_delta)
 {
-	struct bkfs_fs *fs = t->fs;
 	struct src_keys s = { 0 };
 	u64 idx, end = src_end;
 	int ret;
@@ -175,9 +174,9 @@ int reflink_remap(struct trans *t, u64 src_inum, u64 src_start, u64 src_end, u64
 			ret = make_indirect(t, k, idx, src_delta);
 			idx += k->k.size;
 			break;
-		case KEY_TYPE_reflink_p:
-		case KEY_TYPE_error:
-		case KEY_TYPE_inline_data:
+		case KEY_TYPE_reflink_p: /* shared as it is */
+		case KEY_TYPE_error:     /* copied: reads of it fail in both files */
+		case KEY_TYPE_inline_data: /* copied: the data is in the key */
 			break;
 		default: /* reservations: a hole */
 			k->k.type = KEY_TYPE_deleted;
@@ -188,22 +187,9 @@ int reflink_remap(struct trans *t, u64 src_inum, u64 src_start, u64 src_end, u64
 	/* the destination: the range replaced by the source's keys */
 	if (!ret)
 		ret = extent_punch(t, dst_inum, dst_start, dst_start + (end - src_start), dst_delta);
-	for (size_t i = 0; i < s.nr && !ret; i++) {
-		struct bkey_buf *k = &s.k[i];
-		if (k->k.type == KEY_TYPE_deleted)
-			continue;
-		if (k->k.type != KEY_TYPE_inline_data) {
-			ret = extent_update(t, &k->k, dst_delta);
-			continue;
-		}
-		/* inline data (only in a file's first block) is copied */
-		const struct bkfs_inline_data *d = bkey_val(&k->k);
-		u64 off = bkey_start_pos(&k->k).offset << SECTOR_SHIFT;
-		if (bkey_val_bytes(&k->k) < sizeof(*d) + d->bytes || off % fs->block_bytes)
-			ret = -BKFS_E_CORRUPT;
-		else
-			ret = extent_write(t, dst_inum, off, d->data, d->bytes, dst_delta);
-	}
+	for (size_t i = 0; i < s.nr && !ret; i++)
+		if (s.k[i].k.type != KEY_TYPE_deleted)
+			ret = extent_update(t, &s.k[i].k, dst_delta);
 	if (!ret)
 		*done = end;
 out:

@@ -29,15 +29,14 @@
  * (at most REFLINK_CHUNK_KEYS of them): *done receives where the chunk ends
  * (src_end when the whole range was handled). Plain extents of the source
  * become indirect extents (the source keeps the same data through reflink
- * pointers); reflink pointers are shared; inline data is copied; error keys
- * are copied; holes and reservations leave holes. The destination range is
- * replaced entirely. src_delta / dst_delta receive the change in each inode's
- * allocated sectors (the caller updates the inodes in t; turning extents into
- * reflink pointers leaves src_delta at 0). The source and
- * destination ranges must not overlap when src_inum == dst_inum. Chunks end
- * where a source key ends, which need not be a block boundary; the caller
- * keeps ranges block aligned (inline data is copied only to a block
- * boundary). */
+ * pointers); reflink pointers are shared; inline data and error keys are
+ * copied as keys; holes and reservations leave holes. The destination range
+ * is replaced entirely. src_delta / dst_delta receive the change in each
+ * inode's allocated sectors (the caller updates the inodes in t; turning
+ * extents into reflink pointers leaves src_delta at 0). The source and
+ * destination ranges must not overlap when src_inum == dst_inum. No boundary
+ * has to be block aligned here (chunks end where a source key ends); the fs
+ * layer keeps user ranges aligned. */
 int reflink_remap(struct trans *t, u64 src_inum, u64 src_start, u64 src_end, u64 dst_inum, u64 dst_start,
 		  u64 *done, s64 *src_delta, s64 *dst_delta);
 

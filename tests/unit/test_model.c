@@ -3,8 +3,9 @@
  * A long deterministic sequence of transactions (inode inserts, overwrites,
  * deletes and bulk batches; extent writes, overwrites and punches with real
  * data, including inline data, partial overwrites that split extents, writes
- * larger than one extent and several data ops on one file in one
- * transaction) runs against an in-memory reference: a table of inode values
+ * larger than one extent, reflinks of block ranges within and between files
+ * (indirect extents, refcounts checked by verify.h) and several data ops on
+ * one file in one transaction) runs against an in-memory reference: a table of inode values
  * and, per file, a byte array and a per-sector "allocated" map. After every
  * batch every inode key, every file's content and extent coverage, and the
  * structural verifier (verify.h) are checked; every few batches the
@@ -51,7 +52,7 @@ struct run {
 	struct model m;
 	u64 rng;
 	u64 ops, txns, batches, reopens, crashes, checkpoints, bytes_written;
-	u64 inline_writes, multi_chunk, split_ovw, bulk_keys, big_txns;
+	u64 inline_writes, multi_chunk, split_ovw, bulk_keys, big_txns, reflinks;
 	bool failed;
 };
 
@@ -246,6 +247,45 @@ static int op_punch(struct run *r, struct trans *t, unsigned f)
 	}
 	model_punch(&r->m, f, a, b);
 	return file_inode_update(r, t, f, delta);
+}
+
+/* Share a block-aligned range of file f at a block of file g (reflink_remap,
+ * chunk by chunk, in t). A range starting at 0 goes to 0 (it may hold inline
+ * data, which is copied as a key: same sectors). Overlapping ranges of one
+ * file are not shared. */
+static int op_reflink(struct run *r, struct trans *t, unsigned f, unsigned g)
+{
+	struct model *m = &r->m;
+	u64 bsec = m->block / SECTOR_SIZE, nblk = FILE_MAX / m->block;
+	u64 len = 1 + rng_next(&r->rng) % (rng_next(&r->rng) % 4 ? 16 : nblk / 2);
+	u64 s = rng_next(&r->rng) % (nblk - len + 1), d = rng_next(&r->rng) % (nblk - len + 1);
+	if (!s || !d)
+		s = d = 0;
+	if (f == g && s < d + len && d < s + len)
+		return 0;
+	u64 cur = s * bsec, end = (s + len) * bsec;
+	s64 sd = 0, dd = 0;
+	while (cur < end) {
+		u64 done;
+		int ret = reflink_remap(t, FILE_BASE + f, cur, end, FILE_BASE + g, d * bsec + (cur - s * bsec), &done,
+					&sd, &dd);
+		if (ret || done <= cur) {
+			fprintf(stderr, "reflink_remap(file %u %llu+%llu blocks -> file %u at %llu): %s\n", f,
+				(unsigned long long)s, (unsigned long long)len, g, (unsigned long long)d,
+				ret ? bkfs_strerror(ret) : "no progress");
+			return ret ? ret : -BKFS_E_IO;
+		}
+		cur = done;
+	}
+	struct model_file *mf = &m->f[f], *mg = &m->f[g];
+	memmove(mg->data + d * m->block, mf->data + s * m->block, len * m->block);
+	memmove(mg->alloc + d * bsec, mf->alloc + s * bsec, len * bsec);
+	mg->ino.size = MAX(mg->ino.size, (d + len) * m->block);
+	r->reflinks++;
+	int ret = 0;
+	if (sd && f != g)
+		ret = file_inode_update(r, t, f, sd);
+	return ret ? ret : file_inode_update(r, t, g, dd + (f == g ? sd : 0));
 }
 
 /* ---- checks ---- */
@@ -451,8 +491,10 @@ static int one_txn(struct run *r)
 		ret = op_inode_set(r, &t, rng_next(&r->rng) % NINO);
 	} else if (x < 40) {
 		ret = op_inode_del(r, &t, rng_next(&r->rng) % NINO);
-	} else if (x < 65) {
+	} else if (x < 60) {
 		ret = op_write(r, &t, rng_next(&r->rng) % r->m.nfiles);
+	} else if (x < 65) {
+		ret = op_reflink(r, &t, rng_next(&r->rng) % r->m.nfiles, rng_next(&r->rng) % r->m.nfiles);
 	} else if (x < 77) {
 		ret = op_punch(r, &t, rng_next(&r->rng) % r->m.nfiles);
 	} else if (x < 92) {
@@ -460,10 +502,11 @@ static int one_txn(struct run *r)
 		nops = 2 + rng_next(&r->rng) % 5;
 		unsigned f0 = rng_next(&r->rng) % r->m.nfiles;
 		for (unsigned i = 0; i < nops && !ret; i++) {
-			u64 y = rng_next(&r->rng) % 4;
+			u64 y = rng_next(&r->rng) % 5;
 			unsigned f = rng_next(&r->rng) % 2 ? f0 : rng_next(&r->rng) % r->m.nfiles;
 			ret = y == 0 ? op_inode_set(r, &t, rng_next(&r->rng) % NINO) :
-			      y == 1 ? op_punch(r, &t, f) : op_write(r, &t, f);
+			      y == 1 ? op_punch(r, &t, f) :
+			      y == 2 ? op_reflink(r, &t, f, rng_next(&r->rng) % 2 ? f0 : f) : op_write(r, &t, f);
 		}
 	} else if (x < 97) {
 		/* bulk: a run of inodes set or deleted (counts as one op) */
@@ -590,11 +633,11 @@ static void teardown(struct run *r)
 static void report(struct run *r, const char *name, double secs)
 {
 	printf("%s: %llu ops in %llu transactions, %llu batches checked, %llu clean reopens, %llu crash+replay reopens, "
-	       "%llu explicit checkpoints, %llu keys in bulk ops (%llu big transactions), %.1f MiB written (%llu inline, %llu multi-extent, %llu splitting), %.1f s\n",
+	       "%llu explicit checkpoints, %llu keys in bulk ops (%llu big transactions), %.1f MiB written (%llu inline, %llu multi-extent, %llu splitting), %llu reflinks, %.1f s\n",
 	       name, (unsigned long long)r->ops, (unsigned long long)r->txns, (unsigned long long)r->batches,
 	       (unsigned long long)r->reopens, (unsigned long long)r->crashes, (unsigned long long)r->checkpoints,
 	       (unsigned long long)r->bulk_keys, (unsigned long long)r->big_txns, r->bytes_written / 1048576.0, (unsigned long long)r->inline_writes, (unsigned long long)r->multi_chunk,
-	       (unsigned long long)r->split_ovw, secs);
+	       (unsigned long long)r->split_ovw, (unsigned long long)r->reflinks, secs);
 }
 
 int main(void)
