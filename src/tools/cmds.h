@@ -15,4 +15,5 @@ int cmd_fsck(int argc, char **argv);        /* cmd_fsck.c */
 int cmd_gc_gens(int argc, char **argv);     /* cmd_fsck.c */
 int cmd_debug(int argc, char **argv);       /* cmd_debug.c */
 int cmd_mount(int argc, char **argv);       /* cmd_mount.c */
+int cmd_reflink(int argc, char **argv);     /* cmd_reflink.c */
 #endif

@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{ "show-super", cmd_show_super, "print the superblock" },
 	{ "list",       cmd_list,       "print btree keys, one per line" },
 	{ "usage",      cmd_usage,      "print space accounting" },
+	{ "reflink",    cmd_reflink,    "make a file that shares another file's data" },
 	{ "scan",       cmd_scan,       "list btree nodes found by scanning the devices" },
 	{ "debug",      cmd_debug,      "debugging tools (damage an image in a named way)" },
 	{ "help",       NULL,           "list commands, or show the help of one: help CMD" },

@@ -1,7 +1,8 @@
 #!/bin/bash
-# bad_input.sh - format and extract on bad input: missing paths, devices too
-# small, garbage and truncated images, bad sizes, unknown options, an existing
-# filesystem without --force, unreadable source entries, damaged images.
+# bad_input.sh - format, extract and reflink on bad input: missing paths,
+# devices too small, garbage and truncated images, bad sizes, unknown
+# options, an existing filesystem without --force, unreadable source
+# entries, damaged images, bad reflink paths.
 # Every case must exit with the documented status (0, 1 or 16) and a clear
 # message, never crash (status < 128), and a command that fails validation
 # must not write anything.
@@ -225,6 +226,31 @@ if [ -n "$inum" ] && [ -n "$off" ]; then
 else
 	echo "skip: replicated bad data extent (bkfs list does not show the extent)"
 fi
+
+# ---- bkfs reflink: usage errors, bad paths, then copies that check clean ----
+RL=$T/reflink.img
+truncate -s 64M "$RL"
+expect 0 "imported" "$BKFS" format --source "$R" "$RL"
+expect 16 "no device" "$BKFS" reflink
+expect 16 "no device" "$BKFS" reflink "$RL" /good
+expect 16 "absolute" "$BKFS" reflink "$RL" good /copy
+expect 16 "absolute" "$BKFS" reflink "$RL" /good /
+expect 16 "unknown option" "$BKFS" reflink --bogus "$RL" /good /copy
+expect 1 "/missing: no such object" "$BKFS" reflink "$RL" /missing /copy
+expect 1 "/sub: is a directory" "$BKFS" reflink "$RL" /sub /copy
+expect 1 "same file" "$BKFS" reflink "$RL" /good /good
+expect 1 "/nodir/copy: no such object" "$BKFS" reflink "$RL" /good /nodir/copy
+expect 1 "/good/copy: not a directory" "$BKFS" reflink "$RL" /sub/victim /good/copy
+expect 1 "no such file|cannot open|not a bkfs|bad" "$BKFS" reflink "$T/no-such.img" /good /copy
+expect 0 "300000 bytes shared" "$BKFS" reflink "$RL" /sub/victim /victim2
+expect 0 "shared" "$BKFS" reflink "$RL" /good /sub             # into a directory: /sub/good
+expect 0 "300000 bytes shared" "$BKFS" reflink "$RL" /sub/victim /good # replaces a file
+expect 0 "" "$BKFS" fsck -n "$RL"
+expect 0 "extracted" "$BKFS" extract "$RL" "$T/rl_out"
+cmp -s "$R/sub/victim" "$T/rl_out/victim2" || bad "reflink: /victim2 differs from its source"
+cmp -s "$R/sub/victim" "$T/rl_out/good" || bad "reflink: the replaced /good differs from its source"
+cmp -s "$R/good" "$T/rl_out/sub/good" || bad "reflink: /sub/good differs from its source"
+cmp -s "$R/sub/victim" "$T/rl_out/sub/victim" || bad "reflink: the source changed"
 
 # ---- damaged images: extract may fail, but must not crash or hang ----
 G=$T/gen
