@@ -2389,6 +2389,93 @@ static int k_key_invalid_inode(struct dctx *c) { return key_invalid_kind(c, KI_I
 static int k_key_invalid_dirent(struct dctx *c) { return key_invalid_kind(c, KI_DIRENT); }
 static int k_key_invalid_extent(struct dctx *c) { return key_invalid_kind(c, KI_EXTENT); }
 
+/* ---- reflink: indirect extents of reflinked files (bkfs reflink) ---- */
+
+/* A seeded indirect extent with at least min_refs references. */
+static int pick_indirect(struct dctx *c, u64 min_refs, struct bkey_buf *out)
+{
+	struct bpos *v = NULL;
+	size_t n = 0, cap = 0;
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	for_each_btree_key(it, c->fs, BTREE_ID_reflink, POS_MIN, k, ret)
+		if (k->type == KEY_TYPE_reflink_v &&
+		    ((struct bkfs_reflink_v *)bkey_val(k))->refcount >= min_refs &&
+		    !grow((void **)&v, &cap, n, sizeof(*v)))
+			v[n++] = k->p;
+	if (!ret)
+		ret = n ? btree_lookup(c->fs, BTREE_ID_reflink, v[pick(c, n)], out) : -BKFS_E_NOENT;
+	free(v);
+	return ret;
+}
+
+/* The files with a reflink pointer into [start, end): named in the damage
+ * text, and (affects) when their data may change. */
+static int reflink_users(struct dctx *c, u64 start, u64 end, bool affects)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	u64 last = 0;
+	bool first = true;
+	int ret;
+	load_dents(c);
+	load_inodes(c);
+	for_each_btree_key(it, c->fs, BTREE_ID_extents, POS_MIN, k, ret) {
+		if (k->type != KEY_TYPE_reflink_p)
+			continue;
+		const struct bkfs_reflink_p *r = bkey_val(k);
+		if (r->idx >= end || r->idx + k->size <= start || k->p.inode == last)
+			continue;
+		last = k->p.inode;
+		pb_printf(&c->damaged, "%s", first ? "; shared by " : ", ");
+		first = false;
+		path_of(c, k->p.inode, &c->damaged);
+		if (affects)
+			aff_inum(c, k->p.inode);
+	}
+	return ret;
+}
+
+enum reflink_edit { RE_REFS_UP, RE_REFS_DOWN, RE_DELETE };
+
+static int reflink_kind(struct dctx *c, enum reflink_edit e)
+{
+	struct bkey_buf v;
+	int ret = pick_indirect(c, e == RE_REFS_DOWN ? 2 : 1, &v);
+	if (ret == -BKFS_E_NOENT) {
+		no_target(c, "no indirect extent%s (no file shares data: see bkfs reflink)",
+			  e == RE_REFS_DOWN ? " with two references" : "");
+		return NO_TARGET;
+	}
+	if (ret)
+		return ret;
+	struct bkfs_reflink_v *rv = bkey_val(&v.k);
+	u64 start = bkey_start_pos(&v.k).offset, end = v.k.p.offset;
+	pb_printf(&c->damaged, "indirect extent %llu..%llu of the reflink btree (%u sectors, refcount %llu): ",
+		  (unsigned long long)start, (unsigned long long)end, v.k.size, (unsigned long long)rv->refcount);
+	switch (e) {
+	case RE_REFS_UP:
+	case RE_REFS_DOWN:
+		rv->refcount += e == RE_REFS_UP ? 1 : -1;
+		pb_printf(&c->damaged, "refcount set to %llu", (unsigned long long)rv->refcount);
+		pb_printf(&c->lost, "none");
+		break;
+	case RE_DELETE:
+		pb_printf(&c->damaged, "deleted, the reflink pointers to it kept");
+		pb_printf(&c->lost, "those %u sectors in every file that shares them (the pointers become error keys)",
+			  v.k.size);
+		break;
+	}
+	if ((ret = reflink_users(c, start, end, e == RE_DELETE)))
+		return ret;
+	return edit_leaf_key(c, BTREE_ID_reflink, v.k.p, e == RE_DELETE ? NULL : &v.k);
+}
+
+static int k_reflink_refcount_high(struct dctx *c) { return reflink_kind(c, RE_REFS_UP); }
+static int k_reflink_refcount_low(struct dctx *c) { return reflink_kind(c, RE_REFS_DOWN); }
+static int k_reflink_v_missing(struct dctx *c) { return reflink_kind(c, RE_DELETE); }
+
 /* ================================================================ table */
 
 static const struct kind kinds[] = {
@@ -2446,6 +2533,13 @@ static const struct kind kinds[] = {
 	  k_key_invalid_dirent },
 	{ "key_invalid_extent", "bkey_invalid", "an extent's pointer count set to 5 (the node stays valid)",
 	  k_key_invalid_extent },
+	/* reflink (the image needs reflinked files) */
+	{ "reflink_refcount_high", "reflink_v_refcount_wrong",
+	  "an indirect extent's refcount raised by one (its node checksum recomputed)", k_reflink_refcount_high },
+	{ "reflink_refcount_low", "reflink_v_refcount_wrong",
+	  "the refcount of an indirect extent shared by two pointers lowered by one", k_reflink_refcount_low },
+	{ "reflink_v_missing", "reflink_p_to_missing_reflink_v",
+	  "an indirect extent deleted from its leaf, the reflink pointers to it kept", k_reflink_v_missing },
 	{ "version_future", "bkey_version_in_future", "a key's version set beyond the highest issued",
 	  k_version_future },
 	{ "bitmap_unmarked", "btree_bitmap_not_marked",
