@@ -1,6 +1,7 @@
 /* cmd_extract.c - bkfs extract DEV... DIR: copy the whole tree out. */
 #include "../fs/fs.h"
 #include "cmds.h"
+#include "opts.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,26 +24,9 @@ static void usage(FILE *f)
 
 int cmd_extract(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			if (optopt)
-				fprintf(stderr, "bkfs extract: unknown option '-%c'\n", optopt);
-			else
-				fprintf(stderr, "bkfs extract: unknown option '%s'\n", argv[optind - 1]);
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	int status = tool_help_only("extract", argc, argv, usage);
+	if (status >= 0)
+		return status;
 	int nr = argc - optind - 1;
 	if (nr < 1) {
 		fprintf(stderr, "bkfs extract: %s\n", nr < 0 ? "no device or directory given" : "no directory given");

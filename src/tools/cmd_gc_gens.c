@@ -1,5 +1,6 @@
 /* cmd_gc_gens.c - `bkfs gc-gens DEV...`: generation GC on its own. */
 #include "cmds.h"
+#include "opts.h"
 #include "../fsck/fsck.h"
 #include <getopt.h>
 #include <stdio.h>
@@ -17,22 +18,9 @@ static void gc_gens_usage(FILE *f)
 
 int cmd_gc_gens(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, 0, 'h' },
-		{ 0 }
-	};
-	int opt;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'h':
-			gc_gens_usage(stdout);
-			return 0;
-		default:
-			gc_gens_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	int status = tool_help_only("gc-gens", argc, argv, gc_gens_usage);
+	if (status >= 0)
+		return status;
 	if (optind >= argc) {
 		fprintf(stderr, "bkfs gc-gens: no device given\n");
 		gc_gens_usage(stderr);

@@ -2,6 +2,7 @@
  * Nothing here writes to a device: filesystems are opened read-only and
  * degraded, and every structure goes through the engine's validated reads. */
 #include "cmds.h"
+#include "opts.h"
 #include "../fs/super.h"
 #include <errno.h>
 #include <getopt.h>
@@ -75,19 +76,6 @@ static int open_ro(const char *cmd, char **paths, unsigned nr, bool tolerant, st
 	return 0;
 }
 
-/* getopt_long is called with opterr = 0 and an optstring starting with ':',
- * so it returns ':' for a missing argument and '?' for an unknown option;
- * report either as "bkfs CMD: ...". */
-static void bad_option(const char *cmd, int c, char **argv)
-{
-	const char *what = c == ':' ? "option requires an argument" : "unknown option";
-	/* short options set optopt; long ones leave the text in argv[optind - 1] */
-	if (optopt && optopt != '?' && optopt < 256 && !(optind > 0 && !strncmp(argv[optind - 1], "--", 2)))
-		fprintf(stderr, "bkfs %s: %s -- '%c'\n", cmd, what, optopt);
-	else
-		fprintf(stderr, "bkfs %s: %s '%s'\n", cmd, what, optind > 0 ? argv[optind - 1] : "?");
-}
-
 static void btree_names(FILE *f)
 {
 	fprintf(f, "valid btrees:");
@@ -111,23 +99,9 @@ static void show_super_usage(FILE *f)
 
 int cmd_show_super(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			show_super_usage(stdout);
-			return 0;
-		default:
-			bad_option("show-super", c, argv);
-			show_super_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	int status = tool_help_only("show-super", argc, argv, show_super_usage);
+	if (status >= 0)
+		return status;
 	if (argc - optind != 1) {
 		fprintf(stderr, "bkfs show-super: %s\n", argc - optind ? "exactly one device expected" : "missing device");
 		show_super_usage(stderr);
@@ -381,7 +355,7 @@ int cmd_list(int argc, char **argv)
 			list_usage(stdout);
 			return 0;
 		default:
-			bad_option("list", c, argv);
+			tool_bad_option("list", c, argv);
 			list_usage(stderr);
 			return EXIT_USAGE;
 		}
@@ -562,23 +536,9 @@ static void usage_to_text(struct printbuf *out, struct bkfs_fs *fs)
 
 int cmd_usage(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage_usage(stdout);
-			return 0;
-		default:
-			bad_option("usage", c, argv);
-			usage_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	int status = tool_help_only("usage", argc, argv, usage_usage);
+	if (status >= 0)
+		return status;
 	if (optind >= argc) {
 		fprintf(stderr, "bkfs usage: missing device\n");
 		usage_usage(stderr);

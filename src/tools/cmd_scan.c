@@ -2,6 +2,7 @@
  * raw devices (the fsck layer's node scan). Read-only: the filesystem is
  * opened without journal replay, missing devices allowed. */
 #include "cmds.h"
+#include "opts.h"
 #include "../fsck/fsck.h"
 #include <errno.h>
 #include <getopt.h>
@@ -26,28 +27,9 @@ static void scan_usage(FILE *f)
 
 int cmd_scan(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			scan_usage(stdout);
-			return 0;
-		default:
-			if (c == ':')
-				fprintf(stderr, "bkfs scan: option requires an argument '%s'\n", argv[optind - 1]);
-			else if (optopt && optopt < 256)
-				fprintf(stderr, "bkfs scan: unknown option -- '%c'\n", optopt);
-			else
-				fprintf(stderr, "bkfs scan: unknown option '%s'\n", argv[optind - 1]);
-			scan_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	int status = tool_help_only("scan", argc, argv, scan_usage);
+	if (status >= 0)
+		return status;
 	unsigned nr = argc - optind;
 	if (!nr) {
 		fprintf(stderr, "bkfs scan: missing device\n");
