@@ -2389,7 +2389,7 @@ static int k_key_invalid_inode(struct dctx *c) { return key_invalid_kind(c, KI_I
 static int k_key_invalid_dirent(struct dctx *c) { return key_invalid_kind(c, KI_DIRENT); }
 static int k_key_invalid_extent(struct dctx *c) { return key_invalid_kind(c, KI_EXTENT); }
 
-/* ---- reflink: indirect extents of reflinked files (bkfs reflink) ---- */
+/* ---- reflink: indirect extents of files sharing data ---- */
 
 /* A seeded indirect extent with at least min_refs references. */
 static int pick_indirect(struct dctx *c, u64 min_refs, struct bkey_buf *out)
@@ -2437,14 +2437,52 @@ static int reflink_users(struct dctx *c, u64 start, u64 end, bool affects)
 	return ret;
 }
 
+/* An image without shared data: a seeded regular file of at least 64 KiB
+ * gets a copy sharing its data beside it (NAME.shared, bkfs_reflink) in a
+ * read-write session first; then the filesystem is opened read-only again. */
+static int reflink_setup(struct dctx *c)
+{
+	int ret = fs_prepare(c);
+	if (ret)
+		return ret;
+	struct dent *d = pick_file(c, 65536);
+	struct dinode *in = d ? inode_find(c, d->inum) : NULL;
+	if (!in) {
+		d_close(c, false);
+		return -BKFS_E_NOENT;
+	}
+	char name[BKFS_NAME_MAX + 1];
+	u64 inum;
+	ret = -BKFS_E_EXIST;
+	for (unsigned i = 0; ret == -BKFS_E_EXIST && i < 100; i++) {
+		snprintf(name, sizeof(name), "%.*s.shared%.0u", BKFS_NAME_MAX - 10, d->name, i);
+		ret = bkfs_create(c->fs, d->dir, name, in->v.mode, in->v.uid, in->v.gid, 0, NULL, &inum, NULL);
+	}
+	if (!ret)
+		ret = bkfs_reflink(c->fs, d->inum, 0, inum, 0, in->v.size);
+	if (ret) {
+		report_fail("sharing a file's data first", ret);
+		d_close(c, false);
+		return ret;
+	}
+	pb_printf(&c->damaged, "(first ");
+	path_of(c, d->inum, &c->damaged);
+	pb_printf(&c->damaged, " shared with a new copy %s) ", name);
+	if ((ret = d_close(c, true)))
+		return ret;
+	return d_open(c, OPEN_RO);
+}
+
 enum reflink_edit { RE_REFS_UP, RE_REFS_DOWN, RE_DELETE };
 
 static int reflink_kind(struct dctx *c, enum reflink_edit e)
 {
 	struct bkey_buf v;
 	int ret = pick_indirect(c, e == RE_REFS_DOWN ? 2 : 1, &v);
+	if (ret == -BKFS_E_NOENT && !(ret = reflink_setup(c)))
+		ret = pick_indirect(c, e == RE_REFS_DOWN ? 2 : 1, &v);
 	if (ret == -BKFS_E_NOENT) {
-		no_target(c, "no indirect extent%s (no file shares data: see bkfs reflink)",
+		no_target(c, "no indirect extent%s, and no regular file of 64 KiB or more to share",
 			  e == RE_REFS_DOWN ? " with two references" : "");
 		return NO_TARGET;
 	}
@@ -2533,7 +2571,7 @@ static const struct kind kinds[] = {
 	  k_key_invalid_dirent },
 	{ "key_invalid_extent", "bkey_invalid", "an extent's pointer count set to 5 (the node stays valid)",
 	  k_key_invalid_extent },
-	/* reflink (the image needs reflinked files) */
+	/* reflink (an image without shared data gets a reflinked copy first) */
 	{ "reflink_refcount_high", "reflink_v_refcount_wrong",
 	  "an indirect extent's refcount raised by one (its node checksum recomputed)", k_reflink_refcount_high },
 	{ "reflink_refcount_low", "reflink_v_refcount_wrong",

@@ -3,6 +3,7 @@
  * of a filesystem that supports it). */
 #include "../fs/fs.h"
 #include "cmds.h"
+#include "opts.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,26 +80,9 @@ out:
 
 int cmd_reflink(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			if (optopt)
-				fprintf(stderr, "bkfs reflink: unknown option '-%c'\n", optopt);
-			else
-				fprintf(stderr, "bkfs reflink: unknown option '%s'\n", argv[optind - 1]);
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
+	int status = tool_help_only("reflink", argc, argv, usage);
+	if (status >= 0)
+		return status;
 	int nr = argc - optind - 2;
 	if (nr < 1) {
 		fprintf(stderr, "bkfs reflink: %s\n", nr < 0 ? "no device, source or destination given" :

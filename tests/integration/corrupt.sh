@@ -1,6 +1,7 @@
 #!/bin/bash
 # corrupt.sh - every kind of `bkfs debug corrupt --list`, on a copy of a real
-# image (a generated tree of 3000 entries plus a few big files):
+# image (a generated tree of 3000 entries plus a few big files, two of them
+# with copies sharing their data):
 #   - `fsck -n` exits 4 and its --json report names the kind's error;
 #   - `fsck -y` exits 1;
 #   - a second `fsck -n` exits 0;
@@ -38,6 +39,7 @@ fi
 echo "== sample image"
 make_sample "$T/src" "$FILES"
 make_image "$T/src" "$T/base.img" "$IMG_SIZE"
+share_big "$T/base.img"
 rc=0; "$BKFS" fsck -n "$T/base.img" > "$T/base.fsck.log" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
 	cat "$T/base.fsck.log"

@@ -24,7 +24,7 @@ require_corrupt() {
 }
 
 # make_sample DIR FILES: a generated tree (seed 7) plus a few big files whose
-# buckets each hold a single extent (make_image shares two of them).
+# buckets each hold a single extent (share_big shares two of them).
 make_sample() {
 	local dir=$1 files=$2 big=$1.big
 	"$GENTREE" --seed 7 --files "$files" --quiet "$dir" > /dev/null || die "gentree failed"
@@ -39,18 +39,20 @@ make_sample() {
 	mv "$big" "$dir/big"
 }
 
-# make_image SRC IMG SIZE: format IMG from SRC. A make_sample tree's big
-# files b1 and b3 also get copies that share their data (bkfs reflink):
-# big/b1.shared, big/b3.shared (the reflink corruption kinds need them).
+# make_image SRC IMG SIZE: format IMG from SRC
 make_image() {
 	rm -f "$2"
 	truncate -s "$3" "$2"
 	"$BKFS" format --source "$1" "$2" > "$2.format.log" 2>&1 || { cat "$2.format.log"; die "format --source failed"; }
+}
+
+# share_big IMG: the big files b1 and b3 of a make_sample image get copies
+# that share their data (bkfs reflink): big/b1.shared, big/b3.shared
+share_big() {
 	local f
 	for f in b1 b3; do
-		[ -f "$1/big/$f" ] || continue
-		"$BKFS" reflink "$2" "/big/$f" "/big/$f.shared" >> "$2.format.log" 2>&1 ||
-			{ cat "$2.format.log"; die "bkfs reflink /big/$f failed"; }
+		"$BKFS" reflink "$1" "/big/$f" "/big/$f.shared" >> "$1.format.log" 2>&1 ||
+			{ cat "$1.format.log"; die "bkfs reflink /big/$f failed"; }
 	done
 }
 
