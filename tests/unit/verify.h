@@ -241,7 +241,8 @@ static void v_check_reflink(struct verify_state *v)
 	struct bkey *k;
 	int ret;
 	u64 covered = 0; /* reflink pointer sectors covered by indirect extents */
-	qsort(v->rl, v->nr_rl, sizeof(*v->rl), v_range_cmp);
+	if (v->nr_rl)
+		qsort(v->rl, v->nr_rl, sizeof(*v->rl), v_range_cmp);
 	for_each_btree_key(it, v->fs, BTREE_ID_reflink, POS_MIN, k, ret) {
 		if (k->type != KEY_TYPE_reflink_v)
 			continue;
