@@ -743,6 +743,61 @@ void node_csum_set(void *buf)
 	h->csum = bkfs_crc32c(0, (u8 *)buf + 4, used > 4 ? used - 4 : 0);
 }
 
+/* ---- raw node images ---- */
+
+static u32 node_buf_key_off(const void *buf, u32 idx)
+{
+	u32 off = sizeof(struct bkfs_node_hdr);
+	while (idx--)
+		off += bkey_bytes((const struct bkey *)((const u8 *)buf + off));
+	return off;
+}
+
+struct bkey *node_buf_key(void *buf, u32 idx)
+{
+	return (struct bkey *)((u8 *)buf + node_buf_key_off(buf, idx));
+}
+
+int node_buf_find(const void *buf, struct bpos p)
+{
+	const struct bkfs_node_hdr *h = buf;
+	u32 off = sizeof(*h);
+	for (u32 i = 0; i < h->nr_keys; i++) {
+		const struct bkey *k = (const struct bkey *)((const u8 *)buf + off);
+		if (bpos_eq(k->p, p))
+			return (int)i;
+		off += bkey_bytes(k);
+	}
+	return -1;
+}
+
+void node_buf_delete(void *buf, size_t node_bytes, u32 idx)
+{
+	struct bkfs_node_hdr *h = buf;
+	u8 *b = buf;
+	u32 off = node_buf_key_off(buf, idx);
+	u32 sz = bkey_bytes((struct bkey *)(b + off));
+	memmove(b + off, b + off + sz, h->used_bytes - off - sz);
+	h->used_bytes -= sz;
+	memset(b + h->used_bytes, 0, node_bytes - h->used_bytes);
+	h->nr_keys--;
+}
+
+int node_buf_replace(void *buf, size_t node_bytes, u32 idx, const struct bkey *k)
+{
+	struct bkfs_node_hdr *h = buf;
+	u8 *b = buf;
+	u32 off = node_buf_key_off(buf, idx);
+	u32 osz = bkey_bytes((struct bkey *)(b + off)), nsz = bkey_bytes(k);
+	if (h->used_bytes - osz + nsz > node_bytes)
+		return -BKFS_E_NOSPC;
+	memmove(b + off + nsz, b + off + osz, h->used_bytes - off - osz);
+	memcpy(b + off, k, nsz);
+	h->used_bytes = h->used_bytes - osz + nsz;
+	memset(b + h->used_bytes, 0, node_bytes - h->used_bytes);
+	return 0;
+}
+
 /* Header, checksum and key framing: any failure makes the node unreadable.
  * Each key is then checked with bkey_validate(): in an interior node an
  * invalid key fails the node (its pointers are the tree's structure); in a

@@ -460,6 +460,15 @@ int node_validate(const void *buf, size_t node_bytes, u64 magic, struct printbuf
  * invalid keys; fsck deletes them (bkey_invalid). */
 int node_validate_soft(const void *buf, size_t node_bytes, u64 magic, u32 *nr_invalid, struct printbuf *err);
 void node_csum_set(void *buf);
+/* Raw node images (bkfs debug corrupt, tests): the keys of a node buffer of
+ * node_bytes whose key framing is valid, edited in place. Edits keep
+ * used_bytes and nr_keys right and zero the bytes they free; the caller
+ * recomputes the checksum (node_csum_set). */
+struct bkey *node_buf_key(void *buf, u32 idx);
+int node_buf_find(const void *buf, struct bpos p); /* index of the key at p, or -1 */
+void node_buf_delete(void *buf, size_t node_bytes, u32 idx);
+/* -BKFS_E_NOSPC if the new key does not fit */
+int node_buf_replace(void *buf, size_t node_bytes, u32 idx, const struct bkey *k);
 
 /* extent helpers */
 static inline struct bkfs_extent *bkey_extent(const struct bkey *k) { return bkey_val(k); }

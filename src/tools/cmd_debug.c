@@ -349,56 +349,9 @@ static int node_queue(struct dctx *c, const struct bkfs_btree_ptr *p, const u8 *
 	return ret;
 }
 
-/* ---- raw key editing inside a node buffer ---- */
+/* ---- raw key editing inside a node buffer (node_buf_*, format.h) ---- */
 
 static struct bkfs_node_hdr *hdr(u8 *buf) { return (struct bkfs_node_hdr *)buf; }
-
-static u32 raw_key_off(u8 *buf, u32 i)
-{
-	u32 off = sizeof(struct bkfs_node_hdr);
-	while (i--)
-		off += bkey_bytes((struct bkey *)(buf + off));
-	return off;
-}
-
-static struct bkey *raw_key(u8 *buf, u32 i) { return (struct bkey *)(buf + raw_key_off(buf, i)); }
-
-static int raw_find(u8 *buf, struct bpos p)
-{
-	u32 off = sizeof(struct bkfs_node_hdr);
-	for (u32 i = 0; i < hdr(buf)->nr_keys; i++) {
-		struct bkey *k = (struct bkey *)(buf + off);
-		if (bpos_eq(k->p, p))
-			return (int)i;
-		off += bkey_bytes(k);
-	}
-	return -1;
-}
-
-static void raw_delete(struct dctx *c, u8 *buf, u32 i)
-{
-	struct bkfs_node_hdr *h = hdr(buf);
-	u32 off = raw_key_off(buf, i);
-	u32 sz = bkey_bytes((struct bkey *)(buf + off));
-	memmove(buf + off, buf + off + sz, h->used_bytes - off - sz);
-	h->used_bytes -= sz;
-	memset(buf + h->used_bytes, 0, c->node_bytes - h->used_bytes);
-	h->nr_keys--;
-}
-
-static int raw_replace(struct dctx *c, u8 *buf, u32 i, const struct bkey *nk)
-{
-	struct bkfs_node_hdr *h = hdr(buf);
-	u32 off = raw_key_off(buf, i);
-	u32 osz = bkey_bytes((struct bkey *)(buf + off)), nsz = bkey_bytes(nk);
-	if (h->used_bytes - osz + nsz > c->node_bytes)
-		return -BKFS_E_NOSPC;
-	memmove(buf + off + nsz, buf + off + osz, h->used_bytes - off - osz);
-	memcpy(buf + off, nk, nsz);
-	h->used_bytes = h->used_bytes - osz + nsz;
-	memset(buf + h->used_bytes, 0, c->node_bytes - h->used_bytes);
-	return 0;
-}
 
 /* The written leaf that holds the key at pos of btree id. */
 static int leaf_of(struct dctx *c, unsigned id, struct bpos pos, struct bkfs_btree_ptr *out)
@@ -432,15 +385,15 @@ static int edit_leaf_key(struct dctx *c, unsigned id, struct bpos pos, const str
 	u8 *buf = node_read(c, &p);
 	if (!buf)
 		return -BKFS_E_IO;
-	int i = raw_find(buf, pos);
+	int i = node_buf_find(buf, pos);
 	if (i < 0) {
 		free(buf);
 		return -BKFS_E_NOENT;
 	}
 	if (nk)
-		ret = raw_replace(c, buf, i, nk);
+		ret = node_buf_replace(buf, c->node_bytes, i, nk);
 	else
-		raw_delete(c, buf, i);
+		node_buf_delete(buf, c->node_bytes, i);
 	if (!ret) {
 		node_csum_set(buf);
 		ret = node_queue(c, &p, buf);
@@ -717,7 +670,7 @@ static int leaf_affects(struct dctx *c, const struct dnode *t)
 		return -BKFS_E_IO;
 	u64 last = ~0ull;
 	for (u32 i = 0; i < hdr(buf)->nr_keys; i++) {
-		struct bkey *k = raw_key(buf, i);
+		struct bkey *k = node_buf_key(buf, i);
 		if (t->id == BTREE_ID_dirents)
 			aff_dirent(c, k->p);
 		else if (t->id == BTREE_ID_inodes)
@@ -869,7 +822,7 @@ static int k_topology_gap(struct dctx *c)
 	u8 *buf = node_read(c, &p->ptr);
 	if (!buf)
 		return -BKFS_E_IO;
-	raw_delete(c, buf, idx);
+	node_buf_delete(buf, c->node_bytes, idx);
 	node_csum_set(buf);
 	ret = node_queue(c, &p->ptr, buf);
 	free(buf);
@@ -903,7 +856,7 @@ static int k_topology_bad_max(struct dctx *c)
 		u8 *buf = node_read(c, &ch->ptr);
 		if (!buf)
 			continue;
-		struct bpos lk = raw_key(buf, hdr(buf)->nr_keys - 1)->p;
+		struct bpos lk = node_buf_key(buf, hdr(buf)->nr_keys - 1)->p;
 		free(buf);
 		if (bpos_cmp(lk, ch->max) < 0) {
 			cand[m] = cand[i];
@@ -934,10 +887,10 @@ static int k_topology_bad_max(struct dctx *c)
 	hdr(cb)->max_key = nmax;
 	node_csum_set(cb);
 	struct bkey_buf kb;
-	struct bkey *pk = raw_key(pb, p->nr_keys - 1);
+	struct bkey *pk = node_buf_key(pb, p->nr_keys - 1);
 	memcpy(&kb, pk, bkey_bytes(pk));
 	kb.k.p = nmax;
-	ret = raw_replace(c, pb, p->nr_keys - 1, &kb.k);
+	ret = node_buf_replace(pb, c->node_bytes, p->nr_keys - 1, &kb.k);
 	if (!ret) {
 		node_csum_set(pb);
 		ret = node_queue(c, &ch->ptr, cb);
@@ -1029,10 +982,10 @@ static int k_topology_overlap(struct dctx *c)
 			hdr(nb)->journal_seq = MAX(hdr(ab)->journal_seq, hdr(bb)->journal_seq);
 		node_csum_set(nb);
 		struct bkey_buf kb;
-		struct bkey *pk = raw_key(pb, b->pidx);
+		struct bkey *pk = node_buf_key(pb, b->pidx);
 		memcpy(&kb, pk, bkey_bytes(pk));
 		((struct bkfs_btree_ptr *)bkey_val(&kb.k))->min_key = a->min;
-		ret = raw_replace(c, pb, b->pidx, &kb.k);
+		ret = node_buf_replace(pb, c->node_bytes, b->pidx, &kb.k);
 		if (!ret) {
 			node_csum_set(pb);
 			ret = node_queue(c, &b->ptr, nb);
@@ -1074,7 +1027,7 @@ static int k_topology_overlap_trim(struct dctx *c)
 	{
 		/* new min: a key of the predecessor other than its first */
 		u32 ki = 1 + (u32)pick(c, hdr(ab)->nr_keys - 1);
-		struct bpos nmin = raw_key(ab, ki)->p;
+		struct bpos nmin = node_buf_key(ab, ki)->p;
 		node_text(&c->damaged, b);
 		pb_printf(&c->damaged, ": min_key moved back to ");
 		bpos_to_text(&c->damaged, nmin);
@@ -1084,10 +1037,10 @@ static int k_topology_overlap_trim(struct dctx *c)
 		hdr(bb)->min_key = nmin;
 		node_csum_set(bb);
 		struct bkey_buf kb;
-		struct bkey *pk = raw_key(pb, b->pidx);
+		struct bkey *pk = node_buf_key(pb, b->pidx);
 		memcpy(&kb, pk, bkey_bytes(pk));
 		((struct bkfs_btree_ptr *)bkey_val(&kb.k))->min_key = nmin;
-		ret = raw_replace(c, pb, b->pidx, &kb.k);
+		ret = node_buf_replace(pb, c->node_bytes, b->pidx, &kb.k);
 		if (!ret) {
 			node_csum_set(pb);
 			ret = node_queue(c, &b->ptr, bb);

@@ -772,6 +772,26 @@ static void test_node(void)
 	node_csum_set(nb.buf);
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
 
+	/* raw node edits (node_buf_*): the node still validates after each */
+	build_extents_node(&nb);
+	CHECK_EQ(node_buf_find(nb.buf, POS(4097, 24)), 1);
+	CHECK_EQ(node_buf_find(nb.buf, POS(4097, 25)), -1);
+	CHECK(bpos_eq(node_buf_key(nb.buf, 2)->p, POS(4098, 1)));
+	u32 used0 = h->used_bytes;
+	CHECK_EQ(node_buf_replace(nb.buf, NODE_BYTES, 1, mk_extent(&b, 4097, 24, 8, 3)), 0);
+	CHECK_EQ(h->used_bytes, used0 + sizeof(struct bkfs_ptr)); /* 2 pointers -> 3 */
+	CHECK_EQ(bkey_extent(node_buf_key(nb.buf, 1))->nr_ptrs, 3);
+	CHECK_EQ(node_check(&nb, NULL), 0);
+	node_buf_delete(nb.buf, NODE_BYTES, 0);
+	CHECK_EQ(h->nr_keys, 2);
+	CHECK(bpos_eq(node_buf_key(nb.buf, 0)->p, POS(4097, 24)));
+	CHECK_EQ(((u8 *)nb.buf)[h->used_bytes], 0);
+	CHECK_EQ(node_check(&nb, NULL), 0);
+	struct bkey_buf big;
+	bkey_init(&big.k, KEY_TYPE_inline_data, POS(4098, 1), BKEY_VAL_MAX);
+	CHECK_EQ(node_buf_replace(nb.buf, NODE_BYTES, 1, &big.k), -BKFS_E_NOSPC);
+	CHECK_EQ(node_check(&nb, NULL), 0); /* unchanged */
+
 	/* an empty node is structurally fine */
 	node_start(&nb, BTREE_ID_alloc, 0, POS_MIN, POS_MAX);
 	CHECK_EQ(node_check(&nb, NULL), 0);

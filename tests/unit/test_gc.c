@@ -6,12 +6,10 @@
  *   -n names the expected finding;
  *   -y reports exactly the same findings, in the same order, and repairs;
  *   after the repairs are written, -n is clean. */
-#include "test.h"
-#include "fsck/fsck.h"
+#define FSCK_TEST_VERBOSE_ENV "GC_TEST_VERBOSE"
+#include "fsck_test.h"
 #include "fs/fs.h"
 #include <sys/stat.h>
-
-#define FSCK_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED)
 
 static struct blockdev *devs[2];
 static unsigned nr_devs = 1;
@@ -19,15 +17,8 @@ static u64 f1, f2, f3;
 
 static int open_fs(unsigned flags, struct bkfs_fs **fs)
 {
-	struct printbuf err = PRINTBUF;
 	struct blockdev *bds[2] = { devs[0], devs[1] };
-	int ret = bkfs_open_devs(bds, nr_devs, flags, fs, &err);
-	if (ret)
-		fprintf(stderr, "open: %s %s\n", bkfs_strerror(ret), pb_str(&err));
-	pb_exit(&err);
-	if (!ret && (flags & BKFS_OPEN_RDONLY))
-		(*fs)->dirty_limit = UINT64_MAX;
-	return ret;
+	return test_open_fs(bds, nr_devs, flags, fs);
 }
 
 static int add_file(struct bkfs_fs *fs, const char *name, size_t len, unsigned seed, u64 *inum)
@@ -76,33 +67,9 @@ static int build(void)
 	return bkfs_close(fs);
 }
 
-struct result {
-	unsigned nr;
-	unsigned err[512];
-	u64 lost_extents;
-	int ret;
-};
-
-static bool has(const struct result *r, unsigned err)
-{
-	for (unsigned i = 0; i < r->nr; i++)
-		if (r->err[i] == err)
-			return true;
-	return false;
-}
-
-static void print_findings(struct fsck_ctx *c)
-{
-	for (size_t i = 0; i < c->nr && i < 40; i++)
-		fprintf(stderr, "    %s: %s: %s -> %s\n", fsck_err_table[c->f[i].err].name, c->f[i].object,
-			c->f[i].msg ? c->f[i].msg : "", c->f[i].action);
-	if (c->nr > 40)
-		fprintf(stderr, "    ... %zu findings\n", c->nr);
-}
-
 /* check_allocations + check_alloc_info as the orchestrator runs them; -y
  * writes the repairs the way it does (one checkpoint) */
-static void run(enum fsck_mode mode, struct result *r, const char *what)
+static void run(enum fsck_mode mode, struct fsck_result *r, const char *what)
 {
 	struct bkfs_fs *fs;
 	memset(r, 0, sizeof(*r));
@@ -122,59 +89,12 @@ static void run(enum fsck_mode mode, struct result *r, const char *what)
 		c.pass = FSCK_PASS_check_alloc_info;
 		r->ret = fsck_check_alloc_info(&c);
 	}
-	for (size_t i = 0; i < c.nr && r->nr < ARRAY_SIZE(r->err); i++)
-		r->err[r->nr++] = c.f[i].err;
-	r->lost_extents = c.lost_extents;
-	if (getenv("GC_TEST_VERBOSE") || (mode == FSCK_MODE_NO && !strcmp(what, "after") && c.nr)) {
-		fprintf(stderr, "  %s (%s): %zu findings\n", what, mode == FSCK_MODE_NO ? "-n" : "-y", c.nr);
-		print_findings(&c);
-	}
-	if (c.changed && mode != FSCK_MODE_NO && !r->ret) {
-		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
-		fs->sb.clean = 0;
-		r->ret = bkfs_write_super(fs);
-		if (!r->ret)
-			r->ret = bkfs_close(fs);
-		else
-			bkfs_close_nowrite(fs);
-	} else {
-		bkfs_close_nowrite(fs);
-	}
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
+	fsck_test_finish(&c, r, what);
 }
 
-/* -n names want; -y reports the same and repairs; -n after is clean */
-static void cycle(const char *name, unsigned want, struct result *out_n)
+static void cycle(const char *name, unsigned want, struct fsck_result *out_n)
 {
-	struct result n, y, after;
-	run(FSCK_MODE_NO, &n, name);
-	CHECK_EQ(n.ret, 0);
-	if (!has(&n, want)) {
-		fprintf(stderr, "FAIL %s: -n did not report %s\n", name, fsck_err_table[want].name);
-		struct result v;
-		setenv("GC_TEST_VERBOSE", "1", 1);
-		run(FSCK_MODE_NO, &v, name);
-		unsetenv("GC_TEST_VERBOSE");
-	}
-	CHECK(has(&n, want));
-	run(FSCK_MODE_YES, &y, name);
-	CHECK_EQ(y.ret, 0);
-	CHECK_EQ(y.nr, n.nr);
-	bool same = y.nr == n.nr && !memcmp(y.err, n.err, n.nr * sizeof(n.err[0]));
-	if (!same)
-		fprintf(stderr, "FAIL %s: -n and -y findings differ (%u vs %u)\n", name, n.nr, y.nr);
-	CHECK(same);
-	run(FSCK_MODE_NO, &after, "after");
-	CHECK_EQ(after.ret, 0);
-	if (after.nr)
-		fprintf(stderr, "FAIL %s: not clean after -y\n", name);
-	CHECK_EQ(after.nr, 0);
-	if (out_n)
-		*out_n = n;
+	fsck_cycle(name, want, run, out_n);
 }
 
 /* the first data bucket of a given type */
@@ -213,7 +133,7 @@ static int damage_begin(struct bkfs_fs **fs)
 
 static void test_clean(void)
 {
-	struct result r;
+	struct fsck_result r;
 	CHECK_EQ(build(), 0);
 	run(FSCK_MODE_NO, &r, "clean");
 	CHECK_EQ(r.ret, 0);
@@ -238,7 +158,7 @@ static void test_alloc_dirty_sectors(void)
 	bucket_get(fs, 0, b)->dirty_sectors += 8;
 	bucket_set_dirty(fs, 0, b);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("alloc dirty_sectors", FSCK_ERR_alloc_key_dirty_sectors_wrong, &n);
 	CHECK_EQ(n.nr, 1);
 }
@@ -255,10 +175,10 @@ static void test_alloc_data_type(void)
 	a->data_type = DATA_btree;
 	bucket_set_dirty(fs, 0, b);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("alloc data_type", FSCK_ERR_alloc_key_data_type_wrong, &n);
-	CHECK(has(&n, FSCK_ERR_alloc_key_dirty_sectors_wrong));
-	CHECK(has(&n, FSCK_ERR_alloc_key_fragmentation_lru_wrong) || 1);
+	CHECK(fsck_result_has(&n, FSCK_ERR_alloc_key_dirty_sectors_wrong));
+	CHECK(fsck_result_has(&n, FSCK_ERR_alloc_key_fragmentation_lru_wrong) || 1);
 }
 
 static void test_accounting(void)
@@ -269,7 +189,7 @@ static void test_accounting(void)
 	acct_add(fs, acct_pos_nr_inodes(), 3, 0, 0);
 	acct_add(fs, acct_pos_dev_data_type(0, DATA_free), -2, 0, 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("accounting", FSCK_ERR_accounting_mismatch, &n);
 	CHECK_EQ(n.nr, 3);
 }
@@ -283,7 +203,7 @@ static void test_ptr_gen_newer(void)
 	bkey_extent(&kb.k)->ptrs[0].gen += 1;
 	CHECK_EQ(btree_insert_key(fs, BTREE_ID_extents, &kb.k), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("ptr gen newer", FSCK_ERR_ptr_gen_newer_than_bucket_gen, &n);
 }
 
@@ -296,9 +216,9 @@ static void test_stale_dirty(void)
 	bkey_extent(&kb.k)->ptrs[0].gen -= 1;
 	CHECK_EQ(btree_insert_key(fs, BTREE_ID_extents, &kb.k), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("stale dirty ptr", FSCK_ERR_stale_dirty_ptr, &n);
-	CHECK(has(&n, FSCK_ERR_extent_all_ptrs_dropped));
+	CHECK(fsck_result_has(&n, FSCK_ERR_extent_all_ptrs_dropped));
 	CHECK_EQ(n.lost_extents, 0); /* -n loses nothing */
 }
 
@@ -314,10 +234,10 @@ static void test_invalid_device(void)
 	bkey_extent(&kb.k)->ptrs[0].offset = fs->sb.members[0].nbuckets * fs->sb.bucket_size + 64;
 	CHECK_EQ(btree_insert_key(fs, BTREE_ID_extents, &kb.k), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("invalid device", FSCK_ERR_ptr_to_invalid_device, &n);
-	CHECK(has(&n, FSCK_ERR_ptr_to_invalid_bucket));
-	CHECK(has(&n, FSCK_ERR_extent_all_ptrs_dropped));
+	CHECK(fsck_result_has(&n, FSCK_ERR_ptr_to_invalid_bucket));
+	CHECK(fsck_result_has(&n, FSCK_ERR_extent_all_ptrs_dropped));
 }
 
 static void test_missing_alloc_key(void)
@@ -329,9 +249,9 @@ static void test_missing_alloc_key(void)
 	bkey_init(&k, KEY_TYPE_deleted, POS(0, b), 0);
 	CHECK_EQ(btree_insert_key(fs, BTREE_ID_alloc, &k), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("missing alloc key", FSCK_ERR_ptr_to_missing_alloc_key, &n);
-	CHECK(has(&n, FSCK_ERR_alloc_key_missing));
+	CHECK(fsck_result_has(&n, FSCK_ERR_alloc_key_missing));
 }
 
 static void test_version_in_future(void)
@@ -343,7 +263,7 @@ static void test_version_in_future(void)
 	kb.k.version = fs->key_version + 1000000;
 	CHECK_EQ(btree_insert_key(fs, BTREE_ID_inodes, &kb.k), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("version in future", FSCK_ERR_bkey_version_in_future, &n);
 	CHECK_EQ(n.nr, 1);
 }
@@ -354,7 +274,7 @@ static void test_bitmap(void)
 	CHECK_EQ(damage_begin(&fs), 0);
 	fs->sb.members[0].btree_bitmap = 0;
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("btree bitmap", FSCK_ERR_btree_bitmap_not_marked, &n);
 }
 
@@ -371,7 +291,7 @@ static void test_journal_seq(void)
 	bucket_set_dirty(fs, 0, b);
 	bucket_set_dirty(fs, 0, b - 1);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("journal_seq", FSCK_ERR_alloc_key_journal_seq_in_future, &n);
 	CHECK_EQ(n.nr, 1);
 }
@@ -405,9 +325,9 @@ static void test_reflink(void)
 	CHECK_EQ(trans_commit(&t, 0), 0);
 	trans_exit(&t);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result r;
+	struct fsck_result r;
 	cycle("reflink", FSCK_ERR_reflink_v_refcount_wrong, &r);
-	CHECK(has(&r, FSCK_ERR_reflink_p_to_missing_reflink_v));
+	CHECK(fsck_result_has(&r, FSCK_ERR_reflink_p_to_missing_reflink_v));
 }
 
 /* a crash after durable commits: the checker runs on the journal overlay,
@@ -423,7 +343,7 @@ static void crash_after(struct bkfs_fs *fs)
 static void test_unclean(void)
 {
 	struct bkfs_fs *fs;
-	struct result r;
+	struct fsck_result r;
 	u64 inum;
 	CHECK_EQ(damage_begin(&fs), 0);
 	CHECK_EQ(add_file(fs, "late", 200000, 9, &inum), 0);
@@ -472,9 +392,9 @@ static void test_interior_ptr(void)
 	/* and the dirents root pointer a stale gen */
 	fs->roots[BTREE_ID_dirents].ptr.ptrs[0].gen -= 1;
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("interior pointers", FSCK_ERR_ptr_gen_newer_than_bucket_gen, &n);
-	CHECK(has(&n, FSCK_ERR_stale_dirty_ptr));
+	CHECK(fsck_result_has(&n, FSCK_ERR_stale_dirty_ptr));
 	CHECK_EQ(n.lost_extents, 0);
 	/* nothing was lost: every inode and name is still there */
 	CHECK_EQ(open_fs(BKFS_OPEN_RDONLY, &fs), 0);
@@ -496,7 +416,7 @@ static void test_replicas(void)
 {
 	struct bkfs_fs *fs;
 	struct bkey_buf kb;
-	struct result r;
+	struct fsck_result r;
 	nr_devs = 2;
 	CHECK_EQ(build(), 0);
 	run(FSCK_MODE_NO, &r, "replicas clean");
@@ -507,9 +427,9 @@ static void test_replicas(void)
 	bkey_extent(&kb.k)->ptrs[1].gen -= 1;
 	CHECK_EQ(btree_insert_key(fs, BTREE_ID_extents, &kb.k), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
-	struct result n;
+	struct fsck_result n;
 	cycle("replicas", FSCK_ERR_stale_dirty_ptr, &n);
-	CHECK(!has(&n, FSCK_ERR_extent_all_ptrs_dropped));
+	CHECK(!fsck_result_has(&n, FSCK_ERR_extent_all_ptrs_dropped));
 	CHECK_EQ(open_fs(BKFS_OPEN_RDONLY, &fs), 0);
 	u8 *buf = malloc(300000), *want = malloc(300000);
 	u64 s = 2;

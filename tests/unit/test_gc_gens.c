@@ -16,13 +16,12 @@
  *   - the checker finds nothing (GC passes -n, and the full bkfs fsck -n).
  * fsck --gc-gens is exercised too: -n reports the drops, -y reports the same
  * and repairs, -n after is clean. */
-#include "test.h"
-#include "fsck/fsck.h"
+#define FSCK_TEST_VERBOSE_ENV "GC_TEST_VERBOSE"
+#include "fsck_test.h"
 #include "fs/fs.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FSCK_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED)
 #define BUCKET (64u << 10)
 
 static struct blockdev *bd;
@@ -32,15 +31,7 @@ static u64 ainum, binum;
 
 static int open_dev(struct blockdev *dev, unsigned flags, struct bkfs_fs **fs)
 {
-	struct printbuf err = PRINTBUF;
-	struct blockdev *bds[1] = { dev };
-	int ret = bkfs_open_devs(bds, 1, flags, fs, &err);
-	if (ret)
-		fprintf(stderr, "open: %s %s\n", bkfs_strerror(ret), pb_str(&err));
-	pb_exit(&err);
-	if (!ret && (flags & BKFS_OPEN_RDONLY))
-		(*fs)->dirty_limit = UINT64_MAX;
-	return ret;
+	return test_open_fs(&dev, 1, flags, fs);
 }
 
 static u64 acct_v0(struct bkfs_fs *fs, struct bpos pos)

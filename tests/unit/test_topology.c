@@ -8,11 +8,9 @@
  * -n names the expected finding; -y reports exactly the same findings in the
  * same order and repairs; -n afterwards is clean; and the inode keys are all
  * still there except those the damage destroyed. */
-#include "test.h"
-#include "fsck/fsck.h"
+#define FSCK_TEST_VERBOSE_ENV "TOPO_TEST_VERBOSE"
+#include "fsck_test.h"
 #include "alloc/alloc.h"
-
-#define FSCK_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED)
 #define NR_INODES 20000
 #define FIRST_INUM 10000
 
@@ -20,15 +18,7 @@ static struct blockdev *base, *bd;
 
 static int open_fs(struct blockdev *dev, unsigned flags, struct bkfs_fs **fs)
 {
-	struct printbuf err = PRINTBUF;
-	struct blockdev *bds[1] = { dev };
-	int ret = bkfs_open_devs(bds, 1, flags, fs, &err);
-	if (ret)
-		fprintf(stderr, "open: %s %s\n", bkfs_strerror(ret), pb_str(&err));
-	pb_exit(&err);
-	if (!ret && (flags & BKFS_OPEN_RDONLY))
-		(*fs)->dirty_limit = UINT64_MAX;
-	return ret;
+	return test_open_fs(&dev, 1, flags, fs);
 }
 
 static int insert_inodes(struct bkfs_fs *fs, u64 first, u64 n)
@@ -240,43 +230,14 @@ static u32 node_bytes(void)
 	return sb.btree_node_size << SECTOR_SHIFT;
 }
 
-static u8 *node_at(const struct bkfs_btree_ptr *p, unsigned replica)
-{
-	return emu_dev_media(bd) + (p->ptrs[replica].offset << SECTOR_SHIFT);
-}
-
-/* Load a node's bytes, let edit() change them, fix the checksum, store them
- * in every replica. */
 static void node_rewrite(const struct bkfs_btree_ptr *p, void (*edit)(u8 *buf, void *arg), void *arg)
 {
-	u32 nb = node_bytes();
-	u8 *buf = malloc(nb);
-	memcpy(buf, node_at(p, 0), nb);
-	edit(buf, arg);
-	node_csum_set(buf);
-	for (unsigned r = 0; r < p->nr_ptrs; r++)
-		memcpy(node_at(p, r), buf, nb);
-	free(buf);
-}
-
-static struct bkey *buf_key(u8 *buf, unsigned idx)
-{
-	u8 *k = buf + sizeof(struct bkfs_node_hdr);
-	for (unsigned i = 0; i < idx; i++)
-		k += bkey_bytes((struct bkey *)k);
-	return (struct bkey *)k;
+	emu_node_rewrite(bd, node_bytes(), p, edit, arg);
 }
 
 static void edit_remove_key(u8 *buf, void *arg)
 {
-	struct bkfs_node_hdr *h = (void *)buf;
-	struct bkey *k = buf_key(buf, *(unsigned *)arg);
-	size_t sz = bkey_bytes(k);
-	u8 *end = buf + h->used_bytes;
-	memmove(k, (u8 *)k + sz, end - ((u8 *)k + sz));
-	memset(end - sz, 0, sz);
-	h->used_bytes -= sz;
-	h->nr_keys--;
+	node_buf_delete(buf, node_bytes(), *(unsigned *)arg);
 }
 
 struct ptr_edit {
@@ -288,7 +249,7 @@ struct ptr_edit {
 static void edit_ptr(u8 *buf, void *arg)
 {
 	struct ptr_edit *e = arg;
-	struct bkey *k = buf_key(buf, e->idx);
+	struct bkey *k = node_buf_key(buf, e->idx);
 	struct bkfs_btree_ptr *p = bkey_val(k);
 	if (e->set_min)
 		p->min_key = e->min;
@@ -299,41 +260,15 @@ static void edit_ptr(u8 *buf, void *arg)
 
 static void flip_byte(const struct bkfs_btree_ptr *p, unsigned off)
 {
-	for (unsigned r = 0; r < p->nr_ptrs; r++)
-		node_at(p, r)[off] ^= 0x5a;
+	emu_node_flip_byte(bd, p, off);
 }
 
 /* ---- running the pass ---- */
 
-struct result {
-	unsigned nr;
-	unsigned nr_all;
-	unsigned err[256];
-	u64 lost_nodes;
-	int ret;
-};
-
-static bool has(const struct result *r, unsigned err)
-{
-	for (unsigned i = 0; i < r->nr; i++)
-		if (r->err[i] == err)
-			return true;
-	return false;
-}
-
-static void print_findings(struct fsck_ctx *c)
-{
-	for (size_t i = 0; i < c->nr && i < 30; i++)
-		fprintf(stderr, "    %s: %s: %s -> %s\n", fsck_err_table[c->f[i].err].name, c->f[i].object,
-			c->f[i].msg ? c->f[i].msg : "", c->f[i].action);
-	if (c->nr > 30)
-		fprintf(stderr, "    ... %zu findings\n", c->nr);
-}
-
 /* check_topology as the orchestrator runs it (plus check_allocations when
  * asked); -y writes the repairs with one checkpoint */
 static bool with_gc;
-static void run(enum fsck_mode mode, struct result *r, const char *what)
+static void run(enum fsck_mode mode, struct fsck_result *r, const char *what)
 {
 	struct bkfs_fs *fs;
 	memset(r, 0, sizeof(*r));
@@ -347,64 +282,12 @@ static void run(enum fsck_mode mode, struct result *r, const char *what)
 		c.pass = FSCK_PASS_check_allocations;
 		r->ret = fsck_check_allocations(&c);
 	}
-	for (size_t i = 0; i < c.nr && r->nr < ARRAY_SIZE(r->err); i++)
-		r->err[r->nr++] = c.f[i].err;
-	r->nr_all = c.nr;
-	r->lost_nodes = c.lost_nodes;
-	if (getenv("TOPO_TEST_VERBOSE") || (!strcmp(what, "after") && c.nr)) {
-		fprintf(stderr, "  %s (%s): %zu findings\n", what, mode == FSCK_MODE_NO ? "-n" : "-y", c.nr);
-		print_findings(&c);
-	}
-	if (c.changed && mode != FSCK_MODE_NO && !r->ret) {
-		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
-		fs->sb.clean = 0;
-		r->ret = bkfs_write_super(fs);
-		if (!r->ret)
-			r->ret = bkfs_close(fs);
-		else
-			bkfs_close_nowrite(fs);
-	} else {
-		bkfs_close_nowrite(fs);
-	}
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
-	if (c.scan) {
-		scan_result_free(c.scan);
-		free(c.scan);
-	}
+	fsck_test_finish(&c, r, what);
 }
 
-/* -n names want; -y reports the same and repairs; -n after is clean */
-static void cycle(const char *name, unsigned want, struct result *out_n)
+static void cycle(const char *name, unsigned want, struct fsck_result *out_n)
 {
-	struct result n, y, after;
-	run(FSCK_MODE_NO, &n, name);
-	CHECK_EQ(n.ret, 0);
-	if (!has(&n, want)) {
-		fprintf(stderr, "FAIL %s: -n did not report %s\n", name, fsck_err_table[want].name);
-		setenv("TOPO_TEST_VERBOSE", "1", 1);
-		run(FSCK_MODE_NO, &after, name);
-		unsetenv("TOPO_TEST_VERBOSE");
-	}
-	CHECK(has(&n, want));
-	run(FSCK_MODE_YES, &y, name);
-	CHECK_EQ(y.ret, 0);
-	CHECK_EQ(y.nr, n.nr);
-	bool same = y.nr == n.nr && !memcmp(y.err, n.err, n.nr * sizeof(n.err[0]));
-	if (!same)
-		fprintf(stderr, "FAIL %s: -n and -y findings differ (%u vs %u)\n", name, n.nr, y.nr);
-	CHECK(same);
-	CHECK_EQ(y.lost_nodes, n.lost_nodes);
-	run(FSCK_MODE_NO, &after, "after");
-	CHECK_EQ(after.ret, 0);
-	if (after.nr_all)
-		fprintf(stderr, "FAIL %s: not clean after -y\n", name);
-	CHECK_EQ(after.nr_all, 0);
-	if (out_n)
-		*out_n = n;
+	fsck_cycle(name, want, run, out_n);
 }
 
 /* index of a level-1 node with at least 4 children, and its children */
@@ -429,7 +312,7 @@ static int pick_level1(struct ntable *nt, int *kids, unsigned *nr_kids)
 
 static void case_clean(void)
 {
-	struct result r;
+	struct fsck_result r;
 	fresh_copy();
 	run(FSCK_MODE_NO, &r, "clean");
 	CHECK_EQ(r.ret, 0);
@@ -441,7 +324,7 @@ static void case_unreadable_leaf(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -456,8 +339,8 @@ static void case_unreadable_leaf(void)
 	/* the gap is closed by extending the next node back, or by an older node
 	 * for that range the scan found (the format-time root leaf, clamped:
 	 * it holds none of the lost keys) */
-	CHECK(has(&n, FSCK_ERR_btree_node_topology_bad_min_key) ||
-	      has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
+	CHECK(fsck_result_has(&n, FSCK_ERR_btree_node_topology_bad_min_key) ||
+	      fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
 	check_keys("unreadable leaf", lo, hi);
 	free(nt.v);
 }
@@ -467,7 +350,7 @@ static void case_gap_from_scan(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -487,7 +370,7 @@ static void case_last_child_removed(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -528,7 +411,7 @@ static void case_overlap(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -560,7 +443,7 @@ static void case_overwritten_by_next(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -587,13 +470,13 @@ static void case_overwritten_by_next(void)
 static void case_unreadable_root(void)
 {
 	struct ntable nt;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	CHECK(nt.v[0].level >= 2);
 	flip_byte(&nt.v[0].ptr, 200);
 	cycle("unreadable root", FSCK_ERR_btree_root_unreadable, &n);
-	CHECK(!has(&n, FSCK_ERR_btree_root_unreadable_and_scan_found_nothing));
+	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable_and_scan_found_nothing));
 	check_keys("unreadable root", 1, 0);
 	free(nt.v);
 }
@@ -606,7 +489,7 @@ static void case_unreadable_interior(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -615,7 +498,7 @@ static void case_unreadable_interior(void)
 	flip_byte(&nt.v[p].ptr, 150);
 	cycle("unreadable interior", FSCK_ERR_btree_node_unreadable, &n);
 	CHECK_EQ(n.lost_nodes, 1);
-	CHECK(has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
+	CHECK(fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
 	check_keys("unreadable interior", 1, 0);
 	free(nt.v);
 }
@@ -623,14 +506,14 @@ static void case_unreadable_interior(void)
 static void case_unreadable_empty_root(void)
 {
 	struct ntable nt;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
 	CHECK_EQ(nt.v[0].level, 0);
 	CHECK_EQ(nt.v[0].nr_keys, 0);
 	flip_byte(&nt.v[0].ptr, 40);
 	cycle("unreadable empty root", FSCK_ERR_btree_root_unreadable_and_scan_found_nothing, &n);
-	CHECK(has(&n, FSCK_ERR_btree_root_unreadable));
+	CHECK(fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
 	check_keys("unreadable empty root", 1, 0);
 	free(nt.v);
 }
@@ -643,7 +526,7 @@ static void case_stale(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -677,12 +560,12 @@ static void case_stale(void)
 		return;
 	}
 	u8 *copy = media + (slot << SECTOR_SHIFT);
-	memcpy(copy, node_at(&leaf->ptr, 0), nb);
+	memcpy(copy, emu_node_at(bd, &leaf->ptr, 0), nb);
 	struct bkfs_node_hdr *h = (void *)copy;
 	/* newer than the leaf but committed (not above the checkpoint's
 	 * recorded node seq: scans ignore anything above it as uncommitted) */
 	h->seq = max_seq;
-	struct bkey *k = buf_key(copy, 0);
+	struct bkey *k = node_buf_key(copy, 0);
 	u64 changed_inum = k->p.offset;
 	((struct bkfs_inode *)bkey_val(k))->size = 424242;
 	node_csum_set(copy);
@@ -710,7 +593,7 @@ static void edit_bad_mode(u8 *buf, void *arg)
 {
 	unsigned idx = *(unsigned *)arg;
 	for (unsigned i = idx; i < idx + 2; i++)
-		((struct bkfs_inode *)bkey_val(buf_key(buf, i)))->mode |= 0x10000u << i;
+		((struct bkfs_inode *)bkey_val(node_buf_key(buf, i)))->mode |= 0x10000u << i;
 }
 
 static void case_invalid_keys(void)
@@ -718,7 +601,7 @@ static void case_invalid_keys(void)
 	struct ntable nt;
 	int kids[512];
 	unsigned nk;
-	struct result n;
+	struct fsck_result n;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
@@ -781,7 +664,7 @@ static void rand_edit(u8 *buf, void *arg)
 	if (!h->nr_keys)
 		return;
 	unsigned idx = rng_next(rng) % h->nr_keys;
-	struct bkey *k = buf_key(buf, idx);
+	struct bkey *k = node_buf_key(buf, idx);
 	struct bkfs_btree_ptr *p = bkey_val(k);
 	u64 span = NR_INODES + 200, r = rng_next(rng);
 	switch (r % 6) {
@@ -801,7 +684,7 @@ static void rand_edit(u8 *buf, void *arg)
 		break;
 	case 4:
 		if (idx + 1 < h->nr_keys) {
-			struct bkfs_btree_ptr *q = bkey_val(buf_key(buf, idx + 1));
+			struct bkfs_btree_ptr *q = bkey_val(node_buf_key(buf, idx + 1));
 			u64 t = p->seq;
 			p->seq = q->seq;
 			q->seq = t;
@@ -817,7 +700,7 @@ static void rand_edit(u8 *buf, void *arg)
 static void case_random(u64 seed)
 {
 	struct ntable nt;
-	struct result n, y, after;
+	struct fsck_result n, y, after;
 	char name[64];
 	u64 rng = seed * 0x9E3779B97F4A7C15ull + 1;
 	snprintf(name, sizeof(name), "random %llu", (unsigned long long)seed);
