@@ -18,7 +18,8 @@
 /* the flags bkfs fsck opens a filesystem with */
 #define FSCK_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED)
 
-/* Open the filesystem on bds; a read-only open never checkpoints (as fsck). */
+/* Open the filesystem on bds (the open takes the array's entries: pass a
+ * copy); a read-only open never checkpoints (as fsck). */
 static inline int test_open_fs(struct blockdev **bds, unsigned nr, unsigned flags, struct bkfs_fs **fs)
 {
 	struct printbuf err = PRINTBUF;

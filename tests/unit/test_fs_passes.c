@@ -9,14 +9,12 @@
  *   a following -n on the repaired state is clean, the structural verifier
  *   agrees, every file's data is intact, and after writing the repairs and
  *   reopening, -n is still clean. */
-#include "test.h"
+#include "fsck_test.h"
 #include "verify.h"
-#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include <dirent.h>
 #include <sys/stat.h>
 
-#define FSCK_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL)
 
 struct file {
 	const char *path;
@@ -44,15 +42,8 @@ static u8 *pattern(size_t len, unsigned seed)
 
 static int open_fs(unsigned flags, struct bkfs_fs **fs)
 {
-	struct printbuf err = PRINTBUF;
-	struct blockdev *bds[1] = { bd };
-	int ret = bkfs_open_devs(bds, 1, flags, fs, &err);
-	if (ret)
-		fprintf(stderr, "open: %s %s\n", bkfs_strerror(ret), pb_str(&err));
-	pb_exit(&err);
-	if (!ret && (flags & BKFS_OPEN_RDONLY))
-		(*fs)->dirty_limit = UINT64_MAX;
-	return ret;
+	struct blockdev *dev = bd; /* the open takes the array's entries */
+	return test_open_fs(&dev, 1, flags, fs);
 }
 
 static int add_file(struct bkfs_fs *fs, struct tree *t, u64 dir, const char *name, const char *path,
