@@ -556,6 +556,15 @@ int alloc_load(struct bkfs_fs *fs)
 	return ret;
 }
 
+int alloc_reload(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = ALLOC(fs);
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		memset(as->buckets[d], 0, fs->sb.members[d].nbuckets * sizeof(struct bkfs_alloc));
+	as->nr_acct = 0;
+	return alloc_load(fs);
+}
+
 const struct bkfs_hooks bkfs_engine_hooks = {
 	.trigger = engine_trigger,
 	.commit_prepare = engine_commit_prepare,

@@ -71,6 +71,10 @@ static inline struct bkfs_alloc *bucket_get(struct bkfs_fs *fs, unsigned dev, u6
 
 int alloc_init(struct bkfs_fs *fs);      /* allocate empty state */
 int alloc_load(struct bkfs_fs *fs);      /* read alloc + accounting btrees */
+/* Read the alloc keys and accounting again, from scratch: after fsck has
+ * rebuilt or repaired those btrees, the mirror must describe them (the
+ * allocation sweeps compare against it and write only what differs). */
+int alloc_reload(struct bkfs_fs *fs);
 void alloc_exit(struct bkfs_fs *fs);
 void bucket_set_dirty(struct bkfs_fs *fs, unsigned dev, u64 b);
 /* Apply a change to one bucket and to dev_data_type accounting. */

@@ -477,8 +477,17 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 			nr_before_topology = c.nr;
 		/* a sound topology: check_allocations may run the filesystem
 		 * passes' scans with its own walk */
-		if (passes[i].pass == FSCK_PASS_check_allocations)
+		if (passes[i].pass == FSCK_PASS_check_allocations) {
 			c.fuse_fs = c.nr == nr_before_topology && !c.scan;
+			/* the allocation sweeps compare against the alloc keys:
+			 * read them from the btrees as topology left them (a
+			 * rebuilt alloc btree may hold keys the mirror read at
+			 * open never had, and those would never be corrected) */
+			if (!c.fuse_fs && alloc_reload(fs) == -BKFS_E_NOMEM) {
+				ret = -BKFS_E_NOMEM;
+				break;
+			}
+		}
 		ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
 	}
 	fsck_fs_prescan_drop(&c);
