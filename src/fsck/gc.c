@@ -804,7 +804,8 @@ static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, co
 			if ((ret = btree_insert_key(fs, id, &w.k)))
 				return ret;
 			*rewritten = true;
-			if (pf.fix_ok && mk->type == KEY_TYPE_error && k->type != KEY_TYPE_error) {
+			/* -n makes the same rewrite in memory: it reports the same loss */
+			if (mk->type == KEY_TYPE_error && k->type != KEY_TYPE_error) {
 				g->c->lost_extents++;
 				g->c->lost_sectors += k->size;
 			}
