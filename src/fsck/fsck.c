@@ -242,9 +242,11 @@ static void print_report(struct fsck_ctx *c)
 			printf(" %s %.3fs", fsck_pass_names[p], c->pass_ns[p] / 1e9);
 	printf("\n");
 	if (c->lost_extents || c->lost_nodes || c->salvaged_inodes)
-		printf("data: %llu extents (%llu sectors) and %llu btree nodes lost; %llu inodes salvaged to lost+found\n",
+		printf("data: %llu extents (%llu sectors) and %llu btree nodes %s; %llu inodes %s to lost+found\n",
 		       (unsigned long long)c->lost_extents, (unsigned long long)c->lost_sectors,
-		       (unsigned long long)c->lost_nodes, (unsigned long long)c->salvaged_inodes);
+		       (unsigned long long)c->lost_nodes, c->opts.mode == FSCK_MODE_NO ? "a repair would lose" : "lost",
+		       (unsigned long long)c->salvaged_inodes,
+		       c->opts.mode == FSCK_MODE_NO ? "it would salvage" : "salvaged");
 	printf("%zu findings, %llu fixed, %llu left\n", c->nr,
 	       (unsigned long long)(c->opts.mode == FSCK_MODE_NO ? 0 : c->nr_fixed),
 	       (unsigned long long)(c->opts.mode == FSCK_MODE_NO ? c->nr : c->nr_unfixed));
