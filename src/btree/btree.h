@@ -152,8 +152,8 @@ int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *p
  * its pointers matches exactly, else read it themselves: results are the same
  * with or without read-ahead. btree_ra_open() returns NULL (and fill/close
  * accept NULL) when no helper runs. */
-#define BTREE_RA_SLOTS 24   /* nodes the read-ahead holds at most */
-#define BTREE_NODE_POOL 12  /* freed node buffers kept for reuse, at most */
+#define BTREE_RA_SLOTS 16   /* nodes the read-ahead holds at most */
+#define BTREE_NODE_POOL 8  /* freed node buffers kept for reuse, at most */
 struct btree_ra;
 typedef bool (*btree_ra_next_fn)(void *arg, unsigned *btree_id, struct bkey_buf *ptr_key);
 int btree_ra_start(struct bkfs_fs *fs);

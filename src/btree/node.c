@@ -606,7 +606,7 @@ int btree_node_write(struct bkfs_fs *fs, struct btree *b)
  * stream is consumed in order: taking one of its nodes drops its older
  * slots. Everything but the helper's read runs on the caller's thread, under
  * the lock. */
-#define RA_PER_STREAM 8
+#define RA_PER_STREAM 6
 #define PTR_KEY_U64S DIV_ROUND_UP(sizeof(struct bkey) + sizeof(struct bkfs_btree_ptr), 8)
 
 enum { RA_FREE, RA_QUEUED, RA_READING, RA_DONE, RA_FAILED };
