@@ -9,10 +9,12 @@
 #                          the run does not change what is measured
 #   BENCH_SIZES="10000 200000"
 #                          tree sizes (--files for gentree). 1000000 is a useful
-#                          optional size (see BENCH_GENTREE_ARGS): ~8 GiB of
-#                          tree, about as much per image, plus an extracted copy
-#                          while extract runs; keep ~50 GiB free. It takes about
-#                          an hour.
+#                          optional size (see BENCH_GENTREE_ARGS): a 7.7 GiB
+#                          tree (11.4 GiB apparent) and images of 9 (bkfs),
+#                          8 (ext4), 15 (btrfs) and 14 (XFS) GiB, so ~53 GiB at
+#                          the end of its imports, then up to ~11 GiB for an
+#                          extracted copy (with BENCH_KEEP=images the tree is
+#                          gone by then). It took 1 h 10 min on 2 CPUs.
 #   BENCH_GENTREE_ARGS     extra arguments for build/gentree (see
 #                          `build/gentree --help`), for every size. Unset: none
 #                          below 500000 files, `--max-size 65536` from 500000 on
@@ -35,6 +37,8 @@
 #                          BENCH_OPS=fsck run needs) and remove each tree once
 #                          its imports are done, before extract (saves disk: the
 #                          1M tree is ~8 GiB). Otherwise everything is removed.
+#                          A run only ever removes trees and images it made
+#                          itself: reused ones stay whatever BENCH_KEEP says.
 #   BENCH_REUSE=1          reuse a kept tree and kept images instead of making
 #                          them again: an image is reused when its marker file
 #                          ($BENCH_DIR/TOOL-SIZE.ok, written after a successful
@@ -121,7 +125,7 @@ BKFS=$BENCH_DIR/bkfs.bin
 rm -f "$BKFS"
 BKFS_ID="missing"
 if [ -x "$BENCH_BKFS" ] && cp "$BENCH_BKFS" "$BKFS.tmp" && mv "$BKFS.tmp" "$BKFS"; then
-	BKFS_ID="$(git describe --always --dirty 2>/dev/null || echo '?'), binary of $(date -r "$BENCH_BKFS" '+%Y-%m-%d %H:%M'), sha256 $(sha256sum "$BKFS" | cut -c1-12)"
+	BKFS_ID="$(git -C "$(dirname "$BENCH_BKFS")" describe --always --dirty 2>/dev/null || echo 'commit unknown'), binary of $(date -r "$BENCH_BKFS" '+%Y-%m-%d %H:%M'), sha256 $(sha256sum "$BKFS" | cut -c1-12)"
 fi
 STAMP_DATE=$(date +%Y%m%d-%H%M%S)
 RESULTS=$BENCH_DIR/results.txt
@@ -402,11 +406,11 @@ for size in $BENCH_SIZES; do
 	tmark=$BENCH_DIR/tree-$size.ok
 	gargs=$(gentree_args "$size")
 	stamp="seed=$BENCH_SEED files=$size gentree=${gargs:-none}"
-	entries="" apparent=""
-	declare -A img=() have=() reuse=() via=()
+	entries="" apparent="" made_tree=0
+	declare -A img=() have=() reuse=() via=() made=()
 	for t in bkfs ext4 btrfs xfs; do
 		img[$t]=$BENCH_DIR/$t-$size.img
-		have[$t]=0 reuse[$t]=0 via[$t]=
+		have[$t]=0 reuse[$t]=0 via[$t]='' made[$t]=0
 		m=$BENCH_DIR/$t-$size.ok
 		if [ -e "${img[$t]}" ] && [ "$(marker_get "$m" stamp)" = "$stamp" ]; then
 			reuse[$t]=1 via[$t]=$(marker_get "$m" via)
@@ -436,6 +440,7 @@ for size in $BENCH_SIZES; do
 					note "gentree failed"
 					exit 1
 				fi
+				made_tree=1
 				apparent=$(du -s --apparent-size -B1 "$tree" | cut -f1)
 				entries=$(find "$tree" | wc -l)
 				printf 'stamp=%s\nentries=%s\napparent=%s\n' "$stamp" "$entries" "$apparent" > "$tmark"
@@ -468,6 +473,7 @@ for size in $BENCH_SIZES; do
 				continue
 			fi
 			rm -f "$m" "${img[$t]}"
+			made[$t]=1
 			if ! space_ok $(( apparent + apparent / 4 + (1 << 30) )) "the $t image"; then
 				record "$size" "$t" import skipped - - - - - - "not enough free disk"
 				continue
@@ -483,7 +489,7 @@ for size in $BENCH_SIZES; do
 		done
 		PHASES="$PHASES size $size import $(elapsed "$t0")s;"
 		# the tree is not needed after the imports: free its space now
-		[ "$BENCH_KEEP" != 1 ] && rm -rf "$tree" "$tmark"
+		[ "$BENCH_KEEP" != 1 ] && [ "$made_tree" = 1 ] && rm -rf "$tree" "$tmark"
 	else
 		for t in $BENCH_TOOLS; do
 			have[$t]=${reuse[$t]}
@@ -572,10 +578,12 @@ for size in $BENCH_SIZES; do
 	fi
 
 	if [ "$BENCH_KEEP" != 1 ] && [ "$BENCH_KEEP" != images ]; then
-		rm -rf "$tree" "$tmark"
-		for t in bkfs ext4 btrfs xfs; do rm -f "${img[$t]}" "$BENCH_DIR/$t-$size.ok"; done
+		[ "$made_tree" = 1 ] && rm -rf "$tree" "$tmark"
+		for t in bkfs ext4 btrfs xfs; do
+			[ "${made[$t]}" = 1 ] && rm -f "${img[$t]}" "$BENCH_DIR/$t-$size.ok"
+		done
 	fi
-	unset img have reuse via
+	unset img have reuse via made
 done
 
 # ---- table: ratios = bkfs / peer for the same size and op (wall, peak RSS)
