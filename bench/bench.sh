@@ -14,7 +14,9 @@
 #                          8 (ext4), 15 (btrfs) and 14 (XFS) GiB, so ~53 GiB at
 #                          the end of its imports, then up to ~11 GiB for an
 #                          extracted copy (with BENCH_KEEP=images the tree is
-#                          gone by then). It took 1 h 10 min on 2 CPUs.
+#                          gone by then). The 10000 200000 1000000 run took
+#                          1 h 36 min on 2 shared CPUs (rm -rf of the 1M trees
+#                          and extracted copies alone ~40 min).
 #   BENCH_GENTREE_ARGS     extra arguments for build/gentree (see
 #                          `build/gentree --help`), for every size. Unset: none
 #                          below 500000 files, `--max-size 65536` from 500000 on
