@@ -220,6 +220,25 @@ static u64 sec_bytes(u64 sectors)
 
 /* ---- table ---- */
 
+/* the first of nr elements (of sz bytes, sorted by the u32 member at offset
+ * off) whose member is >= key */
+static size_t lower_bound_u32(const void *base, size_t nr, size_t sz, size_t off, u32 key)
+{
+	size_t lo = 0, hi = nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		u32 v;
+		memcpy(&v, (const u8 *)base + m * sz + off, sizeof(v));
+		if (v < key)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo;
+}
+#define LOWER_BOUND_IDX(v, i) \
+	lower_bound_u32((v).d, (v).nr, sizeof(*(v).d), offsetof(__typeof__(*(v).d), idx), i)
+
 static u64 t_inum(const struct fsp *s, u32 idx)
 {
 	const struct hirun *r = s->hi.d;
@@ -239,14 +258,7 @@ static u64 t_inum(const struct fsp *s, u32 idx)
 static bool hi_range(const struct fsp *s, u32 hi, size_t *b, size_t *e)
 {
 	const struct hirun *r = s->hi.d;
-	size_t lo = 0, n = s->hi.nr, up = n;
-	while (lo < up) {
-		size_t m = lo + (up - lo) / 2;
-		if (r[m].hi < hi)
-			lo = m + 1;
-		else
-			up = m;
-	}
+	size_t n = s->hi.nr, lo = lower_bound_u32(r, n, sizeof(*r), offsetof(struct hirun, hi), hi);
 	if (lo == n || r[lo].hi != hi)
 		return false;
 	*b = r[lo].start;
@@ -286,33 +298,9 @@ static u32 tfind(struct fsp *s, u64 inum)
 			step *= 2;
 		}
 	}
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-		if (d[m].ino < x)
-			lo = m + 1;
-		else
-			hi = m;
-	}
+	lo += lower_bound_u32(d + lo, hi - lo, sizeof(*d), offsetof(struct fi, ino), x);
 	return lo < n && d[lo].ino == x ? (u32)(base + lo) : NONE;
 }
-
-/* the first element >= idx of a vector sorted by its u32 member idx */
-static size_t lower_bound_u32(const void *base, size_t nr, size_t sz, size_t off, u32 idx)
-{
-	size_t lo = 0, hi = nr;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-		u32 v;
-		memcpy(&v, (const u8 *)base + m * sz + off, sizeof(v));
-		if (v < idx)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo;
-}
-#define LOWER_BOUND_IDX(v, i) \
-	lower_bound_u32((v).d, (v).nr, sizeof(*(v).d), offsetof(__typeof__(*(v).d), idx), i)
 
 static struct dpar *dpar_find(const struct fsp *s, u32 idx)
 {
