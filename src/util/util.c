@@ -5,6 +5,8 @@
 #include <time.h>
 #include <ctype.h>
 #include <isa-l/crc.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static const char *const err_names[] = {
 #define x(n, s) s,
@@ -70,6 +72,23 @@ u32 bkfs_crc32c(u32 seed, const void *data, size_t len)
 void *xcalloc(size_t n, size_t sz)
 {
 	return calloc(n ? n : 1, sz ? sz : 1);
+}
+
+void mem_prefault(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)p + len) & ~(page - 1);
+	/* huge pages only inside the range: nothing outside it becomes resident */
+	uintptr_t huge = 2u << 20, ha = (a + huge - 1) & ~(huge - 1), he = e & ~(huge - 1);
+	if (he > ha)
+		(void)madvise((void *)ha, he - ha, MADV_HUGEPAGE);
+	if (e > a)
+		(void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+#else
+	(void)p;
+	(void)len;
+#endif
 }
 
 int ca_init(struct chunked_array *ca, size_t elem_size, size_t nr)
