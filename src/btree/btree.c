@@ -24,12 +24,12 @@ int btree_root_get(struct bkfs_fs *fs, unsigned id, struct btree **out)
 		return 0;
 	}
 	if (r->error)
-		return -BKFS_E_IO;
+		return r->error;
 	struct bkey_buf kb;
 	root_ptr_key(fs, id, &kb);
 	int ret = btree_node_get(fs, id, &kb.k, &r->b, NULL);
 	if (ret) {
-		r->error = true;
+		r->error = ret == -BKFS_E_NOMEM ? 0 : ret;
 		return ret;
 	}
 	*out = r->b;
@@ -43,7 +43,7 @@ int btree_root_set_empty(struct bkfs_fs *fs, unsigned id)
 	if (!b)
 		return -BKFS_E_NOMEM;
 	r->b = b;
-	r->error = false;
+	r->error = 0;
 	memset(&r->ptr, 0, sizeof(r->ptr));
 	r->ptr.seq = b->seq;
 	r->ptr.level = 0;

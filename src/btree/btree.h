@@ -35,7 +35,7 @@ struct btree {
 struct btree_root {
 	struct btree *b;               /* loaded root node, or NULL */
 	struct bkfs_btree_ptr ptr;     /* root pointer (ptr.level = root level) */
-	bool error;                    /* root unreadable */
+	int error;                     /* root unreadable: why (-BKFS_E_*), else 0 */
 };
 
 /* hooks installed by upper layers */
@@ -144,6 +144,9 @@ int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr
  * b->nr_invalid. */
 int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, bool *mem,
 		     u32 *nr_invalid, struct printbuf *why);
+/* btree_node_probe() for a node in the cache only: false if it is not there. */
+bool btree_node_cached(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, bool *mem,
+		       u32 *nr_invalid);
 /* Read-ahead: a helper thread reads and validates the nodes a walk will ask
  * for next, so that reading overlaps the walk's own work. Only while nothing
  * is written to the devices (fsck's passes). A stream is an ordered source of

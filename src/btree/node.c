@@ -86,7 +86,7 @@ static size_t hash_slot(struct bkfs_fs *fs, u64 seq)
 
 int btree_cache_init(struct bkfs_fs *fs)
 {
-	fs->hash_size = 1 << 16;
+	fs->hash_size = 1 << 10; /* grows with the cache (hash_add) */
 	fs->hash = xcalloc(fs->hash_size, sizeof(*fs->hash));
 	if (!fs->hash)
 		return -BKFS_E_NOMEM;
@@ -139,8 +139,31 @@ static void hash_del(struct bkfs_fs *fs, struct btree *b)
 	b->hnext = NULL;
 }
 
+/* Double the table when the cache holds more nodes than it has slots: a
+ * checker's cache stays small, and every slot page touched is memory. If
+ * the bigger table cannot be had, chains just grow longer. */
+static void hash_grow(struct bkfs_fs *fs)
+{
+	size_t old_size = fs->hash_size;
+	struct btree **old = fs->hash, **n = xcalloc(old_size * 2, sizeof(*n));
+	if (!n)
+		return;
+	fs->hash = n;
+	fs->hash_size = old_size * 2;
+	for (size_t i = 0; i < old_size; i++)
+		for (struct btree *b = old[i], *next; b; b = next) {
+			next = b->hnext;
+			struct btree **pp = &n[hash_slot(fs, b->seq)];
+			b->hnext = *pp;
+			*pp = b;
+		}
+	free(old);
+}
+
 static void hash_add(struct bkfs_fs *fs, struct btree *b)
 {
+	if (fs->nr_nodes > fs->hash_size)
+		hash_grow(fs);
 	struct btree **pp = &fs->hash[hash_slot(fs, b->seq)];
 	b->hnext = *pp;
 	*pp = b;
@@ -553,16 +576,23 @@ int btree_node_get(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k,
 	return 0;
 }
 
+bool btree_node_cached(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, bool *mem, u32 *nr_invalid)
+{
+	struct btree *b = cache_lookup(fs, btree_id, bkey_val(k));
+	if (!b)
+		return false;
+	*mem = b->dirty || !b->has_loc;
+	if (nr_invalid)
+		*nr_invalid = b->nr_invalid;
+	return true;
+}
+
 int btree_node_probe(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, bool *mem,
 		     u32 *nr_invalid, struct printbuf *why)
 {
-	struct btree *b = cache_lookup(fs, btree_id, bkey_val(k));
-	if (b) {
-		*mem = b->dirty || !b->has_loc;
-		if (nr_invalid)
-			*nr_invalid = b->nr_invalid;
+	if (btree_node_cached(fs, btree_id, k, mem, nr_invalid))
 		return 0;
-	}
+	struct btree *b;
 	int ret = node_read_ptr(fs, btree_id, k, &b, why);
 	if (ret)
 		return ret;

@@ -46,6 +46,10 @@ static const char *mode_fixes(struct fsck_ctx *c, unsigned err)
 
 bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *fmt, ...)
 {
+	if (c->trap) {
+		c->trapped = true;
+		return false;
+	}
 	struct printbuf pb = PRINTBUF;
 	va_list ap;
 	va_start(ap, fmt);
@@ -82,7 +86,7 @@ bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *
 
 void fsck_err_msg(struct fsck_ctx *c, const char *fmt, ...)
 {
-	if (!c->nr)
+	if (!c->nr || c->trapped)
 		return;
 	struct fsck_finding *f = &c->f[c->nr - 1];
 	struct printbuf pb = PRINTBUF;
@@ -286,6 +290,20 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	return ret;
 }
 
+static int run_check_allocations(struct fsck_ctx *c, size_t nr_before_topology, u64 start)
+{
+	/* a sound topology: check_allocations may run the filesystem passes'
+	 * scans with its own walk */
+	c->fuse_fs = c->nr == nr_before_topology && !c->scan;
+	/* the allocation sweeps compare against the alloc keys: read them from
+	 * the btrees as topology left them (a rebuilt alloc btree may hold keys
+	 * the mirror read at open never had, and those would never be
+	 * corrected) */
+	if (!c->fuse_fs && alloc_reload(c->fs) == -BKFS_E_NOMEM)
+		return -BKFS_E_NOMEM;
+	return run_pass(c, FSCK_PASS_check_allocations, fsck_check_allocations, start);
+}
+
 #define FSCK_NODE_CACHE (1u << 20)
 
 static u64 mem_estimate(struct bkfs_fs *fs, bool readahead)
@@ -472,25 +490,24 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		{ FSCK_PASS_gc_gens, fsck_gc_gens },
 	};
 	size_t nr_before_topology = 0;
+	c.topo_defer = true;
 	for (unsigned i = 0; i < ARRAY_SIZE(passes) && !ret; i++) {
 		if (passes[i].pass == FSCK_PASS_gc_gens && !o->gc_gens)
 			continue;
 		if (passes[i].pass == FSCK_PASS_check_topology)
 			nr_before_topology = c.nr;
-		/* a sound topology: check_allocations may run the filesystem
-		 * passes' scans with its own walk */
-		if (passes[i].pass == FSCK_PASS_check_allocations) {
-			c.fuse_fs = c.nr == nr_before_topology && !c.scan;
-			/* the allocation sweeps compare against the alloc keys:
-			 * read them from the btrees as topology left them (a
-			 * rebuilt alloc btree may hold keys the mirror read at
-			 * open never had, and those would never be corrected) */
-			if (!c.fuse_fs && alloc_reload(fs) == -BKFS_E_NOMEM) {
-				ret = -BKFS_E_NOMEM;
-				break;
-			}
+		if (passes[i].pass != FSCK_PASS_check_allocations) {
+			ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
+			continue;
 		}
-		ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
+		ret = run_check_allocations(&c, nr_before_topology, start);
+		if (ret == -BKFS_E_RETRY) {
+			/* a leaf left to its walk was not sound: the whole
+			 * topology check, then the walk again */
+			ret = run_pass(&c, FSCK_PASS_check_topology, fsck_check_topology_deferred, start);
+			if (!ret)
+				ret = run_check_allocations(&c, nr_before_topology, start);
+		}
 	}
 	fsck_fs_prescan_drop(&c);
 	btree_ra_stop(fs);

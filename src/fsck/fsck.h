@@ -166,6 +166,17 @@ struct fsck_ctx {
 	 * their result while it is valid: no finding since */
 	bool fuse_fs;
 	void *fs_prescan;
+	/* check_topology may leave the leaves of those btrees (the fused walk
+	 * reads them anyway, through the same checks) to check_allocations
+	 * (topo_defer: allowed; leaves_deferred: a bit per btree left so).
+	 * check_allocations then runs trapped until its walk is over: with trap
+	 * set, fsck_err records nothing and sets trapped. Any finding, node read
+	 * error or invalid key meanwhile makes check_allocations return
+	 * -BKFS_E_RETRY: the full topology check runs, then check_allocations
+	 * again, so the report is what it would have been without this. */
+	bool topo_defer;
+	unsigned leaves_deferred;
+	bool trap, trapped;
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
 };
@@ -203,6 +214,7 @@ void fsck_ra_end(struct fsck_ra *r);
 int fsck_pass_superblock(struct fsck_ctx *c);          /* superblock.c */
 int fsck_pass_journal(struct fsck_ctx *c);             /* superblock.c */
 int fsck_check_topology(struct fsck_ctx *c);           /* topology.c */
+int fsck_check_topology_deferred(struct fsck_ctx *c);  /* topology.c: the leaves left to check_allocations */
 int fsck_scan_for_btree_nodes(struct fsck_ctx *c);     /* scan.c */
 int fsck_check_allocations(struct fsck_ctx *c);        /* gc.c */
 int fsck_check_alloc_info(struct fsck_ctx *c);         /* gc.c */
@@ -214,6 +226,10 @@ int fsck_gc_gens(struct fsck_ctx *c);                  /* gc_gens.c */
  * are read once for both passes: every leaf key the scans read goes through
  * hook (check_allocations marks it). The result waits in c->fs_prescan for
  * fsck_check_filesystem; drop it when anything changed in between. */
+static inline bool fsck_fused_btree(unsigned id)
+{
+	return id == BTREE_ID_extents || id == BTREE_ID_inodes || id == BTREE_ID_dirents || id == BTREE_ID_xattrs;
+}
 struct fsck_key_hook {
 	int (*fn)(void *arg, unsigned btree_id, struct bkey *k);
 	void *arg;

@@ -103,6 +103,7 @@ struct gc_state {
 
 	bool walk_failed;
 	u64 keys, ptrs;
+	bool fused_done; /* the fused walk read every leaf of its btrees */
 };
 
 /* ---- small helpers ---- */
@@ -112,7 +113,7 @@ struct gc_state {
  * would leave, so -n reports exactly what -y repairs. */
 static bool gc_apply(struct fsck_ctx *c, bool fix)
 {
-	return fix || c->opts.mode == FSCK_MODE_NO;
+	return !c->trapped && (fix || c->opts.mode == FSCK_MODE_NO);
 }
 
 static struct gc_bucket *gcb(struct gc_state *g, unsigned dev, u64 b)
@@ -924,15 +925,13 @@ static int gc_walk_btree(struct gc_state *g, unsigned id)
 	return gc_walk_btree_levels(g, id, true);
 }
 
-static bool fused_btree(unsigned id)
-{
-	return id == BTREE_ID_extents || id == BTREE_ID_inodes || id == BTREE_ID_dirents || id == BTREE_ID_xattrs;
-}
-
 static int gc_fused_hook(void *arg, unsigned id, struct bkey *k)
 {
+	struct gc_state *g = arg;
 	bool rewritten;
-	int ret = gc_walked_key(arg, id, 0, k, &rewritten);
+	int ret = gc_walked_key(g, id, 0, k, &rewritten);
+	if (g->c->trapped)
+		return -BKFS_E_RETRY;
 	return ret < 0 ? ret : 0; /* after a rewrite the scan's iterator steps past the key */
 }
 
@@ -951,10 +950,12 @@ static int gc_walk_fused(struct gc_state *g)
 		return 0;
 	struct fsck_key_hook hook = { gc_fused_hook, g };
 	ret = fsck_fs_prescan(g->c, &hook);
-	if (ret == -BKFS_E_NOMEM || ret == -BKFS_E_AGAIN)
+	if (ret == -BKFS_E_NOMEM || ret == -BKFS_E_AGAIN || ret == -BKFS_E_RETRY)
 		return ret;
 	if (ret)
 		gc_walk_error(g, BTREE_ID_extents, 0, ret);
+	else
+		g->fused_done = true;
 	return 0;
 }
 
@@ -1381,18 +1382,34 @@ int fsck_check_allocations(struct fsck_ctx *c)
 	};
 	_Static_assert(ARRAY_SIZE(order) == BTREE_ID_NR, "every btree is walked");
 	bool fuse = c->fuse_fs;
+	/* leaves check_topology left to this walk: trapped until it is over */
+	u64 read_errors = fs->node_read_errors, skipped = fs->invalid_keys_skipped;
+	c->trap = c->leaves_deferred != 0;
 	for (unsigned i = 0; i < ARRAY_SIZE(order); i++) {
-		if (fuse && fused_btree(order[i])) {
+		if (fuse && fsck_fused_btree(order[i])) {
 			if (order[i] == BTREE_ID_extents && (ret = gc_walk_fused(g)))
 				goto out;
 			continue;
 		}
 		if ((ret = gc_walk_btree(g, order[i])))
 			goto out;
+		if (c->trapped) {
+			ret = -BKFS_E_RETRY;
+			goto out;
+		}
 		if (order[i] == BTREE_ID_alloc)
 			gc_mark_sb_journal(g);
 		if (order[i] == BTREE_ID_stripes && g->nr_bst)
 			qsort(g->bst, g->nr_bst, sizeof(*g->bst), bst_cmp);
+	}
+	if (c->trap) {
+		c->trap = false;
+		if (c->trapped || !g->fused_done || fs->node_read_errors != read_errors ||
+		    fs->invalid_keys_skipped != skipped) {
+			ret = -BKFS_E_RETRY;
+			goto out;
+		}
+		c->leaves_deferred = 0; /* every one was read, and sound */
 	}
 	gc_apply_iptr_fixes(g);
 	if ((ret = gc_mark_pending_free(g)))
@@ -1413,6 +1430,7 @@ int fsck_check_allocations(struct fsck_ctx *c)
 			(unsigned long long)(fs->nodes_read - nodes_read), (t_sweep - t_start) / 1e9,
 			(unsigned long long)nbuckets_total(g), g->nr_acct, (now_ns() - t_sweep) / 1e9);
 out:
+	c->trap = c->trapped = false;
 	/* the scans' result holds only while nothing was found (and so
 	 * nothing was changed) since */
 	if (ret || c->nr != nr_findings || g->walk_failed)

@@ -116,6 +116,7 @@ struct topo {
 	struct bkfs_btree_ptr *rel; /* nodes leaving the tree */
 	size_t nr_rel, cap_rel;
 	struct bad_keys *bad;       /* invalid keys to delete (all btrees) */
+	bool defer;        /* leaves not in the cache are left to check_allocations */
 };
 
 /* invalid keys to delete, in btree and key order */
@@ -220,6 +221,8 @@ static int add_release(struct topo *t, const struct bkfs_btree_ptr *p)
 
 static int ensure_scan(struct topo *t)
 {
+	if (t->c->trapped)
+		return -BKFS_E_RETRY; /* a finding while trapped: this walk is undone */
 	return t->c->scan ? 0 : fsck_scan_for_btree_nodes(t->c);
 }
 
@@ -349,6 +352,12 @@ static int read_child(struct topo *t, const struct pdesc *pd, struct child *ch, 
 		/* leaves are not cached: pass B reads only in-memory ones */
 		struct bkey_buf kb;
 		child_orig_key(ch, &kb);
+		if (t->defer && !btree_node_cached(t->fs, t->id, &kb.k, &ch->mem, &ch->nr_invalid)) {
+			/* check_allocations reads it, through the same checks */
+			ch->mem = false;
+			ch->nr_invalid = 0;
+			return 0;
+		}
 		ret = btree_node_probe(t->fs, t->id, &kb.k, &ch->mem, &ch->nr_invalid, why);
 	} else {
 		ret = child_get(t, ch, &b, &priv, why);
@@ -430,6 +439,7 @@ struct topo_ra {
 	unsigned id;
 	struct child *v;
 	size_t nr, pos;
+	bool defer; /* leaves are not read */
 };
 
 static bool topo_ra_next(void *arg, unsigned *id, struct bkey_buf *kb)
@@ -437,7 +447,7 @@ static bool topo_ra_next(void *arg, unsigned *id, struct bkey_buf *kb)
 	struct topo_ra *r = arg;
 	while (r->pos < r->nr) {
 		const struct child *ch = &r->v[r->pos++];
-		if (ch->from_scan || ch->read || ch->p.level != ch->level)
+		if (ch->from_scan || ch->read || ch->p.level != ch->level || (r->defer && !ch->level))
 			continue;
 		child_orig_key(ch, kb);
 		*id = r->id;
@@ -454,6 +464,7 @@ static void topo_ra_open(struct topo *t, struct topo_ra *r, const struct clist *
 	memcpy(r->v, L->v, L->nr * sizeof(*r->v));
 	r->nr = L->nr;
 	r->id = t->id;
+	r->defer = t->defer;
 	r->ra = btree_ra_open(t->fs, topo_ra_next, r);
 }
 
@@ -596,6 +607,10 @@ pass_a:
 	while (i < L->nr) {
 		if (++t->guard > TOPO_GUARD) {
 			ret = -BKFS_E_LOOP;
+			goto out;
+		}
+		if (t->c->trapped) {
+			ret = -BKFS_E_RETRY;
 			goto out;
 		}
 		struct child *cur = &L->v[i];
@@ -763,6 +778,10 @@ pass_a:
 
 	/* pass B: descend */
 	for (i = 0; i < L->nr;) {
+		if (t->c->trapped) {
+			ret = -BKFS_E_RETRY;
+			goto out;
+		}
 		struct child *ch = &L->v[i];
 		ret = ch->level ? check_child_interior(t, ch) : check_leaf(t, pd, ch);
 		btree_cache_shrink(t->fs);
@@ -1081,7 +1100,7 @@ static int build_levels(struct topo *t)
 	root->min_key = POS_MIN;
 	root->max_key = POS_MAX;
 	rt->b = root;
-	rt->error = false;
+	rt->error = 0;
 	memset(&rt->ptr, 0, sizeof(rt->ptr));
 	rt->ptr.seq = root->seq;
 	rt->ptr.level = root->level;
@@ -1245,30 +1264,92 @@ static int delete_invalid_keys(struct fsck_ctx *c, const struct bad_keys *bk)
 	return ret;
 }
 
-int fsck_check_topology(struct fsck_ctx *c)
+static int check_btree_once(struct fsck_ctx *c, unsigned id, bool defer, struct bad_keys *bad)
+{
+	struct topo t = {
+		.c = c,
+		.fs = c->fs,
+		.id = id,
+		.collect = c->opts.mode == FSCK_MODE_NO || fsck_may_fix(c),
+		.all_fixed = true,
+		.bad = bad,
+		.defer = defer,
+	};
+	int ret = check_btree(&t);
+	/* -n applies the repairs too, in memory only (nothing is ever
+	 * written with -n): the later passes then see the trees -y gives
+	 * them and report exactly what -y reports */
+	if (!ret && t.collect && t.findings && (t.all_fixed || c->opts.mode == FSCK_MODE_NO))
+		ret = apply_repairs(&t);
+	free(t.leaves.v);
+	free(t.rel);
+	return ret;
+}
+
+/* Check one btree, leaving its leaves to check_allocations when that is
+ * allowed. The walk that leaves them runs trapped: at its first finding it
+ * is undone (it changed nothing outside itself but the loss counters and
+ * the invalid-key list) and the btree is checked again in full. */
+static int check_btree_deferring(struct fsck_ctx *c, unsigned id, struct bad_keys *bad)
+{
+	u64 lost[4] = { c->lost_extents, c->lost_sectors, c->lost_nodes, c->salvaged_inodes };
+	size_t nr_bad = bad->nr;
+	c->trap = true;
+	int ret = check_btree_once(c, id, true, bad);
+	c->trap = false;
+	if (!c->trapped) {
+		if (!ret)
+			c->leaves_deferred |= 1u << id;
+		return ret;
+	}
+	c->trapped = false;
+	c->lost_extents = lost[0];
+	c->lost_sectors = lost[1];
+	c->lost_nodes = lost[2];
+	c->salvaged_inodes = lost[3];
+	bad->nr = nr_bad;
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	return check_btree_once(c, id, false, bad);
+}
+
+static int check_topology_of(struct fsck_ctx *c, unsigned mask)
 {
 	struct bad_keys bad = { 0 };
+	size_t nr_start = c->nr;
 	int ret = 0;
 	for (unsigned id = 0; id < BTREE_ID_NR && !ret; id++) {
-		struct topo t = {
-			.c = c,
-			.fs = c->fs,
-			.id = id,
-			.collect = c->opts.mode == FSCK_MODE_NO || fsck_may_fix(c),
-			.all_fixed = true,
-			.bad = &bad,
-		};
-		ret = check_btree(&t);
-		/* -n applies the repairs too, in memory only (nothing is ever
-		 * written with -n): the later passes then see the trees -y gives
-		 * them and report exactly what -y reports */
-		if (!ret && t.collect && t.findings && (t.all_fixed || c->opts.mode == FSCK_MODE_NO))
-			ret = apply_repairs(&t);
-		free(t.leaves.v);
-		free(t.rel);
+		if (!(mask & (1u << id)))
+			continue;
+		if (c->topo_defer && fsck_fused_btree(id) && c->nr == nr_start && !c->scan)
+			ret = check_btree_deferring(c, id, &bad);
+		else
+			ret = check_btree_once(c, id, false, &bad);
+	}
+	/* a finding: check_allocations will not walk the leaves left to it
+	 * (it walks the fused way only after a sound topology) */
+	if (!ret && c->leaves_deferred && (c->nr != nr_start || c->scan)) {
+		unsigned left = c->leaves_deferred;
+		c->leaves_deferred = 0;
+		for (unsigned id = 0; id < BTREE_ID_NR && !ret; id++)
+			if (left & (1u << id))
+				ret = check_btree_once(c, id, false, &bad);
 	}
 	if (!ret)
 		ret = delete_invalid_keys(c, &bad);
 	free(bad.v);
 	return ret;
+}
+
+int fsck_check_topology(struct fsck_ctx *c)
+{
+	return check_topology_of(c, (1u << BTREE_ID_NR) - 1);
+}
+
+int fsck_check_topology_deferred(struct fsck_ctx *c)
+{
+	unsigned left = c->leaves_deferred;
+	c->leaves_deferred = 0;
+	c->topo_defer = false;
+	return check_topology_of(c, left);
 }

@@ -443,7 +443,7 @@ static int load_checkpoint_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, vo
 			return -BKFS_E_CORRUPT;
 		memcpy(&fs->roots[r->btree_id].ptr, bkey_val(k), sizeof(struct bkfs_btree_ptr));
 		fs->roots[r->btree_id].b = NULL;
-		fs->roots[r->btree_id].error = false;
+		fs->roots[r->btree_id].error = 0;
 	}
 	return 0;
 }

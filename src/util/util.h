@@ -40,7 +40,8 @@ typedef int64_t s64;
 	x(JOURNAL_FULL, "journal full")                 \
 	x(RANGE, "out of range")                        \
 	x(AGAIN, "try again")                           \
-	x(LOOP, "repair did not converge")
+	x(LOOP, "repair did not converge")             \
+	x(RETRY, "a pass must run again")
 
 enum bkfs_err {
 #define x(n, s) BKFS_E_##n,
