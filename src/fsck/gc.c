@@ -521,10 +521,25 @@ static void gc_check_ptrs(struct gc_state *g, unsigned id, unsigned level, const
 			continue; /* stale cached pointer: legitimate, ignored */
 		}
 		if (gb->data_type && base_type(gb->data_type) != base_type(t)) {
-			PTR_ERR(FSCK_ERR_ptr_bucket_data_type_mismatch, drop, "%s pointer into a %s bucket", pb_str(&_pb),
-				data_type_str(t), data_type_str(gb->data_type));
+			/* superblock and journal buckets are marked before any
+			 * pointer: a pointer into one is a metadata conflict */
+			bool meta = gb->data_type == DATA_sb || gb->data_type == DATA_journal;
+			PTR_ERR(meta ? FSCK_ERR_bucket_metadata_type_mismatch : FSCK_ERR_ptr_bucket_data_type_mismatch, drop,
+				"%s pointer into a %s bucket", pb_str(&_pb), data_type_str(t), data_type_str(gb->data_type));
 			pf->drop[i] = pf->changed = true;
 			continue;
+		}
+		if (data) {
+			/* what marking this pointer adds must fit the bucket's counter
+			 * (a bucket holds far fewer sectors): the newcomer loses */
+			u32 ctr = cached ? gb->cached_sectors : (p->flags & PTR_HAS_STRIPE) ? gb->stripe_sectors : gb->dirty_sectors;
+			if ((u64)ctr + k->size > UINT32_MAX) {
+				PTR_ERR(FSCK_ERR_bucket_sector_count_overflow, cached ? "drop the cached pointer" : drop,
+					"%u sectors would take the bucket's %s count %u past %u", pb_str(&_pb), k->size,
+					cached ? "cached" : (p->flags & PTR_HAS_STRIPE) ? "stripe" : "dirty", ctr, UINT32_MAX);
+				pf->drop[i] = pf->changed = true;
+				continue;
+			}
 		}
 		if (data && !cached && (p->flags & PTR_HAS_STRIPE)) {
 			struct gc_stripe *s = gc_stripe_find(g, p->stripe_idx);
@@ -1078,13 +1093,14 @@ static int gc_build_reflink_table(struct gc_state *g)
 
 static const char *const alloc_field_names[] = {
 	"data_type", "gen", "dirty_sectors", "stripe_sectors", "cached_sectors", "stripe", "stripe_redundancy",
-	"fragmentation_lru",
+	"fragmentation_lru", "oldest_gen",
 };
 static const unsigned alloc_field_errs[] = {
 	FSCK_ERR_alloc_key_data_type_wrong, FSCK_ERR_alloc_key_gen_wrong,
 	FSCK_ERR_alloc_key_dirty_sectors_wrong, FSCK_ERR_alloc_key_stripe_sectors_wrong,
 	FSCK_ERR_alloc_key_cached_sectors_wrong, FSCK_ERR_alloc_key_stripe_wrong,
 	FSCK_ERR_alloc_key_stripe_redundancy_wrong, FSCK_ERR_alloc_key_fragmentation_lru_wrong,
+	FSCK_ERR_alloc_key_oldest_gen_wrong,
 };
 
 static u64 alloc_field(const struct bkfs_alloc *a, unsigned f)
@@ -1097,7 +1113,8 @@ static u64 alloc_field(const struct bkfs_alloc *a, unsigned f)
 	case 4: return a->cached_sectors;
 	case 5: return a->stripe;
 	case 6: return a->stripe_redundancy;
-	default: return a->fragmentation_lru;
+	case 7: return a->fragmentation_lru;
+	default: return a->oldest_gen; /* never newer than gen */
 	}
 }
 

@@ -1210,7 +1210,7 @@ static void ext_damaged_text(struct dctx *c, struct ext_target *t, const char *w
 	path_of(c, t->k.k.p.inode, &c->damaged);
 }
 
-enum ptr_edit { PE_GEN_UP, PE_GEN_DOWN, PE_DEV, PE_BUCKET, PE_TOO_STALE, PE_BTREE_BUCKET };
+enum ptr_edit { PE_GEN_UP, PE_GEN_DOWN, PE_DEV, PE_BUCKET, PE_TOO_STALE, PE_BTREE_BUCKET, PE_JOURNAL_BUCKET };
 
 static int ptr_kind(struct dctx *c, enum ptr_edit e)
 {
@@ -1291,6 +1291,29 @@ static int ptr_kind(struct dctx *c, enum ptr_edit e)
 		pb_printf(&c->lost, "the extent's data (%u sectors)", t.k.k.size);
 		break;
 	}
+	case PE_JOURNAL_BUCKET: {
+		/* a journal bucket of the same device, with that bucket's gen */
+		const struct bkfs_member *m = &c->sb.members[p->dev];
+		if (!m->journal_nr_buckets) {
+			no_target(c, "no journal bucket on the extent's device");
+			return NO_TARGET;
+		}
+		u64 b = m->journal_bucket_start + pick(c, m->journal_nr_buckets);
+		struct bkey_buf ak;
+		if ((ret = btree_lookup(c->fs, BTREE_ID_alloc, POS(p->dev, b), &ak))) {
+			no_target(c, "journal bucket %llu has no alloc key", (unsigned long long)b);
+			return NO_TARGET;
+		}
+		u8 gen = ((const struct bkfs_alloc *)bkey_val(&ak.k))->gen;
+		u32 len = t.k.k.size + bkey_extent(&t.k.k)->offset;
+		u64 off = b * c->bucket_sectors + (len < c->bucket_sectors ? pick(c, c->bucket_sectors - len) : 0);
+		snprintf(what, sizeof(what), "offset %llu -> %llu, gen %u -> %u (into journal bucket %llu)",
+			 (unsigned long long)p->offset, (unsigned long long)off, p->gen, gen, (unsigned long long)b);
+		p->offset = off;
+		p->gen = gen;
+		pb_printf(&c->lost, "the extent's data (%u sectors)", t.k.k.size);
+		break;
+	}
 	}
 	ext_damaged_text(c, &orig, what);
 	bkey_ptrs(&orig.k.k, &ptrs);
@@ -1317,6 +1340,118 @@ static int k_ptr_too_stale(struct dctx *c) { return ptr_kind(c, PE_TOO_STALE); }
 static int k_ptr_invalid_device(struct dctx *c) { return ptr_kind(c, PE_DEV); }
 static int k_ptr_invalid_bucket(struct dctx *c) { return ptr_kind(c, PE_BUCKET); }
 static int k_ptr_data_type_mismatch(struct dctx *c) { return ptr_kind(c, PE_BTREE_BUCKET); }
+static int k_ptr_journal_bucket(struct dctx *c) { return ptr_kind(c, PE_JOURNAL_BUCKET); }
+
+static u64 unused_inum(struct dctx *c);
+
+/* An extent of size 2^32-1 for an inode that does not exist, appended to the
+ * last leaf of the extents btree (so the walk marks it after every real
+ * extent), with a copy of a real extent's pointer: marking it would take that
+ * bucket's dirty count past 2^32-1. The bucket holds no indirect extent (the
+ * reflink btree is walked later). */
+static int k_sector_count_overflow(struct dctx *c)
+{
+	int ret = walk_nodes(c);
+	if (!ret)
+		ret = load_inodes(c);
+	if (ret)
+		return ret;
+	u64 *rl = NULL, *v = NULL;
+	size_t nrl = 0, crl = 0, n = 0, cv = 0;
+	struct btree_iter it;
+	struct bkey *k;
+	for_each_btree_key(it, c->fs, BTREE_ID_reflink, POS_MIN, k, ret) {
+		struct bkfs_ptr *ptrs;
+		unsigned np = bkey_ptrs(k, &ptrs);
+		for (unsigned i = 0; i < np; i++)
+			if (!grow((void **)&rl, &crl, nrl, sizeof(*rl)))
+				rl[nrl++] = bkey_of(ptrs[i].dev, ptrs[i].offset / c->bucket_sectors);
+	}
+	if (!ret) {
+		if (nrl)
+			qsort(rl, nrl, sizeof(*rl), u64_cmp);
+		for_each_btree_key(it, c->fs, BTREE_ID_extents, POS_MIN, k, ret) {
+			struct bkfs_ptr *ptrs;
+			if (k->type != KEY_TYPE_extent || !bkey_ptrs(k, &ptrs) || (ptrs[0].flags & (PTR_CACHED | PTR_HAS_STRIPE)))
+				continue;
+			u64 key = bkey_of(ptrs[0].dev, ptrs[0].offset / c->bucket_sectors);
+			if (nrl && refs_of(rl, nrl, key))
+				continue;
+			if (!grow((void **)&v, &cv, n, 2 * sizeof(*v))) {
+				v[2 * n] = k->p.inode;
+				v[2 * n + 1] = k->p.offset;
+				n++;
+			}
+		}
+	}
+	free(rl);
+	struct bkey_buf src;
+	if (!ret && !n) {
+		free(v);
+		no_target(c, "no extent with a data pointer into a bucket without indirect extents");
+		return NO_TARGET;
+	}
+	if (!ret) {
+		size_t i = pick(c, n);
+		ret = btree_lookup(c->fs, BTREE_ID_extents, POS(v[2 * i], v[2 * i + 1]), &src);
+	}
+	free(v);
+	if (ret)
+		return ret;
+	struct dnode *leaf = NULL;
+	for (size_t i = 0; i < c->nr_nodes; i++)
+		if (c->nodes[i].id == BTREE_ID_extents && !c->nodes[i].level && bpos_eq(c->nodes[i].max, POS_MAX))
+			leaf = &c->nodes[i];
+	if (!leaf) {
+		no_target(c, "the last leaf of the extents btree is not written");
+		return NO_TARGET;
+	}
+	u64 inum = unused_inum(c);
+	struct bkey_buf kb;
+	bkey_init(&kb.k, KEY_TYPE_extent, POS(inum, UINT32_MAX), extent_val_bytes(1));
+	kb.k.size = UINT32_MAX;
+	kb.k.version = src.k.version;
+	struct bkfs_extent *e = bkey_val(&kb.k);
+	e->nr_ptrs = 1;
+	e->ptrs[0] = bkey_extent(&src.k)->ptrs[0];
+	struct printbuf why = PRINTBUF;
+	if (bkey_validate(&kb.k, BTREE_ID_extents, 0, &why)) {
+		fprintf(stderr, "bkfs debug corrupt: internal: the new extent does not validate: %s\n", pb_str(&why));
+		pb_exit(&why);
+		return -BKFS_E_INVAL;
+	}
+	pb_exit(&why);
+	u8 *buf = node_read(c, &leaf->ptr);
+	if (!buf)
+		return -BKFS_E_IO;
+	struct bkfs_node_hdr *h = hdr(buf);
+	if (h->nr_keys && bpos_cmp(node_buf_key(buf, h->nr_keys - 1)->p, kb.k.p) >= 0) {
+		free(buf);
+		no_target(c, "the last extents leaf holds a key past inode %llu", (unsigned long long)inum);
+		return NO_TARGET;
+	}
+	if (h->used_bytes + bkey_bytes(&kb.k) > c->node_bytes) {
+		free(buf);
+		no_target(c, "no room in the last extents leaf");
+		return NO_TARGET;
+	}
+	memcpy(buf + h->used_bytes, &kb.k, bkey_bytes(&kb.k));
+	h->used_bytes += bkey_bytes(&kb.k);
+	h->nr_keys++;
+	node_csum_set(buf);
+	pb_printf(&c->damaged, "extent of %u sectors for inode %llu, which does not exist, appended to ", kb.k.size,
+		  (unsigned long long)inum);
+	node_text(&c->damaged, leaf);
+	pb_printf(&c->damaged, ", pointer ");
+	ptr_to_text(&c->damaged, &e->ptrs[0]);
+	pb_printf(&c->damaged, " (bucket %llu, shared with the extent of inode %llu ending at sector %llu)",
+		  (unsigned long long)(e->ptrs[0].offset / c->bucket_sectors), (unsigned long long)src.k.p.inode,
+		  (unsigned long long)src.k.p.offset);
+	pb_printf(&c->lost, "none: the added extent belongs to no inode");
+	ret = node_queue(c, &leaf->ptr, buf);
+	free(buf);
+	return ret;
+}
 
 /* ---- alloc keys ---- */
 
@@ -1349,7 +1484,7 @@ static int pick_alloc(struct dctx *c, enum alloc_sel sel, struct bkey_buf *out)
 	return ret;
 }
 
-enum alloc_edit { AE_DELETE_USER, AE_DELETE_FREE, AE_DIRTY, AE_GEN, AE_DATA_TYPE, AE_CACHED, AE_FRAG, AE_JSEQ };
+enum alloc_edit { AE_DELETE_USER, AE_DELETE_FREE, AE_DIRTY, AE_GEN, AE_DATA_TYPE, AE_CACHED, AE_FRAG, AE_JSEQ, AE_OLDEST };
 
 static int alloc_kind(struct dctx *c, enum alloc_edit e)
 {
@@ -1397,6 +1532,12 @@ static int alloc_kind(struct dctx *c, enum alloc_edit e)
 			  (unsigned long long)(a->fragmentation_lru ^ (1ull << 40)));
 		a->fragmentation_lru ^= 1ull << 40;
 		break;
+	case AE_OLDEST: {
+		u8 og = (u8)(a->gen + 1 + pick(c, 16));
+		pb_printf(&c->damaged, "oldest_gen %u -> %u (newer than its gen %u)", a->oldest_gen, og, a->gen);
+		a->oldest_gen = og;
+		break;
+	}
 	case AE_JSEQ: {
 		u64 cur = journal_cur_seq(c->fs);
 		u64 nv = cur + 1000000 + pick(c, 1000);
@@ -1424,6 +1565,7 @@ static int k_alloc_data_type(struct dctx *c) { return alloc_kind(c, AE_DATA_TYPE
 static int k_alloc_cached_sectors(struct dctx *c) { return alloc_kind(c, AE_CACHED); }
 static int k_alloc_fragmentation(struct dctx *c) { return alloc_kind(c, AE_FRAG); }
 static int k_alloc_journal_seq(struct dctx *c) { return alloc_kind(c, AE_JSEQ); }
+static int k_alloc_oldest_gen(struct dctx *c) { return alloc_kind(c, AE_OLDEST); }
 
 /* ---- accounting and versions ---- */
 
@@ -2499,6 +2641,11 @@ static const struct kind kinds[] = {
 	{ "ptr_data_type_mismatch", "ptr_bucket_data_type_mismatch",
 	  "an extent pointer moved into a bucket holding btree nodes (with that bucket's gen)", k_ptr_data_type_mismatch },
 	/* alloc keys */
+	{ "ptr_journal_bucket", "bucket_metadata_type_mismatch",
+	  "an extent pointer moved into a journal bucket (with that bucket's gen)", k_ptr_journal_bucket },
+	{ "sector_count_overflow", "bucket_sector_count_overflow",
+	  "an extent of 2^32-1 sectors for a nonexistent inode added to a leaf, pointing into a bucket with data",
+	  k_sector_count_overflow },
 	{ "missing_alloc_key", "ptr_to_missing_alloc_key", "the alloc key of a bucket holding user data deleted",
 	  k_missing_alloc_key },
 	{ "alloc_key_missing", "alloc_key_missing", "the alloc key of a free bucket deleted", k_alloc_key_missing },
@@ -2512,6 +2659,8 @@ static const struct kind kinds[] = {
 	  k_alloc_cached_sectors },
 	{ "alloc_fragmentation", "alloc_key_fragmentation_lru_wrong",
 	  "a user bucket's alloc key fragmentation index changed", k_alloc_fragmentation },
+	{ "alloc_oldest_gen", "alloc_key_oldest_gen_wrong", "a user bucket's alloc key oldest_gen made newer than its gen",
+	  k_alloc_oldest_gen },
 	{ "alloc_journal_seq", "alloc_key_journal_seq_in_future",
 	  "a user bucket's alloc key journal_seq set beyond the journal", k_alloc_journal_seq },
 	/* accounting, versions, superblock */

@@ -278,6 +278,80 @@ static void test_bitmap(void)
 	cycle("btree bitmap", FSCK_ERR_btree_bitmap_not_marked, &n);
 }
 
+/* oldest_gen newer than the bucket's gen: no pointer can carry it */
+static void test_oldest_gen(void)
+{
+	struct bkfs_fs *fs;
+	CHECK_EQ(damage_begin(&fs), 0);
+	u64 b = find_bucket(fs, DATA_user);
+	CHECK(b != 0);
+	struct bkfs_alloc *a = bucket_get(fs, 0, b);
+	u8 gen = a->gen;
+	a->oldest_gen = gen + 1;
+	bucket_set_dirty(fs, 0, b);
+	CHECK_EQ(bkfs_close(fs), 0);
+	struct fsck_result n;
+	cycle("oldest_gen", FSCK_ERR_alloc_key_oldest_gen_wrong, &n);
+	CHECK_EQ(n.nr, 1);
+	CHECK_EQ(open_fs(BKFS_OPEN_RDONLY, &fs), 0);
+	CHECK_EQ(bucket_get(fs, 0, b)->oldest_gen, gen);
+	CHECK_EQ(bucket_get(fs, 0, b)->gen, gen);
+	bkfs_close_nowrite(fs);
+}
+
+/* a data pointer into a journal bucket (with its gen): the metadata bucket
+ * keeps its type, the pointer goes */
+static void test_metadata_bucket(void)
+{
+	struct bkfs_fs *fs;
+	struct bkey_buf kb;
+	CHECK_EQ(damage_begin(&fs), 0);
+	u64 jb = fs->sb.members[0].journal_bucket_start + 1;
+	CHECK(fs->sb.members[0].journal_nr_buckets > 1);
+	CHECK_EQ(bucket_get(fs, 0, jb)->data_type, DATA_journal);
+	CHECK_EQ(first_extent(fs, f2, &kb), 0);
+	struct bkfs_ptr *p = &bkey_extent(&kb.k)->ptrs[0];
+	p->offset = jb * fs->sb.bucket_size;
+	p->gen = bucket_get(fs, 0, jb)->gen;
+	CHECK_EQ(btree_insert_key(fs, BTREE_ID_extents, &kb.k), 0);
+	CHECK_EQ(bkfs_close(fs), 0);
+	struct fsck_result n;
+	cycle("metadata bucket", FSCK_ERR_bucket_metadata_type_mismatch, &n);
+	CHECK(!fsck_result_has(&n, FSCK_ERR_ptr_bucket_data_type_mismatch));
+	CHECK(fsck_result_has(&n, FSCK_ERR_extent_all_ptrs_dropped));
+	CHECK(!fsck_result_has(&n, FSCK_ERR_alloc_key_data_type_wrong));
+	CHECK_EQ(n.lost_extents, 1);
+}
+
+/* an extent whose size would take its bucket's dirty count past 2^32-1:
+ * the pointer that overflows goes, the bucket's count stays exact */
+static void test_sector_overflow(void)
+{
+	struct bkfs_fs *fs;
+	struct bkey_buf kb;
+	CHECK_EQ(damage_begin(&fs), 0);
+	CHECK_EQ(first_extent(fs, f1, &kb), 0);
+	u64 bucket = bkey_extent(&kb.k)->ptrs[0].offset / fs->sb.bucket_size;
+	u32 before = bucket_get(fs, 0, bucket)->dirty_sectors;
+	CHECK(before > 0);
+	kb.k.p.offset = UINT32_MAX;
+	kb.k.size = UINT32_MAX;
+	kb.k.version = ++fs->key_version;
+	bkey_extent(&kb.k)->csum_type = CSUM_NONE;
+	bkey_extent(&kb.k)->csum_sectors = 0;
+	bkey_extent(&kb.k)->offset = 0;
+	CHECK_EQ(bkey_validate(&kb.k, BTREE_ID_extents, 0, NULL), 0);
+	CHECK_EQ(btree_insert_key(fs, BTREE_ID_extents, &kb.k), 0);
+	CHECK_EQ(bkfs_close(fs), 0);
+	struct fsck_result n;
+	cycle("sector count overflow", FSCK_ERR_bucket_sector_count_overflow, &n);
+	CHECK(fsck_result_has(&n, FSCK_ERR_extent_all_ptrs_dropped));
+	CHECK(!fsck_result_has(&n, FSCK_ERR_alloc_key_dirty_sectors_wrong));
+	CHECK_EQ(open_fs(BKFS_OPEN_RDONLY, &fs), 0);
+	CHECK_EQ(bucket_get(fs, 0, bucket)->dirty_sectors, before);
+	bkfs_close_nowrite(fs);
+}
+
 static void test_journal_seq(void)
 {
 	struct bkfs_fs *fs;
@@ -462,6 +536,9 @@ int main(void)
 	test_version_in_future();
 	test_bitmap();
 	test_journal_seq();
+	test_oldest_gen();
+	test_metadata_bucket();
+	test_sector_overflow();
 	test_reflink();
 	test_unclean();
 	test_interior_ptr();
