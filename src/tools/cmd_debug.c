@@ -1001,6 +1001,72 @@ out:
 	return ret;
 }
 
+/* Below a level-2 node, a level-1 node P whose next sibling L is older gets
+ * L's first child's range: P's max_key (header and pointer) moves up to that
+ * child's end. L is not newer, so its start is trimmed to follow P; P's
+ * missing range is filled from the scanned leaves (that child); and L's first
+ * child, now entirely before L's start, is overwritten by the previous node.
+ * Nothing is lost: the child moves from L to P. */
+static int k_topology_overlap_prev(struct dctx *c)
+{
+	int ret = walk_nodes(c);
+	if (ret)
+		return ret;
+	struct sib_pair cand[1024];
+	size_t n = 0;
+	for (size_t i = 0; i < c->nr_nodes && n < ARRAY_SIZE(cand); i++) {
+		struct dnode *p = &c->nodes[i];
+		if (p->level != 2 || p->nr_keys != nr_children(c, (int)i))
+			continue;
+		for (u32 j = 1; j < p->nr_keys && n < ARRAY_SIZE(cand); j++) {
+			int a = child_at(c, (int)i, j - 1), b = child_at(c, (int)i, j);
+			if (a < 0 || b < 0 || c->nodes[a].seq <= c->nodes[b].seq || c->nodes[b].nr_keys < 2 ||
+			    c->nodes[b].nr_keys != nr_children(c, b) || child_at(c, b, 0) < 0)
+				continue;
+			cand[n++] = (struct sib_pair){ i, a, b };
+		}
+	}
+	if (!n) {
+		no_target(c, "no level-2 node with a level-1 child older than its predecessor (three-level btrees: "
+			     "format with small nodes, e.g. --btree-node-size 4k)");
+		return NO_TARGET;
+	}
+	struct sib_pair s = cand[pick(c, n)];
+	struct dnode *gp = &c->nodes[s.parent], *a = &c->nodes[s.prev], *b = &c->nodes[s.cur];
+	struct dnode *first = &c->nodes[child_at(c, s.cur, 0)];
+	struct bpos x = first->max;
+	node_text(&c->damaged, a);
+	pb_printf(&c->damaged, ": max_key moved up to ");
+	bpos_to_text(&c->damaged, x);
+	pb_printf(&c->damaged, ", over the first child ");
+	node_text(&c->damaged, first);
+	pb_printf(&c->damaged, " of its older next sibling ");
+	node_text(&c->damaged, b);
+	pb_printf(&c->lost, "none: the child is found by the node scan and moves to the previous node");
+	u8 *ab = node_read(c, &a->ptr), *pb = node_read(c, &gp->ptr);
+	if (!ab || !pb) {
+		ret = -BKFS_E_IO;
+		goto out;
+	}
+	hdr(ab)->max_key = x;
+	node_csum_set(ab);
+	struct bkey_buf kb;
+	struct bkey *pk = node_buf_key(pb, a->pidx);
+	memcpy(&kb, pk, bkey_bytes(pk));
+	kb.k.p = x;
+	ret = node_buf_replace(pb, c->node_bytes, a->pidx, &kb.k);
+	if (!ret) {
+		node_csum_set(pb);
+		ret = node_queue(c, &a->ptr, ab);
+	}
+	if (!ret)
+		ret = node_queue(c, &gp->ptr, pb);
+out:
+	free(ab);
+	free(pb);
+	return ret;
+}
+
 /* A node's min_key (header and pointer) moved back into its newer
  * predecessor's range: it must be trimmed back (bad min_key). */
 static int k_topology_overlap_trim(struct dctx *c)
@@ -2627,6 +2693,9 @@ static const struct kind kinds[] = {
 	  "a leaf claims the range (and holds the keys, when they fit) of its older predecessor", k_topology_overlap },
 	{ "topology_overlap_trim", "btree_node_topology_bad_min_key",
 	  "a leaf's min_key moved back into its newer predecessor's range (no keys there)", k_topology_overlap_trim },
+	{ "topology_overlap_prev", "btree_node_topology_overwritten_by_prev_node",
+	  "a level-1 node's max_key moved over the first child of its older next sibling (three-level btrees only)",
+	  k_topology_overlap_prev },
 	{ "interior_node_empty", "btree_node_topology_interior_node_empty",
 	  "the alloc btree's level-1 root loses every child and no alloc node is left to scan", k_interior_node_empty },
 	/* pointers */

@@ -12,6 +12,9 @@
 #     naming the inode or path). They are printed, with their lost+found copy
 #     when one has the same content.
 #
+# Kinds in DEEP_KINDS need a btree of three levels: they run on a second
+# image of the same tree formatted with 4 KiB btree nodes.
+#
 # Environment: CORRUPT_KINDS="k1 k2" (default: all), CORRUPT_SEEDS="1 2"
 # (default 1), CORRUPT_FILES (default 1500; 600 under ASan), CORRUPT_IMG_SIZE
 # (default 256M), CORRUPT_JOBS (kinds checked in parallel, default nproc, at
@@ -48,6 +51,21 @@ fi
 manifest "$T/base.img" "$T/base.out" "$T/manifest" || die "extract of the fresh image failed"
 echo "$(wc -l < "$T/manifest") regular files in the manifest"
 
+DEEP_KINDS=" topology_overlap_prev "
+for kind in "${KINDS[@]}"; do
+	case "$DEEP_KINDS" in *" $kind "*) ;; *) continue ;; esac
+	echo "== sample image with 4 KiB btree nodes (for $kind)"
+	rm -f "$T/deep.img"
+	truncate -s "$IMG_SIZE" "$T/deep.img"
+	"$BKFS" format --btree-node-size 4k --source "$T/src" "$T/deep.img" > "$T/deep.img.format.log" 2>&1 ||
+		{ cat "$T/deep.img.format.log"; die "format --btree-node-size 4k --source failed"; }
+	share_big "$T/deep.img"
+	rc=0; "$BKFS" fsck -n "$T/deep.img" > "$T/deep.fsck.log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || { cat "$T/deep.fsck.log"; die "fsck -n of the fresh 4 KiB-node image exits $rc, not 0"; }
+	manifest "$T/deep.img" "$T/deep.out" "$T/deep.manifest" || die "extract of the fresh 4 KiB-node image failed"
+	break
+done
+
 pass=() fail=()
 
 # summarize JSON: the finding names in order of first appearance, with counts
@@ -58,12 +76,13 @@ summarize() {
 
 # check_kind KIND SEED: 0 if everything holds; prints why not
 check_kind() {
-	local kind=$1 seed=$2 W=$T/k/$1.$2 expect rc
+	local kind=$1 seed=$2 W=$T/k/$1.$2 expect rc base=base man=manifest
+	case "$DEEP_KINDS" in *" $kind "*) base=deep man=deep.manifest ;; esac
 	rm -rf "$W"
 	mkdir -p "$W"
 	expect=$(corrupt_expect "$kind")
 	[ -n "$expect" ] || { echo "  unknown kind"; return 1; }
-	cp --sparse=always "$T/base.img" "$W/img"
+	cp --sparse=always "$T/$base.img" "$W/img"
 
 	rc=0; "$BKFS" debug corrupt "$kind" --seed "$seed" "$W/img" > "$W/corrupt.log" 2> "$W/corrupt.err" || rc=$?
 	sed 's/^/  | /' "$W/corrupt.log" | grep -v '^  | affects:' | cut -c1-400
@@ -117,7 +136,7 @@ check_kind() {
 			return 1
 		fi
 	fi
-	compare_manifest "$T/manifest" "$W/out" > "$W/changed"
+	compare_manifest "$T/$man" "$W/out" > "$W/changed"
 	local nchanged unexplained=0
 	nchanged=$(wc -l < "$W/changed")
 	if [ "$nchanged" -gt 0 ]; then
@@ -140,7 +159,7 @@ check_kind() {
 		while read -r what path; do
 			local rel=${path#.} inum hash where explained
 			inum=$(awk -v p="$rel" '$2 == p { print $1; exit }' "$W/affects")
-			hash=$(awk -v p="$path" '$2 == p { print $1; exit }' "$T/manifest")
+			hash=$(awk -v p="$path" '$2 == p { print $1; exit }' "$T/$man")
 			where=""
 			[ -n "$hash" ] && where=$(awk -v h="$hash" '$1 == h { print $2; exit }' "$W/lf.sums")
 			if [ -z "$inum" ]; then
