@@ -32,6 +32,7 @@ void alloc_exit(struct bkfs_fs *fs)
 	}
 	free(as->dirty);
 	free(as->closing);
+	free(as->empty_stripes);
 	free(as->acct);
 	free(as);
 	fs->alloc = NULL;
@@ -312,6 +313,61 @@ static void close_data_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
 	as->closing[as->nr_closing++] = (u64)dev << 48 | b;
 }
 
+void alloc_bucket_put(struct bkfs_fs *fs, unsigned dev, u64 b)
+{
+	close_data_bucket(fs, dev, b);
+}
+
+void alloc_note_empty_stripe(struct bkfs_fs *fs, u32 idx)
+{
+	struct alloc_state *as = ALLOC(fs);
+	for (size_t i = 0; i < as->nr_empty_stripes; i++)
+		if (as->empty_stripes[i] == idx)
+			return;
+	if (as->nr_empty_stripes == as->empty_stripes_cap) {
+		size_t nc = as->empty_stripes_cap ? as->empty_stripes_cap * 2 : 8;
+		u32 *n = realloc(as->empty_stripes, nc * sizeof(*n));
+		if (!n)
+			return; /* the stripe stays, empty: the next bkfs erasure-code run deletes it */
+		as->empty_stripes = n;
+		as->empty_stripes_cap = nc;
+	}
+	as->empty_stripes[as->nr_empty_stripes++] = idx;
+}
+
+int alloc_delete_empty_stripes(struct bkfs_fs *fs)
+{
+	struct alloc_state *as = ALLOC(fs);
+	int ret = 0;
+	while (!ret && as && as->nr_empty_stripes) {
+		u32 idx = as->empty_stripes[--as->nr_empty_stripes];
+		struct bkey_buf kb;
+		if (btree_lookup(fs, BTREE_ID_stripes, POS(0, idx), &kb) || kb.k.type != KEY_TYPE_stripe)
+			continue;
+		const struct bkfs_stripe *s = bkey_val(&kb.k);
+		const u16 *bs = stripe_block_sectors((struct bkfs_stripe *)s);
+		bool empty = true;
+		for (unsigned b = 0; b + s->nr_redundant < s->nr_blocks; b++)
+			empty &= !bs[b];
+		if (!empty)
+			continue;
+		struct trans t;
+		trans_init(&t, fs);
+		ret = trans_delete(&t, BTREE_ID_stripes, kb.k.p);
+		if (!ret)
+			ret = trans_commit(&t, 0);
+		trans_exit(&t);
+	}
+	return ret;
+}
+
+static int engine_commit_done(struct bkfs_fs *fs)
+{
+	if (fs->flags & BKFS_OPEN_FSCK)
+		return 0; /* the checker changes only what it reports */
+	return alloc_delete_empty_stripes(fs);
+}
+
 /* After a commit applied its keys: buckets left by write points are closed. */
 static void release_closing(struct bkfs_fs *fs)
 {
@@ -568,6 +624,7 @@ int alloc_reload(struct bkfs_fs *fs)
 const struct bkfs_hooks bkfs_engine_hooks = {
 	.trigger = engine_trigger,
 	.commit_prepare = engine_commit_prepare,
+	.commit_done = engine_commit_done,
 	.journal_commit = journal_commit_trans,
 	.journal_cur_seq = journal_cur_seq,
 	.node_alloc = engine_node_alloc,

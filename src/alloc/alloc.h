@@ -59,6 +59,10 @@ struct alloc_state {
 	size_t nr_acct, acct_cap;
 	unsigned rr;          /* round-robin device start */
 	u64 nr_invalidated;
+	/* stripes whose data blocks all became empty in the last commit: the
+	 * commit's follow-up deletes them if they still are */
+	u32 *empty_stripes;
+	size_t nr_empty_stripes, empty_stripes_cap;
 };
 
 static inline struct alloc_state *ALLOC(struct bkfs_fs *fs) { return fs->alloc; }
@@ -97,6 +101,14 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *bucket);
 /* Allocate space for data: up to want sectors on nr distinct devices; the
  * same length on each. Returns the length in *got. */
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got);
+/* A bucket from alloc_bucket() that was filled by other means than a write
+ * point (parity of a stripe): it stops being open at the next commit. */
+void alloc_bucket_put(struct bkfs_fs *fs, unsigned dev, u64 b);
+/* A stripe's data blocks are all empty (the stripe_ptr trigger). */
+void alloc_note_empty_stripe(struct bkfs_fs *fs, u32 idx);
+/* Delete the stripes noted empty that still are (one transaction each):
+ * their parity buckets become free. Run after every commit. */
+int alloc_delete_empty_stripes(struct bkfs_fs *fs);
 /* Close a data write point so the next write starts a fresh bucket. */
 void alloc_close_write_points(struct bkfs_fs *fs);
 u64 alloc_free_buckets(struct bkfs_fs *fs, unsigned dev);

@@ -31,6 +31,9 @@ static int mark_data_ptrs(struct mark_ctx *c, const struct bkey *k, struct bkfs_
 				return ret;
 			if (c->ops->stripe_ptr && (ret = c->ops->stripe_ptr(c, p, sectors)) < 0)
 				return ret;
+			/* erasure-coded data counts as user data on its device */
+			dirty_mask |= 1u << (p->dev & 31);
+			dirty_sectors += sectors;
 		} else {
 			if ((ret = c->ops->bucket(c, p, DATA_user, sectors, CNT_DIRTY)) < 0)
 				return ret;
@@ -194,10 +197,93 @@ static int normal_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
 	return ret;
 }
 
+/* The update of t to the stripes btree at p not applied yet, or NULL:
+ * updates at or before the one being applied are in the btree already. */
+static struct bkey *stripe_pending(struct trans *t, struct bpos p)
+{
+	for (size_t i = t->nr; i-- > t->applying + 1;)
+		if (t->u[i].btree_id == BTREE_ID_stripes && bpos_eq(t->u[i].k->p, p))
+			return t->u[i].k;
+	return NULL;
+}
+
+static bool stripe_data_empty(const struct bkfs_stripe *s)
+{
+	const u16 *bs = stripe_block_sectors((struct bkfs_stripe *)s);
+	for (unsigned b = 0; b + s->nr_redundant < s->nr_blocks; b++)
+		if (bs[b])
+			return false;
+	return true;
+}
+
+/* An erasure-coded pointer adds sectors to its block's count in the stripe
+ * key: one pending update of the stripe per transaction, changed in place.
+ * A stripe whose data blocks all reach zero is deleted after the commit
+ * (alloc_delete_empty_stripes): a later update of the same transaction may
+ * still add to it. Under fsck a missing stripe is the checker's to report. */
+static int normal_stripe_ptr(struct mark_ctx *c, const struct bkfs_ptr *p, s64 sectors)
+{
+	struct trans *t = c->t;
+	struct bkfs_fs *fs = c->fs;
+	struct bpos pos = POS(0, p->stripe_idx);
+	bool tolerant = fs->flags & BKFS_OPEN_FSCK;
+	if (!t)
+		return tolerant ? 0 : -BKFS_E_INVAL;
+	struct bkey *k = stripe_pending(t, pos);
+	struct bkey_buf kb;
+	if (!k) {
+		int ret = btree_lookup(fs, BTREE_ID_stripes, pos, &kb);
+		if (ret && ret != -BKFS_E_NOENT)
+			return ret;
+		if (ret || kb.k.type != KEY_TYPE_stripe)
+			return tolerant ? 0 : -BKFS_E_CORRUPT;
+		k = &kb.k;
+	} else if (k->type != KEY_TYPE_stripe) {
+		return tolerant ? 0 : -BKFS_E_CORRUPT;
+	}
+	struct bkfs_stripe *s = bkey_val(k);
+	if (p->stripe_block >= s->nr_blocks - s->nr_redundant)
+		return tolerant ? 0 : -BKFS_E_CORRUPT;
+	u16 *bs = stripe_block_sectors(s);
+	s64 v = (s64)bs[p->stripe_block] + sectors;
+	bs[p->stripe_block] = v < 0 ? 0 : v > UINT16_MAX ? UINT16_MAX : (u16)v;
+	if (sectors < 0 && stripe_data_empty(s) && !tolerant)
+		alloc_note_empty_stripe(fs, p->stripe_idx);
+	return k == &kb.k ? trans_update(t, BTREE_ID_stripes, k) : 0;
+}
+
+/* A stripe key names its buckets: each carries the stripe's index and
+ * redundancy while the stripe exists (which keeps it from being reused). */
+static int normal_stripe(struct mark_ctx *c, const struct bkey *k, int sign)
+{
+	struct bkfs_fs *fs = c->fs;
+	const struct bkfs_stripe *s = bkey_val(k);
+	for (unsigned i = 0; i < s->nr_blocks; i++) {
+		const struct bkfs_ptr *p = &s->ptrs[i];
+		if (p->dev >= fs->nr_devs || ptr_bucket(fs, p) >= fs->sb.members[p->dev].nbuckets)
+			return fs->flags & BKFS_OPEN_FSCK ? 0 : -BKFS_E_CORRUPT;
+		u64 b = ptr_bucket(fs, p);
+		struct bkfs_alloc a = *bucket_get(fs, p->dev, b);
+		if (sign > 0) {
+			a.stripe = (u32)k->p.offset;
+			a.stripe_redundancy = s->nr_redundant;
+		} else if (a.stripe == (u32)k->p.offset) {
+			a.stripe = 0;
+			a.stripe_redundancy = 0;
+		}
+		bool parity = i + s->nr_redundant >= s->nr_blocks;
+		a.data_type = alloc_data_type(&a, parity ? DATA_parity : DATA_user);
+		bucket_update(fs, p->dev, b, &a);
+	}
+	return 0;
+}
+
 const struct mark_ops normal_mark_ops = {
 	.bucket = normal_bucket,
 	.acct = normal_acct,
 	.reflink = normal_reflink,
+	.stripe_ptr = normal_stripe_ptr,
+	.stripe = normal_stripe,
 };
 
 /* A pointer of an invalid key the live state rejects was never counted. */
@@ -230,10 +316,23 @@ static int unmark_invalid(struct mark_ctx *c, unsigned btree_id, unsigned level,
 	return bkfs_mark_key(&tc, btree_id, level, k, -1);
 }
 
+/* A stripe key rewritten with only its block counts changed: its buckets,
+ * parity sectors and accounting stay as they are. */
+static bool stripe_counts_only(const struct bkey *old, const struct bkey *new)
+{
+	if (!old || !new || old->type != KEY_TYPE_stripe || new->type != KEY_TYPE_stripe ||
+	    bkey_val_bytes(old) != bkey_val_bytes(new))
+		return false;
+	const struct bkfs_stripe *a = bkey_val(old), *b = bkey_val(new);
+	return !memcmp(a, b, sizeof(*a) + a->nr_blocks * sizeof(struct bkfs_ptr));
+}
+
 int engine_trigger(struct trans *t, unsigned btree_id, unsigned level,
 		   const struct bkey *old, const struct bkey *new)
 {
 	struct mark_ctx c = { .ops = &normal_mark_ops, .fs = t->fs, .t = t };
+	if (btree_id == BTREE_ID_stripes && stripe_counts_only(old, new))
+		return 0;
 	/* mark the new key first: an overwrite in place must never see its
 	 * bucket empty (and bump the gen) in between */
 	int ret = bkfs_mark_key(&c, btree_id, level, new, 1);

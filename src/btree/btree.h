@@ -53,6 +53,8 @@ struct bkfs_hooks {
 	/* btree node space: allocate replicas for a node / release a node's space */
 	int (*node_alloc)(struct bkfs_fs *fs, unsigned btree_id, struct bkfs_btree_ptr *ptr);
 	void (*node_free)(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *ptr);
+	/* after a commit: follow-up work of the layers above (may commit) */
+	int (*commit_done)(struct bkfs_fs *fs);
 	/* checkpoint: flush derived state (alloc keys, accounting) into btrees
 	 * without journaling; returns >0 if it changed anything */
 	int (*checkpoint_prepare)(struct bkfs_fs *fs);
@@ -246,6 +248,7 @@ struct trans {
 	size_t nr_acct, acct_cap;
 	u64 journal_seq;   /* seq of the entry this commit goes into */
 	unsigned flags;    /* COMMIT_* of the commit in progress */
+	size_t applying;   /* index of the update being applied (triggers) */
 };
 #define COMMIT_SYNC (1u << 0)        /* journal entry flushed before returning */
 #define COMMIT_NO_JOURNAL (1u << 1)  /* checkpoint-only updates (bulk/fsck) */

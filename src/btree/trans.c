@@ -95,6 +95,7 @@ static int apply_update(struct trans *t, size_t i)
 	int ret;
 
 	t->u[i].k->version = ++fs->key_version;
+	t->applying = i;
 	if (!t->u[i].no_trigger && fs->hooks && fs->hooks->trigger) {
 		bool invalid = false;
 		ret = btree_lookup_any(fs, id, t->u[i].k->p, &old, &invalid);
@@ -143,6 +144,8 @@ int trans_commit(struct trans *t, unsigned flags)
 			goto err;
 	}
 	trans_reset(t);
+	if (fs->hooks && fs->hooks->commit_done && (ret = fs->hooks->commit_done(fs)))
+		return ret;
 	if (!fs->in_checkpoint && btree_want_checkpoint(fs))
 		ret = btree_checkpoint(fs);
 	return ret;

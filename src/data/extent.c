@@ -1,6 +1,7 @@
 /* extent.c - extent overwrite, data write and read (reflink pointers are
  * read through reflink.c). */
 #include "extent.h"
+#include "ec.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -370,6 +371,18 @@ static int extent_read_region(struct bkfs_fs *fs, const struct bkey *k, u8 *tmp)
 			}
 			ret = 0;
 		}
+	/* no copy reads back: rebuild an erasure-coded one from its stripe */
+	for (unsigned i = 0; i < e->nr_ptrs && ret && ret != -BKFS_E_NOMEM; i++) {
+		const struct bkfs_ptr *p = &e->ptrs[i];
+		if ((p->flags & PTR_CACHED) || !(p->flags & PTR_HAS_STRIPE))
+			continue;
+		int r = ec_reconstruct(fs, p, tmp, region);
+		if (r) {
+			ret = r == -BKFS_E_NOMEM ? r : ret;
+			continue;
+		}
+		ret = e->csum_type == CSUM_CRC32C && bkfs_crc32c(0, tmp, region) != e->csum ? -BKFS_E_CSUM : 0;
+	}
 	return ret;
 }
 

@@ -286,7 +286,7 @@ static int name_validate(const u8 *name, unsigned len, const char *what, struct 
 	return 0;
 }
 
-static size_t stripe_val_bytes(unsigned nr_blocks)
+size_t stripe_val_bytes(unsigned nr_blocks)
 {
 	return ROUND_UP(sizeof(struct bkfs_stripe) +
 			(size_t)nr_blocks * (sizeof(struct bkfs_ptr) + sizeof(u16)), 8);
@@ -409,6 +409,14 @@ int bkey_validate(const struct bkey *k, unsigned btree_id, unsigned level, struc
 			INVALID("stripe: nr_redundant %u >= nr_blocks %u", s->nr_redundant, s->nr_blocks);
 		if (vb != stripe_val_bytes(s->nr_blocks))
 			INVALID("stripe: value %zu bytes for %u blocks", vb, s->nr_blocks);
+		if (s->nr_blocks > STRIPE_MAX_BLOCKS)
+			INVALID("stripe: %u blocks, at most %u", s->nr_blocks, STRIPE_MAX_BLOCKS);
+		if (s->algorithm != STRIPE_ALG_RS_CAUCHY)
+			INVALID("stripe: unknown algorithm %u", s->algorithm);
+		if (!s->sectors)
+			INVALID("stripe: blocks of 0 sectors");
+		if (k->p.inode || !k->p.offset || k->p.offset > UINT32_MAX || k->p.snapshot)
+			INVALID("stripe: position is not (0, index 1..2^32-1)");
 		return 0;
 	}
 	case KEY_TYPE_reflink_p:

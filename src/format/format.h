@@ -276,6 +276,9 @@ struct bkfs_stripe {
 	u8 pad[3];
 	struct bkfs_ptr ptrs[]; /* nr_blocks, then u16 block_sectors[nr_blocks] */
 } __attribute__((packed));
+#define STRIPE_MAX_BLOCKS 16
+#define STRIPE_ALG_RS_CAUCHY 0 /* Reed-Solomon, Cauchy matrix over GF(2^8) (ISA-L) */
+size_t stripe_val_bytes(unsigned nr_blocks);
 static inline u16 *stripe_block_sectors(struct bkfs_stripe *s)
 {
 	return (u16 *)&s->ptrs[s->nr_blocks];

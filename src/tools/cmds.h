@@ -16,4 +16,5 @@ int cmd_gc_gens(int argc, char **argv);     /* cmd_fsck.c */
 int cmd_debug(int argc, char **argv);       /* cmd_debug.c */
 int cmd_mount(int argc, char **argv);       /* cmd_mount.c */
 int cmd_reflink(int argc, char **argv);     /* cmd_reflink.c */
+int cmd_ec(int argc, char **argv);          /* cmd_ec.c: bkfs erasure-code */
 #endif

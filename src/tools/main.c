@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "list",       cmd_list,       "print btree keys, one per line" },
 	{ "usage",      cmd_usage,      "print space accounting" },
 	{ "reflink",    cmd_reflink,    "make a file that shares another file's data" },
+	{ "erasure-code", cmd_ec,       "erasure-code written data into stripes (Reed-Solomon)" },
 	{ "scan",       cmd_scan,       "list btree nodes found by scanning the devices" },
 	{ "debug",      cmd_debug,      "debugging tools (damage an image in a named way)" },
 	{ "help",       NULL,           "list commands, or show the help of one: help CMD" },

@@ -1,0 +1,92 @@
+#!/bin/bash
+# erasure_code.sh - `bkfs erasure-code` as a user runs it: four image files
+# filled from a generated tree, striped 3+1; the checker finds nothing; one
+# data block of every stripe wiped on one device: the extracted tree is still
+# identical to the source (rebuilt from parity); two blocks of a stripe
+# wiped: extract reports read errors instead of returning wrong data. Usage
+# errors exit 16, impossible stripes exit 1 and change nothing. (Stripes
+# emptied by deletions, and power cuts while striping: tests/unit/test_ec.c.)
+#
+# Environment (tests/run.sh): BKFS, GENTREE, TMPDIR.
+set -uo pipefail
+
+: "${BKFS:?}" "${GENTREE:?}" "${TMPDIR:?}"
+T=$TMPDIR
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect() {
+	local want=$1
+	shift
+	"$@" > "$T/out" 2> "$T/err"
+	local rc=$?
+	if [ "$rc" != "$want" ]; then
+		echo "--- stdout:" >&2; head -20 "$T/out" >&2
+		echo "--- stderr:" >&2; head -20 "$T/err" >&2
+		fail "'$*' exited $rc, expected $want"
+	fi
+}
+# the tree's regular files, symlinks and directories, compared by content
+same_tree() {
+	diff -r --no-dereference "$1" "$2" 2>&1 | grep -v "is a fifo while\|special file while\|is a socket while"
+}
+
+"$GENTREE" --seed 5 --files 1500 --quiet "$T/src" > /dev/null || fail "gentree failed"
+D=()
+for i in 0 1 2 3; do
+	truncate -s 160M "$T/d$i.img"
+	D+=("$T/d$i.img")
+done
+expect 0 "$BKFS" format --bucket-size 256k --source "$T/src" "${D[@]}"
+
+# ---- usage and impossible requests
+expect 0 "$BKFS" erasure-code --help
+grep -q "usage: bkfs erasure-code" "$T/out" || fail "--help prints no usage"
+expect 16 "$BKFS" erasure-code
+expect 16 "$BKFS" erasure-code --parity x "${D[@]}"
+expect 16 "$BKFS" erasure-code --no-such-option "${D[@]}"
+expect 1 "$BKFS" erasure-code --data 4 --parity 1 "${D[@]}" # 5 blocks on 4 devices
+grep -q "needs" "$T/err" || fail "no reason given for an impossible stripe"
+expect 1 "$BKFS" erasure-code "$T/d0.img" "$T/d1.img" # a member missing
+expect 0 "$BKFS" fsck -n "${D[@]}"                     # nothing changed by the refusals
+
+# ---- striping
+expect 0 "$BKFS" erasure-code "${D[@]}"
+stripes=$(awk '{print $1}' "$T/out")
+[ "${stripes:-0}" -ge 2 ] || fail "erasure-code made ${stripes:-no} stripes: $(cat "$T/out")"
+grep -q "of 3+1 blocks" "$T/out" || fail "default stripe is not 3+1: $(cat "$T/out")"
+expect 0 "$BKFS" fsck -n "${D[@]}"
+expect 0 "$BKFS" list -b stripes "${D[@]}"
+[ "$(grep -c "type stripe" "$T/out")" = "$stripes" ] || fail "list shows a different number of stripes"
+expect 0 "$BKFS" erasure-code "${D[@]}"
+grep -q "^0 stripes" "$T/out" || fail "a second run striped again: $(cat "$T/out")"
+"$BKFS" list -b stripes "${D[@]}" > "$T/stripes"
+
+# ---- one data block of every stripe lost on device 1: all data still reads
+for i in 0 1 2 3; do cp --sparse=always "$T/d$i.img" "$T/d$i.orig"; done
+grep -o "\[[0-2]\] dev 1 off [0-9]*" "$T/stripes" | awk '{print $5}' > "$T/offs"
+[ -s "$T/offs" ] || fail "no data block on device 1"
+while read -r off; do
+	dd if=/dev/zero of="$T/d1.img" bs=512 seek="$off" count=512 conv=notrunc status=none
+done < "$T/offs"
+expect 0 "$BKFS" extract "${D[@]}" "$T/out1"
+[ -z "$(same_tree "$T/src" "$T/out1")" ] || fail "tree differs with one block per stripe lost: $(same_tree "$T/src" "$T/out1" | head -3)"
+expect 0 "$BKFS" fsck -n "${D[@]}"
+
+# ---- two data blocks of one stripe lost: read errors, never wrong bytes
+first=$(head -1 "$T/stripes")
+for dev in $(echo "$first" | grep -o "\[[0-2]\] dev [0-9] off [0-9]*" | head -2 | awk '{print $3 ":" $5}'); do
+	dd if=/dev/zero of="$T/d${dev%%:*}.img" bs=512 seek="${dev##*:}" count=512 conv=notrunc status=none
+done
+"$BKFS" extract "${D[@]}" "$T/out2" > "$T/out" 2> "$T/err"
+[ $? = 1 ] || fail "extract with two blocks of a stripe lost did not exit 1"
+grep -q "checksum mismatch\|I/O error" "$T/err" || fail "no read error reported"
+# every file that differs was reported (under one of its names: a hard
+# link's data is read once)
+same_tree "$T/src" "$T/out2" | grep "differ$" | sed 's/^\(Binary f\|F\)iles [^ ]*\/src\///; s/ and .*//' > "$T/differ"
+sed -n 's/^bkfs extract: \(.*\): read error.*/\1/p' "$T/err" | while read -r f; do stat -c %i "$f"; done | sort -u > "$T/bad_inodes"
+[ -s "$T/differ" ] || fail "no file differs although two blocks of a stripe were lost"
+while read -r f; do
+	grep -qx "$(stat -c %i "$T/out2/$f")" "$T/bad_inodes" || fail "$f differs but no read error was reported for it"
+done < "$T/differ"
+for i in 0 1 2 3; do mv "$T/d$i.orig" "$T/d$i.img"; done
+expect 0 "$BKFS" fsck -n "${D[@]}"
+echo "erasure_code: $stripes stripes, rebuilt reads checked"
