@@ -75,6 +75,7 @@ struct keyref {
 };
 
 struct group {
+	unsigned nr_data; /* the stripe's width: nr_data of ec_ctx, or fewer at the end */
 	struct bkfs_ptr blk[STRIPE_MAX_BLOCKS]; /* data blocks, then parity */
 	struct keyref *refs;
 	size_t nr_refs, cap_refs;
@@ -163,29 +164,41 @@ static struct bkfs_ptr bucket_ptr(struct bkfs_fs *fs, unsigned d, u64 b)
 }
 
 /* The next group: nr_data candidate buckets on distinct devices, parity
- * buckets allocated on nr_parity other devices. 1 when none can be made. */
+ * buckets allocated on nr_parity other devices. When fewer devices have
+ * candidates left, a narrower stripe (down to one data block: a mirror
+ * computed as parity) protects what is left. 1 when none can be made. */
 static int next_group(struct ec_ctx *x, struct group *g)
 {
 	struct bkfs_fs *fs = x->fs;
 	bool used[BKFS_MAX_DEVS] = { 0 };
-	unsigned devs[STRIPE_MAX_BLOCKS];
-	for (unsigned i = 0; i < x->nr_data + x->nr_parity; i++) {
-		int d = pick_dev(x, used, i < x->nr_data ? cand_left : free_left);
+	unsigned devs[STRIPE_MAX_BLOCKS], k = 0;
+	for (; k < x->nr_data; k++) {
+		int d = pick_dev(x, used, cand_left);
+		if (d < 0)
+			break;
+		used[d] = true;
+		devs[k] = d;
+	}
+	if (!k)
+		return 1;
+	for (unsigned i = k; i < k + x->nr_parity; i++) {
+		int d = pick_dev(x, used, free_left);
 		if (d < 0)
 			return 1;
 		used[d] = true;
 		devs[i] = d;
 	}
 	memset(g, 0, sizeof(*g));
-	for (unsigned i = 0; i < x->nr_data; i++) {
+	g->nr_data = k;
+	for (unsigned i = 0; i < k; i++) {
 		unsigned d = devs[i];
 		g->blk[i] = bucket_ptr(fs, d, x->cand[d][x->pos_cand[d]++]);
 	}
-	for (unsigned i = x->nr_data; i < x->nr_data + x->nr_parity; i++) {
+	for (unsigned i = k; i < k + x->nr_parity; i++) {
 		u64 b;
 		int ret = alloc_bucket(fs, devs[i], &b);
 		if (ret) {
-			for (unsigned p = x->nr_data; p < i; p++)
+			for (unsigned p = k; p < i; p++)
 				alloc_bucket_put(fs, g->blk[p].dev, ptr_bucket(fs, &g->blk[p]));
 			return ret == -BKFS_E_NOSPC ? 1 : ret;
 		}
@@ -253,7 +266,7 @@ static int find_refs(struct ec_ctx *x)
 static int write_parity(struct ec_ctx *x, const struct group *g)
 {
 	struct bkfs_fs *fs = x->fs;
-	unsigned k = x->nr_data, m = k + x->nr_parity;
+	unsigned k = g->nr_data, m = k + x->nr_parity;
 	size_t bytes = (size_t)bucket_sectors(fs) << SECTOR_SHIFT;
 	u8 enc[STRIPE_MAX_BLOCKS * STRIPE_MAX_BLOCKS], tables[32 * STRIPE_MAX_BLOCKS * STRIPE_MAX_BLOCKS];
 	u8 *blk[STRIPE_MAX_BLOCKS];
@@ -287,7 +300,7 @@ static bool ref_convert(struct ec_ctx *x, const struct group *g, u32 idx, struct
 	unsigned nr = kb->k.type == KEY_TYPE_extent || kb->k.type == KEY_TYPE_reflink_v ? bkey_ptrs(&kb->k, &ptrs) : 0;
 	bool changed = false;
 	for (unsigned p = 0; p < nr; p++)
-		for (unsigned b = 0; b < x->nr_data; b++) {
+		for (unsigned b = 0; b < g->nr_data; b++) {
 			const struct bkfs_ptr *bp = &g->blk[b];
 			if ((ptrs[p].flags & (PTR_CACHED | PTR_HAS_STRIPE)) || ptrs[p].dev != bp->dev ||
 			    ptrs[p].gen != bp->gen || ptr_bucket(fs, &ptrs[p]) != ptr_bucket(fs, bp))
@@ -305,7 +318,7 @@ static bool ref_convert(struct ec_ctx *x, const struct group *g, u32 idx, struct
 static int make_stripe(struct ec_ctx *x, const struct group *g)
 {
 	struct bkfs_fs *fs = x->fs;
-	unsigned m = x->nr_data + x->nr_parity;
+	unsigned m = g->nr_data + x->nr_parity;
 	if (g->nr_refs > EC_MAX_KEYS_PER_STRIPE || !g->nr_refs || write_parity(x, g))
 		return 1;
 	u32 idx = x->next_idx++;
@@ -334,7 +347,7 @@ static int make_stripe(struct ec_ctx *x, const struct group *g)
 			keys++;
 		}
 	}
-	for (unsigned i = x->nr_data; i < m; i++)
+	for (unsigned i = g->nr_data; i < m; i++)
 		alloc_bucket_put(fs, g->blk[i].dev, ptr_bucket(fs, &g->blk[i]));
 	if (!ret)
 		ret = trans_commit(&t, 0);
@@ -342,7 +355,8 @@ static int make_stripe(struct ec_ctx *x, const struct group *g)
 	if (ret)
 		return ret;
 	x->st->stripes++;
-	x->st->data_buckets += x->nr_data;
+	x->st->narrow += g->nr_data < x->nr_data;
+	x->st->data_buckets += g->nr_data;
 	x->st->parity_buckets += x->nr_parity;
 	x->st->keys += keys;
 	return 0;
@@ -400,7 +414,7 @@ int ec_create_stripes(struct bkfs_fs *fs, unsigned nr_data, unsigned nr_parity, 
 				more = false;
 				break;
 			}
-			for (unsigned b = 0; b < nr_data; b++)
+			for (unsigned b = 0; b < x.g[x.nr_g].nr_data; b++)
 				x.br[x.nr_br++] = (struct blockref){
 					.devb = (u64)x.g[x.nr_g].blk[b].dev << 48 | ptr_bucket(fs, &x.g[x.nr_g].blk[b]),
 					.group = (u32)x.nr_g, .block = (u8)b,
@@ -419,7 +433,7 @@ int ec_create_stripes(struct bkfs_fs *fs, unsigned nr_data, unsigned nr_parity, 
 			} else if (r > 0) {
 				/* its parity buckets go back unused */
 				st->groups_skipped++;
-				for (unsigned b = nr_data; b < nr_data + nr_parity; b++)
+				for (unsigned b = x.g[i].nr_data; b < x.g[i].nr_data + nr_parity; b++)
 					alloc_bucket_put(fs, x.g[i].blk[b].dev, ptr_bucket(fs, &x.g[i].blk[b]));
 			}
 		}

@@ -16,12 +16,15 @@
 
 struct ec_stats {
 	u64 stripes, data_buckets, parity_buckets, keys;
+	u64 narrow; /* stripes with fewer data blocks: the buckets left at the end */
 	u64 groups_skipped; /* a data bucket could not be read, or too many keys */
 };
 
 /* Make stripes of nr_data + nr_parity blocks from the full user-data buckets
  * (no cached data, not in a stripe, not open), one transaction per stripe.
- * Data blocks and parity blocks are all on distinct devices. Returns 0 or
+ * Data blocks and parity blocks are all on distinct devices; when too few
+ * devices have buckets left for a full stripe, narrower ones (down to one
+ * data block) take the rest. Returns 0 or
  * an error; -BKFS_E_INVAL for parameters the filesystem cannot take. */
 int ec_create_stripes(struct bkfs_fs *fs, unsigned nr_data, unsigned nr_parity, struct ec_stats *st);
 

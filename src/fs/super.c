@@ -149,10 +149,15 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 		pb_printf(err, "journal size %llu: must be between 1M and 1G", (unsigned long long)o->journal_size);
 		return -BKFS_E_INVAL;
 	}
-	if (replicas < 1 || replicas > BKFS_MAX_REPLICAS || replicas > nr) {
-		pb_printf(err, "replicas %u: must be between 1 and the number of devices (%u, at most 4)", replicas, nr);
-		return -BKFS_E_INVAL;
-	}
+	unsigned data_replicas = o->data_replicas ? o->data_replicas : replicas;
+	unsigned metadata_replicas = o->metadata_replicas ? o->metadata_replicas : replicas;
+	unsigned rs[3] = { replicas, data_replicas, metadata_replicas };
+	for (unsigned i = 0; i < 3; i++)
+		if (rs[i] < 1 || rs[i] > BKFS_MAX_REPLICAS || rs[i] > nr) {
+			pb_printf(err, "%sreplicas %u: must be between 1 and the number of devices (%u, at most 4)",
+				  i == 1 ? "data " : i == 2 ? "metadata " : "", rs[i], nr);
+			return -BKFS_E_INVAL;
+		}
 	if (o->label && strlen(o->label) >= 32) {
 		pb_printf(err, "label too long (at most 31 bytes)");
 		return -BKFS_E_INVAL;
@@ -168,7 +173,8 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 	sb.bucket_size = bucket >> SECTOR_SHIFT;
 	sb.btree_node_size = node >> SECTOR_SHIFT;
 	sb.nr_devices = nr;
-	sb.data_replicas = sb.metadata_replicas = replicas;
+	sb.data_replicas = data_replicas;
+	sb.metadata_replicas = metadata_replicas;
 	sb.csum_type = CSUM_CRC32C;
 	sb.key_version = 1;
 	sb.node_seq = 1;

@@ -18,7 +18,9 @@ static void ec_usage(FILE *f)
 		"(Reed-Solomon) are written to P other devices. Extents in those buckets\n"
 		"gain a stripe reference; a read that finds no good copy rebuilds the data\n"
 		"from the other blocks. Buckets that hold cached data, belong to a stripe\n"
-		"already or are still being filled are left as they are. The filesystem must\n"
+		"already or are still being filled are left as they are. When too few devices\n"
+		"have such buckets left for a whole stripe, narrower stripes take the rest.\n"
+		"The filesystem must\n"
 		"not be mounted; pass every member device.\n"
 		"\n"
 		"  --data N     data blocks per stripe, 2..15 (default: devices - parity)\n"
@@ -113,6 +115,8 @@ int cmd_ec(int argc, char **argv)
 	printf("%llu stripes of %u+%u blocks: %llu data buckets, %llu parity buckets, %llu keys referenced",
 	       (unsigned long long)st.stripes, nr_data, nr_parity, (unsigned long long)st.data_buckets,
 	       (unsigned long long)st.parity_buckets, (unsigned long long)st.keys);
+	if (st.narrow)
+		printf(" (%llu narrower, for the buckets left over)", (unsigned long long)st.narrow);
 	if (st.groups_skipped)
 		printf(" (%llu groups skipped)", (unsigned long long)st.groups_skipped);
 	printf("\n");

@@ -23,6 +23,9 @@ static void usage(FILE *f)
 		"                          block size (default 64k)\n"
 		"  --replicas N            copies of data and metadata, 1..4 and at most the\n"
 		"                          number of devices (default 1)\n"
+		"  --data-replicas N       copies of file data (default: --replicas)\n"
+		"  --metadata-replicas N   copies of btree nodes (default: --replicas); more than\n"
+		"                          one lets the filesystem open with a device missing\n"
 		"  -L, --label LABEL       filesystem label (at most 31 bytes)\n"
 		"  -f, --force             overwrite an existing bkfs filesystem\n"
 		"  --source DIR            fill the new filesystem from the tree at DIR: files\n"
@@ -56,6 +59,8 @@ int cmd_format(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'B' },
 		{ "btree-node-size", required_argument, NULL, 'n' },
 		{ "replicas", required_argument, NULL, 'r' },
+		{ "data-replicas", required_argument, NULL, 'D' },
+		{ "metadata-replicas", required_argument, NULL, 'M' },
 		{ "label", required_argument, NULL, 'L' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "source", required_argument, NULL, 's' },
@@ -81,19 +86,22 @@ int cmd_format(int argc, char **argv)
 			if ((ret = size_arg("btree-node-size", optarg, &o.btree_node_size)))
 				return ret;
 			break;
-		case 'r': {
+		case 'r':
+		case 'D':
+		case 'M': {
+			const char *name = c == 'r' ? "replicas" : c == 'D' ? "data-replicas" : "metadata-replicas";
 			char *end;
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (!*optarg || *end || errno || optarg[0] == '-' || v > 255) {
-				fprintf(stderr, "bkfs format: invalid --replicas: '%s'\n", optarg);
+				fprintf(stderr, "bkfs format: invalid --%s: '%s'\n", name, optarg);
 				return EXIT_USAGE;
 			}
 			if (!v) {
-				fprintf(stderr, "bkfs format: --replicas must be at least 1\n");
+				fprintf(stderr, "bkfs format: --%s must be at least 1\n", name);
 				return 1;
 			}
-			o.replicas = v;
+			*(c == 'r' ? &o.replicas : c == 'D' ? &o.data_replicas : &o.metadata_replicas) = v;
 			break;
 		}
 		case 'L':
