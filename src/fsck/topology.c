@@ -855,14 +855,66 @@ static int rebuild_from_scan(struct topo *t)
 	return ret;
 }
 
+/* The root failed to read: is it the node its pointer names (btree, level,
+ * seq), valid, only with a header range other than the whole key space? The
+ * root's range is POS_MIN..POS_MAX by definition (its pointer has no end),
+ * so then the header is what is wrong, not the node: *min and *max get the
+ * header's range. */
+static bool root_range_only(struct topo *t, struct bpos *min, struct bpos *max)
+{
+	const struct bkfs_btree_ptr *p = &t->fs->roots[t->id].ptr;
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		struct btree *b;
+		if (btree_node_read_at(t->fs, &p->ptrs[i], &b, NULL))
+			continue;
+		bool same = b->btree_id == t->id && b->level == p->level && b->seq == p->seq;
+		*min = b->min_key;
+		*max = b->max_key;
+		free_private(b);
+		if (same)
+			return !bpos_eq(*min, p->min_key) || !bpos_eq(*max, POS_MAX);
+	}
+	return false;
+}
+
 static int check_btree(struct topo *t)
 {
 	struct bkfs_fs *fs = t->fs;
 	struct btree_root *rt = &fs->roots[t->id];
 	struct printbuf obj = PRINTBUF;
 	struct btree *r;
+	struct bpos hmin, hmax;
 	int ret = btree_root_get(fs, t->id, &r);
 
+	if (ret && ret != -BKFS_E_NOMEM && root_range_only(t, &hmin, &hmax)) {
+		/* read it through a pointer that gives it the whole key space
+		 * (no key lies outside: the header range is inside it); the
+		 * rebuild below writes a new root */
+		struct pdesc pd = { .level = rt->ptr.level, .min = POS_MIN, .max = POS_MAX, .seq = rt->ptr.seq, .label = "root" };
+		if (!bpos_eq(hmin, POS_MIN)) {
+			node_text(&obj, t, &pd);
+			report(t, FSCK_ERR_btree_root_bad_min_key, "set the root's start to POS_MIN", &obj,
+			       "root node starts at %s", pos_str(hmin, (char[64]){ 0 }));
+		}
+		if (!bpos_eq(hmax, POS_MAX)) {
+			node_text(&obj, t, &pd);
+			report(t, FSCK_ERR_btree_root_bad_max_key, "set the root's end to POS_MAX", &obj,
+			       "root node ends at %s", pos_str(hmax, (char[64]){ 0 }));
+		}
+		if (bpos_eq(hmin, POS_MIN) && bpos_eq(hmax, POS_MAX)) {
+			/* the pointer's min_key is what differs */
+			node_text(&obj, t, &pd);
+			report(t, FSCK_ERR_btree_root_bad_min_key, "set the root's start to POS_MIN", &obj,
+			       "root pointer starts at %s", pos_str(rt->ptr.min_key, (char[64]){ 0 }));
+		}
+		pb_exit(&obj);
+		if (t->c->trapped)
+			return -BKFS_E_RETRY; /* the walk is undone: leave the root as found */
+		rt->ptr.flags |= BTREE_PTR_RANGE_UPDATED;
+		rt->ptr.min_key = POS_MIN;
+		rt->error = 0;
+		ret = btree_root_get(fs, t->id, &r);
+	}
 	if (ret == -BKFS_E_NOMEM)
 		return ret;
 	if (ret) {

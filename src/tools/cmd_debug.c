@@ -1121,6 +1121,57 @@ out:
 	return ret;
 }
 
+/* A root node's header range narrowed to its keys: min_key moved up to its
+ * first key, or (a leaf root) max_key moved back to its last key. The root
+ * pointer (in the journal's checkpoint) is left alone: a root's range is the
+ * whole key space, whatever its header says. */
+static int root_range_kind(struct dctx *c, bool max)
+{
+	int ret = walk_nodes(c);
+	if (ret)
+		return ret;
+	size_t cand[BTREE_ID_NR], n = 0;
+	struct bpos to[BTREE_ID_NR];
+	for (size_t i = 0; i < c->nr_nodes && n < ARRAY_SIZE(cand); i++) {
+		struct dnode *t = &c->nodes[i];
+		if (!t->root || !t->nr_keys || (max && t->level))
+			continue;
+		u8 *buf = node_read(c, &t->ptr);
+		if (!buf)
+			continue;
+		struct bpos p = node_buf_key(buf, max ? hdr(buf)->nr_keys - 1 : 0)->p;
+		free(buf);
+		if (max ? bpos_eq(p, POS_MAX) : bpos_eq(p, POS_MIN))
+			continue;
+		to[n] = p;
+		cand[n++] = i;
+	}
+	if (!n) {
+		no_target(c, max ? "no leaf root with a key before POS_MAX" : "no root with a key after POS_MIN");
+		return NO_TARGET;
+	}
+	size_t sel = pick(c, n);
+	struct dnode *t = &c->nodes[cand[sel]];
+	node_text(&c->damaged, t);
+	pb_printf(&c->damaged, ": header %s moved to its %s key ", max ? "max_key" : "min_key", max ? "last" : "first");
+	bpos_to_text(&c->damaged, to[sel]);
+	pb_printf(&c->lost, "none: no key lies outside the new range");
+	u8 *buf = node_read(c, &t->ptr);
+	if (!buf)
+		return -BKFS_E_IO;
+	if (max)
+		hdr(buf)->max_key = to[sel];
+	else
+		hdr(buf)->min_key = to[sel];
+	node_csum_set(buf);
+	ret = node_queue(c, &t->ptr, buf);
+	free(buf);
+	return ret;
+}
+
+static int k_root_bad_min(struct dctx *c) { return root_range_kind(c, false); }
+static int k_root_bad_max(struct dctx *c) { return root_range_kind(c, true); }
+
 /* The level-1 root of the alloc btree loses every child pointer, and no
  * node of the alloc btree is left for the scan to find: the interior node is
  * empty and cannot be refilled, so the btree is emptied. Alloc keys are
@@ -2696,6 +2747,10 @@ static const struct kind kinds[] = {
 	{ "topology_overlap_prev", "btree_node_topology_overwritten_by_prev_node",
 	  "a level-1 node's max_key moved over the first child of its older next sibling (three-level btrees only)",
 	  k_topology_overlap_prev },
+	{ "root_bad_min", "btree_root_bad_min_key",
+	  "a root node's header min_key moved up to its first key (the root pointer unchanged)", k_root_bad_min },
+	{ "root_bad_max", "btree_root_bad_max_key",
+	  "a leaf root's header max_key moved back to its last key (the root pointer unchanged)", k_root_bad_max },
 	{ "interior_node_empty", "btree_node_topology_interior_node_empty",
 	  "the alloc btree's level-1 root loses every child and no alloc node is left to scan", k_interior_node_empty },
 	/* pointers */
