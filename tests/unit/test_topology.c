@@ -533,6 +533,50 @@ static void case_overwritten_by_next(void)
 	free(nt.v);
 }
 
+/* a root node's header range narrowed to its keys: min_key up to its first
+ * key, max_key (a leaf root) back to its last key; the root pointer unchanged */
+static void edit_hdr_min_first(u8 *buf, void *arg)
+{
+	(void)arg;
+	((struct bkfs_node_hdr *)buf)->min_key = node_buf_key(buf, 0)->p;
+}
+
+static void edit_hdr_max_last(u8 *buf, void *arg)
+{
+	(void)arg;
+	struct bkfs_node_hdr *h = (struct bkfs_node_hdr *)buf;
+	h->max_key = node_buf_key(buf, h->nr_keys - 1)->p;
+}
+
+static void case_root_range(void)
+{
+	struct ntable nt;
+	struct fsck_result n;
+	fresh_copy();
+	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	CHECK(nt.v[0].level >= 2);
+	node_rewrite(&nt.v[0].ptr, edit_hdr_min_first, NULL);
+	free(nt.v);
+	cycle("root bad min", FSCK_ERR_btree_root_bad_min_key, &n);
+	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
+	CHECK_EQ(n.lost_nodes, 0);
+	check_keys("root bad min", 1, 0);
+
+	fresh_copy();
+	CHECK_EQ(tree_read(BTREE_ID_accounting, &nt), 0);
+	if (nt.v[0].level || !nt.v[0].nr_keys) {
+		fprintf(stderr, "skip root bad max: the accounting root is not a leaf with keys\n");
+		free(nt.v);
+		return;
+	}
+	node_rewrite(&nt.v[0].ptr, edit_hdr_max_last, NULL);
+	free(nt.v);
+	cycle("root bad max", FSCK_ERR_btree_root_bad_max_key, &n);
+	CHECK_EQ(n.nr, 1);
+	CHECK_EQ(n.lost_nodes, 0);
+	check_keys("root bad max", 1, 0);
+}
+
 static void case_unreadable_root(void)
 {
 	struct ntable nt;
@@ -939,6 +983,7 @@ int main(void)
 	case_overwritten_by_next();
 	case_unreadable_interior();
 	case_unreadable_root();
+	case_root_range();
 	case_unreadable_empty_root();
 	case_stale();
 	case_invalid_keys();
@@ -957,6 +1002,7 @@ int main(void)
 	case_overwritten_by_next();
 	case_unreadable_interior();
 	case_unreadable_root();
+	case_root_range();
 	case_unreadable_empty_root();
 	case_stale();
 	case_invalid_keys();
