@@ -63,6 +63,7 @@ static int build(void)
 	for (unsigned i = 0; i < NFILES && !ret; i++) {
 		snprintf(files[i].name, sizeof(files[i].name), "f%02u", i);
 		files[i].size = 4096 * (1 + (i * 37) % 70) + (i % 3) * 1000;
+		free(files[i].data); /* build() runs again for the power cuts */
 		files[i].data = malloc(files[i].size);
 		fill(files[i].data, files[i].size, i + 1);
 		ret = bkfs_create(fs, R, files[i].name, S_IFREG | 0644, 0, 0, 0, NULL, &files[i].inum, NULL);
