@@ -1572,7 +1572,7 @@ static int k_sector_count_overflow(struct dctx *c)
 
 /* ---- alloc keys ---- */
 
-enum alloc_sel { AS_USER, AS_FREE };
+enum alloc_sel { AS_USER, AS_FREE, AS_STRIPE_DATA, AS_STRIPE_ANY };
 
 static int pick_alloc(struct dctx *c, enum alloc_sel sel, struct bkey_buf *out)
 {
@@ -1587,9 +1587,21 @@ static int pick_alloc(struct dctx *c, enum alloc_sel sel, struct bkey_buf *out)
 		const struct bkfs_alloc *a = bkey_val(k);
 		if (k->p.inode >= c->nr_devs || k->p.offset >= c->sb.members[k->p.inode].nbuckets)
 			continue;
-		bool ok = sel == AS_USER ? a->data_type == DATA_user && a->dirty_sectors > 0 && !a->stripe :
-					   a->data_type == DATA_free && !a->flags &&
-					   k->p.offset >= c->sb.members[k->p.inode].first_bucket;
+		bool ok;
+		switch (sel) {
+		case AS_USER:
+			ok = a->data_type == DATA_user && a->dirty_sectors > 0 && !a->stripe;
+			break;
+		case AS_FREE:
+			ok = a->data_type == DATA_free && !a->flags && k->p.offset >= c->sb.members[k->p.inode].first_bucket;
+			break;
+		case AS_STRIPE_DATA:
+			ok = a->data_type == DATA_stripe && a->stripe && a->stripe_sectors > 0;
+			break;
+		default:
+			ok = a->stripe != 0;
+			break;
+		}
 		if (ok && !grow((void **)&v, &cap, n, sizeof(*v)))
 			v[n++] = k->p;
 	}
@@ -1601,15 +1613,21 @@ static int pick_alloc(struct dctx *c, enum alloc_sel sel, struct bkey_buf *out)
 	return ret;
 }
 
-enum alloc_edit { AE_DELETE_USER, AE_DELETE_FREE, AE_DIRTY, AE_GEN, AE_DATA_TYPE, AE_CACHED, AE_FRAG, AE_JSEQ, AE_OLDEST };
+enum alloc_edit {
+	AE_DELETE_USER, AE_DELETE_FREE, AE_DIRTY, AE_GEN, AE_DATA_TYPE, AE_CACHED, AE_FRAG, AE_JSEQ, AE_OLDEST,
+	AE_STRIPE, AE_STRIPE_REDUNDANCY, AE_STRIPE_SECTORS,
+};
 
 static int alloc_kind(struct dctx *c, enum alloc_edit e)
 {
+	static const char *const sel_names[] = { "user data", "free", "erasure-coded data", "erasure-coded" };
 	struct bkey_buf kb;
-	enum alloc_sel sel = e == AE_DELETE_FREE ? AS_FREE : AS_USER;
+	enum alloc_sel sel = e == AE_DELETE_FREE ? AS_FREE : e == AE_STRIPE_SECTORS ? AS_STRIPE_DATA :
+			     e == AE_STRIPE || e == AE_STRIPE_REDUNDANCY ? AS_STRIPE_ANY : AS_USER;
 	int ret = pick_alloc(c, sel, &kb);
 	if (ret == -BKFS_E_NOENT) {
-		no_target(c, "no %s bucket", sel == AS_USER ? "user data" : "free");
+		no_target(c, "no %s bucket%s", sel_names[sel],
+			  sel >= AS_STRIPE_DATA ? " (make stripes first: bkfs erasure-code)" : "");
 		return NO_TARGET;
 	}
 	if (ret)
@@ -1649,6 +1667,23 @@ static int alloc_kind(struct dctx *c, enum alloc_edit e)
 			  (unsigned long long)(a->fragmentation_lru ^ (1ull << 40)));
 		a->fragmentation_lru ^= 1ull << 40;
 		break;
+	case AE_STRIPE: {
+		u32 s = a->stripe + 1000 + (u32)pick(c, 1000);
+		pb_printf(&c->damaged, "stripe %u -> %u (no such stripe names this bucket)", a->stripe, s);
+		a->stripe = s;
+		break;
+	}
+	case AE_STRIPE_REDUNDANCY:
+		pb_printf(&c->damaged, "stripe_redundancy %u -> %u", a->stripe_redundancy, a->stripe_redundancy + 1);
+		a->stripe_redundancy++;
+		break;
+	case AE_STRIPE_SECTORS: {
+		u32 old = a->stripe_sectors;
+		a->stripe_sectors = old > 8 ? old - 1 - (u32)pick(c, MIN(old - 1, 64u)) : old + 1 + (u32)pick(c, 8);
+		a->fragmentation_lru = alloc_fragmentation(a, c->bucket_sectors);
+		pb_printf(&c->damaged, "stripe_sectors %u -> %u", old, a->stripe_sectors);
+		break;
+	}
 	case AE_OLDEST: {
 		u8 og = (u8)(a->gen + 1 + pick(c, 16));
 		pb_printf(&c->damaged, "oldest_gen %u -> %u (newer than its gen %u)", a->oldest_gen, og, a->gen);
@@ -1683,6 +1718,114 @@ static int k_alloc_cached_sectors(struct dctx *c) { return alloc_kind(c, AE_CACH
 static int k_alloc_fragmentation(struct dctx *c) { return alloc_kind(c, AE_FRAG); }
 static int k_alloc_journal_seq(struct dctx *c) { return alloc_kind(c, AE_JSEQ); }
 static int k_alloc_oldest_gen(struct dctx *c) { return alloc_kind(c, AE_OLDEST); }
+static int k_alloc_stripe(struct dctx *c) { return alloc_kind(c, AE_STRIPE); }
+static int k_alloc_stripe_redundancy(struct dctx *c) { return alloc_kind(c, AE_STRIPE_REDUNDANCY); }
+static int k_alloc_stripe_sectors(struct dctx *c) { return alloc_kind(c, AE_STRIPE_SECTORS); }
+
+/* ---- erasure-coded stripes (an image made with bkfs erasure-code) ---- */
+
+static int pick_stripe(struct dctx *c, struct bkey_buf *out)
+{
+	struct bpos *v = NULL;
+	size_t n = 0, cap = 0;
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	for_each_btree_key(it, c->fs, BTREE_ID_stripes, POS_MIN, k, ret)
+		if (k->type == KEY_TYPE_stripe && !grow((void **)&v, &cap, n, sizeof(*v)))
+			v[n++] = k->p;
+	if (!ret && !n) {
+		no_target(c, "no stripe (make stripes first: bkfs erasure-code)");
+		ret = NO_TARGET;
+	}
+	if (!ret)
+		ret = btree_lookup(c->fs, BTREE_ID_stripes, v[pick(c, n)], out);
+	free(v);
+	return ret;
+}
+
+static void stripe_text(struct dctx *c, const struct bkey *k)
+{
+	const struct bkfs_stripe *s = bkey_val(k);
+	pb_printf(&c->damaged, "stripe %llu (%u data + %u parity blocks of %u sectors)", (unsigned long long)k->p.offset,
+		  s->nr_blocks - s->nr_redundant, s->nr_redundant, s->sectors);
+}
+
+/* The stripe key deleted: its pointers lose their stripe references (the
+ * data stays where it is, unprotected), its parity buckets are freed. */
+static int k_stripe_missing(struct dctx *c)
+{
+	struct bkey_buf kb;
+	int ret = pick_stripe(c, &kb);
+	if (ret)
+		return ret;
+	stripe_text(c, &kb.k);
+	pb_printf(&c->damaged, ": key deleted, the erasure-coded pointers into it kept");
+	pb_printf(&c->lost, "none (the data loses its parity)");
+	return edit_leaf_key(c, BTREE_ID_stripes, kb.k.p, NULL);
+}
+
+/* A stripe's count of sectors in one data block changed. */
+static int k_stripe_block_sectors(struct dctx *c)
+{
+	struct bkey_buf kb;
+	int ret = pick_stripe(c, &kb);
+	if (ret)
+		return ret;
+	struct bkfs_stripe *s = bkey_val(&kb.k);
+	u16 *bs = stripe_block_sectors(s);
+	unsigned b = (unsigned)pick(c, s->nr_blocks - s->nr_redundant);
+	u16 old = bs[b];
+	bs[b] = old > 8 ? old - 1 - (u16)pick(c, MIN(old - 1, 64)) : old + 1 + (u16)pick(c, 8);
+	stripe_text(c, &kb.k);
+	pb_printf(&c->damaged, ": block %u sectors %u -> %u", b, old, bs[b]);
+	pb_printf(&c->lost, "none");
+	return edit_leaf_key(c, BTREE_ID_stripes, kb.k.p, &kb.k);
+}
+
+/* An erasure-coded pointer names a parity block of its stripe as its
+ * block: it is not inside the block it names. */
+static int k_ptr_incorrect_stripe(struct dctx *c)
+{
+	struct bpos *v = NULL;
+	size_t n = 0, cap = 0;
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	for_each_btree_key(it, c->fs, BTREE_ID_extents, POS_MIN, k, ret) {
+		struct bkfs_ptr *ptrs;
+		unsigned np = k->type == KEY_TYPE_extent ? bkey_ptrs(k, &ptrs) : 0;
+		if (np && (ptrs[0].flags & PTR_HAS_STRIPE) && !(ptrs[0].flags & PTR_CACHED) &&
+		    !grow((void **)&v, &cap, n, sizeof(*v)))
+			v[n++] = k->p;
+	}
+	struct ext_target t;
+	if (!ret && !n) {
+		no_target(c, "no erasure-coded extent (make stripes first: bkfs erasure-code)");
+		ret = NO_TARGET;
+	}
+	if (!ret)
+		ret = btree_lookup(c->fs, BTREE_ID_extents, v[pick(c, n)], &t.k);
+	free(v);
+	if (ret)
+		return ret;
+	t.ptr = 0;
+	struct bkfs_ptr *ptrs;
+	bkey_ptrs(&t.k.k, &ptrs);
+	struct bkey_buf sk;
+	if ((ret = btree_lookup(c->fs, BTREE_ID_stripes, POS(0, ptrs[0].stripe_idx), &sk)))
+		return ret;
+	const struct bkfs_stripe *s = bkey_val(&sk.k);
+	unsigned old = ptrs[0].stripe_block;
+	ptrs[0].stripe_block = s->nr_blocks - 1;
+	struct printbuf what = PRINTBUF;
+	pb_printf(&what, "stripe block %u -> %u (a parity block of stripe %u)", old, ptrs[0].stripe_block,
+		  ptrs[0].stripe_idx);
+	ext_damaged_text(c, &t, pb_str(&what));
+	pb_exit(&what);
+	pb_printf(&c->lost, "none (the extent loses its parity)");
+	return edit_leaf_key(c, BTREE_ID_extents, t.k.k.p, &t.k.k);
+}
 
 /* ---- accounting and versions ---- */
 
@@ -2785,6 +2928,19 @@ static const struct kind kinds[] = {
 	  "a user bucket's alloc key fragmentation index changed", k_alloc_fragmentation },
 	{ "alloc_oldest_gen", "alloc_key_oldest_gen_wrong", "a user bucket's alloc key oldest_gen made newer than its gen",
 	  k_alloc_oldest_gen },
+	{ "alloc_stripe", "alloc_key_stripe_wrong",
+	  "an erasure-coded bucket's alloc key names another stripe (needs stripes: bkfs erasure-code)", k_alloc_stripe },
+	{ "alloc_stripe_redundancy", "alloc_key_stripe_redundancy_wrong",
+	  "an erasure-coded bucket's alloc key stripe_redundancy raised (needs stripes)", k_alloc_stripe_redundancy },
+	{ "alloc_stripe_sectors", "alloc_key_stripe_sectors_wrong",
+	  "a stripe data bucket's alloc key stripe_sectors changed (needs stripes)", k_alloc_stripe_sectors },
+	/* erasure coding */
+	{ "stripe_missing", "ptr_to_missing_stripe",
+	  "a stripe key deleted, the erasure-coded pointers into it kept (needs stripes)", k_stripe_missing },
+	{ "stripe_ptr_incorrect", "ptr_to_incorrect_stripe",
+	  "an erasure-coded extent pointer names a parity block of its stripe (needs stripes)", k_ptr_incorrect_stripe },
+	{ "stripe_block_sectors", "stripe_sector_count_wrong",
+	  "a stripe's sector count of one data block changed (needs stripes)", k_stripe_block_sectors },
 	{ "alloc_journal_seq", "alloc_key_journal_seq_in_future",
 	  "a user bucket's alloc key journal_seq set beyond the journal", k_alloc_journal_seq },
 	/* accounting, versions, superblock */

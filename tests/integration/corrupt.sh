@@ -13,7 +13,9 @@
 #     when one has the same content.
 #
 # Kinds in DEEP_KINDS need a btree of three levels: they run on a second
-# image of the same tree formatted with 4 KiB btree nodes.
+# image of the same tree formatted with 4 KiB btree nodes. Kinds in
+# STRIPE_KINDS need erasure-coded stripes: they run on the same tree
+# formatted over three image files and striped 2+1 (bkfs erasure-code).
 #
 # Environment: CORRUPT_KINDS="k1 k2" (default: all), CORRUPT_SEEDS="1 2"
 # (default 1), CORRUPT_FILES (default 1500; 600 under ASan), CORRUPT_IMG_SIZE
@@ -66,6 +68,29 @@ for kind in "${KINDS[@]}"; do
 	break
 done
 
+STRIPE_KINDS=" alloc_stripe alloc_stripe_redundancy alloc_stripe_sectors stripe_missing stripe_ptr_incorrect stripe_block_sectors "
+STRIPE_DEVS=3
+for kind in "${KINDS[@]}"; do
+	case "$STRIPE_KINDS" in *" $kind "*) ;; *) continue ;; esac
+	echo "== sample image over $STRIPE_DEVS devices, erasure-coded (for the stripe kinds)"
+	devs=()
+	for i in $(seq 0 $((STRIPE_DEVS - 1))); do
+		rm -f "$T/stripe.img$i"
+		truncate -s "$IMG_SIZE" "$T/stripe.img$i"
+		devs+=("$T/stripe.img$i")
+	done
+	"$BKFS" format --bucket-size 256k --source "$T/src" "${devs[@]}" > "$T/stripe.format.log" 2>&1 ||
+		{ cat "$T/stripe.format.log"; die "format --source over $STRIPE_DEVS devices failed"; }
+	"$BKFS" erasure-code "${devs[@]}" >> "$T/stripe.format.log" 2>&1 ||
+		{ cat "$T/stripe.format.log"; die "erasure-code failed"; }
+	tail -1 "$T/stripe.format.log"
+	rc=0; "$BKFS" fsck -n "${devs[@]}" > "$T/stripe.fsck.log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || { cat "$T/stripe.fsck.log"; die "fsck -n of the fresh striped image exits $rc, not 0"; }
+	manifest "$(IFS=:; echo "${devs[*]}")" "$T/stripe.out" "$T/stripe.manifest" ||
+		die "extract of the fresh striped image failed"
+	break
+done
+
 pass=() fail=()
 
 # summarize JSON: the finding names in order of first appearance, with counts
@@ -77,14 +102,27 @@ summarize() {
 # check_kind KIND SEED: 0 if everything holds; prints why not
 check_kind() {
 	local kind=$1 seed=$2 W=$T/k/$1.$2 expect rc base=base man=manifest
+	local img=$W/img devs=("$W/img")
 	case "$DEEP_KINDS" in *" $kind "*) base=deep man=deep.manifest ;; esac
 	rm -rf "$W"
 	mkdir -p "$W"
 	expect=$(corrupt_expect "$kind")
 	[ -n "$expect" ] || { echo "  unknown kind"; return 1; }
-	cp --sparse=always "$T/$base.img" "$W/img"
+	case "$STRIPE_KINDS" in
+	*" $kind "*)
+		man=stripe.manifest devs=()
+		for i in $(seq 0 $((STRIPE_DEVS - 1))); do
+			cp --sparse=always "$T/stripe.img$i" "$W/img$i"
+			devs+=("$W/img$i")
+		done
+		img=$(IFS=:; echo "${devs[*]}")
+		;;
+	*)
+		cp --sparse=always "$T/$base.img" "$W/img"
+		;;
+	esac
 
-	rc=0; "$BKFS" debug corrupt "$kind" --seed "$seed" "$W/img" > "$W/corrupt.log" 2> "$W/corrupt.err" || rc=$?
+	rc=0; "$BKFS" debug corrupt "$kind" --seed "$seed" "${devs[@]}" > "$W/corrupt.log" 2> "$W/corrupt.err" || rc=$?
 	sed 's/^/  | /' "$W/corrupt.log" | grep -v '^  | affects:' | cut -c1-400
 	if [ "$rc" != 0 ]; then
 		sed 's/^/  ! /' "$W/corrupt.err"
@@ -96,9 +134,9 @@ check_kind() {
 	[ "$naff" -gt 0 ] && echo "  | ($naff affects: lines)"
 
 	local r1=0 r2=0 r3=0
-	"$BKFS" fsck -n --json "$W/n1.json" "$W/img" > "$W/n1.log" 2>&1 || r1=$?
-	"$BKFS" fsck -y --json "$W/y.json" "$W/img" > "$W/y.log" 2>&1 || r2=$?
-	"$BKFS" fsck -n --json "$W/n2.json" "$W/img" > "$W/n2.log" 2>&1 || r3=$?
+	"$BKFS" fsck -n --json "$W/n1.json" "${devs[@]}" > "$W/n1.log" 2>&1 || r1=$?
+	"$BKFS" fsck -y --json "$W/y.json" "${devs[@]}" > "$W/y.log" 2>&1 || r2=$?
+	"$BKFS" fsck -n --json "$W/n2.json" "${devs[@]}" > "$W/n2.log" 2>&1 || r3=$?
 	local names1 names2 ok=1
 	names1=$(json_names "$W/n1.json" | tr '\n' ' ')
 	names2=$(json_names "$W/y.json" | tr '\n' ' ')
@@ -127,7 +165,7 @@ check_kind() {
 
 	# ---- data: every file outside the damaged object is intact
 	local xr=0
-	extract_to "$W/img" "$W/out" || xr=$?
+	extract_to "$img" "$W/out" || xr=$?
 	if [ "$xr" != 0 ]; then
 		echo "  extract after repair exits $xr:"
 		sed 's/^/  ! /' "$W/out.extract.log" | head -10 | cut -c1-300

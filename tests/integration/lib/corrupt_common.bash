@@ -68,11 +68,14 @@ manifest() {
 	return $rc
 }
 
-# extract_to IMG OUT: extract into a fresh OUT (log in OUT.extract.log)
+# extract_to IMG OUT: extract into a fresh OUT (log in OUT.extract.log); a
+# multi-device IMG is its devices joined by ':'
 extract_to() {
+	local devs
+	IFS=: read -r -a devs <<< "$1"
 	rm -rf "$2"
 	mkdir -p "$2"
-	"$BKFS" extract "$1" "$2" > "$2.extract.log" 2>&1
+	"$BKFS" extract "${devs[@]}" "$2" > "$2.extract.log" 2>&1
 }
 
 # is_asan: the bkfs binary is built with AddressSanitizer (slower: tests
