@@ -14,18 +14,7 @@ set -uo pipefail
 
 : "${BKFS:?}" "${GENTREE:?}" "${TMPDIR:?}"
 T=$TMPDIR
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-	local want=$1
-	shift
-	"$@" > "$T/out" 2> "$T/err"
-	local rc=$?
-	if [ "$rc" != "$want" ]; then
-		echo "--- stdout:" >&2; head -20 "$T/out" >&2
-		echo "--- stderr:" >&2; head -20 "$T/err" >&2
-		fail "'$*' exited $rc, expected $want"
-	fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/lib/expect.bash"
 # the tree's regular files, symlinks and directories, compared by content
 same_tree() {
 	diff -r --no-dereference "$1" "$2" 2>&1 | grep -v "is a fifo while\|special file while\|is a socket while"

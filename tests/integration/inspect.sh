@@ -10,25 +10,13 @@ set -uo pipefail
 T=$TMPDIR
 IMG=$T/img
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# expect STATUS CMD...: run CMD (output in $T/out, $T/err), check its exit status
-expect() {
-	local want=$1
-	shift
-	"$@" > "$T/out" 2> "$T/err"
-	local rc=$?
-	if [ "$rc" != "$want" ]; then
-		echo "--- stdout:" >&2; head -20 "$T/out" >&2
-		echo "--- stderr:" >&2; head -20 "$T/err" >&2
-		fail "'$*' exited $rc, expected $want"
-	fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/lib/expect.bash"
 
 # ---- dispatcher
 expect 0 "$BKFS" --help
 grep -q "show-super" "$T/out" || fail "--help does not list show-super"
 expect 0 "$BKFS" help
-for c in format mount fsck gc-gens extract show-super list usage scan debug help; do
+for c in format mount fsck gc-gens extract show-super list usage reflink erasure-code scan debug help; do
 	grep -q "^  $c " "$T/out" || fail "help does not list $c"
 done
 expect 0 "$BKFS" --version
