@@ -395,6 +395,17 @@ struct bkfs_member {
 } __attribute__((packed));
 _Static_assert(sizeof(struct bkfs_member) == 64, "member");
 
+/* The smallest btree_bitmap_shift whose MEMBER_BITMAP_BITS bits cover every
+ * sector of a member of `sectors` sectors (bit i covers sectors
+ * [i << shift, (i + 1) << shift)). */
+static inline unsigned member_bitmap_min_shift(u64 sectors)
+{
+	unsigned shift = 0;
+	while (sectors && ((sectors - 1) >> shift) >= MEMBER_BITMAP_BITS)
+		shift++;
+	return shift;
+}
+
 #define BKFS_FSCK_ERR_SLOTS 256
 struct bkfs_sb {
 	u32 csum;         /* crc32c over [4, BKFS_SB_SIZE) */

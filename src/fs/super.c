@@ -199,10 +199,7 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 		m->journal_bucket_start = first;
 		m->journal_nr_buckets = jb;
 		u64 sectors = nb * (bucket >> SECTOR_SHIFT);
-		unsigned shift = 0;
-		while ((sectors >> shift) > 64)
-			shift++;
-		m->btree_bitmap_shift = shift;
+		m->btree_bitmap_shift = member_bitmap_min_shift(sectors);
 	}
 	/* refuse to overwrite an existing filesystem */
 	for (unsigned i = 0; i < nr && !o->force; i++) {
