@@ -450,6 +450,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		goto report;
 	}
 	c.fs = fs;
+	fsck_sb_repairs_apply(&c);
 	if (!fs->sb.clean && o->mode != FSCK_MODE_NO) {
 		/* as a read-write open would: repairs must not reuse the seqs of
 		 * nodes an interrupted checkpoint may have left on disk */

@@ -177,6 +177,10 @@ struct fsck_ctx {
 	bool topo_defer;
 	unsigned leaves_deferred;
 	bool trap, trapped;
+	/* sb_member_bitmap_bad: the member btree bitmaps as the superblock pass
+	 * repairs them, applied to the opened filesystem's superblock (in every
+	 * mode, so the later passes see what -y sees; -y writes them) */
+	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
 };
@@ -213,6 +217,15 @@ void fsck_ra_end(struct fsck_ra *r);
 /* the passes (each returns 0, or <0 on an operational error) */
 int fsck_pass_superblock(struct fsck_ctx *c);          /* superblock.c */
 int fsck_pass_journal(struct fsck_ctx *c);             /* superblock.c */
+/* superblock.c: the superblock pass's repairs of the member table, applied
+ * to c->fs->sb once the filesystem is open (before the journal pass) */
+void fsck_sb_repairs_apply(struct fsck_ctx *c);
+/* superblock.c: whether member idx's btree bitmap cannot describe its device
+ * (its 2^shift-sector regions do not cover it, the shift is >= 64, or bits
+ * are set for regions wholly past its end); if so, the repair: the smallest
+ * covering shift, and every new region overlapping a set old one (within the
+ * device) set. The repaired bitmap marks every sector the old one did. */
+bool fsck_member_bitmap_repair(const struct bkfs_sb *sb, unsigned idx, u8 *shift, u64 *bitmap);
 int fsck_check_topology(struct fsck_ctx *c);           /* topology.c */
 int fsck_check_topology_deferred(struct fsck_ctx *c);  /* topology.c: the leaves left to check_allocations */
 int fsck_scan_for_btree_nodes(struct fsck_ctx *c);     /* scan.c */

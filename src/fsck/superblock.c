@@ -4,6 +4,82 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool fsck_member_bitmap_repair(const struct bkfs_sb *sb, unsigned idx, u8 *shift, u64 *bitmap)
+{
+	const struct bkfs_member *m = &sb->members[idx];
+	/* sb_validate bounds nbuckets * bucket_size by 2^55 sectors */
+	u64 last = m->nbuckets * sb->bucket_size - 1; /* the member's last sector */
+	unsigned os = m->btree_bitmap_shift, ns = member_bitmap_min_shift(last + 1);
+	u64 old = m->btree_bitmap, nb = 0;
+	bool bad;
+	if (os >= 64) {
+		bad = true;
+	} else {
+		u64 last_bit = last >> os; /* the region holding the last sector */
+		bad = last_bit >= MEMBER_BITMAP_BITS ||
+		      (last_bit < MEMBER_BITMAP_BITS - 1 && (old >> (last_bit + 1)));
+	}
+	if (!bad)
+		return false;
+	for (unsigned i = 0; i < MEMBER_BITMAP_BITS; i++) {
+		if (!(old & (1ull << i)))
+			continue;
+		u64 start = 0, end = last; /* under an absurd shift: all of it */
+		if (os < 64) {
+			if (i > (last >> os))
+				continue; /* wholly past the end */
+			start = (u64)i << os;
+			u64 span = os >= 63 ? UINT64_MAX >> 1 : (1ull << os) - 1;
+			end = last - start <= span ? last : start + span;
+		}
+		for (u64 b = start >> ns; b <= end >> ns; b++)
+			nb |= 1ull << b;
+	}
+	*shift = ns;
+	*bitmap = nb;
+	return true;
+}
+
+/* Member bitmaps that cannot describe their device (sb_member_bitmap_bad). */
+static void check_member_bitmaps(struct fsck_ctx *c, const struct bkfs_sb *best, const char *const *mpath)
+{
+	for (unsigned i = 0; i < best->nr_devices; i++) {
+		const struct bkfs_member *m = &best->members[i];
+		u8 ns;
+		u64 nb;
+		if (!fsck_member_bitmap_repair(best, i, &ns, &nb))
+			continue;
+		u64 sectors = m->nbuckets * best->bucket_size;
+		fsck_err(c, FSCK_ERR_sb_member_bitmap_bad,
+			 "recompute the shift, re-map the set regions onto it, clear bits past the device",
+			 "member %u (device %s) btree bitmap", i, mpath[i] ? mpath[i] : "missing");
+		unsigned os = m->btree_bitmap_shift;
+		if (os >= 64)
+			fsck_err_msg(c, "btree_bitmap_shift %u >= 64", os);
+		else if ((sectors - 1) >> os >= MEMBER_BITMAP_BITS)
+			fsck_err_msg(c, "btree_bitmap_shift %u: 64 bits cover %llu of the device's %llu sectors", os,
+				     (unsigned long long)(64ull << os), (unsigned long long)sectors);
+		else
+			fsck_err_msg(c, "btree_bitmap_shift %u: bits set past bit %llu, the device's last region", os,
+				     (unsigned long long)((sectors - 1) >> os));
+		fsck_err_msg(c, "btree_bitmap 0x%016llx shift %u -> 0x%016llx shift %u",
+			     (unsigned long long)m->btree_bitmap, os, (unsigned long long)nb, ns);
+		c->sb_bitmap_fix[i].set = true;
+		c->sb_bitmap_fix[i].shift = ns;
+		c->sb_bitmap_fix[i].bitmap = nb;
+	}
+}
+
+void fsck_sb_repairs_apply(struct fsck_ctx *c)
+{
+	struct bkfs_sb *sb = &c->fs->sb;
+	for (unsigned i = 0; i < sb->nr_devices && i < BKFS_MAX_DEVS; i++)
+		if (c->sb_bitmap_fix[i].set) {
+			sb->members[i].btree_bitmap_shift = c->sb_bitmap_fix[i].shift;
+			sb->members[i].btree_bitmap = c->sb_bitmap_fix[i].bitmap;
+		}
+}
+
 int fsck_pass_superblock(struct fsck_ctx *c)
 {
 	struct bkfs_fs *fs = c->fs;
@@ -23,12 +99,15 @@ int fsck_pass_superblock(struct fsck_ctx *c)
 		fprintf(stderr, "bkfs fsck: no valid superblock on any device\n");
 		return -BKFS_E_NOENT;
 	}
+	const char *mpath[BKFS_MAX_DEVS] = { 0 }; /* the device of each member */
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		u64 offs[3];
 		struct bkfs_sb dsb;
 		/* each device's own newest copy decides where its last bucket is */
 		if (bkfs_read_super(fs->devs[d].bd, &dsb, NULL, NULL))
 			continue;
+		if (!memcmp(dsb.uuid, best.uuid, 16) && !mpath[dsb.dev_idx])
+			mpath[dsb.dev_idx] = fs->devs[d].bd->path;
 		unsigned n = sb_copy_offsets(&dsb, &dsb.members[dsb.dev_idx], offs);
 		for (unsigned i = 0; i < n; i++) {
 			struct printbuf why = PRINTBUF;
@@ -52,6 +131,9 @@ int fsck_pass_superblock(struct fsck_ctx *c)
 		}
 	}
 	free(buf);
+	/* the copy the filesystem opens with (bkfs_open_devs picks it the
+	 * same way): its member table */
+	check_member_bitmaps(c, &best, mpath);
 	return 0;
 }
 

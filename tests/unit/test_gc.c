@@ -5,11 +5,15 @@
  * writes the damage with a checkpoint. Then, opened the way fsck opens it:
  *   -n names the expected finding;
  *   -y reports exactly the same findings, in the same order, and repairs;
- *   after the repairs are written, -n is clean. */
+ *   after the repairs are written, -n is clean.
+ * The member btree bitmaps are also checked by the superblock pass
+ * (sb_member_bitmap_bad): test_member_bitmap_bad runs the whole of bkfs fsck
+ * on a saved image. */
 #define FSCK_TEST_VERBOSE_ENV "GC_TEST_VERBOSE"
 #include "fsck_test.h"
 #include "fs/fs.h"
 #include <sys/stat.h>
+#include <unistd.h>
 
 static struct blockdev *devs[2];
 static unsigned nr_devs = 1;
@@ -278,6 +282,190 @@ static void test_bitmap(void)
 	cycle("btree bitmap", FSCK_ERR_btree_bitmap_not_marked, &n);
 }
 
+/* fsck_member_bitmap_repair on member 0 of sb with the given shift and
+ * bitmap: whether it calls them bad; when it does, the repair must cover the
+ * device, mark every sector the old bitmap marked inside it (sampled, tested
+ * with member_bitmap_test), set nothing past the end, and be left alone by a
+ * second check. */
+static bool bitmap_repair_ok(const struct bkfs_sb *sb0, unsigned shift, u64 bitmap, bool *bad, u8 *out_shift,
+			     u64 *out_bitmap)
+{
+	struct bkfs_sb sb = *sb0;
+	struct bkfs_member *m = &sb.members[0];
+	m->btree_bitmap_shift = shift;
+	m->btree_bitmap = bitmap;
+	struct bkfs_member old = *m;
+	u64 sectors = m->nbuckets * sb.bucket_size;
+	u8 ns = 0xff;
+	u64 nb = 0;
+	*bad = fsck_member_bitmap_repair(&sb, 0, &ns, &nb);
+	if (out_shift)
+		*out_shift = ns;
+	if (out_bitmap)
+		*out_bitmap = nb;
+	if (!*bad)
+		return true;
+	bool ok = ((sectors - 1) >> ns) < 64 && (ns == 0 || ((sectors - 1) >> (ns - 1)) >= 64);
+	m->btree_bitmap_shift = ns;
+	m->btree_bitmap = nb;
+	u8 s2;
+	u64 b2;
+	ok &= !fsck_member_bitmap_repair(&sb, 0, &s2, &b2);
+	/* bits past the device's last region */
+	u64 last_bit = (sectors - 1) >> ns;
+	ok &= last_bit >= 63 || !(nb >> (last_bit + 1));
+	/* every sampled sector the old bitmap marks, the new one marks */
+	u64 step = MAX(1, sectors / 8192);
+	for (u64 sec = 0; sec < sectors; sec += step)
+		if (member_bitmap_test(&old, sec, 1) && !member_bitmap_test(m, sec, 1))
+			ok = false;
+	/* and the first and last sector of every old region inside the device */
+	for (unsigned i = 0; i < 64 && shift < 64; i++) {
+		if (!(bitmap & (1ull << i)) || i > ((sectors - 1) >> shift))
+			continue;
+		u64 a = (u64)i << shift, z = MIN(sectors - 1, a + ((1ull << shift) - 1));
+		if (!member_bitmap_test(m, a, 1) || !member_bitmap_test(m, z, 1))
+			ok = false;
+	}
+	return ok;
+}
+
+static bool read_file_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+/* the "counts" object of a bkfs fsck --json report */
+static void json_counts(const char *path, char *out, size_t len)
+{
+	out[0] = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *a = strstr(buf, "\"counts\""), *z = a ? strchr(a, '}') : NULL;
+	if (a && z)
+		snprintf(out, len, "%.*s", (int)(z - a + 1), a);
+}
+
+/* sb_member_bitmap_bad: a member btree bitmap whose 64 bits cannot describe
+ * its device (the superblock pass) */
+static void test_member_bitmap_bad(void)
+{
+	struct bkfs_fs *fs;
+	CHECK_EQ(build(), 0);
+	CHECK_EQ(open_fs(BKFS_OPEN_RDONLY, &fs), 0);
+	struct bkfs_sb sb = fs->sb;
+	bkfs_close_nowrite(fs);
+	const struct bkfs_member *m0 = &sb.members[0];
+	u64 sectors = m0->nbuckets * sb.bucket_size;
+	unsigned fmt_shift = m0->btree_bitmap_shift;
+	u64 fmt_bitmap = m0->btree_bitmap;
+	bool bad;
+	u8 ns;
+	u64 nb;
+
+	/* as formatted and written: the smallest covering shift, and sound */
+	CHECK(fmt_shift > 0);
+	CHECK(((sectors - 1) >> fmt_shift) < 64 && ((sectors - 1) >> (fmt_shift - 1)) >= 64);
+	CHECK(bitmap_repair_ok(&sb, fmt_shift, fmt_bitmap, &bad, NULL, NULL));
+	CHECK(!bad);
+	/* a coarser shift still covers the device: not bad */
+	CHECK(bitmap_repair_ok(&sb, fmt_shift + 3, 1, &bad, NULL, NULL));
+	CHECK(!bad);
+	/* one too small: bad; back to the formatted shift, bits 2i and 2i+1
+	 * folded into bit i (0, 4, 5, 63 -> 0, 2, 31) */
+	CHECK(bitmap_repair_ok(&sb, fmt_shift - 1, 0x8000000000000031ull, &bad, &ns, &nb));
+	CHECK(bad);
+	CHECK_EQ(ns, fmt_shift);
+	CHECK_EQ(nb, 0x80000005ull);
+	/* the formatted shift with bits past the device's end: they go */
+	if (((sectors - 1) >> fmt_shift) < 63) {
+		u64 past = 1ull << (((sectors - 1) >> fmt_shift) + 1);
+		CHECK(bitmap_repair_ok(&sb, fmt_shift, fmt_bitmap | past, &bad, &ns, &nb));
+		CHECK(bad);
+		CHECK_EQ(ns, fmt_shift);
+		CHECK_EQ(nb, fmt_bitmap);
+	}
+	/* a very coarse shift with a stray high bit */
+	CHECK(bitmap_repair_ok(&sb, 60, 3, &bad, &ns, &nb));
+	CHECK(bad);
+	CHECK_EQ(ns, fmt_shift);
+	CHECK_EQ(nb, UINT64_MAX);
+	/* shift 0: 64 sectors of a big device */
+	CHECK(bitmap_repair_ok(&sb, 0, UINT64_MAX, &bad, &ns, &nb));
+	CHECK(bad);
+	CHECK_EQ(nb, 1);
+	/* every shift, random bitmaps: never less marked, a fixed point */
+	u64 seed = 7;
+	unsigned nbad = 0;
+	for (unsigned shift = 0; shift < 64; shift++)
+		for (unsigned r = 0; r < 8; r++) {
+			u64 bm = rng_next(&seed);
+			if (r & 1)
+				bm &= rng_next(&seed) & rng_next(&seed);
+			bool ok = bitmap_repair_ok(&sb, shift, bm, &bad, NULL, NULL);
+			if (!ok)
+				fprintf(stderr, "FAIL member bitmap repair: shift %u bitmap 0x%016llx\n", shift,
+					(unsigned long long)bm);
+			CHECK(ok);
+			nbad += bad;
+		}
+	CHECK(nbad > 0);
+
+	/* the whole of bkfs fsck on an image whose member 0 shift was lowered
+	 * by one (every superblock copy, still valid) */
+	CHECK_EQ(open_fs(0, &fs), 0);
+	fs->sb.members[0].btree_bitmap_shift = fmt_shift - 1;
+	CHECK_EQ(bkfs_close(fs), 0);
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char path[512], jn[600], jy[600], jn2[600];
+	snprintf(path, sizeof(path), "%s/test_gc_bitmap.%d.img", tmp, (int)getpid());
+	snprintf(jn, sizeof(jn), "%s.n.json", path);
+	snprintf(jy, sizeof(jy), "%s.y.json", path);
+	snprintf(jn2, sizeof(jn2), "%s.n2.json", path);
+	CHECK_EQ(emu_dev_save(devs[0], path), 0);
+	char *paths[1] = { path };
+	struct fsck_opts fo = { .mode = FSCK_MODE_NO, .json_path = jn };
+	fflush(stdout);
+	CHECK_EQ(bkfs_fsck(paths, 1, &fo), 4);
+	CHECK(read_file_has(jn, "\"sb_member_bitmap_bad\""));
+	fo.mode = FSCK_MODE_YES;
+	fo.json_path = jy;
+	CHECK_EQ(bkfs_fsck(paths, 1, &fo), 1);
+	char cn[4096], cy[4096];
+	json_counts(jn, cn, sizeof(cn));
+	json_counts(jy, cy, sizeof(cy));
+	CHECK(cn[0] && !strcmp(cn, cy)); /* -n reported what -y repaired */
+	fo.mode = FSCK_MODE_NO;
+	fo.json_path = jn2;
+	CHECK_EQ(bkfs_fsck(paths, 1, &fo), 0);
+	/* every copy now holds the covering shift again */
+	struct blockdev *bd;
+	CHECK_EQ(file_dev_open(path, BD_RDONLY, &bd), 0);
+	unsigned copies = 0;
+	CHECK_EQ(bkfs_read_super(bd, &sb, &copies, NULL), 0);
+	CHECK_EQ(copies, 3);
+	CHECK_EQ(sb.members[0].btree_bitmap_shift, fmt_shift);
+	CHECK(bitmap_repair_ok(&sb, sb.members[0].btree_bitmap_shift, sb.members[0].btree_bitmap, &bad, NULL, NULL));
+	CHECK(!bad);
+	bd_close(bd);
+	unlink(path);
+	unlink(jn);
+	unlink(jy);
+	unlink(jn2);
+}
+
 /* oldest_gen newer than the bucket's gen: no pointer can carry it */
 static void test_oldest_gen(void)
 {
@@ -535,6 +723,7 @@ int main(void)
 	test_missing_alloc_key();
 	test_version_in_future();
 	test_bitmap();
+	test_member_bitmap_bad();
 	test_journal_seq();
 	test_oldest_gen();
 	test_metadata_bucket();
