@@ -1966,6 +1966,45 @@ static int k_bitmap_unmarked(struct dctx *c)
 	return edit_sb_copies(c, clear_bitmap_bit, &e);
 }
 
+struct shift_edit { unsigned dev; u8 shift; };
+
+static bool lower_bitmap_shift(struct dctx *c, struct bkfs_sb *sb, unsigned dev, unsigned copy, void *arg)
+{
+	struct shift_edit *e = arg;
+	(void)c; (void)dev; (void)copy;
+	sb->members[e->dev].btree_bitmap_shift = e->shift;
+	return true;
+}
+
+/* A member's btree_bitmap_shift lowered by one, its bits kept: the bitmap's
+ * 64 bits no longer reach the device's end (the superblock stays valid). */
+static int k_member_bitmap_shift(struct dctx *c)
+{
+	unsigned cand[BKFS_MAX_DEVS], nr = 0;
+	for (unsigned d = 0; d < c->sb.nr_devices && d < BKFS_MAX_DEVS; d++) {
+		const struct bkfs_member *m = &c->sb.members[d];
+		u64 sectors = m->nbuckets * c->sb.bucket_size;
+		if (m->btree_bitmap_shift && m->btree_bitmap_shift < 64 &&
+		    (sectors - 1) >> (m->btree_bitmap_shift - 1) >= MEMBER_BITMAP_BITS)
+			cand[nr++] = d;
+	}
+	if (!nr) {
+		no_target(c, "no member whose bitmap would stop covering its device with a smaller shift");
+		return NO_TARGET;
+	}
+	struct shift_edit e = { .dev = cand[pick(c, nr)] };
+	const struct bkfs_member *m = &c->sb.members[e.dev];
+	e.shift = m->btree_bitmap_shift - 1;
+	u64 sectors = m->nbuckets * c->sb.bucket_size;
+	pb_printf(&c->damaged,
+		  "member %u btree_bitmap_shift %u -> %u (bitmap 0x%016llx kept): its 64 bits now cover %llu of %llu sectors "
+		  "(every superblock copy)",
+		  e.dev, m->btree_bitmap_shift, m->btree_bitmap_shift - 1, (unsigned long long)m->btree_bitmap,
+		  (unsigned long long)(64ull << (m->btree_bitmap_shift - 1)), (unsigned long long)sectors);
+	pb_printf(&c->lost, "none");
+	return edit_sb_copies(c, lower_bitmap_shift, &e);
+}
+
 static int k_sb_primary(struct dctx *c)
 {
 	unsigned dev = (unsigned)pick(c, c->nr_devs);
@@ -2964,6 +3003,9 @@ static const struct kind kinds[] = {
 	  k_version_future },
 	{ "bitmap_unmarked", "btree_bitmap_not_marked",
 	  "a member btree bitmap bit covering a node cleared (every superblock copy)", k_bitmap_unmarked },
+	{ "member_bitmap_shift", "sb_member_bitmap_bad",
+	  "a member's btree bitmap shift lowered by one, so its 64 bits stop short of the device's end (every superblock copy)",
+	  k_member_bitmap_shift },
 	{ "sb_primary", "sb_copy_bad", "the primary superblock copy overwritten with random bytes", k_sb_primary },
 	{ "sb_stale", "sb_copy_stale", "a backup superblock copy made one write older", k_sb_stale },
 	/* journal */
