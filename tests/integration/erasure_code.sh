@@ -96,4 +96,55 @@ expect 0 "$BKFS" extract "$T/m0.img" "$T/m1.img" "$T/m3.img" "$T/out3"
 grep -q "missing" "$T/err" || fail "extract did not say a device is missing"
 [ -z "$(same_tree "$T/src" "$T/out3")" ] || fail "tree differs with device 2 missing: $(same_tree "$T/src" "$T/out3" | head -3)"
 expect 0 "$BKFS" fsck -n "${M[@]}"
-echo "erasure_code: $stripes stripes, rebuilt reads checked, a missing device read around"
+
+# ---- through the FUSE mount (when this machine has FUSE): read-only with
+# device 2 missing, diff -r reads every file; then read-write with all
+# devices, files removed and written: stripes follow, fsck stays clean
+fuse=skipped
+if [ -c /dev/fuse ] && command -v fusermount3 > /dev/null && command -v mountpoint > /dev/null; then
+	MNT=$T/mnt
+	mkdir -p "$MNT"
+	trap 'mountpoint -q "$MNT" 2>/dev/null && fusermount3 -uz "$MNT"' EXIT
+	serve() { # serve OPTS DEVS: mount in the foreground server, in the background
+		"$BKFS" mount -f -o "$1" "$2" "$MNT" > "$T/mount.log" 2>&1 &
+		PID=$!
+		for _ in $(seq 1 200); do
+			mountpoint -q "$MNT" && return 0
+			kill -0 "$PID" 2>/dev/null || { cat "$T/mount.log"; fail "mount -o $1 failed"; }
+			sleep 0.05
+		done
+		fail "mount did not come up"
+	}
+	unserve() {
+		fusermount3 -u "$MNT" || fail "fusermount3 -u"
+		wait "$PID" || fail "the mount server exited $?"
+	}
+	serve ro,degraded "$T/m0.img:$T/m1.img:$T/m3.img"
+	[ -z "$(same_tree "$T/src" "$MNT")" ] || fail "mount with device 2 missing differs: $(same_tree "$T/src" "$MNT" | head -3)"
+	unserve
+	before=$("$BKFS" list -b stripes "${M[@]}" | grep -c "type stripe")
+	serve rw "$(IFS=:; echo "${M[*]}")"
+	victims=$(cd "$MNT" && find . -mindepth 1 -maxdepth 1 -type d | head -2)
+	[ -n "$victims" ] || fail "no directory to remove"
+	(cd "$MNT" && rm -rf $victims) || fail "rm -rf through the mount"
+	head -c 3000000 /dev/urandom > "$T/new.bin"
+	cp "$T/new.bin" "$MNT/new.bin" || fail "write through the mount"
+	unserve
+	mid=$("$BKFS" list -b stripes "${M[@]}" | grep -c "type stripe")
+	[ "$mid" -le "$before" ] || fail "stripes grew from $before to $mid"
+	expect 0 "$BKFS" fsck -n "${M[@]}"
+	expect 0 "$BKFS" extract "${M[@]}" "$T/out4"
+	cmp "$T/new.bin" "$T/out4/new.bin" || fail "new.bin does not read back"
+	# everything removed: every stripe goes, with its parity
+	serve rw "$(IFS=:; echo "${M[*]}")"
+	(cd "$MNT" && find . -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +) || fail "rm -rf of everything"
+	unserve
+	after=$("$BKFS" list -b stripes "${M[@]}" | grep -c "type stripe")
+	[ "$after" = 0 ] || fail "$after stripes left after every file was removed"
+	expect 0 "$BKFS" usage "${M[@]}"
+	left=$(awk '/^ *replicas parity/ && $(NF-1) > 0 { print } /^ *parity / && ($2 > 0 || $3 > 0) { print }' "$T/out")
+	[ -z "$left" ] || fail "parity space left after every stripe went: $left"
+	expect 0 "$BKFS" fsck -n "${M[@]}"
+	fuse="mounted ($before stripes, $mid after removing $(echo $victims | wc -w) directories, 0 after removing everything)"
+fi
+echo "erasure_code: $stripes stripes, rebuilt reads checked, a missing device read around; FUSE: $fuse"
