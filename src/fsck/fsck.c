@@ -467,8 +467,9 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));
 	/* a helper thread reads ahead of the passes' btree walks (nothing is
 	 * written to the devices before the final checkpoint), when there is a
-	 * second CPU and its buffers fit in -m */
-	bool readahead = !o->fail_after_writes && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+	 * second CPU to run it on (on one CPU its polling only steals time
+	 * from the walk) and its buffers fit in -m */
+	bool readahead = !o->fail_after_writes && usable_cpus() > 1;
 	u64 est = mem_estimate(fs, readahead);
 	if (readahead && o->mem_limit && est > o->mem_limit)
 		est = mem_estimate(fs, readahead = false);

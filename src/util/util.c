@@ -5,6 +5,7 @@
 #include <time.h>
 #include <ctype.h>
 #include <isa-l/crc.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -72,6 +73,15 @@ u32 bkfs_crc32c(u32 seed, const void *data, size_t len)
 void *xcalloc(size_t n, size_t sz)
 {
 	return calloc(n ? n : 1, sz ? sz : 1);
+}
+
+unsigned usable_cpus(void)
+{
+	cpu_set_t set;
+	if (!sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
 }
 
 void mem_prefault(void *p, size_t len)

@@ -70,6 +70,10 @@ u32 bkfs_crc32c(u32 seed, const void *data, size_t len);
  * return NULL and callers propagate -BKFS_E_NOMEM. */
 void *xcalloc(size_t n, size_t sz);
 
+/* CPUs this process may run on (its affinity mask, which taskset and
+ * container CPU sets narrow), at least 1. */
+unsigned usable_cpus(void);
+
 /* Map the pages of [p, p + len) now, in huge pages where the range covers
  * whole ones, for memory that will be written from end to end: a fault per
  * 4 KiB page costs far more (under virtualisation, ~15 us each here). Best
