@@ -44,7 +44,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].desc);
+		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].desc);
 	fprintf(f, "\n`bkfs CMD --help` describes each command.\n");
 }
 
