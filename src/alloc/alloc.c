@@ -344,12 +344,7 @@ int alloc_delete_empty_stripes(struct bkfs_fs *fs)
 		struct bkey_buf kb;
 		if (btree_lookup(fs, BTREE_ID_stripes, POS(0, idx), &kb) || kb.k.type != KEY_TYPE_stripe)
 			continue;
-		const struct bkfs_stripe *s = bkey_val(&kb.k);
-		const u16 *bs = stripe_block_sectors((struct bkfs_stripe *)s);
-		bool empty = true;
-		for (unsigned b = 0; b + s->nr_redundant < s->nr_blocks; b++)
-			empty &= !bs[b];
-		if (!empty)
+		if (!stripe_data_empty(bkey_val(&kb.k)))
 			continue;
 		struct trans t;
 		trans_init(&t, fs);

@@ -207,15 +207,6 @@ static struct bkey *stripe_pending(struct trans *t, struct bpos p)
 	return NULL;
 }
 
-static bool stripe_data_empty(const struct bkfs_stripe *s)
-{
-	const u16 *bs = stripe_block_sectors((struct bkfs_stripe *)s);
-	for (unsigned b = 0; b + s->nr_redundant < s->nr_blocks; b++)
-		if (bs[b])
-			return false;
-	return true;
-}
-
 /* An erasure-coded pointer adds sectors to its block's count in the stripe
  * key: one pending update of the stripe per transaction, changed in place.
  * A stripe whose data blocks all reach zero is deleted after the commit

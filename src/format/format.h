@@ -283,6 +283,15 @@ static inline u16 *stripe_block_sectors(struct bkfs_stripe *s)
 {
 	return (u16 *)&s->ptrs[s->nr_blocks];
 }
+/* no sector counted in any data block (parity blocks are not counted) */
+static inline bool stripe_data_empty(const struct bkfs_stripe *s)
+{
+	const u16 *bs = (const u16 *)&s->ptrs[s->nr_blocks];
+	for (unsigned b = 0; b + s->nr_redundant < s->nr_blocks; b++)
+		if (bs[b])
+			return false;
+	return true;
+}
 
 /* reflink pointer (extents btree): references [idx - front_pad, idx + size + back_pad) */
 struct bkfs_reflink_p {

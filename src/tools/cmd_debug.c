@@ -1273,9 +1273,10 @@ struct ext_target {
 	unsigned ptr;
 };
 
-/* A seeded extent key (type extent); sole = its pointer's bucket holds no
- * other pointer (prefer those, fall back to any when none). */
-static int pick_extent(struct dctx *c, bool prefer_sole, struct ext_target *t, bool *sole_out)
+/* A seeded extent key (type extent) whose first pointer is a plain dirty
+ * one, or with striped an erasure-coded one; sole = that pointer's bucket
+ * holds no other pointer (prefer those, fall back to any when none). */
+static int pick_extent_ptr(struct dctx *c, bool prefer_sole, bool striped, struct ext_target *t, bool *sole_out)
 {
 	u64 *refs = NULL;
 	size_t nrefs = 0;
@@ -1291,7 +1292,7 @@ static int pick_extent(struct dctx *c, bool prefer_sole, struct ext_target *t, b
 			continue;
 		struct bkfs_ptr *ptrs;
 		unsigned np = bkey_ptrs(k, &ptrs);
-		if (!np || (ptrs[0].flags & (PTR_CACHED | PTR_HAS_STRIPE)))
+		if (!np || (ptrs[0].flags & (PTR_CACHED | PTR_HAS_STRIPE)) != (striped ? PTR_HAS_STRIPE : 0))
 			continue;
 		if (!grow((void **)&all, &ca, na, sizeof(*all)))
 			all[na++] = k->p;
@@ -1311,6 +1312,11 @@ static int pick_extent(struct dctx *c, bool prefer_sole, struct ext_target *t, b
 	free(all);
 	free(sole);
 	return ret;
+}
+
+static int pick_extent(struct dctx *c, bool prefer_sole, struct ext_target *t, bool *sole_out)
+{
+	return pick_extent_ptr(c, prefer_sole, false, t, sole_out);
 }
 
 static void ext_damaged_text(struct dctx *c, struct ext_target *t, const char *what)
@@ -1787,29 +1793,15 @@ static int k_stripe_block_sectors(struct dctx *c)
  * block: it is not inside the block it names. */
 static int k_ptr_incorrect_stripe(struct dctx *c)
 {
-	struct bpos *v = NULL;
-	size_t n = 0, cap = 0;
-	struct btree_iter it;
-	struct bkey *k;
-	int ret;
-	for_each_btree_key(it, c->fs, BTREE_ID_extents, POS_MIN, k, ret) {
-		struct bkfs_ptr *ptrs;
-		unsigned np = k->type == KEY_TYPE_extent ? bkey_ptrs(k, &ptrs) : 0;
-		if (np && (ptrs[0].flags & PTR_HAS_STRIPE) && !(ptrs[0].flags & PTR_CACHED) &&
-		    !grow((void **)&v, &cap, n, sizeof(*v)))
-			v[n++] = k->p;
-	}
 	struct ext_target t;
-	if (!ret && !n) {
+	bool sole;
+	int ret = pick_extent_ptr(c, false, true, &t, &sole);
+	if (ret == -BKFS_E_NOENT) {
 		no_target(c, "no erasure-coded extent (make stripes first: bkfs erasure-code)");
-		ret = NO_TARGET;
+		return NO_TARGET;
 	}
-	if (!ret)
-		ret = btree_lookup(c->fs, BTREE_ID_extents, v[pick(c, n)], &t.k);
-	free(v);
 	if (ret)
 		return ret;
-	t.ptr = 0;
 	struct bkfs_ptr *ptrs;
 	bkey_ptrs(&t.k.k, &ptrs);
 	struct bkey_buf sk;
