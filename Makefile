@@ -9,11 +9,11 @@ LDLIBS := -lisal -pthread
 FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
 FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
-LIB_LAYERS := util io format btree journal alloc data fs fsck
+LIB_LAYERS := util io format btree journal alloc data fs fsck mount
 LIB_SRCS := $(foreach d,$(LIB_LAYERS),$(wildcard src/$(d)/*.c))
-# the FUSE adapter (fs layer) is the only libfuse user: it is linked into the
+# the FUSE adapter (mount layer) is the only libfuse user: it is linked into the
 # bkfs tool only, so libbkfs.a and the unit tests do not need libfuse
-FUSE_SRCS := src/fs/fuse.c
+FUSE_SRCS := src/mount/fuse.c
 LIB_SRCS := $(filter-out $(FUSE_SRCS),$(LIB_SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 FUSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(FUSE_SRCS))

@@ -108,6 +108,8 @@ void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_al
 	*a = *new;
 	a->fragmentation_lru = alloc_fragmentation(a, bucket_sectors(fs));
 	acct_bucket(fs, dev, a, 1);
+	if ((u8)(a->gen - a->oldest_gen) >= BUCKET_GC_GEN_SOON)
+		ALLOC(fs)->gc_gens_soon = true;
 	bucket_set_dirty(fs, dev, b);
 }
 

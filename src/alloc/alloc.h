@@ -42,6 +42,8 @@ u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level);
 /* ---- live bucket state (normal mode) ---- */
 #define BUCKET_OPEN  (1u << 0)
 #define BUCKET_DIRTY (1u << 1) /* alloc key must be written */
+/* gens ahead of oldest_gen at which generation GC becomes due */
+#define BUCKET_GC_GEN_SOON (BUCKET_GC_GEN_MAX * 2 / 3)
 struct alloc_state {
 	struct bkfs_alloc *buckets[BKFS_MAX_DEVS]; /* the alloc keys, mirrored in memory */
 	u8 *bflags[BKFS_MAX_DEVS];
@@ -59,6 +61,9 @@ struct alloc_state {
 	size_t nr_acct, acct_cap;
 	unsigned rr;          /* round-robin device start */
 	u64 nr_invalidated;
+	/* some bucket's gen is within reach of BUCKET_GC_GEN_MAX: generation GC
+	 * is due before allocation runs into it (cleared by the runner) */
+	bool gc_gens_soon;
 	/* stripes whose data blocks all became empty in the last commit: the
 	 * commit's follow-up deletes them if they still are */
 	u32 *empty_stripes;

@@ -220,6 +220,14 @@ static int write_open_entry(struct bkfs_fs *fs, bool flush)
 	return write_entry(fs, JENTRY_KEYS, flush);
 }
 
+bool journal_needs_flush(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	if (!j || (fs->flags & BKFS_OPEN_RDONLY))
+		return false;
+	return j->nr_records || j->durable_seq + 1 < j->seq;
+}
+
 int journal_flush(struct bkfs_fs *fs)
 {
 	if (!J(fs) || (fs->flags & BKFS_OPEN_RDONLY))

@@ -42,6 +42,8 @@ void journal_exit(struct bkfs_fs *fs);
 int journal_read_and_replay(struct bkfs_fs *fs, bool replay);
 /* Write the open entry and flush all members. */
 int journal_flush(struct bkfs_fs *fs);
+/* Anything committed that a journal_flush() would make durable. */
+bool journal_needs_flush(struct bkfs_fs *fs);
 u64 journal_durable_seq(struct bkfs_fs *fs);
 /* hooks */
 int journal_commit_trans(struct bkfs_fs *fs, struct trans *t, u64 *seq);

@@ -1,7 +1,7 @@
 /* cmd_mount.c - bkfs mount [-f] [-d] [-o OPTS] DEV[:DEV...] DIR: open the
- * filesystem, then hand it to the FUSE adapter (src/fs/fuse.c). The FUSE
+ * filesystem, then hand it to the FUSE adapter (src/mount/fuse.c). The FUSE
  * loop is single-threaded: the engine serializes every call anyway. */
-#include "../fs/fuse.h"
+#include "../mount/fuse.h"
 #include "cmds.h"
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +22,9 @@ static void usage(FILE *f)
 		"once the mount is up and the filesystem is served by a daemon. Unmount with\n"
 		"'fusermount3 -u DIR' (or umount DIR): the filesystem is then checkpointed and\n"
 		"marked clean. fsync makes data durable; other writes are journaled and become\n"
-		"durable with the next journal write or checkpoint.\n"
+		"durable at the next timed journal flush (flush_ms, 1 s by default).\n"
+		"In the background the mount runs generation GC and copying GC, so buckets\n"
+		"are reused without unmounting.\n"
 		"\n"
 		"A device is mounted read-write by one bkfs mount at a time. Files unlinked\n"
 		"while open live on under a hidden name in the root (.bkfs_hidden.*) until\n"
@@ -35,6 +37,11 @@ static void usage(FILE *f)
 		"  -o OPTIONS    comma-separated mount options; bkfs's own:\n"
 		"                  ro        read-only: nothing is written, not even journal replay\n"
 		"                  degraded  allow missing devices (readable when replicated)\n"
+		"                  flush_ms=N  flush the journal N ms after a change (default 1000;\n"
+		"                            0: only fsync and full journal entries make data durable)\n"
+		"                  nogc      no background generation GC or copying GC (they still\n"
+		"                            run when an allocation would otherwise fail)\n"
+		"                  gc_continuous  debug: run the background GC over and over\n"
 		"                anything else goes to FUSE (allow_other, max_read=N, ...)\n"
 		"  -h, --help    show this help\n"
 		"\n"
@@ -69,6 +76,7 @@ int cmd_mount(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool foreground = false, debug = false, ro = false, degraded = false;
+	struct bg_opts bgo = { .flush_ms = BG_FLUSH_MS_DEFAULT, .gc = true };
 	char *fuse_opts = NULL, *devbuf = NULL;
 	int c, ret = 1, lockfds[BKFS_MAX_DEVS];
 	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
@@ -93,6 +101,20 @@ int cmd_mount(int argc, char **argv)
 					ro = false;
 				else if (!strcmp(tok, "degraded"))
 					degraded = true;
+				else if (!strncmp(tok, "flush_ms=", 9)) {
+					char *end;
+					unsigned long v = strtoul(tok + 9, &end, 10);
+					if (!tok[9] || *end || v > 3600000) {
+						fprintf(stderr, "bkfs mount: bad flush_ms '%s' (0..3600000)\n", tok + 9);
+						free(dup);
+						free(fuse_opts);
+						return EXIT_USAGE;
+					}
+					bgo.flush_ms = v;
+				} else if (!strcmp(tok, "nogc"))
+					bgo.gc = false;
+				else if (!strcmp(tok, "gc_continuous"))
+					bgo.gc_continuous = true;
 				else if (opt_add(&fuse_opts, tok, false)) {
 					free(dup);
 					goto nomem;
@@ -203,7 +225,7 @@ int cmd_mount(int argc, char **argv)
 	if (debug)
 		fargv[fargc++] = "-d";
 	fargv[fargc] = NULL;
-	ret = bkfs_fuse_main(fs, fargc, fargv);
+	ret = bkfs_fuse_main(fs, &bgo, fargc, fargv);
 	free(fsname);
 	free(mopts);
 out:

@@ -29,7 +29,8 @@
  *   filesystem with bkfs_close(): checkpoint, clean flag. */
 #define FUSE_USE_VERSION 31
 #include "fuse.h"
-#include "posix_ext.h"
+#include "../fs/posix_ext.h"
+#include "background.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -67,6 +68,8 @@ static struct {
 	bool closed;
 	struct open_file *open;
 	size_t nr_open, open_cap;
+	struct bg_opts bg_opts;
+	struct background *bg; /* journal flush timer, generation GC, copying GC */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Every request ends by unlocking, holding no key pointer: the place to keep
@@ -144,46 +147,56 @@ static u64 ts_to_ns(const struct timespec *ts)
 	return (u64)(sec * 1000000000ll + nsec);
 }
 
-/* Space freed by a transaction is reused only once that transaction is
- * durable: an operation that ran out of space flushes the journal and is
- * tried once more (true: try again). */
+/* An operation that ran out of space waits for reclaim (journal flush, so
+ * freed space becomes reusable; generation GC; copying GC) and is tried once
+ * more (true: try again). */
 static bool retry_nospc(long ret)
 {
-	return ret == -BKFS_E_NOSPC && !S.fs->error && !bkfs_sync(S.fs);
+	return ret == -BKFS_E_NOSPC && bkfs_reclaim(S.fs, S.bg);
 }
 
 /* Space kept back from operations that add data or objects, so that
  * deletions and the btree node writes of checkpoints find space on a full
  * filesystem (a failed node allocation inside a commit makes the filesystem
- * read-only). Buckets per device: max(16, 1/32 of the device). */
-static void space(u64 *total, u64 *avail, u64 *reserve)
+ * read-only). Buckets per device: max(16, 1/32 of the device).
+ * free: buckets allocatable now; reclaimable: buckets the background work
+ * makes allocatable (waiting on generation GC, cached-only). */
+struct space {
+	u64 total, free, reclaimable, reserve;
+};
+
+static u64 dev_buckets(struct bkfs_fs *fs, unsigned dev, unsigned data_type)
+{
+	struct acct_entry *e = acct_find(fs, acct_pos_dev_data_type(dev, data_type), false);
+	return e && e->v[0] > 0 ? (u64)e->v[0] : 0;
+}
+
+static struct space space(void)
 {
 	struct bkfs_fs *fs = S.fs;
-	*total = *avail = *reserve = 0;
+	struct space sp = { 0 };
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		const struct bkfs_member *m = fs->devs[d].m;
 		if (!fs->devs[d].bd || !m)
 			continue;
 		u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
-		*total += nb * fs->bucket_bytes;
-		*avail += alloc_free_buckets(fs, d) * fs->bucket_bytes;
-		*reserve += MIN(nb, MAX(16, nb / 32)) * fs->bucket_bytes;
+		sp.total += nb * fs->bucket_bytes;
+		sp.free += alloc_free_buckets(fs, d) * fs->bucket_bytes;
+		sp.reclaimable += (dev_buckets(fs, d, DATA_need_gc_gens) + dev_buckets(fs, d, DATA_cached) +
+				   dev_buckets(fs, d, DATA_need_discard)) * fs->bucket_bytes;
+		sp.reserve += MIN(nb, MAX(16, nb / 32)) * fs->bucket_bytes;
 	}
+	return sp;
 }
 
 /* 0 if an operation that adds data or objects may go ahead, else ENOSPC
- * (after a journal flush, which makes freed space reusable) */
+ * (after waiting for reclaim) */
 static int space_check(void)
 {
-	u64 total, avail, reserve;
-	space(&total, &avail, &reserve);
-	if (avail > reserve)
+	if (space().free > space().reserve)
 		return 0;
-	if (!bkfs_sync(S.fs)) {
-		space(&total, &avail, &reserve);
-		if (avail > reserve)
-			return 0;
-	}
+	if (bkfs_reclaim(S.fs, S.bg) && space().free > space().reserve)
+		return 0;
 	return ENOSPC;
 }
 
@@ -735,17 +748,17 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
-	u64 total, avail, reserve;
 	LOCK();
 	struct bkfs_fs *fs = S.fs;
-	space(&total, &avail, &reserve);
+	struct space sp = space();
 	unsigned replicas = fs->sb.data_replicas ? fs->sb.data_replicas : 1;
+	u64 avail = sp.free + sp.reclaimable;
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = st.f_frsize = fs->block_bytes;
-	st.f_blocks = total / replicas / fs->block_bytes;
-	/* free buckets; what writes may use excludes the reserve */
+	st.f_blocks = sp.total / replicas / fs->block_bytes;
+	/* what the background work can hand out; writes may not use the reserve */
 	st.f_bfree = avail / replicas / fs->block_bytes;
-	st.f_bavail = (avail > reserve ? avail - reserve : 0) / replicas / fs->block_bytes;
+	st.f_bavail = (avail > sp.reserve ? avail - sp.reserve : 0) / replicas / fs->block_bytes;
 	/* inodes are not a limited resource: report plenty */
 	st.f_files = st.f_ffree = st.f_favail = 1ull << 32;
 	st.f_namemax = BKFS_NAME_MAX;
@@ -938,6 +951,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 /* close once: from destroy, or after the loop if destroy never ran */
 static void close_fs(void)
 {
+	bg_stop(S.bg); /* takes the lock itself */
+	S.bg = NULL;
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
@@ -996,7 +1011,7 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.copy_file_range = op_copy_file_range,
 };
 
-int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv)
+int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts opts;
@@ -1006,6 +1021,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv)
 	S.fs = fs;
 	S.closed = false;
 	S.close_ret = 0;
+	S.bg = NULL;
+	S.bg_opts = *bgo;
 	memset(&opts, 0, sizeof(opts));
 	if (fuse_parse_cmdline(&args, &opts))
 		goto out;
@@ -1031,6 +1048,12 @@ int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv)
 	if (fuse_session_mount(se, opts.mountpoint))
 		goto out_signals;
 	fuse_daemonize(opts.foreground);
+	/* after daemonizing: a thread does not survive the fork */
+	if (!(fs->flags & BKFS_OPEN_RDONLY)) {
+		int r = bg_start(fs, &S.lock, &S.bg_opts, &S.bg);
+		if (r)
+			fprintf(stderr, "bkfs mount: background work not started: %s\n", bkfs_strerror(r));
+	}
 	ret = fuse_session_loop(se) ? 1 : 0; /* single-threaded */
 	fuse_session_unmount(se);
 out_signals:

@@ -2,14 +2,16 @@
  * open filesystem at a mount point with the libfuse 3 low-level API. */
 #ifndef BKFS_FUSE_H
 #define BKFS_FUSE_H
-#include "super.h"
+#include "../fs/super.h"
+#include "background.h"
 
 /* Run the FUSE main loop. argv are libfuse's arguments (argv[0], the mount
  * point, -f, -s, -d, -o ...). Takes ownership of fs: it is closed with
  * bkfs_close() when the filesystem is unmounted (or, if the mount never
  * came up, before returning). Returns 0 after a clean unmount, 1 if FUSE
  * failed or closing the filesystem reported an error. Every call into the
- * engine is serialized by one mutex. */
-int bkfs_fuse_main(struct bkfs_fs *fs, int argc, char **argv);
+ * engine is serialized by one mutex, which the background work (bgo: journal
+ * flush timer, generation GC, copying GC) takes too. */
+int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char **argv);
 
 #endif

@@ -1,0 +1,229 @@
+/* background.c - the mount's background thread and the reclaim step.
+ *
+ * What runs, and when (each step holds the engine lock; between steps the
+ * lock is released so FUSE requests go on):
+ * - journal flush: committed changes not yet durable are flushed once they
+ *   are flush_ms old, so a write left alone survives a crash a moment later
+ *   (the kernel's sync(2) never reaches a FUSE server);
+ * - generation GC (bkfs_gc_gens_fs, the same code as `bkfs gc-gens`): when
+ *   buckets wait on it, or when some bucket's gen has come within reach of
+ *   the limit (alloc_state.gc_gens_soon);
+ * - an allocation that runs out of space waits in bkfs_reclaim() for the
+ *   same work, synchronously, instead of failing while space can still be
+ *   reclaimed. */
+#include "background.h"
+#include "../alloc/alloc.h"
+#include "../fsck/fsck.h"
+#include "../journal/journal.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* generation GC runs at most this often when only "soon" is the reason */
+#define GC_GENS_MIN_INTERVAL_NS (1000ull * 1000 * 1000)
+
+struct background {
+	struct bkfs_fs *fs;
+	pthread_mutex_t *lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	struct bg_opts opts;
+	bool stop, started;
+	u64 last_gc_gens_ns;
+	struct bg_stats stats;
+};
+
+static u64 mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+}
+
+static u64 need_gc_gens_buckets(struct bkfs_fs *fs)
+{
+	u64 n = 0;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		struct acct_entry *e = acct_find(fs, acct_pos_dev_data_type(d, DATA_need_gc_gens), false);
+		if (e && e->v[0] > 0)
+			n += (u64)e->v[0];
+	}
+	return n;
+}
+
+static bool writable(struct bkfs_fs *fs)
+{
+	return !(fs->flags & BKFS_OPEN_RDONLY) && !fs->error;
+}
+
+/* Under the lock. Returns the buckets it freed, or a negative error. */
+static long run_gc_gens(struct bkfs_fs *fs, struct bg_stats *st)
+{
+	struct alloc_state *as = ALLOC(fs);
+	u64 before = need_gc_gens_buckets(fs);
+	as->gc_gens_soon = false;
+	int ret = bkfs_gc_gens_fs(fs, NULL);
+	if (ret) {
+		fprintf(stderr, "bkfs mount: generation GC: %s\n", bkfs_strerror(ret));
+		return ret;
+	}
+	u64 after = need_gc_gens_buckets(fs);
+	long freed = before > after ? (long)(before - after) : 0;
+	if (st) {
+		st->gc_gens_runs++;
+		st->gc_gens_freed += freed;
+	}
+	return freed;
+}
+
+static bool gc_gens_due(struct background *bg, u64 now)
+{
+	struct bkfs_fs *fs = bg->fs;
+	if (!bg->opts.gc || !writable(fs))
+		return false;
+	if (bg->opts.gc_continuous)
+		return true;
+	if (now - bg->last_gc_gens_ns < GC_GENS_MIN_INTERVAL_NS)
+		return false;
+	return need_gc_gens_buckets(fs) || ALLOC(fs)->gc_gens_soon;
+}
+
+bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
+{
+	struct bg_stats *st = bg ? &bg->stats : NULL;
+	if (!writable(fs))
+		return false;
+	if (st)
+		st->reclaims++;
+	/* space freed by a commit is reused only once that commit is durable */
+	if (journal_flush(fs))
+		return false;
+	if (need_gc_gens_buckets(fs) && run_gc_gens(fs, st) < 0)
+		return false;
+	if (bg)
+		bg->last_gc_gens_ns = mono_ns();
+	/* the gen GC's own commits must be durable before its buckets are reused */
+	if (journal_flush(fs))
+		return false;
+	if (st)
+		st->reclaim_waits_ok++;
+	return true;
+}
+
+static void do_flush(struct background *bg)
+{
+	struct bkfs_fs *fs = bg->fs;
+	if (!writable(fs) || !journal_needs_flush(fs))
+		return;
+	int ret = journal_flush(fs);
+	bg->stats.flushes++;
+	if (ret) {
+		bg->stats.flush_errors++;
+		fprintf(stderr, "bkfs mount: timed journal flush: %s\n", bkfs_strerror(ret));
+	}
+}
+
+/* Let a waiting request in between two steps of work. */
+static void yield_lock(struct background *bg)
+{
+	pthread_mutex_unlock(bg->lock);
+	sched_yield();
+	pthread_mutex_lock(bg->lock);
+}
+
+static void deadline_after(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void *bg_thread(void *arg)
+{
+	struct background *bg = arg;
+	struct bkfs_fs *fs = bg->fs;
+	unsigned tick_ms = bg->opts.flush_ms ? MIN(bg->opts.flush_ms, 1000u) : 1000u;
+	pthread_mutex_lock(bg->lock);
+	while (!bg->stop) {
+		struct timespec ts;
+		deadline_after(&ts, bg->opts.gc_continuous ? 10 : tick_ms);
+		int r = pthread_cond_timedwait(&bg->cond, bg->lock, &ts);
+		if (bg->stop)
+			break;
+		if (r == ETIMEDOUT && bg->opts.flush_ms)
+			do_flush(bg);
+		u64 now = mono_ns();
+		if (gc_gens_due(bg, now)) {
+			run_gc_gens(fs, &bg->stats);
+			bg->last_gc_gens_ns = mono_ns();
+			yield_lock(bg);
+		}
+		btree_cache_trim(fs);
+	}
+	pthread_mutex_unlock(bg->lock);
+	return NULL;
+}
+
+int bg_start(struct bkfs_fs *fs, pthread_mutex_t *lock, const struct bg_opts *o, struct background **out)
+{
+	struct background *bg = xcalloc(1, sizeof(*bg));
+	if (!bg)
+		return -BKFS_E_NOMEM;
+	bg->fs = fs;
+	bg->lock = lock;
+	bg->opts = *o;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&bg->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&bg->thread, NULL, bg_thread, bg)) {
+		pthread_cond_destroy(&bg->cond);
+		free(bg);
+		return -BKFS_E_NOMEM;
+	}
+	bg->started = true;
+	*out = bg;
+	return 0;
+}
+
+void bg_stop(struct background *bg)
+{
+	if (!bg)
+		return;
+	pthread_mutex_lock(bg->lock);
+	bg->stop = true;
+	pthread_cond_signal(&bg->cond);
+	pthread_mutex_unlock(bg->lock);
+	if (bg->started)
+		pthread_join(bg->thread, NULL);
+	pthread_cond_destroy(&bg->cond);
+	free(bg);
+}
+
+void bg_kick(struct background *bg)
+{
+	if (bg)
+		pthread_cond_signal(&bg->cond);
+}
+
+struct bg_stats bg_stats(struct background *bg)
+{
+	return bg->stats;
+}
+
+void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)
+{
+	pb_printf(out, "journal flushes %llu (errors %llu); gen GC runs %llu, buckets freed %llu; "
+		  "copying GC runs %llu, buckets %llu, sectors %llu; reclaims %llu (%llu retried)",
+		  (unsigned long long)s->flushes, (unsigned long long)s->flush_errors,
+		  (unsigned long long)s->gc_gens_runs, (unsigned long long)s->gc_gens_freed,
+		  (unsigned long long)s->copygc_runs, (unsigned long long)s->copygc_buckets,
+		  (unsigned long long)s->copygc_sectors, (unsigned long long)s->reclaims,
+		  (unsigned long long)s->reclaim_waits_ok);
+}

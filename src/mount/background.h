@@ -1,0 +1,46 @@
+/* background.h - the mounted filesystem's background work: a thread that
+ * flushes the journal on a timer and runs generation GC and copying GC
+ * while FUSE requests go on, and the reclaim step an allocation that ran
+ * out of space waits for.
+ *
+ * Every call into the engine holds the mount's engine lock (the FUSE
+ * adapter's mutex); the thread takes it for one bounded step at a time and
+ * sleeps on a condition variable tied to it, so requests interleave with
+ * the work. */
+#ifndef BKFS_BACKGROUND_H
+#define BKFS_BACKGROUND_H
+#include "../btree/btree.h"
+#include <pthread.h>
+
+struct bg_opts {
+	unsigned flush_ms;   /* journal flush interval; 0 = only fsync and full entries */
+	bool gc;             /* generation GC and copying GC in the background */
+	bool gc_continuous;  /* debug knob: run both over and over, needed or not */
+};
+#define BG_FLUSH_MS_DEFAULT 1000
+
+struct bg_stats {
+	u64 flushes, flush_errors;
+	u64 gc_gens_runs, gc_gens_freed;
+	u64 copygc_runs, copygc_buckets, copygc_sectors;
+	u64 reclaims, reclaim_waits_ok;
+};
+
+struct background;
+
+/* Start the thread. lock is the engine lock; the caller must not hold it. */
+int bg_start(struct bkfs_fs *fs, pthread_mutex_t *lock, const struct bg_opts *o, struct background **out);
+/* Stop and join the thread (the caller must not hold the lock). NULL is a no-op. */
+void bg_stop(struct background *bg);
+/* Wake the thread: something happened that may make work due. Under the lock. */
+void bg_kick(struct background *bg);
+struct bg_stats bg_stats(struct background *bg);
+void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s);
+
+/* Under the engine lock, after an operation ran out of space: make freed
+ * space reusable (journal flush), run generation GC if buckets wait on it,
+ * and copying GC while it frees buckets. Returns true if the operation
+ * should be tried again. bg may be NULL (no statistics kept). */
+bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg);
+
+#endif
