@@ -14,8 +14,9 @@ set -eu
 # build: compiler, make, pkg-config, ISA-L (checksums, erasure coding), FUSE 3
 # test:  fuse3 (fusermount3), attr (getfattr/setfattr), e2fsprogs (ext4 peer,
 #        also used by tests for comparison), time (/usr/bin/time),
-#        fio, rsync, git (real clients on the FUSE mount: fuse_clients.sh)
-PKGS="gcc make pkg-config libisal-dev libfuse3-dev fuse3 attr e2fsprogs time fio rsync git"
+#        fio, rsync, git, stress-ng (real clients on the FUSE mount:
+#        fuse_clients.sh, online_gc.sh)
+PKGS="gcc make pkg-config libisal-dev libfuse3-dev fuse3 attr e2fsprogs time fio rsync git stress-ng"
 BENCH_PKGS="btrfs-progs xfsprogs"
 
 bench=0

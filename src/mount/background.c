@@ -192,7 +192,7 @@ int bg_start(struct bkfs_fs *fs, pthread_mutex_t *lock, const struct bg_opts *o,
 	return 0;
 }
 
-void bg_stop(struct background *bg)
+void bg_stop(struct background *bg, struct bg_stats *final)
 {
 	if (!bg)
 		return;
@@ -202,6 +202,8 @@ void bg_stop(struct background *bg)
 	pthread_mutex_unlock(bg->lock);
 	if (bg->started)
 		pthread_join(bg->thread, NULL);
+	if (final)
+		*final = bg->stats;
 	pthread_cond_destroy(&bg->cond);
 	free(bg);
 }
@@ -210,11 +212,6 @@ void bg_kick(struct background *bg)
 {
 	if (bg)
 		pthread_cond_signal(&bg->cond);
-}
-
-struct bg_stats bg_stats(struct background *bg)
-{
-	return bg->stats;
 }
 
 void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)

@@ -30,11 +30,11 @@ struct background;
 
 /* Start the thread. lock is the engine lock; the caller must not hold it. */
 int bg_start(struct bkfs_fs *fs, pthread_mutex_t *lock, const struct bg_opts *o, struct background **out);
-/* Stop and join the thread (the caller must not hold the lock). NULL is a no-op. */
-void bg_stop(struct background *bg);
+/* Stop and join the thread (the caller must not hold the lock); its
+ * statistics go to *final when not NULL. NULL bg is a no-op. */
+void bg_stop(struct background *bg, struct bg_stats *final);
 /* Wake the thread: something happened that may make work due. Under the lock. */
 void bg_kick(struct background *bg);
-struct bg_stats bg_stats(struct background *bg);
 void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s);
 
 /* Under the engine lock, after an operation ran out of space: make freed

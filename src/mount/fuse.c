@@ -951,8 +951,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 /* close once: from destroy, or after the loop if destroy never ran */
 static void close_fs(void)
 {
-	bg_stop(S.bg); /* takes the lock itself */
-	S.bg = NULL;
+	if (S.bg) {
+		struct bg_stats st;
+		struct printbuf pb = PRINTBUF;
+		bg_stop(S.bg, &st); /* takes the lock itself */
+		S.bg = NULL;
+		bg_stats_to_text(&pb, &st);
+		fprintf(stderr, "bkfs mount: background work: %s\n", pb_str(&pb));
+		pb_exit(&pb);
+	}
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
