@@ -33,6 +33,7 @@ void alloc_exit(struct bkfs_fs *fs)
 	free(as->dirty);
 	free(as->closing);
 	free(as->empty_stripes);
+	free(as->need_discard);
 	free(as->acct);
 	free(as);
 	fs->alloc = NULL;
@@ -110,6 +111,8 @@ void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_al
 	acct_bucket(fs, dev, a, 1);
 	if ((u8)(a->gen - a->oldest_gen) >= BUCKET_GC_GEN_SOON)
 		ALLOC(fs)->gc_gens_soon = true;
+	if (a->data_type == DATA_need_discard)
+		discard_note(fs, dev, b);
 	bucket_set_dirty(fs, dev, b);
 }
 
@@ -602,6 +605,7 @@ int alloc_load(struct bkfs_fs *fs)
 			return -BKFS_E_NOMEM;
 		memcpy(e->v, bkey_val(k), sizeof(e->v));
 	}
+	discard_rebuild(fs);
 	/* an alloc or accounting key that failed validation: the state read is
 	 * incomplete (a bucket in use could look free) */
 	if (!ret && fs->invalid_keys_skipped != skipped)

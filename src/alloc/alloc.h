@@ -64,6 +64,11 @@ struct alloc_state {
 	/* some bucket's gen is within reach of BUCKET_GC_GEN_MAX: generation GC
 	 * is due before allocation runs into it (cleared by the runner) */
 	bool gc_gens_soon;
+	/* buckets marked need_discard, waiting for alloc_discard_buckets()
+	 * (dev << 48 | bucket; may hold buckets reused since) */
+	u64 *need_discard;
+	size_t nr_need_discard, need_discard_cap;
+	u64 nr_discarded;
 	/* stripes whose data blocks all became empty in the last commit: the
 	 * commit's follow-up deletes them if they still are */
 	u32 *empty_stripes;
@@ -122,6 +127,16 @@ int bucket_invalidate(struct bkfs_fs *fs, unsigned dev, u64 b);
 /* Device bitmap of regions that have held btree nodes. */
 void member_bitmap_mark(struct bkfs_fs *fs, unsigned dev, u64 sector, u32 sectors);
 bool member_bitmap_test(const struct bkfs_member *m, u64 sector, u32 sectors);
+
+/* discard (discard.c): buckets emptied while discard is on wait in
+ * need_discard until the update that emptied them is durable */
+void discard_note(struct bkfs_fs *fs, unsigned dev, u64 b);
+void discard_rebuild(struct bkfs_fs *fs);
+u64 alloc_nr_need_discard(struct bkfs_fs *fs);
+/* Discard up to max need_discard buckets whose emptying is durable and make
+ * them free; *done = how many. Returns the first device error (the buckets
+ * are freed anyway: discard is advisory). */
+int alloc_discard_buckets(struct bkfs_fs *fs, unsigned max, unsigned *done);
 
 /* the normal-mode trigger: unmark old, mark new (triggers.c) */
 int engine_trigger(struct trans *t, unsigned btree_id, unsigned level,

@@ -132,10 +132,8 @@ static int normal_bucket(struct mark_ctx *c, const struct bkfs_ptr *p, unsigned 
 	s64 v = (s64)*ctr + sectors;
 	*ctr = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (u32)v;
 	bool now_empty = !a.dirty_sectors && !a.cached_sectors && !a.stripe_sectors;
-	if (sectors > 0 && was_empty) {
+	if (sectors > 0 && was_empty)
 		a.io_time[1] = fs->clock;
-		a.flags |= ALLOC_NEED_DISCARD * 0; /* discard is not tracked yet */
-	}
 	if (cnt == CNT_CACHED && sectors > 0)
 		a.io_time[0] = fs->clock;
 	if (!was_empty && now_empty) {
@@ -145,6 +143,9 @@ static int normal_bucket(struct mark_ctx *c, const struct bkfs_ptr *p, unsigned 
 		 * to a transaction that has not committed yet) */
 		a.journal_seq = c->t ? c->t->journal_seq : journal_cur_seq(fs);
 		a.flags |= ALLOC_NEED_INC_GEN;
+		/* given back to the device once that update is durable */
+		if (fs->flags & BKFS_OPEN_DISCARD)
+			a.flags |= ALLOC_NEED_DISCARD;
 	}
 	a.data_type = alloc_data_type(&a, data_type);
 	bucket_update(fs, p->dev, b, &a);

@@ -73,6 +73,7 @@ struct bkfs_dev {
 #define BKFS_OPEN_NOREPLAY (1u << 2)  /* do not replay the journal */
 #define BKFS_OPEN_FSCK     (1u << 3)  /* tolerate damage: errors recorded, not fatal */
 #define BKFS_OPEN_NOJOURNAL (1u << 4) /* bulk mode: durability at checkpoint only */
+#define BKFS_OPEN_DISCARD  (1u << 5)  /* discard buckets as they are freed (alloc/discard.c) */
 
 struct bkfs_fs {
 	struct bkfs_sb sb;

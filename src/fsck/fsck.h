@@ -78,6 +78,7 @@
 	/* alloc info */                                                \
 	x(alloc_key_journal_seq_in_future, 130, FSCK_PREEN)             \
 	x(alloc_key_need_inc_gen_stuck, 131, FSCK_PREEN)                \
+	x(alloc_key_need_discard_wrong, 132, FSCK_PREEN)                \
 	/* filesystem */                                                \
 	x(inode_invalid, 150, 0)                                        \
 	x(root_inode_missing, 151, 0)                                   \

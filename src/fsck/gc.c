@@ -1460,8 +1460,9 @@ out:
 
 /* ---- check_alloc_info ----
  * The derived state kept in alloc keys: journal_seq (the update that last
- * changed the bucket) cannot be newer than the journal itself. bkfs keeps no
- * freespace / need_discard / LRU btrees: the allocator scans the alloc keys. */
+ * changed the bucket) cannot be newer than the journal itself; need_discard
+ * (ALLOC_NEED_DISCARD) only on an empty bucket. bkfs keeps no freespace /
+ * need_discard / LRU btrees: those indexes are rebuilt in memory at open. */
 
 int fsck_check_alloc_info(struct fsck_ctx *c)
 {
@@ -1483,6 +1484,16 @@ int fsck_check_alloc_info(struct fsck_ctx *c)
 				}
 				fsck_err_msg(c, "journal_seq %llu, the journal is at %llu", (unsigned long long)seq,
 					     (unsigned long long)cur);
+			}
+			/* need_discard is the resting state of an emptied bucket
+			 * only; on a bucket holding data the flag is stale */
+			if ((a.flags & ALLOC_NEED_DISCARD) && (a.dirty_sectors || a.cached_sectors || a.stripe_sectors)) {
+				if (gc_apply(c, fsck_err(c, FSCK_ERR_alloc_key_need_discard_wrong, "clear the flag",
+							 "dev %u bucket %llu", d, (unsigned long long)b))) {
+					a.flags &= ~ALLOC_NEED_DISCARD;
+					fix = true;
+				}
+				fsck_err_msg(c, "need_discard set on a %s bucket", data_type_str(a.data_type));
 			}
 			/* ALLOC_NEED_INC_GEN on an empty bucket is not checked: the
 			 * engine defers every gen bump to the bucket's reuse

@@ -8,6 +8,8 @@
  * - generation GC (bkfs_gc_gens_fs, the same code as `bkfs gc-gens`): when
  *   buckets wait on it, or when some bucket's gen has come within reach of
  *   the limit (alloc_state.gc_gens_soon);
+ * - discard: buckets emptied while discard is on are given back to the
+ *   device once their emptying is durable (alloc/discard.c);
  * - an allocation that runs out of space waits in bkfs_reclaim() for the
  *   same work, synchronously, instead of failing while space can still be
  *   reclaimed. */
@@ -22,6 +24,8 @@
 
 /* generation GC runs at most this often when only "soon" is the reason */
 #define GC_GENS_MIN_INTERVAL_NS (1000ull * 1000 * 1000)
+/* buckets discarded per step of the thread */
+#define DISCARD_BATCH 256
 
 struct background {
 	struct bkfs_fs *fs;
@@ -89,6 +93,18 @@ static bool gc_gens_due(struct background *bg, u64 now)
 	return need_gc_gens_buckets(fs) || ALLOC(fs)->gc_gens_soon;
 }
 
+static void run_discards(struct bkfs_fs *fs, struct bg_stats *st, unsigned max)
+{
+	unsigned n = 0;
+	if (!alloc_nr_need_discard(fs))
+		return;
+	int ret = alloc_discard_buckets(fs, max, &n);
+	if (st)
+		st->discarded += n;
+	if (ret && st && !st->discard_errors++)
+		fprintf(stderr, "bkfs mount: discard: %s (buckets are reused anyway)\n", bkfs_strerror(ret));
+}
+
 bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
 {
 	struct bg_stats *st = bg ? &bg->stats : NULL;
@@ -106,6 +122,7 @@ bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
 	/* the gen GC's own commits must be durable before its buckets are reused */
 	if (journal_flush(fs))
 		return false;
+	run_discards(fs, st, UINT32_MAX);
 	if (st)
 		st->reclaim_waits_ok++;
 	return true;
@@ -157,6 +174,8 @@ static void *bg_thread(void *arg)
 			break;
 		if (r == ETIMEDOUT && bg->opts.flush_ms)
 			do_flush(bg);
+		if (writable(fs))
+			run_discards(fs, &bg->stats, DISCARD_BATCH);
 		u64 now = mono_ns();
 		if (gc_gens_due(bg, now)) {
 			run_gc_gens(fs, &bg->stats);
@@ -216,9 +235,11 @@ void bg_kick(struct background *bg)
 
 void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)
 {
-	pb_printf(out, "journal flushes %llu (errors %llu); gen GC runs %llu, buckets freed %llu; "
+	pb_printf(out, "journal flushes %llu (errors %llu); buckets discarded %llu (errors %llu); "
+		  "gen GC runs %llu, buckets freed %llu; "
 		  "copying GC runs %llu, buckets %llu, sectors %llu; reclaims %llu (%llu retried)",
 		  (unsigned long long)s->flushes, (unsigned long long)s->flush_errors,
+		  (unsigned long long)s->discarded, (unsigned long long)s->discard_errors,
 		  (unsigned long long)s->gc_gens_runs, (unsigned long long)s->gc_gens_freed,
 		  (unsigned long long)s->copygc_runs, (unsigned long long)s->copygc_buckets,
 		  (unsigned long long)s->copygc_sectors, (unsigned long long)s->reclaims,

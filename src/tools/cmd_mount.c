@@ -39,6 +39,10 @@ static void usage(FILE *f)
 		"                  degraded  allow missing devices (readable when replicated)\n"
 		"                  flush_ms=N  flush the journal N ms after a change (default 1000;\n"
 		"                            0: only fsync and full journal entries make data durable)\n"
+		"                  discard   give freed buckets back to the device (punch holes\n"
+		"                            in image files, BLKDISCARD on block devices);\n"
+		"                            default on for image files, off for block devices\n"
+		"                  nodiscard do not\n"
 		"                  nogc      no background generation GC or copying GC (they still\n"
 		"                            run when an allocation would otherwise fail)\n"
 		"                  gc_continuous  debug: run the background GC over and over\n"
@@ -77,6 +81,7 @@ int cmd_mount(int argc, char **argv)
 	};
 	bool foreground = false, debug = false, ro = false, degraded = false;
 	struct bg_opts bgo = { .flush_ms = BG_FLUSH_MS_DEFAULT, .gc = true };
+	int discard = -1; /* default: on for image files, off for block devices */
 	char *fuse_opts = NULL, *devbuf = NULL;
 	int c, ret = 1, lockfds[BKFS_MAX_DEVS];
 	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
@@ -111,7 +116,11 @@ int cmd_mount(int argc, char **argv)
 						return EXIT_USAGE;
 					}
 					bgo.flush_ms = v;
-				} else if (!strcmp(tok, "nogc"))
+				} else if (!strcmp(tok, "discard"))
+					discard = 1;
+				else if (!strcmp(tok, "nodiscard"))
+					discard = 0;
+				else if (!strcmp(tok, "nogc"))
 					bgo.gc = false;
 				else if (!strcmp(tok, "gc_continuous"))
 					bgo.gc_continuous = true;
@@ -194,6 +203,14 @@ int cmd_mount(int argc, char **argv)
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
 	unsigned flags = (ro ? BKFS_OPEN_RDONLY : 0) | (degraded ? BKFS_OPEN_DEGRADED : 0);
+	if (discard < 0) {
+		discard = 1;
+		for (unsigned i = 0; i < nr; i++)
+			if (!stat(devs[i], &st) && !S_ISREG(st.st_mode))
+				discard = 0;
+	}
+	if (discard)
+		flags |= BKFS_OPEN_DISCARD;
 	if ((ret = bkfs_open(devs, nr, flags, &fs, &err))) {
 		fprintf(stderr, "bkfs mount: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
 		pb_exit(&err);

@@ -84,6 +84,34 @@ cmp "$T/nosync" "$MNT/nosync" || fail "durability: a file written 2.5 s before k
 unmount_fg
 echo "written without fsync, killed 2.5 s later: intact"
 
+# ---- discard: deleted data gives its space back to the image file ----
+echo "== discard"
+rm -f "$IMG"
+truncate -s 128M "$IMG"
+"$BKFS" format "$IMG" > /dev/null
+mount_fg
+dd if=/dev/urandom of="$MNT/big" bs=1M count=40 status=none
+sync "$MNT/big"
+full_kib=$(du -k "$IMG" | cut -f1)
+df_full=$(df -k --output=used "$MNT" | tail -1)
+rm "$MNT/big"
+df_now=$(df -k --output=used "$MNT" | tail -1)
+[ "$((df_full - df_now))" -ge 38000 ] || fail "discard: df used went from $df_full to $df_now KiB after deleting 40 MiB"
+sleep 2.5 # the flush interval, then the discards
+empty_kib=$(du -k "$IMG" | cut -f1)
+echo "image file: $full_kib KiB with a 40 MiB file, $empty_kib KiB after deleting it; df used $df_full -> $df_now KiB"
+[ "$((full_kib - empty_kib))" -ge 35000 ] || fail "discard: the image kept its blocks ($full_kib -> $empty_kib KiB)"
+unmount_fg
+fsck_clean "discard"
+mount_fg -o nodiscard
+dd if=/dev/urandom of="$MNT/big" bs=1M count=20 status=none
+sync "$MNT/big"
+rm "$MNT/big"
+sleep 2.5
+unmount_fg
+[ "$(du -k "$IMG" | cut -f1)" -ge 20000 ] || fail "nodiscard: the image file lost its blocks anyway"
+fsck_clean "nodiscard"
+
 # ---- concurrency: clients while GC runs continuously ----
 echo "== concurrency (gc_continuous)"
 rm -f "$IMG"
