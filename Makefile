@@ -24,7 +24,7 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps check asan bench clean demo fuzz
-all: deps-check $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree
+all: deps-check $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn
 
 # installs missing Debian packages when run as root (no-op when present)
 deps-check:
@@ -49,6 +49,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbkfs.a $(wildcard tests/unit/*.h)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/gentree: bench/gentree.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+# the aging workload of online_gc.sh and the benchmark's aging section
+$(BUILD)/churn: bench/churn.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 

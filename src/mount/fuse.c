@@ -957,7 +957,13 @@ static void close_fs(void)
 		bg_stop(S.bg, &st); /* takes the lock itself */
 		S.bg = NULL;
 		bg_stats_to_text(&pb, &st);
-		fprintf(stderr, "bkfs mount: background work: %s\n", pb_str(&pb));
+		u64 written = 0;
+		for (unsigned d = 0; d < S.fs->nr_devs; d++)
+			if (S.fs->devs[d].bd)
+				written += S.fs->devs[d].bd->bytes_written;
+		/* the benchmark's write amplification: device bytes / user bytes */
+		fprintf(stderr, "bkfs mount: background work: %s; device bytes written %llu\n", pb_str(&pb),
+			(unsigned long long)written);
 		pb_exit(&pb);
 	}
 	LOCK();
