@@ -23,7 +23,7 @@ TOOL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(TOOL_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps check asan bench clean demo fuzz
+.PHONY: all deps check asan bench bench-aging clean demo fuzz
 all: deps-check $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn
 
 # installs missing Debian packages when run as root (no-op when present)
@@ -73,6 +73,11 @@ demo: all
 
 bench: all
 	BUILD=$(BUILD) bench/bench.sh
+	BUILD=$(BUILD) bench/aging.sh
+
+# only the aging section: churn through the mount at several fill levels
+bench-aging: all
+	BUILD=$(BUILD) bench/aging.sh
 
 # libFuzzer harness for node, key and superblock validation (tests/fuzz);
 # needs clang, runs FUZZ_TIME seconds. CI calls it only when clang exists.

@@ -45,7 +45,8 @@ u64 alloc_nr_need_discard(struct bkfs_fs *fs)
 static bool discard_one(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable, int *err)
 {
 	struct bkfs_alloc a = *bucket_get(fs, dev, b);
-	if (a.journal_seq > durable)
+	/* a write point may still append to it (and clears the flag if so) */
+	if (a.journal_seq > durable || (ALLOC(fs)->bflags[dev][b] & BUCKET_OPEN))
 		return false;
 	struct blockdev *bd = fs->devs[dev].bd;
 	if (bd && bd->discard && (fs->flags & BKFS_OPEN_DISCARD)) {

@@ -132,8 +132,12 @@ static int normal_bucket(struct mark_ctx *c, const struct bkfs_ptr *p, unsigned 
 	s64 v = (s64)*ctr + sectors;
 	*ctr = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (u32)v;
 	bool now_empty = !a.dirty_sectors && !a.cached_sectors && !a.stripe_sectors;
-	if (sectors > 0 && was_empty)
+	if (sectors > 0 && was_empty) {
 		a.io_time[1] = fs->clock;
+		/* refilled through the write point that still holds it open:
+		 * not to be discarded any more */
+		a.flags &= ~ALLOC_NEED_DISCARD;
+	}
 	if (cnt == CNT_CACHED && sectors > 0)
 		a.io_time[0] = fs->clock;
 	if (!was_empty && now_empty) {
