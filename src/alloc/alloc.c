@@ -364,7 +364,9 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 
 		b = take_cached(fs, dev, &reasons);
 	if (b == UINT64_MAX)
 		return alloc_fail(fs, reasons | (free <= reserve ? ALLOC_WAIT_RESERVE : 0));
-	as->bflags[dev][b] |= BUCKET_OPEN;
+	as->bflags[dev][b] = (as->bflags[dev][b] & ~BUCKET_MOVED) | BUCKET_OPEN;
+	if (wm == ALLOC_WM_copygc)
+		as->bflags[dev][b] |= BUCKET_MOVED;
 	alloc_index_open_changed(fs, dev, b, true);
 	as->cursor[dev] = b + 1;
 	*out = b;
@@ -514,11 +516,14 @@ void alloc_space_info(struct bkfs_fs *fs, struct alloc_space_info *si)
 	}
 }
 
-/* Pick up to nr distinct present devices, most free space first. */
-static unsigned pick_devs(struct bkfs_fs *fs, unsigned nr, unsigned *devs)
+/* Pick up to nr distinct present devices not in exclude (a mask), most
+ * free space first. */
+static unsigned pick_devs(struct bkfs_fs *fs, unsigned nr, u32 exclude, unsigned *devs)
 {
 	unsigned n = 0;
 	bool used[BKFS_MAX_DEVS] = { 0 };
+	for (unsigned d = 0; d < BKFS_MAX_DEVS && d < 32; d++)
+		used[d] = exclude >> d & 1;
 	while (n < nr) {
 		int best = -1;
 		u64 best_free = 0;
@@ -561,7 +566,7 @@ static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, enum
 
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got)
 {
-	return alloc_data_space_wm(fs, ALLOC_WM_normal, nr, want, ptrs, got);
+	return alloc_data_space_wm(fs, ALLOC_WM_normal, 0, nr, want, ptrs, got);
 }
 
 static struct write_point *data_wp(struct bkfs_fs *fs, enum alloc_watermark wm, unsigned dev)
@@ -569,19 +574,21 @@ static struct write_point *data_wp(struct bkfs_fs *fs, enum alloc_watermark wm, 
 	return wm == ALLOC_WM_copygc ? &ALLOC(fs)->move_wp[dev] : &ALLOC(fs)->data_wp[dev];
 }
 
-int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, unsigned nr, u32 want, struct bkfs_ptr *ptrs,
-			u32 *got)
+int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude_devs, unsigned nr, u32 want,
+			struct bkfs_ptr *ptrs, u32 *got)
 {
 	struct alloc_state *as = ALLOC(fs);
 	unsigned devs[BKFS_MAX_DEVS];
-	unsigned n = pick_devs(fs, MIN(nr, (unsigned)BKFS_MAX_REPLICAS), devs);
+	unsigned n = pick_devs(fs, MIN(nr, (unsigned)BKFS_MAX_REPLICAS), exclude_devs, devs);
+	/* the mover needs its whole extent in one piece */
+	u32 need = wm == ALLOC_WM_copygc ? MIN(want, bucket_sectors(fs)) : 1;
 	if (!n)
 		return -BKFS_E_DEGRADED;
 	u32 len = want;
 	for (unsigned i = 0; i < n; i++) {
 		struct write_point *wp = data_wp(fs, wm, devs[i]);
-		if (!wp->open || wp->fill >= bucket_sectors(fs)) {
-			int ret = wp_get(fs, wp, devs[i], wm, 1);
+		if (!wp->open || wp->fill + need > bucket_sectors(fs)) {
+			int ret = wp_get(fs, wp, devs[i], wm, need);
 			if (ret)
 				return ret;
 		}
@@ -608,7 +615,7 @@ static int engine_node_alloc(struct bkfs_fs *fs, unsigned btree_id, struct bkfs_
 	struct alloc_state *as = ALLOC(fs);
 	unsigned devs[BKFS_MAX_DEVS];
 	u32 ns = fs->sb.btree_node_size;
-	unsigned n = pick_devs(fs, fs->sb.metadata_replicas, devs);
+	unsigned n = pick_devs(fs, fs->sb.metadata_replicas, 0, devs);
 	if (!n)
 		return -BKFS_E_DEGRADED;
 	for (unsigned i = 0; i < n; i++) {

@@ -42,6 +42,7 @@ u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level);
 /* ---- live bucket state (normal mode) ---- */
 #define BUCKET_OPEN  (1u << 0)
 #define BUCKET_DIRTY (1u << 1) /* alloc key must be written */
+#define BUCKET_MOVED (1u << 2) /* filled by the mover since it was last taken (in memory only) */
 
 /* Who allocates: each watermark may not take the buckets reserved for the
  * ones after it. Normal writes stop first; the mover (copying GC) can still
@@ -168,10 +169,12 @@ u64 alloc_nr_need_gc_gens(struct bkfs_fs *fs);
 /* Allocate space for data: up to want sectors on nr distinct devices; the
  * same length on each. Returns the length in *got. */
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got);
-/* The same for a watermark: ALLOC_WM_copygc writes through the mover's own
- * write points. */
-int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, unsigned nr, u32 want, struct bkfs_ptr *ptrs,
-			u32 *got);
+/* The same for a watermark, on devices not in exclude_devs (a mask: the
+ * devices an extent keeps copies on). ALLOC_WM_copygc writes through the
+ * mover's own write points and always gets want sectors in one piece (a
+ * fresh bucket when the open one has less left). */
+int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude_devs, unsigned nr, u32 want,
+			struct bkfs_ptr *ptrs, u32 *got);
 /* Buckets of dev kept back from watermark wm (those below it may not be
  * taken by wm). */
 u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm);
