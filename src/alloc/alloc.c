@@ -18,7 +18,7 @@ int alloc_init(struct bkfs_fs *fs)
 			return -BKFS_E_NOMEM;
 		as->cursor[d] = fs->sb.members[d].first_bucket;
 	}
-	return 0;
+	return alloc_index_rebuild(fs);
 }
 
 void alloc_exit(struct bkfs_fs *fs)
@@ -26,6 +26,7 @@ void alloc_exit(struct bkfs_fs *fs)
 	struct alloc_state *as = ALLOC(fs);
 	if (!as)
 		return;
+	alloc_index_exit(fs);
 	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++) {
 		free(as->buckets[d]);
 		free(as->bflags[d]);
@@ -105,13 +106,15 @@ void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_al
 	struct bkfs_alloc *a = bucket_get(fs, dev, b);
 	if (!memcmp(a, new, sizeof(*a)))
 		return;
+	struct bkfs_alloc old = *a;
 	acct_bucket(fs, dev, a, -1);
 	*a = *new;
 	a->fragmentation_lru = alloc_fragmentation(a, bucket_sectors(fs));
 	acct_bucket(fs, dev, a, 1);
+	alloc_index_update(fs, dev, b, &old, a);
 	if ((u8)(a->gen - a->oldest_gen) >= BUCKET_GC_GEN_SOON)
 		ALLOC(fs)->gc_gens_soon = true;
-	if (a->data_type == DATA_need_discard)
+	if (a->data_type == DATA_need_discard && old.data_type != DATA_need_discard)
 		discard_note(fs, dev, b);
 	bucket_set_dirty(fs, dev, b);
 }
@@ -226,13 +229,6 @@ bool member_bitmap_test(const struct bkfs_member *m, u64 sector, u32 sectors)
 
 /* ---- allocator ---- */
 
-static bool bucket_allocatable(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable)
-{
-	struct bkfs_alloc *a = bucket_get(fs, dev, b);
-	return a->data_type == DATA_free && !(ALLOC(fs)->bflags[dev][b] & BUCKET_OPEN) &&
-	       a->journal_seq <= durable;
-}
-
 int bucket_invalidate(struct bkfs_fs *fs, unsigned dev, u64 b)
 {
 	struct bkfs_alloc a = *bucket_get(fs, dev, b);
@@ -250,46 +246,137 @@ int bucket_invalidate(struct bkfs_fs *fs, unsigned dev, u64 b)
 	return 0;
 }
 
-int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *out)
+u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm)
+{
+	const struct bkfs_member *m = &fs->sb.members[dev];
+	u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+	u64 one = MIN(nb, MAX(8, nb / 64)); /* each level keeps back 1/64, at least 8 */
+	return wm >= ALLOC_WM_btree ? 0 : wm == ALLOC_WM_copygc ? one : 2 * one;
+}
+
+u32 alloc_nospc_reasons(struct bkfs_fs *fs)
+{
+	return ALLOC(fs)->nospc_reasons;
+}
+
+/* Take free bucket b if it may be reused now: 1 taken, 0 not. A bucket that
+ * held data gets its new gen here; if that gen reaches the gc_gens limit the
+ * bucket turns need_gc_gens instead (and leaves the free bitmap). */
+static int try_take(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable, u32 *reasons)
 {
 	struct alloc_state *as = ALLOC(fs);
-	struct bkfs_member *m = &fs->sb.members[dev];
-	u64 nb = m->nbuckets, durable = journal_durable_seq(fs);
-	u64 b = 0;
-	bool found = false;
-	for (u64 i = 0; i < nb && !found; i++) {
-		b = as->cursor[dev] + i;
-		if (b >= nb)
-			b = m->first_bucket + (b - nb) % (nb - m->first_bucket);
-		found = b >= m->first_bucket && bucket_allocatable(fs, dev, b, durable);
-	}
-	if (!found) {
-		/* reuse a cached-only bucket: oldest read time first */
-		u64 best = 0, best_time = UINT64_MAX;
-		for (b = m->first_bucket; b < nb; b++) {
-			struct bkfs_alloc *a = bucket_get(fs, dev, b);
-			if (a->data_type == DATA_cached && !(as->bflags[dev][b] & BUCKET_OPEN) &&
-			    a->io_time[0] < best_time) {
-				best = b;
-				best_time = a->io_time[0];
-			}
-		}
-		if (best_time == UINT64_MAX || bucket_invalidate(fs, dev, best))
-			return -BKFS_E_NOSPC;
-		if (bucket_get(fs, dev, best)->data_type != DATA_free)
-			return alloc_bucket(fs, dev, out); /* the new gen hit the gc_gens limit */
-		b = best;
-	}
 	struct bkfs_alloc a = *bucket_get(fs, dev, b);
+	as->stats.buckets_scanned++;
+	if (a.data_type != DATA_free || (as->bflags[dev][b] & BUCKET_OPEN))
+		return 0;
+	if (a.journal_seq > durable) {
+		as->stats.journal_waits++;
+		*reasons |= ALLOC_WAIT_JOURNAL;
+		return 0;
+	}
 	if (a.flags & ALLOC_NEED_INC_GEN) {
 		a.gen++;
 		a.flags &= ~ALLOC_NEED_INC_GEN;
 		a.data_type = alloc_data_type(&a, DATA_free);
 		bucket_update(fs, dev, b, &a);
-		if (a.data_type != DATA_free)
-			return alloc_bucket(fs, dev, out); /* hit the gen limit: try another */
+		if (a.data_type != DATA_free) {
+			as->stats.gen_limit_hits++;
+			*reasons |= ALLOC_WAIT_GC_GENS;
+			return 0;
+		}
 	}
-	as->bflags[dev][b] |= BUCKET_OPEN;
+	return 1;
+}
+
+/* One lap of the free bitmap from the cursor: a free bucket, or UINT64_MAX. */
+static u64 scan_free(struct bkfs_fs *fs, unsigned dev, u64 durable, u32 *reasons)
+{
+	struct alloc_state *as = ALLOC(fs);
+	const struct bkfs_member *m = &fs->sb.members[dev];
+	u64 start = MAX(as->cursor[dev], (u64)m->first_bucket);
+	bool wrapped = false;
+	if (start >= m->nbuckets)
+		start = m->first_bucket;
+	for (u64 b = alloc_index_next_free(fs, dev, start, start, &wrapped); b != UINT64_MAX;
+	     b = alloc_index_next_free(fs, dev, b + 1, start, &wrapped))
+		if (try_take(fs, dev, b, durable, reasons))
+			return b;
+	return UINT64_MAX;
+}
+
+/* No free bucket: invalidate cached-only buckets, oldest read first, until
+ * one comes out free (one whose new gen hits the limit is counted and
+ * passed over). */
+static u64 take_cached(struct bkfs_fs *fs, unsigned dev, u32 *reasons)
+{
+	u64 b;
+	while ((b = alloc_index_next_cached(fs, dev)) != UINT64_MAX) {
+		if (bucket_invalidate(fs, dev, b))
+			continue;
+		if (bucket_get(fs, dev, b)->data_type == DATA_free)
+			return b;
+		ALLOC(fs)->stats.gen_limit_hits++;
+		*reasons |= ALLOC_WAIT_GC_GENS;
+	}
+	return UINT64_MAX;
+}
+
+static int alloc_fail(struct bkfs_fs *fs, u32 reasons)
+{
+	if (alloc_nr_need_gc_gens(fs))
+		reasons |= ALLOC_WAIT_GC_GENS;
+	ALLOC(fs)->nospc_reasons = reasons;
+	return -BKFS_E_NOSPC;
+}
+
+/* A lap of the free bitmap, unless the last lap found nothing and nothing
+ * could have changed since (no bucket freed, same durable seq). */
+static u64 scan_free_once(struct bkfs_fs *fs, unsigned dev, u64 durable, u32 *reasons)
+{
+	struct alloc_state *as = ALLOC(fs);
+	struct dev_index *x = &as->idx[dev];
+	if (x->fail_valid && x->fail_events == as->free_events && x->fail_durable == durable) {
+		as->stats.fast_fails++;
+		*reasons |= x->fail_reasons;
+		return UINT64_MAX;
+	}
+	u32 r = 0;
+	u64 b = scan_free(fs, dev, durable, &r);
+	x->fail_valid = b == UINT64_MAX;
+	x->fail_events = as->free_events;
+	x->fail_durable = durable;
+	x->fail_reasons = r;
+	*reasons |= r;
+	return b;
+}
+
+int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 *out)
+{
+	struct alloc_state *as = ALLOC(fs);
+	u64 durable = journal_durable_seq(fs);
+	u64 reserve = alloc_reserve_buckets(fs, dev, wm);
+	/* buckets waiting only for their discard (none if nobody runs the
+	 * mount's discard work, e.g. after a crash): discard them now */
+	if (alloc_dev_free_buckets(fs, dev) <= reserve && as->idx[dev].nr_type[DATA_need_discard])
+		alloc_discard_buckets(fs, UINT32_MAX, NULL);
+	u64 free = alloc_dev_free_buckets(fs, dev), cached = as->idx[dev].nr_type[DATA_cached];
+	u32 reasons = 0;
+	as->stats.calls++;
+	/* cached buckets count as free (invalidating one is cheap), and go
+	 * first once only reserved free buckets are left */
+	if (free + cached <= reserve)
+		return alloc_fail(fs, free + cached ? ALLOC_WAIT_RESERVE : 0);
+	u64 b = UINT64_MAX;
+	if (free > reserve)
+		b = scan_free_once(fs, dev, durable, &reasons);
+	if (b == UINT64_MAX)
+		b = take_cached(fs, dev, &reasons);
+	if (b == UINT64_MAX)
+		return alloc_fail(fs, reasons | (free <= reserve ? ALLOC_WAIT_RESERVE : 0));
+	as->bflags[dev][b] = (as->bflags[dev][b] & ~BUCKET_MOVED) | BUCKET_OPEN;
+	if (wm == ALLOC_WM_copygc)
+		as->bflags[dev][b] |= BUCKET_MOVED;
+	alloc_index_open_changed(fs, dev, b, true);
 	as->cursor[dev] = b + 1;
 	*out = b;
 	return 0;
@@ -300,7 +387,11 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *out)
  * out of it must stay valid until their transaction commits. */
 static void close_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
 {
-	ALLOC(fs)->bflags[dev][b] &= ~BUCKET_OPEN;
+	u8 *f = &ALLOC(fs)->bflags[dev][b];
+	if (!(*f & BUCKET_OPEN))
+		return;
+	*f &= ~BUCKET_OPEN;
+	alloc_index_open_changed(fs, dev, b, false);
 }
 
 /* A data bucket leaves its write point: keep it open until the next commit. */
@@ -385,6 +476,9 @@ void alloc_close_write_points(struct bkfs_fs *fs)
 		if (as->data_wp[d].open)
 			close_data_bucket(fs, d, as->data_wp[d].bucket);
 		as->data_wp[d].open = false;
+		if (as->move_wp[d].open)
+			close_data_bucket(fs, d, as->move_wp[d].bucket);
+		as->move_wp[d].open = false;
 		if (as->btree_wp[d].open)
 			close_bucket(fs, d, as->btree_wp[d].bucket);
 		as->btree_wp[d].open = false;
@@ -397,11 +491,49 @@ u64 alloc_free_buckets(struct bkfs_fs *fs, unsigned dev)
 	return e && e->v[0] > 0 ? (u64)e->v[0] : 0;
 }
 
-/* Pick up to nr distinct present devices, most free space first. */
-static unsigned pick_devs(struct bkfs_fs *fs, unsigned nr, unsigned *devs)
+void alloc_space_info(struct bkfs_fs *fs, struct alloc_space_info *si)
+{
+	struct alloc_state *as = ALLOC(fs);
+	memset(si, 0, sizeof(*si));
+	si->bucket_sectors = bucket_sectors(fs);
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		const struct bkfs_member *m = &fs->sb.members[d];
+		const struct dev_index *x = &as->idx[d];
+		if (!fs->devs[d].bd || m->state)
+			continue;
+		u64 free = alloc_dev_free_buckets(fs, d), frag = x->frag_sectors > 0 ? x->frag_sectors : 0;
+		/* the open write points' buckets are still being filled: their
+		 * unused space is free space, not fragmentation */
+		const struct write_point *wps[2] = { &as->data_wp[d], &as->move_wp[d] };
+		for (unsigned i = 0; i < 2; i++) {
+			const struct bkfs_alloc *a = wps[i]->open ? bucket_get(fs, d, wps[i]->bucket) : NULL;
+			if (a && a->data_type == DATA_user && !a->stripe) {
+				u32 unused = bucket_sectors(fs) - MIN(bucket_sectors(fs), a->dirty_sectors + a->stripe_sectors);
+				frag -= MIN(frag, (u64)unused);
+			}
+		}
+		si->total_buckets += m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+		si->free_buckets += free;
+		si->need_gc_gens += x->nr_type[DATA_need_gc_gens];
+		si->need_discard += x->nr_type[DATA_need_discard];
+		si->fragmented_sectors += frag;
+		for (unsigned wm = 0; wm < ALLOC_WM_NR; wm++)
+			si->reserved[wm] += alloc_reserve_buckets(fs, d, wm);
+		u64 usable = free + x->nr_type[DATA_cached] + x->nr_type[DATA_need_gc_gens] +
+			     x->nr_type[DATA_need_discard];
+		u64 res = alloc_reserve_buckets(fs, d, ALLOC_WM_normal);
+		si->avail_sectors += (usable > res ? usable - res : 0) * bucket_sectors(fs) + frag;
+	}
+}
+
+/* Pick up to nr distinct present devices not in exclude (a mask), most
+ * free space first. */
+static unsigned pick_devs(struct bkfs_fs *fs, unsigned nr, u32 exclude, unsigned *devs)
 {
 	unsigned n = 0;
 	bool used[BKFS_MAX_DEVS] = { 0 };
+	for (unsigned d = 0; d < BKFS_MAX_DEVS && d < 32; d++)
+		used[d] = exclude >> d & 1;
 	while (n < nr) {
 		int best = -1;
 		u64 best_free = 0;
@@ -423,18 +555,18 @@ static unsigned pick_devs(struct bkfs_fs *fs, unsigned nr, unsigned *devs)
 	return n;
 }
 
-static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, u32 need)
+static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, enum alloc_watermark wm, u32 need)
 {
 	if (wp->open && wp->fill + need <= bucket_sectors(fs))
 		return 0;
 	if (wp->open) {
-		if (wp == &ALLOC(fs)->data_wp[dev])
+		if (wp != &ALLOC(fs)->btree_wp[dev])
 			close_data_bucket(fs, dev, wp->bucket);
 		else
 			close_bucket(fs, dev, wp->bucket);
 	}
 	wp->open = false;
-	int ret = alloc_bucket(fs, dev, &wp->bucket);
+	int ret = alloc_bucket(fs, dev, wm, &wp->bucket);
 	if (ret)
 		return ret;
 	wp->fill = 0;
@@ -444,23 +576,36 @@ static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, u32 
 
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got)
 {
+	return alloc_data_space_wm(fs, ALLOC_WM_normal, 0, nr, want, ptrs, got);
+}
+
+static struct write_point *data_wp(struct bkfs_fs *fs, enum alloc_watermark wm, unsigned dev)
+{
+	return wm == ALLOC_WM_copygc ? &ALLOC(fs)->move_wp[dev] : &ALLOC(fs)->data_wp[dev];
+}
+
+int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude_devs, unsigned nr, u32 want,
+			struct bkfs_ptr *ptrs, u32 *got)
+{
 	struct alloc_state *as = ALLOC(fs);
 	unsigned devs[BKFS_MAX_DEVS];
-	unsigned n = pick_devs(fs, MIN(nr, (unsigned)BKFS_MAX_REPLICAS), devs);
+	unsigned n = pick_devs(fs, MIN(nr, (unsigned)BKFS_MAX_REPLICAS), exclude_devs, devs);
+	/* the mover needs its whole extent in one piece */
+	u32 need = wm == ALLOC_WM_copygc ? MIN(want, bucket_sectors(fs)) : 1;
 	if (!n)
 		return -BKFS_E_DEGRADED;
 	u32 len = want;
 	for (unsigned i = 0; i < n; i++) {
-		struct write_point *wp = &as->data_wp[devs[i]];
-		if (!wp->open || wp->fill >= bucket_sectors(fs)) {
-			int ret = wp_get(fs, wp, devs[i], 1);
+		struct write_point *wp = data_wp(fs, wm, devs[i]);
+		if (!wp->open || wp->fill + need > bucket_sectors(fs)) {
+			int ret = wp_get(fs, wp, devs[i], wm, need);
 			if (ret)
 				return ret;
 		}
 		len = MIN(len, bucket_sectors(fs) - wp->fill);
 	}
 	for (unsigned i = 0; i < n; i++) {
-		struct write_point *wp = &as->data_wp[devs[i]];
+		struct write_point *wp = data_wp(fs, wm, devs[i]);
 		ptrs[i] = (struct bkfs_ptr){
 			.offset = wp->bucket * bucket_sectors(fs) + wp->fill,
 			.dev = devs[i],
@@ -480,12 +625,12 @@ static int engine_node_alloc(struct bkfs_fs *fs, unsigned btree_id, struct bkfs_
 	struct alloc_state *as = ALLOC(fs);
 	unsigned devs[BKFS_MAX_DEVS];
 	u32 ns = fs->sb.btree_node_size;
-	unsigned n = pick_devs(fs, fs->sb.metadata_replicas, devs);
+	unsigned n = pick_devs(fs, fs->sb.metadata_replicas, 0, devs);
 	if (!n)
 		return -BKFS_E_DEGRADED;
 	for (unsigned i = 0; i < n; i++) {
 		struct write_point *wp = &as->btree_wp[devs[i]];
-		int ret = wp_get(fs, wp, devs[i], ns);
+		int ret = wp_get(fs, wp, devs[i], ALLOC_WM_btree, ns);
 		if (ret)
 			return ret;
 		ptr->ptrs[i] = (struct bkfs_ptr){
@@ -610,6 +755,8 @@ int alloc_load(struct bkfs_fs *fs)
 	 * incomplete (a bucket in use could look free) */
 	if (!ret && fs->invalid_keys_skipped != skipped)
 		ret = -BKFS_E_CORRUPT;
+	if (!ret)
+		ret = alloc_index_rebuild(fs);
 	return ret;
 }
 

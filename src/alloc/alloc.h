@@ -44,13 +44,70 @@ u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level);
 #define BUCKET_DIRTY (1u << 1) /* alloc key must be written */
 /* gens ahead of oldest_gen at which generation GC becomes due */
 #define BUCKET_GC_GEN_SOON (BUCKET_GC_GEN_MAX * 2 / 3)
+#define BUCKET_MOVED (1u << 2) /* filled by the mover since it was last taken (in memory only) */
+
+/* Who allocates: each watermark may not take the buckets reserved for the
+ * ones after it. Normal writes stop first; the mover (copying GC) can still
+ * run to free space; btree nodes (checkpoints, the commits of deletions) can
+ * take the last bucket. */
+enum alloc_watermark {
+	ALLOC_WM_normal,
+	ALLOC_WM_copygc,
+	ALLOC_WM_btree,
+	ALLOC_WM_NR
+};
+
+/* Why alloc_bucket() returned -BKFS_E_NOSPC (alloc_nospc_reasons()): the
+ * caller can act on each and retry. */
+#define ALLOC_WAIT_JOURNAL  (1u << 0) /* free buckets wait for a journal flush */
+#define ALLOC_WAIT_GC_GENS  (1u << 1) /* buckets wait on gen GC (bkfs_gc_gens_fs) */
+#define ALLOC_WAIT_RESERVE  (1u << 2) /* only buckets reserved for a higher watermark left */
+
+/* fragmentation classes: fragmentation_lru >> (31 - FRAG_CLASS_SHIFT), so
+ * class c holds buckets c/32 .. (c+1)/32 full; 32 is a full bucket */
+#define FRAG_CLASS_SHIFT 5
+#define FRAG_CLASSES ((1u << FRAG_CLASS_SHIFT) + 1)
+
+/* Per-device indexes over the bucket array (alloc_index.c): kept exact by
+ * bucket_update(), rebuilt at open, never persisted. */
+struct dev_index {
+	u64 *free_bits;         /* bit b set: data_type free, b >= first_bucket */
+	u64 nr_type[DATA_NR];   /* buckets per data_type */
+	u64 nr_open_free;       /* free buckets handed out (BUCKET_OPEN) */
+	s64 frag_sectors;       /* unused sectors of the indexed user buckets */
+	/* user buckets not in a stripe, one doubly linked list per class */
+	u32 *frag_next, *frag_prev;
+	u32 frag_head[FRAG_CLASSES];
+	u64 frag_count[FRAG_CLASSES];
+	/* the last lap that found nothing: while no bucket became free since
+	 * and the durable seq is the same, the next call fails at once */
+	bool fail_valid;
+	u64 fail_events, fail_durable;
+	u32 fail_reasons;
+	/* cached buckets to invalidate, oldest read first */
+	u64 *lru;
+	size_t nr_lru, lru_pos;
+};
+
+/* allocator work counters (tests bound them: no call rescans everything) */
+struct alloc_stats {
+	u64 calls, buckets_scanned, words_scanned, gen_limit_hits, journal_waits, fast_fails;
+};
+
 struct alloc_state {
 	struct bkfs_alloc *buckets[BKFS_MAX_DEVS]; /* the alloc keys, mirrored in memory */
 	u8 *bflags[BKFS_MAX_DEVS];
 	u64 *dirty;           /* (dev << 48 | bucket) of buckets with BUCKET_DIRTY */
 	size_t nr_dirty, dirty_cap;
 	u64 cursor[BKFS_MAX_DEVS];
-	struct write_point { u64 bucket; u32 fill; bool open; } data_wp[BKFS_MAX_DEVS], btree_wp[BKFS_MAX_DEVS];
+	/* move_wp: the mover's own write points, so moved (cold) data does not
+	 * mix with new writes */
+	struct write_point { u64 bucket; u32 fill; bool open; } data_wp[BKFS_MAX_DEVS], btree_wp[BKFS_MAX_DEVS],
+		move_wp[BKFS_MAX_DEVS];
+	struct dev_index idx[BKFS_MAX_DEVS];
+	u64 free_events;      /* buckets that became allocatable (fail-fast key) */
+	u32 nospc_reasons;    /* ALLOC_WAIT_* of the last -BKFS_E_NOSPC */
+	struct alloc_stats stats;
 	/* data buckets a write point moved on from: space in them may have been
 	 * handed to a transaction not yet committed, so they stay BUCKET_OPEN
 	 * (never reallocated) until the next commit has applied its keys */
@@ -107,10 +164,66 @@ void acct_add(struct bkfs_fs *fs, struct bpos pos, s64 v0, s64 v1, s64 v2);
 void acct_to_text(struct printbuf *out, struct bkfs_fs *fs, struct bpos pos, const s64 v[3]);
 
 /* allocator */
-int alloc_bucket(struct bkfs_fs *fs, unsigned dev, u64 *bucket);
+/* A free bucket of dev for watermark wm, marked BUCKET_OPEN, its gen bumped
+ * if it held data before. Never a bucket whose emptying is not durable yet
+ * (journal_seq > durable seq) nor one waiting on gen GC. Amortised O(1): a
+ * bitmap of free buckets scanned from a cursor; a lap that found nothing is
+ * not repeated until a bucket becomes free or the durable seq moves.
+ * -BKFS_E_NOSPC when none: alloc_nospc_reasons() then tells what would help. */
+int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 *bucket);
+/* ALLOC_WAIT_* flags of the last -BKFS_E_NOSPC from the allocator (0: the
+ * filesystem really is full, short of copying GC) */
+u32 alloc_nospc_reasons(struct bkfs_fs *fs);
+/* Buckets that wait on gen GC (data_type need_gc_gens), all devices. */
+u64 alloc_nr_need_gc_gens(struct bkfs_fs *fs);
 /* Allocate space for data: up to want sectors on nr distinct devices; the
  * same length on each. Returns the length in *got. */
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got);
+/* The same for a watermark, on devices not in exclude_devs (a mask: the
+ * devices an extent keeps copies on). ALLOC_WM_copygc writes through the
+ * mover's own write points and always gets want sectors in one piece (a
+ * fresh bucket when the open one has less left). */
+int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude_devs, unsigned nr, u32 want,
+			struct bkfs_ptr *ptrs, u32 *got);
+/* Buckets of dev kept back from watermark wm (those below it may not be
+ * taken by wm). */
+u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm);
+
+/* What statfs and the background thread need, summed over present devices. */
+struct alloc_space_info {
+	u64 bucket_sectors;
+	u64 total_buckets;      /* usable buckets (after the superblock area) */
+	u64 free_buckets;       /* data_type free and not handed out */
+	u64 need_gc_gens;       /* free once gen GC has run */
+	u64 need_discard;       /* free once discarded (alloc/discard.c) */
+	u64 fragmented_sectors; /* unused space in user buckets: what copying GC can recover */
+	u64 reserved[ALLOC_WM_NR]; /* buckets watermark wm may not take */
+	/* sectors normal writes can really get: free buckets above the normal
+	 * reserve, plus the fragmented space, plus need_gc_gens and
+	 * need_discard buckets */
+	u64 avail_sectors;
+};
+void alloc_space_info(struct bkfs_fs *fs, struct alloc_space_info *si);
+
+/* ---- the indexes (alloc_index.c) ---- */
+/* make every index from the bucket array (at load, after a reload) */
+int alloc_index_rebuild(struct bkfs_fs *fs);
+void alloc_index_exit(struct bkfs_fs *fs);
+/* bucket_update's hook: bucket b changes from old to new */
+void alloc_index_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_alloc *old,
+			const struct bkfs_alloc *new);
+/* BUCKET_OPEN of b was set or cleared */
+void alloc_index_open_changed(struct bkfs_fs *fs, unsigned dev, u64 b, bool open);
+/* free buckets of dev not handed out (from the index, no scan) */
+u64 alloc_dev_free_buckets(struct bkfs_fs *fs, unsigned dev);
+u64 alloc_index_next_free(struct bkfs_fs *fs, unsigned dev, u64 from, u64 stop, bool *wrapped);
+/* next cached bucket to invalidate (oldest read first), or UINT64_MAX */
+u64 alloc_index_next_cached(struct bkfs_fs *fs, unsigned dev);
+/* Up to nr user buckets of dev (not in a stripe) with at most max_used live
+ * sectors, emptiest first, for which want (may be NULL) says yes, into out.
+ * Cost: the buckets looked at, not the device's size. */
+size_t alloc_frag_emptiest(struct bkfs_fs *fs, unsigned dev, u32 max_used, bool (*want)(void *, unsigned, u64),
+			   void *arg, u64 *out, size_t nr);
 /* A bucket from alloc_bucket() that was filled by other means than a write
  * point (parity of a stripe): it stops being open at the next commit. */
 void alloc_bucket_put(struct bkfs_fs *fs, unsigned dev, u64 b);

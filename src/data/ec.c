@@ -196,7 +196,7 @@ static int next_group(struct ec_ctx *x, struct group *g)
 	}
 	for (unsigned i = k; i < k + x->nr_parity; i++) {
 		u64 b;
-		int ret = alloc_bucket(fs, devs[i], &b);
+		int ret = alloc_bucket(fs, devs[i], ALLOC_WM_normal, &b);
 		if (ret) {
 			for (unsigned p = k; p < i; p++)
 				alloc_bucket_put(fs, g->blk[p].dev, ptr_bucket(fs, &g->blk[p]));

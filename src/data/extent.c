@@ -268,7 +268,7 @@ int extent_punch(struct trans *t, u64 inum, u64 start, u64 end, s64 *sectors_del
 	return ret;
 }
 
-static int write_replicas(struct bkfs_fs *fs, const struct bkfs_ptr *ptrs, unsigned nr,
+int extent_write_replicas(struct bkfs_fs *fs, const struct bkfs_ptr *ptrs, unsigned nr,
 			  const void *buf, size_t bytes)
 {
 	int ok = 0, ret = 0;
@@ -322,7 +322,7 @@ int extent_write(struct trans *t, u64 inum, u64 off, const void *buf, size_t len
 			memcpy(bounce, p, take);
 			src = bounce;
 		}
-		if ((ret = write_replicas(fs, ptrs, nr, src, bytes)))
+		if ((ret = extent_write_replicas(fs, ptrs, nr, src, bytes)))
 			goto out;
 		struct bkey_buf kb;
 		bkey_init(&kb.k, KEY_TYPE_extent, POS(inum, (off >> SECTOR_SHIFT) + got), extent_val_bytes(nr));
@@ -345,9 +345,7 @@ out:
 	return ret;
 }
 
-/* Read and verify the whole checksummed region of extent k (csum_sectors
- * sectors) into tmp: dirty pointers first, then cached ones that are not stale. */
-static int extent_read_region(struct bkfs_fs *fs, const struct bkey *k, u8 *tmp)
+int extent_read_region(struct bkfs_fs *fs, const struct bkey *k, u8 *tmp)
 {
 	const struct bkfs_extent *e = bkey_val(k);
 	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
@@ -443,7 +441,7 @@ static int extent_move_one(struct bkfs_fs *fs, const struct bkey *k, struct bkey
 		ret = -BKFS_E_NOSPC;
 		goto out;
 	}
-	if ((ret = write_replicas(fs, ptrs, n, buf, (size_t)want << SECTOR_SHIFT)))
+	if ((ret = extent_write_replicas(fs, ptrs, n, buf, (size_t)want << SECTOR_SHIFT)))
 		goto out;
 	/* new dirty copies, then the old dirty copies as cached, then the old
 	 * cached copies that are still valid */

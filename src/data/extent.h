@@ -35,6 +35,12 @@ int extent_read_key(struct bkfs_fs *fs, const struct bkey *k, void *buf);
  * be NULL) is increased by the sectors moved. Later reuse of the old buckets
  * leaves those cached pointers stale until gen GC drops them. */
 int extent_move_to_cached(struct bkfs_fs *fs, u64 inum, u64 start, u64 end, u64 *moved);
+/* Read and verify the whole checksummed region of extent k (e->csum_sectors
+ * sectors, whatever part of it k still uses) into tmp: dirty pointers first,
+ * then cached ones that are not stale, then a rebuild from a stripe. */
+int extent_read_region(struct bkfs_fs *fs, const struct bkey *k, u8 *tmp);
+/* Write bytes to every pointer of ptrs; 0 if at least one write succeeded. */
+int extent_write_replicas(struct bkfs_fs *fs, const struct bkfs_ptr *ptrs, unsigned nr, const void *buf, size_t bytes);
 /* Sectors [front, back) cut from key k (used by trims) */
 void bkey_cut_front(struct bkey *k, struct bpos where);
 void bkey_cut_back(struct bkey *k, struct bpos where);

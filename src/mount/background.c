@@ -8,6 +8,9 @@
  * - generation GC (bkfs_gc_gens_fs, the same code as `bkfs gc-gens`): when
  *   buckets wait on it, or when some bucket's gen has come within reach of
  *   the limit (alloc_state.gc_gens_soon);
+ * - copying GC (bkfs_copygc, data/move.c): while free buckets are short and
+ *   user buckets hold enough unused space, a few of the emptiest at a time
+ *   are evacuated, the journal flushed so they can be reused;
  * - discard: buckets emptied while discard is on are given back to the
  *   device once their emptying is durable (alloc/discard.c);
  * - an allocation that runs out of space waits in bkfs_reclaim() for the
@@ -15,6 +18,7 @@
  *   reclaimed. */
 #include "background.h"
 #include "../alloc/alloc.h"
+#include "../data/move.h"
 #include "../fsck/fsck.h"
 #include "../journal/journal.h"
 #include <errno.h>
@@ -26,6 +30,10 @@
 #define GC_GENS_MIN_INTERVAL_NS (1000ull * 1000 * 1000)
 /* buckets discarded per step of the thread */
 #define DISCARD_BATCH 256
+/* victims of one copying GC step (the lock is held for one step) */
+#define COPYGC_STEP_BUCKETS 4
+/* steps an allocation that ran out of space waits for at most */
+#define RECLAIM_COPYGC_STEPS 64
 
 struct background {
 	struct bkfs_fs *fs;
@@ -93,6 +101,26 @@ static bool gc_gens_due(struct background *bg, u64 now)
 	return need_gc_gens_buckets(fs) || ALLOC(fs)->gc_gens_soon;
 }
 
+/* One step of copying GC, its emptied buckets made reusable (flush);
+ * true if it moved anything. */
+static bool copygc_step(struct bkfs_fs *fs, struct bg_stats *st)
+{
+	struct copygc_stats cs = { 0 };
+	int ret = bkfs_copygc(fs, COPYGC_STEP_BUCKETS, &cs);
+	if (st) {
+		st->copygc_runs++;
+		st->copygc_buckets += cs.buckets_emptied;
+		st->copygc_sectors += cs.sectors_moved;
+	}
+	if (ret) {
+		fprintf(stderr, "bkfs mount: copying GC: %s\n", bkfs_strerror(ret));
+		return false;
+	}
+	if (!cs.buckets_emptied)
+		return false;
+	return !journal_flush(fs);
+}
+
 static void run_discards(struct bkfs_fs *fs, struct bg_stats *st, unsigned max)
 {
 	unsigned n = 0;
@@ -103,6 +131,14 @@ static void run_discards(struct bkfs_fs *fs, struct bg_stats *st, unsigned max)
 		st->discarded += n;
 	if (ret && st && !st->discard_errors++)
 		fprintf(stderr, "bkfs mount: discard: %s (buckets are reused anyway)\n", bkfs_strerror(ret));
+}
+
+static bool copygc_due(struct background *bg)
+{
+	struct bkfs_fs *fs = bg->fs;
+	if (!bg->opts.gc || !writable(fs))
+		return false;
+	return bg->opts.gc_continuous || copygc_wanted(fs);
 }
 
 bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
@@ -123,6 +159,11 @@ bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
 	if (journal_flush(fs))
 		return false;
 	run_discards(fs, st, UINT32_MAX);
+	for (unsigned i = 0; i < RECLAIM_COPYGC_STEPS && copygc_wanted(fs); i++) {
+		if (!copygc_step(fs, st))
+			break;
+		run_discards(fs, st, UINT32_MAX);
+	}
 	if (st)
 		st->reclaim_waits_ok++;
 	return true;
@@ -181,6 +222,13 @@ static void *bg_thread(void *arg)
 			run_gc_gens(fs, &bg->stats);
 			bg->last_gc_gens_ns = mono_ns();
 			yield_lock(bg);
+		}
+		/* step by step, letting requests in between */
+		while (!bg->stop && copygc_due(bg) && copygc_step(fs, &bg->stats)) {
+			run_discards(fs, &bg->stats, DISCARD_BATCH);
+			yield_lock(bg);
+			if (bg->opts.gc_continuous)
+				break;
 		}
 		btree_cache_trim(fs);
 	}

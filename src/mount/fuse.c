@@ -155,47 +155,22 @@ static bool retry_nospc(long ret)
 	return ret == -BKFS_E_NOSPC && bkfs_reclaim(S.fs, S.bg);
 }
 
-/* Space kept back from operations that add data or objects, so that
- * deletions and the btree node writes of checkpoints find space on a full
- * filesystem (a failed node allocation inside a commit makes the filesystem
- * read-only). Buckets per device: max(16, 1/32 of the device).
- * free: buckets allocatable now; reclaimable: buckets the background work
- * makes allocatable (waiting on generation GC, cached-only). */
-struct space {
-	u64 total, free, reclaimable, reserve;
-};
-
-static u64 dev_buckets(struct bkfs_fs *fs, unsigned dev, unsigned data_type)
+/* 0 if an operation that adds data or objects may go ahead, else ENOSPC.
+ * Normal writes may not take the buckets the allocator reserves for the
+ * mover and for btree nodes (so deletions and checkpoints find space on a
+ * full filesystem); when only those are left, wait for reclaim first. */
+static bool space_ok(void)
 {
-	struct acct_entry *e = acct_find(fs, acct_pos_dev_data_type(dev, data_type), false);
-	return e && e->v[0] > 0 ? (u64)e->v[0] : 0;
+	struct alloc_space_info si;
+	alloc_space_info(S.fs, &si);
+	return si.free_buckets > si.reserved[ALLOC_WM_normal];
 }
 
-static struct space space(void)
-{
-	struct bkfs_fs *fs = S.fs;
-	struct space sp = { 0 };
-	for (unsigned d = 0; d < fs->nr_devs; d++) {
-		const struct bkfs_member *m = fs->devs[d].m;
-		if (!fs->devs[d].bd || !m)
-			continue;
-		u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
-		sp.total += nb * fs->bucket_bytes;
-		sp.free += alloc_free_buckets(fs, d) * fs->bucket_bytes;
-		sp.reclaimable += (dev_buckets(fs, d, DATA_need_gc_gens) + dev_buckets(fs, d, DATA_cached) +
-				   dev_buckets(fs, d, DATA_need_discard)) * fs->bucket_bytes;
-		sp.reserve += MIN(nb, MAX(16, nb / 32)) * fs->bucket_bytes;
-	}
-	return sp;
-}
-
-/* 0 if an operation that adds data or objects may go ahead, else ENOSPC
- * (after waiting for reclaim) */
 static int space_check(void)
 {
-	if (space().free > space().reserve)
+	if (space_ok())
 		return 0;
-	if (bkfs_reclaim(S.fs, S.bg) && space().free > space().reserve)
+	if (bkfs_reclaim(S.fs, S.bg) && space_ok())
 		return 0;
 	return ENOSPC;
 }
@@ -745,20 +720,25 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	fuse_reply_err(req, err(ret));
 }
 
+/* What writes can really get: free buckets above the reserves, plus what
+ * the background work reclaims (buckets waiting on generation GC or on a
+ * discard, unused space in user buckets that copying GC recovers). A
+ * deletion shows at once. */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs st;
+	struct alloc_space_info si;
 	LOCK();
 	struct bkfs_fs *fs = S.fs;
-	struct space sp = space();
-	unsigned replicas = fs->sb.data_replicas ? fs->sb.data_replicas : 1;
-	u64 avail = sp.free + sp.reclaimable;
+	alloc_space_info(fs, &si);
+	u64 replicas = fs->sb.data_replicas ? fs->sb.data_replicas : 1;
+	u64 sectors_per_block = fs->block_bytes >> SECTOR_SHIFT;
 	memset(&st, 0, sizeof(st));
 	st.f_bsize = st.f_frsize = fs->block_bytes;
-	st.f_blocks = sp.total / replicas / fs->block_bytes;
-	/* what the background work can hand out; writes may not use the reserve */
-	st.f_bfree = avail / replicas / fs->block_bytes;
-	st.f_bavail = (avail > sp.reserve ? avail - sp.reserve : 0) / replicas / fs->block_bytes;
+	st.f_blocks = si.total_buckets * si.bucket_sectors / replicas / sectors_per_block;
+	st.f_bavail = si.avail_sectors / replicas / sectors_per_block;
+	st.f_bfree = MIN(st.f_blocks, st.f_bavail + si.reserved[ALLOC_WM_normal] * si.bucket_sectors / replicas /
+							   sectors_per_block);
 	/* inodes are not a limited resource: report plenty */
 	st.f_files = st.f_ffree = st.f_favail = 1ull << 32;
 	st.f_namemax = BKFS_NAME_MAX;

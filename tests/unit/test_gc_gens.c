@@ -163,7 +163,7 @@ static u64 alloc_until_refused(struct blockdev *dev, bool persist, u64 *need_gc_
 	if (open_dev(dev, persist ? 0 : BKFS_OPEN_RDONLY, &fs))
 		return 0;
 	got = calloc(fs->sb.members[0].nbuckets, sizeof(*got));
-	while (!alloc_bucket(fs, 0, &b)) {
+	while (!alloc_bucket(fs, 0, ALLOC_WM_btree, &b)) {
 		struct bkfs_alloc *a = bucket_get(fs, 0, b);
 		CHECK(a->data_type == DATA_free);
 		CHECK((u8)(a->gen - a->oldest_gen) < BUCKET_GC_GEN_MAX);
@@ -224,7 +224,8 @@ int main(void)
 	unsigned laps = 0;
 	u64 need_gc_gens = 0;
 	for (; laps < 400; laps++) {
-		u64 avail = allocatable(fs);
+		/* data writes leave the buckets reserved for the mover and btree nodes */
+		u64 avail = allocatable(fs) - MIN(allocatable(fs), alloc_reserve_buckets(fs, 0, ALLOC_WM_normal));
 		if (avail < 16)
 			break;
 		u64 want = laps ? avail - 10 : avail + cached_buckets - 6;

@@ -1,0 +1,350 @@
+/* move.c - copying GC (see move.h).
+ *
+ * Victims come from the fragmentation index (alloc_index.c), emptiest first.
+ * Buckets in a stripe are never victims (the index leaves them out): their
+ * contents are a block of the stripe, the parity covers them as they are, and
+ * moving the data would need the stripe rewritten or dropped as well; the
+ * stripe is deleted when its blocks empty through overwrites, and its buckets
+ * are reused then.
+ *
+ * There is no backpointers btree: after choosing the victims, one pass over
+ * the extents and reflink btrees finds every key with a pointer into one.
+ * Each such key is then looked up again by position and moved by itself: its
+ * whole checksummed region is read (verified against the checksum it has),
+ * written once to new space for each dirty pointer into a victim, and the
+ * key is rewritten with those pointers replaced. When every pointer of the
+ * key moves, only its live part is written, with a new checksum (the extent
+ * narrowed: dead parts of trimmed extents are not carried along); otherwise
+ * the whole region is copied and the checksum, its region and the key's
+ * offset into it stay as they are, so the pointers that stay still match.
+ * Cached pointers into victims are dropped. Other pointers (other replicas)
+ * stay as they are, and the new copies go to devices the key has no copy
+ * on. */
+#include "move.h"
+#include "extent.h"
+#include <stdlib.h>
+#include <string.h>
+
+struct victim {
+	u64 id; /* dev << 48 | bucket */
+	u32 used;
+	u8 gen;
+};
+
+struct key_ref {
+	unsigned btree_id;
+	struct bpos p;
+};
+
+struct mover {
+	struct bkfs_fs *fs;
+	struct victim *v;
+	size_t nr_v;
+	struct key_ref *keys;
+	size_t nr_keys, keys_cap;
+	struct copygc_stats *st;
+};
+
+static u64 victim_id(unsigned dev, u64 b)
+{
+	return (u64)dev << 48 | b;
+}
+
+static int victim_cmp_id(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int victim_cmp_used(const void *a, const void *b)
+{
+	const struct victim *x = a, *y = b;
+	return x->used < y->used ? -1 : x->used > y->used ? 1 : victim_cmp_id(a, b);
+}
+
+/* a pointer into a victim, of the victim's current life (gen) */
+static bool is_victim(struct mover *m, const struct bkfs_ptr *p)
+{
+	if (p->dev >= m->fs->nr_devs)
+		return false;
+	struct victim key = { .id = victim_id(p->dev, ptr_bucket(m->fs, p)) };
+	struct victim *v = bsearch(&key, m->v, m->nr_v, sizeof(*m->v), victim_cmp_id);
+	return v && v->gen == p->gen;
+}
+
+/* A bucket copying GC may empty: not being filled (open: a write point's,
+ * or one a write point left whose space may be in an uncommitted
+ * transaction). A bucket the mover filled is one only once it is at most
+ * half used: the mover leaves a bucket only when the next extent does not
+ * fit, so moving extents from buckets at most half used leaves buckets more
+ * than half used, and no data is moved round and round. */
+static bool victim_ok(void *arg, unsigned dev, u64 b)
+{
+	struct bkfs_fs *fs = arg;
+	const struct alloc_state *as = ALLOC(fs);
+	const struct bkfs_alloc *a = bucket_get(fs, dev, b);
+	if (as->bflags[dev][b] & BUCKET_OPEN)
+		return false;
+	/* what the mover wrote is cold: moved again only once half empty,
+	 * unless writes are about to run out of space */
+	if ((as->bflags[dev][b] & BUCKET_MOVED) && a->dirty_sectors + a->stripe_sectors > bucket_sectors(fs) / 2 &&
+	    alloc_dev_free_buckets(fs, dev) > alloc_reserve_buckets(fs, dev, ALLOC_WM_normal) + 4)
+		return false;
+	return !(as->data_wp[dev].open && as->data_wp[dev].bucket == b) &&
+	       !(as->move_wp[dev].open && as->move_wp[dev].bucket == b);
+}
+
+static bool dev_usable(struct bkfs_fs *fs, unsigned d)
+{
+	return fs->devs[d].bd && !fs->sb.members[d].state;
+}
+
+/* buckets with at least 1/8 of their space unused are worth moving */
+static u32 victim_max_used(struct bkfs_fs *fs)
+{
+	return bucket_sectors(fs) - MAX(1u, bucket_sectors(fs) / 8);
+}
+
+/* Choose up to max victims, emptiest first over all devices, as many as the
+ * space above the mover's reserve can take. */
+static int pick_victims(struct mover *m, unsigned max)
+{
+	struct bkfs_fs *fs = m->fs;
+	u64 *cand = malloc(max * sizeof(*cand));
+	m->v = malloc((size_t)max * fs->nr_devs * sizeof(*m->v));
+	if (!cand || !m->v) {
+		free(cand);
+		return -BKFS_E_NOMEM;
+	}
+	u64 space = 0;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (!dev_usable(fs, d))
+			continue;
+		u64 free = alloc_dev_free_buckets(fs, d), res = alloc_reserve_buckets(fs, d, ALLOC_WM_copygc);
+		space += (free > res ? free - res : 0) * bucket_sectors(fs);
+		size_t n = alloc_frag_emptiest(fs, d, victim_max_used(fs), victim_ok, fs, cand, max);
+		for (size_t i = 0; i < n; i++) {
+			const struct bkfs_alloc *a = bucket_get(fs, d, cand[i]);
+			m->v[m->nr_v++] = (struct victim){ victim_id(d, cand[i]), a->dirty_sectors + a->stripe_sectors,
+							   a->gen };
+		}
+	}
+	free(cand);
+	qsort(m->v, m->nr_v, sizeof(*m->v), victim_cmp_used);
+	/* one bucket of slack: the mover starts a fresh bucket when an extent
+	 * does not fit in what is left of the open one */
+	space = space > bucket_sectors(fs) ? space - bucket_sectors(fs) : 0;
+	size_t n = 0;
+	for (u64 sum = 0; n < m->nr_v && n < max && sum + m->v[n].used <= space; n++)
+		sum += m->v[n].used;
+	m->nr_v = n;
+	qsort(m->v, m->nr_v, sizeof(*m->v), victim_cmp_id);
+	return 0;
+}
+
+static int keys_push(struct mover *m, unsigned id, struct bpos p)
+{
+	if (m->nr_keys == m->keys_cap) {
+		size_t nc = m->keys_cap ? m->keys_cap * 2 : 64;
+		struct key_ref *n = realloc(m->keys, nc * sizeof(*n));
+		if (!n)
+			return -BKFS_E_NOMEM;
+		m->keys = n;
+		m->keys_cap = nc;
+	}
+	m->keys[m->nr_keys++] = (struct key_ref){ id, p };
+	return 0;
+}
+
+/* one pass over a btree: the keys with a pointer into a victim */
+static int find_keys(struct mover *m, unsigned id, unsigned type)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	for_each_btree_key(it, m->fs, id, POS_MIN, k, ret) {
+		struct bkfs_ptr *ptrs;
+		if (k->type != type)
+			continue;
+		unsigned nr = bkey_ptrs(k, &ptrs);
+		for (unsigned i = 0; i < nr; i++)
+			if (is_victim(m, &ptrs[i])) {
+				if ((ret = keys_push(m, id, k->p)))
+					return ret;
+				break;
+			}
+	}
+	return ret;
+}
+
+/* The extent inside key k's value: an extent's value, or an indirect
+ * extent's after its refcount. */
+static struct bkfs_extent *key_extent(struct bkey *k, size_t *hdr)
+{
+	*hdr = k->type == KEY_TYPE_reflink_v ? offsetof(struct bkfs_reflink_v, e) : 0;
+	return (struct bkfs_extent *)((u8 *)bkey_val(k) + *hdr);
+}
+
+/* Read k's checksummed region through an extent key of the same value (an
+ * indirect extent is read as the extent it holds). */
+static int read_region(struct bkfs_fs *fs, const struct bkey *k, const struct bkfs_extent *e, size_t hdr, u8 *buf)
+{
+	struct bkey_buf ek;
+	size_t eb = bkey_val_bytes(k) - hdr;
+	bkey_init(&ek.k, KEY_TYPE_extent, k->p, eb);
+	ek.k.size = k->size;
+	memcpy(bkey_val(&ek.k), e, eb);
+	return extent_read_region(fs, &ek.k, buf);
+}
+
+/* Copy the key's data to new space on nr devices outside exclude: the new
+ * pointers in out. Returns how many, or an error. When every pointer moves
+ * (narrow), only the live part of the checksummed region is written, with a
+ * checksum of its own, and *e is narrowed to it: overwrites trim extents, and
+ * copying their dead parts along would make the mover write more than it
+ * frees. Otherwise the whole region is copied, so the pointers that stay
+ * still match the extent's checksum. */
+static int write_copies(struct mover *m, const struct bkey *k, struct bkfs_extent *e, size_t hdr, u32 exclude,
+			unsigned nr, bool narrow, struct bkfs_ptr *out)
+{
+	struct bkfs_fs *fs = m->fs;
+	u32 region = e->csum_sectors, want = region, skip = 0, got = 0;
+	if (!region || region > bucket_sectors(fs))
+		return 0;
+	narrow = narrow && e->csum_type == CSUM_CRC32C && !e->compression && e->offset + k->size <= region &&
+		 k->size < region;
+	if (narrow) {
+		want = k->size;
+		skip = e->offset;
+	}
+	u8 *buf = malloc((size_t)region << SECTOR_SHIFT);
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	int n = read_region(fs, k, e, hdr, buf);
+	if (n == -BKFS_E_NOMEM || n > 0)
+		goto out;
+	if (n) {
+		n = 0; /* unreadable: left where it is */
+		goto out;
+	}
+	n = alloc_data_space_wm(fs, ALLOC_WM_copygc, exclude, nr, want, out, &got);
+	if (n == -BKFS_E_DEGRADED || (n > 0 && ((unsigned)n < nr || got != want)))
+		n = 0; /* no device to keep the copies apart: left where it is */
+	const u8 *src = buf + ((size_t)skip << SECTOR_SHIFT);
+	if (n > 0 && extent_write_replicas(fs, out, n, src, (size_t)want << SECTOR_SHIFT))
+		n = 0;
+	if (n > 0 && narrow) {
+		e->csum = bkfs_crc32c(0, src, (size_t)want << SECTOR_SHIFT);
+		e->csum_sectors = want;
+		e->offset = 0;
+	}
+out:
+	free(buf);
+	return n;
+}
+
+/* Move the pointers of one key that point into victims. */
+static int move_key(struct mover *m, const struct key_ref *r)
+{
+	struct bkfs_fs *fs = m->fs;
+	struct bkey_buf kb, nk;
+	int ret = btree_lookup(fs, r->btree_id, r->p, &kb);
+	if (ret == -BKFS_E_NOENT)
+		return 0;
+	if (ret)
+		return ret;
+	size_t hdr;
+	struct bkfs_ptr *ptrs, keep[BKFS_MAX_REPLICAS], fresh[BKFS_MAX_REPLICAS];
+	unsigned nr = bkey_ptrs(&kb.k, &ptrs), nr_keep = 0, nr_move = 0, dropped = 0;
+	u32 exclude = 0;
+	struct bkfs_extent *e = key_extent(&kb.k, &hdr);
+	for (unsigned i = 0; i < nr; i++) {
+		const struct bkfs_ptr *p = &ptrs[i];
+		if (!is_victim(m, p)) {
+			keep[nr_keep++] = *p;
+			if (!(p->flags & PTR_CACHED))
+				exclude |= 1u << (p->dev & 31);
+		} else if (p->flags & PTR_CACHED) {
+			dropped++;
+		} else {
+			nr_move++;
+		}
+	}
+	if (!nr_move && (!dropped || !nr_keep)) {
+		m->st->keys_skipped += dropped > 0; /* only a cached copy left: it stays */
+		return 0;
+	}
+	int n = 0;
+	u32 region = e->csum_sectors;
+	if (nr_move && (n = write_copies(m, &kb.k, e, hdr, exclude, nr_move, !nr_keep, fresh)) <= 0) {
+		m->st->keys_skipped++;
+		return n;
+	}
+	/* the key with the moved pointers replaced, cached ones into victims
+	 * gone (e may have been narrowed to the live data) */
+	memcpy(&nk, &kb, sizeof(struct bkey) + hdr + sizeof(*e));
+	struct bkfs_extent *ne = key_extent(&nk.k, &hdr);
+	memcpy(ne->ptrs, keep, nr_keep * sizeof(*keep));
+	memcpy(ne->ptrs + nr_keep, fresh, n * sizeof(*fresh));
+	ne->nr_ptrs = nr_keep + n;
+	nk.k.u64s = DIV_ROUND_UP(sizeof(struct bkey) + hdr + extent_val_bytes(ne->nr_ptrs), 8);
+	struct trans t;
+	trans_init(&t, fs);
+	if (!(ret = trans_update(&t, r->btree_id, &nk.k)))
+		ret = trans_commit(&t, 0);
+	trans_exit(&t);
+	if (!ret) {
+		m->st->keys_moved++;
+		m->st->sectors_moved += n ? (u64)e->csum_sectors * n : 0;
+		m->st->sectors_narrowed += region - e->csum_sectors;
+		m->st->cached_dropped += dropped;
+	}
+	return ret;
+}
+
+int bkfs_copygc(struct bkfs_fs *fs, unsigned max_buckets, struct copygc_stats *st)
+{
+	struct copygc_stats dummy = { 0 };
+	struct mover m = { .fs = fs, .st = st ? st : &dummy };
+	int ret;
+	if (!fs->alloc || (fs->flags & BKFS_OPEN_RDONLY))
+		return -BKFS_E_INVAL;
+	if (!max_buckets)
+		return 0;
+	if ((ret = pick_victims(&m, max_buckets)) || !m.nr_v)
+		goto out;
+	m.st->buckets += m.nr_v;
+	if ((ret = find_keys(&m, BTREE_ID_extents, KEY_TYPE_extent)) ||
+	    (ret = find_keys(&m, BTREE_ID_reflink, KEY_TYPE_reflink_v)))
+		goto out;
+	for (size_t i = 0; i < m.nr_keys && !ret; i++)
+		ret = move_key(&m, &m.keys[i]);
+	if (ret == -BKFS_E_NOSPC) {
+		m.st->nospc = true;
+		ret = 0;
+	}
+	for (size_t i = 0; i < m.nr_v; i++) {
+		const struct bkfs_alloc *a = bucket_get(fs, m.v[i].id >> 48, m.v[i].id & ((1ull << 48) - 1));
+		m.st->buckets_emptied += !a->dirty_sectors && !a->stripe_sectors;
+	}
+out:
+	free(m.v);
+	free(m.keys);
+	return ret;
+}
+
+bool copygc_wanted(struct bkfs_fs *fs)
+{
+	struct alloc_space_info si;
+	if (!fs->alloc || (fs->flags & BKFS_OPEN_RDONLY))
+		return false;
+	alloc_space_info(fs, &si);
+	if (si.free_buckets > si.reserved[ALLOC_WM_normal] + si.total_buckets / 8 ||
+	    si.fragmented_sectors < 4 * si.bucket_sectors)
+		return false;
+	u64 b;
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		if (dev_usable(fs, d) && alloc_frag_emptiest(fs, d, victim_max_used(fs), victim_ok, fs, &b, 1))
+			return true;
+	return false;
+}
