@@ -31,7 +31,7 @@
 /* buckets discarded per step of the thread */
 #define DISCARD_BATCH 256
 /* victims of one copying GC step (the lock is held for one step) */
-#define COPYGC_STEP_BUCKETS 4
+#define COPYGC_STEP_BUCKETS 16
 /* steps an allocation that ran out of space waits for at most */
 #define RECLAIM_COPYGC_STEPS 64
 
