@@ -274,8 +274,21 @@ static int move_key(struct mover *m, const struct key_ref *r)
 		m->st->keys_skipped += dropped > 0; /* only a cached copy left: it stays */
 		return 0;
 	}
-	int n = 0;
 	u32 region = e->csum_sectors;
+	if (nr_move && nr_keep && region > kb.k.size) {
+		/* a trimmed extent with other replicas: all its copies are
+		 * rewritten narrowed, which writes less than one copy of the
+		 * whole region would (and keeps the dead part from moving on) */
+		for (unsigned i = 0; i < nr_keep; i++) {
+			if (keep[i].flags & PTR_CACHED)
+				dropped++;
+			else
+				nr_move++;
+		}
+		nr_keep = 0;
+		exclude = 0;
+	}
+	int n = 0;
 	if (nr_move && (n = write_copies(m, &kb.k, e, hdr, exclude, nr_move, !nr_keep, fresh)) <= 0) {
 		m->st->keys_skipped++;
 		return n;

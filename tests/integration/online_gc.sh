@@ -6,6 +6,12 @@
 #   clean;
 # - durability: a file written without fsync survives kill -9 of the server
 #   once the journal flush interval has passed;
+# - aging: build/churn (bench/churn.c) holds live data at 85 % (and 50 %) of
+#   the space statfs offered at mount and writes 20 times that space (10
+#   under a sanitizer build): no ENOSPC, every file matches churn's model,
+#   fsck clean; also at 80 % on two devices with --replicas 2 (10 times the
+#   space, 5 under a sanitizer build: every byte is written twice, and the
+#   run would take minutes);
 # - concurrency: stress-ng's filesystem stressors and fio with crc32c verify
 #   run while the background GC is forced to run continuously
 #   (-o gc_continuous), fsck clean after.
@@ -15,7 +21,8 @@
 # listed.
 set -euo pipefail
 
-: "${BKFS:?}" "${TMPDIR:?}"
+: "${BKFS:?}" "${TMPDIR:?}" "${BUILD:?}"
+CHURN=$BUILD/churn
 T=$TMPDIR
 IMG=$T/fs.img
 MNT=$T/mnt
@@ -111,6 +118,36 @@ sleep 2.5
 unmount_fg
 [ "$(du -k "$IMG" | cut -f1)" -ge 20000 ] || fail "nodiscard: the image file lost its blocks anyway"
 fsck_clean "nodiscard"
+
+# ---- aging: churn at a fill level, 20x the offered space ----
+aging() { # aging FILL FACTOR SIZE [FORMAT_OPTS...]
+	local fill=$1 factor=$2 size=$3
+	shift 3
+	local devs=() d
+	for d in 1 2; do
+		[ "$d" = 2 ] && [ "$*" = "${*#--replicas}" ] && break
+		rm -f "$T/dev$d"
+		truncate -s "$size" "$T/dev$d"
+		devs+=("$T/dev$d")
+	done
+	"$BKFS" format "$@" "${devs[@]}" > /dev/null
+	IMG=$(IFS=:; echo "${devs[*]}")
+	mount_fg
+	local rc=0
+	"$CHURN" "$MNT" --seed "$fill$factor" --fill "$fill" --factor "$factor" > "$T/churn.out" 2> "$T/churn.err" || rc=$?
+	unmount_fg
+	IMG=$T/fs.img
+	cat "$T/churn.out"
+	grep 'background work' "$T/mount.log"
+	[ "$rc" = 0 ] || { head -20 "$T/churn.err"; fail "aging at $fill % ($*): churn exited $rc"; }
+	fsck_clean "aging at $fill % ($*)" "${devs[@]}"
+}
+echo "== aging"
+factor=20
+[ "$SLOW" = 1 ] && factor=10
+aging 85 "$factor" 48M
+aging 50 "$factor" 48M
+aging 80 $((factor / 2)) 24M --replicas 2
 
 # ---- concurrency: clients while GC runs continuously ----
 echo "== concurrency (gc_continuous)"
