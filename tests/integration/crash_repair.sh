@@ -13,10 +13,11 @@
 #
 # Every kind runs with the first seed, but those that need what the image
 # lacks (stripes, a three-level btree: the needs `debug corrupt --list`
-# prints). While the cases' writes add up to fewer than the budget, more cases come from the next seeds (kinds in list
-# order; a seed that damages the same object as an earlier one is dropped),
-# so that at least the budget of cut points is run, every write of every case
-# (the count is printed at the start and at the end).
+# prints). While the cases' writes add up to fewer than the budget, more
+# cases come from the next seeds (kinds in list order; a seed that damages
+# the same object as an earlier one is dropped), so that at least the budget
+# of cut points is run, every write of every case (the count is printed at
+# the start and at the end).
 #
 # Environment: CRASH_KINDS="k1 k2" (default: every kind),
 # CRASH_CUTS (cut budget and minimum, default 500; 150 under ASan),
