@@ -25,10 +25,14 @@ static bool alloc_selected(struct corrupt_ctx *c, const struct bkey *k, const vo
 	}
 }
 
-/* a sector count moved by a seeded amount (down when it can) */
-static u32 changed_count(struct corrupt_ctx *c, u32 old)
+/* A sector count of a moved by a seeded amount (down when it can), with
+ * the fragmentation index that follows from it. */
+static void change_sectors(struct corrupt_ctx *c, struct bkfs_alloc *a, u32 *sectors, const char *name)
 {
-	return old > 8 ? old - 1 - (u32)pick(c, MIN(old - 1, 64u)) : old + 1 + (u32)pick(c, 8);
+	u32 old = *sectors;
+	*sectors = old > 8 ? old - 1 - (u32)pick(c, MIN(old - 1, 64u)) : old + 1 + (u32)pick(c, 8);
+	a->fragmentation_lru = alloc_fragmentation(a, c->bucket_sectors);
+	pb_printf(&c->r->damaged, "%s %u -> %u", name, old, *sectors);
 }
 
 enum alloc_edit {
@@ -44,13 +48,9 @@ static void alloc_edit(struct corrupt_ctx *c, enum alloc_edit e, struct bkfs_all
 	case AE_DELETE_USER:
 	case AE_DELETE_FREE:
 		break;
-	case AE_DIRTY: {
-		u32 old = a->dirty_sectors;
-		a->dirty_sectors = changed_count(c, old);
-		a->fragmentation_lru = alloc_fragmentation(a, c->bucket_sectors);
-		pb_printf(d, "dirty_sectors %u -> %u", old, a->dirty_sectors);
+	case AE_DIRTY:
+		change_sectors(c, a, &a->dirty_sectors, "dirty_sectors");
 		break;
-	}
 	case AE_GEN:
 		pb_printf(d, "gen %u -> %u (older than the pointers into it)", a->gen, (u8)(a->gen - 1));
 		a->gen--;
@@ -78,13 +78,9 @@ static void alloc_edit(struct corrupt_ctx *c, enum alloc_edit e, struct bkfs_all
 		pb_printf(d, "stripe_redundancy %u -> %u", a->stripe_redundancy, a->stripe_redundancy + 1);
 		a->stripe_redundancy++;
 		break;
-	case AE_STRIPE_SECTORS: {
-		u32 old = a->stripe_sectors;
-		a->stripe_sectors = changed_count(c, old);
-		a->fragmentation_lru = alloc_fragmentation(a, c->bucket_sectors);
-		pb_printf(d, "stripe_sectors %u -> %u", old, a->stripe_sectors);
+	case AE_STRIPE_SECTORS:
+		change_sectors(c, a, &a->stripe_sectors, "stripe_sectors");
 		break;
-	}
 	case AE_OLDEST: {
 		u8 og = (u8)(a->gen + 1 + pick(c, 16));
 		pb_printf(d, "oldest_gen %u -> %u (newer than its gen %u)", a->oldest_gen, og, a->gen);

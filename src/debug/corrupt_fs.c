@@ -145,17 +145,24 @@ static size_t dir_candidates(struct corrupt_ctx *c, bool need_subdir, bool need_
 	return n;
 }
 
+/* A seeded directory of dir_candidates (NULL: none, after no_target(none)). */
+static struct dent *pick_dir(struct corrupt_ctx *c, bool need_subdir, bool need_nonroot_parent, const char *none)
+{
+	struct dent **v;
+	size_t n = dir_candidates(c, need_subdir, need_nonroot_parent, &v);
+	struct dent *d = n ? v[pick(c, n)] : NULL;
+	free(v);
+	if (!d)
+		no_target(c, "%s", none);
+	return d;
+}
+
 int corrupt_dir_loop(struct corrupt_ctx *c)
 {
 	int ret;
-	struct dent **v;
-	size_t n = dir_candidates(c, true, false, &v);
-	if (!n) {
-		free(v);
-		return no_target(c, "no directory with a subdirectory");
-	}
-	struct dent *a = v[pick(c, n)];
-	free(v);
+	struct dent *a = pick_dir(c, true, false, "no directory with a subdirectory");
+	if (!a)
+		return NO_TARGET;
 	/* B: a subdirectory of A */
 	struct dent *subs[4096];
 	size_t ns = 0;
@@ -197,14 +204,9 @@ out:
 int corrupt_dir_parent_wrong(struct corrupt_ctx *c)
 {
 	int ret;
-	struct dent **v;
-	size_t n = dir_candidates(c, false, true, &v);
-	if (!n) {
-		free(v);
-		return no_target(c, "no directory below a subdirectory of the root");
-	}
-	struct dent *a = v[pick(c, n)];
-	free(v);
+	struct dent *a = pick_dir(c, false, true, "no directory below a subdirectory of the root");
+	if (!a)
+		return NO_TARGET;
 	struct bkey_buf kb;
 	if ((ret = inode_lookup(c->fs, a->inum, &kb)))
 		return ret;
