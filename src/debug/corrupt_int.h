@@ -154,7 +154,7 @@ void caches_free(struct corrupt_ctx *c);
 /* regular files with one link and one dirent; min_size in bytes */
 size_t file_candidates(struct corrupt_ctx *c, u64 min_size, struct dent ***out);
 /* A seeded regular file with a single link of min_size bytes or more (NULL:
- * none, after no_target(), unless quiet). */
+ * none; then no_target(none) unless none is NULL). */
 struct dent *pick_file(struct corrupt_ctx *c, u64 min_size, const char *none);
 void file_text(struct corrupt_ctx *c, struct dent *d);
 /* What may change: an inode and what is below it, a dirent and what is
