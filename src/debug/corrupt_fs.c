@@ -42,7 +42,7 @@ enum inode_edit { IE_NLINK, IE_SIZE, IE_SECTORS };
 
 static int inode_kind(struct corrupt_ctx *c, enum inode_edit e)
 {
-	int ret;
+	int ret = 0;
 	struct dent **v;
 	size_t n = file_candidates(c, e == IE_SIZE ? 3 * c->fs->block_bytes + 1 : 0, &v), m = 0;
 	u64 *ends = calloc(n ? n : 1, sizeof(u64));
