@@ -9,7 +9,7 @@ LDLIBS := -lisal -pthread
 FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
 FUSE_LIBS := $(shell pkg-config --libs fuse3 2>/dev/null)
 
-LIB_LAYERS := util io format btree journal alloc data fs fsck mount
+LIB_LAYERS := util io format btree journal alloc data fs fsck debug mount
 LIB_SRCS := $(foreach d,$(LIB_LAYERS),$(wildcard src/$(d)/*.c))
 # the FUSE adapter (mount layer) is the only libfuse user: it is linked into the
 # bkfs tool only, so libbkfs.a and the unit tests do not need libfuse

@@ -100,10 +100,12 @@ if ! "$BKFS" debug corrupt --list > "$D/kinds.txt" 2>/dev/null; then
 	echo "(bkfs debug corrupt --list is not available yet: skipped)"
 	exit 0
 fi
-# one kind per line; the first word is its name ('#' lines are comments).
-# Kinds that need erasure-coded stripes (several devices) or a three-level
-# btree have no target on the demo's image: they are left to the tests.
-mapfile -t all_kinds < <(awk '!/^#/ && NF && !/needs stripes|three-level btrees only/ { print $1 }' "$D/kinds.txt")
+# one kind per line, tab-separated: name, expected fsck error, what the image
+# must hold ('-' for nothing), description ('#' lines are comments). Kinds
+# that need something (erasure-coded stripes over several devices, a
+# three-level btree) have no target on the demo's image: they are left to
+# the tests.
+mapfile -t all_kinds < <(awk -F'\t' '!/^#/ && NF && $3 == "-" { print $1 }' "$D/kinds.txt")
 if [ -n "${DEMO_KINDS:-}" ]; then
 	read -r -a kinds <<< "$DEMO_KINDS"
 else

@@ -12,9 +12,9 @@
 #     naming the inode or path). They are printed, with their lost+found copy
 #     when one has the same content.
 #
-# Kinds in DEEP_KINDS need a btree of three levels: they run on a second
-# image of the same tree formatted with 4 KiB btree nodes. Kinds in
-# STRIPE_KINDS need erasure-coded stripes: they run on the same tree
+# Kinds that need a btree of three levels (needs three_level in --list) run
+# on a second image of the same tree formatted with 4 KiB btree nodes. Kinds
+# that need erasure-coded stripes (needs stripes) run on the same tree
 # formatted over three image files and striped 2+1 (bkfs erasure-code).
 #
 # Environment: CORRUPT_KINDS="k1 k2" (default: all), CORRUPT_SEEDS="1 2"
@@ -53,7 +53,7 @@ fi
 manifest "$T/base.img" "$T/base.out" "$T/manifest" || die "extract of the fresh image failed"
 echo "$(wc -l < "$T/manifest") regular files in the manifest"
 
-DEEP_KINDS=" topology_overlap_prev "
+DEEP_KINDS=" $(corrupt_kinds_needing three_level | tr '\n' ' ') "
 for kind in "${KINDS[@]}"; do
 	case "$DEEP_KINDS" in *" $kind "*) ;; *) continue ;; esac
 	echo "== sample image with 4 KiB btree nodes (for $kind)"
@@ -68,7 +68,7 @@ for kind in "${KINDS[@]}"; do
 	break
 done
 
-STRIPE_KINDS=" alloc_stripe alloc_stripe_redundancy alloc_stripe_sectors stripe_missing stripe_ptr_incorrect stripe_block_sectors "
+STRIPE_KINDS=" $(corrupt_kinds_needing stripes | tr '\n' ' ') "
 STRIPE_DEVS=3
 for kind in "${KINDS[@]}"; do
 	case "$STRIPE_KINDS" in *" $kind "*) ;; *) continue ;; esac

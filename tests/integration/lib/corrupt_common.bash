@@ -9,14 +9,30 @@
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
-# corrupt_kinds: the kind names of `bkfs debug corrupt --list`, one per line
+# `bkfs debug corrupt --list`: one kind a line, tab-separated
+# KIND EXPECTED-FSCK-ERROR NEEDS DESCRIPTION; NEEDS is what the image must
+# hold, names joined by ',' or '-' (stripes, three_level); '#' lines are
+# comments.
+
+# corrupt_kinds: the kind names, one per line
 corrupt_kinds() {
-	"$BKFS" debug corrupt --list | awk '!/^#/ && NF { print $1 }'
+	"$BKFS" debug corrupt --list | awk -F'\t' '!/^#/ && NF { print $1 }'
 }
 
 # corrupt_expect KIND: the fsck error the kind should provoke
 corrupt_expect() {
-	"$BKFS" debug corrupt --list | awk -v k="$1" '!/^#/ && $1 == k { print $2 }'
+	"$BKFS" debug corrupt --list | awk -F'\t' -v k="$1" '!/^#/ && $1 == k { print $2 }'
+}
+
+# corrupt_needs KIND: what the image must hold for KIND ("-" for nothing)
+corrupt_needs() {
+	"$BKFS" debug corrupt --list | awk -F'\t' -v k="$1" '!/^#/ && $1 == k { print $3 }'
+}
+
+# corrupt_kinds_needing NEED: the kinds whose needs include NEED, one per line
+corrupt_kinds_needing() {
+	"$BKFS" debug corrupt --list |
+		awk -F'\t' -v n="$1" '!/^#/ && NF { split($3, a, ","); for (i in a) if (a[i] == n) print $1 }'
 }
 
 require_corrupt() {
