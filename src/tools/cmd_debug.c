@@ -18,7 +18,8 @@
  * place may change (the damaged object and everything below it).
  *
  * Exit status: 0 damage written, 1 no suitable target in this image (or an
- * error), 16 usage error. */
+ * error, such as a device mounted or in use), 16 usage error. The devices are
+ * locked exclusively for the whole run. */
 #include "cmds.h"
 #include "../fs/fs.h"
 #include <getopt.h>
@@ -3062,7 +3063,42 @@ static void corrupt_usage(FILE *f)
 		"  --list     print the kinds: NAME  expected-fsck-error  description\n"
 		"Prints the damaged object, the error `bkfs fsck` should report, what data\n"
 		"may be lost, and one \"affects: INUM PATH\" line per path that may change.\n"
-		"Exit status: 0 damage written, 1 no suitable target (or an error), 16 usage error.\n");
+		"Exit status: 0 damage written, 1 no suitable target (or an error, such as a\n"
+		"device mounted or in use by another bkfs process), 16 usage error.\n");
+}
+
+/* the damage itself, with the devices locked */
+static int corrupt_run(const struct kind *k, u64 seed, char **paths, int nr_paths)
+{
+	struct dctx c = { .kind = k->name, .paths = paths, .nr_paths = nr_paths };
+	/* the same seed gives the same damage; mix in the kind so kinds differ */
+	c.rng = seed * 0x9E3779B97F4A7C15ull ^ hash64(k->name, strlen(k->name));
+	int ret = d_open(&c, OPEN_RO);
+	if (ret) {
+		free_ctx(&c);
+		return 1; /* d_open said why */
+	}
+	ret = k->fn(&c);
+	if (!ret && c.fs)
+		ret = compute_affects(&c);
+	d_close(&c, false);
+	if (!ret)
+		ret = apply_writes(&c);
+	int status = 0;
+	if (ret == NO_TARGET) {
+		status = 1;
+	} else if (ret) {
+		fprintf(stderr, "bkfs debug corrupt: %s: %s\n", k->name, bkfs_strerror(ret));
+		status = 1;
+	} else {
+		printf("kind: %s (seed %llu)\n", k->name, (unsigned long long)seed);
+		printf("damaged: %s\n", pb_str(&c.damaged));
+		printf("expect: %s (fsck -n exits 4, fsck -y repairs it, a second fsck -n is clean)\n", k->expect);
+		printf("lost: %s\n", c.lost.len ? pb_str(&c.lost) : "none");
+		fputs(pb_str(&c.affects), stdout);
+	}
+	free_ctx(&c);
+	return status;
 }
 
 static int cmd_corrupt(int argc, char **argv)
@@ -3139,34 +3175,12 @@ static int cmd_corrupt(int argc, char **argv)
 		}
 	}
 
-	struct dctx c = { .kind = k->name, .paths = argv + optind, .nr_paths = argc - optind };
-	/* the same seed gives the same damage; mix in the kind so kinds differ */
-	c.rng = seed * 0x9E3779B97F4A7C15ull ^ hash64(k->name, strlen(k->name));
-	int ret = d_open(&c, OPEN_RO);
-	if (ret) {
-		free_ctx(&c);
-		return 1; /* d_open said why */
-	}
-	ret = k->fn(&c);
-	if (!ret && c.fs)
-		ret = compute_affects(&c);
-	d_close(&c, false);
-	if (!ret)
-		ret = apply_writes(&c);
-	int status = 0;
-	if (ret == NO_TARGET) {
-		status = 1;
-	} else if (ret) {
-		fprintf(stderr, "bkfs debug corrupt: %s: %s\n", k->name, bkfs_strerror(ret));
-		status = 1;
-	} else {
-		printf("kind: %s (seed %llu)\n", k->name, (unsigned long long)seed);
-		printf("damaged: %s\n", pb_str(&c.damaged));
-		printf("expect: %s (fsck -n exits 4, fsck -y repairs it, a second fsck -n is clean)\n", k->expect);
-		printf("lost: %s\n", c.lost.len ? pb_str(&c.lost) : "none");
-		fputs(pb_str(&c.affects), stdout);
-	}
-	free_ctx(&c);
+	/* exclusive from the read-only look to the raw writes after it */
+	struct tool_locks locks;
+	if (tool_lock_devices("debug corrupt", argv + optind, argc - optind, true, NULL, &locks))
+		return 1;
+	int status = corrupt_run(k, seed, argv + optind, argc - optind);
+	tool_unlock_devices(&locks);
 	return status;
 }
 
