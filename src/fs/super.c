@@ -396,7 +396,7 @@ int bkfs_open(char *const *paths, unsigned nr, unsigned flags, struct bkfs_fs **
 			pb_printf(err, "%s: %s", paths[i], bkfs_strerror(ret));
 			for (unsigned j = 0; j < i; j++)
 				bd_close(bds[j]);
-			return ret == -BKFS_E_NOENT ? ret : -BKFS_E_IO;
+			return ret == -BKFS_E_NOENT || ret == -BKFS_E_BUSY ? ret : -BKFS_E_IO;
 		}
 	}
 	return bkfs_open_devs(bds, nr, flags, out, err);

@@ -43,8 +43,28 @@ static inline int bd_flush(struct blockdev *bd)
 	return bd->flush(bd);
 }
 void bd_close(struct blockdev *bd);
+/* -BKFS_E_* for an errno from opening or using a device */
+int bd_errno(int e);
 
-/* File or block device. flags: BD_RDONLY, BD_DIRECT, BD_CREATE (with create_size). */
+/* Access lock on a member device (an image file or block device), so that
+ * a command that may write never runs beside another bkfs process using the
+ * same device: exclusive for writers, shared for readers. flock() with
+ * LOCK_NB on the device; an exclusive lock on a block device also opens it
+ * O_EXCL (refused while mounted by the kernel or claimed by another
+ * process). Within one process every open of a device shares one lock,
+ * counted by references, so a command that opens a device again (or holds a
+ * lock over several opens) does not lock itself out; asking for exclusive
+ * access to a device the process holds shared is refused (no upgrade).
+ * Returns 0, -BKFS_E_BUSY (another process holds a conflicting lock),
+ * -BKFS_E_NOENT, -BKFS_E_INVAL (neither a file nor a block device) or
+ * -BKFS_E_IO. */
+struct bd_lock;
+int bd_lock_get(const char *path, bool exclusive, struct bd_lock **out);
+void bd_lock_put(struct bd_lock *lock); /* NULL is accepted */
+
+/* File or block device. flags: BD_RDONLY, BD_DIRECT. The open takes the
+ * device's access lock (shared with BD_RDONLY, else exclusive) until
+ * bd_close(), and fails with -BKFS_E_BUSY when another process holds it. */
 #define BD_RDONLY (1u << 0)
 #define BD_DIRECT (1u << 1)
 int file_dev_open(const char *path, unsigned flags, struct blockdev **out);

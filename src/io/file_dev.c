@@ -15,16 +15,8 @@ struct file_dev {
 	int fd;
 	bool is_blk;
 	bool direct;
+	struct bd_lock *lock;
 };
-
-static int errno_to_bkfs(int e)
-{
-	switch (e) {
-	case ENOENT: return -BKFS_E_NOENT;
-	case ENOMEM: return -BKFS_E_NOMEM;
-	default:     return -BKFS_E_IO;
-	}
-}
 
 /* O_DIRECT needs aligned buffers, offsets and lengths; callers do not promise
  * that, so on EINVAL in direct mode we drop O_DIRECT and retry buffered. */
@@ -51,7 +43,7 @@ static int file_dev_read(struct blockdev *bd, void *buf, u64 off, size_t len)
 				continue;
 			if (errno == EINVAL && drop_direct(f))
 				continue;
-			return errno_to_bkfs(errno);
+			return bd_errno(errno);
 		}
 		if (r == 0)
 			return -BKFS_E_IO; /* past end of file */
@@ -74,7 +66,7 @@ static int file_dev_write(struct blockdev *bd, const void *buf, u64 off, size_t 
 				continue;
 			if (errno == EINVAL && drop_direct(f))
 				continue;
-			return errno_to_bkfs(errno);
+			return bd_errno(errno);
 		}
 		if (r == 0)
 			return -BKFS_E_IO;
@@ -102,7 +94,7 @@ static int file_dev_flush(struct blockdev *bd)
 	while (fdatasync(f->fd) < 0) {
 		if (errno == EINTR)
 			continue;
-		return errno_to_bkfs(errno);
+		return bd_errno(errno);
 	}
 	return 0;
 }
@@ -128,7 +120,7 @@ static int file_dev_discard(struct blockdev *bd, u64 off, u64 len)
 	if (ret < 0) {
 		if (errno == EOPNOTSUPP || errno == ENOTTY || errno == ENOSYS)
 			return 0; /* discard is advisory */
-		return errno_to_bkfs(errno);
+		return bd_errno(errno);
 	}
 	return 0;
 }
@@ -140,6 +132,7 @@ static void file_dev_close(struct blockdev *bd)
 	if (f) {
 		if (f->fd >= 0)
 			close(f->fd);
+		bd_lock_put(f->lock);
 		free(f);
 	}
 	bd->priv = NULL;
@@ -149,6 +142,7 @@ int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
 {
 	struct blockdev *bd = NULL;
 	struct file_dev *f = NULL;
+	struct bd_lock *lock;
 	struct stat st;
 	int oflags, fd, ret;
 	bool direct = false;
@@ -156,6 +150,8 @@ int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
 	*out = NULL;
 	if (!path || !*path)
 		return -BKFS_E_INVAL;
+	if ((ret = bd_lock_get(path, !(flags & BD_RDONLY), &lock)))
+		return ret;
 
 	oflags = ((flags & BD_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	if (flags & BD_DIRECT) {
@@ -167,11 +163,13 @@ int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
 	} else {
 		fd = open(path, oflags);
 	}
-	if (fd < 0)
-		return errno_to_bkfs(errno);
+	if (fd < 0) {
+		bd_lock_put(lock);
+		return bd_errno(errno);
+	}
 
 	if (fstat(fd, &st) < 0) {
-		ret = errno_to_bkfs(errno);
+		ret = bd_errno(errno);
 		goto err;
 	}
 
@@ -189,7 +187,7 @@ int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
 	} else if (S_ISBLK(st.st_mode)) {
 		u64 sz;
 		if (ioctl(fd, BLKGETSIZE64, &sz) < 0) {
-			ret = errno_to_bkfs(errno);
+			ret = bd_errno(errno);
 			goto err;
 		}
 		bd->size = sz;
@@ -210,6 +208,7 @@ int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
 	bd->discard = file_dev_discard;
 	bd->close = file_dev_close;
 	bd->priv = f;
+	f->lock = lock;
 	*out = bd;
 	return 0;
 err:
@@ -218,5 +217,6 @@ err:
 	free(bd);
 	free(f);
 	close(fd);
+	bd_lock_put(lock);
 	return ret;
 }

@@ -16,7 +16,8 @@
  * their group).
  *
  * Exit status: 0 damage written, 1 no suitable target in this image (or an
- * error), 16 usage error. */
+ * error, such as a device mounted or in use), 16 usage error. The devices are
+ * locked exclusively for the whole run. */
 #include "cmds.h"
 #include "../debug/corrupt.h"
 #include <getopt.h>
@@ -86,7 +87,8 @@ static void corrupt_usage(FILE *f)
 		"             (NEEDS: what the image must hold, e.g. stripes, three_level; - for nothing)\n"
 		"Prints the damaged object, the error `bkfs fsck` should report, what data\n"
 		"may be lost, and one \"affects: INUM PATH\" line per path that may change.\n"
-		"Exit status: 0 damage written, 1 no suitable target (or an error), 16 usage error.\n");
+		"Exit status: 0 damage written, 1 no suitable target (or an error, such as a\n"
+		"device mounted or in use by another bkfs process), 16 usage error.\n");
 }
 
 static int cmd_corrupt(int argc, char **argv)
@@ -151,7 +153,10 @@ static int cmd_corrupt(int argc, char **argv)
 	unsigned nr = argc - optind;
 	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
 	struct corrupt_report r = { 0 };
-	int ret = 1; /* open_devs said why */
+	int ret = 1; /* open_devs or the lock said why */
+	struct tool_locks locks;
+	if (tool_lock_devices("debug corrupt", argv + optind, nr, true, NULL, &locks))
+		return 1;
 	if (!open_devs(argv + optind, nr, bds)) {
 		ret = bkfs_corrupt(bds, nr, k, &(struct corrupt_opts){ .seed = seed }, &r);
 		print_msgs(&r.msgs);
@@ -160,6 +165,7 @@ static int cmd_corrupt(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < nr; i++)
 		bd_close(bds[i]);
+	tool_unlock_devices(&locks);
 	int status = ret ? 1 : 0;
 	if (!ret) {
 		printf("kind: %s (seed %llu)\n", k->name, (unsigned long long)seed);

@@ -41,6 +41,50 @@ static int parse_count(const char *s, unsigned *out)
 	return 0;
 }
 
+static int ec_run(char **devs, int nr, unsigned nr_data, unsigned nr_parity)
+{
+	struct printbuf err = PRINTBUF;
+	struct bkfs_fs *fs;
+	int ret = bkfs_open(devs, nr, 0, &fs, &err);
+	if (ret) {
+		fprintf(stderr, "bkfs erasure-code: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
+		pb_exit(&err);
+		return 1;
+	}
+	pb_exit(&err);
+	if (!nr_data)
+		nr_data = fs->nr_devs > nr_parity ? fs->nr_devs - nr_parity : 0;
+	if (nr_data < 2 || nr_parity < 1 || nr_data + nr_parity > fs->nr_devs ||
+	    nr_data + nr_parity > STRIPE_MAX_BLOCKS) {
+		fprintf(stderr, "bkfs erasure-code: a stripe of %u data + %u parity blocks needs at least 2 data "
+			"blocks, 1 parity block and that many devices (the filesystem has %u)\n",
+			nr_data, nr_parity, fs->nr_devs);
+		bkfs_close_nowrite(fs);
+		return 1;
+	}
+	struct ec_stats st;
+	ret = ec_create_stripes(fs, nr_data, nr_parity, &st);
+	if (ret == -BKFS_E_INVAL)
+		fprintf(stderr, "bkfs erasure-code: not possible here (a device is missing or read-only, or "
+			"buckets are larger than 65535 sectors)\n");
+	else if (ret)
+		fprintf(stderr, "bkfs erasure-code: %s\n", bkfs_strerror(ret));
+	int cret = fs->error ? (bkfs_close_nowrite(fs), -BKFS_E_IO) : bkfs_close(fs);
+	if (!ret && cret)
+		fprintf(stderr, "bkfs erasure-code: closing the filesystem: %s\n", bkfs_strerror(cret));
+	if (ret || cret)
+		return 1;
+	printf("%llu stripes of %u+%u blocks: %llu data buckets, %llu parity buckets, %llu keys referenced",
+	       (unsigned long long)st.stripes, nr_data, nr_parity, (unsigned long long)st.data_buckets,
+	       (unsigned long long)st.parity_buckets, (unsigned long long)st.keys);
+	if (st.narrow)
+		printf(" (%llu narrower, for the buckets left over)", (unsigned long long)st.narrow);
+	if (st.groups_skipped)
+		printf(" (%llu groups skipped)", (unsigned long long)st.groups_skipped);
+	printf("\n");
+	return 0;
+}
+
 int cmd_ec(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -81,44 +125,10 @@ int cmd_ec(int argc, char **argv)
 		fprintf(stderr, "bkfs erasure-code: at most %d devices\n", BKFS_MAX_DEVS);
 		return EXIT_USAGE;
 	}
-	struct printbuf err = PRINTBUF;
-	struct bkfs_fs *fs;
-	int ret = bkfs_open(argv + optind, nr, 0, &fs, &err);
-	if (ret) {
-		fprintf(stderr, "bkfs erasure-code: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
-		pb_exit(&err);
+	struct tool_locks locks;
+	if (tool_lock_devices("erasure-code", argv + optind, nr, true, NULL, &locks))
 		return 1;
-	}
-	pb_exit(&err);
-	if (!nr_data)
-		nr_data = fs->nr_devs > nr_parity ? fs->nr_devs - nr_parity : 0;
-	if (nr_data < 2 || nr_parity < 1 || nr_data + nr_parity > fs->nr_devs ||
-	    nr_data + nr_parity > STRIPE_MAX_BLOCKS) {
-		fprintf(stderr, "bkfs erasure-code: a stripe of %u data + %u parity blocks needs at least 2 data "
-			"blocks, 1 parity block and that many devices (the filesystem has %u)\n",
-			nr_data, nr_parity, fs->nr_devs);
-		bkfs_close_nowrite(fs);
-		return 1;
-	}
-	struct ec_stats st;
-	ret = ec_create_stripes(fs, nr_data, nr_parity, &st);
-	if (ret == -BKFS_E_INVAL)
-		fprintf(stderr, "bkfs erasure-code: not possible here (a device is missing or read-only, or "
-			"buckets are larger than 65535 sectors)\n");
-	else if (ret)
-		fprintf(stderr, "bkfs erasure-code: %s\n", bkfs_strerror(ret));
-	int cret = fs->error ? (bkfs_close_nowrite(fs), -BKFS_E_IO) : bkfs_close(fs);
-	if (!ret && cret)
-		fprintf(stderr, "bkfs erasure-code: closing the filesystem: %s\n", bkfs_strerror(cret));
-	if (ret || cret)
-		return 1;
-	printf("%llu stripes of %u+%u blocks: %llu data buckets, %llu parity buckets, %llu keys referenced",
-	       (unsigned long long)st.stripes, nr_data, nr_parity, (unsigned long long)st.data_buckets,
-	       (unsigned long long)st.parity_buckets, (unsigned long long)st.keys);
-	if (st.narrow)
-		printf(" (%llu narrower, for the buckets left over)", (unsigned long long)st.narrow);
-	if (st.groups_skipped)
-		printf(" (%llu groups skipped)", (unsigned long long)st.groups_skipped);
-	printf("\n");
-	return 0;
+	int status = ec_run(argv + optind, nr, nr_data, nr_parity);
+	tool_unlock_devices(&locks);
+	return status;
 }

@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"  --metadata-replicas N   copies of btree nodes (default: --replicas); more than\n"
 		"                          one lets the filesystem open with a device missing\n"
 		"  -L, --label LABEL       filesystem label (at most 31 bytes)\n"
-		"  -f, --force             overwrite an existing bkfs filesystem\n"
+		"  -f, --force             overwrite an existing bkfs filesystem (never one that\n"
+		"                          is mounted or in use by another bkfs process)\n"
 		"  --source DIR            fill the new filesystem from the tree at DIR: files\n"
 		"                          (holes kept), directories, symlinks, hard links, device\n"
 		"                          nodes, FIFOs, sockets, modes, owners, times, xattrs\n"
@@ -35,8 +36,9 @@ static void usage(FILE *f)
 		"\n"
 		"SIZE is a number of bytes with an optional k, M or G suffix.\n"
 		"Exit status: 0 success; 1 failure (nothing is written when the options or\n"
-		"devices fail validation; with --source, 1 also when some source entries\n"
-		"could not be read: they are reported and skipped); 16 usage error.\n");
+		"devices fail validation, or a device is mounted or in use by another bkfs\n"
+		"process; with --source, 1 also when some source entries could not be\n"
+		"read: they are reported and skipped); 16 usage error.\n");
 }
 
 static int size_arg(const char *opt, const char *val, u64 *out)
@@ -50,6 +52,59 @@ static int size_arg(const char *opt, const char *val, u64 *out)
 		return 1;
 	}
 	return 0;
+}
+
+/* format, then fill from --source, with the devices locked */
+static int format_run(char **devs, int nr, const struct format_opts *o, const char *source)
+{
+	struct printbuf err = PRINTBUF;
+	int ret = bkfs_format(devs, nr, o, &err);
+	if (ret) {
+		fprintf(stderr, "bkfs format: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
+		pb_exit(&err);
+		return 1;
+	}
+	if (!source) {
+		pb_exit(&err);
+		return 0;
+	}
+
+	/* deep trees keep one directory open per level */
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct bkfs_fs *fs;
+	ret = bkfs_open(devs, nr, BKFS_OPEN_NOJOURNAL, &fs, &err);
+	if (ret) {
+		fprintf(stderr, "bkfs format: opening the new filesystem: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
+		pb_exit(&err);
+		return 1;
+	}
+	struct bkfs_import_stats st;
+	ret = bkfs_import(fs, source, "bkfs format", &st);
+	if (ret) {
+		fprintf(stderr, "bkfs format: importing %s: %s\n", source, bkfs_strerror(ret));
+		bkfs_close_nowrite(fs);
+		pb_exit(&err);
+		return 1;
+	}
+	ret = bkfs_close(fs);
+	pb_exit(&err);
+	if (ret) {
+		fprintf(stderr, "bkfs format: writing the filesystem: %s\n", bkfs_strerror(ret));
+		return 1;
+	}
+	printf("imported %llu files, %llu directories, %llu symlinks, %llu special files, "
+	       "%llu hard links, %llu xattrs, %llu bytes",
+	       (unsigned long long)st.files, (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
+	       (unsigned long long)st.specials, (unsigned long long)st.hardlinks,
+	       (unsigned long long)st.xattrs, (unsigned long long)st.bytes);
+	if (st.errors)
+		printf("; %llu entries could not be read (see above)", (unsigned long long)st.errors);
+	printf("\n");
+	return st.errors ? 1 : 0;
 }
 
 int cmd_format(int argc, char **argv)
@@ -163,52 +218,12 @@ int cmd_format(int argc, char **argv)
 		}
 	}
 
-	struct printbuf err = PRINTBUF;
-	ret = bkfs_format(devs, nr, &o, &err);
-	if (ret) {
-		fprintf(stderr, "bkfs format: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
-		pb_exit(&err);
+	/* held from the format to the end of the import: nothing else may open
+	 * the new filesystem in between */
+	struct tool_locks locks;
+	if (tool_lock_devices("format", devs, nr, true, NULL, &locks))
 		return 1;
-	}
-	if (!source) {
-		pb_exit(&err);
-		return 0;
-	}
-
-	/* deep trees keep one directory open per level */
-	struct rlimit rl;
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	struct bkfs_fs *fs;
-	ret = bkfs_open(devs, nr, BKFS_OPEN_NOJOURNAL, &fs, &err);
-	if (ret) {
-		fprintf(stderr, "bkfs format: opening the new filesystem: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
-		pb_exit(&err);
-		return 1;
-	}
-	struct bkfs_import_stats st;
-	ret = bkfs_import(fs, source, "bkfs format", &st);
-	if (ret) {
-		fprintf(stderr, "bkfs format: importing %s: %s\n", source, bkfs_strerror(ret));
-		bkfs_close_nowrite(fs);
-		pb_exit(&err);
-		return 1;
-	}
-	ret = bkfs_close(fs);
-	pb_exit(&err);
-	if (ret) {
-		fprintf(stderr, "bkfs format: writing the filesystem: %s\n", bkfs_strerror(ret));
-		return 1;
-	}
-	printf("imported %llu files, %llu directories, %llu symlinks, %llu special files, "
-	       "%llu hard links, %llu xattrs, %llu bytes",
-	       (unsigned long long)st.files, (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
-	       (unsigned long long)st.specials, (unsigned long long)st.hardlinks,
-	       (unsigned long long)st.xattrs, (unsigned long long)st.bytes);
-	if (st.errors)
-		printf("; %llu entries could not be read (see above)", (unsigned long long)st.errors);
-	printf("\n");
-	return st.errors ? 1 : 0;
+	ret = format_run(devs, nr, &o, source);
+	tool_unlock_devices(&locks);
+	return ret;
 }

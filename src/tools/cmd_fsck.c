@@ -22,8 +22,13 @@ static void fsck_usage(FILE *f)
 		"  -m LIMIT      refuse to run if the memory estimate exceeds LIMIT (e.g. 512M)\n"
 		"  --gc-gens     also run generation GC\n"
 		"  --list-errors print the table of named errors\n"
+		"A device mounted read-write, or used by another bkfs process that may\n"
+		"write, is refused in every mode, -n included (exit 8, \"mounted or in use\n"
+		"by another bkfs process\"): -p and -y need it to themselves, -n shares it\n"
+		"only with readers (a read-only mount, list, another fsck -n).\n"
 		"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
-		"8 operational error, 16 usage error, 32 cancelled.\n");
+		"8 operational error (also: device mounted or in use), 16 usage error,\n"
+		"32 cancelled.\n");
 }
 
 int cmd_fsck(int argc, char **argv)

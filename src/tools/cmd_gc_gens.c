@@ -12,8 +12,11 @@ static void gc_gens_usage(FILE *f)
 		"Run generation garbage collection: drop cached pointers more than 16\n"
 		"generations stale and advance every bucket's oldest_gen, so that buckets\n"
 		"waiting on it (need_gc_gens) can be allocated again. The filesystem is\n"
-		"opened read-write; pass every member device.\n"
-		"Exit status: 0 success, 1 failure, 16 usage error.\n");
+		"opened read-write; pass every member device. A mounted filesystem is\n"
+		"refused (the mount runs generation GC itself), as is one another bkfs\n"
+		"process uses.\n"
+		"Exit status: 0 success, 1 failure (also: device mounted or in use),\n"
+		"16 usage error.\n");
 }
 
 int cmd_gc_gens(int argc, char **argv)
@@ -30,8 +33,14 @@ int cmd_gc_gens(int argc, char **argv)
 		fprintf(stderr, "bkfs gc-gens: at most %d devices\n", BKFS_MAX_DEVS);
 		return EXIT_USAGE;
 	}
+	/* the mount's checkpoints would overwrite what an offline run writes */
+	struct tool_locks locks;
+	if (tool_lock_devices("gc-gens", argv + optind, argc - optind, true,
+			      "the mount runs generation GC itself; unmount to run it offline", &locks))
+		return 1;
 	struct printbuf report = PRINTBUF;
 	int ret = bkfs_gc_gens(argv + optind, argc - optind, &report);
+	tool_unlock_devices(&locks);
 	if (ret)
 		fprintf(stderr, "bkfs gc-gens: %s", pb_str(&report));
 	else

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,13 +24,17 @@ static void usage(FILE *f)
 		"In the background the mount runs generation GC and copying GC, so buckets\n"
 		"are reused without unmounting.\n"
 		"\n"
-		"A device is mounted read-write by one bkfs mount at a time. Files unlinked\n"
-		"while open live on under a hidden name in the root (.bkfs_hidden.*) until\n"
-		"closed; after a crash the next mount removes such names. Writes and new\n"
-		"files stop with ENOSPC only when the space statfs offered is really full:\n"
-		"the allocator keeps small reserves (1/64 of each device, at least 8\n"
-		"buckets, twice over) for copying GC and for the btree nodes of\n"
-		"deletions and checkpoints.\n"
+		"While a device is mounted read-write no other bkfs process may use it:\n"
+		"every other bkfs command (fsck -n and list too) refuses it with \"mounted\n"
+		"or in use by another bkfs process\". A read-only mount shares the device\n"
+		"with other readers, and is refused while a writer holds it.\n"
+		"\n"
+		"Files unlinked while open live on under a hidden name in the root\n"
+		"(.bkfs_hidden.*) until closed; after a crash the next mount removes such\n"
+		"names. Writes and new files stop with ENOSPC only when the space statfs\n"
+		"offered is really full: the allocator keeps small reserves (1/64 of each\n"
+		"device, at least 8 buckets, twice over) for copying GC and for the btree\n"
+		"nodes of deletions and checkpoints.\n"
 		"\n"
 		"  -f            stay in the foreground\n"
 		"  -d            FUSE debug output (implies -f)\n"
@@ -51,8 +53,8 @@ static void usage(FILE *f)
 		"                anything else goes to FUSE (allow_other, max_read=N, ...)\n"
 		"  -h, --help    show this help\n"
 		"\n"
-		"Exit status: 0 after a clean unmount; 1 failure (device cannot be opened,\n"
-		"mount failed, error while closing); 16 usage error.\n");
+		"Exit status: 0 after a clean unmount; 1 failure (device cannot be opened or\n"
+		"is in use, mount failed, error while closing); 16 usage error.\n");
 }
 
 /* append s to the comma-separated list *list, escaping ',' and '\' when esc */
@@ -85,9 +87,8 @@ int cmd_mount(int argc, char **argv)
 	struct bg_opts bgo = { .flush_ms = BG_FLUSH_MS_DEFAULT, .gc = true };
 	int discard = -1; /* default: on for image files, off for block devices */
 	char *fuse_opts = NULL, *devbuf = NULL;
-	int c, ret = 1, lockfds[BKFS_MAX_DEVS];
-	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
-		lockfds[i] = -1;
+	int c, ret = 1;
+	struct tool_locks locks = { .nr = 0 };
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":fdo:h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -187,20 +188,11 @@ int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 
-	/* one read-write mount per device at a time (read-only ones may share):
-	 * the locks live as long as the serving process */
-	for (unsigned i = 0; i < nr; i++) {
-		lockfds[i] = open(devs[i], O_RDONLY | O_CLOEXEC);
-		if (lockfds[i] < 0) {
-			fprintf(stderr, "bkfs mount: %s: %s\n", devs[i], strerror(errno));
-			goto out;
-		}
-		if (flock(lockfds[i], (ro ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
-			fprintf(stderr, "bkfs mount: %s: %s\n", devs[i],
-				errno == EWOULDBLOCK ? "in use by another bkfs mount" : strerror(errno));
-			goto out;
-		}
-	}
+	/* a read-write mount excludes every other bkfs process, read-only ones
+	 * share with other readers: the locks live as long as the serving
+	 * process (the daemon inherits them) */
+	if (tool_lock_devices("mount", devs, nr, !ro, NULL, &locks))
+		goto out;
 
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
@@ -248,9 +240,7 @@ int cmd_mount(int argc, char **argv)
 	free(fsname);
 	free(mopts);
 out:
-	for (unsigned i = 0; i < BKFS_MAX_DEVS; i++)
-		if (lockfds[i] >= 0)
-			close(lockfds[i]);
+	tool_unlock_devices(&locks);
 	free(devbuf);
 	free(fuse_opts);
 	return ret;

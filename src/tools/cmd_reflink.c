@@ -78,32 +78,11 @@ out:
 	return ret;
 }
 
-int cmd_reflink(int argc, char **argv)
+static int reflink_run(char **devs, int nr, const char *src, const char *dst)
 {
-	int status = tool_help_only("reflink", argc, argv, usage);
-	if (status >= 0)
-		return status;
-	int nr = argc - optind - 2;
-	if (nr < 1) {
-		fprintf(stderr, "bkfs reflink: %s\n", nr < 0 ? "no device, source or destination given" :
-			"no device given");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	const char *src = argv[argc - 2], *dst = argv[argc - 1];
-	if (src[0] != '/' || dst[0] != '/' || !dst[1]) {
-		fprintf(stderr, "bkfs reflink: SRC and DST must be absolute paths inside the filesystem "
-			"(DST not the root)\n");
-		return EXIT_USAGE;
-	}
-	if (nr > BKFS_MAX_DEVS) {
-		fprintf(stderr, "bkfs reflink: at most %d devices\n", BKFS_MAX_DEVS);
-		return 1;
-	}
-
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
-	int ret = bkfs_open(argv + optind, nr, 0, &fs, &err);
+	int ret = bkfs_open(devs, nr, 0, &fs, &err);
 	if (ret) {
 		fprintf(stderr, "bkfs reflink: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
 		pb_exit(&err);
@@ -146,4 +125,34 @@ int cmd_reflink(int argc, char **argv)
 	}
 	printf("%s -> %s: %llu bytes shared\n", src, dst, (unsigned long long)si.size);
 	return 0;
+}
+
+int cmd_reflink(int argc, char **argv)
+{
+	int status = tool_help_only("reflink", argc, argv, usage);
+	if (status >= 0)
+		return status;
+	int nr = argc - optind - 2;
+	if (nr < 1) {
+		fprintf(stderr, "bkfs reflink: %s\n", nr < 0 ? "no device, source or destination given" :
+			"no device given");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *src = argv[argc - 2], *dst = argv[argc - 1];
+	if (src[0] != '/' || dst[0] != '/' || !dst[1]) {
+		fprintf(stderr, "bkfs reflink: SRC and DST must be absolute paths inside the filesystem "
+			"(DST not the root)\n");
+		return EXIT_USAGE;
+	}
+	if (nr > BKFS_MAX_DEVS) {
+		fprintf(stderr, "bkfs reflink: at most %d devices\n", BKFS_MAX_DEVS);
+		return 1;
+	}
+	struct tool_locks locks;
+	if (tool_lock_devices("reflink", argv + optind, nr, true, NULL, &locks))
+		return 1;
+	status = reflink_run(argv + optind, nr, src, dst);
+	tool_unlock_devices(&locks);
+	return status;
 }

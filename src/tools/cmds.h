@@ -5,6 +5,20 @@
 #ifndef BKFS_CMDS_H
 #define BKFS_CMDS_H
 #define EXIT_USAGE 16
+#include "../format/format.h"
+
+/* devlock.c: lock devs[0..nr) for the command's whole run, exclusive when it
+ * may write (see bd_lock_get). On failure says why on stderr ("bkfs CMD: DEV:
+ * mounted or in use by another bkfs process[; busy_hint]") and returns the
+ * error with nothing held. */
+struct tool_locks {
+	struct bd_lock *locks[BKFS_MAX_DEVS];
+	unsigned nr;
+};
+int tool_lock_devices(const char *cmd, char *const *devs, unsigned nr, bool exclusive, const char *busy_hint,
+		      struct tool_locks *out);
+void tool_unlock_devices(struct tool_locks *l);
+
 int cmd_format(int argc, char **argv);      /* cmd_format.c */
 int cmd_extract(int argc, char **argv);     /* cmd_extract.c */
 int cmd_show_super(int argc, char **argv);  /* cmd_inspect.c */

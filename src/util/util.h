@@ -41,7 +41,8 @@ typedef int64_t s64;
 	x(RANGE, "out of range")                        \
 	x(AGAIN, "try again")                           \
 	x(LOOP, "repair did not converge")             \
-	x(RETRY, "a pass must run again")
+	x(RETRY, "a pass must run again")              \
+	x(BUSY, "mounted or in use by another bkfs process")
 
 enum bkfs_err {
 #define x(n, s) BKFS_E_##n,

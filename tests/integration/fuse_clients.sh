@@ -35,67 +35,19 @@ T=$TMPDIR
 IMG=$T/fs.img
 MNT=$T/mnt
 SRC=$T/src
-PID=""
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "skipped: $*"; exit 77; }
 have() { command -v "$1" >/dev/null 2>&1; }
 step() { echo "== $* ($(date +%s.%N | cut -c1-14))"; }
 
-[ -c /dev/fuse ] || skip "no /dev/fuse"
-have fusermount3 || skip "no fusermount3"
-have mountpoint || skip "no mountpoint(1)"
-
-cleanup() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || true
-	fi
-	if [ -n "$PID" ]; then
-		wait "$PID" 2>/dev/null || true
-	fi
-}
-trap cleanup EXIT
-
-# ---- mount helpers ----
-# mount_fg [OPTS...]: bkfs mount -f in the background; PID is the server
-mount_fg() {
-	"$BKFS" mount -f "$@" "$IMG" "$MNT" > "$T/mount.log" 2>&1 &
-	PID=$!
-	for _ in $(seq 1 200); do
-		mountpoint -q "$MNT" && return 0
-		if ! kill -0 "$PID" 2>/dev/null; then
-			local rc=0
-			wait "$PID" || rc=$?
-			PID=""
-			cat "$T/mount.log"
-			return 1
-		fi
-		sleep 0.05
-	done
-	cat "$T/mount.log"
-	fail "mount did not come up in 10s"
-}
-
-# unmount_fg: fusermount3 -u, then the server must exit 0 (it closes the
-# filesystem after the unmount: wait for it before touching the image)
-unmount_fg() {
-	fusermount3 -u "$MNT" || fail "fusermount3 -u"
-	local rc=0
-	wait "$PID" || rc=$?
-	PID=""
-	[ "$rc" = 0 ] || { cat "$T/mount.log"; fail "bkfs mount exited $rc after unmount"; }
-}
+. "$(cd "$(dirname "$0")" && pwd)/lib/fuse.bash"
+fuse_require
+trap fuse_cleanup EXIT
 
 # processes that have the image open (the daemon, for background mounts)
 img_users() {
 	find /proc/[0-9]*/fd -maxdepth 1 -lname "$(realpath "$IMG")" 2>/dev/null | cut -d/ -f3 | sort -u || true
-}
-
-fsck_clean() {
-	local rc=0
-	"$BKFS" fsck -n "$IMG" > "$T/fsck.log" 2>&1 || rc=$?
-	[ "$rc" = 0 ] || { tail -30 "$T/fsck.log"; fail "fsck -n not clean after $1 (exit $rc)"; }
-	echo "fsck -n after $1: clean"
 }
 
 # Wait until the hidden names of files unlinked while open (in the root of
@@ -190,12 +142,7 @@ step "format and mount"
 truncate -s 2G "$IMG"
 "$BKFS" format "$IMG" > "$T/format.log" 2>&1 || { cat "$T/format.log"; fail "format"; }
 mkdir -p "$MNT"
-if ! mount_fg; then
-	if grep -qiE 'permission denied|not permitted|fuse: device not found|failed to open /dev/fuse' "$T/mount.log"; then
-		skip "FUSE mounts are not allowed here: $(head -1 "$T/mount.log")"
-	fi
-	fail "bkfs mount failed"
-fi
+fuse_first_mount
 grep -q " $MNT fuse.bkfs " /proc/self/mounts || fail "mount not listed as fuse.bkfs"
 # a second mount of the same image is refused
 mkdir "$T/mnt2"

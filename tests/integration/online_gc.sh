@@ -29,10 +29,12 @@ MNT=$T/mnt
 SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source=lib/expect.bash
 . "$SRCDIR/tests/integration/lib/expect.bash"
-# shellcheck source=lib/mount.bash
-. "$SRCDIR/tests/integration/lib/mount.bash"
-require_fuse
-trap cleanup_mount EXIT
+# shellcheck source=lib/fuse.bash
+. "$SRCDIR/tests/integration/lib/fuse.bash"
+skip() { echo "skipped: $*"; exit 77; }
+have() { command -v "$1" >/dev/null 2>&1; }
+fuse_require
+trap fuse_cleanup EXIT
 mkdir -p "$MNT"
 skipped=()
 if grep -q __asan_init "$BKFS" 2>/dev/null; then SLOW=1; else SLOW=0; fi

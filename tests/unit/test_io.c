@@ -2,6 +2,7 @@
 #include "io/blockdev.h"
 #include "test.h"
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #define EMU_SIZE (1u << 20)
@@ -90,6 +91,104 @@ out:
 	CHECK(bd == NULL);
 	CHECK(file_dev_open("/tmp", 0, &bd) < 0); /* directory */
 	bd_close(NULL);
+}
+
+/* What another process sees: a fresh open file description of path (a
+ * flock on it conflicts with this process's locks as another process's
+ * would). Returns whether flock(how | LOCK_NB) succeeded; the probe lock
+ * goes with the descriptor. */
+static bool probe_flock(const char *path, int how)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return false;
+	bool ok = !flock(fd, how | LOCK_NB);
+	close(fd);
+	return ok;
+}
+
+/* A lock held by "another process": a flock on a descriptor of our own
+ * that the io layer knows nothing about. */
+static int foreign_lock(const char *path, int how)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_EQ(flock(fd, how | LOCK_NB), 0);
+	return fd;
+}
+
+static void test_dev_lock(void)
+{
+	char path[] = "/tmp/bkfs_test_lock_XXXXXX", link[64];
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK_EQ(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	snprintf(link, sizeof(link), "%s.link", path);
+	CHECK_EQ(symlink(path, link), 0);
+	struct blockdev *a = NULL, *b = NULL, *c = NULL;
+	struct bd_lock *l = NULL;
+
+	/* a writer excludes everyone else, readers included, until closed */
+	CHECK_EQ(file_dev_open(path, 0, &a), 0);
+	CHECK(!probe_flock(path, LOCK_SH));
+	/* the same process opens it again, by another name too, and reads it:
+	 * one lock, no self-conflict */
+	CHECK_EQ(file_dev_open(link, 0, &b), 0);
+	CHECK_EQ(file_dev_open(path, BD_RDONLY, &c), 0);
+	bd_close(a);
+	bd_close(c);
+	CHECK(!probe_flock(path, LOCK_SH)); /* b still holds it */
+	bd_close(b);
+	CHECK(probe_flock(path, LOCK_EX));
+
+	/* readers share; a reader makes a writer wait, even in this process
+	 * (no shared-to-exclusive upgrade) */
+	CHECK_EQ(file_dev_open(path, BD_RDONLY, &a), 0);
+	CHECK(probe_flock(path, LOCK_SH));
+	CHECK(!probe_flock(path, LOCK_EX));
+	b = (struct blockdev *)1;
+	CHECK_EQ(file_dev_open(path, 0, &b), -BKFS_E_BUSY);
+	CHECK(b == NULL);
+	CHECK_EQ(bd_lock_get(path, true, &l), -BKFS_E_BUSY);
+	CHECK(l == NULL);
+	bd_close(a);
+	CHECK(probe_flock(path, LOCK_EX)); /* the refused opens left nothing held */
+
+	/* another process's exclusive lock refuses readers and writers */
+	fd = foreign_lock(path, LOCK_EX);
+	CHECK_EQ(file_dev_open(path, 0, &a), -BKFS_E_BUSY);
+	CHECK_EQ(file_dev_open(path, BD_RDONLY, &a), -BKFS_E_BUSY);
+	CHECK_EQ(bd_lock_get(path, false, &l), -BKFS_E_BUSY);
+	close(fd);
+	/* its shared lock refuses only writers */
+	fd = foreign_lock(path, LOCK_SH);
+	CHECK_EQ(file_dev_open(path, 0, &a), -BKFS_E_BUSY);
+	CHECK_EQ(file_dev_open(path, BD_RDONLY, &a), 0);
+	bd_close(a);
+	close(fd);
+
+	/* a command's lock held over its opens: the opens share it, and it
+	 * outlives them */
+	CHECK_EQ(bd_lock_get(path, true, &l), 0);
+	CHECK_EQ(file_dev_open(path, BD_RDONLY, &a), 0);
+	CHECK_EQ(file_dev_open(path, 0, &b), 0);
+	bd_close(a);
+	bd_close(b);
+	CHECK(!probe_flock(path, LOCK_SH));
+	bd_lock_put(l);
+	CHECK(probe_flock(path, LOCK_EX));
+	bd_lock_put(NULL);
+
+	CHECK_EQ(bd_lock_get("/nonexistent/bkfs/dev", false, &l), -BKFS_E_NOENT);
+	CHECK_EQ(bd_lock_get("/tmp", true, &l), -BKFS_E_INVAL);
+	CHECK_EQ(bd_lock_get("", true, &l), -BKFS_E_INVAL);
+	CHECK(!strcmp(bkfs_strerror(-BKFS_E_BUSY), "mounted or in use by another bkfs process"));
+	unlink(link);
+	unlink(path);
 }
 
 static void test_emu_basic(void)
@@ -432,6 +531,7 @@ static void test_emu_many_pending(void)
 int main(void)
 {
 	test_file_dev();
+	test_dev_lock();
 	test_emu_basic();
 	test_emu_power_cut();
 	test_emu_cut_after();
