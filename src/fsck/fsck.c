@@ -404,27 +404,27 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	struct fsck_ctx c = { .opts = *o, .devpaths = (char **)devs, .nr_devpaths = nr };
 	struct printbuf err = PRINTBUF;
 	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
-	int status = 0, ret;
+	int status = FSCK_EXIT_OK, ret;
 	u64 start = now_ns();
 
 	signal(SIGINT, on_sigint);
 	if (nr > BKFS_MAX_DEVS) {
 		fprintf(stderr, "bkfs fsck: at most %d devices\n", BKFS_MAX_DEVS);
-		return 16;
+		return FSCK_EXIT_USAGE;
 	}
 	for (unsigned i = 0; i < nr; i++)
 		if ((ret = file_dev_open(devs[i], o->mode == FSCK_MODE_NO ? BD_RDONLY : 0, &bds[i]))) {
 			fprintf(stderr, "bkfs fsck: %s: %s\n", devs[i], bkfs_strerror(ret));
 			for (unsigned j = 0; j < i; j++)
 				bd_close(bds[j]);
-			return 8;
+			return FSCK_EXIT_OPERATIONAL;
 		}
 	for (unsigned i = 0; i < nr && o->fail_after_writes; i++) {
 		struct blockdev *w = failwrap(bds[i], &fail_count, o->fail_after_writes);
 		if (!w) {
 			for (unsigned j = 0; j < nr; j++)
 				bd_close(bds[j]);
-			return 8;
+			return FSCK_EXIT_OPERATIONAL;
 		}
 		bds[i] = w;
 	}
@@ -438,7 +438,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		for (unsigned i = 0; i < nr; i++)
 			bd_close(bds[i]);
 		fprintf(stderr, "bkfs fsck: %s\n", bkfs_strerror(ret));
-		status = 8;
+		status = FSCK_EXIT_OPERATIONAL;
 		goto report;
 	}
 	struct bkfs_fs *fs;
@@ -446,7 +446,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 			     &fs, &err);
 	if (ret) {
 		fprintf(stderr, "bkfs fsck: cannot open: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
-		status = 8;
+		status = FSCK_EXIT_OPERATIONAL;
 		goto report;
 	}
 	c.fs = fs;
@@ -478,7 +478,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		fprintf(stderr, "bkfs fsck: needs about %.1f MiB, more than the limit -m %.1f MiB\n", est / 1048576.0,
 			o->mem_limit / 1048576.0);
 		bkfs_close_nowrite(fs);
-		status = 8;
+		status = FSCK_EXIT_OPERATIONAL;
 		goto report;
 	}
 	if (readahead)
@@ -516,7 +516,7 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	if (ret == -BKFS_E_AGAIN || fsck_cancelled) {
 		fprintf(stderr, "bkfs fsck: cancelled; nothing was written\n");
 		bkfs_close_nowrite(fs);
-		status = 32;
+		status = FSCK_EXIT_CANCELED;
 		goto report;
 	}
 	if (ret) {
@@ -547,12 +547,12 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	}
 	if (c.nr) {
 		if (o->mode == FSCK_MODE_NO || c.nr_unfixed)
-			status |= 4;
+			status |= FSCK_EXIT_UNCORRECTED;
 		if (o->mode != FSCK_MODE_NO && c.nr_fixed)
-			status |= 1;
+			status |= FSCK_EXIT_CORRECTED;
 	}
 	if (c.operational_error)
-		status |= 8;
+		status |= FSCK_EXIT_OPERATIONAL;
 report:
 	if (o->fail_after_writes)
 		fprintf(stderr, "bkfs fsck: debug: %llu device writes attempted, %llu made\n",

@@ -108,6 +108,18 @@ extern const struct fsck_err_info fsck_err_table[FSCK_ERR_NR];
 
 enum fsck_mode { FSCK_MODE_NO, FSCK_MODE_PREEN, FSCK_MODE_YES };
 
+/* The exit status of bkfs fsck: bits, combined, as fsck(8) defines them
+ * (README.md documents them; bkfs never asks for a reboot, so there is no 2).
+ * The values are an interface: never change one. */
+enum fsck_exit {
+	FSCK_EXIT_OK = 0,           /* clean: no errors */
+	FSCK_EXIT_CORRECTED = 1,    /* errors found and corrected */
+	FSCK_EXIT_UNCORRECTED = 4,  /* errors left uncorrected */
+	FSCK_EXIT_OPERATIONAL = 8,  /* operational error */
+	FSCK_EXIT_USAGE = 16,       /* usage or syntax error */
+	FSCK_EXIT_CANCELED = 32,    /* cancelled by the user (SIGINT) */
+};
+
 /* passes, in order */
 #define FSCK_PASSES()                  \
 	x(superblock)                  \
@@ -256,7 +268,7 @@ u64 fsck_gc_mem_estimate(struct bkfs_fs *fs);
 /* fs_passes.c: the per-inode table of the filesystem passes */
 u64 fsck_fs_mem_estimate(struct bkfs_fs *fs);
 
-/* Run everything; returns the fsck(8) exit status bits. */
+/* Run everything; returns the exit status bits (enum fsck_exit). */
 int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o);
 /* Print the table (--list-errors). */
 void fsck_list_errors(struct printbuf *out);
