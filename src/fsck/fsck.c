@@ -28,20 +28,15 @@ void fsck_list_errors(struct printbuf *out)
 {
 	pb_printf(out, "%-4s %-48s %s\n", "num", "name", "flags");
 	for (unsigned i = 0; i < FSCK_ERR_NR; i++)
-		pb_printf(out, "%-4u %-48s %s%s\n", fsck_err_table[i].num, fsck_err_table[i].name,
-			  fsck_err_table[i].flags & FSCK_PREEN ? "preen" : "-",
-			  fsck_err_table[i].flags & FSCK_NOFIX ? ",nofix" : "");
+		pb_printf(out, "%-4u %-48s %s\n", fsck_err_table[i].num, fsck_err_table[i].name,
+			  fsck_err_table[i].flags & FSCK_PREEN ? "preen" : "-");
 }
 
-static const char *mode_fixes(struct fsck_ctx *c, unsigned err)
+/* whether the mode repairs this finding: -y everything, -p the PREEN ones */
+static bool mode_fixes(struct fsck_ctx *c, unsigned err)
 {
-	if (fsck_err_table[err].flags & FSCK_NOFIX)
-		return NULL;
-	if (c->opts.mode == FSCK_MODE_YES)
-		return "yes";
-	if (c->opts.mode == FSCK_MODE_PREEN && (fsck_err_table[err].flags & FSCK_PREEN))
-		return "yes";
-	return NULL;
+	return c->opts.mode == FSCK_MODE_YES ||
+	       (c->opts.mode == FSCK_MODE_PREEN && (fsck_err_table[err].flags & FSCK_PREEN));
 }
 
 bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *fmt, ...)
@@ -66,7 +61,7 @@ bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *
 		c->f = n;
 		c->cap = nc;
 	}
-	bool fix = mode_fixes(c, err) != NULL;
+	bool fix = mode_fixes(c, err);
 	struct fsck_finding *f = &c->f[c->nr++];
 	memset(f, 0, sizeof(*f));
 	f->err = err;
@@ -462,7 +457,6 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	 * interior nodes: a big node cache would get no hits across passes,
 	 * and every node it holds costs memory (and page faults to grow) */
 	fs->max_clean = MIN(fs->max_clean, MAX((size_t)16, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
-	fs->fsck = &c;
 	if (err.len && o->verbose)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));
 	/* a helper thread reads ahead of the passes' btree walks (nothing is

@@ -80,7 +80,6 @@ static void run(enum fsck_mode mode, struct fsck_result *r, const char *what)
 	if ((r->ret = open_fs(FSCK_FLAGS, &fs)))
 		return;
 	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode } };
-	fs->fsck = &c;
 	c.pass = FSCK_PASS_check_allocations;
 	/* as bkfs fsck runs it after a clean topology: the leaves of the
 	 * filesystem btrees are walked by the filesystem passes' scans, whose

@@ -118,7 +118,6 @@ static size_t run_gc(struct blockdev *dev, enum fsck_mode mode, bool gens, unsig
 	if (open_dev(dev, FSCK_FLAGS, &fs))
 		return (size_t)-1;
 	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode, .gc_gens = gens } };
-	fs->fsck = &c;
 	int ret;
 	c.pass = FSCK_PASS_check_allocations;
 	ret = fsck_check_allocations(&c);

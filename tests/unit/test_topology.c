@@ -290,7 +290,6 @@ static void run(enum fsck_mode mode, struct fsck_result *r, const char *what)
 	if ((r->ret = open_fs(bd, FSCK_FLAGS, &fs)))
 		return;
 	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode }, .topo_defer = defer && with_gc };
-	fs->fsck = &c;
 	c.pass = FSCK_PASS_check_topology;
 	u64 reads = fs->nodes_read;
 	r->ret = fsck_check_topology(&c);
@@ -895,7 +894,6 @@ static unsigned topo_findings(struct blockdev **devs, unsigned nr, unsigned *fir
 	}
 	pb_exit(&err);
 	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
-	fs->fsck = &c;
 	c.pass = FSCK_PASS_check_topology;
 	if (!fsck_check_topology(&c))
 		n = c.nr;
