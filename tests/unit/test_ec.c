@@ -114,33 +114,21 @@ static unsigned check_files(struct bkfs_fs *fs, const char *when)
 	return bad;
 }
 
-/* the checker's passes, read-only: the number of findings */
+/* the checker's passes (topology to the filesystem passes), read-only:
+ * the number of findings */
 static size_t checker_findings(const char *when)
 {
-	struct bkfs_fs *fs;
-	if (open_devs(FSCK_FLAGS, &fs))
-		return 999;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
+	struct fsck_opts o = { .mode = FSCK_MODE_NO,
+			       .passes = FSCK_PASS_BIT(check_topology) | FSCK_PASS_BIT(check_allocations) |
+					 FSCK_PASS_BIT(check_alloc_info) | FSCK_PASS_BIT(check_filesystem) };
 	struct fsck_result r;
-	memset(&r, 0, sizeof(r));
-	c.pass = FSCK_PASS_check_topology;
-	r.ret = fsck_check_topology(&c);
-	if (!r.ret) {
-		c.pass = FSCK_PASS_check_allocations;
-		r.ret = fsck_check_allocations(&c);
-	}
-	if (!r.ret) {
-		c.pass = FSCK_PASS_check_alloc_info;
-		r.ret = fsck_check_alloc_info(&c);
-	}
-	if (!r.ret) {
-		c.pass = FSCK_PASS_check_filesystem;
-		r.ret = fsck_check_filesystem(&c);
-	}
-	fsck_test_finish(&c, &r, "after");
-	if (r.ret || r.nr_all)
-		fprintf(stderr, "%s: checker %s, %u findings\n", when, bkfs_strerror(r.ret), r.nr_all);
-	return r.ret ? 999 : r.nr_all;
+	fsck_test_run(dev, NDEV, &o, &r, "after");
+	size_t nr = r.nr;
+	if (r.ret || nr)
+		fprintf(stderr, "%s: checker %s, %zu findings\n", when, bkfs_strerror(r.ret), nr);
+	int ret = r.ret;
+	fsck_result_free(&r);
+	return ret ? 999 : nr;
 }
 
 struct stripe_view {

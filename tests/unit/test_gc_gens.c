@@ -110,45 +110,30 @@ static bool a_intact(struct bkfs_fs *fs)
 	return ok;
 }
 
-/* the checker's allocation passes (+ gc_gens) the way the orchestrator runs
- * them; -y writes the repairs with one checkpoint. Returns the findings. */
+/* the checker's allocation passes (+ gc_gens) through bkfs fsck's driver;
+ * -y writes the repairs with its commit. Returns the findings. */
 static size_t run_gc(struct blockdev *dev, enum fsck_mode mode, bool gens, unsigned *errs, size_t max)
 {
-	struct bkfs_fs *fs;
-	if (open_dev(dev, FSCK_FLAGS, &fs))
+	struct fsck_opts o = { .mode = mode, .gc_gens = gens,
+			       .passes = FSCK_PASS_BIT(check_allocations) | FSCK_PASS_BIT(check_alloc_info) |
+					 FSCK_PASS_BIT(gc_gens) };
+	struct fsck_result r;
+	fflush(stdout);
+	fsck_devs(&dev, 1, &o, &r);
+	CHECK_EQ(r.ret, 0);
+	if (r.ret) {
+		fsck_result_free(&r);
 		return (size_t)-1;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode, .gc_gens = gens } };
-	int ret;
-	c.pass = FSCK_PASS_check_allocations;
-	ret = fsck_check_allocations(&c);
-	c.pass = FSCK_PASS_check_alloc_info;
-	if (!ret)
-		ret = fsck_check_alloc_info(&c);
-	c.pass = FSCK_PASS_gc_gens;
-	if (!ret && gens)
-		ret = fsck_gc_gens(&c);
-	CHECK_EQ(ret, 0);
-	for (size_t i = 0; i < c.nr; i++) {
+	}
+	for (size_t i = 0; i < r.nr; i++) {
 		if (i < max)
-			errs[i] = c.f[i].err;
-		if (getenv("GC_TEST_VERBOSE") || (c.f[i].err != FSCK_ERR_gc_gens_ptr_dropped && i < 20))
+			errs[i] = r.f[i].err;
+		if (getenv("GC_TEST_VERBOSE") || (r.f[i].err != FSCK_ERR_gc_gens_ptr_dropped && i < 20))
 			fprintf(stderr, "  %s %s: %s: %s\n", mode == FSCK_MODE_NO ? "-n" : "-y",
-				fsck_err_table[c.f[i].err].name, c.f[i].object, c.f[i].msg ? c.f[i].msg : "");
+				fsck_err_table[r.f[i].err].name, r.f[i].object, r.f[i].msg ? r.f[i].msg : "");
 	}
-	size_t nr = c.nr;
-	if (c.changed && mode != FSCK_MODE_NO && !ret) {
-		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
-		fs->sb.clean = 0;
-		CHECK_EQ(bkfs_write_super(fs), 0);
-		CHECK_EQ(bkfs_close(fs), 0);
-	} else {
-		bkfs_close_nowrite(fs);
-	}
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
+	size_t nr = r.nr;
+	fsck_result_free(&r);
 	return nr;
 }
 
@@ -284,22 +269,22 @@ int main(void)
 	clone->keep_open = false;
 	bd_close(clone);
 
-	/* the same through bkfs fsck --gc-gens on an image file: -n exits 4,
-	 * -y exits 1, then -n exits 0 */
+	/* the same with every pass, as bkfs fsck --gc-gens: -n exits 4, -y
+	 * exits 1, then -n exits 0 */
 	{
-		const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-		char path[512];
-		snprintf(path, sizeof(path), "%s/test_gc_gens_fsck.%d.img", tmp, (int)getpid());
-		CHECK_EQ(emu_dev_save(bd, path), 0);
-		char *devs[1] = { path };
+		CHECK_EQ(emu_dev_clone(bd, &clone), 0);
+		clone->keep_open = true;
 		struct fsck_opts fo1 = { .mode = FSCK_MODE_NO, .gc_gens = true };
-		fflush(stdout);
-		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 4);
-		fo1.mode = FSCK_MODE_YES;
-		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 1);
-		fo1.mode = FSCK_MODE_NO;
-		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 0);
-		unlink(path);
+		struct fsck_result r;
+		static const int want[] = { FSCK_EXIT_UNCORRECTED, FSCK_EXIT_CORRECTED, FSCK_EXIT_OK };
+		for (unsigned i = 0; i < ARRAY_SIZE(want); i++) {
+			fo1.mode = i == 1 ? FSCK_MODE_YES : FSCK_MODE_NO;
+			fflush(stdout);
+			CHECK_EQ(fsck_devs(&clone, 1, &fo1, &r), want[i]);
+			fsck_result_free(&r);
+		}
+		clone->keep_open = false;
+		bd_close(clone);
 	}
 
 	/* bkfs gc-gens (ordinary transactions) */

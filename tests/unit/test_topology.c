@@ -265,49 +265,28 @@ static void flip_byte(const struct bkfs_btree_ptr *p, unsigned off)
 
 /* ---- running the pass ---- */
 
-/* check_allocations as bkfs fsck runs it after check_topology: the fused
- * walk after a sound topology, else on the alloc keys read again */
-static int run_allocations(struct fsck_ctx *c)
-{
-	c->pass = FSCK_PASS_check_allocations;
-	c->fuse_fs = !c->nr && !c->scan;
-	if (!c->fuse_fs && alloc_reload(c->fs) == -BKFS_E_NOMEM)
-		return -BKFS_E_NOMEM;
-	return fsck_check_allocations(c);
-}
-
-/* check_topology as the orchestrator runs it (plus check_allocations when
- * asked); -y writes the repairs with one checkpoint. With defer, as bkfs
- * fsck does: topology leaves the fused btrees' leaves to check_allocations,
- * and both run again when one of them is not sound. */
+/* check_topology as bkfs fsck runs it (plus check_allocations when asked:
+ * with_gc), through its driver; -y writes the repairs with its commit.
+ * With defer, as bkfs fsck does: topology leaves the fused btrees' leaves
+ * to check_allocations, and both run again when one of them is not sound. */
 static bool with_gc, defer;
-static struct { unsigned deferred; bool retried; u64 topo_reads; } last;
 static void run(enum fsck_mode mode, struct fsck_result *r, const char *what)
 {
-	struct bkfs_fs *fs;
-	memset(r, 0, sizeof(*r));
-	memset(&last, 0, sizeof(last));
-	if ((r->ret = open_fs(bd, FSCK_FLAGS, &fs)))
-		return;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode }, .topo_defer = defer && with_gc };
-	c.pass = FSCK_PASS_check_topology;
-	u64 reads = fs->nodes_read;
-	r->ret = fsck_check_topology(&c);
-	last.deferred = c.leaves_deferred;
-	last.topo_reads = fs->nodes_read - reads;
-	if (!r->ret && with_gc) {
-		r->ret = run_allocations(&c);
-		if (r->ret == -BKFS_E_RETRY) {
-			last.retried = true;
-			c.pass = FSCK_PASS_check_topology;
-			r->ret = fsck_check_topology_deferred(&c);
-			if (!r->ret)
-				r->ret = run_allocations(&c);
-		}
-		CHECK_EQ(c.leaves_deferred, 0);
-		fsck_fs_prescan_drop(&c); /* bkfs fsck's check_filesystem would take it */
-	}
-	fsck_test_finish(&c, r, what);
+	struct fsck_opts o = {
+		.mode = mode,
+		.passes = FSCK_PASS_BIT(check_topology) | (with_gc ? FSCK_PASS_BIT(check_allocations) : 0),
+		.full_topology = !defer,
+		/* the open's own node cache, not bkfs fsck's 1 MiB: with it,
+		 * case_stale's repair takes one node more with deferred leaves
+		 * than without (13 findings against 8, the extra ones alloc
+		 * and accounting counts); both repairs leave a clean
+		 * filesystem. Found when this test moved to fsck_devs; kept
+		 * as it was tested before until that is understood. */
+		.node_cache = UINT64_MAX,
+	};
+	fsck_test_run(&bd, 1, &o, r, what);
+	if (!r->ret)
+		CHECK_EQ(r->leaves_unchecked, 0);
 }
 
 /* The cycle; with check_allocations, first -n without deferred leaves:
@@ -322,17 +301,19 @@ static void cycle(const char *name, unsigned want, struct fsck_result *out_n)
 	}
 	fsck_cycle(name, want, run, &n);
 	if (with_gc) {
-		bool same = n.nr_all == plain.nr_all && n.nr == plain.nr &&
-			    !memcmp(n.err, plain.err, n.nr * sizeof(n.err[0])) &&
-			    n.lost_extents == plain.lost_extents && n.lost_nodes == plain.lost_nodes;
+		bool same = fsck_same_findings(&n, &plain) && n.lost_extents == plain.lost_extents &&
+			    n.lost_nodes == plain.lost_nodes;
 		if (!same)
-			fprintf(stderr, "FAIL %s: deferred leaves changed the findings (%u vs %u)\n", name, n.nr_all,
-				plain.nr_all);
+			fprintf(stderr, "FAIL %s: deferred leaves changed the findings (%zu vs %zu)\n", name, n.nr,
+				plain.nr);
 		CHECK(same);
 		defer = false;
+		fsck_result_free(&plain);
 	}
 	if (out_n)
 		*out_n = n;
+	else
+		fsck_result_free(&n);
 }
 
 /* index of a level-1 node with at least 4 children, and its children */
@@ -362,25 +343,27 @@ static void case_clean(void)
 	run(FSCK_MODE_NO, &r, "clean");
 	CHECK_EQ(r.ret, 0);
 	CHECK_EQ(r.nr, 0);
+	CHECK_EQ(r.status, FSCK_EXIT_OK);
 	if (!with_gc)
 		return;
 	/* bkfs fsck's way on a sound tree: topology reads no leaf of the
 	 * inodes btree (a multi-level tree here), and nothing runs twice */
-	u64 full_reads = last.topo_reads;
+	u64 full_reads = r.pass_nodes_read[FSCK_PASS_check_topology];
+	CHECK_EQ(r.leaves_deferred, 0);
 	defer = true;
 	run(FSCK_MODE_NO, &r, "clean");
 	defer = false;
 	CHECK_EQ(r.ret, 0);
 	CHECK_EQ(r.nr, 0);
-	CHECK(last.deferred & (1u << BTREE_ID_inodes));
-	CHECK(!last.retried);
+	CHECK(r.leaves_deferred & (1u << BTREE_ID_inodes));
+	CHECK(!r.topology_retried);
 	struct ntable nt;
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	u64 leaves = 0;
 	for (size_t i = 0; i < nt.nr; i++)
 		leaves += !nt.v[i].level;
 	CHECK(leaves > 4);
-	CHECK_EQ(last.topo_reads + leaves, full_reads);
+	CHECK_EQ(r.pass_nodes_read[FSCK_PASS_check_topology] + leaves, full_reads);
 	free(nt.v);
 }
 
@@ -406,6 +389,7 @@ static void case_unreadable_leaf(void)
 	 * it holds none of the lost keys) */
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_node_topology_bad_min_key) ||
 	      fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
+	fsck_result_free(&n);
 	check_keys("unreadable leaf", lo, hi);
 	free(nt.v);
 }
@@ -426,6 +410,7 @@ static void case_gap_from_scan(void)
 	cycle("gap filled from scan", FSCK_ERR_btree_node_gap_filled_from_scan, &n);
 	CHECK_EQ(n.lost_nodes, 0);
 	CHECK_EQ(n.nr, 1);
+	fsck_result_free(&n);
 	check_keys("gap filled from scan", 1, 0);
 	free(nt.v);
 }
@@ -445,6 +430,7 @@ static void case_last_child_removed(void)
 	node_rewrite(&nt.v[p].ptr, edit_remove_key, &idx);
 	cycle("last child removed", FSCK_ERR_btree_node_topology_bad_max_key, &n);
 	CHECK_EQ(n.nr, 1);
+	fsck_result_free(&n);
 	check_keys("last child removed", 1, 0);
 	free(nt.v);
 }
@@ -498,6 +484,7 @@ static void case_overlap(void)
 	node_rewrite(&nt.v[p].ptr, edit_ptr, &e);
 	cycle("overlap by seq", want, &n);
 	CHECK_EQ(n.nr, 1);
+	fsck_result_free(&n);
 	check_keys("overlap by seq", 1, 0);
 	free(nt.v);
 }
@@ -528,6 +515,7 @@ static void case_overwritten_by_next(void)
 	struct ptr_edit e = { .idx = j + 1, .set_min = true, .min = a->min };
 	node_rewrite(&nt.v[p].ptr, edit_ptr, &e);
 	cycle("overwritten by next", FSCK_ERR_btree_node_topology_overwritten_by_next_node, &n);
+	fsck_result_free(&n);
 	check_keys("overwritten by next", lo, hi);
 	free(nt.v);
 }
@@ -559,6 +547,7 @@ static void case_root_range(void)
 	cycle("root bad min", FSCK_ERR_btree_root_bad_min_key, &n);
 	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
 	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
 	check_keys("root bad min", 1, 0);
 
 	fresh_copy();
@@ -573,6 +562,7 @@ static void case_root_range(void)
 	cycle("root bad max", FSCK_ERR_btree_root_bad_max_key, &n);
 	CHECK_EQ(n.nr, 1);
 	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
 	check_keys("root bad max", 1, 0);
 }
 
@@ -586,6 +576,7 @@ static void case_unreadable_root(void)
 	flip_byte(&nt.v[0].ptr, 200);
 	cycle("unreadable root", FSCK_ERR_btree_root_unreadable, &n);
 	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable_and_scan_found_nothing));
+	fsck_result_free(&n);
 	check_keys("unreadable root", 1, 0);
 	free(nt.v);
 }
@@ -608,6 +599,7 @@ static void case_unreadable_interior(void)
 	cycle("unreadable interior", FSCK_ERR_btree_node_unreadable, &n);
 	CHECK_EQ(n.lost_nodes, 1);
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
+	fsck_result_free(&n);
 	check_keys("unreadable interior", 1, 0);
 	free(nt.v);
 }
@@ -623,6 +615,7 @@ static void case_unreadable_empty_root(void)
 	flip_byte(&nt.v[0].ptr, 40);
 	cycle("unreadable empty root", FSCK_ERR_btree_root_unreadable_and_scan_found_nothing, &n);
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
+	fsck_result_free(&n);
 	check_keys("unreadable empty root", 1, 0);
 	free(nt.v);
 }
@@ -683,6 +676,7 @@ static void case_stale(void)
 	u64 lo = bad->first_key, hi = bad->last_key;
 	flip_byte(&bad->ptr, 300);
 	cycle("stale node", FSCK_ERR_btree_node_stale_replaced_by_scan, &n);
+	fsck_result_free(&n);
 	check_keys("stale node", lo, hi);
 	/* the newer copy's content is what the tree has now */
 	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
@@ -759,6 +753,7 @@ static void case_invalid_keys(void)
 	with_gc = false;
 	CHECK_EQ(n.nr, 2); /* the two keys; nothing for the allocation checker */
 	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
 	check_keys("invalid keys", bad, bad + 1);
 	free(nt.v);
 }
@@ -827,15 +822,18 @@ static void case_random(u64 seed)
 	run(FSCK_MODE_YES, &y, name);
 	CHECK_EQ(n.ret, 0);
 	CHECK_EQ(y.ret, 0);
-	bool same = y.nr == n.nr && !memcmp(y.err, n.err, n.nr * sizeof(n.err[0]));
+	bool same = fsck_same_findings(&y, &n);
 	if (!same)
-		fprintf(stderr, "FAIL %s: -n and -y findings differ (%u vs %u)\n", name, n.nr, y.nr);
+		fprintf(stderr, "FAIL %s: -n and -y findings differ (%zu vs %zu)\n", name, n.nr, y.nr);
 	CHECK(same);
+	fsck_result_free(&n);
+	fsck_result_free(&y);
 	run(FSCK_MODE_NO, &after, "after");
 	CHECK_EQ(after.ret, 0);
-	if (after.nr_all)
+	if (after.nr)
 		fprintf(stderr, "FAIL %s: not clean after -y\n", name);
-	CHECK_EQ(after.nr_all, 0);
+	CHECK_EQ(after.nr, 0);
+	fsck_result_free(&after);
 	check_no_extra_keys(name);
 	free(nt.v);
 }
@@ -849,7 +847,7 @@ static void case_scan(void)
 	struct scan_result r;
 	fresh_copy();
 	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
-	CHECK_EQ(open_fs(bd, FSCK_FLAGS, &fs), 0);
+	CHECK_EQ(open_fs(bd, FSCK_OPEN_FLAGS, &fs), 0);
 	CHECK_EQ(btree_node_scan(fs, &r), 0);
 	bkfs_close_nowrite(fs);
 	size_t live = 0, found = 0;
@@ -883,32 +881,13 @@ static void case_scan(void)
  * unreadable only when both copies are bad */
 static unsigned topo_findings(struct blockdev **devs, unsigned nr, unsigned *first)
 {
-	struct printbuf err = PRINTBUF;
-	struct bkfs_fs *fs;
-	struct blockdev *bds[2] = { devs[0], devs[1] };
-	unsigned n = ~0u;
-	if (bkfs_open_devs(bds, nr, FSCK_FLAGS, &fs, &err)) {
-		fprintf(stderr, "open: %s\n", pb_str(&err));
-		pb_exit(&err);
-		return n;
-	}
-	pb_exit(&err);
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
-	c.pass = FSCK_PASS_check_topology;
-	if (!fsck_check_topology(&c))
-		n = c.nr;
-	if (c.nr)
-		*first = c.f[0].err;
-	bkfs_close_nowrite(fs);
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
-	if (c.scan) {
-		scan_result_free(c.scan);
-		free(c.scan);
-	}
+	struct fsck_opts o = { .mode = FSCK_MODE_NO, .passes = FSCK_PASS_BIT(check_topology) };
+	struct fsck_result r;
+	fsck_test_run(devs, nr, &o, &r, "replicas");
+	unsigned n = r.ret ? ~0u : r.nr;
+	if (r.nr)
+		*first = r.f[0].err;
+	fsck_result_free(&r);
 	return n;
 }
 
@@ -935,7 +914,7 @@ static void case_replicas(void)
 
 	bds[0] = devs[0];
 	bds[1] = devs[1];
-	CHECK_EQ(bkfs_open_devs(bds, 2, FSCK_FLAGS, &fs, &err), 0);
+	CHECK_EQ(bkfs_open_devs(bds, 2, FSCK_OPEN_FLAGS, &fs, &err), 0);
 	CHECK_EQ(btree_node_scan(fs, &r), 0);
 	bkfs_close_nowrite(fs);
 	size_t two = 0, leaf = r.nr;
