@@ -581,6 +581,7 @@ static int check_open_fs(struct fsck_ctx *c, struct fsck_result *r, u64 start)
 	}
 	if (c->nr)
 		record_error_counts(c);
+	/* the one place a repair reaches the disk (-y/-p): see fsck.h */
 	ret = fsck_commit_repairs(c);
 	if (!r->ret)
 		r->ret = ret;
