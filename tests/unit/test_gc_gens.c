@@ -173,12 +173,12 @@ int main(void)
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
 	u64 t0 = now_ns();
-	CHECK_EQ(emu_dev_create(&o, &bd), 0);
+	REQUIRE_EQ(emu_dev_create(&o, &bd), 0);
 	bd->keep_open = true;
 	struct blockdev *bds[1] = { bd };
 	struct format_opts fo = { .bucket_size = BUCKET, .btree_node_size = 16 << 10 };
 	CHECK_EQ(bkfs_format_devs(bds, 1, &fo, &err), 0);
-	CHECK_EQ(open_dev(bd, 0, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, 0, &fs), 0);
 
 	/* A: 16 buckets of data, then moved: the old copies stay as cached pointers */
 	alen = 16 * BUCKET;
@@ -243,7 +243,7 @@ int main(void)
 	printf("before gc_gens: %llu buckets allocatable, then refused with %llu need_gc_gens left\n",
 	       (unsigned long long)before, (unsigned long long)left);
 	CHECK(left > 0);
-	CHECK_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
 	CHECK_EQ(acct_v0(fs, acct_pos_dev_data_type(0, DATA_need_gc_gens)), left);
 	bkfs_close_nowrite(fs);
 
@@ -252,7 +252,7 @@ int main(void)
 	unsigned e1[4096], e2[4096];
 	CHECK_EQ(run_gc(bd, FSCK_MODE_NO, false, e1, 4096), 0);
 	struct blockdev *clone;
-	CHECK_EQ(emu_dev_clone(bd, &clone), 0);
+	REQUIRE_EQ(emu_dev_clone(bd, &clone), 0);
 	clone->keep_open = true;
 	size_t n1 = run_gc(clone, FSCK_MODE_NO, true, e1, 4096);
 	size_t n2 = run_gc(clone, FSCK_MODE_YES, true, e2, 4096);
@@ -272,7 +272,7 @@ int main(void)
 	/* the same with every pass, as bkfs fsck --gc-gens: -n exits 4, -y
 	 * exits 1, then -n exits 0 */
 	{
-		CHECK_EQ(emu_dev_clone(bd, &clone), 0);
+		REQUIRE_EQ(emu_dev_clone(bd, &clone), 0);
 		clone->keep_open = true;
 		struct fsck_opts fo1 = { .mode = FSCK_MODE_NO, .gc_gens = true };
 		struct fsck_result r;
@@ -289,7 +289,7 @@ int main(void)
 
 	/* bkfs gc-gens (ordinary transactions) */
 	struct printbuf report = PRINTBUF;
-	CHECK_EQ(open_dev(bd, 0, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, 0, &fs), 0);
 	u64 t1 = now_ns();
 	CHECK_EQ(bkfs_gc_gens_fs(fs, &report), 0);
 	printf("gc_gens (%.3fs):\n%s", (now_ns() - t1) / 1e9, pb_str(&report));
@@ -298,7 +298,7 @@ int main(void)
 	CHECK(strstr(pb_str(&report), freed) != NULL);
 	CHECK_EQ(bkfs_close(fs), 0);
 
-	CHECK_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
 	stale_scan(fs, &st);
 	printf("after gc_gens: %llu cached pointers, %llu stale, max %llu gens\n", (unsigned long long)st.cached,
 	       (unsigned long long)st.stale, (unsigned long long)st.max_stale);

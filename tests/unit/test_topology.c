@@ -358,7 +358,7 @@ static void case_clean(void)
 	CHECK(r.leaves_deferred & (1u << BTREE_ID_inodes));
 	CHECK(!r.topology_retried);
 	struct ntable nt;
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	u64 leaves = 0;
 	for (size_t i = 0; i < nt.nr; i++)
 		leaves += !nt.v[i].level;
@@ -374,11 +374,9 @@ static void case_unreadable_leaf(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	CHECK(p >= 0);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[nk / 2]];
 	u64 lo = leaf->first_key, hi = leaf->last_key;
 	flip_byte(&leaf->ptr, 300);
@@ -401,10 +399,9 @@ static void case_gap_from_scan(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned idx = nk / 2;
 	node_rewrite(&nt.v[p].ptr, edit_remove_key, &idx);
 	cycle("gap filled from scan", FSCK_ERR_btree_node_gap_filled_from_scan, &n);
@@ -422,10 +419,9 @@ static void case_last_child_removed(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned idx = nk - 1;
 	node_rewrite(&nt.v[p].ptr, edit_remove_key, &idx);
 	cycle("last child removed", FSCK_ERR_btree_node_topology_bad_max_key, &n);
@@ -443,10 +439,9 @@ static void case_last_child_short(void)
 	int kids[512];
 	unsigned nk;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *last = &nt.v[kids[nk - 1]];
 	u64 mid = (last->first_key + last->last_key) / 2;
 	struct ptr_edit e = { .idx = nk - 1, .set_max = true, .max = POS(0, mid) };
@@ -464,10 +459,9 @@ static void case_overlap(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned j = nk / 2;
 	struct ninfo *a = &nt.v[kids[j]], *b = &nt.v[kids[j + 1]];
 	unsigned want;
@@ -497,16 +491,15 @@ static void case_overwritten_by_next(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned j;
 	for (j = 0; j + 1 < nk; j++)
 		if (nt.v[kids[j + 1]].seq > nt.v[kids[j]].seq)
 			break;
 	if (j + 1 >= nk) {
-		fprintf(stderr, "skip overwritten_by_next: no pair with a newer right neighbour\n");
+		SKIP("no pair with a newer right neighbour");
 		free(nt.v);
 		return;
 	}
@@ -540,7 +533,7 @@ static void case_root_range(void)
 	struct ntable nt;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	CHECK(nt.v[0].level >= 2);
 	node_rewrite(&nt.v[0].ptr, edit_hdr_min_first, NULL);
 	free(nt.v);
@@ -551,9 +544,9 @@ static void case_root_range(void)
 	check_keys("root bad min", 1, 0);
 
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_accounting, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_accounting, &nt), 0);
 	if (nt.v[0].level || !nt.v[0].nr_keys) {
-		fprintf(stderr, "skip root bad max: the accounting root is not a leaf with keys\n");
+		SKIP("root bad max: the accounting root is not a leaf with keys");
 		free(nt.v);
 		return;
 	}
@@ -571,7 +564,7 @@ static void case_unreadable_root(void)
 	struct ntable nt;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	CHECK(nt.v[0].level >= 2);
 	flip_byte(&nt.v[0].ptr, 200);
 	cycle("unreadable root", FSCK_ERR_btree_root_unreadable, &n);
@@ -591,10 +584,9 @@ static void case_unreadable_interior(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	flip_byte(&nt.v[p].ptr, 150);
 	cycle("unreadable interior", FSCK_ERR_btree_node_unreadable, &n);
 	CHECK_EQ(n.lost_nodes, 1);
@@ -609,7 +601,7 @@ static void case_unreadable_empty_root(void)
 	struct ntable nt;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
 	CHECK_EQ(nt.v[0].level, 0);
 	CHECK_EQ(nt.v[0].nr_keys, 0);
 	flip_byte(&nt.v[0].ptr, 40);
@@ -630,14 +622,13 @@ static void case_stale(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[2]];
 	/* a free node slot inside a btree bucket */
 	struct bkfs_fs *fs;
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	u32 nb = fs->node_bytes, bs = fs->sb.bucket_size, ns = fs->sb.btree_node_size;
 	u64 slot = 0, max_seq = fs->node_seq;
 	u8 *media = emu_dev_media(bd);
@@ -656,11 +647,7 @@ static void case_stale(void)
 		}
 	}
 	bkfs_close_nowrite(fs);
-	CHECK(slot != 0);
-	if (!slot) {
-		free(nt.v);
-		return;
-	}
+	REQUIRE(slot != 0);
 	u8 *copy = media + (slot << SECTOR_SHIFT);
 	memcpy(copy, emu_node_at(bd, &leaf->ptr, 0), nb);
 	struct bkfs_node_hdr *h = (void *)copy;
@@ -679,7 +666,7 @@ static void case_stale(void)
 	fsck_result_free(&n);
 	check_keys("stale node", lo, hi);
 	/* the newer copy's content is what the tree has now */
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	struct bkey_buf kb;
 	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, changed_inum), &kb), 0);
 	CHECK_EQ(((struct bkfs_inode *)bkey_val(&kb.k))->size, 424242);
@@ -706,11 +693,9 @@ static void case_invalid_keys(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	CHECK(p >= 0);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[1]];
 	unsigned idx = 3;
 	CHECK(leaf->nr_keys > idx + 2);
@@ -725,7 +710,7 @@ static void case_invalid_keys(void)
 	int ret;
 	size_t count = 0;
 	bool seen = false;
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	for_each_btree_key(it, fs, BTREE_ID_inodes, POS_MIN, k, ret) {
 		count++;
 		seen |= k->p.offset == bad || k->p.offset == bad + 1;
@@ -739,7 +724,7 @@ static void case_invalid_keys(void)
 	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, bad - 1), &kb), 0);
 	bkfs_close_nowrite(fs);
 	/* a transaction over an invalid key is refused outside fsck */
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	fs->flags &= ~BKFS_OPEN_RDONLY; /* in memory only: closed without writing */
 	struct trans t;
 	trans_init(&t, fs);
@@ -809,7 +794,7 @@ static void case_random(u64 seed)
 	u64 rng = seed * 0x9E3779B97F4A7C15ull + 1;
 	snprintf(name, sizeof(name), "random %llu", (unsigned long long)seed);
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	unsigned nr_mut = 1 + rng_next(&rng) % 3;
 	for (unsigned m = 0; m < nr_mut; m++) {
 		struct ninfo *x = &nt.v[rng_next(&rng) % nt.nr];
@@ -846,8 +831,8 @@ static void case_scan(void)
 	struct bkfs_fs *fs;
 	struct scan_result r;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
-	CHECK_EQ(open_fs(bd, FSCK_OPEN_FLAGS, &fs), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(open_fs(bd, FSCK_OPEN_FLAGS, &fs), 0);
 	CHECK_EQ(btree_node_scan(fs, &r), 0);
 	bkfs_close_nowrite(fs);
 	size_t live = 0, found = 0;
@@ -900,21 +885,21 @@ static void case_replicas(void)
 	struct scan_result r;
 	for (unsigned i = 0; i < 2; i++) {
 		struct emu_opts o = { .size = 32 << 20, .seed = 11 + i };
-		CHECK_EQ(emu_dev_create(&o, &devs[i]), 0);
+		REQUIRE_EQ(emu_dev_create(&o, &devs[i]), 0);
 		devs[i]->keep_open = true;
 	}
 	struct blockdev *bds[2] = { devs[0], devs[1] };
 	CHECK_EQ(bkfs_format_devs(bds, 2, &fo, &err), 0);
 	bds[0] = devs[0];
 	bds[1] = devs[1];
-	CHECK_EQ(bkfs_open_devs(bds, 2, BKFS_OPEN_NOJOURNAL, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 2, BKFS_OPEN_NOJOURNAL, &fs, &err), 0);
 	CHECK_EQ(insert_inodes(fs, FIRST_INUM, 3000), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
 	pb_exit(&err);
 
 	bds[0] = devs[0];
 	bds[1] = devs[1];
-	CHECK_EQ(bkfs_open_devs(bds, 2, FSCK_OPEN_FLAGS, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 2, FSCK_OPEN_FLAGS, &fs, &err), 0);
 	CHECK_EQ(btree_node_scan(fs, &r), 0);
 	bkfs_close_nowrite(fs);
 	size_t two = 0, leaf = r.nr;
@@ -943,48 +928,45 @@ static void case_replicas(void)
 	}
 }
 
+/* case_random(seed) as a case of its own */
+static u64 random_seed;
+static void case_random_seeded(void)
+{
+	case_random(random_seed);
+}
+#define RUN_CASE_RANDOM(seed) (random_seed = (seed), RUN_CASE(case_random_seeded))
+
+/* every damage case, then the random ones */
+static void damage_cases(unsigned iters)
+{
+	RUN_CASE(case_clean);
+	RUN_CASE(case_unreadable_leaf);
+	RUN_CASE(case_gap_from_scan);
+	RUN_CASE(case_last_child_removed);
+	RUN_CASE(case_last_child_short);
+	RUN_CASE(case_overlap);
+	RUN_CASE(case_overwritten_by_next);
+	RUN_CASE(case_unreadable_interior);
+	RUN_CASE(case_unreadable_root);
+	RUN_CASE(case_root_range);
+	RUN_CASE(case_unreadable_empty_root);
+	RUN_CASE(case_stale);
+	RUN_CASE(case_invalid_keys);
+	for (unsigned i = 1; i <= iters; i++)
+		RUN_CASE_RANDOM(i);
+}
+
 int main(void)
 {
-	int ret = build_base();
-	CHECK_EQ(ret, 0);
-	if (ret)
-		TEST_MAIN_END();
-	case_scan();
-	case_replicas();
-	case_clean();
-	case_unreadable_leaf();
-	case_gap_from_scan();
-	case_last_child_removed();
-	case_last_child_short();
-	case_overlap();
-	case_overwritten_by_next();
-	case_unreadable_interior();
-	case_unreadable_root();
-	case_root_range();
-	case_unreadable_empty_root();
-	case_stale();
-	case_invalid_keys();
+	REQUIRE_EQ(build_base(), 0);
+	RUN_CASE(case_scan);
+	RUN_CASE(case_replicas);
 	unsigned iters = getenv("TOPO_RANDOM_ITERS") ? atoi(getenv("TOPO_RANDOM_ITERS")) : 6;
-	for (unsigned i = 1; i <= iters; i++)
-		case_random(i);
+	damage_cases(iters);
 	/* the same damage with check_allocations after topology: the repaired
 	 * trees must also be clean for the allocation checker */
 	with_gc = true;
-	case_clean();
-	case_unreadable_leaf();
-	case_gap_from_scan();
-	case_last_child_removed();
-	case_last_child_short();
-	case_overlap();
-	case_overwritten_by_next();
-	case_unreadable_interior();
-	case_unreadable_root();
-	case_root_range();
-	case_unreadable_empty_root();
-	case_stale();
-	case_invalid_keys();
-	for (unsigned i = 1; i <= iters; i++)
-		case_random(i);
+	damage_cases(iters);
 	with_gc = false;
 	if (bd) {
 		bd->keep_open = false;
