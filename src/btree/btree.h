@@ -107,7 +107,6 @@ struct bkfs_fs {
 
 	void *journal;    /* struct journal, journal layer */
 	void *alloc;      /* struct alloc_state, alloc layer */
-	void *fsck;       /* fsck state when running the checker */
 	void *readahead;  /* node read-ahead helper thread (node.c), or NULL */
 	/* counters for reports */
 	u64 nodes_read, nodes_written, node_read_errors;

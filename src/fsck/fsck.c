@@ -28,20 +28,15 @@ void fsck_list_errors(struct printbuf *out)
 {
 	pb_printf(out, "%-4s %-48s %s\n", "num", "name", "flags");
 	for (unsigned i = 0; i < FSCK_ERR_NR; i++)
-		pb_printf(out, "%-4u %-48s %s%s\n", fsck_err_table[i].num, fsck_err_table[i].name,
-			  fsck_err_table[i].flags & FSCK_PREEN ? "preen" : "-",
-			  fsck_err_table[i].flags & FSCK_NOFIX ? ",nofix" : "");
+		pb_printf(out, "%-4u %-48s %s\n", fsck_err_table[i].num, fsck_err_table[i].name,
+			  fsck_err_table[i].flags & FSCK_PREEN ? "preen" : "-");
 }
 
-static const char *mode_fixes(struct fsck_ctx *c, unsigned err)
+/* whether the mode repairs this finding: -y everything, -p the PREEN ones */
+static bool mode_fixes(struct fsck_ctx *c, unsigned err)
 {
-	if (fsck_err_table[err].flags & FSCK_NOFIX)
-		return NULL;
-	if (c->opts.mode == FSCK_MODE_YES)
-		return "yes";
-	if (c->opts.mode == FSCK_MODE_PREEN && (fsck_err_table[err].flags & FSCK_PREEN))
-		return "yes";
-	return NULL;
+	return c->opts.mode == FSCK_MODE_YES ||
+	       (c->opts.mode == FSCK_MODE_PREEN && (fsck_err_table[err].flags & FSCK_PREEN));
 }
 
 bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *fmt, ...)
@@ -66,7 +61,7 @@ bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *
 		c->f = n;
 		c->cap = nc;
 	}
-	bool fix = mode_fixes(c, err) != NULL;
+	bool fix = mode_fixes(c, err);
 	struct fsck_finding *f = &c->f[c->nr++];
 	memset(f, 0, sizeof(*f));
 	f->err = err;
@@ -181,15 +176,15 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static int write_json(struct fsck_ctx *c, const char *path, int status)
+static int write_json(const struct fsck_result *r, enum fsck_mode mode, const char *path)
 {
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "{\n  \"exit_status\": %d,\n  \"mode\": \"%s\",\n  \"findings\": [", status,
-		c->opts.mode == FSCK_MODE_YES ? "yes" : c->opts.mode == FSCK_MODE_PREEN ? "preen" : "no");
-	for (size_t i = 0; i < c->nr; i++) {
-		struct fsck_finding *x = &c->f[i];
+	fprintf(f, "{\n  \"exit_status\": %d,\n  \"mode\": \"%s\",\n  \"findings\": [", r->status,
+		mode == FSCK_MODE_YES ? "yes" : mode == FSCK_MODE_PREEN ? "preen" : "no");
+	for (size_t i = 0; i < r->nr; i++) {
+		const struct fsck_finding *x = &r->f[i];
 		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
 		json_str(f, fsck_err_table[x->err].name);
 		fprintf(f, ", \"number\": %u, \"pass\": ", fsck_err_table[x->err].num);
@@ -200,60 +195,60 @@ static int write_json(struct fsck_ctx *c, const char *path, int status)
 		json_str(f, x->msg ? x->msg : "");
 		fprintf(f, ", \"action\": ");
 		json_str(f, x->action);
-		fprintf(f, ", \"fixed\": %s}", x->fixed && c->opts.mode != FSCK_MODE_NO ? "true" : "false");
+		fprintf(f, ", \"fixed\": %s}", x->fixed && mode != FSCK_MODE_NO ? "true" : "false");
 	}
 	fprintf(f, "\n  ],\n  \"passes\": [");
 	bool first = true;
 	for (unsigned p = 0; p < FSCK_PASS_NR; p++) {
-		if (!c->pass_ran[p])
+		if (!r->pass_ran[p])
 			continue;
 		fprintf(f, "%s\n    {\"name\": \"%s\", \"seconds\": %.6f}", first ? "" : ",", fsck_pass_names[p],
-			c->pass_ns[p] / 1e9);
+			r->pass_ns[p] / 1e9);
 		first = false;
 	}
 	fprintf(f, "\n  ],\n  \"counts\": {");
 	first = true;
 	for (unsigned e = 0; e < FSCK_ERR_NR; e++)
-		if (c->counts[e]) {
+		if (r->counts[e]) {
 			fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", fsck_err_table[e].name,
-				(unsigned long long)c->counts[e]);
+				(unsigned long long)r->counts[e]);
 			first = false;
 		}
 	fprintf(f, "},\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
-		(unsigned long long)(c->opts.mode == FSCK_MODE_NO ? 0 : c->nr_fixed),
-		(unsigned long long)(c->opts.mode == FSCK_MODE_NO ? c->nr : c->nr_unfixed),
-		(unsigned long long)c->lost_extents, (unsigned long long)c->lost_sectors,
-		(unsigned long long)c->lost_nodes, (unsigned long long)c->salvaged_inodes);
+		(unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
+		(unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed),
+		(unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
+		(unsigned long long)r->lost_nodes, (unsigned long long)r->salvaged_inodes);
 	return fclose(f);
 }
 
-static void print_report(struct fsck_ctx *c)
+static void print_report(const struct fsck_result *r, enum fsck_mode mode)
 {
 	int last_pass = -1;
-	for (size_t i = 0; i < c->nr; i++) {
-		struct fsck_finding *x = &c->f[i];
+	for (size_t i = 0; i < r->nr; i++) {
+		const struct fsck_finding *x = &r->f[i];
 		if ((int)x->pass != last_pass) {
 			printf("pass %s:\n", fsck_pass_names[x->pass]);
 			last_pass = x->pass;
 		}
 		printf("  %s (%u): %s%s%s -> %s%s\n", fsck_err_table[x->err].name, fsck_err_table[x->err].num,
 		       x->object, x->msg ? ": " : "", x->msg ? x->msg : "", x->action,
-		       c->opts.mode == FSCK_MODE_NO ? " (not fixed: -n)" : x->fixed ? " (fixed)" : " (not fixed)");
+		       mode == FSCK_MODE_NO ? " (not fixed: -n)" : x->fixed ? " (fixed)" : " (not fixed)");
 	}
 	printf("passes:");
 	for (unsigned p = 0; p < FSCK_PASS_NR; p++)
-		if (c->pass_ran[p])
-			printf(" %s %.3fs", fsck_pass_names[p], c->pass_ns[p] / 1e9);
+		if (r->pass_ran[p])
+			printf(" %s %.3fs", fsck_pass_names[p], r->pass_ns[p] / 1e9);
 	printf("\n");
-	if (c->lost_extents || c->lost_nodes || c->salvaged_inodes)
+	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes)
 		printf("data: %llu extents (%llu sectors) and %llu btree nodes %s; %llu inodes %s to lost+found\n",
-		       (unsigned long long)c->lost_extents, (unsigned long long)c->lost_sectors,
-		       (unsigned long long)c->lost_nodes, c->opts.mode == FSCK_MODE_NO ? "a repair would lose" : "lost",
-		       (unsigned long long)c->salvaged_inodes,
-		       c->opts.mode == FSCK_MODE_NO ? "it would salvage" : "salvaged");
-	printf("%zu findings, %llu fixed, %llu left\n", c->nr,
-	       (unsigned long long)(c->opts.mode == FSCK_MODE_NO ? 0 : c->nr_fixed),
-	       (unsigned long long)(c->opts.mode == FSCK_MODE_NO ? c->nr : c->nr_unfixed));
+		       (unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
+		       (unsigned long long)r->lost_nodes, mode == FSCK_MODE_NO ? "a repair would lose" : "lost",
+		       (unsigned long long)r->salvaged_inodes,
+		       mode == FSCK_MODE_NO ? "it would salvage" : "salvaged");
+	printf("%zu findings, %llu fixed, %llu left\n", r->nr,
+	       (unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
+	       (unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed));
 }
 
 static void progress(struct fsck_ctx *c, unsigned pass, u64 start_ns)
@@ -282,6 +277,7 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	u64 t0 = now_ns(), reads0 = c->fs->nodes_read;
 	int ret = fn(c);
 	c->pass_ns[pass] += now_ns() - t0;
+	c->pass_nodes_read[pass] += c->fs->nodes_read - reads0;
 	c->pass_ran[pass] = true;
 	progress(c, pass, start);
 	if (c->opts.verbose)
@@ -398,60 +394,93 @@ static struct blockdev *failwrap(struct blockdev *inner, u64 *count, u64 limit)
 	return bd;
 }
 
-int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
-{
-	static u64 fail_count;
-	struct fsck_ctx c = { .opts = *o, .devpaths = (char **)devs, .nr_devpaths = nr };
-	struct printbuf err = PRINTBUF;
-	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
-	int status = 0, ret;
-	u64 start = now_ns();
+/* ---- the pass driver ---- */
 
-	signal(SIGINT, on_sigint);
-	if (nr > BKFS_MAX_DEVS) {
-		fprintf(stderr, "bkfs fsck: at most %d devices\n", BKFS_MAX_DEVS);
-		return 16;
-	}
-	for (unsigned i = 0; i < nr; i++)
-		if ((ret = file_dev_open(devs[i], o->mode == FSCK_MODE_NO ? BD_RDONLY : 0, &bds[i]))) {
-			fprintf(stderr, "bkfs fsck: %s: %s\n", devs[i], bkfs_strerror(ret));
-			for (unsigned j = 0; j < i; j++)
-				bd_close(bds[j]);
-			return 8;
+/* the passes after the open, in order */
+static const struct { unsigned pass; pass_fn fn; } open_passes[] = {
+	{ FSCK_PASS_journal, fsck_pass_journal },
+	{ FSCK_PASS_check_topology, fsck_check_topology },
+	{ FSCK_PASS_check_allocations, fsck_check_allocations },
+	{ FSCK_PASS_check_alloc_info, fsck_check_alloc_info },
+	{ FSCK_PASS_check_filesystem, fsck_check_filesystem },
+	{ FSCK_PASS_gc_gens, fsck_gc_gens },
+};
+
+static bool pass_wanted(const struct fsck_ctx *c, unsigned pass)
+{
+	return (c->opts.passes & (1u << pass)) && (pass != FSCK_PASS_gc_gens || c->opts.gc_gens);
+}
+
+/* The passes on the open filesystem (c->opts.passes); r records how
+ * check_topology and check_allocations shared the leaves. */
+static int run_passes(struct fsck_ctx *c, struct fsck_result *r, u64 start)
+{
+	size_t nr_before_topology = 0;
+	int ret = 0;
+	/* check_topology may leave the filesystem btrees' leaves to
+	 * check_allocations' walk, which reads them anyway */
+	c->topo_defer = !c->opts.full_topology && pass_wanted(c, FSCK_PASS_check_allocations);
+	for (unsigned i = 0; i < ARRAY_SIZE(open_passes) && !ret; i++) {
+		unsigned pass = open_passes[i].pass;
+		if (!pass_wanted(c, pass))
+			continue;
+		if (pass == FSCK_PASS_check_topology)
+			nr_before_topology = c->nr;
+		if (pass != FSCK_PASS_check_allocations) {
+			ret = run_pass(c, pass, open_passes[i].fn, start);
+			if (pass == FSCK_PASS_check_topology)
+				r->leaves_deferred = c->leaves_deferred;
+			continue;
 		}
-	for (unsigned i = 0; i < nr && o->fail_after_writes; i++) {
-		struct blockdev *w = failwrap(bds[i], &fail_count, o->fail_after_writes);
-		if (!w) {
-			for (unsigned j = 0; j < nr; j++)
-				bd_close(bds[j]);
-			return 8;
+		ret = run_check_allocations(c, nr_before_topology, start);
+		if (ret == -BKFS_E_RETRY) {
+			/* a leaf left to its walk was not sound: the whole
+			 * topology check, then the walk again */
+			r->topology_retried = true;
+			ret = run_pass(c, FSCK_PASS_check_topology, fsck_check_topology_deferred, start);
+			if (!ret)
+				ret = run_check_allocations(c, nr_before_topology, start);
 		}
-		bds[i] = w;
+		r->fs_prescan_made = c->fs_prescan != NULL;
 	}
-	/* pass 1 works on raw devices, before anything trusts a superblock */
+	r->leaves_unchecked = c->leaves_deferred;
+	fsck_fs_prescan_drop(c);
+	return ret;
+}
+
+/* The superblock pass, on the raw devices before anything trusts a
+ * superblock. The devices stay open, unless it fails. */
+static int check_superblocks(struct fsck_ctx *c, struct blockdev **bds, unsigned nr, u64 start)
+{
 	struct bkfs_fs pre = { .nr_devs = nr };
 	for (unsigned i = 0; i < nr; i++)
 		pre.devs[i].bd = bds[i];
-	c.fs = &pre;
-	ret = run_pass(&c, FSCK_PASS_superblock, fsck_pass_superblock, start);
+	c->fs = &pre;
+	int ret = run_pass(c, FSCK_PASS_superblock, fsck_pass_superblock, start);
+	c->fs = NULL;
 	if (ret) {
 		for (unsigned i = 0; i < nr; i++)
 			bd_close(bds[i]);
 		fprintf(stderr, "bkfs fsck: %s\n", bkfs_strerror(ret));
-		status = 8;
-		goto report;
 	}
+	return ret;
+}
+
+/* Open the filesystem for the passes (takes bds): read-only, nothing
+ * reaches the disk before fsck_commit_repairs(). */
+static int check_open(struct fsck_ctx *c, struct blockdev **bds, unsigned nr)
+{
+	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
-	ret = bkfs_open_devs(bds, nr, BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED,
-			     &fs, &err);
+	int ret = bkfs_open_devs(bds, nr, FSCK_OPEN_FLAGS, &fs, &err);
 	if (ret) {
 		fprintf(stderr, "bkfs fsck: cannot open: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
-		status = 8;
-		goto report;
+		pb_exit(&err);
+		return ret;
 	}
-	c.fs = fs;
-	fsck_sb_repairs_apply(&c);
-	if (!fs->sb.clean && o->mode != FSCK_MODE_NO) {
+	c->fs = fs;
+	fsck_sb_repairs_apply(c);
+	if (!fs->sb.clean && c->opts.mode != FSCK_MODE_NO) {
 		/* as a read-write open would: repairs must not reuse the seqs of
 		 * nodes an interrupted checkpoint may have left on disk */
 		sb_node_seq_blacklist_add(&fs->sb, fs->durable_node_seq + 1, fs->node_seq + NODE_SEQ_RECOVERY_JUMP);
@@ -461,115 +490,214 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	/* the passes walk each btree in key order and hold only paths and
 	 * interior nodes: a big node cache would get no hits across passes,
 	 * and every node it holds costs memory (and page faults to grow) */
-	fs->max_clean = MIN(fs->max_clean, MAX((size_t)16, (size_t)FSCK_NODE_CACHE / fs->node_bytes));
-	fs->fsck = &c;
-	if (err.len && o->verbose)
+	u64 cache = c->opts.node_cache ? c->opts.node_cache : FSCK_NODE_CACHE;
+	fs->max_clean = MIN(fs->max_clean, MAX((size_t)16, (size_t)MIN(cache / fs->node_bytes, (u64)SIZE_MAX)));
+	if (err.len && c->opts.verbose)
 		fprintf(stderr, "bkfs fsck: %s\n", pb_str(&err));
-	/* a helper thread reads ahead of the passes' btree walks (nothing is
-	 * written to the devices before the final checkpoint), when there is a
-	 * second CPU to run it on (on one CPU its polling only steals time
-	 * from the walk) and its buffers fit in -m */
-	bool readahead = !o->fail_after_writes && usable_cpus() > 1;
+	pb_exit(&err);
+	return 0;
+}
+
+/* The memory estimate (printed) against -m; starts the read-ahead helper
+ * when asked for and its buffers fit. */
+static int check_memory(struct fsck_ctx *c)
+{
+	struct bkfs_fs *fs = c->fs;
+	u64 limit = c->opts.mem_limit;
+	bool readahead = c->opts.readahead;
 	u64 est = mem_estimate(fs, readahead);
-	if (readahead && o->mem_limit && est > o->mem_limit)
+	if (readahead && limit && est > limit)
 		est = mem_estimate(fs, readahead = false);
 	printf("bkfs fsck: %u device(s), memory estimate %.1f MiB\n", fs->nr_devs, est / 1048576.0);
-	if (o->mem_limit && est > o->mem_limit) {
+	if (limit && est > limit) {
 		fprintf(stderr, "bkfs fsck: needs about %.1f MiB, more than the limit -m %.1f MiB\n", est / 1048576.0,
-			o->mem_limit / 1048576.0);
-		bkfs_close_nowrite(fs);
-		status = 8;
-		goto report;
+			limit / 1048576.0);
+		return -BKFS_E_NOMEM;
 	}
 	if (readahead)
 		btree_ra_start(fs);
-	static const struct { unsigned pass; pass_fn fn; } passes[] = {
-		{ FSCK_PASS_journal, fsck_pass_journal },
-		{ FSCK_PASS_check_topology, fsck_check_topology },
-		{ FSCK_PASS_check_allocations, fsck_check_allocations },
-		{ FSCK_PASS_check_alloc_info, fsck_check_alloc_info },
-		{ FSCK_PASS_check_filesystem, fsck_check_filesystem },
-		{ FSCK_PASS_gc_gens, fsck_gc_gens },
-	};
-	size_t nr_before_topology = 0;
-	c.topo_defer = true;
-	for (unsigned i = 0; i < ARRAY_SIZE(passes) && !ret; i++) {
-		if (passes[i].pass == FSCK_PASS_gc_gens && !o->gc_gens)
-			continue;
-		if (passes[i].pass == FSCK_PASS_check_topology)
-			nr_before_topology = c.nr;
-		if (passes[i].pass != FSCK_PASS_check_allocations) {
-			ret = run_pass(&c, passes[i].pass, passes[i].fn, start);
-			continue;
-		}
-		ret = run_check_allocations(&c, nr_before_topology, start);
-		if (ret == -BKFS_E_RETRY) {
-			/* a leaf left to its walk was not sound: the whole
-			 * topology check, then the walk again */
-			ret = run_pass(&c, FSCK_PASS_check_topology, fsck_check_topology_deferred, start);
-			if (!ret)
-				ret = run_check_allocations(&c, nr_before_topology, start);
-		}
+	return 0;
+}
+
+int fsck_commit_repairs(struct fsck_ctx *c)
+{
+	struct bkfs_fs *fs = c->fs;
+	int ret;
+	c->fs = NULL;
+	if (!c->changed || !fsck_may_fix(c) || c->operational_error) {
+		bkfs_close_nowrite(fs);
+		return 0;
 	}
-	fsck_fs_prescan_drop(&c);
+	fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
+	fs->sb.clean = 0;
+	ret = bkfs_write_super(fs);
+	/* the journal repair: damaged entries are erased (the checkpoint
+	 * below supersedes everything they could have held) */
+	if (!ret && c->counts[FSCK_ERR_journal_entry_bad_csum])
+		ret = journal_scrub_bad(fs);
+	/* the checkpoint: every repaired node, alloc key and counter */
+	if (!ret)
+		ret = bkfs_close(fs);
+	else
+		bkfs_close_nowrite(fs);
+	if (ret) {
+		fprintf(stderr, "bkfs fsck: writing repairs: %s\n", bkfs_strerror(ret));
+		c->operational_error = true;
+	}
+	return ret;
+}
+
+static int exit_status(const struct fsck_ctx *c)
+{
+	int status = FSCK_EXIT_OK;
+	if (c->nr) {
+		if (c->opts.mode == FSCK_MODE_NO || c->nr_unfixed)
+			status |= FSCK_EXIT_UNCORRECTED;
+		if (c->opts.mode != FSCK_MODE_NO && c->nr_fixed)
+			status |= FSCK_EXIT_CORRECTED;
+	}
+	if (c->operational_error)
+		status |= FSCK_EXIT_OPERATIONAL;
+	return status;
+}
+
+/* The passes on the open filesystem, then the commit (closes it). Returns
+ * the exit status; r->ret gets the operational error. */
+static int check_open_fs(struct fsck_ctx *c, struct fsck_result *r, u64 start)
+{
+	struct bkfs_fs *fs = c->fs;
+	int ret = run_passes(c, r, start);
 	btree_ra_stop(fs);
 	if (ret == -BKFS_E_AGAIN || fsck_cancelled) {
 		fprintf(stderr, "bkfs fsck: cancelled; nothing was written\n");
 		bkfs_close_nowrite(fs);
-		status = 32;
-		goto report;
+		r->ret = -BKFS_E_AGAIN;
+		return FSCK_EXIT_CANCELED;
 	}
 	if (ret) {
 		fprintf(stderr, "bkfs fsck: %s\n", bkfs_strerror(ret));
-		c.operational_error = true;
+		c->operational_error = true;
+		r->ret = ret;
 	}
-	if (c.nr)
-		record_error_counts(&c);
-	if (c.changed && fsck_may_fix(&c) && !c.operational_error) {
-		/* one atomic checkpoint writes every repair */
-		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
-		fs->sb.clean = 0;
-		ret = bkfs_write_super(fs);
-		/* the journal repair: damaged entries are erased (the checkpoint
-		 * below supersedes everything they could have held) */
-		if (!ret && c.counts[FSCK_ERR_journal_entry_bad_csum])
-			ret = journal_scrub_bad(fs);
-		if (!ret)
-			ret = bkfs_close(fs);
-		else
-			bkfs_close_nowrite(fs);
-		if (ret) {
-			fprintf(stderr, "bkfs fsck: writing repairs: %s\n", bkfs_strerror(ret));
-			c.operational_error = true;
-		}
+	if (c->nr)
+		record_error_counts(c);
+	/* the one place a repair reaches the disk (-y/-p): see fsck.h */
+	ret = fsck_commit_repairs(c);
+	if (!r->ret)
+		r->ret = ret;
+	return exit_status(c);
+}
+
+/* the run's findings and counters move from c to r */
+static void result_take(struct fsck_result *r, struct fsck_ctx *c)
+{
+	r->f = c->f;
+	r->nr = c->nr;
+	c->f = NULL;
+	c->nr = c->cap = 0;
+	memcpy(r->counts, c->counts, sizeof(r->counts));
+	memcpy(r->pass_ran, c->pass_ran, sizeof(r->pass_ran));
+	memcpy(r->pass_ns, c->pass_ns, sizeof(r->pass_ns));
+	memcpy(r->pass_nodes_read, c->pass_nodes_read, sizeof(r->pass_nodes_read));
+	r->nr_fixed = c->nr_fixed;
+	r->nr_unfixed = c->nr_unfixed;
+	r->lost_extents = c->lost_extents;
+	r->lost_sectors = c->lost_sectors;
+	r->lost_nodes = c->lost_nodes;
+	r->salvaged_inodes = c->salvaged_inodes;
+	if (c->scan) {
+		scan_result_free(c->scan);
+		free(c->scan);
+		c->scan = NULL;
+	}
+}
+
+void fsck_result_free(struct fsck_result *r)
+{
+	for (size_t i = 0; i < r->nr; i++) {
+		free(r->f[i].object);
+		free(r->f[i].msg);
+	}
+	free(r->f);
+	r->f = NULL;
+	r->nr = 0;
+}
+
+int fsck_devs(struct blockdev **devs, unsigned nr, const struct fsck_opts *o, struct fsck_result *r)
+{
+	struct fsck_ctx c = { .opts = *o };
+	struct blockdev *bds[BKFS_MAX_DEVS];
+	u64 start = now_ns();
+	int ret;
+	memset(r, 0, sizeof(*r));
+	if (!c.opts.passes)
+		c.opts.passes = FSCK_PASSES_ALL;
+	if (nr > BKFS_MAX_DEVS) {
+		for (unsigned i = 0; i < nr; i++)
+			bd_close(devs[i]);
+		r->ret = -BKFS_E_INVAL;
+		return r->status = FSCK_EXIT_USAGE;
+	}
+	memcpy(bds, devs, nr * sizeof(*bds));
+	if ((c.opts.passes & FSCK_PASS_BIT(superblock)) && (ret = check_superblocks(&c, bds, nr, start))) {
+		r->ret = ret;
+		r->status = FSCK_EXIT_OPERATIONAL;
+	} else if ((ret = check_open(&c, bds, nr))) {
+		r->ret = ret;
+		r->status = FSCK_EXIT_OPERATIONAL;
+	} else if ((ret = check_memory(&c))) {
+		bkfs_close_nowrite(c.fs);
+		r->ret = ret;
+		r->status = FSCK_EXIT_OPERATIONAL;
 	} else {
-		bkfs_close_nowrite(fs);
+		r->status = check_open_fs(&c, r, start);
 	}
-	if (c.nr) {
-		if (o->mode == FSCK_MODE_NO || c.nr_unfixed)
-			status |= 4;
-		if (o->mode != FSCK_MODE_NO && c.nr_fixed)
-			status |= 1;
+	result_take(r, &c);
+	return r->status;
+}
+
+int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
+{
+	static u64 fail_count;
+	struct blockdev *bds[BKFS_MAX_DEVS] = { 0 };
+	struct fsck_opts opts = *o;
+	struct fsck_result r;
+	int ret;
+
+	signal(SIGINT, on_sigint);
+	if (nr > BKFS_MAX_DEVS) {
+		fprintf(stderr, "bkfs fsck: at most %d devices\n", BKFS_MAX_DEVS);
+		return FSCK_EXIT_USAGE;
 	}
-	if (c.operational_error)
-		status |= 8;
-report:
+	for (unsigned i = 0; i < nr; i++)
+		if ((ret = file_dev_open(devs[i], o->mode == FSCK_MODE_NO ? BD_RDONLY : 0, &bds[i]))) {
+			fprintf(stderr, "bkfs fsck: %s: %s\n", devs[i], bkfs_strerror(ret));
+			for (unsigned j = 0; j < i; j++)
+				bd_close(bds[j]);
+			return FSCK_EXIT_OPERATIONAL;
+		}
+	for (unsigned i = 0; i < nr && o->fail_after_writes; i++) {
+		struct blockdev *w = failwrap(bds[i], &fail_count, o->fail_after_writes);
+		if (!w) {
+			for (unsigned j = 0; j < nr; j++)
+				bd_close(bds[j]);
+			return FSCK_EXIT_OPERATIONAL;
+		}
+		bds[i] = w;
+	}
+	/* a helper thread reads ahead of the passes' btree walks (nothing is
+	 * written to the devices before the final checkpoint), when there is a
+	 * second CPU to run it on (on one CPU its polling only steals time
+	 * from the walk) */
+	opts.readahead = !o->fail_after_writes && usable_cpus() > 1;
+	int status = fsck_devs(bds, nr, &opts, &r);
 	if (o->fail_after_writes)
 		fprintf(stderr, "bkfs fsck: debug: %llu device writes attempted, %llu made\n",
 			(unsigned long long)fail_count,
 			(unsigned long long)MIN(fail_count, o->fail_after_writes));
-	print_report(&c);
-	if (o->json_path && write_json(&c, o->json_path, status))
+	print_report(&r, o->mode);
+	if (o->json_path && write_json(&r, o->mode, o->json_path))
 		fprintf(stderr, "bkfs fsck: cannot write %s\n", o->json_path);
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
-	if (c.scan) {
-		scan_result_free(c.scan);
-		free(c.scan);
-	}
-	pb_exit(&err);
+	fsck_result_free(&r);
 	return status;
 }

@@ -1,12 +1,14 @@
 /* fsck.h - the checker and garbage collector.
  *
- * Flow (fsck.c: bkfs_fsck()):
+ * Flow (fsck.c: fsck_devs(), which bkfs_fsck() runs on the image files):
  *   superblock -> journal (open read-only with in-memory replay: the overlay)
  *   -> check_topology (+ scan_for_btree_nodes on demand) -> check_allocations
- *   (mark and sweep) -> check_alloc_info -> filesystem passes -> gc_gens.
+ *   (mark and sweep) -> check_alloc_info -> filesystem passes -> gc_gens
+ *   -> fsck_commit_repairs().
  * Repairs are made in memory (btree_insert_key / bucket_update / acct) and,
- * in -y/-p mode, written at the end by one atomic checkpoint: killing fsck at
- * any write leaves either the old or the repaired filesystem.
+ * in -y/-p mode, written at the end by fsck_commit_repairs() with one atomic
+ * checkpoint: killing fsck at any write leaves either the old or the
+ * repaired filesystem.
  *
  * Every finding has a stable name and number (FSCK_ERRORS below). */
 #ifndef BKFS_FSCK_H
@@ -15,9 +17,13 @@
 
 /* flags: PREEN = safe to fix under -p without a person */
 #define FSCK_PREEN (1u << 0)
-#define FSCK_NOFIX (1u << 1) /* reported, cannot be repaired */
 
-/* x(name, number, flags) - numbers are stable forever; never reuse one */
+/* x(name, number, flags) - numbers are stable forever; never reuse one: the
+ * superblock counts findings by number (fsck_err_count[]) and the --json
+ * report names them. Retired, never to be given out again: 39 (a duplicate
+ * of btree_node_topology_interior_node_empty), 131 (alloc_key_need_inc_gen_stuck:
+ * a pending gen bump on an empty bucket is the engine's normal resting state,
+ * see check_alloc_info). */
 #define FSCK_ERRORS()                                                   \
 	/* superblock */                                                \
 	x(sb_copy_bad, 1, FSCK_PREEN)                                   \
@@ -38,7 +44,6 @@
 	x(btree_root_unreadable_and_scan_found_nothing, 36, 0)          \
 	x(btree_root_bad_min_key, 37, 0)                                \
 	x(btree_root_bad_max_key, 38, 0)                                \
-	x(btree_node_topology_empty_interior_node, 39, 0)               \
 	x(btree_node_read_error, 40, 0)                                 \
 	x(btree_root_unreadable, 41, 0)                                 \
 	x(btree_node_stale_replaced_by_scan, 42, 0)                     \
@@ -77,7 +82,6 @@
 	x(accounting_mismatch, 122, FSCK_PREEN)                         \
 	/* alloc info */                                                \
 	x(alloc_key_journal_seq_in_future, 130, FSCK_PREEN)             \
-	x(alloc_key_need_inc_gen_stuck, 131, FSCK_PREEN)                \
 	x(alloc_key_need_discard_wrong, 132, FSCK_PREEN)                \
 	/* filesystem */                                                \
 	x(inode_invalid, 150, 0)                                        \
@@ -109,6 +113,18 @@ extern const struct fsck_err_info fsck_err_table[FSCK_ERR_NR];
 
 enum fsck_mode { FSCK_MODE_NO, FSCK_MODE_PREEN, FSCK_MODE_YES };
 
+/* The exit status of bkfs fsck: bits, combined, as fsck(8) defines them
+ * (README.md documents them; bkfs never asks for a reboot, so there is no 2).
+ * The values are an interface: never change one. */
+enum fsck_exit {
+	FSCK_EXIT_OK = 0,           /* clean: no errors */
+	FSCK_EXIT_CORRECTED = 1,    /* errors found and corrected */
+	FSCK_EXIT_UNCORRECTED = 4,  /* errors left uncorrected */
+	FSCK_EXIT_OPERATIONAL = 8,  /* operational error */
+	FSCK_EXIT_USAGE = 16,       /* usage or syntax error */
+	FSCK_EXIT_CANCELED = 32,    /* cancelled by the user (SIGINT) */
+};
+
 /* passes, in order */
 #define FSCK_PASSES()                  \
 	x(superblock)                  \
@@ -125,6 +141,9 @@ enum fsck_pass {
 #undef x
 	FSCK_PASS_NR
 };
+/* a set of passes (fsck_opts.passes): FSCK_PASS_BIT(check_topology) | ... */
+#define FSCK_PASS_BIT(name) (1u << FSCK_PASS_##name)
+#define FSCK_PASSES_ALL ((1u << FSCK_PASS_NR) - 1)
 extern const char *const fsck_pass_names[FSCK_PASS_NR];
 
 struct fsck_finding {
@@ -143,7 +162,45 @@ struct fsck_opts {
 	const char *json_path;
 	u64 fail_after_writes; /* testing (--debug-fail-after-writes): every device
 				* write after this many fails, as if fsck were killed */
+	/* fsck_devs() only (bkfs_fsck() sets them): */
+	unsigned passes;     /* FSCK_PASS_BIT()s to run, 0 = all (gc_gens only
+			      * with gc_gens; scan_for_btree_nodes runs when
+			      * check_topology needs it) */
+	bool readahead;      /* a helper thread reads ahead of the btree walks */
+	bool full_topology;  /* check_topology reads every leaf itself, even when
+			      * check_allocations runs (bkfs fsck leaves the
+			      * filesystem btrees' leaves to its walk) */
+	u64 node_cache;      /* bytes of clean nodes cached at most (0: bkfs
+			      * fsck's 1 MiB; never more than the open's own) */
 };
+
+/* What a run found and did (fsck_devs). The findings are the caller's:
+ * fsck_result_free() releases them. */
+struct fsck_result {
+	int status;          /* enum fsck_exit bits: what bkfs fsck exits with */
+	int ret;             /* the operational error (open, a pass, the commit), or 0 */
+	struct fsck_finding *f; /* every finding, in the order found */
+	size_t nr;
+	u64 counts[FSCK_ERR_NR]; /* findings by named error */
+	u64 nr_fixed, nr_unfixed;
+	/* data reported lost (objects removed or replaced by error keys) */
+	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
+	bool pass_ran[FSCK_PASS_NR];
+	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
+	/* how the driver ran check_topology and check_allocations */
+	unsigned leaves_deferred;  /* a bit per btree whose leaves check_topology
+				    * left to check_allocations' walk */
+	unsigned leaves_unchecked; /* of those, never checked: always 0 */
+	bool topology_retried;     /* a deferred leaf was not sound: the full
+				    * topology check ran, then check_allocations again */
+	bool fs_prescan_made;      /* check_allocations ran the filesystem passes'
+				    * first scans and kept them (it found nothing) */
+};
+static inline bool fsck_result_has(const struct fsck_result *r, unsigned err)
+{
+	return r->counts[err] != 0;
+}
+void fsck_result_free(struct fsck_result *r);
 
 struct scan_result; /* scan.c */
 
@@ -154,14 +211,12 @@ struct fsck_ctx {
 	struct fsck_finding *f;
 	size_t nr, cap;
 	u64 counts[FSCK_ERR_NR];
-	u64 pass_ns[FSCK_PASS_NR];
+	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
 	bool pass_ran[FSCK_PASS_NR];
 	u64 nr_fixed, nr_unfixed;
 	bool changed;        /* something was repaired in memory */
 	bool operational_error;
 	struct scan_result *scan; /* NULL until scan_for_btree_nodes ran */
-	char **devpaths;
-	unsigned nr_devpaths;
 	/* check_allocations may run the filesystem passes' first scans for them
 	 * (fuse_fs: allowed, set when topology found nothing); fs_prescan holds
 	 * their result while it is valid: no finding since */
@@ -257,7 +312,27 @@ u64 fsck_gc_mem_estimate(struct bkfs_fs *fs);
 /* fs_passes.c: the per-inode table of the filesystem passes */
 u64 fsck_fs_mem_estimate(struct bkfs_fs *fs);
 
-/* Run everything; returns the fsck(8) exit status bits. */
+/* how the checker opens a filesystem: read-only (repairs are written by
+ * fsck_commit_repairs() alone), the journal replayed in memory only */
+#define FSCK_OPEN_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED)
+/* The checker on already-opened member devices bds[0..nr) (nr at most
+ * BKFS_MAX_DEVS; the call takes the devices: each is closed at the end,
+ * unless keep_open): the superblock pass, the open, the passes of o->passes
+ * in order, then fsck_commit_repairs(). Fills r (fsck_result_free() it) and
+ * returns r->status. Prints the memory estimate; no report. */
+int fsck_devs(struct blockdev **bds, unsigned nr, const struct fsck_opts *o, struct fsck_result *r);
+/* The last step of a run: where repairs become durable. In -y/-p mode, when
+ * a pass changed something in memory and nothing failed, write them with
+ * one atomic checkpoint (the superblock first, marked unclean; damaged
+ * journal entries erased; then bkfs_close()'s checkpoint, whose
+ * checkpoint_prepare hook (src/alloc/alloc.c: engine_checkpoint_prepare)
+ * turns every bucket marked dirty and every accounting counter changed into
+ * alloc and accounting keys before the nodes and the checkpoint record are
+ * written). Otherwise close without writing. Closes c->fs either way;
+ * returns 0 or the write error (also recorded as an operational error). */
+int fsck_commit_repairs(struct fsck_ctx *c);
+/* bkfs fsck: fsck_devs() on the image files devs, then the report (and
+ * --json); returns the exit status bits (enum fsck_exit). */
 int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o);
 /* Print the table (--list-errors). */
 void fsck_list_errors(struct printbuf *out);

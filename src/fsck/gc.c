@@ -21,7 +21,19 @@
  * Interior pointers are never removed: a bad replica is stripped by copying
  * the node on write (it gets fresh locations at the final checkpoint).
  *
- * Sweep: alloc keys field by field, accounting, stripes, reflink refcounts. */
+ * Sweep: alloc keys field by field, accounting, stripes, reflink refcounts.
+ *
+ * Where a repair becomes durable: nothing here writes to a device. A key
+ * repair changes a node in memory (btree_insert_key: the node is dirty); an
+ * alloc key repair changes the in-memory bucket (gc_bucket_repair: marked
+ * dirty); a counter repair changes the in-memory accounting entry (marked
+ * dirty). After the last pass the driver calls fsck_commit_repairs()
+ * (fsck.c), in -y/-p mode only: it closes the filesystem with one atomic
+ * checkpoint, whose checkpoint_prepare hook (engine_checkpoint_prepare ->
+ * flush_derived, src/alloc/alloc.c) first turns every dirty bucket into an
+ * alloc key and every dirty counter into an accounting key, then writes the
+ * dirty nodes and the checkpoint record. Under -n the same repairs are made
+ * in memory (so -n reports what -y repairs) and dropped at the close. */
 #include "fsck.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +126,15 @@ struct gc_state {
 static bool gc_apply(struct fsck_ctx *c, bool fix)
 {
 	return !c->trapped && (fix || c->opts.mode == FSCK_MODE_NO);
+}
+
+/* The repaired alloc key of a bucket, in memory: the bucket is marked dirty
+ * even when the mirror already held the value (a missing key gets written),
+ * and fsck_commit_repairs() writes it (see the top of this file). */
+static void gc_bucket_repair(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_alloc *a)
+{
+	bucket_update(fs, dev, b, a);
+	bucket_set_dirty(fs, dev, b);
 }
 
 static struct gc_bucket *gcb(struct gc_state *g, unsigned dev, u64 b)
@@ -1180,10 +1201,8 @@ static int gc_alloc_sweep(struct gc_state *g)
 			} else {
 				continue;
 			}
-			if (gc_apply(g->c, fix)) {
-				bucket_update(fs, d, b, &exp);
-				bucket_set_dirty(fs, d, b);
-			}
+			if (gc_apply(g->c, fix))
+				gc_bucket_repair(fs, d, b, &exp);
 		}
 		for (unsigned t = 0; t < DATA_NR; t++)
 			gc_acct_add(g, acct_pos_dev_data_type(d, t), dt[t][0], dt[t][1], dt[t][2]);
@@ -1231,6 +1250,7 @@ static int gc_acct_sweep(struct gc_state *g, const struct acct_entry *snap, size
 			continue;
 		if (!e && !(e = acct_find(fs, pos, true)))
 			return -BKFS_E_NOMEM;
+		/* written as an accounting key by fsck_commit_repairs() */
 		memcpy(e->v, want, sizeof(e->v));
 		e->dirty = true;
 	}
@@ -1500,7 +1520,7 @@ int fsck_check_alloc_info(struct fsck_ctx *c)
 			 * (alloc_bucket), so that is the normal resting state, and
 			 * no pointer can carry the bucket's gen while it is empty */
 			if (fix)
-				bucket_update(fs, d, b, &a);
+				gc_bucket_repair(fs, d, b, &a);
 		}
 	}
 	return 0;

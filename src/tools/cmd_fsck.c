@@ -1,4 +1,4 @@
-/* cmd_fsck.c - `bkfs fsck`: check and repair. Exit bits per fsck(8). */
+/* cmd_fsck.c - `bkfs fsck`: check and repair. Exit bits per fsck(8): enum fsck_exit. */
 #include "cmds.h"
 #include "../fsck/fsck.h"
 #include <getopt.h>
@@ -59,7 +59,7 @@ int cmd_fsck(int argc, char **argv)
 		case 'm':
 			if (parse_size(optarg, &o.mem_limit)) {
 				fprintf(stderr, "bkfs fsck: bad memory limit '%s'\n", optarg);
-				return EXIT_USAGE;
+				return FSCK_EXIT_USAGE;
 			}
 			break;
 		case 'W': {
@@ -67,7 +67,7 @@ int cmd_fsck(int argc, char **argv)
 			o.fail_after_writes = strtoull(optarg, &end, 0);
 			if (!*optarg || *end || !o.fail_after_writes) {
 				fprintf(stderr, "bkfs fsck: bad write count '%s'\n", optarg);
-				return EXIT_USAGE;
+				return FSCK_EXIT_USAGE;
 			}
 			break;
 		}
@@ -76,20 +76,20 @@ int cmd_fsck(int argc, char **argv)
 			fsck_list_errors(&pb);
 			fputs(pb_str(&pb), stdout);
 			pb_exit(&pb);
-			return 0;
+			return FSCK_EXIT_OK;
 		}
-		case 'h': fsck_usage(stdout); return 0;
-		default: fsck_usage(stderr); return EXIT_USAGE;
+		case 'h': fsck_usage(stdout); return FSCK_EXIT_OK;
+		default: fsck_usage(stderr); return FSCK_EXIT_USAGE;
 		}
 	}
 	if (modes > 1) {
 		fprintf(stderr, "bkfs fsck: -n, -p and -y are exclusive\n");
-		return EXIT_USAGE;
+		return FSCK_EXIT_USAGE;
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "bkfs fsck: no device given\n");
 		fsck_usage(stderr);
-		return EXIT_USAGE;
+		return FSCK_EXIT_USAGE;
 	}
 	return bkfs_fsck(argv + optind, argc - optind, &o);
 }

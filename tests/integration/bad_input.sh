@@ -14,6 +14,7 @@ set -uo pipefail
 T=$TMPDIR
 nfail=0
 ncase=0
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.bash"
 
 bad() { echo "FAIL: $*"; nfail=$((nfail + 1)); }
 
@@ -184,7 +185,7 @@ if [ "$(id -u)" != 0 ] || [ "${#runner[@]}" -gt 0 ]; then
 		fi
 	fi
 else
-	echo "skip: unreadable entries (root without setpriv)"
+	skip_case "unreadable entries (root without setpriv)"
 fi
 
 # ---- a bad data extent: that file is reported, the rest is extracted ----
@@ -206,7 +207,7 @@ if [ -n "$inum" ] && [ -n "$off" ]; then
 	cmp -s -n 131072 "$R/sub/victim" "$T/r_out/sub/victim" || bad "read error: victim's good first extent differs"
 	cmp -s -i 262144 "$R/sub/victim" "$T/r_out/sub/victim" || bad "read error: victim's good last extent differs"
 else
-	echo "skip: bad data extent (bkfs list does not show the extent)"
+	skip_case "bad data extent (bkfs list does not show the extent)"
 fi
 
 # ---- the same with two replicas: the other copy is read, no error ----
@@ -224,7 +225,7 @@ if [ -n "$inum" ] && [ -n "$off" ]; then
 	# and with the good device missing, the damage is reported
 	expect 1 "sub/victim.*checksum" "$BKFS" extract "$R1" "$T/rep_out2"
 else
-	echo "skip: replicated bad data extent (bkfs list does not show the extent)"
+	skip_case "replicated bad data extent (bkfs list does not show the extent)"
 fi
 
 # ---- bkfs reflink: usage errors, bad paths, then copies that check clean ----
@@ -284,5 +285,5 @@ for seed in 1 2 3 4 5 6 7 8; do
 done
 echo "(image used $used bytes)"
 
-echo "$ncase cases, $nfail failed"
+echo "$ncase cases, $nfail failed, $NSKIP skipped"
 [ "$nfail" = 0 ]

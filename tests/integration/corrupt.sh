@@ -34,7 +34,7 @@ IMG_SIZE=${CORRUPT_IMG_SIZE:-256M}
 
 require_corrupt
 mapfile -t ALL < <(corrupt_kinds)
-[ "${#ALL[@]}" -gt 0 ] || die "debug corrupt --list lists no kinds"
+[ "${#ALL[@]}" -gt 0 ] || fail "debug corrupt --list lists no kinds"
 if [ -n "${CORRUPT_KINDS:-}" ]; then
 	read -r -a KINDS <<< "$CORRUPT_KINDS"
 else
@@ -48,9 +48,9 @@ share_big "$T/base.img"
 rc=0; "$BKFS" fsck -n "$T/base.img" > "$T/base.fsck.log" 2>&1 || rc=$?
 if [ "$rc" != 0 ]; then
 	cat "$T/base.fsck.log"
-	die "fsck -n of the fresh image exits $rc, not 0"
+	fail "fsck -n of the fresh image exits $rc, not 0"
 fi
-manifest "$T/base.img" "$T/base.out" "$T/manifest" || die "extract of the fresh image failed"
+extract_manifest "$T/base.img" "$T/base.out" "$T/manifest" || fail "extract of the fresh image failed"
 echo "$(wc -l < "$T/manifest") regular files in the manifest"
 
 DEEP_KINDS=" $(corrupt_kinds_needing three_level | tr '\n' ' ') "
@@ -60,11 +60,11 @@ for kind in "${KINDS[@]}"; do
 	rm -f "$T/deep.img"
 	truncate -s "$IMG_SIZE" "$T/deep.img"
 	"$BKFS" format --btree-node-size 4k --source "$T/src" "$T/deep.img" > "$T/deep.img.format.log" 2>&1 ||
-		{ cat "$T/deep.img.format.log"; die "format --btree-node-size 4k --source failed"; }
+		{ cat "$T/deep.img.format.log"; fail "format --btree-node-size 4k --source failed"; }
 	share_big "$T/deep.img"
 	rc=0; "$BKFS" fsck -n "$T/deep.img" > "$T/deep.fsck.log" 2>&1 || rc=$?
-	[ "$rc" = 0 ] || { cat "$T/deep.fsck.log"; die "fsck -n of the fresh 4 KiB-node image exits $rc, not 0"; }
-	manifest "$T/deep.img" "$T/deep.out" "$T/deep.manifest" || die "extract of the fresh 4 KiB-node image failed"
+	[ "$rc" = 0 ] || { cat "$T/deep.fsck.log"; fail "fsck -n of the fresh 4 KiB-node image exits $rc, not 0"; }
+	extract_manifest "$T/deep.img" "$T/deep.out" "$T/deep.manifest" || fail "extract of the fresh 4 KiB-node image failed"
 	break
 done
 
@@ -80,14 +80,14 @@ for kind in "${KINDS[@]}"; do
 		devs+=("$T/stripe.img$i")
 	done
 	"$BKFS" format --bucket-size 256k --source "$T/src" "${devs[@]}" > "$T/stripe.format.log" 2>&1 ||
-		{ cat "$T/stripe.format.log"; die "format --source over $STRIPE_DEVS devices failed"; }
+		{ cat "$T/stripe.format.log"; fail "format --source over $STRIPE_DEVS devices failed"; }
 	"$BKFS" erasure-code "${devs[@]}" >> "$T/stripe.format.log" 2>&1 ||
-		{ cat "$T/stripe.format.log"; die "erasure-code failed"; }
+		{ cat "$T/stripe.format.log"; fail "erasure-code failed"; }
 	tail -1 "$T/stripe.format.log"
 	rc=0; "$BKFS" fsck -n "${devs[@]}" > "$T/stripe.fsck.log" 2>&1 || rc=$?
-	[ "$rc" = 0 ] || { cat "$T/stripe.fsck.log"; die "fsck -n of the fresh striped image exits $rc, not 0"; }
-	manifest "$(IFS=:; echo "${devs[*]}")" "$T/stripe.out" "$T/stripe.manifest" ||
-		die "extract of the fresh striped image failed"
+	[ "$rc" = 0 ] || { cat "$T/stripe.fsck.log"; fail "fsck -n of the fresh striped image exits $rc, not 0"; }
+	extract_manifest "$(IFS=:; echo "${devs[*]}")" "$T/stripe.out" "$T/stripe.manifest" ||
+		fail "extract of the fresh striped image failed"
 	break
 done
 

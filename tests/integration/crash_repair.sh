@@ -51,8 +51,8 @@ make_image "$T/src" "$T/base.img" 64M
 # corrected (the sweeps compared against alloc keys read before topology)
 share_big "$T/base.img"
 rc=0; "$BKFS" fsck -n "$T/base.img" > "$T/base.fsck.log" 2>&1 || rc=$?
-[ "$rc" = 0 ] || { cat "$T/base.fsck.log"; die "fsck -n of the fresh image exits $rc, not 0"; }
-manifest "$T/base.img" "$T/base.out" "$T/manifest" || die "extract of the fresh image failed"
+[ "$rc" = 0 ] || { cat "$T/base.fsck.log"; fail "fsck -n of the fresh image exits $rc, not 0"; }
+extract_manifest "$T/base.img" "$T/base.out" "$T/manifest" || fail "extract of the fresh image failed"
 
 # writes_of IMG: device writes an uncut fsck -y makes (it repairs IMG)
 writes_of() {
@@ -81,7 +81,7 @@ add_case() {
 			return 1
 		fi
 		cat "$T/$c/corrupt.log"
-		die "debug corrupt $kind --seed $seed failed"
+		fail "debug corrupt $kind --seed $seed failed"
 	fi
 	d=$(grep '^damaged:' "$T/$c/corrupt.log")
 	if [ -n "${DAMAGED[$kind:$d]:-}" ]; then
@@ -95,7 +95,7 @@ add_case() {
 	rc=$?
 	if [ "$rc" != 1 ] || [ -z "$n" ] || [ "$n" = 0 ]; then
 		tail -5 "$T/$c/full.img.count.log"
-		die "$c: the uncut fsck -y exits $rc after ${n:-?} writes (want 1 and some writes)"
+		fail "$c: the uncut fsck -y exits $rc after ${n:-?} writes (want 1 and some writes)"
 	fi
 	W[$c]=$n
 	cases+=("$c")
@@ -112,7 +112,7 @@ for kind in "${KINDS[@]}"; do
 	[ "$needs" = - ] || { echo "$kind: skipped: needs $needs"; continue; }
 	add_case "$kind" "$SEED" && kinds+=("$kind")
 done
-[ "${#kinds[@]}" -gt 0 ] || die "no kinds to test"
+[ "${#kinds[@]}" -gt 0 ] || fail "no kinds to test"
 # more seeds until every write of every case adds up to the budget
 for ((r = 1; r < ${CRASH_SEEDS:-4} && total_writes < BUDGET; r++)); do
 	for kind in "${kinds[@]}"; do
@@ -238,9 +238,9 @@ done
 
 echo "$total cut points run over ${#cases[@]} cases (${#kinds[@]} kinds); $bad cases failed"
 [ "$bad" = 0 ] || exit 1
-[ "$total" = "$planned" ] || die "$total cut points run, $planned planned"
+[ "$total" = "$planned" ] || fail "$total cut points run, $planned planned"
 if [ "$total" -lt "$BUDGET" ]; then
 	# a chosen subset of kinds may not have enough writes; all of them must
-	[ -n "${CRASH_KINDS:-}" ] || die "only $total cut points, fewer than $BUDGET"
+	[ -n "${CRASH_KINDS:-}" ] || fail "only $total cut points, fewer than $BUDGET"
 	echo "note: only $total cut points (CRASH_KINDS has too few writes for $BUDGET)"
 fi

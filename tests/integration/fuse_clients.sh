@@ -36,9 +36,7 @@ IMG=$T/fs.img
 MNT=$T/mnt
 SRC=$T/src
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-skip() { echo "skipped: $*"; exit 77; }
-have() { command -v "$1" >/dev/null 2>&1; }
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.bash"
 step() { echo "== $* ($(date +%s.%N | cut -c1-14))"; }
 
 . "$(cd "$(dirname "$0")" && pwd)/lib/fuse.bash"
@@ -63,29 +61,14 @@ settle() {
 }
 
 # ---- comparison helpers ----
-# metadata without link counts and atimes (the kernel caches attributes for
-# a second, so st_nlink of another link of a file may lag on the mount).
-# NODIRTIMES=1 leaves out directory mtimes.
-manifest() {
-	local dt='mtime=%T@'
-	[ "${NODIRTIMES:-0}" = 1 ] && dt=''
-	(
-		cd "$1"
-		find . -mindepth 1 ! -type d -printf '%p %y mode=%m uid=%U gid=%G size=%s mtime=%T@ -> %l\n'
-		find . -mindepth 1 -type d -printf "%p %y mode=%m uid=%U gid=%G $dt\\n"
-		find . \( -type c -o -type b \) -exec stat -c '%n rdev=%t:%T' {} +
-	) | LC_ALL=C sort
-}
+# manifest (lib/common.bash) leaves out link counts: the kernel caches
+# attributes for a second, so st_nlink of another link of a file may lag on
+# the mount. NODIRTIMES=1 leaves out directory mtimes.
 # link counts and hard-link groups (only on local trees and extracted images)
 links() {
 	(cd "$1" && find . ! -type d -printf '%p nlink=%n\n' && find . -type d -printf '%p nlink=%n\n') | LC_ALL=C sort
 	(cd "$1" && find . ! -type d -links +1 -printf '%i %p\n') |
 		LC_ALL=C sort -k2 | awk '{ g[$1] = g[$1] " " $2 } END { for (i in g) print "group" g[i] }' | LC_ALL=C sort
-}
-xattrs() {
-	have getfattr || return 0
-	(cd "$1" && getfattr -R -P -h -d -m - -e hex . 2>/dev/null) |
-		awk '/^# file: / { f = substr($0, 9); next } /=/ { print f, $0 }' | LC_ALL=C sort
 }
 # content: checksums of every regular file
 sums() {

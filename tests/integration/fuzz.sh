@@ -26,19 +26,19 @@ FILES=${FUZZ_FILES:-400}
 rng_seed "$SEED"
 
 echo "== sample image"
-"$GENTREE" --seed 11 --files "$FILES" --quiet "$T/src" > /dev/null || die "gentree failed"
+"$GENTREE" --seed 11 --files "$FILES" --quiet "$T/src" > /dev/null || fail "gentree failed"
 make_image "$T/src" "$T/base.img" 64M
 rc=0; "$BKFS" fsck -n "$T/base.img" > "$T/base.fsck.log" 2>&1 || rc=$?
-[ "$rc" = 0 ] || { cat "$T/base.fsck.log"; die "fsck -n of the fresh image exits $rc, not 0"; }
+[ "$rc" = 0 ] || { cat "$T/base.fsck.log"; fail "fsck -n of the fresh image exits $rc, not 0"; }
 
 # ---- where the metadata lives
-"$BKFS" show-super "$T/base.img" > "$T/super.txt" || die "show-super failed"
+"$BKFS" show-super "$T/base.img" > "$T/super.txt" || fail "show-super failed"
 node_sectors=$(awk '/^btree_node_size:/ { print $2 }' "$T/super.txt")
 bucket_sectors=$(awk '/^bucket_size:/ { print $2 }' "$T/super.txt")
 nbuckets=$(sed -n 's/.*member 0: .*nbuckets \([0-9]*\).*/\1/p' "$T/super.txt")
 jstart=$(sed -n 's/.*member 0: .* journal \([0-9]*\)+\([0-9]*\).*/\1/p' "$T/super.txt")
 [ -n "$node_sectors" ] && [ -n "$bucket_sectors" ] && [ -n "$nbuckets" ] && [ -n "$jstart" ] ||
-	die "cannot parse show-super output"
+	fail "cannot parse show-super output"
 node_bytes=$((node_sectors * 512))
 bucket_bytes=$((bucket_sectors * 512))
 {
@@ -48,7 +48,7 @@ bucket_bytes=$((bucket_sectors * 512))
 	done
 } | sort -un > "$T/nodes"
 mapfile -t NODES < "$T/nodes"
-[ "${#NODES[@]}" -gt 0 ] || die "no btree nodes found"
+[ "${#NODES[@]}" -gt 0 ] || fail "no btree nodes found"
 SB_OFFS=(4096 65536 $(((nbuckets - 1) * bucket_bytes)))
 JOFF=$((jstart * bucket_bytes))
 echo "${#NODES[@]} btree nodes of $node_bytes bytes; journal at byte $JOFF; superblocks at ${SB_OFFS[*]}"

@@ -31,12 +31,10 @@ SRCDIR=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$SRCDIR/tests/integration/lib/expect.bash"
 # shellcheck source=lib/fuse.bash
 . "$SRCDIR/tests/integration/lib/fuse.bash"
-skip() { echo "skipped: $*"; exit 77; }
-have() { command -v "$1" >/dev/null 2>&1; }
 fuse_require
 trap fuse_cleanup EXIT
 mkdir -p "$MNT"
-skipped=()
+skipped=() # clients not installed
 if grep -q __asan_init "$BKFS" 2>/dev/null; then SLOW=1; else SLOW=0; fi
 
 # ---- gen wrap ----
@@ -169,7 +167,7 @@ else
 	skipped+=("stress-ng (not installed)")
 fi
 if have fio; then
-	(fio --name=gcv --directory="$MNT" --size=16m --bs=4k --rw=randwrite --verify=crc32c --do_verify=1 \
+	(fio --name=gcv --directory="$MNT" --size=16m --bs=4k --rw=randwrite --verify=crc32c --do_verify=1 --verify_state_save=0 \
 		--verify_fatal=1 --loops=3 --time_based=0 > "$T/fio.log" 2>&1) &
 	pids+=($!)
 else

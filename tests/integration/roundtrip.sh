@@ -14,8 +14,7 @@ RT_FILES=${RT_FILES:-20000}
 T=$TMPDIR
 SRC=$T/src
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-have() { command -v "$1" >/dev/null 2>&1; }
+. "$(cd "$(dirname "$0")" && pwd)/lib/common.bash"
 
 # ---- the source tree: gentree plus the cases it does not make ----
 "$GENTREE" --seed 7 --files "$RT_FILES" --big-dir 3000 --max-size 128k "$SRC"
@@ -69,21 +68,8 @@ echo "source tree: $nent entries"
 # names of FIFOs, sockets and device nodes (diff -r would open them)
 find "$SRC" \( -type p -o -type s -o -type c -o -type b \) -printf '%f\n' | sort -u > "$T/specials"
 
-manifest() {
-	(
-		cd "$1"
-		find . ! -type d -printf '%p %y mode=%m uid=%U gid=%G size=%s nlink=%n mtime=%T@ -> %l\n'
-		find . -type d -printf '%p %y mode=%m uid=%U gid=%G nlink=%n mtime=%T@\n'
-		find . \( -type c -o -type b \) -exec stat -c '%n rdev=%t:%T' {} +
-	) | LC_ALL=C sort
-}
-
-xattrs() {
-	have getfattr || return 0
-	(cd "$1" && getfattr -R -P -h -d -m - -e hex . 2>/dev/null) |
-		awk '/^# file: / { f = substr($0, 9); next } /=/ { print f, $0 }' | LC_ALL=C sort
-}
-
+# manifest and xattrs: lib/common.bash (with link counts and the root's own
+# entry here: the source root's mode and mtime are set above)
 # hard-link groups: the sorted paths sharing an inode, one group per line
 links() {
 	(cd "$1" && find . ! -type d -links +1 -printf '%i %p\n') |
@@ -99,8 +85,8 @@ compare() { # SRC OUT LABEL
 	local s=$1 o=$2 l=$3
 	diff -r --no-dereference --exclude-from="$T/specials" "$s" "$o" > "$T/diff.$l" 2>&1 ||
 		{ head -20 "$T/diff.$l"; fail "$l: content differs"; }
-	manifest "$s" > "$T/man.src"
-	manifest "$o" > "$T/man.$l"
+	manifest --nlink --root "$s" > "$T/man.src"
+	manifest --nlink --root "$o" > "$T/man.$l"
 	diff "$T/man.src" "$T/man.$l" > "$T/mandiff.$l" ||
 		{ head -20 "$T/mandiff.$l"; fail "$l: metadata differs"; }
 	xattrs "$s" > "$T/xa.src"

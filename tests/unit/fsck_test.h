@@ -1,8 +1,8 @@
-/* fsck_test.h - what the checker's unit tests (test_topology, test_gc) share:
- * opening an image the way bkfs fsck does, collecting a run's findings and
- * writing its repairs the way it does (one checkpoint), the -n / -y / -n
- * cycle, and raw node edits on an emulated device's media (with the format
- * layer's node_buf_* key edits, as bkfs debug corrupt makes them).
+/* fsck_test.h - what the checker's unit tests (test_topology, test_gc,
+ * test_ec) share: a run of some passes through the checker's own driver
+ * (fsck_devs: the same retry, commit and exit status as bkfs fsck), the
+ * -n / -y / -n cycle, and raw node edits on an emulated device's media (with
+ * the format layer's node_buf_* key edits, as bkfs debug corrupt makes them).
  *
  * A test may define FSCK_TEST_VERBOSE_ENV (the environment variable that
  * prints every run's findings) before including this. */
@@ -14,9 +14,6 @@
 #ifndef FSCK_TEST_VERBOSE_ENV
 #define FSCK_TEST_VERBOSE_ENV "FSCK_TEST_VERBOSE"
 #endif
-
-/* the flags bkfs fsck opens a filesystem with */
-#define FSCK_FLAGS (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED)
 
 /* Open the filesystem on bds (the open takes the array's entries: pass a
  * copy); a read-only open never checkpoints (as fsck). */
@@ -34,68 +31,39 @@ static inline int test_open_fs(struct blockdev **bds, unsigned nr, unsigned flag
 
 /* ---- one run of some passes ---- */
 
-struct fsck_result {
-	unsigned nr;         /* findings in err[] */
-	unsigned nr_all;     /* all findings */
-	unsigned err[512];
-	u64 lost_extents, lost_nodes;
-	int ret;
-};
-
-static inline bool fsck_result_has(const struct fsck_result *r, unsigned err)
+static inline void fsck_print_findings(const struct fsck_result *r)
 {
-	for (unsigned i = 0; i < r->nr; i++)
-		if (r->err[i] == err)
-			return true;
-	return false;
+	for (size_t i = 0; i < r->nr && i < 40; i++)
+		fprintf(stderr, "    %s: %s: %s -> %s\n", fsck_err_table[r->f[i].err].name, r->f[i].object,
+			r->f[i].msg ? r->f[i].msg : "", r->f[i].action);
+	if (r->nr > 40)
+		fprintf(stderr, "    ... %zu findings\n", r->nr);
 }
 
-static inline void fsck_print_findings(const struct fsck_ctx *c)
+/* fsck_devs() on bds (the run takes the array's entries, as an open does:
+ * emulated devices with keep_open survive it), the findings printed when
+ * verbose, or when the run named "after" found any. Free r with
+ * fsck_result_free(). */
+static inline void fsck_test_run(struct blockdev **bds, unsigned nr, const struct fsck_opts *o, struct fsck_result *r,
+				 const char *what)
 {
-	for (size_t i = 0; i < c->nr && i < 40; i++)
-		fprintf(stderr, "    %s: %s: %s -> %s\n", fsck_err_table[c->f[i].err].name, c->f[i].object,
-			c->f[i].msg ? c->f[i].msg : "", c->f[i].action);
-	if (c->nr > 40)
-		fprintf(stderr, "    ... %zu findings\n", c->nr);
+	fflush(stdout);
+	fsck_devs(bds, nr, o, r);
+	if (getenv(FSCK_TEST_VERBOSE_ENV) || (!strcmp(what, "after") && r->nr)) {
+		fprintf(stderr, "  %s (%s): %zu findings\n", what, o->mode == FSCK_MODE_NO ? "-n" : "-y", r->nr);
+		fsck_print_findings(r);
+	}
 }
 
-/* The passes ran on c (opened with FSCK_FLAGS, mode c->opts.mode, r->ret
- * their status): record the findings in r (printed when verbose, or when the
- * run named "after" found any), write the repairs as bkfs fsck does (one
- * checkpoint) or close without writing, and free the findings and the scan. */
-static inline void fsck_test_finish(struct fsck_ctx *c, struct fsck_result *r, const char *what)
+/* the same findings (named errors) in the same order */
+static inline bool fsck_same_findings(const struct fsck_result *a, const struct fsck_result *b)
 {
-	struct bkfs_fs *fs = c->fs;
-	enum fsck_mode mode = c->opts.mode;
-	for (size_t i = 0; i < c->nr && r->nr < ARRAY_SIZE(r->err); i++)
-		r->err[r->nr++] = c->f[i].err;
-	r->nr_all = c->nr;
-	r->lost_extents = c->lost_extents;
-	r->lost_nodes = c->lost_nodes;
-	if (getenv(FSCK_TEST_VERBOSE_ENV) || (!strcmp(what, "after") && c->nr)) {
-		fprintf(stderr, "  %s (%s): %zu findings\n", what, mode == FSCK_MODE_NO ? "-n" : "-y", c->nr);
-		fsck_print_findings(c);
-	}
-	if (c->changed && mode != FSCK_MODE_NO && !r->ret) {
-		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
-		fs->sb.clean = 0;
-		r->ret = bkfs_write_super(fs);
-		if (!r->ret)
-			r->ret = bkfs_close(fs);
-		else
-			bkfs_close_nowrite(fs);
-	} else {
-		bkfs_close_nowrite(fs);
-	}
-	for (size_t i = 0; i < c->nr; i++) {
-		free(c->f[i].object);
-		free(c->f[i].msg);
-	}
-	free(c->f);
-	if (c->scan) {
-		scan_result_free(c->scan);
-		free(c->scan);
-	}
+	if (a->nr != b->nr)
+		return false;
+	for (size_t i = 0; i < a->nr; i++)
+		if (a->f[i].err != b->f[i].err)
+			return false;
+	return true;
 }
 
 /* ---- the cycle ---- */
@@ -103,7 +71,8 @@ static inline void fsck_test_finish(struct fsck_ctx *c, struct fsck_result *r, c
 typedef void (*fsck_run_fn)(enum fsck_mode mode, struct fsck_result *r, const char *what);
 
 /* -n names want; -y reports exactly the same findings in the same order,
- * loses the same nodes, and repairs; -n after it is clean. */
+ * loses the same nodes, and repairs; -n after it is clean. out_n (when not
+ * NULL) gets the -n result: the caller frees it. */
 static inline void fsck_cycle(const char *name, unsigned want, fsck_run_fn run, struct fsck_result *out_n)
 {
 	struct fsck_result n, y, after;
@@ -113,24 +82,31 @@ static inline void fsck_cycle(const char *name, unsigned want, fsck_run_fn run, 
 		fprintf(stderr, "FAIL %s: -n did not report %s\n", name, fsck_err_table[want].name);
 		setenv(FSCK_TEST_VERBOSE_ENV, "1", 1);
 		run(FSCK_MODE_NO, &after, name);
+		fsck_result_free(&after);
 		unsetenv(FSCK_TEST_VERBOSE_ENV);
 	}
 	CHECK(fsck_result_has(&n, want));
+	CHECK_EQ(n.status, n.ret ? FSCK_EXIT_OPERATIONAL : FSCK_EXIT_UNCORRECTED);
 	run(FSCK_MODE_YES, &y, name);
 	CHECK_EQ(y.ret, 0);
-	CHECK_EQ(y.nr_all, n.nr_all);
-	bool same = y.nr == n.nr && !memcmp(y.err, n.err, n.nr * sizeof(n.err[0]));
+	CHECK_EQ(y.status, FSCK_EXIT_CORRECTED);
+	bool same = fsck_same_findings(&y, &n);
 	if (!same)
-		fprintf(stderr, "FAIL %s: -n and -y findings differ (%u vs %u)\n", name, n.nr_all, y.nr_all);
+		fprintf(stderr, "FAIL %s: -n and -y findings differ (%zu vs %zu)\n", name, n.nr, y.nr);
 	CHECK(same);
 	CHECK_EQ(y.lost_nodes, n.lost_nodes);
+	fsck_result_free(&y);
 	run(FSCK_MODE_NO, &after, "after");
 	CHECK_EQ(after.ret, 0);
-	if (after.nr_all)
+	if (after.nr)
 		fprintf(stderr, "FAIL %s: not clean after -y\n", name);
-	CHECK_EQ(after.nr_all, 0);
+	CHECK_EQ(after.nr, 0);
+	CHECK_EQ(after.status, FSCK_EXIT_OK);
+	fsck_result_free(&after);
 	if (out_n)
 		*out_n = n;
+	else
+		fsck_result_free(&n);
 }
 
 /* ---- raw nodes on an emulated device ---- */

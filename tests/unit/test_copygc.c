@@ -159,25 +159,15 @@ static unsigned check_files(struct bkfs_fs *fs, const char *when)
 
 static size_t checker_findings(const char *when)
 {
-	struct bkfs_fs *fs;
-	if (open_devs(FSCK_FLAGS, &fs))
-		return 999;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
-	fs->fsck = &c;
+	struct blockdev *bds[2] = { dev[0], dev[1] };
+	struct fsck_opts o = { .mode = FSCK_MODE_NO };
 	struct fsck_result r;
-	memset(&r, 0, sizeof(r));
-	int (*pass[])(struct fsck_ctx *) = { fsck_check_topology, fsck_check_allocations, fsck_check_alloc_info,
-					     fsck_check_filesystem };
-	unsigned ids[] = { FSCK_PASS_check_topology, FSCK_PASS_check_allocations, FSCK_PASS_check_alloc_info,
-			   FSCK_PASS_check_filesystem };
-	for (unsigned i = 0; i < 4 && !r.ret; i++) {
-		c.pass = ids[i];
-		r.ret = pass[i](&c);
-	}
-	fsck_test_finish(&c, &r, "after");
-	if (r.ret || r.nr_all)
-		fprintf(stderr, "%s: checker %s, %u findings\n", when, bkfs_strerror(r.ret), r.nr_all);
-	return r.ret ? 999 : r.nr_all;
+	fsck_test_run(bds, ndev, &o, &r, "after");
+	size_t n = r.ret ? 999 : r.nr;
+	if (r.ret || r.nr)
+		fprintf(stderr, "%s: checker %s, %zu findings\n", when, bkfs_strerror(r.ret), r.nr);
+	fsck_result_free(&r);
+	return n;
 }
 
 /* copygc in steps of 4 buckets until a step finds nothing; a journal flush

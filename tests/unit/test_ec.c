@@ -114,34 +114,21 @@ static unsigned check_files(struct bkfs_fs *fs, const char *when)
 	return bad;
 }
 
-/* the checker's passes, read-only: the number of findings */
+/* the checker's passes (topology to the filesystem passes), read-only:
+ * the number of findings */
 static size_t checker_findings(const char *when)
 {
-	struct bkfs_fs *fs;
-	if (open_devs(FSCK_FLAGS, &fs))
-		return 999;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
-	fs->fsck = &c;
+	struct fsck_opts o = { .mode = FSCK_MODE_NO,
+			       .passes = FSCK_PASS_BIT(check_topology) | FSCK_PASS_BIT(check_allocations) |
+					 FSCK_PASS_BIT(check_alloc_info) | FSCK_PASS_BIT(check_filesystem) };
 	struct fsck_result r;
-	memset(&r, 0, sizeof(r));
-	c.pass = FSCK_PASS_check_topology;
-	r.ret = fsck_check_topology(&c);
-	if (!r.ret) {
-		c.pass = FSCK_PASS_check_allocations;
-		r.ret = fsck_check_allocations(&c);
-	}
-	if (!r.ret) {
-		c.pass = FSCK_PASS_check_alloc_info;
-		r.ret = fsck_check_alloc_info(&c);
-	}
-	if (!r.ret) {
-		c.pass = FSCK_PASS_check_filesystem;
-		r.ret = fsck_check_filesystem(&c);
-	}
-	fsck_test_finish(&c, &r, "after");
-	if (r.ret || r.nr_all)
-		fprintf(stderr, "%s: checker %s, %u findings\n", when, bkfs_strerror(r.ret), r.nr_all);
-	return r.ret ? 999 : r.nr_all;
+	fsck_test_run(dev, NDEV, &o, &r, "after");
+	size_t nr = r.nr;
+	if (r.ret || nr)
+		fprintf(stderr, "%s: checker %s, %zu findings\n", when, bkfs_strerror(r.ret), nr);
+	int ret = r.ret;
+	fsck_result_free(&r);
+	return ret ? 999 : nr;
 }
 
 struct stripe_view {
@@ -236,7 +223,7 @@ static void wipe_block(struct bkfs_fs *fs, unsigned b, unsigned only_first)
 static void case_make_and_rebuild(void)
 {
 	struct bkfs_fs *fs;
-	CHECK_EQ(open_devs(0, &fs), 0);
+	REQUIRE_EQ(open_devs(0, &fs), 0);
 	struct ec_stats st;
 	CHECK_EQ(ec_create_stripes(fs, 3, 1, &st), 0);
 	CHECK(st.stripes >= 2);
@@ -263,15 +250,15 @@ static void case_make_and_rebuild(void)
 	save_media();
 
 	/* one data block of every stripe lost: everything reads back */
-	CHECK_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
 	wipe_block(fs, 1, 0);
 	bkfs_close_nowrite(fs);
-	CHECK_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
 	CHECK_EQ(check_files(fs, "one block wiped"), 0);
 	/* two blocks of the first stripe: its files no longer read */
 	wipe_block(fs, 0, 1);
 	bkfs_close_nowrite(fs);
-	CHECK_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
 	CHECK(check_files(fs, NULL) > 0);
 	bkfs_close_nowrite(fs);
 	restore_media();
@@ -282,7 +269,7 @@ static void case_make_and_rebuild(void)
 static void case_overwrite_and_share(void)
 {
 	struct bkfs_fs *fs;
-	CHECK_EQ(open_devs(0, &fs), 0);
+	REQUIRE_EQ(open_devs(0, &fs), 0);
 	size_t nr;
 	u8 buf[8192];
 	for (unsigned i = 3; i < NFILES; i += 8) {
@@ -307,10 +294,10 @@ static void case_overwrite_and_share(void)
 	CHECK_EQ(bkfs_close(fs), 0);
 	CHECK_EQ(checker_findings("overwritten and shared"), 0);
 	/* one block of every stripe lost: the overwritten files still read */
-	CHECK_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
 	wipe_block(fs, 0, 0);
 	bkfs_close_nowrite(fs);
-	CHECK_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_devs(BKFS_OPEN_RDONLY, &fs), 0);
 	CHECK_EQ(check_files(fs, "overwritten, one block wiped"), 0);
 	bkfs_close_nowrite(fs);
 }
@@ -318,7 +305,7 @@ static void case_overwrite_and_share(void)
 static void case_delete(void)
 {
 	struct bkfs_fs *fs;
-	CHECK_EQ(open_devs(0, &fs), 0);
+	REQUIRE_EQ(open_devs(0, &fs), 0);
 	size_t nr0, nr1, nr2;
 	check_stripes(fs, &nr0);
 	for (unsigned i = 0; i < NFILES; i += 2) {
@@ -333,7 +320,7 @@ static void case_delete(void)
 	CHECK_EQ(bkfs_close(fs), 0);
 	CHECK_EQ(checker_findings("half deleted"), 0);
 
-	CHECK_EQ(open_devs(0, &fs), 0);
+	REQUIRE_EQ(open_devs(0, &fs), 0);
 	for (unsigned i = 1; i < NFILES; i += 2) {
 		CHECK_EQ(bkfs_unlink(fs, R, files[i].name, false), 0);
 		files[i].gone = true;
@@ -400,13 +387,13 @@ static void case_power_cut(void)
 	for (unsigned d = 0; d < NDEV; d++)
 		bd_close((dev[d]->keep_open = false, dev[d]));
 	memset(dev, 0, sizeof(dev));
-	CHECK_EQ(build(), 0);
+	REQUIRE_EQ(build(), 0);
 	save_media();
 	/* how many writes a whole run makes */
 	struct bkfs_fs *fs;
 	struct ec_stats st;
 	power.cut_at = UINT64_MAX;
-	CHECK_EQ(open_wrapped(&fs), 0);
+	REQUIRE_EQ(open_wrapped(&fs), 0);
 	u64 first = power.writes + 1; /* the open's own writes are not cut */
 	CHECK_EQ(ec_create_stripes(fs, 3, 1, &st), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
@@ -445,11 +432,11 @@ static void case_power_cut(void)
 
 int main(void)
 {
-	CHECK_EQ(build(), 0);
-	case_make_and_rebuild();
-	case_overwrite_and_share();
-	case_delete();
-	case_power_cut();
+	REQUIRE_EQ(build(), 0);
+	RUN_CASE(case_make_and_rebuild);
+	RUN_CASE(case_overwrite_and_share);
+	RUN_CASE(case_delete);
+	RUN_CASE(case_power_cut);
 	for (unsigned d = 0; d < NDEV; d++) {
 		if (dev[d]) {
 			dev[d]->keep_open = false;

@@ -300,12 +300,12 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	fprintf(stderr, "scenario %s\n", name);
 	CHECK_EQ(build_tree(&t), 0);
 
-	CHECK_EQ(open_fs(0, &fs), 0);
+	REQUIRE_EQ(open_fs(0, &fs), 0);
 	CHECK_EQ(damage(fs, &t), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
 
 	/* -n */
-	CHECK_EQ(open_fs(FSCK_FLAGS, &fs), 0);
+	REQUIRE_EQ(open_fs(FSCK_OPEN_FLAGS, &fs), 0);
 	u64 version = fs->key_version;
 	ctx_init(&n, fs, FSCK_MODE_NO);
 	CHECK_EQ(fsck_check_filesystem(&n), 0);
@@ -323,7 +323,7 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	/* -n again, the way bkfs fsck runs it on a sound topology: the scans
 	 * run inside check_allocations' walk; the same findings */
 	struct fsck_ctx fz;
-	CHECK_EQ(open_fs(FSCK_FLAGS, &fs), 0);
+	REQUIRE_EQ(open_fs(FSCK_OPEN_FLAGS, &fs), 0);
 	ctx_init(&fz, fs, FSCK_MODE_NO);
 	fz.fuse_fs = true;
 	fz.pass = FSCK_PASS_check_allocations;
@@ -343,7 +343,7 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	bkfs_close_nowrite(fs);
 
 	/* -y: the same findings, repaired */
-	CHECK_EQ(open_fs(FSCK_FLAGS, &fs), 0);
+	REQUIRE_EQ(open_fs(FSCK_OPEN_FLAGS, &fs), 0);
 	ctx_init(&y, fs, FSCK_MODE_YES);
 	CHECK_EQ(fsck_check_filesystem(&y), 0);
 	bool same = same_findings(&n, &y);
@@ -365,7 +365,7 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	{
 		struct bkfs_fs *pfs;
 		struct fsck_ctx p, again;
-		CHECK_EQ(open_fs(FSCK_FLAGS, &pfs), 0);
+		REQUIRE_EQ(open_fs(FSCK_OPEN_FLAGS, &pfs), 0);
 		ctx_init(&p, pfs, FSCK_MODE_PREEN);
 		CHECK_EQ(fsck_check_filesystem(&p), 0);
 		CHECK(same_findings(&n, &p));
@@ -395,7 +395,7 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	/* write the repairs the way the orchestrator does, reopen */
 	fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
 	CHECK_EQ(bkfs_close(fs), 0);
-	CHECK_EQ(open_fs(FSCK_FLAGS, &fs), 0);
+	REQUIRE_EQ(open_fs(FSCK_OPEN_FLAGS, &fs), 0);
 	CHECK_EQ(count_clean(fs, name), 0);
 	check_data(fs, &t, name);
 	if (after)
@@ -628,7 +628,7 @@ static int d_links_bad(struct bkfs_fs *fs, struct tree *t) { return many_links(f
 int main(void)
 {
 	struct emu_opts o = { .size = 64 << 20, .seed = 7 };
-	CHECK_EQ(emu_dev_create(&o, &bd), 0);
+	REQUIRE_EQ(emu_dev_create(&o, &bd), 0);
 	bd->keep_open = true;
 
 	scenario("clean", d_none, NULL, 0, a_normal_paths);

@@ -110,46 +110,30 @@ static bool a_intact(struct bkfs_fs *fs)
 	return ok;
 }
 
-/* the checker's allocation passes (+ gc_gens) the way the orchestrator runs
- * them; -y writes the repairs with one checkpoint. Returns the findings. */
+/* the checker's allocation passes (+ gc_gens) through bkfs fsck's driver;
+ * -y writes the repairs with its commit. Returns the findings. */
 static size_t run_gc(struct blockdev *dev, enum fsck_mode mode, bool gens, unsigned *errs, size_t max)
 {
-	struct bkfs_fs *fs;
-	if (open_dev(dev, FSCK_FLAGS, &fs))
+	struct fsck_opts o = { .mode = mode, .gc_gens = gens,
+			       .passes = FSCK_PASS_BIT(check_allocations) | FSCK_PASS_BIT(check_alloc_info) |
+					 FSCK_PASS_BIT(gc_gens) };
+	struct fsck_result r;
+	fflush(stdout);
+	fsck_devs(&dev, 1, &o, &r);
+	CHECK_EQ(r.ret, 0);
+	if (r.ret) {
+		fsck_result_free(&r);
 		return (size_t)-1;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode, .gc_gens = gens } };
-	fs->fsck = &c;
-	int ret;
-	c.pass = FSCK_PASS_check_allocations;
-	ret = fsck_check_allocations(&c);
-	c.pass = FSCK_PASS_check_alloc_info;
-	if (!ret)
-		ret = fsck_check_alloc_info(&c);
-	c.pass = FSCK_PASS_gc_gens;
-	if (!ret && gens)
-		ret = fsck_gc_gens(&c);
-	CHECK_EQ(ret, 0);
-	for (size_t i = 0; i < c.nr; i++) {
+	}
+	for (size_t i = 0; i < r.nr; i++) {
 		if (i < max)
-			errs[i] = c.f[i].err;
-		if (getenv("GC_TEST_VERBOSE") || (c.f[i].err != FSCK_ERR_gc_gens_ptr_dropped && i < 20))
+			errs[i] = r.f[i].err;
+		if (getenv("GC_TEST_VERBOSE") || (r.f[i].err != FSCK_ERR_gc_gens_ptr_dropped && i < 20))
 			fprintf(stderr, "  %s %s: %s: %s\n", mode == FSCK_MODE_NO ? "-n" : "-y",
-				fsck_err_table[c.f[i].err].name, c.f[i].object, c.f[i].msg ? c.f[i].msg : "");
+				fsck_err_table[r.f[i].err].name, r.f[i].object, r.f[i].msg ? r.f[i].msg : "");
 	}
-	size_t nr = c.nr;
-	if (c.changed && mode != FSCK_MODE_NO && !ret) {
-		fs->flags &= ~(BKFS_OPEN_RDONLY | BKFS_OPEN_NOJOURNAL);
-		fs->sb.clean = 0;
-		CHECK_EQ(bkfs_write_super(fs), 0);
-		CHECK_EQ(bkfs_close(fs), 0);
-	} else {
-		bkfs_close_nowrite(fs);
-	}
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
+	size_t nr = r.nr;
+	fsck_result_free(&r);
 	return nr;
 }
 
@@ -189,12 +173,12 @@ int main(void)
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
 	u64 t0 = now_ns();
-	CHECK_EQ(emu_dev_create(&o, &bd), 0);
+	REQUIRE_EQ(emu_dev_create(&o, &bd), 0);
 	bd->keep_open = true;
 	struct blockdev *bds[1] = { bd };
 	struct format_opts fo = { .bucket_size = BUCKET, .btree_node_size = 16 << 10 };
 	CHECK_EQ(bkfs_format_devs(bds, 1, &fo, &err), 0);
-	CHECK_EQ(open_dev(bd, 0, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, 0, &fs), 0);
 
 	/* A: 16 buckets of data, then moved: the old copies stay as cached pointers */
 	alen = 16 * BUCKET;
@@ -260,7 +244,7 @@ int main(void)
 	printf("before gc_gens: %llu buckets allocatable, then refused with %llu need_gc_gens left\n",
 	       (unsigned long long)before, (unsigned long long)left);
 	CHECK(left > 0);
-	CHECK_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
 	CHECK_EQ(acct_v0(fs, acct_pos_dev_data_type(0, DATA_need_gc_gens)), left);
 	bkfs_close_nowrite(fs);
 
@@ -269,7 +253,7 @@ int main(void)
 	unsigned e1[4096], e2[4096];
 	CHECK_EQ(run_gc(bd, FSCK_MODE_NO, false, e1, 4096), 0);
 	struct blockdev *clone;
-	CHECK_EQ(emu_dev_clone(bd, &clone), 0);
+	REQUIRE_EQ(emu_dev_clone(bd, &clone), 0);
 	clone->keep_open = true;
 	size_t n1 = run_gc(clone, FSCK_MODE_NO, true, e1, 4096);
 	size_t n2 = run_gc(clone, FSCK_MODE_YES, true, e2, 4096);
@@ -286,27 +270,27 @@ int main(void)
 	clone->keep_open = false;
 	bd_close(clone);
 
-	/* the same through bkfs fsck --gc-gens on an image file: -n exits 4,
-	 * -y exits 1, then -n exits 0 */
+	/* the same with every pass, as bkfs fsck --gc-gens: -n exits 4, -y
+	 * exits 1, then -n exits 0 */
 	{
-		const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-		char path[512];
-		snprintf(path, sizeof(path), "%s/test_gc_gens_fsck.%d.img", tmp, (int)getpid());
-		CHECK_EQ(emu_dev_save(bd, path), 0);
-		char *devs[1] = { path };
+		REQUIRE_EQ(emu_dev_clone(bd, &clone), 0);
+		clone->keep_open = true;
 		struct fsck_opts fo1 = { .mode = FSCK_MODE_NO, .gc_gens = true };
-		fflush(stdout);
-		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 4);
-		fo1.mode = FSCK_MODE_YES;
-		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 1);
-		fo1.mode = FSCK_MODE_NO;
-		CHECK_EQ(bkfs_fsck(devs, 1, &fo1), 0);
-		unlink(path);
+		struct fsck_result r;
+		static const int want[] = { FSCK_EXIT_UNCORRECTED, FSCK_EXIT_CORRECTED, FSCK_EXIT_OK };
+		for (unsigned i = 0; i < ARRAY_SIZE(want); i++) {
+			fo1.mode = i == 1 ? FSCK_MODE_YES : FSCK_MODE_NO;
+			fflush(stdout);
+			CHECK_EQ(fsck_devs(&clone, 1, &fo1, &r), want[i]);
+			fsck_result_free(&r);
+		}
+		clone->keep_open = false;
+		bd_close(clone);
 	}
 
 	/* bkfs gc-gens (ordinary transactions) */
 	struct printbuf report = PRINTBUF;
-	CHECK_EQ(open_dev(bd, 0, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, 0, &fs), 0);
 	u64 t1 = now_ns();
 	CHECK_EQ(bkfs_gc_gens_fs(fs, &report), 0);
 	printf("gc_gens (%.3fs):\n%s", (now_ns() - t1) / 1e9, pb_str(&report));
@@ -315,7 +299,7 @@ int main(void)
 	CHECK(strstr(pb_str(&report), freed) != NULL);
 	CHECK_EQ(bkfs_close(fs), 0);
 
-	CHECK_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
+	REQUIRE_EQ(open_dev(bd, BKFS_OPEN_RDONLY, &fs), 0);
 	stale_scan(fs, &st);
 	printf("after gc_gens: %llu cached pointers, %llu stale, max %llu gens\n", (unsigned long long)st.cached,
 	       (unsigned long long)st.stale, (unsigned long long)st.max_stale);

@@ -17,7 +17,7 @@ static struct blockdev *mk_emu(u64 cut, bool reorder, u64 seed)
 {
 	struct emu_opts o = { .size = EMU_SIZE, .cut_after_writes = cut, .reorder = reorder, .seed = seed };
 	struct blockdev *bd = NULL;
-	CHECK_EQ(emu_dev_create(&o, &bd), 0);
+	REQUIRE_EQ(emu_dev_create(&o, &bd), 0);
 	return bd;
 }
 
@@ -32,7 +32,7 @@ static void test_file_dev(void)
 	close(fd);
 
 	struct blockdev *bd = NULL;
-	CHECK_EQ(file_dev_open(path, 0, &bd), 0);
+	REQUIRE_EQ(file_dev_open(path, 0, &bd), 0);
 	if (!bd)
 		goto out;
 	CHECK_EQ(bd->size, 1 << 20);
@@ -65,7 +65,7 @@ static void test_file_dev(void)
 	bd_close(bd);
 
 	/* read-only reopen: data persisted, writes fail with an error */
-	CHECK_EQ(file_dev_open(path, BD_RDONLY, &bd), 0);
+	REQUIRE_EQ(file_dev_open(path, BD_RDONLY, &bd), 0);
 	if (bd) {
 		CHECK_EQ(bd_read(bd, r, 8192, 4096), 0);
 		CHECK(!memcmp(r, w + 4096, 4096));
@@ -74,7 +74,7 @@ static void test_file_dev(void)
 	}
 
 	/* O_DIRECT requested; unaligned buffers must still work via fallback */
-	CHECK_EQ(file_dev_open(path, BD_DIRECT, &bd), 0);
+	REQUIRE_EQ(file_dev_open(path, BD_DIRECT, &bd), 0);
 	if (bd) {
 		CHECK_EQ(bd_read(bd, r + 1, 12345, 100), 0);
 		CHECK(!memcmp(r + 1, w, 100));
@@ -459,7 +459,7 @@ static void test_emu_clone_save_load(void)
 	CHECK_EQ(bd_write(bd, b, 4096, 4096), 0); /* pending: not cloned */
 	CHECK_EQ(emu_dev_fail_reads(bd, 0, 1), 0);
 
-	CHECK_EQ(emu_dev_clone(bd, &c), 0);
+	REQUIRE_EQ(emu_dev_clone(bd, &c), 0);
 	if (c) {
 		CHECK_EQ(c->size, bd->size);
 		CHECK(emu_dev_media(c) != emu_dev_media(bd));

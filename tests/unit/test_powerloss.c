@@ -547,7 +547,7 @@ static void test_super_writes(unsigned trials)
 	memcpy(emu_dev_media(bd), g_image, DEV_SIZE);
 	bd->keep_open = true;
 	struct blockdev *bds[1] = { bd };
-	CHECK_EQ(bkfs_open_devs(bds, 1, 0, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 1, 0, &fs, &err), 0);
 	unsigned bad = 0, torn = 0;
 	for (unsigned i = 0; i < trials && fs; i++) {
 		unsigned copies = 0;
@@ -715,7 +715,7 @@ int main(void)
 	/* the formatted image */
 	struct emu_opts o = { .size = DEV_SIZE, .seed = 1 };
 	struct blockdev *bd;
-	CHECK_EQ(emu_dev_create(&o, &bd), 0);
+	REQUIRE_EQ(emu_dev_create(&o, &bd), 0);
 	bd->keep_open = true;
 	struct format_opts fo = { .block_size = BLOCK, .btree_node_size = 4096, .bucket_size = 64 << 10,
 				  .journal_size = 1 << 20 };
@@ -728,7 +728,7 @@ int main(void)
 	/* the files exist before the workload starts */
 	struct bkfs_fs *fs;
 	bds[0] = bd;
-	CHECK_EQ(bkfs_open_devs(bds, 1, 0, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 1, 0, &fs, &err), 0);
 	CHECK_EQ(create_files(fs), 0);
 	/* age the journal: the workload's entries then wrap around the ring */
 	struct journal *jn = fs->journal;
@@ -782,7 +782,7 @@ int main(void)
 	if (r.err)
 		fprintf(stderr, "full run: %s\n", bkfs_strerror(r.err));
 	bds[0] = bd;
-	CHECK_EQ(bkfs_open_devs(bds, 1, BKFS_OPEN_RDONLY, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 1, BKFS_OPEN_RDONLY, &fs, &err), 0);
 	u64 h = 0;
 	CHECK_EQ(fs_state_hash(fs, &h, &g_check_model), 0);
 	CHECK(h == g_prefix_hash[NTX]);

@@ -144,7 +144,7 @@ static void step(const char *when)
 	if (rc)
 		fprintf(stderr, "%s: fsck -n exits %d\n", when, rc);
 	CHECK_EQ(rc, 0);
-	CHECK_EQ(open_fs(), 0);
+	REQUIRE_EQ(open_fs(), 0);
 }
 
 static void mk(struct mfile *f)
@@ -319,7 +319,7 @@ int main(void)
 	m_copy(&D, 0, &C, 1u << 20, MIN(512u << 10, D.size));
 	CHECK_EQ(journal_flush(fs), 0);
 	bkfs_close_nowrite(fs);
-	CHECK_EQ(open_fs(), 0);
+	REQUIRE_EQ(open_fs(), 0);
 	step("crash after a reflink");
 
 	/* removal: every indirect extent goes, user data back to nothing */

@@ -265,50 +265,28 @@ static void flip_byte(const struct bkfs_btree_ptr *p, unsigned off)
 
 /* ---- running the pass ---- */
 
-/* check_allocations as bkfs fsck runs it after check_topology: the fused
- * walk after a sound topology, else on the alloc keys read again */
-static int run_allocations(struct fsck_ctx *c)
-{
-	c->pass = FSCK_PASS_check_allocations;
-	c->fuse_fs = !c->nr && !c->scan;
-	if (!c->fuse_fs && alloc_reload(c->fs) == -BKFS_E_NOMEM)
-		return -BKFS_E_NOMEM;
-	return fsck_check_allocations(c);
-}
-
-/* check_topology as the orchestrator runs it (plus check_allocations when
- * asked); -y writes the repairs with one checkpoint. With defer, as bkfs
- * fsck does: topology leaves the fused btrees' leaves to check_allocations,
- * and both run again when one of them is not sound. */
+/* check_topology as bkfs fsck runs it (plus check_allocations when asked:
+ * with_gc), through its driver; -y writes the repairs with its commit.
+ * With defer, as bkfs fsck does: topology leaves the fused btrees' leaves
+ * to check_allocations, and both run again when one of them is not sound. */
 static bool with_gc, defer;
-static struct { unsigned deferred; bool retried; u64 topo_reads; } last;
 static void run(enum fsck_mode mode, struct fsck_result *r, const char *what)
 {
-	struct bkfs_fs *fs;
-	memset(r, 0, sizeof(*r));
-	memset(&last, 0, sizeof(last));
-	if ((r->ret = open_fs(bd, FSCK_FLAGS, &fs)))
-		return;
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = mode }, .topo_defer = defer && with_gc };
-	fs->fsck = &c;
-	c.pass = FSCK_PASS_check_topology;
-	u64 reads = fs->nodes_read;
-	r->ret = fsck_check_topology(&c);
-	last.deferred = c.leaves_deferred;
-	last.topo_reads = fs->nodes_read - reads;
-	if (!r->ret && with_gc) {
-		r->ret = run_allocations(&c);
-		if (r->ret == -BKFS_E_RETRY) {
-			last.retried = true;
-			c.pass = FSCK_PASS_check_topology;
-			r->ret = fsck_check_topology_deferred(&c);
-			if (!r->ret)
-				r->ret = run_allocations(&c);
-		}
-		CHECK_EQ(c.leaves_deferred, 0);
-		fsck_fs_prescan_drop(&c); /* bkfs fsck's check_filesystem would take it */
-	}
-	fsck_test_finish(&c, r, what);
+	struct fsck_opts o = {
+		.mode = mode,
+		.passes = FSCK_PASS_BIT(check_topology) | (with_gc ? FSCK_PASS_BIT(check_allocations) : 0),
+		.full_topology = !defer,
+		/* the open's own node cache, not bkfs fsck's 1 MiB: with it,
+		 * case_stale's repair takes one node more with deferred leaves
+		 * than without (13 findings against 8, the extra ones alloc
+		 * and accounting counts); both repairs leave a clean
+		 * filesystem. Found when this test moved to fsck_devs; kept
+		 * as it was tested before until that is understood. */
+		.node_cache = UINT64_MAX,
+	};
+	fsck_test_run(&bd, 1, &o, r, what);
+	if (!r->ret)
+		CHECK_EQ(r->leaves_unchecked, 0);
 }
 
 /* The cycle; with check_allocations, first -n without deferred leaves:
@@ -323,17 +301,19 @@ static void cycle(const char *name, unsigned want, struct fsck_result *out_n)
 	}
 	fsck_cycle(name, want, run, &n);
 	if (with_gc) {
-		bool same = n.nr_all == plain.nr_all && n.nr == plain.nr &&
-			    !memcmp(n.err, plain.err, n.nr * sizeof(n.err[0])) &&
-			    n.lost_extents == plain.lost_extents && n.lost_nodes == plain.lost_nodes;
+		bool same = fsck_same_findings(&n, &plain) && n.lost_extents == plain.lost_extents &&
+			    n.lost_nodes == plain.lost_nodes;
 		if (!same)
-			fprintf(stderr, "FAIL %s: deferred leaves changed the findings (%u vs %u)\n", name, n.nr_all,
-				plain.nr_all);
+			fprintf(stderr, "FAIL %s: deferred leaves changed the findings (%zu vs %zu)\n", name, n.nr,
+				plain.nr);
 		CHECK(same);
 		defer = false;
+		fsck_result_free(&plain);
 	}
 	if (out_n)
 		*out_n = n;
+	else
+		fsck_result_free(&n);
 }
 
 /* index of a level-1 node with at least 4 children, and its children */
@@ -363,25 +343,27 @@ static void case_clean(void)
 	run(FSCK_MODE_NO, &r, "clean");
 	CHECK_EQ(r.ret, 0);
 	CHECK_EQ(r.nr, 0);
+	CHECK_EQ(r.status, FSCK_EXIT_OK);
 	if (!with_gc)
 		return;
 	/* bkfs fsck's way on a sound tree: topology reads no leaf of the
 	 * inodes btree (a multi-level tree here), and nothing runs twice */
-	u64 full_reads = last.topo_reads;
+	u64 full_reads = r.pass_nodes_read[FSCK_PASS_check_topology];
+	CHECK_EQ(r.leaves_deferred, 0);
 	defer = true;
 	run(FSCK_MODE_NO, &r, "clean");
 	defer = false;
 	CHECK_EQ(r.ret, 0);
 	CHECK_EQ(r.nr, 0);
-	CHECK(last.deferred & (1u << BTREE_ID_inodes));
-	CHECK(!last.retried);
+	CHECK(r.leaves_deferred & (1u << BTREE_ID_inodes));
+	CHECK(!r.topology_retried);
 	struct ntable nt;
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	u64 leaves = 0;
 	for (size_t i = 0; i < nt.nr; i++)
 		leaves += !nt.v[i].level;
 	CHECK(leaves > 4);
-	CHECK_EQ(last.topo_reads + leaves, full_reads);
+	CHECK_EQ(r.pass_nodes_read[FSCK_PASS_check_topology] + leaves, full_reads);
 	free(nt.v);
 }
 
@@ -392,11 +374,9 @@ static void case_unreadable_leaf(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	CHECK(p >= 0);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[nk / 2]];
 	u64 lo = leaf->first_key, hi = leaf->last_key;
 	flip_byte(&leaf->ptr, 300);
@@ -407,6 +387,7 @@ static void case_unreadable_leaf(void)
 	 * it holds none of the lost keys) */
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_node_topology_bad_min_key) ||
 	      fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
+	fsck_result_free(&n);
 	check_keys("unreadable leaf", lo, hi);
 	free(nt.v);
 }
@@ -418,15 +399,15 @@ static void case_gap_from_scan(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned idx = nk / 2;
 	node_rewrite(&nt.v[p].ptr, edit_remove_key, &idx);
 	cycle("gap filled from scan", FSCK_ERR_btree_node_gap_filled_from_scan, &n);
 	CHECK_EQ(n.lost_nodes, 0);
 	CHECK_EQ(n.nr, 1);
+	fsck_result_free(&n);
 	check_keys("gap filled from scan", 1, 0);
 	free(nt.v);
 }
@@ -438,14 +419,14 @@ static void case_last_child_removed(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned idx = nk - 1;
 	node_rewrite(&nt.v[p].ptr, edit_remove_key, &idx);
 	cycle("last child removed", FSCK_ERR_btree_node_topology_bad_max_key, &n);
 	CHECK_EQ(n.nr, 1);
+	fsck_result_free(&n);
 	check_keys("last child removed", 1, 0);
 	free(nt.v);
 }
@@ -458,10 +439,9 @@ static void case_last_child_short(void)
 	int kids[512];
 	unsigned nk;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *last = &nt.v[kids[nk - 1]];
 	u64 mid = (last->first_key + last->last_key) / 2;
 	struct ptr_edit e = { .idx = nk - 1, .set_max = true, .max = POS(0, mid) };
@@ -479,10 +459,9 @@ static void case_overlap(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned j = nk / 2;
 	struct ninfo *a = &nt.v[kids[j]], *b = &nt.v[kids[j + 1]];
 	unsigned want;
@@ -499,6 +478,7 @@ static void case_overlap(void)
 	node_rewrite(&nt.v[p].ptr, edit_ptr, &e);
 	cycle("overlap by seq", want, &n);
 	CHECK_EQ(n.nr, 1);
+	fsck_result_free(&n);
 	check_keys("overlap by seq", 1, 0);
 	free(nt.v);
 }
@@ -511,16 +491,15 @@ static void case_overwritten_by_next(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	unsigned j;
 	for (j = 0; j + 1 < nk; j++)
 		if (nt.v[kids[j + 1]].seq > nt.v[kids[j]].seq)
 			break;
 	if (j + 1 >= nk) {
-		fprintf(stderr, "skip overwritten_by_next: no pair with a newer right neighbour\n");
+		SKIP("no pair with a newer right neighbour");
 		free(nt.v);
 		return;
 	}
@@ -529,6 +508,7 @@ static void case_overwritten_by_next(void)
 	struct ptr_edit e = { .idx = j + 1, .set_min = true, .min = a->min };
 	node_rewrite(&nt.v[p].ptr, edit_ptr, &e);
 	cycle("overwritten by next", FSCK_ERR_btree_node_topology_overwritten_by_next_node, &n);
+	fsck_result_free(&n);
 	check_keys("overwritten by next", lo, hi);
 	free(nt.v);
 }
@@ -553,19 +533,20 @@ static void case_root_range(void)
 	struct ntable nt;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	CHECK(nt.v[0].level >= 2);
 	node_rewrite(&nt.v[0].ptr, edit_hdr_min_first, NULL);
 	free(nt.v);
 	cycle("root bad min", FSCK_ERR_btree_root_bad_min_key, &n);
 	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
 	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
 	check_keys("root bad min", 1, 0);
 
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_accounting, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_accounting, &nt), 0);
 	if (nt.v[0].level || !nt.v[0].nr_keys) {
-		fprintf(stderr, "skip root bad max: the accounting root is not a leaf with keys\n");
+		SKIP("root bad max: the accounting root is not a leaf with keys");
 		free(nt.v);
 		return;
 	}
@@ -574,6 +555,7 @@ static void case_root_range(void)
 	cycle("root bad max", FSCK_ERR_btree_root_bad_max_key, &n);
 	CHECK_EQ(n.nr, 1);
 	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
 	check_keys("root bad max", 1, 0);
 }
 
@@ -582,11 +564,12 @@ static void case_unreadable_root(void)
 	struct ntable nt;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	CHECK(nt.v[0].level >= 2);
 	flip_byte(&nt.v[0].ptr, 200);
 	cycle("unreadable root", FSCK_ERR_btree_root_unreadable, &n);
 	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable_and_scan_found_nothing));
+	fsck_result_free(&n);
 	check_keys("unreadable root", 1, 0);
 	free(nt.v);
 }
@@ -601,14 +584,14 @@ static void case_unreadable_interior(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	flip_byte(&nt.v[p].ptr, 150);
 	cycle("unreadable interior", FSCK_ERR_btree_node_unreadable, &n);
 	CHECK_EQ(n.lost_nodes, 1);
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
+	fsck_result_free(&n);
 	check_keys("unreadable interior", 1, 0);
 	free(nt.v);
 }
@@ -618,12 +601,13 @@ static void case_unreadable_empty_root(void)
 	struct ntable nt;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
 	CHECK_EQ(nt.v[0].level, 0);
 	CHECK_EQ(nt.v[0].nr_keys, 0);
 	flip_byte(&nt.v[0].ptr, 40);
 	cycle("unreadable empty root", FSCK_ERR_btree_root_unreadable_and_scan_found_nothing, &n);
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
+	fsck_result_free(&n);
 	check_keys("unreadable empty root", 1, 0);
 	free(nt.v);
 }
@@ -638,14 +622,13 @@ static void case_stale(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[2]];
 	/* a free node slot inside a btree bucket */
 	struct bkfs_fs *fs;
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	u32 nb = fs->node_bytes, bs = fs->sb.bucket_size, ns = fs->sb.btree_node_size;
 	u64 slot = 0, max_seq = fs->node_seq;
 	u8 *media = emu_dev_media(bd);
@@ -664,11 +647,7 @@ static void case_stale(void)
 		}
 	}
 	bkfs_close_nowrite(fs);
-	CHECK(slot != 0);
-	if (!slot) {
-		free(nt.v);
-		return;
-	}
+	REQUIRE(slot != 0);
 	u8 *copy = media + (slot << SECTOR_SHIFT);
 	memcpy(copy, emu_node_at(bd, &leaf->ptr, 0), nb);
 	struct bkfs_node_hdr *h = (void *)copy;
@@ -684,9 +663,10 @@ static void case_stale(void)
 	u64 lo = bad->first_key, hi = bad->last_key;
 	flip_byte(&bad->ptr, 300);
 	cycle("stale node", FSCK_ERR_btree_node_stale_replaced_by_scan, &n);
+	fsck_result_free(&n);
 	check_keys("stale node", lo, hi);
 	/* the newer copy's content is what the tree has now */
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	struct bkey_buf kb;
 	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, changed_inum), &kb), 0);
 	CHECK_EQ(((struct bkfs_inode *)bkey_val(&kb.k))->size, 424242);
@@ -713,11 +693,9 @@ static void case_invalid_keys(void)
 	unsigned nk;
 	struct fsck_result n;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	int p = pick_level1(&nt, kids, &nk);
-	CHECK(p >= 0);
-	if (p < 0)
-		return;
+	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[1]];
 	unsigned idx = 3;
 	CHECK(leaf->nr_keys > idx + 2);
@@ -732,7 +710,7 @@ static void case_invalid_keys(void)
 	int ret;
 	size_t count = 0;
 	bool seen = false;
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	for_each_btree_key(it, fs, BTREE_ID_inodes, POS_MIN, k, ret) {
 		count++;
 		seen |= k->p.offset == bad || k->p.offset == bad + 1;
@@ -746,7 +724,7 @@ static void case_invalid_keys(void)
 	CHECK_EQ(btree_lookup(fs, BTREE_ID_inodes, POS(0, bad - 1), &kb), 0);
 	bkfs_close_nowrite(fs);
 	/* a transaction over an invalid key is refused outside fsck */
-	CHECK_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
+	REQUIRE_EQ(open_fs(bd, BKFS_OPEN_RDONLY | BKFS_OPEN_DEGRADED, &fs), 0);
 	fs->flags &= ~BKFS_OPEN_RDONLY; /* in memory only: closed without writing */
 	struct trans t;
 	trans_init(&t, fs);
@@ -760,6 +738,7 @@ static void case_invalid_keys(void)
 	with_gc = false;
 	CHECK_EQ(n.nr, 2); /* the two keys; nothing for the allocation checker */
 	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
 	check_keys("invalid keys", bad, bad + 1);
 	free(nt.v);
 }
@@ -815,7 +794,7 @@ static void case_random(u64 seed)
 	u64 rng = seed * 0x9E3779B97F4A7C15ull + 1;
 	snprintf(name, sizeof(name), "random %llu", (unsigned long long)seed);
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
 	unsigned nr_mut = 1 + rng_next(&rng) % 3;
 	for (unsigned m = 0; m < nr_mut; m++) {
 		struct ninfo *x = &nt.v[rng_next(&rng) % nt.nr];
@@ -828,15 +807,18 @@ static void case_random(u64 seed)
 	run(FSCK_MODE_YES, &y, name);
 	CHECK_EQ(n.ret, 0);
 	CHECK_EQ(y.ret, 0);
-	bool same = y.nr == n.nr && !memcmp(y.err, n.err, n.nr * sizeof(n.err[0]));
+	bool same = fsck_same_findings(&y, &n);
 	if (!same)
-		fprintf(stderr, "FAIL %s: -n and -y findings differ (%u vs %u)\n", name, n.nr, y.nr);
+		fprintf(stderr, "FAIL %s: -n and -y findings differ (%zu vs %zu)\n", name, n.nr, y.nr);
 	CHECK(same);
+	fsck_result_free(&n);
+	fsck_result_free(&y);
 	run(FSCK_MODE_NO, &after, "after");
 	CHECK_EQ(after.ret, 0);
-	if (after.nr_all)
+	if (after.nr)
 		fprintf(stderr, "FAIL %s: not clean after -y\n", name);
-	CHECK_EQ(after.nr_all, 0);
+	CHECK_EQ(after.nr, 0);
+	fsck_result_free(&after);
 	check_no_extra_keys(name);
 	free(nt.v);
 }
@@ -849,8 +831,8 @@ static void case_scan(void)
 	struct bkfs_fs *fs;
 	struct scan_result r;
 	fresh_copy();
-	CHECK_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
-	CHECK_EQ(open_fs(bd, FSCK_FLAGS, &fs), 0);
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	REQUIRE_EQ(open_fs(bd, FSCK_OPEN_FLAGS, &fs), 0);
 	CHECK_EQ(btree_node_scan(fs, &r), 0);
 	bkfs_close_nowrite(fs);
 	size_t live = 0, found = 0;
@@ -884,33 +866,13 @@ static void case_scan(void)
  * unreadable only when both copies are bad */
 static unsigned topo_findings(struct blockdev **devs, unsigned nr, unsigned *first)
 {
-	struct printbuf err = PRINTBUF;
-	struct bkfs_fs *fs;
-	struct blockdev *bds[2] = { devs[0], devs[1] };
-	unsigned n = ~0u;
-	if (bkfs_open_devs(bds, nr, FSCK_FLAGS, &fs, &err)) {
-		fprintf(stderr, "open: %s\n", pb_str(&err));
-		pb_exit(&err);
-		return n;
-	}
-	pb_exit(&err);
-	struct fsck_ctx c = { .fs = fs, .opts = { .mode = FSCK_MODE_NO } };
-	fs->fsck = &c;
-	c.pass = FSCK_PASS_check_topology;
-	if (!fsck_check_topology(&c))
-		n = c.nr;
-	if (c.nr)
-		*first = c.f[0].err;
-	bkfs_close_nowrite(fs);
-	for (size_t i = 0; i < c.nr; i++) {
-		free(c.f[i].object);
-		free(c.f[i].msg);
-	}
-	free(c.f);
-	if (c.scan) {
-		scan_result_free(c.scan);
-		free(c.scan);
-	}
+	struct fsck_opts o = { .mode = FSCK_MODE_NO, .passes = FSCK_PASS_BIT(check_topology) };
+	struct fsck_result r;
+	fsck_test_run(devs, nr, &o, &r, "replicas");
+	unsigned n = r.ret ? ~0u : r.nr;
+	if (r.nr)
+		*first = r.f[0].err;
+	fsck_result_free(&r);
 	return n;
 }
 
@@ -923,21 +885,21 @@ static void case_replicas(void)
 	struct scan_result r;
 	for (unsigned i = 0; i < 2; i++) {
 		struct emu_opts o = { .size = 32 << 20, .seed = 11 + i };
-		CHECK_EQ(emu_dev_create(&o, &devs[i]), 0);
+		REQUIRE_EQ(emu_dev_create(&o, &devs[i]), 0);
 		devs[i]->keep_open = true;
 	}
 	struct blockdev *bds[2] = { devs[0], devs[1] };
 	CHECK_EQ(bkfs_format_devs(bds, 2, &fo, &err), 0);
 	bds[0] = devs[0];
 	bds[1] = devs[1];
-	CHECK_EQ(bkfs_open_devs(bds, 2, BKFS_OPEN_NOJOURNAL, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 2, BKFS_OPEN_NOJOURNAL, &fs, &err), 0);
 	CHECK_EQ(insert_inodes(fs, FIRST_INUM, 3000), 0);
 	CHECK_EQ(bkfs_close(fs), 0);
 	pb_exit(&err);
 
 	bds[0] = devs[0];
 	bds[1] = devs[1];
-	CHECK_EQ(bkfs_open_devs(bds, 2, FSCK_FLAGS, &fs, &err), 0);
+	REQUIRE_EQ(bkfs_open_devs(bds, 2, FSCK_OPEN_FLAGS, &fs, &err), 0);
 	CHECK_EQ(btree_node_scan(fs, &r), 0);
 	bkfs_close_nowrite(fs);
 	size_t two = 0, leaf = r.nr;
@@ -966,48 +928,45 @@ static void case_replicas(void)
 	}
 }
 
+/* case_random(seed) as a case of its own */
+static u64 random_seed;
+static void case_random_seeded(void)
+{
+	case_random(random_seed);
+}
+#define RUN_CASE_RANDOM(seed) (random_seed = (seed), RUN_CASE(case_random_seeded))
+
+/* every damage case, then the random ones */
+static void damage_cases(unsigned iters)
+{
+	RUN_CASE(case_clean);
+	RUN_CASE(case_unreadable_leaf);
+	RUN_CASE(case_gap_from_scan);
+	RUN_CASE(case_last_child_removed);
+	RUN_CASE(case_last_child_short);
+	RUN_CASE(case_overlap);
+	RUN_CASE(case_overwritten_by_next);
+	RUN_CASE(case_unreadable_interior);
+	RUN_CASE(case_unreadable_root);
+	RUN_CASE(case_root_range);
+	RUN_CASE(case_unreadable_empty_root);
+	RUN_CASE(case_stale);
+	RUN_CASE(case_invalid_keys);
+	for (unsigned i = 1; i <= iters; i++)
+		RUN_CASE_RANDOM(i);
+}
+
 int main(void)
 {
-	int ret = build_base();
-	CHECK_EQ(ret, 0);
-	if (ret)
-		TEST_MAIN_END();
-	case_scan();
-	case_replicas();
-	case_clean();
-	case_unreadable_leaf();
-	case_gap_from_scan();
-	case_last_child_removed();
-	case_last_child_short();
-	case_overlap();
-	case_overwritten_by_next();
-	case_unreadable_interior();
-	case_unreadable_root();
-	case_root_range();
-	case_unreadable_empty_root();
-	case_stale();
-	case_invalid_keys();
+	REQUIRE_EQ(build_base(), 0);
+	RUN_CASE(case_scan);
+	RUN_CASE(case_replicas);
 	unsigned iters = getenv("TOPO_RANDOM_ITERS") ? atoi(getenv("TOPO_RANDOM_ITERS")) : 6;
-	for (unsigned i = 1; i <= iters; i++)
-		case_random(i);
+	damage_cases(iters);
 	/* the same damage with check_allocations after topology: the repaired
 	 * trees must also be clean for the allocation checker */
 	with_gc = true;
-	case_clean();
-	case_unreadable_leaf();
-	case_gap_from_scan();
-	case_last_child_removed();
-	case_last_child_short();
-	case_overlap();
-	case_overwritten_by_next();
-	case_unreadable_interior();
-	case_unreadable_root();
-	case_root_range();
-	case_unreadable_empty_root();
-	case_stale();
-	case_invalid_keys();
-	for (unsigned i = 1; i <= iters; i++)
-		case_random(i);
+	damage_cases(iters);
 	with_gc = false;
 	if (bd) {
 		bd->keep_open = false;

@@ -6,8 +6,7 @@
 
 : "${BKFS:?}" "${GENTREE:?}" "${TMPDIR:?}"
 
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.bash"
 
 # `bkfs debug corrupt --list`: one kind a line, tab-separated
 # KIND EXPECTED-FSCK-ERROR NEEDS DESCRIPTION; NEEDS is what the image must
@@ -43,7 +42,7 @@ require_corrupt() {
 # buckets each hold a single extent (share_big shares two of them).
 make_sample() {
 	local dir=$1 files=$2 big=$1.big
-	"$GENTREE" --seed 7 --files "$files" --quiet "$dir" > /dev/null || die "gentree failed"
+	"$GENTREE" --seed 7 --files "$files" --quiet "$dir" > /dev/null || fail "gentree failed"
 	mkdir -p "$big"
 	# deterministic content: the generated files, concatenated
 	find "$dir" -type f -size +1k -print0 | LC_ALL=C sort -z | xargs -0 cat 2>/dev/null |
@@ -59,7 +58,7 @@ make_sample() {
 make_image() {
 	rm -f "$2"
 	truncate -s "$3" "$2"
-	"$BKFS" format --source "$1" "$2" > "$2.format.log" 2>&1 || { cat "$2.format.log"; die "format --source failed"; }
+	"$BKFS" format --source "$1" "$2" > "$2.format.log" 2>&1 || { cat "$2.format.log"; fail "format --source failed"; }
 }
 
 # share_big IMG: the big files b1 and b3 of a make_sample image get copies
@@ -68,15 +67,15 @@ share_big() {
 	local f
 	for f in b1 b3; do
 		"$BKFS" reflink "$1" "/big/$f" "/big/$f.shared" >> "$1.format.log" 2>&1 ||
-			{ cat "$1.format.log"; die "bkfs reflink /big/$f failed"; }
+			{ cat "$1.format.log"; fail "bkfs reflink /big/$f failed"; }
 	done
 }
 
-# manifest IMG OUT MANIFEST: extract IMG into OUT (fresh) and write the sha256
+# extract_manifest IMG OUT MANIFEST: extract IMG into OUT (fresh) and write the sha256
 # of every regular file, by path (./rel/path), to MANIFEST. Returns the exit
 # status of extract (1 = some objects could not be read: the manifest is
 # still written, the problems are in OUT.extract.log).
-manifest() {
+extract_manifest() {
 	local img=$1 out=$2 man=$3 rc=0
 	extract_to "$img" "$out" || rc=$?
 	(cd "$out" && find . -path ./lost+found -prune -o -type f -print0 | LC_ALL=C sort -z |

@@ -1,7 +1,7 @@
 # expect.bash - what the integration scripts that stop at the first failure
 # share. Needs T (a scratch directory) set by the script.
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.bash"
 
 # expect STATUS CMD...: run CMD (output in $T/out, $T/err), fail unless it
 # exits STATUS (printing the start of its output)
