@@ -39,8 +39,8 @@ $(BUILD)/libbkfs.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-# objects are linked directly (not through the archive) so that weak
-# fallbacks never shadow a real definition
+# objects are linked directly (not through the archive): every object is
+# in the binary, and a missing one is a link error
 $(BUILD)/bkfs: $(TOOL_OBJS) $(LIB_OBJS) $(FUSE_OBJS) $(BUILD)/libbkfs.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB_OBJS) $(FUSE_OBJS) $(LDLIBS) $(FUSE_LIBS)
 

@@ -26,7 +26,7 @@ int cmd_list(int argc, char **argv);        /* cmd_inspect.c */
 int cmd_usage(int argc, char **argv);       /* cmd_inspect.c */
 int cmd_scan(int argc, char **argv);        /* cmd_scan.c (fsck layer's node scan) */
 int cmd_fsck(int argc, char **argv);        /* cmd_fsck.c */
-int cmd_gc_gens(int argc, char **argv);     /* cmd_fsck.c */
+int cmd_gc_gens(int argc, char **argv);     /* cmd_gc_gens.c */
 int cmd_debug(int argc, char **argv);       /* cmd_debug.c */
 int cmd_mount(int argc, char **argv);       /* cmd_mount.c */
 int cmd_reflink(int argc, char **argv);     /* cmd_reflink.c */

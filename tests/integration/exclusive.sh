@@ -21,7 +21,6 @@ T=$TMPDIR
 LIB=$(cd "$(dirname "$0")" && pwd)/lib
 . "$LIB/expect.bash"
 . "$LIB/fuse.bash"
-skip() { echo "skipped: $*"; exit 77; }
 fuse_require
 command -v flock > /dev/null 2>&1 || skip "no flock(1)"
 
