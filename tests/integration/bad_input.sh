@@ -152,13 +152,25 @@ expect 1 "not a directory" "$BKFS" extract "$T/before.img" "$T/file"
 expect 1 "" "$BKFS" extract "$T/before.img" "$T/no/such/parent"
 
 # ---- unreadable source entries: reported, skipped, exit 1, fs consistent ----
-U=$T/usrc
+# As root the import runs as uid 65534, which must reach the files and the
+# binary: a clone under a 0700 /root is out of its reach, so this case works
+# in a world-readable directory of its own (with a copy of the binary).
+P=$T
+UBKFS=$BKFS
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+	P=$(mktemp -d /tmp/bkfs-unreadable.XXXXXX)
+	chmod 755 "$P"
+	cp "$BKFS" "$P/bkfs"
+	UBKFS=$P/bkfs
+	trap 'rm -rf "$P"' EXIT
+fi
+U=$P/usrc
 mkdir -p "$U/ok" "$U/closed"
 echo fine > "$U/ok/f"
 echo secret > "$U/secret"
 echo inner > "$U/closed/inner"
 chmod 000 "$U/secret" "$U/closed"
-img=$T/unreadable.img
+img=$P/unreadable.img
 truncate -s 128M "$img"
 runner=()
 if [ "$(id -u)" = 0 ]; then
@@ -171,7 +183,7 @@ if [ "$(id -u)" = 0 ]; then
 	fi
 fi
 if [ "$(id -u)" != 0 ] || [ "${#runner[@]}" -gt 0 ]; then
-	expect 1 "cannot read .*(secret|closed)" "${runner[@]}" "$BKFS" format --source "$U" "$img"
+	expect 1 "cannot read .*(secret|closed)" "${runner[@]}" "$UBKFS" format --source "$U" "$img"
 	grep -q "secret" "$T/err" && grep -q "closed" "$T/err" || bad "both unreadable entries should be named"
 	expect 0 "" "$BKFS" extract "$img" "$T/u_out"
 	[ -f "$T/u_out/ok/f" ] && [ ! -e "$T/u_out/secret" ] && [ ! -e "$T/u_out/closed" ] ||
