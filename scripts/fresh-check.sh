@@ -42,7 +42,7 @@ bootstrap_base() {
 	[ -x "$BASE/usr/bin/make" ] && return
 	install_debootstrap
 	echo "fresh-check: bootstrapping Debian 12 minbase into $BASE (once)" >&2
-	rm -rf "$BASE.tmp"
+	rm -rf --one-file-system "$BASE.tmp"   # a killed debootstrap may leave /proc mounted
 	mkdir -p "$FRESH"
 	debootstrap --variant=minbase --include=gcc,make,git bookworm \
 		"$BASE.tmp" "$MIRROR" >&2 || die "debootstrap failed (log: $BASE.tmp/debootstrap/debootstrap.log)"
