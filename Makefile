@@ -1,4 +1,30 @@
 # bkfs - plain Makefile. `make` builds build/bkfs and build/libbkfs.a.
+#
+# Two stages. The make you type only installs the missing Debian packages
+# (scripts/deps.sh, when root) and then runs make again, with
+# BKFS_DEPS_DONE=1, for the same goals. The build rules below are read only
+# by that second make, so what they ask of the installed tools (the
+# `pkg-config fuse3` flags) is evaluated after the packages are there.
+# `make clean` goes straight to the second stage: it installs nothing.
+BKFS_STAGE := 2
+ifndef BKFS_DEPS_DONE
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+BKFS_STAGE := 1
+endif
+endif
+
+ifeq ($(BKFS_STAGE),1)
+# ---- stage 1: dependencies, then make again ----
+.PHONY: deps-then-make $(MAKECMDGOALS)
+deps-then-make:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory BKFS_DEPS_DONE=1 $(MAKECMDGOALS)
+
+# every goal is made by the second make
+$(MAKECMDGOALS): deps-then-make ; @:
+
+else
+# ---- stage 2: the build ----
 CC ?= cc
 BUILD ?= build
 CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-address-of-packed-member -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread
@@ -24,11 +50,10 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps check asan bench bench-aging clean demo fuzz
-all: deps-check $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn
+all: $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn
 
-# installs missing Debian packages when run as root (no-op when present)
-deps-check:
-	@scripts/deps.sh
+# `make deps` only installs the packages (stage 1 did it)
+deps: ; @:
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -86,6 +111,7 @@ fuzz: $(BUILD)/bkfs $(BUILD)/gentree
 	@BUILD=$(BUILD) tests/fuzz/run.sh $(FUZZ_TIME)
 
 clean:
-	rm -rf build build-asan
+	rm -rf --one-file-system build build-asan
 
 -include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(FUSE_OBJS:.o=.d)
+endif
