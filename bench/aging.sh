@@ -35,11 +35,13 @@ FILLS=${BENCH_AGING_FILLS:-"10 50 80 90"}
 FACTOR=${BENCH_AGING_FACTOR:-10}
 TOOLS=${BENCH_AGING_TOOLS:-"bkfs ext4 btrfs"}
 SEED=${BENCH_SEED:-1}
-BKFS=$(realpath "$BUILD/bkfs")
-CHURN=$(realpath "$BUILD/churn")
 mkdir -p "$BENCH_DIR"
 D=$(realpath "$BENCH_DIR")/aging
 mkdir -p "$D/mnt"
+# copies: a rebuild during the run does not change what is measured
+cp "$BUILD/bkfs" "$D/bkfs.bin" && cp "$BUILD/churn" "$D/churn.bin" || exit 0
+BKFS=$D/bkfs.bin
+CHURN=$D/churn.bin
 IMG=$D/img
 MNT=$D/mnt
 OUT=$BENCH_DIR/aging.txt
