@@ -36,6 +36,9 @@ int bg_start(struct bkfs_fs *fs, pthread_mutex_t *lock, const struct bg_opts *o,
 void bg_stop(struct background *bg, struct bg_stats *final);
 /* Wake the thread: something happened that may make work due. Under the lock. */
 void bg_kick(struct background *bg);
+/* Wake it if generation GC is due now (a gen near the limit), so it runs
+ * between requests instead of inside one. Under the lock. */
+void bg_kick_if_due(struct background *bg);
 void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s);
 
 /* Under the engine lock, after an operation ran out of space: make freed

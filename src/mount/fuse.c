@@ -77,8 +77,10 @@ static struct {
  * checkpoints, and its cache would grow to the whole metadata). */
 static void unlock_trim(void)
 {
-	if (S.fs && !S.closed)
+	if (S.fs && !S.closed) {
 		btree_cache_trim(S.fs);
+		bg_kick_if_due(S.bg);
+	}
 	pthread_mutex_unlock(&S.lock);
 }
 #define LOCK() pthread_mutex_lock(&S.lock)
