@@ -10,6 +10,7 @@
 
 #define BKFS_RENAME_NOREPLACE (1u << 0) /* fail with -BKFS_E_EXIST if the target exists */
 #define BKFS_RENAME_EXCHANGE  (1u << 1) /* swap two existing names */
+#define BKFS_RENAME_ORPHAN    (1u << 2) /* the target is open: see BKFS_REMOVE_ORPHAN */
 /* Rename oname in odir to nname in ndir. A target that exists is replaced
  * (a directory only by a directory, which must be empty; a non-directory
  * only by a non-directory) and loses a link; its inode goes when that was
@@ -20,19 +21,29 @@ int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const
 
 /* Removed inodes never pass through an unreachable state: one that loses
  * its last link goes in the same transaction as its name when its data is
- * small; a larger one is moved to a hidden name in the root
- * (BKFS_HIDDEN_PREFIX "INUM.N") in that transaction, its data removed in
- * bounded transactions, and the name and inode then go together. After a
- * crash, bkfs_reap_hidden() finishes what is left. */
-#define BKFS_HIDDEN_PREFIX ".bkfs_hidden."
-
+ * small; otherwise it stays with nlink 0 and an entry in the orphans btree
+ * (written in that transaction) until bkfs_orphan_release(): at once for a
+ * large file (its data goes in bounded transactions), at the last close for
+ * an open one (BKFS_REMOVE_ORPHAN, BKFS_RENAME_ORPHAN). After a crash,
+ * bkfs_reap_orphans() finishes what is left. */
 #define BKFS_REMOVE_DIR        (1u << 0) /* rmdir: name must be an empty directory */
 #define BKFS_REMOVE_KEEP_TIMES (1u << 1) /* leave the directory's mtime/ctime alone */
+#define BKFS_REMOVE_ORPHAN     (1u << 2) /* the inode is open: keep it as an orphan if this was its last link */
 /* unlink (or rmdir with BKFS_REMOVE_DIR) name in dir. */
 int bkfs_remove(struct bkfs_fs *fs, u64 dir, const char *name, unsigned flags);
-/* Remove every hidden name (BKFS_HIDDEN_PREFIX) in the root: leftovers of a
- * crash. Only when no file can be open (mount time). *nr (may be NULL)
- * receives how many went. */
+/* Remove orphan inum (its data in bounded transactions, then the inode and
+ * its entry together); 0 and nothing done if inum is not on the list. */
+int bkfs_orphan_release(struct bkfs_fs *fs, u64 inum);
+/* Release every orphan: leftovers of a crash. Only when no file can be open
+ * (mount time). *nr (may be NULL) receives how many went. */
+int bkfs_reap_orphans(struct bkfs_fs *fs, unsigned *nr);
+
+/* Older versions moved such inodes to hidden names in the root
+ * (BKFS_HIDDEN_PREFIX "INUM.N", or "oINUM.N" for open files) instead. */
+#define BKFS_HIDDEN_PREFIX ".bkfs_hidden."
+/* Remove every hidden name (BKFS_HIDDEN_PREFIX) in the root: leftovers of an
+ * older version's crash. Only when no file can be open (mount time). *nr
+ * (may be NULL) receives how many went. */
 int bkfs_reap_hidden(struct bkfs_fs *fs, unsigned *nr);
 
 #define BKFS_ATTR_MODE  (1u << 0) /* permission bits (07777); the type is kept */

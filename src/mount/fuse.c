@@ -8,12 +8,11 @@
  *   exact. lookup counts (forget) need no bookkeeping: inodes live in the
  *   btrees, not in memory.
  * - Unlinking (or renaming over) the last link of a file that is still open
- *   renames it to a hidden name in the root directory
- *   (BKFS_HIDDEN_PREFIX "oINUM.N") instead; the last release removes it.
- *   Every committed state is an ordinary consistent filesystem (no
- *   unreachable inodes after a crash: at worst a hidden file is left over,
- *   and the next mount removes those). The root's times are kept across
- *   these moves.
+ *   keeps its inode with nlink 0 on the orphan list (the orphans btree, in
+ *   the same transaction); its data stays readable and writable until the
+ *   last release, which removes it and frees the space. After a crash the
+ *   next read-write mount removes every orphan before serving (and hidden
+ *   names an older version left, BKFS_HIDDEN_PREFIX in the root).
  * - The engine is single-threaded: the FUSE loop is single-threaded, and
  *   every call into the engine holds one mutex too.
  * - Writes, truncates and metadata changes are committed transactions
@@ -52,13 +51,12 @@
 
 #define TIMEOUT 1.0 /* seconds the kernel may cache entries and attributes */
 
-/* open files: how often each inode is open, and its hidden name once its
- * last link was removed */
+/* open files: how often each inode is open, and whether a name of it was
+ * removed while open (it may be an orphan: the last release checks) */
 struct open_file {
 	u64 inum;
 	u32 count;
-	bool hidden;
-	char hname[64];
+	bool unlinked;
 };
 
 static struct {
@@ -250,22 +248,13 @@ static int open_get(u64 inum)
 	return 0;
 }
 
-/* keep the root's times across our own moves in and out of it */
-static void root_times_restore(const struct bkfs_inode *root)
+/* Remove inum if it is an orphan (its last close, or unmount). */
+static void release_orphan(u64 inum)
 {
-	struct bkfs_attr_change c = {
-		.mask = BKFS_ATTR_MTIME | BKFS_ATTR_CTIME,
-		.mtime_ns = root->mtime_ns,
-		.ctime_ns = root->ctime_ns,
-	};
-	bkfs_setattr(S.fs, BKFS_ROOT_INO, &c, NULL);
-}
-
-/* Remove the hidden name of o (its last close, or unmount). */
-static int unhide(struct open_file *o)
-{
-	o->hidden = false;
-	return bkfs_remove(S.fs, BKFS_ROOT_INO, o->hname, BKFS_REMOVE_KEEP_TIMES);
+	int ret = writable() ? 0 : bkfs_orphan_release(S.fs, inum);
+	if (ret)
+		fprintf(stderr, "bkfs mount: removing unlinked inode %llu: %s\n", (unsigned long long)inum,
+			bkfs_strerror(ret));
 }
 
 static void open_put(u64 inum)
@@ -273,43 +262,30 @@ static void open_put(u64 inum)
 	struct open_file *o = open_find(inum);
 	if (!o || --o->count)
 		return;
-	if (o->hidden && unhide(o))
-		fprintf(stderr, "bkfs mount: removing %s: failed\n", o->hname);
+	if (o->unlinked)
+		release_orphan(inum);
 	*o = S.open[--S.nr_open];
 }
 
-/* Name dir/name is about to lose its inode: if that is the last link of an
- * open file, move it to a hidden name in the root instead (*hidden = true:
- * the name is gone, nothing more to do). */
-static int hide_if_open(u64 dir, const char *name, bool *hidden)
+/* Name dir/name is about to lose its inode: if that inode is open, the
+ * removal keeps it as an orphan (*flag gets orphan_flag) and its last
+ * release removes it. */
+static int orphan_if_open(u64 dir, const char *name, unsigned orphan_flag, unsigned *flag)
 {
-	struct bkfs_inode in, root;
+	struct bkfs_inode in;
 	struct open_file *o;
 	u64 inum;
-	int ret;
-	*hidden = false;
 	if (!S.nr_open)
 		return 0;
-	ret = bkfs_lookup(S.fs, dir, name, &inum, &in);
+	int ret = bkfs_lookup(S.fs, dir, name, &inum, &in);
 	if (ret == -BKFS_E_NOENT)
 		return 0;
 	if (ret)
 		return ret;
-	if (S_ISDIR(in.mode) || in.nlink > 1 || !(o = open_find(inum)))
-		return 0;
-	if ((ret = bkfs_inode_find(S.fs, BKFS_ROOT_INO, &root)))
-		return ret;
-	for (unsigned n = 0;; n++) {
-		snprintf(o->hname, sizeof(o->hname), BKFS_HIDDEN_PREFIX "o%llu.%u", (unsigned long long)inum, n);
-		ret = bkfs_rename(S.fs, dir, name, BKFS_ROOT_INO, o->hname, BKFS_RENAME_NOREPLACE);
-		if (ret != -BKFS_E_EXIST || n > 1000)
-			break;
+	if (!S_ISDIR(in.mode) && (o = open_find(inum))) {
+		o->unlinked = true;
+		*flag |= orphan_flag;
 	}
-	if (ret)
-		return ret;
-	if (dir != BKFS_ROOT_INO)
-		root_times_restore(&root);
-	o->hidden = *hidden = true;
 	return 0;
 }
 
@@ -497,11 +473,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, bool rmdir)
 {
 	u64 dir = to_inum(parent);
-	bool hidden = false;
+	unsigned flags = rmdir ? BKFS_REMOVE_DIR : 0;
 	int ret = 0, e = name_ok(name);
 	LOCK();
-	if (!e && !(e = writable()) && (rmdir || !(ret = hide_if_open(dir, name, &hidden))) && !hidden)
-		ret = bkfs_remove(S.fs, dir, name, rmdir ? BKFS_REMOVE_DIR : 0);
+	if (!e && !(e = writable()) && (rmdir || !(ret = orphan_if_open(dir, name, BKFS_REMOVE_ORPHAN, &flags))))
+		ret = bkfs_remove(S.fs, dir, name, flags);
 	UNLOCK();
 	fuse_reply_err(req, e ? e : err(ret));
 }
@@ -521,7 +497,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	u64 odir = to_inum(parent), ndir = to_inum(newparent);
 	unsigned f = 0;
-	bool hidden;
 	int ret = 0, e = 0;
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		fuse_reply_err(req, EINVAL);
@@ -534,20 +509,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	LOCK();
 	if ((e = name_ok(name)) || (e = name_ok(newname)) || (e = writable()))
 		goto out;
-	if (!f) {
-		/* an open file about to lose its last link to the rename is
-		 * hidden first (not when the source is that same inode) */
-		u64 si, ti;
-		struct bkfs_inode sin, tin;
-		if ((ret = bkfs_lookup(S.fs, odir, name, &si, &sin)))
-			goto out;
-		ret = bkfs_lookup(S.fs, ndir, newname, &ti, &tin);
-		if (!ret && ti != si && !S_ISDIR(sin.mode) && !S_ISDIR(tin.mode) &&
-		    (ret = hide_if_open(ndir, newname, &hidden)))
-			goto out;
-		if (ret && ret != -BKFS_E_NOENT)
-			goto out;
-	}
+	/* an open target about to lose its last link stays as an orphan */
+	if (!(f & BKFS_RENAME_EXCHANGE) && (ret = orphan_if_open(ndir, newname, BKFS_RENAME_ORPHAN, &f)))
+		goto out;
 	if (retry_nospc(ret = bkfs_rename(S.fs, odir, name, ndir, newname, f)))
 		ret = bkfs_rename(S.fs, odir, name, ndir, newname, f);
 out:
@@ -949,10 +913,10 @@ static void close_fs(void)
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
-		/* files still open at unmount: their hidden names go now */
+		/* files still open at unmount: orphans among them go now */
 		for (size_t i = 0; i < S.nr_open; i++)
-			if (S.open[i].hidden && !(S.fs->flags & BKFS_OPEN_RDONLY))
-				unhide(&S.open[i]);
+			if (S.open[i].unlinked)
+				release_orphan(S.open[i].inum);
 		S.nr_open = 0;
 		S.close_ret = bkfs_close(S.fs);
 		if (S.close_ret)
@@ -1004,6 +968,22 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.copy_file_range = op_copy_file_range,
 };
 
+/* Orphans left by a crash (files unlinked while open, interrupted
+ * deletions), and hidden names an older version left for the same: no file
+ * is open yet, so they all go. */
+static void reap_leftovers(struct bkfs_fs *fs)
+{
+	unsigned nr = 0, nr_hidden = 0;
+	int r = bkfs_reap_orphans(fs, &nr);
+	if (!r)
+		r = bkfs_reap_hidden(fs, &nr_hidden);
+	if (r)
+		fprintf(stderr, "bkfs mount: removing leftover unlinked files: %s\n", bkfs_strerror(r));
+	else if (nr + nr_hidden)
+		fprintf(stderr, "bkfs mount: removed %u leftover unlinked file(s) (unlinked while open, or "
+			"deletions interrupted by a crash)\n", nr + nr_hidden);
+}
+
 int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -1025,17 +1005,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 	}
 	if (!(se = fuse_session_new(&args, &bkfs_ll_ops, sizeof(bkfs_ll_ops), NULL)))
 		goto out;
-	if (!(fs->flags & BKFS_OPEN_RDONLY)) {
-		/* hidden files left by a crash (open unlinked files, interrupted
-		 * deletions): no file is open yet, so they all go */
-		unsigned nr;
-		int r = bkfs_reap_hidden(fs, &nr);
-		if (r)
-			fprintf(stderr, "bkfs mount: removing leftover hidden files: %s\n", bkfs_strerror(r));
-		else if (nr)
-			fprintf(stderr, "bkfs mount: removed %u leftover hidden file(s) (unlinked while open, or "
-				"deletions interrupted by a crash)\n", nr);
-	}
+	if (!(fs->flags & BKFS_OPEN_RDONLY))
+		reap_leftovers(fs);
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy;
 	if (fuse_session_mount(se, opts.mountpoint))
