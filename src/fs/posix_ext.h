@@ -67,6 +67,22 @@ int bkfs_getxattr(struct bkfs_fs *fs, u64 inum, const char *name, void *buf, siz
 int bkfs_setxattr(struct bkfs_fs *fs, u64 inum, const char *name, const void *val, size_t len, int flags);
 int bkfs_removexattr(struct bkfs_fs *fs, u64 inum, const char *name);
 
+/* fallocate(2) on a regular file: mode 0 preallocates [off, off + len)
+ * (reservation keys over its holes: they read as zeros and count in
+ * sectors) and grows i_size to its end; KEEP_SIZE leaves i_size alone;
+ * PUNCH_HOLE (only with KEEP_SIZE) removes the range's data (partial blocks
+ * zeroed); ZERO_RANGE makes the range read as zeros and stay allocated
+ * (with or without KEEP_SIZE). Other combinations: -BKFS_E_INVAL. len 0:
+ * -BKFS_E_INVAL, a range past 2^63: -BKFS_E_RANGE. */
+#define BKFS_FALLOC_KEEP_SIZE  (1u << 0)
+#define BKFS_FALLOC_PUNCH_HOLE (1u << 1)
+#define BKFS_FALLOC_ZERO_RANGE (1u << 2)
+int bkfs_fallocate(struct bkfs_fs *fs, u64 inum, unsigned mode, u64 off, u64 len);
+/* lseek(2) SEEK_DATA (data true) / SEEK_HOLE from off: *out receives the
+ * offset; -BKFS_E_NOENT (ENXIO) when off is at or past i_size, or no data
+ * follows. Reservations count as holes; the end of the file is one. */
+int bkfs_seek_data(struct bkfs_fs *fs, u64 inum, u64 off, bool data, u64 *out);
+
 /* Make every committed update durable (journal flush, devices flushed). */
 int bkfs_sync(struct bkfs_fs *fs);
 

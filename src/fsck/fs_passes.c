@@ -78,7 +78,7 @@ struct bigcnt { u32 idx, count; };
 
 /* what the extents and xattrs of one inum add up to */
 struct acc {
-	u64 sectors; /* extent + inline_data + reflink_p sizes */
+	u64 sectors; /* extent + inline_data + reflink_p + reservation sizes */
 	u64 iend;    /* end of inline data, exact bytes */
 	u64 xend;    /* end of other data (extents, reflink pointers), bytes */
 	u64 end;     /* max of both: the size of a file recreated from it */
@@ -477,6 +477,8 @@ static int gather(struct fsp *s, u64 inum, struct acc *a)
 			else
 				a->xend = MAX(a->xend, s->ex.bend);
 			a->end = MAX(a->end, s->ex.bend);
+		} else if (s->ex.type == KEY_TYPE_reservation) {
+			a->sectors += s->ex.size; /* allocated, reads as zeros: no data end */
 		}
 		if ((ret = kst_next(&s->ex)))
 			return ret;

@@ -182,7 +182,9 @@ static void fill_stat(struct stat *st, u64 inum, const struct bkfs_inode *in)
 	st->st_uid = in->uid;
 	st->st_gid = in->gid;
 	st->st_rdev = in->rdev;
-	st->st_size = in->size;
+	/* directories keep i_size 0 on disk; stat shows a block, as ext4
+	 * shows for a small directory (tools take 0 for an empty file) */
+	st->st_size = S_ISDIR(in->mode) && !in->size ? S.fs->block_bytes : in->size;
 	st->st_blksize = S.fs->block_bytes;
 	st->st_blocks = in->sectors; /* 512-byte units, like st_blocks */
 	ns_to_ts(in->atime_ns, &st->st_atim);
@@ -663,6 +665,75 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
 	reply_written(req, e, n);
 }
 
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#ifndef FALLOC_FL_ZERO_RANGE
+#define FALLOC_FL_ZERO_RANGE 0x10
+#endif
+
+/* fallocate(2) modes as bkfs_fallocate's, or -1 if not supported */
+static int falloc_mode(int mode)
+{
+	switch (mode) {
+	case 0: return 0;
+	case FALLOC_FL_KEEP_SIZE: return BKFS_FALLOC_KEEP_SIZE;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: return BKFS_FALLOC_PUNCH_HOLE | BKFS_FALLOC_KEEP_SIZE;
+	case FALLOC_FL_ZERO_RANGE: return BKFS_FALLOC_ZERO_RANGE;
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE: return BKFS_FALLOC_ZERO_RANGE | BKFS_FALLOC_KEEP_SIZE;
+	}
+	return -1;
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	int m = falloc_mode(mode), ret = 0, e = 0;
+	if (m < 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	LOCK();
+	if (!(e = writable()) && (m & BKFS_FALLOC_PUNCH_HOLE || !(e = space_check())) &&
+	    retry_nospc(ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len)))
+		ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len);
+	UNLOCK();
+	if (!e && ret == -BKFS_E_RANGE)
+		e = EFBIG;
+	else if (!e && ret == -BKFS_E_INVAL)
+		e = ENODEV; /* not a regular file */
+	fuse_reply_err(req, e ? e : err(ret));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	u64 pos = 0;
+	int ret = 0;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL); /* the kernel handles the others itself */
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	LOCK();
+	ret = bkfs_seek_data(S.fs, to_inum(ino), off, whence == SEEK_DATA, &pos);
+	UNLOCK();
+	if (ret == -BKFS_E_NOENT)
+		fuse_reply_err(req, ENXIO);
+	else if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		fuse_reply_lseek(req, pos);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0); /* every write is committed already; fsync makes it durable */
@@ -966,6 +1037,8 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.removexattr = op_removexattr,
 	.create = op_create,
 	.copy_file_range = op_copy_file_range,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
 };
 
 /* Orphans left by a crash (files unlinked while open, interrupted
