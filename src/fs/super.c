@@ -443,6 +443,30 @@ int bkfs_close(struct bkfs_fs *fs)
 	return ret;
 }
 
+bool bkfs_write_failed(struct bkfs_fs *fs)
+{
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		if (fs->devs[d].bd && fs->devs[d].bd->nr_write_errors)
+			fs->error = true;
+	return fs->error;
+}
+
+void bkfs_write_failed_to_text(struct printbuf *out, struct bkfs_fs *fs)
+{
+	bool any = false;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		struct blockdev *bd = fs->devs[d].bd;
+		if (!bd || !bd->nr_write_errors)
+			continue;
+		pb_printf(out, "%s%s: %llu failed write(s) (last: %s)", any ? "; " : "", bd->path ? bd->path : "device",
+			  (unsigned long long)bd->nr_write_errors,
+			  bd->host_errno ? strerror(bd->host_errno) : bkfs_strerror(bd->write_error));
+		any = true;
+	}
+	if (!any && fs->error)
+		pb_printf(out, "an update could not be completed (an I/O error)");
+}
+
 void bkfs_close_nowrite(struct bkfs_fs *fs)
 {
 	if (fs)

@@ -64,6 +64,8 @@ static struct {
 	struct bkfs_fs *fs;
 	int close_ret;
 	bool closed;
+	bool failed;           /* a device write failed: read-only since */
+	struct printbuf why;   /* what failed */
 	struct open_file *open;
 	size_t nr_open, open_cap;
 	struct bg_opts bg_opts;
@@ -73,10 +75,14 @@ static struct {
 /* Every request ends by unlocking, holding no key pointer: the place to keep
  * the node cache within its limit (a mount that only reads never
  * checkpoints, and its cache would grow to the whole metadata). */
+static bool went_read_only(void);
+
 static void unlock_trim(void)
 {
-	if (S.fs && !S.closed)
+	if (S.fs && !S.closed) {
+		went_read_only(); /* say so at once, not at the next change */
 		btree_cache_trim(S.fs);
+	}
 	pthread_mutex_unlock(&S.lock);
 }
 #define LOCK() pthread_mutex_lock(&S.lock)
@@ -114,13 +120,26 @@ static int err(int ret)
 	}
 }
 
+/* A device write failed (or the engine could not complete an update): the
+ * mount goes read-only at once, as ext4's errors=remount-ro does, so that
+ * no change is acknowledged that could not be made durable. Reads go on. */
+static bool went_read_only(void)
+{
+	if (S.failed || (S.fs->flags & BKFS_OPEN_RDONLY) || !bkfs_write_failed(S.fs))
+		return S.failed;
+	S.failed = true;
+	pb_reset(&S.why);
+	bkfs_write_failed_to_text(&S.why, S.fs);
+	fprintf(stderr, "bkfs mount: write error: %s; the filesystem is read-only from now on (changes not "
+		"synced before the error may be lost; unmount, then run bkfs fsck)\n", pb_str(&S.why));
+	return true;
+}
+
 /* 0 if changes are allowed, else an errno */
 static int writable(void)
 {
-	if (S.fs->flags & BKFS_OPEN_RDONLY)
+	if ((S.fs->flags & BKFS_OPEN_RDONLY) || went_read_only())
 		return EROFS;
-	if (S.fs->error)
-		return EIO;
 	return 0;
 }
 
@@ -750,7 +769,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	LOCK();
-	int ret = (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : bkfs_sync(S.fs);
+	/* after a write error nothing more becomes durable */
+	int ret = went_read_only() ? -BKFS_E_IO : (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : bkfs_sync(S.fs);
 	UNLOCK();
 	fuse_reply_err(req, err(ret));
 }
@@ -989,8 +1009,12 @@ static void close_fs(void)
 			if (S.open[i].unlinked)
 				release_orphan(S.open[i].inum);
 		S.nr_open = 0;
+		went_read_only();
 		S.close_ret = bkfs_close(S.fs);
-		if (S.close_ret)
+		if (S.failed)
+			fprintf(stderr, "bkfs mount: unmounted read-only after a write error (%s): changes since the "
+				"last sync before it may be lost; run bkfs fsck\n", pb_str(&S.why));
+		else if (S.close_ret)
 			fprintf(stderr, "bkfs mount: closing the filesystem: %s\n", bkfs_strerror(S.close_ret));
 	}
 	free(S.open);
@@ -1066,6 +1090,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 
 	S.fs = fs;
 	S.closed = false;
+	S.failed = false;
+	S.why = PRINTBUF;
 	S.close_ret = 0;
 	S.bg = NULL;
 	S.bg_opts = *bgo;
@@ -1101,5 +1127,8 @@ out:
 	close_fs();
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);
+	pb_exit(&S.why);
+	if (S.failed)
+		return BKFS_MOUNT_EXIT_WRITE_ERROR;
 	return ret || S.close_ret ? 1 : 0;
 }
