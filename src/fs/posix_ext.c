@@ -151,7 +151,29 @@ int bkfs_reap_orphans(struct bkfs_fs *fs, unsigned *nr)
 	return ret;
 }
 
+/* In t: a whiteout (character device 0:0, owned by wo) in place of the
+ * dirent at oslot of dir (the same name: the hash chain does not change). */
+static int whiteout_at(struct trans *t, u64 dir, u64 oslot, const char *name, size_t len,
+		       const struct bkfs_whiteout *wo, u64 now)
+{
+	struct bkfs_inode in;
+	u64 inum;
+	int ret = bkfs_inum_alloc(t, true, &inum);
+	if (ret)
+		return ret;
+	bkfs_inode_init(&in, S_IFCHR, wo->uid, wo->gid, 0, now);
+	if ((ret = bkfs_inode_write(t, inum, &in)))
+		return ret;
+	return dirent_set_at(t, dir, oslot, name, len, inum, DT_CHR);
+}
+
 int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname, unsigned flags)
+{
+	return bkfs_rename_whiteout(fs, odir, oname, ndir, nname, flags, NULL);
+}
+
+int bkfs_rename_whiteout(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname,
+			 unsigned flags, const struct bkfs_whiteout *wo)
 {
 	size_t olen = strlen(oname), nlen = strlen(nname);
 	struct trans t;
@@ -162,7 +184,7 @@ int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const
 	int ret;
 
 	if ((flags & ~(BKFS_RENAME_NOREPLACE | BKFS_RENAME_EXCHANGE | BKFS_RENAME_ORPHAN)) ||
-	    ((flags & BKFS_RENAME_NOREPLACE) && exchange))
+	    ((flags & BKFS_RENAME_NOREPLACE) && exchange) || (wo && exchange))
 		return -BKFS_E_INVAL;
 	if ((ret = bkfs_name_check(oname, olen)) || (ret = bkfs_name_check(nname, nlen)))
 		return ret;
@@ -249,7 +271,11 @@ int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const
 			ret = dirent_set_at(&t, ndir, nslot, nname, nlen, inum, dtype);
 		else
 			ret = bkfs_dirent_add(&t, ndir, nname, nlen, inum, dtype);
-		if (ret || (ret = bkfs_dirent_remove(&t, odir, oname, olen, NULL, NULL)))
+		if (ret)
+			goto out;
+		ret = wo ? whiteout_at(&t, odir, oslot, oname, olen, wo, now) :
+			   bkfs_dirent_remove(&t, odir, oname, olen, NULL, NULL);
+		if (ret)
 			goto out;
 		if (sdir && odir != ndir) {
 			dir_nlink_dec(&od);

@@ -18,6 +18,14 @@
  * nothing. A directory cannot move below itself (-BKFS_E_INVAL). A replaced
  * inode goes as bkfs_remove() removes one. */
 int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname, unsigned flags);
+/* RENAME_WHITEOUT (overlayfs): the same rename (not an exchange), and a
+ * whiteout - a character device 0:0 owned by wo - takes the source name in
+ * the same transaction. */
+struct bkfs_whiteout {
+	u32 uid, gid;
+};
+int bkfs_rename_whiteout(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname,
+			 unsigned flags, const struct bkfs_whiteout *wo);
 
 /* Removed inodes never pass through an unreachable state: one that loses
  * its last link goes in the same transaction as its name when its data is

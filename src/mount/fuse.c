@@ -48,6 +48,9 @@
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
 
 #define TIMEOUT 1.0 /* seconds the kernel may cache entries and attributes */
 
@@ -517,9 +520,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	u64 odir = to_inum(parent), ndir = to_inum(newparent);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct bkfs_whiteout wo = { .uid = ctx->uid, .gid = ctx->gid };
+	bool whiteout = flags & RENAME_WHITEOUT;
 	unsigned f = 0;
 	int ret = 0, e = 0;
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+	if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) ||
+	    (whiteout && (flags & RENAME_EXCHANGE))) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -533,8 +540,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	/* an open target about to lose its last link stays as an orphan */
 	if (!(f & BKFS_RENAME_EXCHANGE) && (ret = orphan_if_open(ndir, newname, BKFS_RENAME_ORPHAN, &f)))
 		goto out;
-	if (retry_nospc(ret = bkfs_rename(S.fs, odir, name, ndir, newname, f)))
-		ret = bkfs_rename(S.fs, odir, name, ndir, newname, f);
+	if (whiteout && (e = space_check()))
+		goto out;
+	if (retry_nospc(ret = bkfs_rename_whiteout(S.fs, odir, name, ndir, newname, f, whiteout ? &wo : NULL)))
+		ret = bkfs_rename_whiteout(S.fs, odir, name, ndir, newname, f, whiteout ? &wo : NULL);
 out:
 	UNLOCK();
 	fuse_reply_err(req, e ? e : err(ret));

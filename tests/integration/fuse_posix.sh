@@ -103,6 +103,31 @@ mkdir "$MNT/dir"
 [ "$(stat -c %s "$MNT/dir")" -gt 0 ] || fail "directory st_size 0"
 [ "$(stat -c %s "$MNT")" -gt 0 ] || fail "root st_size 0"
 
+step "RENAME_WHITEOUT: a character device 0:0 takes the source name"
+echo moved > "$MNT/dir/src"
+python3 - "$MNT/dir" <<'PY' || fail "renameat2 RENAME_WHITEOUT"
+import ctypes, os, stat, sys
+libc = ctypes.CDLL(None, use_errno=True)
+d = sys.argv[1].encode()
+if libc.renameat2(-100, d + b"/src", -100, d + b"/dst", 4) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+st = os.lstat(d + b"/src")
+if not stat.S_ISCHR(st.st_mode) or st.st_rdev != 0:
+    sys.exit("the source name is not a whiteout: mode 0%o rdev %d" % (st.st_mode, st.st_rdev))
+if open(d + b"/dst").read() != "moved\n":
+    sys.exit("the renamed file's content")
+PY
+rm "$MNT/dir/src" "$MNT/dir/dst"
+mkdir -p "$T/lower" "$T/ov" "$MNT/upper" "$MNT/work"
+echo low > "$T/lower/x"
+if mount -t overlay overlay -o "lowerdir=$T/lower,upperdir=$MNT/upper,workdir=$MNT/work" "$T/ov" 2>/dev/null; then
+	rm "$T/ov/x"
+	[ ! -e "$T/ov/x" ] && [ -c "$MNT/upper/x" ] || { umount "$T/ov"; fail "overlayfs whiteout on the mount"; }
+	umount "$T/ov"
+	echo "overlayfs with its upper directory on the mount: whiteouts work"
+fi
+rm -rf "$MNT/upper" "$MNT/work"
+
 step "fallocate and SEEK_DATA/SEEK_HOLE against a model"
 python3 "$DIR/lib/falloc_model.py" "$MNT/dir/model1" 1500 1
 python3 "$DIR/lib/falloc_model.py" "$MNT/dir/model2" 1500 2 punch
