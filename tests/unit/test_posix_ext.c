@@ -322,6 +322,40 @@ int main(void)
 	CHECK_EQ(btree_iter_peek(&oit, &ok), 0);
 	CHECK(!ok || ok->p.inode != op);
 
+	/* fallocate: reservations count in sectors, read as zeros, are holes
+	 * to SEEK_DATA; punch and zero-range; i_size as the mode says */
+	u64 fa = mk(rd, "falloc", S_IFREG | 0644), pos = 0;
+	CHECK_EQ(bkfs_fallocate(fs, fa, 0, 1000, 1 << 20), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.size, 1000 + (1 << 20));
+	CHECK_EQ(in.sectors, ROUND_UP(1000 + (1 << 20), 4096) >> 9);
+	CHECK_EQ(bkfs_seek_data(fs, fa, 0, true, &pos), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_seek_data(fs, fa, 5, false, &pos), 0);
+	CHECK_EQ(pos, 5);
+	CHECK_EQ(bkfs_file_write(fs, fa, 8192, data, 4096), 4096);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.sectors, ROUND_UP(1000 + (1 << 20), 4096) >> 9); /* the write replaced reserved space */
+	CHECK_EQ(bkfs_seek_data(fs, fa, 0, true, &pos), 0);
+	CHECK_EQ(pos, 8192);
+	CHECK_EQ(bkfs_seek_data(fs, fa, 8192, false, &pos), 0);
+	CHECK_EQ(pos, 12288);
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_KEEP_SIZE, 4 << 20, 4096), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.size, 1000 + (1 << 20));
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_PUNCH_HOLE, 0, 4096), -BKFS_E_INVAL);
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_ZERO_RANGE | BKFS_FALLOC_KEEP_SIZE, 8192 + 100, 50), 0);
+	CHECK_EQ(bkfs_file_read(fs, fa, 8192, rb, 4096), 4096);
+	CHECK(!memcmp(rb, data, 100) && !rb[100] && !rb[149] && !memcmp(rb + 150, data + 150, 4096 - 150));
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_PUNCH_HOLE | BKFS_FALLOC_KEEP_SIZE, 0, 1ull << 40), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.sectors, 0);
+	CHECK_EQ(in.size, 1000 + (1 << 20));
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_ZERO_RANGE, 2 << 20, 8192), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.size, (2 << 20) + 8192);
+	CHECK_EQ(in.sectors, 16);
+	CHECK_EQ(bkfs_fallocate(fs, rd, 0, 0, 4096), -BKFS_E_ISDIR);
+
 	CHECK_EQ(bkfs_sync(fs), 0);
 
 	/* everything survives a reopen, and the image checks clean */
