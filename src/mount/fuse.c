@@ -716,6 +716,16 @@ static int falloc_mode(int mode)
 	return -1;
 }
 
+/* Reservations hold no device space, but a preallocation larger than
+ * what writes can still get is refused, as a full filesystem would. */
+static bool falloc_fits(u64 len)
+{
+	struct alloc_space_info si;
+	alloc_space_info(S.fs, &si);
+	u64 replicas = S.fs->sb.data_replicas ? S.fs->sb.data_replicas : 1;
+	return len <= (si.avail_sectors / replicas) << SECTOR_SHIFT;
+}
+
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	int m = falloc_mode(mode), ret = 0, e = 0;
@@ -728,7 +738,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return;
 	}
 	LOCK();
-	if (!(e = writable()) && (m & BKFS_FALLOC_PUNCH_HOLE || !(e = space_check())) &&
+	if (!(e = writable()) && !(m & BKFS_FALLOC_PUNCH_HOLE) && !(e = space_check()) && !falloc_fits(len))
+		e = ENOSPC;
+	if (!e && (m & BKFS_FALLOC_PUNCH_HOLE || !(e = space_check())) &&
 	    retry_nospc(ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len)))
 		ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len);
 	UNLOCK();
