@@ -24,8 +24,16 @@
  * - copy_file_range shares the block-aligned part of the range (reflink:
  *   plain cp shares data) and copies the rest. FICLONE never reaches a FUSE
  *   server, so `cp --reflink=always` is refused on the mount.
- * - destroy (unmount) removes leftover hidden files and closes the
- *   filesystem with bkfs_close(): checkpoint, clean flag. */
+ * - fallocate: modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE (with
+ *   or without KEEP_SIZE); others EOPNOTSUPP. lseek answers SEEK_DATA and
+ *   SEEK_HOLE. rename takes RENAME_WHITEOUT (overlayfs). Directories show
+ *   a block as st_size (0 on disk).
+ * - A failed device write (EIO, or ENOSPC of the disk under an image file)
+ *   makes the mount read-only at once (went_read_only): changes fail with
+ *   EROFS, fsync with EIO, reads go on; the unmount says why and the
+ *   server exits BKFS_MOUNT_EXIT_WRITE_ERROR.
+ * - destroy (unmount) removes the orphans of files still open and closes
+ *   the filesystem with bkfs_close(): checkpoint, clean flag. */
 #define FUSE_USE_VERSION 31
 #include "fuse.h"
 #include "../fs/posix_ext.h"
