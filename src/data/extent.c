@@ -203,7 +203,7 @@ static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s
 		if (bpos_cmp(es, e) >= 0)
 			break; /* keys are ordered and disjoint: nothing further overlaps */
 		s64 overlap = (s64)MIN(ek->p.offset, e.offset) - (s64)MAX(es.offset, s.offset);
-		if (key_allocates(ek) && ek->type != KEY_TYPE_reservation)
+		if (key_allocates(ek))
 			*delta -= overlap;
 		if (bpos_cmp(es, s) < 0) {
 			memcpy(&front, ek, bkey_bytes(ek));
@@ -235,8 +235,8 @@ static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s
 	ext_view_exit(&v);
 	if (!ret && !bkey_deleted(k)) {
 		ret = trans_update(t, BTREE_ID_extents, k);
-		if (!ret && key_allocates(k) && k->type != KEY_TYPE_reservation)
-			*delta += k->size;
+		if (!ret && key_allocates(k))
+			*delta += k->size; /* reservations count: fallocated space shows in st_blocks */
 	}
 	/* deletes last, so a bucket shared with a new piece never looks empty */
 	for (size_t i = 0; i < nr_dels && !ret; i++)

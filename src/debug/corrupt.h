@@ -160,7 +160,13 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	x(dirent_d_type, dirent_d_type_wrong, 0, FS, "a regular file's dirent d_type set to symlink")           \
 	x(extent_missing_inode, extent_for_missing_inode, 0, FS, "an inline data extent added for a nonexistent inode") \
 	x(xattr_missing_inode, xattr_for_missing_inode, 0, FS, "an xattr added for a nonexistent inode")        \
-	x(dirent_in_non_dir, dirent_in_non_dir, 0, FS, "a dirent added inside a regular file")
+	x(dirent_in_non_dir, dirent_in_non_dir, 0, FS, "a dirent added inside a regular file") \
+	x(orphan_missing_inode, orphan_entry_for_missing_inode, 0, FS,                                        \
+	  "an orphan list entry added for a nonexistent inode")                                                 \
+	x(orphan_linked_inode, orphan_entry_for_linked_inode, 0, FS,                                          \
+	  "an orphan list entry added for a regular file that has its name")                                    \
+	x(unlinked_not_orphan, inode_unlinked_not_orphan, 0, FS,                                              \
+	  "a regular file's only dirent deleted and its nlink set to 0, no orphan list entry")
 
 struct corrupt_ctx; /* corrupt_int.h */
 

@@ -414,3 +414,54 @@ int corrupt_key_invalid_inode(struct corrupt_ctx *c) { return key_invalid_kind(c
 int corrupt_key_invalid_dirent(struct corrupt_ctx *c) { return key_invalid_kind(c, KI_DIRENT); }
 int corrupt_key_invalid_extent(struct corrupt_ctx *c) { return key_invalid_kind(c, KI_EXTENT); }
 
+
+/* ---- the orphan list ---- */
+
+static int commit_orphan(struct bkfs_fs *fs, u64 inum)
+{
+	struct bkey_buf kb;
+	bkey_init(&kb.k, KEY_TYPE_orphan, POS(0, inum), 0);
+	return commit_one(fs, BTREE_ID_orphans, &kb.k);
+}
+
+int corrupt_orphan_missing_inode(struct corrupt_ctx *c)
+{
+	u64 inum = unused_inum(c);
+	pb_printf(&c->r->damaged, "orphan list entry added for inode %llu, which does not exist",
+		  (unsigned long long)inum);
+	pb_printf(&c->r->lost, "none");
+	return commit_orphan(c->fs, inum);
+}
+
+int corrupt_orphan_linked_inode(struct corrupt_ctx *c)
+{
+	struct dent *d = pick_file(c, 0, "no regular file with a single link");
+	if (!d)
+		return NO_TARGET;
+	file_text(c, d);
+	pb_printf(&c->r->damaged, ": an orphan list entry added (the file keeps its name)");
+	pb_printf(&c->r->lost, "none");
+	return commit_orphan(c->fs, d->inum);
+}
+
+int corrupt_unlinked_not_orphan(struct corrupt_ctx *c)
+{
+	int ret;
+	struct bkey_buf kb;
+	struct dent *d = pick_file(c, 0, "no regular file with a single link");
+	if (!d)
+		return NO_TARGET;
+	if ((ret = inode_lookup(c->fs, d->inum, &kb)))
+		return ret;
+	file_text(c, d);
+	pb_printf(&c->r->damaged, ": its only dirent (dir %llu slot %llu) deleted, nlink set to 0",
+		  (unsigned long long)d->dir, (unsigned long long)d->slot);
+	pb_printf(&c->r->lost, "the file's name: it is salvaged into lost+found");
+	aff_inum(c, d->inum);
+	if ((ret = compute_affects(c)))
+		return ret;
+	((struct bkfs_inode *)bkey_val(&kb.k))->nlink = 0;
+	if ((ret = commit_one(c->fs, BTREE_ID_inodes, &kb.k)))
+		return ret;
+	return commit_dirent_remove(c->fs, d->dir, d->name);
+}

@@ -26,7 +26,7 @@ static int ring_entries(struct corrupt_ctx *c, struct jentry_loc **out, size_t *
 	size_t n = 0, cap = 0;
 	for (u64 off = 0; off + sizeof(struct bkfs_jentry_hdr) <= bytes; off += fs->block_bytes) {
 		struct bkfs_jentry_hdr *h = (void *)(ring + off);
-		if (h->magic != magic || h->version != BKFS_FORMAT_VERSION || h->bytes < sizeof(*h) ||
+		if (h->magic != magic || !format_version_ok(h->version) || h->bytes < sizeof(*h) ||
 		    h->bytes > bytes - off || bkfs_crc32c(0, (u8 *)h + 4, h->bytes - 4) != h->csum)
 			continue;
 		if (grow((void **)&v, &cap, n, sizeof(*v))) {

@@ -244,6 +244,7 @@ static bool key_type_allowed(unsigned id, unsigned level, unsigned t)
 	case BTREE_ID_reflink:    return t == KEY_TYPE_reflink_v || t == KEY_TYPE_error;
 	case BTREE_ID_stripes:    return t == KEY_TYPE_stripe;
 	case BTREE_ID_accounting: return t == KEY_TYPE_accounting;
+	case BTREE_ID_orphans:    return t == KEY_TYPE_orphan;
 	}
 	return false;
 }
@@ -434,6 +435,12 @@ int bkey_validate(const struct bkey *k, unsigned btree_id, unsigned level, struc
 		return extent_validate(k, &r->e, vb - offsetof(struct bkfs_reflink_v, e),
 				       "reflink_v", err);
 	}
+	case KEY_TYPE_orphan:
+		if (vb)
+			INVALID("orphan: value %zu bytes, want 0", vb);
+		if (k->p.inode || k->p.offset < BKFS_FIRST_INO || k->p.snapshot)
+			INVALID("orphan: position is not (0, inum >= %llu, 0)", BKFS_FIRST_INO);
+		return 0;
 	case KEY_TYPE_accounting:
 		if (vb != sizeof(struct bkfs_accounting))
 			INVALID("accounting: value %zu bytes", vb);
@@ -821,7 +828,7 @@ int node_validate_soft(const void *buf, size_t node_bytes, u64 magic, u32 *nr_in
 		INVALID("node: buffer %zu bytes smaller than header", node_bytes);
 	if (h->magic != magic)
 		INVALID("node: bad magic 0x%016llx", (unsigned long long)h->magic);
-	if (h->version != BKFS_FORMAT_VERSION)
+	if (!format_version_ok(h->version))
 		INVALID("node: bad version %u", h->version);
 	if (h->used_bytes < sizeof(*h) || h->used_bytes > node_bytes)
 		INVALID("node: bad used_bytes %u (node %zu bytes)", h->used_bytes, node_bytes);

@@ -6,7 +6,13 @@
 #define BKFS_FORMAT_H
 #include "../util/util.h"
 
-#define BKFS_FORMAT_VERSION 1
+/* Version 2 added the orphans btree (and its root in the superblock's
+ * roots_ext). Readers accept every version from BKFS_FORMAT_VERSION_MIN;
+ * writers write BKFS_FORMAT_VERSION, and a read-write open of an older
+ * filesystem upgrades its superblock. */
+#define BKFS_FORMAT_VERSION 2
+#define BKFS_FORMAT_VERSION_MIN 1
+static inline bool format_version_ok(u32 v) { return v >= BKFS_FORMAT_VERSION_MIN && v <= BKFS_FORMAT_VERSION; }
 #define BKFS_SB_MAGIC 0x53464b42ull /* "BKFS" */
 #define BKFS_SB_MAGIC2 0x31766f6c62726f73ull
 #define BKFS_NODE_MAGIC_XOR 0x45444f4e5346424bull /* "BKFSNODE" */
@@ -56,7 +62,8 @@ struct bpos bpos_predecessor(struct bpos p); /* POS_MIN stays POS_MIN */
 	x(alloc, 4)             \
 	x(reflink, 5)           \
 	x(stripes, 6)           \
-	x(accounting, 7)
+	x(accounting, 7)        \
+	x(orphans, 8)
 
 enum btree_id {
 #define x(n, v) BTREE_ID_##n = v,
@@ -84,6 +91,7 @@ int btree_id_parse(const char *s); /* -1 if unknown */
 	x(stripe, 14)            \
 	x(reflink_p, 15)         \
 	x(reflink_v, 16)         \
+	x(orphan, 17)            \
 	x(accounting, 34)
 
 enum bkey_type {
@@ -177,6 +185,10 @@ struct bkfs_inline_data {
 	u32 pad;
 	u8 data[];
 } __attribute__((packed));
+
+/* orphan (orphans btree): position (0, inum, 0), no value. The inode lost
+ * its last link (nlink 0) while still open; it and its data go at its last
+ * close, or at the next read-write mount after a crash. */
 
 struct bkfs_reservation {
 	u32 nr_replicas;
@@ -416,6 +428,7 @@ static inline unsigned member_bitmap_min_shift(u64 sectors)
 }
 
 #define BKFS_FSCK_ERR_SLOTS 256
+#define BKFS_SB_ROOTS 8 /* btrees whose roots have a slot in roots[] (version 1) */
 struct bkfs_sb {
 	u32 csum;         /* crc32c over [4, BKFS_SB_SIZE) */
 	u32 version;
@@ -442,14 +455,23 @@ struct bkfs_sb {
 	u64 next_inum;
 	u64 time_base_ns;
 	struct bkfs_member members[BKFS_MAX_DEVS];
-	struct bkfs_btree_ptr roots[BTREE_ID_NR]; /* valid when clean */
+	struct bkfs_btree_ptr roots[BKFS_SB_ROOTS]; /* btrees 0..7, valid when clean */
 	/* node seq ranges handed to nodes of checkpoints that never completed:
 	 * scans must ignore nodes inside them (filled on recovery, oldest
 	 * entries dropped when full) */
-	struct bkfs_seq_range { u64 start, end; } node_seq_blacklist[BTREE_ID_NR + 4];
+	struct bkfs_seq_range { u64 start, end; } node_seq_blacklist[BKFS_SB_ROOTS + 4];
 	u32 fsck_err_count[BKFS_FSCK_ERR_SLOTS];
 	u64 fsck_last_run;
+	/* roots of btrees BKFS_SB_ROOTS.. (version 2: orphans); all zero in
+	 * a version 1 superblock: that btree does not exist yet */
+	struct bkfs_btree_ptr roots_ext[BTREE_ID_NR - BKFS_SB_ROOTS];
 } __attribute__((packed));
+_Static_assert(sizeof(struct bkfs_sb) == 2816, "sb layout");
+
+static inline struct bkfs_btree_ptr *sb_root(const struct bkfs_sb *sb, unsigned id)
+{
+	return (struct bkfs_btree_ptr *)(id < BKFS_SB_ROOTS ? &sb->roots[id] : &sb->roots_ext[id - BKFS_SB_ROOTS]);
+}
 _Static_assert(sizeof(struct bkfs_sb) <= BKFS_SB_SIZE, "sb size");
 
 #define NODE_SEQ_RECOVERY_JUMP (1ull << 24)

@@ -51,7 +51,7 @@ int sb_validate(const struct bkfs_sb *sb, struct printbuf *err)
 {
 	if (sb->magic != BKFS_SB_MAGIC || sb->magic2 != BKFS_SB_MAGIC2)
 		INVALID("sb: bad magic");
-	if (sb->version != BKFS_FORMAT_VERSION)
+	if (!format_version_ok(sb->version))
 		INVALID("sb: unsupported version %u", sb->version);
 	u32 csum = sb_csum(sb);
 	if (csum != sb->csum) {
@@ -105,7 +105,7 @@ int sb_validate(const struct bkfs_sb *sb, struct printbuf *err)
 				(unsigned long long)m->journal_nr_buckets);
 	}
 	for (unsigned i = 0; i < BTREE_ID_NR; i++) {
-		const struct bkfs_btree_ptr *r = &sb->roots[i];
+		const struct bkfs_btree_ptr *r = sb_root(sb, i);
 		if (r->nr_ptrs > BKFS_MAX_REPLICAS || r->level >= BTREE_MAX_DEPTH)
 			INVALID("sb: bad root for btree %s (nr_ptrs %u level %u)",
 				btree_id_str(i), r->nr_ptrs, r->level);
@@ -177,7 +177,7 @@ void sb_to_text(struct printbuf *out, const struct bkfs_sb *sb)
 	}
 	pb_printf(out, "roots:\n");
 	for (unsigned i = 0; i < BTREE_ID_NR; i++) {
-		const struct bkfs_btree_ptr *r = &sb->roots[i];
+		const struct bkfs_btree_ptr *r = sb_root(sb, i);
 		pb_printf(out, "  %-10s seq %llu level %u min_key ", btree_id_str(i),
 			  (unsigned long long)r->seq, r->level);
 		bpos_to_text(out, r->min_key);

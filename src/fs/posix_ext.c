@@ -51,11 +51,12 @@ static void dir_nlink_dec(struct bkfs_inode *d)
  *
  * An inode that loses its last link goes in the same transaction as its
  * name when its data is small (at most SMALL_EXTENTS extent keys: one
- * bounded transaction). A larger one gets a hidden name in the root in that
- * transaction instead; its data is then removed in bounded transactions
- * while it is still reachable, and the last transaction removes the hidden
- * name and the inode together. A crash at any point leaves a consistent
- * filesystem: at worst a hidden file, which bkfs_reap_hidden() finishes. */
+ * bounded transaction) and nobody has it open. Otherwise it stays with
+ * nlink 0 and an entry in the orphans btree, written in that transaction:
+ * an open one until its last close, a large one while its data is removed
+ * in bounded transactions; the last transaction removes the inode and its
+ * entry together. A crash at any point leaves a consistent filesystem: at
+ * worst orphans, which bkfs_reap_orphans() finishes. */
 #define SMALL_EXTENTS 32
 
 /* 1 if inum has at most SMALL_EXTENTS extent keys (committed state) */
@@ -74,61 +75,116 @@ static int data_small(struct bkfs_fs *fs, u64 inum)
 	return ret ? ret : 1;
 }
 
-/* In t: a hidden name in the root for inum (name receives it). */
-static int hide_in(struct trans *t, u64 inum, unsigned d_type, char *name, size_t size)
+static int orphan_add(struct trans *t, u64 inum)
 {
-	int ret = -BKFS_E_EXIST;
-	for (unsigned n = 0; ret == -BKFS_E_EXIST && n < 1000; n++) {
-		snprintf(name, size, BKFS_HIDDEN_PREFIX "%llu.%u", (unsigned long long)inum, n);
-		ret = bkfs_dirent_add(t, BKFS_ROOT_INO, name, strlen(name), inum, d_type);
-	}
-	return ret;
+	struct bkey_buf kb;
+	bkey_init(&kb.k, KEY_TYPE_orphan, POS(0, inum), 0);
+	return trans_update(t, BTREE_ID_orphans, &kb.k);
 }
 
-/* In t: inum loses its last link. Either it goes now (*hidden = false), or
- * it got the hidden name hname (*hidden = true: finish with reap()). */
-static int drop_inode(struct trans *t, u64 inum, const struct bkfs_inode *in, char *hname, size_t size,
-		      bool *hidden)
+/* In t: inum loses its last link. Either it goes now (*orphaned = false),
+ * or it stays with nlink 0 on the orphan list (*orphaned = true; the caller
+ * writes *in): always when keep (it is open), and when its data is large. */
+static int drop_inode(struct trans *t, u64 inum, struct bkfs_inode *in, bool keep, bool *orphaned)
 {
-	int ret = S_ISDIR(in->mode) ? 1 : data_small(t->fs, inum);
-	*hidden = false;
+	int ret = S_ISDIR(in->mode) ? 1 : keep ? 0 : data_small(t->fs, inum);
+	*orphaned = false;
 	if (ret < 0)
 		return ret;
 	if (ret)
 		return bkfs_inode_remove(t, inum);
-	*hidden = true;
-	return hide_in(t, inum, bkfs_mode_to_dtype(in->mode), hname, size);
+	*orphaned = true;
+	in->nlink = 0;
+	return orphan_add(t, inum);
 }
 
-/* Remove the data of a hidden inode in bounded transactions, then its name
- * and the inode in one. */
-static int reap(struct bkfs_fs *fs, const char *hname, u64 inum)
+int bkfs_orphan_release(struct bkfs_fs *fs, u64 inum)
 {
 	struct trans t;
-	int ret = bkfs_punch(fs, inum, 0, UINT64_MAX);
+	struct bkfs_inode in;
+	int ret = btree_lookup(fs, BTREE_ID_orphans, POS(0, inum), NULL);
 	if (ret)
+		return ret == -BKFS_E_NOENT ? 0 : ret;
+	ret = bkfs_inode_find(fs, inum, &in);
+	if (!ret && !in.nlink)
+		ret = bkfs_punch(fs, inum, 0, UINT64_MAX);
+	if (ret && ret != -BKFS_E_NOENT)
 		return ret;
+	/* an inode that has links again (or is gone) only loses its entry */
+	bool remove = !ret && !in.nlink;
 	trans_init(&t, fs);
-	if (!(ret = bkfs_dirent_remove(&t, BKFS_ROOT_INO, hname, strlen(hname), NULL, NULL)) &&
-	    !(ret = bkfs_inode_remove(&t, inum)))
+	if (!(ret = remove ? bkfs_inode_remove(&t, inum) : 0) &&
+	    !(ret = trans_delete(&t, BTREE_ID_orphans, POS(0, inum))))
 		ret = trans_commit(&t, 0);
 	trans_exit(&t);
 	return ret;
 }
 
+int bkfs_reap_orphans(struct bkfs_fs *fs, unsigned *nr)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	u64 *v = NULL;
+	size_t n = 0, cap = 0;
+	int ret;
+	if (nr)
+		*nr = 0;
+	btree_iter_init(&it, fs, BTREE_ID_orphans, 0, POS_MIN);
+	while (!(ret = btree_iter_peek(&it, &k)) && k) {
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 16;
+			u64 *nv = realloc(v, c * sizeof(*v));
+			if (!nv) {
+				ret = -BKFS_E_NOMEM;
+				break;
+			}
+			v = nv;
+			cap = c;
+		}
+		v[n++] = k->p.offset;
+		it.pos = bpos_successor(k->p);
+	}
+	for (size_t i = 0; !ret && i < n; i++)
+		if (!(ret = bkfs_orphan_release(fs, v[i])) && nr)
+			(*nr)++;
+	free(v);
+	return ret;
+}
+
+/* In t: a whiteout (character device 0:0, owned by wo) in place of the
+ * dirent at oslot of dir (the same name: the hash chain does not change). */
+static int whiteout_at(struct trans *t, u64 dir, u64 oslot, const char *name, size_t len,
+		       const struct bkfs_whiteout *wo, u64 now)
+{
+	struct bkfs_inode in;
+	u64 inum;
+	int ret = bkfs_inum_alloc(t, true, &inum);
+	if (ret)
+		return ret;
+	bkfs_inode_init(&in, S_IFCHR, wo->uid, wo->gid, 0, now);
+	if ((ret = bkfs_inode_write(t, inum, &in)))
+		return ret;
+	return dirent_set_at(t, dir, oslot, name, len, inum, DT_CHR);
+}
+
 int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname, unsigned flags)
+{
+	return bkfs_rename_whiteout(fs, odir, oname, ndir, nname, flags, NULL);
+}
+
+int bkfs_rename_whiteout(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const char *nname,
+			 unsigned flags, const struct bkfs_whiteout *wo)
 {
 	size_t olen = strlen(oname), nlen = strlen(nname);
 	struct trans t;
 	struct bkfs_inode od, ndb, *nd, src, tgt;
 	u64 inum, tinum = 0, oslot, nslot = 0, now = bkfs_now_ns();
 	unsigned dtype, tdtype = 0;
-	bool exchange = flags & BKFS_RENAME_EXCHANGE, have_tgt, tgt_gone = false, tgt_hidden = false;
-	char hname[64];
+	bool exchange = flags & BKFS_RENAME_EXCHANGE, have_tgt, tgt_gone = false, tgt_orphaned = false;
 	int ret;
 
-	if ((flags & ~(BKFS_RENAME_NOREPLACE | BKFS_RENAME_EXCHANGE)) ||
-	    ((flags & BKFS_RENAME_NOREPLACE) && exchange))
+	if ((flags & ~(BKFS_RENAME_NOREPLACE | BKFS_RENAME_EXCHANGE | BKFS_RENAME_ORPHAN)) ||
+	    ((flags & BKFS_RENAME_NOREPLACE) && exchange) || (wo && exchange))
 		return -BKFS_E_INVAL;
 	if ((ret = bkfs_name_check(oname, olen)) || (ret = bkfs_name_check(nname, nlen)))
 		return ret;
@@ -215,7 +271,11 @@ int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const
 			ret = dirent_set_at(&t, ndir, nslot, nname, nlen, inum, dtype);
 		else
 			ret = bkfs_dirent_add(&t, ndir, nname, nlen, inum, dtype);
-		if (ret || (ret = bkfs_dirent_remove(&t, odir, oname, olen, NULL, NULL)))
+		if (ret)
+			goto out;
+		ret = wo ? whiteout_at(&t, odir, oslot, oname, olen, wo, now) :
+			   bkfs_dirent_remove(&t, odir, oname, olen, NULL, NULL);
+		if (ret)
 			goto out;
 		if (sdir && odir != ndir) {
 			dir_nlink_dec(&od);
@@ -228,10 +288,10 @@ int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const
 			tgt.ctime_ns = now;
 			if (!tdir && tgt.nlink > 1)
 				tgt.nlink--;
-			else if ((ret = drop_inode(&t, tinum, &tgt, hname, sizeof(hname), &tgt_hidden)))
+			else if ((ret = drop_inode(&t, tinum, &tgt, flags & BKFS_RENAME_ORPHAN, &tgt_orphaned)))
 				goto out;
 			else
-				tgt_gone = !tgt_hidden;
+				tgt_gone = !tgt_orphaned;
 		}
 	}
 	src.ctime_ns = now;
@@ -243,8 +303,8 @@ int bkfs_rename(struct bkfs_fs *fs, u64 odir, const char *oname, u64 ndir, const
 	    (have_tgt && !tgt_gone && (ret = bkfs_inode_write(&t, tinum, &tgt))) ||
 	    (ret = trans_commit(&t, 0)))
 		goto out;
-	if (tgt_hidden)
-		ret = reap(fs, hname, tinum);
+	if (tgt_orphaned && !(flags & BKFS_RENAME_ORPHAN))
+		ret = bkfs_orphan_release(fs, tinum);
 	goto out;
 loop:
 	if (ret > 0)
@@ -330,11 +390,10 @@ int bkfs_sync(struct bkfs_fs *fs)
 int bkfs_remove(struct bkfs_fs *fs, u64 dir, const char *name, unsigned flags)
 {
 	size_t len = strlen(name);
-	bool rmdir = flags & BKFS_REMOVE_DIR, hidden = false, gone = false;
+	bool rmdir = flags & BKFS_REMOVE_DIR, orphaned = false, gone = false;
 	struct trans t;
 	struct bkfs_inode d, in;
 	u64 inum, now = bkfs_now_ns();
-	char hname[64];
 	int ret;
 	if ((ret = bkfs_name_check(name, len)))
 		return ret;
@@ -366,17 +425,17 @@ int bkfs_remove(struct bkfs_fs *fs, u64 dir, const char *name, unsigned flags)
 	in.ctime_ns = now;
 	if (!rmdir && in.nlink > 1)
 		in.nlink--;
-	else if ((ret = drop_inode(&t, inum, &in, hname, sizeof(hname), &hidden)))
+	else if ((ret = drop_inode(&t, inum, &in, flags & BKFS_REMOVE_ORPHAN, &orphaned)))
 		goto out;
 	else
-		gone = !hidden;
+		gone = !orphaned;
 	if (!(flags & BKFS_REMOVE_KEEP_TIMES))
 		d.mtime_ns = d.ctime_ns = now;
 	if ((ret = bkfs_inode_write(&t, dir, &d)) || (!gone && (ret = bkfs_inode_write(&t, inum, &in))) ||
 	    (ret = trans_commit(&t, 0)))
 		goto out;
-	if (hidden)
-		ret = reap(fs, hname, inum);
+	if (orphaned && !(flags & BKFS_REMOVE_ORPHAN))
+		ret = bkfs_orphan_release(fs, inum);
 out:
 	trans_exit(&t);
 	return ret;

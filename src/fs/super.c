@@ -338,7 +338,7 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 	ret = journal_read_and_replay(fs, !(flags & BKFS_OPEN_NOREPLAY));
 	if (ret == -BKFS_E_NOENT && fs->sb.clean) {
 		for (unsigned id = 0; id < BTREE_ID_NR; id++)
-			fs->roots[id].ptr = fs->sb.roots[id];
+			fs->roots[id].ptr = *sb_root(&fs->sb, id);
 		ret = 0;
 	}
 	if (ret) {
@@ -348,6 +348,15 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 	}
 	if (!fs->durable_node_seq) /* no checkpoint record: the clean superblock's */
 		fs->durable_node_seq = fs->node_seq;
+	/* a btree newer than the filesystem's format version (no root in its
+	 * superblock or checkpoint): it starts empty */
+	for (unsigned id = 0; !ret && id < BTREE_ID_NR; id++)
+		if (!fs->roots[id].b && !fs->roots[id].ptr.seq && !fs->roots[id].ptr.nr_ptrs)
+			ret = btree_root_set_empty(fs, id);
+	if (ret) {
+		pb_printf(err, "%s", bkfs_strerror(ret));
+		goto err_fs;
+	}
 	ret = alloc_load(fs);
 	if (ret && !(flags & BKFS_OPEN_FSCK)) {
 		pb_printf(err, "reading allocation info: %s", bkfs_strerror(ret));
@@ -364,6 +373,7 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 			fs->node_seq += NODE_SEQ_RECOVERY_JUMP;
 		}
 		fs->sb.clean = 0;
+		fs->sb.version = BKFS_FORMAT_VERSION; /* the upgrade of an older filesystem */
 		if ((ret = bkfs_write_super(fs)) || (ret = btree_checkpoint(fs))) {
 			pb_printf(err, "writing: %s", bkfs_strerror(ret));
 			goto err_fs;
@@ -422,7 +432,7 @@ int bkfs_close(struct bkfs_fs *fs)
 		if (!ret) {
 			fs->sb.clean = 1;
 			for (unsigned id = 0; id < BTREE_ID_NR; id++)
-				fs->sb.roots[id] = fs->roots[id].ptr;
+				*sb_root(&fs->sb, id) = fs->roots[id].ptr;
 			fs->sb.journal_seq = journal_cur_seq(fs);
 			ret = bkfs_write_super(fs);
 		}
@@ -431,6 +441,30 @@ int bkfs_close(struct bkfs_fs *fs)
 	}
 	fs_free(fs, true);
 	return ret;
+}
+
+bool bkfs_write_failed(struct bkfs_fs *fs)
+{
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		if (fs->devs[d].bd && fs->devs[d].bd->nr_write_errors)
+			fs->error = true;
+	return fs->error;
+}
+
+void bkfs_write_failed_to_text(struct printbuf *out, struct bkfs_fs *fs)
+{
+	bool any = false;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		struct blockdev *bd = fs->devs[d].bd;
+		if (!bd || !bd->nr_write_errors)
+			continue;
+		pb_printf(out, "%s%s: %llu failed write(s) (last: %s)", any ? "; " : "", bd->path ? bd->path : "device",
+			  (unsigned long long)bd->nr_write_errors,
+			  bd->host_errno ? strerror(bd->host_errno) : bkfs_strerror(bd->write_error));
+		any = true;
+	}
+	if (!any && fs->error)
+		pb_printf(out, "an update could not be completed (an I/O error)");
 }
 
 void bkfs_close_nowrite(struct bkfs_fs *fs)

@@ -21,6 +21,15 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 int bkfs_open(char *const *paths, unsigned nr, unsigned flags, struct bkfs_fs **out, struct printbuf *err);
 /* Checkpoint, mark clean and close. Returns the first error seen. */
 int bkfs_close(struct bkfs_fs *fs);
+/* A device write or flush failed (EIO, ENOSPC of the host under an image
+ * file...): what was written can no longer be trusted to be durable, so
+ * the filesystem stops writing (fs->error: every commit and checkpoint is
+ * refused, bkfs_close writes nothing and fails). True if that is the case
+ * (also after any earlier fs->error). */
+bool bkfs_write_failed(struct bkfs_fs *fs);
+/* Why: "DEV: N failed writes (last: REASON)" per failing device, or the
+ * engine's own failure. */
+void bkfs_write_failed_to_text(struct printbuf *out, struct bkfs_fs *fs);
 /* Close without writing anything (after errors, or read-only). */
 void bkfs_close_nowrite(struct bkfs_fs *fs);
 /* Read the best superblock copy of one device. */

@@ -22,7 +22,11 @@
  *   - dirents: link counts, the dirent kept for each directory, bad dirents;
  *   - (only if a directory has several dirents) dirents again, to name the
  *     extra ones in order;
- *   - inodes again: the per-inode value checks, reported in inum order.
+ *   - inodes again: the per-inode value checks, reported in inum order;
+ *   - the orphan list (inodes unlinked while open, nlink 0): read first,
+ *     its entries are exempt from the reachability check; an entry whose
+ *     inode is missing or has links is stale and goes, an nlink-0 inode
+ *     that no dirent and no entry name is unreachable (lost+found).
  * Paths for messages are built lazily from dirents, only for findings. */
 #include "fsck.h"
 #include "../fs/fs.h"
@@ -74,7 +78,7 @@ struct bigcnt { u32 idx, count; };
 
 /* what the extents and xattrs of one inum add up to */
 struct acc {
-	u64 sectors; /* extent + inline_data + reflink_p sizes */
+	u64 sectors; /* extent + inline_data + reflink_p + reservation sizes */
 	u64 iend;    /* end of inline data, exact bytes */
 	u64 xend;    /* end of other data (extents, reflink pointers), bytes */
 	u64 end;     /* max of both: the size of a file recreated from it */
@@ -158,6 +162,8 @@ struct fsp {
 	VEC(struct lfadd) lfadd;
 	VEC(struct del) dels;
 	VEC(struct dtfix) dtfix;
+	VEC(u64) ol;         /* the orphan list: inums in order */
+	VEC(u64) oldel;      /* its stale entries to delete */
 	struct kst ex, xa;
 	const struct fsck_key_hook *hook; /* check_allocations' marking of every leaf key read */
 	bool need2;          /* some directory has several dirents */
@@ -471,6 +477,8 @@ static int gather(struct fsp *s, u64 inum, struct acc *a)
 			else
 				a->xend = MAX(a->xend, s->ex.bend);
 			a->end = MAX(a->end, s->ex.bend);
+		} else if (s->ex.type == KEY_TYPE_reservation) {
+			a->sectors += s->ex.size; /* allocated, reads as zeros: no data end */
 		}
 		if ((ret = kst_next(&s->ex)))
 			return ret;
@@ -931,6 +939,45 @@ static int scan_extra_links(struct fsp *s)
 }
 
 /* Loops, reachability, lost+found and the expected subdirectory counts. */
+/* ---- the orphan list ---- */
+
+static int load_orphans(struct fsp *s)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	btree_iter_init(&it, s->fs, BTREE_ID_orphans, 0, POS_MIN);
+	while (!(ret = btree_iter_peek(&it, &k)) && k) {
+		u64 *v = VPUSH(s->ol);
+		if (!v)
+			return -BKFS_E_NOMEM;
+		*v = k->p.offset;
+		btree_iter_advance(&it);
+	}
+	return ret;
+}
+
+static bool orphan_listed(const struct fsp *s, u64 inum)
+{
+	size_t lo = 0, hi = s->ol.nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (s->ol.d[m] < inum)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo < s->ol.nr && s->ol.d[lo] == inum;
+}
+
+/* table entry i is a proper orphan: an existing non-directory inode on the
+ * list that no dirent names (its nlink must then be 0) */
+static bool orphan_valid(struct fsp *s, u32 i)
+{
+	const struct fi *e = &s->t.d[i];
+	return s->ol.nr && !(e->flags & F_NEW) && e->type != DT_DIR && !cnt(s, i) && orphan_listed(s, t_inum(s, i));
+}
+
 static int plan_structure(struct fsp *s)
 {
 	struct fi *t = s->t.d;
@@ -968,6 +1015,8 @@ static int plan_structure(struct fsp *s)
 		if (i == s->root)
 			continue;
 		bool unreachable = t[i].type == DT_DIR ? t[i].link == NONE : !cnt(s, i);
+		if (unreachable && orphan_valid(s, i))
+			continue; /* unlinked while open: removed at the next mount */
 		if (unreachable)
 			t[i].flags |= F_TO_LF;
 		if (t[i].flags & F_TO_LF)
@@ -1423,7 +1472,12 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		struct ifix f = { 0 };
 
 		if (e->flags & F_TO_LF && !(e->flags & F_LOOP)) {
-			bool fix = ERR(s, inode_unreachable, "linked it into lost+found", "inode %llu", (unsigned long long)inum);
+			bool fix = v.nlink ? ERR(s, inode_unreachable, "linked it into lost+found", "inode %llu",
+						 (unsigned long long)inum) :
+					     ERR(s, inode_unlinked_not_orphan, "linked it into lost+found", "inode %llu",
+						 (unsigned long long)inum);
+			if (!v.nlink)
+				fsck_err_msg(s->c, "nlink 0 but not on the orphan list (of inodes unlinked while open)");
 			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu",
 				     ft_name(e->type), (unsigned long long)v.size, v.nlink, lf_path(s),
 				     (unsigned long long)inum);
@@ -1535,6 +1589,33 @@ static int report_inodes(struct fsp *s)
 	return ret;
 }
 
+/* stale orphan list entries: the inode is gone, or has links */
+static int report_orphans(struct fsp *s)
+{
+	for (size_t i = 0; i < s->ol.nr; i++) {
+		u64 inum = s->ol.d[i];
+		u32 idx = tfind(s, inum);
+		bool missing = idx == NONE || (s->t.d[idx].flags & F_NEW);
+		if (!missing && orphan_valid(s, idx))
+			continue;
+		bool fix = missing ? ERR(s, orphan_entry_for_missing_inode, "deleted the entry", "orphan %llu",
+					 (unsigned long long)inum) :
+				     ERR(s, orphan_entry_for_linked_inode, "deleted the entry", "orphan %llu",
+					 (unsigned long long)inum);
+		if (missing)
+			fsck_err_msg(s->c, "the orphan list names inode %llu, which does not exist", (unsigned long long)inum);
+		else
+			fsck_err_msg(s->c, "the orphan list names inode %llu, which %s", (unsigned long long)inum,
+				     s->t.d[idx].type == DT_DIR ? "is a directory" : "directory entries name");
+		u64 *d;
+		if (fix && !(d = VPUSH(s->oldel)))
+			return -BKFS_E_NOMEM;
+		if (fix)
+			*d = inum;
+	}
+	return 0;
+}
+
 /* ---- repairs ---- */
 
 static int commit(struct trans *t)
@@ -1642,6 +1723,9 @@ static int apply(struct fsp *s)
 	if (s->next_inum > s->fs->next_inum)
 		s->fs->next_inum = s->next_inum;
 	trans_init(&tr, s->fs);
+	for (size_t i = 0; i < s->oldel.nr; i++)
+		if ((ret = trans_delete(&tr, BTREE_ID_orphans, POS(0, s->oldel.d[i]))) || (ret = commit(&tr)))
+			goto out;
 
 	if (s->root_missing && s->root_fix &&
 	    (ret = write_new_inode(s, BKFS_ROOT_INO, S_IFDIR | 0755, 2 + cnt(s, s->root), BKFS_ROOT_INO, 0, 0)))
@@ -1773,6 +1857,8 @@ static void fsp_free(struct fsp *s)
 	VFREE(s->lfadd);
 	VFREE(s->dels);
 	VFREE(s->dtfix);
+	VFREE(s->ol);
+	VFREE(s->oldel);
 	pb_exit(&s->lf_path);
 }
 
@@ -1793,7 +1879,7 @@ static void fsp_init(struct fsp *s, struct fsck_ctx *c, const struct fsck_key_ho
 static int fsp_scan(struct fsp *s)
 {
 	int ret;
-	if ((ret = scan_inodes(s)))
+	if ((ret = load_orphans(s)) || (ret = scan_inodes(s)))
 		return ret;
 	if (s->bad.nr && (ret = resolve_bad(s)))
 		return ret;
@@ -1864,7 +1950,7 @@ int fsck_check_filesystem(struct fsck_ctx *c)
 		goto out;
 
 	/* 2. report */
-	if ((ret = report_early(s)) || (ret = report_inodes(s)))
+	if ((ret = report_early(s)) || (ret = report_inodes(s)) || (ret = report_orphans(s)))
 		goto out;
 
 	/* 3. repair what the mode allows */

@@ -99,6 +99,9 @@
 	x(xattr_for_missing_inode, 162, 0)                              \
 	x(dirent_in_non_dir, 163, 0)                                    \
 	x(lost_found_missing, 164, 0)                                   \
+	x(orphan_entry_for_missing_inode, 165, FSCK_PREEN)              \
+	x(orphan_entry_for_linked_inode, 166, FSCK_PREEN)               \
+	x(inode_unlinked_not_orphan, 167, 0)                            \
 	/* gc_gens */                                                   \
 	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)
 

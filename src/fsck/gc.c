@@ -1415,7 +1415,7 @@ int fsck_check_allocations(struct fsck_ctx *c)
 		goto out;
 	static const unsigned order[] = {
 		BTREE_ID_alloc, BTREE_ID_stripes, BTREE_ID_extents, BTREE_ID_inodes, BTREE_ID_dirents,
-		BTREE_ID_xattrs, BTREE_ID_reflink, BTREE_ID_accounting,
+		BTREE_ID_xattrs, BTREE_ID_reflink, BTREE_ID_accounting, BTREE_ID_orphans,
 	};
 	_Static_assert(ARRAY_SIZE(order) == BTREE_ID_NR, "every btree is walked");
 	bool fuse = c->fuse_fs;

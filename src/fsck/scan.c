@@ -93,7 +93,7 @@ static void *scan_dev_thread(void *arg)
 				continue;
 			}
 			const struct bkfs_node_hdr *h = (const void *)buf;
-			if (h->magic != magic || h->version != BKFS_FORMAT_VERSION ||
+			if (h->magic != magic || !format_version_ok(h->version) ||
 			    h->btree_id >= BTREE_ID_NR || h->level >= BTREE_MAX_DEPTH ||
 			    h->used_bytes < sizeof(*h) || h->used_bytes > fs->node_bytes)
 				continue;

@@ -19,6 +19,11 @@ struct blockdev {
 	bool keep_open;  /* bd_close() is a no-op while set (tests reopen the same media) */
 	/* counters, for tests and reports */
 	u64 nr_reads, nr_writes, nr_flushes, bytes_read, bytes_written;
+	/* failed writes and flushes: a filesystem on this device can no longer
+	 * trust what it wrote (the mount goes read-only) */
+	u64 nr_write_errors;
+	int write_error; /* the last one: -BKFS_E_* */
+	int host_errno;  /* and its errno, when the host gave one (0 if not) */
 };
 
 static inline int bd_read(struct blockdev *bd, void *buf, u64 off, size_t len)
@@ -35,12 +40,22 @@ static inline int bd_write(struct blockdev *bd, const void *buf, u64 off, size_t
 	bd->bytes_written += len;
 	if (off > bd->size || len > bd->size - off)
 		return -BKFS_E_RANGE;
-	return bd->write(bd, buf, off, len);
+	int ret = bd->write(bd, buf, off, len);
+	if (ret) {
+		bd->nr_write_errors++;
+		bd->write_error = ret;
+	}
+	return ret;
 }
 static inline int bd_flush(struct blockdev *bd)
 {
 	bd->nr_flushes++;
-	return bd->flush(bd);
+	int ret = bd->flush(bd);
+	if (ret) {
+		bd->nr_write_errors++;
+		bd->write_error = ret;
+	}
+	return ret;
 }
 void bd_close(struct blockdev *bd);
 /* -BKFS_E_* for an errno from opening or using a device */
@@ -96,6 +111,10 @@ bool emu_dev_was_cut(struct blockdev *bd);
 /* Faults */
 void emu_dev_flip_bit(struct blockdev *bd, u64 byte_off, int bit);
 int emu_dev_fail_reads(struct blockdev *bd, u64 off, u64 len); /* reads overlapping fail with IO */
+/* A dying disk: after N further writes (0: from the next one) every write
+ * and flush fails with -BKFS_E_IO; what was not flushed before is lost.
+ * emu_dev_clear_faults() heals it. */
+void emu_dev_fail_writes(struct blockdev *bd, u64 after_writes);
 void emu_dev_clear_faults(struct blockdev *bd);
 u8 *emu_dev_media(struct blockdev *bd); /* direct access to the durable media */
 /* "Reboot" onto new media: pending writes dropped, media replaced by a copy of

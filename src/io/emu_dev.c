@@ -52,7 +52,15 @@ struct emu_dev {
 
 	struct emu_range faults[EMU_MAX_FAULTS];
 	unsigned nr_faults;
+	bool fail_writes;     /* armed: writes past fail_after fail */
+	u64 fail_after;       /* in e->writes */
 };
+
+/* a dying disk (emu_dev_fail_writes): this write or flush fails */
+static bool emu_write_fails(struct emu_dev *e)
+{
+	return e->fail_writes && e->writes >= e->fail_after;
+}
 
 static void emu_close(struct blockdev *bd);
 
@@ -142,6 +150,8 @@ static int emu_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
 		return -BKFS_E_RANGE;
 	if (e->cut)
 		return 0;
+	if (emu_write_fails(e))
+		return -BKFS_E_IO;
 	e->writes++;
 	if (e->cut_after && e->writes > e->cut_after) {
 		emu_lose_pending(e);
@@ -173,6 +183,10 @@ static int emu_flush(struct blockdev *bd)
 
 	if (e->cut)
 		return 0;
+	if (emu_write_fails(e)) {
+		emu_lose_pending(e);
+		return -BKFS_E_IO;
+	}
 	if (e->cut_after && e->cut_on_flush && e->writes >= e->cut_after) {
 		emu_lose_pending(e);
 		e->cut = true;
@@ -402,12 +416,24 @@ int emu_dev_fail_reads(struct blockdev *bd, u64 off, u64 len)
 	return 0;
 }
 
+void emu_dev_fail_writes(struct blockdev *bd, u64 after_writes)
+{
+	struct emu_dev *e = emu_of(bd);
+
+	if (e) {
+		e->fail_writes = true;
+		e->fail_after = e->writes + after_writes;
+	}
+}
+
 void emu_dev_clear_faults(struct blockdev *bd)
 {
 	struct emu_dev *e = emu_of(bd);
 
-	if (e)
+	if (e) {
 		e->nr_faults = 0;
+		e->fail_writes = false;
+	}
 }
 
 u8 *emu_dev_media(struct blockdev *bd)

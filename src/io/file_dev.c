@@ -66,6 +66,7 @@ static int file_dev_write(struct blockdev *bd, const void *buf, u64 off, size_t 
 				continue;
 			if (errno == EINVAL && drop_direct(f))
 				continue;
+			bd->host_errno = errno; /* ENOSPC of the host: say so */
 			return bd_errno(errno);
 		}
 		if (r == 0)
@@ -94,6 +95,7 @@ static int file_dev_flush(struct blockdev *bd)
 	while (fdatasync(f->fd) < 0) {
 		if (errno == EINTR)
 			continue;
+		bd->host_errno = errno;
 		return bd_errno(errno);
 	}
 	return 0;

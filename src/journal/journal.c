@@ -370,7 +370,7 @@ static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 rin
 		const struct bkfs_jentry_hdr *h = (const void *)(chunk + (off - cbase));
 		if (h->magic != magic)
 			continue;
-		if (h->version != BKFS_FORMAT_VERSION || h->bytes < sizeof(*h) || h->bytes > ring_bytes - off) {
+		if (!format_version_ok(h->version) || h->bytes < sizeof(*h) || h->bytes > ring_bytes - off) {
 			note_bad(fs, bd, off, st);
 			continue;
 		}

@@ -20,6 +20,7 @@
 #include "../alloc/alloc.h"
 #include "../data/move.h"
 #include "../fsck/fsck.h"
+#include "../fs/super.h"
 #include "../journal/journal.h"
 #include <errno.h>
 #include <stdio.h>
@@ -64,9 +65,11 @@ static u64 need_gc_gens_buckets(struct bkfs_fs *fs)
 	return n;
 }
 
+/* nothing is written once a device write failed (the mount is read-only
+ * from then on: fuse.c says so) */
 static bool writable(struct bkfs_fs *fs)
 {
-	return !(fs->flags & BKFS_OPEN_RDONLY) && !fs->error;
+	return !(fs->flags & BKFS_OPEN_RDONLY) && !bkfs_write_failed(fs);
 }
 
 /* Under the lock. Returns the buckets it freed, or a negative error. */

@@ -8,12 +8,11 @@
  *   exact. lookup counts (forget) need no bookkeeping: inodes live in the
  *   btrees, not in memory.
  * - Unlinking (or renaming over) the last link of a file that is still open
- *   renames it to a hidden name in the root directory
- *   (BKFS_HIDDEN_PREFIX "oINUM.N") instead; the last release removes it.
- *   Every committed state is an ordinary consistent filesystem (no
- *   unreachable inodes after a crash: at worst a hidden file is left over,
- *   and the next mount removes those). The root's times are kept across
- *   these moves.
+ *   keeps its inode with nlink 0 on the orphan list (the orphans btree, in
+ *   the same transaction); its data stays readable and writable until the
+ *   last release, which removes it and frees the space. After a crash the
+ *   next read-write mount removes every orphan before serving (and hidden
+ *   names an older version left, BKFS_HIDDEN_PREFIX in the root).
  * - The engine is single-threaded: the FUSE loop is single-threaded, and
  *   every call into the engine holds one mutex too.
  * - Writes, truncates and metadata changes are committed transactions
@@ -25,8 +24,16 @@
  * - copy_file_range shares the block-aligned part of the range (reflink:
  *   plain cp shares data) and copies the rest. FICLONE never reaches a FUSE
  *   server, so `cp --reflink=always` is refused on the mount.
- * - destroy (unmount) removes leftover hidden files and closes the
- *   filesystem with bkfs_close(): checkpoint, clean flag. */
+ * - fallocate: modes 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE (with
+ *   or without KEEP_SIZE); others EOPNOTSUPP. lseek answers SEEK_DATA and
+ *   SEEK_HOLE. rename takes RENAME_WHITEOUT (overlayfs). Directories show
+ *   a block as st_size (0 on disk).
+ * - A failed device write (EIO, or ENOSPC of the disk under an image file)
+ *   makes the mount read-only at once (went_read_only): changes fail with
+ *   EROFS, fsync with EIO, reads go on; the unmount says why and the
+ *   server exits BKFS_MOUNT_EXIT_WRITE_ERROR.
+ * - destroy (unmount) removes the orphans of files still open and closes
+ *   the filesystem with bkfs_close(): checkpoint, clean flag. */
 #define FUSE_USE_VERSION 31
 #include "fuse.h"
 #include "../fs/posix_ext.h"
@@ -49,16 +56,18 @@
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
 #endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
 
 #define TIMEOUT 1.0 /* seconds the kernel may cache entries and attributes */
 
-/* open files: how often each inode is open, and its hidden name once its
- * last link was removed */
+/* open files: how often each inode is open, and whether a name of it was
+ * removed while open (it may be an orphan: the last release checks) */
 struct open_file {
 	u64 inum;
 	u32 count;
-	bool hidden;
-	char hname[64];
+	bool unlinked;
 };
 
 static struct {
@@ -66,6 +75,8 @@ static struct {
 	struct bkfs_fs *fs;
 	int close_ret;
 	bool closed;
+	bool failed;           /* a device write failed: read-only since */
+	struct printbuf why;   /* what failed */
 	struct open_file *open;
 	size_t nr_open, open_cap;
 	struct bg_opts bg_opts;
@@ -75,9 +86,12 @@ static struct {
 /* Every request ends by unlocking, holding no key pointer: the place to keep
  * the node cache within its limit (a mount that only reads never
  * checkpoints, and its cache would grow to the whole metadata). */
+static bool went_read_only(void);
+
 static void unlock_trim(void)
 {
 	if (S.fs && !S.closed) {
+		went_read_only(); /* say so at once, not at the next change */
 		btree_cache_trim(S.fs);
 		bg_kick_if_due(S.bg);
 	}
@@ -118,13 +132,26 @@ static int err(int ret)
 	}
 }
 
+/* A device write failed (or the engine could not complete an update): the
+ * mount goes read-only at once, as ext4's errors=remount-ro does, so that
+ * no change is acknowledged that could not be made durable. Reads go on. */
+static bool went_read_only(void)
+{
+	if (S.failed || (S.fs->flags & BKFS_OPEN_RDONLY) || !bkfs_write_failed(S.fs))
+		return S.failed;
+	S.failed = true;
+	pb_reset(&S.why);
+	bkfs_write_failed_to_text(&S.why, S.fs);
+	fprintf(stderr, "bkfs mount: write error: %s; the filesystem is read-only from now on (changes not "
+		"synced before the error may be lost; unmount, then run bkfs fsck)\n", pb_str(&S.why));
+	return true;
+}
+
 /* 0 if changes are allowed, else an errno */
 static int writable(void)
 {
-	if (S.fs->flags & BKFS_OPEN_RDONLY)
+	if ((S.fs->flags & BKFS_OPEN_RDONLY) || went_read_only())
 		return EROFS;
-	if (S.fs->error)
-		return EIO;
 	return 0;
 }
 
@@ -186,7 +213,9 @@ static void fill_stat(struct stat *st, u64 inum, const struct bkfs_inode *in)
 	st->st_uid = in->uid;
 	st->st_gid = in->gid;
 	st->st_rdev = in->rdev;
-	st->st_size = in->size;
+	/* directories keep i_size 0 on disk; stat shows a block, as ext4
+	 * shows for a small directory (tools take 0 for an empty file) */
+	st->st_size = S_ISDIR(in->mode) && !in->size ? S.fs->block_bytes : in->size;
 	st->st_blksize = S.fs->block_bytes;
 	st->st_blocks = in->sectors; /* 512-byte units, like st_blocks */
 	ns_to_ts(in->atime_ns, &st->st_atim);
@@ -252,22 +281,13 @@ static int open_get(u64 inum)
 	return 0;
 }
 
-/* keep the root's times across our own moves in and out of it */
-static void root_times_restore(const struct bkfs_inode *root)
+/* Remove inum if it is an orphan (its last close, or unmount). */
+static void release_orphan(u64 inum)
 {
-	struct bkfs_attr_change c = {
-		.mask = BKFS_ATTR_MTIME | BKFS_ATTR_CTIME,
-		.mtime_ns = root->mtime_ns,
-		.ctime_ns = root->ctime_ns,
-	};
-	bkfs_setattr(S.fs, BKFS_ROOT_INO, &c, NULL);
-}
-
-/* Remove the hidden name of o (its last close, or unmount). */
-static int unhide(struct open_file *o)
-{
-	o->hidden = false;
-	return bkfs_remove(S.fs, BKFS_ROOT_INO, o->hname, BKFS_REMOVE_KEEP_TIMES);
+	int ret = writable() ? 0 : bkfs_orphan_release(S.fs, inum);
+	if (ret)
+		fprintf(stderr, "bkfs mount: removing unlinked inode %llu: %s\n", (unsigned long long)inum,
+			bkfs_strerror(ret));
 }
 
 static void open_put(u64 inum)
@@ -275,43 +295,30 @@ static void open_put(u64 inum)
 	struct open_file *o = open_find(inum);
 	if (!o || --o->count)
 		return;
-	if (o->hidden && unhide(o))
-		fprintf(stderr, "bkfs mount: removing %s: failed\n", o->hname);
+	if (o->unlinked)
+		release_orphan(inum);
 	*o = S.open[--S.nr_open];
 }
 
-/* Name dir/name is about to lose its inode: if that is the last link of an
- * open file, move it to a hidden name in the root instead (*hidden = true:
- * the name is gone, nothing more to do). */
-static int hide_if_open(u64 dir, const char *name, bool *hidden)
+/* Name dir/name is about to lose its inode: if that inode is open, the
+ * removal keeps it as an orphan (*flag gets orphan_flag) and its last
+ * release removes it. */
+static int orphan_if_open(u64 dir, const char *name, unsigned orphan_flag, unsigned *flag)
 {
-	struct bkfs_inode in, root;
+	struct bkfs_inode in;
 	struct open_file *o;
 	u64 inum;
-	int ret;
-	*hidden = false;
 	if (!S.nr_open)
 		return 0;
-	ret = bkfs_lookup(S.fs, dir, name, &inum, &in);
+	int ret = bkfs_lookup(S.fs, dir, name, &inum, &in);
 	if (ret == -BKFS_E_NOENT)
 		return 0;
 	if (ret)
 		return ret;
-	if (S_ISDIR(in.mode) || in.nlink > 1 || !(o = open_find(inum)))
-		return 0;
-	if ((ret = bkfs_inode_find(S.fs, BKFS_ROOT_INO, &root)))
-		return ret;
-	for (unsigned n = 0;; n++) {
-		snprintf(o->hname, sizeof(o->hname), BKFS_HIDDEN_PREFIX "o%llu.%u", (unsigned long long)inum, n);
-		ret = bkfs_rename(S.fs, dir, name, BKFS_ROOT_INO, o->hname, BKFS_RENAME_NOREPLACE);
-		if (ret != -BKFS_E_EXIST || n > 1000)
-			break;
+	if (!S_ISDIR(in.mode) && (o = open_find(inum))) {
+		o->unlinked = true;
+		*flag |= orphan_flag;
 	}
-	if (ret)
-		return ret;
-	if (dir != BKFS_ROOT_INO)
-		root_times_restore(&root);
-	o->hidden = *hidden = true;
 	return 0;
 }
 
@@ -499,11 +506,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, bool rmdir)
 {
 	u64 dir = to_inum(parent);
-	bool hidden = false;
+	unsigned flags = rmdir ? BKFS_REMOVE_DIR : 0;
 	int ret = 0, e = name_ok(name);
 	LOCK();
-	if (!e && !(e = writable()) && (rmdir || !(ret = hide_if_open(dir, name, &hidden))) && !hidden)
-		ret = bkfs_remove(S.fs, dir, name, rmdir ? BKFS_REMOVE_DIR : 0);
+	if (!e && !(e = writable()) && (rmdir || !(ret = orphan_if_open(dir, name, BKFS_REMOVE_ORPHAN, &flags))))
+		ret = bkfs_remove(S.fs, dir, name, flags);
 	UNLOCK();
 	fuse_reply_err(req, e ? e : err(ret));
 }
@@ -522,10 +529,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	u64 odir = to_inum(parent), ndir = to_inum(newparent);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct bkfs_whiteout wo = { .uid = ctx->uid, .gid = ctx->gid };
+	bool whiteout = flags & RENAME_WHITEOUT;
 	unsigned f = 0;
-	bool hidden;
 	int ret = 0, e = 0;
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+	if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) ||
+	    (whiteout && (flags & RENAME_EXCHANGE))) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -536,22 +546,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	LOCK();
 	if ((e = name_ok(name)) || (e = name_ok(newname)) || (e = writable()))
 		goto out;
-	if (!f) {
-		/* an open file about to lose its last link to the rename is
-		 * hidden first (not when the source is that same inode) */
-		u64 si, ti;
-		struct bkfs_inode sin, tin;
-		if ((ret = bkfs_lookup(S.fs, odir, name, &si, &sin)))
-			goto out;
-		ret = bkfs_lookup(S.fs, ndir, newname, &ti, &tin);
-		if (!ret && ti != si && !S_ISDIR(sin.mode) && !S_ISDIR(tin.mode) &&
-		    (ret = hide_if_open(ndir, newname, &hidden)))
-			goto out;
-		if (ret && ret != -BKFS_E_NOENT)
-			goto out;
-	}
-	if (retry_nospc(ret = bkfs_rename(S.fs, odir, name, ndir, newname, f)))
-		ret = bkfs_rename(S.fs, odir, name, ndir, newname, f);
+	/* an open target about to lose its last link stays as an orphan */
+	if (!(f & BKFS_RENAME_EXCHANGE) && (ret = orphan_if_open(ndir, newname, BKFS_RENAME_ORPHAN, &f)))
+		goto out;
+	if (whiteout && (e = space_check()))
+		goto out;
+	if (retry_nospc(ret = bkfs_rename_whiteout(S.fs, odir, name, ndir, newname, f, whiteout ? &wo : NULL)))
+		ret = bkfs_rename_whiteout(S.fs, odir, name, ndir, newname, f, whiteout ? &wo : NULL);
 out:
 	UNLOCK();
 	fuse_reply_err(req, e ? e : err(ret));
@@ -701,6 +702,87 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
 	reply_written(req, e, n);
 }
 
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#ifndef FALLOC_FL_ZERO_RANGE
+#define FALLOC_FL_ZERO_RANGE 0x10
+#endif
+
+/* fallocate(2) modes as bkfs_fallocate's, or -1 if not supported */
+static int falloc_mode(int mode)
+{
+	switch (mode) {
+	case 0: return 0;
+	case FALLOC_FL_KEEP_SIZE: return BKFS_FALLOC_KEEP_SIZE;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: return BKFS_FALLOC_PUNCH_HOLE | BKFS_FALLOC_KEEP_SIZE;
+	case FALLOC_FL_ZERO_RANGE: return BKFS_FALLOC_ZERO_RANGE;
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE: return BKFS_FALLOC_ZERO_RANGE | BKFS_FALLOC_KEEP_SIZE;
+	}
+	return -1;
+}
+
+/* Reservations hold no device space, but a preallocation larger than
+ * what writes can still get is refused, as a full filesystem would. */
+static bool falloc_fits(u64 len)
+{
+	struct alloc_space_info si;
+	alloc_space_info(S.fs, &si);
+	u64 replicas = S.fs->sb.data_replicas ? S.fs->sb.data_replicas : 1;
+	return len <= (si.avail_sectors / replicas) << SECTOR_SHIFT;
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	int m = falloc_mode(mode), ret = 0, e = 0;
+	if (m < 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	LOCK();
+	if (!(e = writable()) && !(m & BKFS_FALLOC_PUNCH_HOLE) && !(e = space_check()) && !falloc_fits(len))
+		e = ENOSPC;
+	if (!e && (m & BKFS_FALLOC_PUNCH_HOLE || !(e = space_check())) &&
+	    retry_nospc(ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len)))
+		ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len);
+	UNLOCK();
+	if (!e && ret == -BKFS_E_RANGE)
+		e = EFBIG;
+	else if (!e && ret == -BKFS_E_INVAL)
+		e = ENODEV; /* not a regular file */
+	fuse_reply_err(req, e ? e : err(ret));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	u64 pos = 0;
+	int ret = 0;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL); /* the kernel handles the others itself */
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	LOCK();
+	ret = bkfs_seek_data(S.fs, to_inum(ino), off, whence == SEEK_DATA, &pos);
+	UNLOCK();
+	if (ret == -BKFS_E_NOENT)
+		fuse_reply_err(req, ENXIO);
+	else if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		fuse_reply_lseek(req, pos);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0); /* every write is committed already; fsync makes it durable */
@@ -717,7 +799,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	LOCK();
-	int ret = (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : bkfs_sync(S.fs);
+	/* after a write error nothing more becomes durable */
+	int ret = went_read_only() ? -BKFS_E_IO : (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : bkfs_sync(S.fs);
 	UNLOCK();
 	fuse_reply_err(req, err(ret));
 }
@@ -951,13 +1034,17 @@ static void close_fs(void)
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
-		/* files still open at unmount: their hidden names go now */
+		/* files still open at unmount: orphans among them go now */
 		for (size_t i = 0; i < S.nr_open; i++)
-			if (S.open[i].hidden && !(S.fs->flags & BKFS_OPEN_RDONLY))
-				unhide(&S.open[i]);
+			if (S.open[i].unlinked)
+				release_orphan(S.open[i].inum);
 		S.nr_open = 0;
+		went_read_only();
 		S.close_ret = bkfs_close(S.fs);
-		if (S.close_ret)
+		if (S.failed)
+			fprintf(stderr, "bkfs mount: unmounted read-only after a write error (%s): changes since the "
+				"last sync before it may be lost; run bkfs fsck\n", pb_str(&S.why));
+		else if (S.close_ret)
 			fprintf(stderr, "bkfs mount: closing the filesystem: %s\n", bkfs_strerror(S.close_ret));
 	}
 	free(S.open);
@@ -1004,7 +1091,25 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.removexattr = op_removexattr,
 	.create = op_create,
 	.copy_file_range = op_copy_file_range,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
 };
+
+/* Orphans left by a crash (files unlinked while open, interrupted
+ * deletions), and hidden names an older version left for the same: no file
+ * is open yet, so they all go. */
+static void reap_leftovers(struct bkfs_fs *fs)
+{
+	unsigned nr = 0, nr_hidden = 0;
+	int r = bkfs_reap_orphans(fs, &nr);
+	if (!r)
+		r = bkfs_reap_hidden(fs, &nr_hidden);
+	if (r)
+		fprintf(stderr, "bkfs mount: removing leftover unlinked files: %s\n", bkfs_strerror(r));
+	else if (nr + nr_hidden)
+		fprintf(stderr, "bkfs mount: removed %u leftover unlinked file(s) (unlinked while open, or "
+			"deletions interrupted by a crash)\n", nr + nr_hidden);
+}
 
 int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char **argv)
 {
@@ -1015,6 +1120,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 
 	S.fs = fs;
 	S.closed = false;
+	S.failed = false;
+	S.why = PRINTBUF;
 	S.close_ret = 0;
 	S.bg = NULL;
 	S.bg_opts = *bgo;
@@ -1027,17 +1134,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 	}
 	if (!(se = fuse_session_new(&args, &bkfs_ll_ops, sizeof(bkfs_ll_ops), NULL)))
 		goto out;
-	if (!(fs->flags & BKFS_OPEN_RDONLY)) {
-		/* hidden files left by a crash (open unlinked files, interrupted
-		 * deletions): no file is open yet, so they all go */
-		unsigned nr;
-		int r = bkfs_reap_hidden(fs, &nr);
-		if (r)
-			fprintf(stderr, "bkfs mount: removing leftover hidden files: %s\n", bkfs_strerror(r));
-		else if (nr)
-			fprintf(stderr, "bkfs mount: removed %u leftover hidden file(s) (unlinked while open, or "
-				"deletions interrupted by a crash)\n", nr);
-	}
+	if (!(fs->flags & BKFS_OPEN_RDONLY))
+		reap_leftovers(fs);
 	if (fuse_set_signal_handlers(se))
 		goto out_destroy;
 	if (fuse_session_mount(se, opts.mountpoint))
@@ -1059,5 +1157,8 @@ out:
 	close_fs();
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);
+	pb_exit(&S.why);
+	if (S.failed)
+		return BKFS_MOUNT_EXIT_WRITE_ERROR;
 	return ret || S.close_ret ? 1 : 0;
 }

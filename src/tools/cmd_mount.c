@@ -29,9 +29,11 @@ static void usage(FILE *f)
 		"or in use by another bkfs process\". A read-only mount shares the device\n"
 		"with other readers, and is refused while a writer holds it.\n"
 		"\n"
-		"Files unlinked while open live on under a hidden name in the root\n"
-		"(.bkfs_hidden.*) until closed; after a crash the next mount removes such\n"
-		"names. Writes and new files stop with ENOSPC only when the space statfs\n"
+		"Files unlinked while open live on (nlink 0, on the orphan list) until\n"
+		"closed; after a crash the next read-write mount removes them. If a device\n"
+		"write fails (an I/O error, or the disk under an image file is full), the\n"
+		"mount goes read-only at once and says why on stderr: changes then fail with\n"
+		"EROFS, fsync with EIO, reads go on. Writes and new files stop with ENOSPC only when the space statfs\n"
 		"offered is really full: the allocator keeps small reserves (1/64 of each\n"
 		"device, at least 8 buckets, twice over) for copying GC and for the btree\n"
 		"nodes of deletions and checkpoints.\n"
@@ -54,7 +56,8 @@ static void usage(FILE *f)
 		"  -h, --help    show this help\n"
 		"\n"
 		"Exit status: 0 after a clean unmount; 1 failure (device cannot be opened or\n"
-		"is in use, mount failed, error while closing); 16 usage error.\n");
+		"is in use, mount failed, error while closing); 2 a device write failed while\n"
+		"mounted (the mount was read-only since; run bkfs fsck); 16 usage error.\n");
 }
 
 /* append s to the comma-separated list *list, escaping ',' and '\' when esc */

@@ -48,9 +48,9 @@ img_users() {
 	find /proc/[0-9]*/fd -maxdepth 1 -lname "$(realpath "$IMG")" 2>/dev/null | cut -d/ -f3 | sort -u || true
 }
 
-# Wait until the hidden names of files unlinked while open (in the root of
-# the mount) are gone: FUSE sends the last release asynchronously, after
-# close() returned.
+# Files unlinked while open must never show a name (older versions moved
+# them to hidden names in the root until the last release, which FUSE sends
+# asynchronously after close() returned): none may appear.
 settle() {
 	for _ in $(seq 1 100); do
 		[ -z "$(find "$MNT" -maxdepth 1 -name '.bkfs_hidden*' -print -quit)" ] && return 0
@@ -502,7 +502,7 @@ head -c 300000 /dev/urandom > "$T/frag_src"
 for round in 1 2 3; do
 	mount_fg
 	(
-		# fragmented files (removed through hidden names), a tree, removals
+		# fragmented files (removed through the orphan list), a tree, removals
 		for f in 1 2 3; do
 			for k in $(seq 1 40); do
 				dd if="$T/frag_src" of="$MNT/frag$f" bs=4k count=1 skip=$k seek=$((k * 2)) conv=notrunc status=none
@@ -522,10 +522,11 @@ for round in 1 2 3; do
 	fusermount3 -uz "$MNT" 2>/dev/null || true
 	fsck_clean "the server was killed (round $round)"
 done
-mount_fg # removes hidden leftovers
+mount_fg # removes leftover orphans
 unmount_fg
 [ -z "$("$BKFS" list -b dirents "$IMG" 2>/dev/null | grep -F "$(printf '%s' .bkfs_hidden)" || true)" ] ||
 	fail "hidden files left after a remount"
+[ -z "$("$BKFS" list -b orphans "$IMG" 2>/dev/null || true)" ] || fail "orphans left after a remount"
 fsck_clean "remount after kills"
 
 # ---- usage errors ----

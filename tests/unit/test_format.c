@@ -642,8 +642,14 @@ static void test_node(void)
 
 	/* header fields */
 	build_extents_node(&nb);
-	h->version = 2;
+	h->version = BKFS_FORMAT_VERSION + 1;
 	CHECK_EQ(node_check(&nb, NULL), -BKFS_E_CORRUPT);
+	build_extents_node(&nb);
+	h->version = BKFS_FORMAT_VERSION_MIN - 1;
+	CHECK_EQ(node_check(&nb, NULL), -BKFS_E_CORRUPT);
+	build_extents_node(&nb);
+	h->version = BKFS_FORMAT_VERSION_MIN; /* older nodes stay readable */
+	CHECK_EQ(node_check(&nb, NULL), 0);
 	build_extents_node(&nb);
 	h->btree_id = BTREE_ID_NR;
 	CHECK_EQ(node_check(&nb, NULL), -BKFS_E_CORRUPT);
@@ -933,7 +939,8 @@ static void test_sb(void)
 
 	SB_BAD(u.sb.magic++);
 	SB_BAD(u.sb.magic2 = 0);
-	SB_BAD(u.sb.version = 2);
+	SB_BAD(u.sb.version = BKFS_FORMAT_VERSION + 1);
+	SB_BAD(u.sb.version = 0);
 	SB_BAD(u.sb.block_size = 256);
 	SB_BAD(u.sb.block_size = 3000);
 	SB_BAD(u.sb.block_size = 131072);

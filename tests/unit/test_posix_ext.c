@@ -268,6 +268,97 @@ int main(void)
 	CHECK_EQ(bkfs_inode_find(fs, R, &in), 0);
 	CHECK_EQ(in.mtime_ns, rmt);
 
+	/* open files losing their last link stay as orphans (nlink 0, data
+	 * readable and writable) until released */
+	u64 op = mk(rd, "open", S_IFREG | 0644), op2 = mk(rd, "open2", S_IFREG | 0644);
+	u64 bigf = mk(rd, "bigf", S_IFREG | 0644);
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(bkfs_file_write(fs, op, (u64)i * 65536, data, 4096), 4096);
+	CHECK_EQ(bkfs_file_write(fs, op2, 0, data, 100), 100);
+	CHECK_EQ(bkfs_file_write(fs, bigf, 0, data, sizeof(data)), (ssize_t)sizeof(data));
+	CHECK_EQ(bkfs_remove(fs, rd, "open", BKFS_REMOVE_ORPHAN), 0);
+	CHECK_EQ(look(rd, "open"), 0);
+	CHECK_EQ(bkfs_inode_find(fs, op, &in), 0);
+	CHECK_EQ(in.nlink, 0);
+	CHECK(in.sectors > 0);
+	CHECK_EQ(btree_lookup(fs, BTREE_ID_orphans, POS(0, op), NULL), 0);
+	char rb[4096];
+	CHECK_EQ(bkfs_file_read(fs, op, 39 * 65536, rb, 4096), 4096);
+	CHECK(!memcmp(rb, data, 4096));
+	CHECK_EQ(bkfs_file_write(fs, op, 0, data, 4096), 4096);
+	/* renamed over while open */
+	CHECK_EQ(bkfs_rename(fs, rd, "bigf", rd, "open2", BKFS_RENAME_ORPHAN), 0);
+	CHECK_EQ(look(rd, "open2"), bigf);
+	CHECK_EQ(nlink(op2), 0);
+	CHECK_EQ(bkfs_inode_find(fs, op2, NULL), 0);
+	/* a name of an open file with other links: only a link goes */
+	u64 two = mk(rd, "two", S_IFREG | 0644);
+	CHECK_EQ(bkfs_link(fs, two, rd, "two2"), 0);
+	CHECK_EQ(bkfs_remove(fs, rd, "two", BKFS_REMOVE_ORPHAN), 0);
+	CHECK_EQ(nlink(two), 1);
+	CHECK_EQ(btree_lookup(fs, BTREE_ID_orphans, POS(0, two), NULL), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_orphan_release(fs, two), 0); /* not an orphan: nothing */
+	CHECK_EQ(nlink(two), 1);
+	/* checks clean with orphans present (reopen without release = a crash) */
+	CHECK_EQ(bkfs_sync(fs), 0);
+	CHECK_EQ(bkfs_close(fs), 0);
+	{
+		struct fsck_opts fo = { .mode = FSCK_MODE_NO };
+		CHECK_EQ(bkfs_fsck(paths, 1, &fo), 0);
+	}
+	CHECK_EQ(bkfs_open(paths, 1, 0, &fs, &err), 0);
+	CHECK_EQ(bkfs_inode_find(fs, op, &in), 0);
+	CHECK_EQ(in.nlink, 0);
+	CHECK_EQ(bkfs_orphan_release(fs, op2), 0); /* the last close */
+	CHECK_EQ(bkfs_inode_find(fs, op2, NULL), -BKFS_E_NOENT);
+	CHECK_EQ(btree_lookup(fs, BTREE_ID_orphans, POS(0, op2), NULL), -BKFS_E_NOENT);
+	unsigned nr_orphans = 0;
+	CHECK_EQ(bkfs_reap_orphans(fs, &nr_orphans), 0); /* the next mount after a crash */
+	CHECK_EQ(nr_orphans, 1);
+	CHECK_EQ(bkfs_inode_find(fs, op, NULL), -BKFS_E_NOENT);
+	struct btree_iter oit;
+	struct bkey *ok;
+	btree_iter_init(&oit, fs, BTREE_ID_orphans, 0, POS_MIN);
+	CHECK_EQ(btree_iter_peek(&oit, &ok), 0);
+	CHECK(!ok);
+	btree_iter_init(&oit, fs, BTREE_ID_extents, 0, POS(op, 0));
+	CHECK_EQ(btree_iter_peek(&oit, &ok), 0);
+	CHECK(!ok || ok->p.inode != op);
+
+	/* fallocate: reservations count in sectors, read as zeros, are holes
+	 * to SEEK_DATA; punch and zero-range; i_size as the mode says */
+	u64 fa = mk(rd, "falloc", S_IFREG | 0644), pos = 0;
+	CHECK_EQ(bkfs_fallocate(fs, fa, 0, 1000, 1 << 20), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.size, 1000 + (1 << 20));
+	CHECK_EQ(in.sectors, ROUND_UP(1000 + (1 << 20), 4096) >> 9);
+	CHECK_EQ(bkfs_seek_data(fs, fa, 0, true, &pos), -BKFS_E_NOENT);
+	CHECK_EQ(bkfs_seek_data(fs, fa, 5, false, &pos), 0);
+	CHECK_EQ(pos, 5);
+	CHECK_EQ(bkfs_file_write(fs, fa, 8192, data, 4096), 4096);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.sectors, ROUND_UP(1000 + (1 << 20), 4096) >> 9); /* the write replaced reserved space */
+	CHECK_EQ(bkfs_seek_data(fs, fa, 0, true, &pos), 0);
+	CHECK_EQ(pos, 8192);
+	CHECK_EQ(bkfs_seek_data(fs, fa, 8192, false, &pos), 0);
+	CHECK_EQ(pos, 12288);
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_KEEP_SIZE, 4 << 20, 4096), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.size, 1000 + (1 << 20));
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_PUNCH_HOLE, 0, 4096), -BKFS_E_INVAL);
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_ZERO_RANGE | BKFS_FALLOC_KEEP_SIZE, 8192 + 100, 50), 0);
+	CHECK_EQ(bkfs_file_read(fs, fa, 8192, rb, 4096), 4096);
+	CHECK(!memcmp(rb, data, 100) && !rb[100] && !rb[149] && !memcmp(rb + 150, data + 150, 4096 - 150));
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_PUNCH_HOLE | BKFS_FALLOC_KEEP_SIZE, 0, 1ull << 40), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.sectors, 0);
+	CHECK_EQ(in.size, 1000 + (1 << 20));
+	CHECK_EQ(bkfs_fallocate(fs, fa, BKFS_FALLOC_ZERO_RANGE, 2 << 20, 8192), 0);
+	CHECK_EQ(bkfs_inode_find(fs, fa, &in), 0);
+	CHECK_EQ(in.size, (2 << 20) + 8192);
+	CHECK_EQ(in.sectors, 16);
+	CHECK_EQ(bkfs_fallocate(fs, rd, 0, 0, 4096), -BKFS_E_ISDIR);
+
 	CHECK_EQ(bkfs_sync(fs), 0);
 
 	/* everything survives a reopen, and the image checks clean */

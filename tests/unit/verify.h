@@ -641,9 +641,10 @@ static unsigned verify_fs(struct bkfs_fs *fs, const struct verify_opts *o)
 		}
 
 	/* the alloc btree first: its keys give the bucket gens */
-	static const unsigned order[BTREE_ID_NR] = { BTREE_ID_alloc, BTREE_ID_extents, BTREE_ID_inodes,
-						     BTREE_ID_dirents, BTREE_ID_xattrs, BTREE_ID_reflink,
-						     BTREE_ID_stripes, BTREE_ID_accounting };
+	static const unsigned order[] = { BTREE_ID_alloc, BTREE_ID_extents, BTREE_ID_inodes,
+					  BTREE_ID_dirents, BTREE_ID_xattrs, BTREE_ID_reflink,
+					  BTREE_ID_stripes, BTREE_ID_accounting, BTREE_ID_orphans };
+	_Static_assert(ARRAY_SIZE(order) == BTREE_ID_NR, "every btree is walked");
 	for (unsigned i = 0; i < BTREE_ID_NR; i++) {
 		unsigned id = order[i];
 		struct bkey_buf kb;
