@@ -48,28 +48,21 @@ struct bpos bpos_predecessor(struct bpos p)
 
 /* ---- names ---- */
 
-static const char *const btree_id_names[] = {
-#define x(n, v, ...) [v] = #n,
-	BKFS_BTREE_IDS()
-#undef x
-};
-
-static const u8 btree_id_flags[] = {
-#define x(n, v, flags, types) [v] = flags,
-	BKFS_BTREE_IDS()
-#undef x
-};
-
-static const u64 btree_leaf_key_types[] = {
-#define x(n, v, flags, types) [v] = types,
+/* one row per btree id: its columns of BKFS_BTREE_IDS */
+static const struct btree_id_info {
+	const char *name;
+	u8 flags;
+	u64 leaf_key_types;
+} btree_ids[] = {
+#define x(n, v, flags, types) [v] = { #n, flags, types },
 	BKFS_BTREE_IDS()
 #undef x
 };
 
 const char *btree_id_str(unsigned id)
 {
-	if (id < ARRAY_SIZE(btree_id_names) && btree_id_names[id])
-		return btree_id_names[id];
+	if (id < ARRAY_SIZE(btree_ids) && btree_ids[id].name)
+		return btree_ids[id].name;
 	return "unknown";
 }
 
@@ -77,15 +70,15 @@ int btree_id_parse(const char *s)
 {
 	if (!s)
 		return -1;
-	for (unsigned i = 0; i < ARRAY_SIZE(btree_id_names); i++)
-		if (btree_id_names[i] && !strcmp(s, btree_id_names[i]))
+	for (unsigned i = 0; i < ARRAY_SIZE(btree_ids); i++)
+		if (btree_ids[i].name && !strcmp(s, btree_ids[i].name))
 			return (int)i;
 	return -1;
 }
 
 bool btree_is_extents(unsigned id)
 {
-	return id < BTREE_ID_NR && (btree_id_flags[id] & BTREE_IS_extents);
+	return id < BTREE_ID_NR && (btree_ids[id].flags & BTREE_IS_extents);
 }
 
 const char *key_type_str(unsigned t)
@@ -155,7 +148,7 @@ static bool key_type_allowed(unsigned id, unsigned level, unsigned t)
 		return t == KEY_TYPE_btree_ptr;
 	if (t == KEY_TYPE_deleted || t == KEY_TYPE_whiteout)
 		return true;
-	return t < KEY_TYPE_MAX && (btree_leaf_key_types[id] & (1ull << t));
+	return t < KEY_TYPE_MAX && (btree_ids[id].leaf_key_types & (1ull << t));
 }
 
 int bkey_validate(const struct bkey *k, unsigned btree_id, unsigned level, struct printbuf *err)
