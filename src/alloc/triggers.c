@@ -46,68 +46,95 @@ static int mark_data_ptrs(struct mark_ctx *c, const struct bkey *k, struct bkfs_
 	return 0;
 }
 
-int bkfs_mark_key(struct mark_ctx *c, unsigned btree_id, unsigned level, const struct bkey *k, int sign)
+/* ---- what each key type marks ---- */
+
+static int trigger_btree_ptr(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
+{
+	const struct bkfs_btree_ptr *bp = bkey_val(k);
+	s64 s = (s64)sign * c->fs->sb.btree_node_size;
+	u32 mask = 0;
+	int ret;
+	for (unsigned i = 0; i < bp->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		if ((ret = c->ops->bucket(c, &bp->ptrs[i], DATA_btree, s, CNT_DIRTY)) < 0)
+			return ret;
+		mask |= 1u << (bp->ptrs[i].dev & 31);
+	}
+	if (bp->nr_ptrs) {
+		c->ops->acct(c, acct_pos_btree(btree_id), s * bp->nr_ptrs, 0, 0);
+		c->ops->acct(c, acct_pos_replicas(DATA_btree, 1, mask), s * bp->nr_ptrs, 0, 0);
+	}
+	return 0;
+}
+
+static int trigger_extent(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
 {
 	struct bkfs_ptr *ptrs;
-	unsigned nr;
-	int ret;
+	unsigned nr = bkey_ptrs(k, &ptrs);
+	return mark_data_ptrs(c, k, ptrs, nr, sign);
+}
 
-	if (!k || bkey_deleted(k))
-		return 0;
-	switch (k->type) {
-	case KEY_TYPE_btree_ptr: {
-		const struct bkfs_btree_ptr *bp = bkey_val(k);
-		s64 s = (s64)sign * c->fs->sb.btree_node_size;
-		u32 mask = 0;
-		for (unsigned i = 0; i < bp->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
-			if ((ret = c->ops->bucket(c, &bp->ptrs[i], DATA_btree, s, CNT_DIRTY)) < 0)
-				return ret;
-			mask |= 1u << (bp->ptrs[i].dev & 31);
-		}
-		if (bp->nr_ptrs) {
-			c->ops->acct(c, acct_pos_btree(btree_id), s * bp->nr_ptrs, 0, 0);
-			c->ops->acct(c, acct_pos_replicas(DATA_btree, 1, mask), s * bp->nr_ptrs, 0, 0);
-		}
-		return 0;
+static int trigger_reflink_v(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
+{
+	c->ops->acct(c, acct_pos_reflink(), sign, (s64)sign * k->size, 0);
+	return trigger_extent(c, btree_id, k, sign);
+}
+
+static int trigger_reservation(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
+{
+	const struct bkfs_reservation *r = bkey_val(k);
+	c->ops->acct(c, acct_pos_reserved(r->nr_replicas), (s64)sign * k->size, 0, 0);
+	return 0;
+}
+
+static int trigger_inode(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
+{
+	c->ops->acct(c, acct_pos_nr_inodes(), sign, 0, 0);
+	return 0;
+}
+
+static int trigger_reflink_p(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
+{
+	const struct bkfs_reflink_p *r = bkey_val(k);
+	u64 start = r->idx >= r->front_pad ? r->idx - r->front_pad : 0;
+	u64 end = r->idx + k->size + r->back_pad;
+	return c->ops->reflink ? c->ops->reflink(c, start, end, sign) : 0;
+}
+
+static int trigger_stripe(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign)
+{
+	struct bkfs_stripe *s = bkey_val(k);
+	s64 sectors = (s64)sign * s->sectors;
+	u32 mask = 0;
+	int ret;
+	for (unsigned i = 0; i < s->nr_blocks; i++) {
+		bool parity = i >= (unsigned)(s->nr_blocks - s->nr_redundant);
+		if (parity && (ret = c->ops->bucket(c, &s->ptrs[i], DATA_parity, sectors, CNT_DIRTY)) < 0)
+			return ret;
+		mask |= 1u << (s->ptrs[i].dev & 31);
 	}
-	case KEY_TYPE_extent:
-		nr = bkey_ptrs(k, &ptrs);
-		return mark_data_ptrs(c, k, ptrs, nr, sign);
-	case KEY_TYPE_reflink_v:
-		nr = bkey_ptrs(k, &ptrs);
-		c->ops->acct(c, acct_pos_reflink(), sign, (s64)sign * k->size, 0);
-		return mark_data_ptrs(c, k, ptrs, nr, sign);
-	case KEY_TYPE_reservation: {
-		const struct bkfs_reservation *r = bkey_val(k);
-		c->ops->acct(c, acct_pos_reserved(r->nr_replicas), (s64)sign * k->size, 0, 0);
+	c->ops->acct(c, acct_pos_replicas(DATA_parity, s->nr_blocks - s->nr_redundant, mask),
+		     sectors * s->nr_redundant, 0, 0);
+	return c->ops->stripe ? c->ops->stripe(c, k, sign) : 0;
+}
+
+/* The marking method of each key type (the format layer's struct bkey_ops
+ * has the rest); a type not named here marks nothing. */
+typedef int (*key_trigger_fn)(struct mark_ctx *c, unsigned btree_id, const struct bkey *k, int sign);
+static const key_trigger_fn key_triggers[KEY_TYPE_MAX] = {
+	[KEY_TYPE_btree_ptr]   = trigger_btree_ptr,
+	[KEY_TYPE_extent]      = trigger_extent,
+	[KEY_TYPE_reservation] = trigger_reservation,
+	[KEY_TYPE_inode]       = trigger_inode,
+	[KEY_TYPE_stripe]      = trigger_stripe,
+	[KEY_TYPE_reflink_p]   = trigger_reflink_p,
+	[KEY_TYPE_reflink_v]   = trigger_reflink_v,
+};
+
+int bkfs_mark_key(struct mark_ctx *c, unsigned btree_id, unsigned level, const struct bkey *k, int sign)
+{
+	if (!k || bkey_deleted(k) || k->type >= KEY_TYPE_MAX || !key_triggers[k->type])
 		return 0;
-	}
-	case KEY_TYPE_inode:
-		c->ops->acct(c, acct_pos_nr_inodes(), sign, 0, 0);
-		return 0;
-	case KEY_TYPE_reflink_p: {
-		const struct bkfs_reflink_p *r = bkey_val(k);
-		u64 start = r->idx >= r->front_pad ? r->idx - r->front_pad : 0;
-		u64 end = r->idx + k->size + r->back_pad;
-		return c->ops->reflink ? c->ops->reflink(c, start, end, sign) : 0;
-	}
-	case KEY_TYPE_stripe: {
-		struct bkfs_stripe *s = bkey_val(k);
-		s64 sectors = (s64)sign * s->sectors;
-		u32 mask = 0;
-		for (unsigned i = 0; i < s->nr_blocks; i++) {
-			bool parity = i >= (unsigned)(s->nr_blocks - s->nr_redundant);
-			if (parity && (ret = c->ops->bucket(c, &s->ptrs[i], DATA_parity, sectors, CNT_DIRTY)) < 0)
-				return ret;
-			mask |= 1u << (s->ptrs[i].dev & 31);
-		}
-		c->ops->acct(c, acct_pos_replicas(DATA_parity, s->nr_blocks - s->nr_redundant, mask),
-			     sectors * s->nr_redundant, 0, 0);
-		return c->ops->stripe ? c->ops->stripe(c, k, sign) : 0;
-	}
-	default:
-		return 0;
-	}
+	return key_triggers[k->type](c, btree_id, k, sign);
 }
 
 /* ---- normal mode: the live bucket state ---- */

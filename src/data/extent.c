@@ -12,26 +12,8 @@ void bkey_cut_front(struct bkey *k, struct bpos where)
 		return;
 	u64 cut = where.offset - start.offset;
 	k->size -= cut;
-	switch (k->type) {
-	case KEY_TYPE_extent:
-		((struct bkfs_extent *)bkey_val(k))->offset += cut;
-		break;
-	case KEY_TYPE_reflink_p:
-		((struct bkfs_reflink_p *)bkey_val(k))->idx += cut;
-		break;
-	case KEY_TYPE_inline_data: {
-		struct bkfs_inline_data *d = bkey_val(k);
-		u64 bytes = cut << SECTOR_SHIFT;
-		if (bytes >= d->bytes) {
-			d->bytes = 0;
-		} else {
-			memmove(d->data, d->data + bytes, d->bytes - bytes);
-			d->bytes -= bytes;
-		}
-		k->u64s = DIV_ROUND_UP(sizeof(struct bkey) + sizeof(*d) + d->bytes, 8);
-		break;
-	}
-	}
+	if (bkey_type_ops(k->type)->cut_front)
+		bkey_type_ops(k->type)->cut_front(k, cut);
 }
 
 void bkey_cut_back(struct bkey *k, struct bpos where)
@@ -41,13 +23,8 @@ void bkey_cut_back(struct bkey *k, struct bpos where)
 	u64 cut = k->p.offset - where.offset;
 	k->size -= cut;
 	k->p = where;
-	if (k->type == KEY_TYPE_inline_data) {
-		struct bkfs_inline_data *d = bkey_val(k);
-		u64 max = (u64)k->size << SECTOR_SHIFT;
-		if (d->bytes > max)
-			d->bytes = max;
-		k->u64s = DIV_ROUND_UP(sizeof(struct bkey) + sizeof(*d) + d->bytes, 8);
-	}
+	if (bkey_type_ops(k->type)->cut_back)
+		bkey_type_ops(k->type)->cut_back(k);
 }
 
 static bool key_allocates(const struct bkey *k)

@@ -54,25 +54,37 @@ struct bpos bpos_successor(struct bpos p);   /* POS_MAX stays POS_MAX */
 struct bpos bpos_predecessor(struct bpos p); /* POS_MIN stays POS_MIN */
 
 /* ---- btrees ---- */
-#define BKFS_BTREE_IDS()        \
-	x(extents, 0)           \
-	x(inodes, 1)            \
-	x(dirents, 2)           \
-	x(xattrs, 3)            \
-	x(alloc, 4)             \
-	x(reflink, 5)           \
-	x(stripes, 6)           \
-	x(accounting, 7)        \
-	x(orphans, 8)
+/* x(name, id, flags, leaf key types): the key types a leaf of the btree may
+ * hold besides deleted and whiteout (interior nodes hold btree_ptr only).
+ * The key-type bits name enum bkey_type below: use them after it. */
+#define BKFS_BTREE_IDS()                                                        \
+	x(extents, 0, BTREE_IS_extents,                                         \
+	  KEY_TYPE_BIT(extent) | KEY_TYPE_BIT(inline_data) |                    \
+	  KEY_TYPE_BIT(reservation) | KEY_TYPE_BIT(reflink_p) |                 \
+	  KEY_TYPE_BIT(error))                                                  \
+	x(inodes, 1, 0, KEY_TYPE_BIT(inode))                                    \
+	x(dirents, 2, 0, KEY_TYPE_BIT(dirent))                                  \
+	x(xattrs, 3, 0, KEY_TYPE_BIT(xattr))                                    \
+	x(alloc, 4, 0, KEY_TYPE_BIT(alloc))                                     \
+	x(reflink, 5, BTREE_IS_extents,                                         \
+	  KEY_TYPE_BIT(reflink_v) | KEY_TYPE_BIT(error))                        \
+	x(stripes, 6, 0, KEY_TYPE_BIT(stripe))                                  \
+	x(accounting, 7, 0, KEY_TYPE_BIT(accounting))                           \
+	x(orphans, 8, 0, KEY_TYPE_BIT(orphan))
 
 enum btree_id {
-#define x(n, v) BTREE_ID_##n = v,
+#define x(n, v, ...) BTREE_ID_##n = v,
 	BKFS_BTREE_IDS()
 #undef x
 	BTREE_ID_NR
 };
+/* btree flags (the x-macro's third column) */
+enum {
+	BTREE_IS_extents = 1 << 0, /* keyed by end position, keys have a size */
+};
 const char *btree_id_str(unsigned id);
 int btree_id_parse(const char *s); /* -1 if unknown */
+bool btree_is_extents(unsigned id);
 #define BTREE_MAX_DEPTH 8
 
 /* ---- key types ---- */
@@ -100,6 +112,7 @@ enum bkey_type {
 #undef x
 	KEY_TYPE_MAX = 64
 };
+#define KEY_TYPE_BIT(t) (1ull << KEY_TYPE_##t)
 const char *key_type_str(unsigned t);
 
 /* Key header. The value follows immediately; the whole key is u64s * 8 bytes. */
@@ -521,5 +534,30 @@ static inline size_t extent_val_bytes(unsigned nr_ptrs) { return sizeof(struct b
 /* pointers of a key that references buckets (btree_ptr, extent, reflink_v, stripe):
  * returns count and sets *ptrs; 0 for others */
 unsigned bkey_ptrs(const struct bkey *k, struct bkfs_ptr **ptrs);
+/* Replace k's pointers with the nr at p (k must have room for them). False,
+ * with k unchanged, for a type whose pointers cannot be dropped (stripes). */
+bool bkey_set_ptrs(struct bkey *k, const struct bkfs_ptr *p, unsigned nr);
+
+/* ---- key-type methods (bkey_methods.c) ----
+ * One entry per key type of BKFS_KEY_TYPES, so that adding a type means its
+ * own functions and one line of the table. A NULL method: the type has
+ * nothing to do there. Marking lives in the alloc layer's own table. */
+struct bkey_ops {
+	const char *name;
+	/* bytes of value val_to_text needs before it reads a field */
+	size_t min_val_size;
+	/* the value (the header is checked by bkey_validate first) */
+	int (*validate)(const struct bkey *k, struct printbuf *err);
+	void (*val_to_text)(struct printbuf *out, const struct bkey *k);
+	/* the pointer array inside the value, clipped to what the value holds */
+	unsigned (*ptrs)(const struct bkey *k, struct bkfs_ptr **ptrs);
+	void (*set_ptrs)(struct bkey *k, const struct bkfs_ptr *p, unsigned nr);
+	/* extents: keep the value in step with a cut of the key's front by
+	 * `sectors`, or of its back (k->size already reduced) */
+	void (*cut_front)(struct bkey *k, u64 sectors);
+	void (*cut_back)(struct bkey *k);
+};
+/* the entry of key type t; one with no name and no methods if t is unknown */
+const struct bkey_ops *bkey_type_ops(unsigned t);
 
 #endif

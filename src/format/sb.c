@@ -2,6 +2,7 @@
  * A superblock copy always lives in a BKFS_SB_SIZE (4096) byte buffer; the
  * checksum and validation read the whole buffer, not just sizeof(struct bkfs_sb). */
 #include "format.h"
+#include "invalid.h"
 #include <string.h>
 
 static u64 uuid_u64(const struct bkfs_sb *sb)
@@ -31,13 +32,6 @@ void sb_csum_set(struct bkfs_sb *sb)
 {
 	sb->csum = sb_csum(sb);
 }
-
-#define INVALID(...)                                    \
-	do {                                            \
-		if (err)                                \
-			pb_printf(err, __VA_ARGS__);    \
-		return -BKFS_E_CORRUPT;                 \
-	} while (0)
 
 static bool is_pow2(u64 v)
 {

@@ -604,32 +604,9 @@ static bool gc_apply_ptr_fix(const struct bkey *k, const struct ptr_fix *pf, str
 		n++;
 	}
 	memcpy(nk, k, bkey_bytes(k));
-	switch (k->type) {
-	case KEY_TYPE_btree_ptr: {
-		struct bkfs_btree_ptr *bp = bkey_val(&nk->k);
-		memset(bp->ptrs, 0, sizeof(bp->ptrs));
-		memcpy(bp->ptrs, keep, n * sizeof(*keep));
-		bp->nr_ptrs = n;
-		return n > 0;
-	}
-	case KEY_TYPE_extent: {
-		struct bkfs_extent *e = bkey_val(&nk->k);
-		memcpy(e->ptrs, keep, n * sizeof(*keep));
-		e->nr_ptrs = n;
-		nk->k.u64s = DIV_ROUND_UP(sizeof(struct bkey) + extent_val_bytes(n), 8);
-		return n > 0;
-	}
-	case KEY_TYPE_reflink_v: {
-		struct bkfs_reflink_v *r = bkey_val(&nk->k);
-		memcpy(r->e.ptrs, keep, n * sizeof(*keep));
-		r->e.nr_ptrs = n;
-		nk->k.u64s = DIV_ROUND_UP(sizeof(struct bkey) + sizeof(*r) + n * sizeof(struct bkfs_ptr), 8);
-		return n > 0;
-	}
-	default:
-		/* stripes cannot lose a block: the stripe goes */
-		return n == nr;
-	}
+	if (!bkey_set_ptrs(&nk->k, keep, n))
+		return n == nr; /* stripes cannot lose a block: the stripe goes */
+	return n > 0;
 }
 
 /* reflink_p: every sector of [idx, idx+size) must be covered by the reflink

@@ -108,11 +108,7 @@ static unsigned gens_strip(struct gens *g, const struct bkey *k, struct bkey_buf
 		nk->k.version = k->version;
 		return nr;
 	}
-	struct bkfs_extent *e = k->type == KEY_TYPE_reflink_v ? &((struct bkfs_reflink_v *)bkey_val(&nk->k))->e
-							      : bkey_val(&nk->k);
-	memcpy(e->ptrs, keep, n * sizeof(*keep));
-	e->nr_ptrs = n;
-	nk->k.u64s = DIV_ROUND_UP((size_t)((u8 *)&e->ptrs[n] - (u8 *)&nk->k), 8);
+	bkey_set_ptrs(&nk->k, keep, n);
 	return nr - n;
 }
 

@@ -315,6 +315,102 @@ static void test_bkey_ptrs(void)
 	CHECK_EQ(bkey_ptrs(&b.k, &p), 1);
 }
 
+/* bkey_set_ptrs: the count, the key's size and the unused slots follow */
+static void test_bkey_set_ptrs(void)
+{
+	struct bkey_buf b, orig;
+	struct bkfs_ptr *p, keep;
+
+	mk_extent(&b, 4097, 16, 8, 3);
+	bkey_ptrs(&b.k, &p);
+	keep = p[2];
+	REQUIRE(bkey_set_ptrs(&b.k, &keep, 1));
+	CHECK_EQ(b.k.u64s, DIV_ROUND_UP(sizeof(struct bkey) + extent_val_bytes(1), 8));
+	CHECK_EQ(bkey_ptrs(&b.k, &p), 1);
+	CHECK_EQ(p[0].dev, 2);
+	OK(&b.k, BTREE_ID_extents, 0);
+
+	mk_reflink_v(&b, 64, 8, 3);
+	bkey_ptrs(&b.k, &p);
+	keep = p[1];
+	REQUIRE(bkey_set_ptrs(&b.k, &keep, 1));
+	CHECK_EQ(b.k.u64s, DIV_ROUND_UP(sizeof(struct bkey) + sizeof(struct bkfs_reflink_v) +
+					sizeof(struct bkfs_ptr), 8));
+	CHECK_EQ(bkey_ptrs(&b.k, &p), 1);
+	CHECK_EQ(p[0].dev, 1);
+	OK(&b.k, BTREE_ID_reflink, 0);
+
+	/* a btree pointer's array has a fixed size: the slot given up is zeroed */
+	mk_btree_ptr(&b, POS_MIN, POS_MAX, 0);
+	struct bkfs_btree_ptr *bp = bkey_val(&b.k);
+	bp->ptrs[1] = bp->ptrs[0];
+	bp->ptrs[1].dev = 1;
+	bp->nr_ptrs = 2;
+	keep = bp->ptrs[1];
+	u16 u64s = b.k.u64s;
+	REQUIRE(bkey_set_ptrs(&b.k, &keep, 1));
+	CHECK_EQ(b.k.u64s, u64s);
+	CHECK_EQ(bp->nr_ptrs, 1);
+	CHECK_EQ(bp->ptrs[0].dev, 1);
+	CHECK_EQ(bp->ptrs[1].offset, 0);
+
+	/* a stripe cannot lose a block; a key without pointers has none to set */
+	mk_stripe(&b, 1, 3, 1);
+	memcpy(&orig, &b, bkey_bytes(&b.k));
+	CHECK(!bkey_set_ptrs(&b.k, &keep, 1));
+	CHECK(!memcmp(&orig, &b, bkey_bytes(&b.k)));
+	mk_inode(&b, 4096);
+	CHECK(!bkey_set_ptrs(&b.k, &keep, 1));
+}
+
+/* Which key types each btree's leaves may hold, written out here rather than
+ * read from the btree-id table: a type missing from (or added to) a btree's
+ * column shows up as a difference. */
+static void test_allowed_key_types(void)
+{
+	static const struct {
+		unsigned id;
+		u64 types;
+	} leaf[] = {
+		{ BTREE_ID_extents, KEY_TYPE_BIT(extent) | KEY_TYPE_BIT(inline_data) |
+		  KEY_TYPE_BIT(reservation) | KEY_TYPE_BIT(reflink_p) | KEY_TYPE_BIT(error) },
+		{ BTREE_ID_inodes, KEY_TYPE_BIT(inode) },
+		{ BTREE_ID_dirents, KEY_TYPE_BIT(dirent) },
+		{ BTREE_ID_xattrs, KEY_TYPE_BIT(xattr) },
+		{ BTREE_ID_alloc, KEY_TYPE_BIT(alloc) },
+		{ BTREE_ID_reflink, KEY_TYPE_BIT(reflink_v) | KEY_TYPE_BIT(error) },
+		{ BTREE_ID_stripes, KEY_TYPE_BIT(stripe) },
+		{ BTREE_ID_accounting, KEY_TYPE_BIT(accounting) },
+		{ BTREE_ID_orphans, KEY_TYPE_BIT(orphan) },
+	};
+	REQUIRE_EQ(ARRAY_SIZE(leaf), BTREE_ID_NR);
+	u64 always = KEY_TYPE_BIT(deleted) | KEY_TYPE_BIT(whiteout);
+
+	for (unsigned i = 0; i < ARRAY_SIZE(leaf); i++)
+		for (unsigned level = 0; level < 2; level++)
+			for (unsigned t = 0; t < KEY_TYPE_MAX; t++) {
+				if (!strcmp(key_type_str(t), "unknown"))
+					continue;
+				struct bkey_buf b;
+				struct printbuf err = PRINTBUF;
+				bkey_init(&b.k, t, POS(1, 2), 0);
+				bkey_validate(&b.k, leaf[i].id, level, &err);
+				bool want = level ? t == KEY_TYPE_btree_ptr
+						  : !!((leaf[i].types | always) & (1ull << t));
+				bool refused = strstr(pb_str(&err), "not allowed in btree") != NULL;
+				if (refused == want)
+					fprintf(stderr, "  btree %s level %u type %s: %s\n",
+						btree_id_str(leaf[i].id), level, key_type_str(t),
+						pb_str(&err));
+				CHECK(refused != want);
+				pb_exit(&err);
+			}
+	CHECK(btree_is_extents(BTREE_ID_extents));
+	CHECK(btree_is_extents(BTREE_ID_reflink));
+	CHECK(!btree_is_extents(BTREE_ID_inodes));
+	CHECK(!btree_is_extents(BTREE_ID_NR));
+}
+
 static void test_validate(void)
 {
 	struct bkey_buf b;
@@ -1165,6 +1261,8 @@ int main(void)
 	test_data_type();
 	test_bkey_init();
 	test_bkey_ptrs();
+	test_bkey_set_ptrs();
+	test_allowed_key_types();
 	test_validate();
 	test_node();
 	test_sb();
