@@ -134,18 +134,6 @@ static int restore_xattr(void *arg, const char *name, size_t name_len, const voi
 	return 0;
 }
 
-static int ns_to_ts(u64 ns, struct timespec *ts)
-{
-	s64 v = (s64)ns;
-	ts->tv_sec = v / 1000000000ll;
-	ts->tv_nsec = v % 1000000000ll;
-	if (ts->tv_nsec < 0) {
-		ts->tv_nsec += 1000000000ll;
-		ts->tv_sec--;
-	}
-	return 0;
-}
-
 /* xattrs, owner, mode (not for symlinks), times. fd >= 0 if open. */
 static int apply_meta(struct ext *ex, int fd, u64 inum, const struct bkfs_inode *in)
 {
@@ -166,8 +154,8 @@ static int apply_meta(struct ext *ex, int fd, u64 inum, const struct bkfs_inode 
 			report(ex, "chmod", strerror(errno));
 	}
 	struct timespec ts[2];
-	ns_to_ts(in->atime_ns, &ts[0]);
-	ns_to_ts(in->mtime_ns, &ts[1]);
+	ns_to_timespec(in->atime_ns, &ts[0]);
+	ns_to_timespec(in->mtime_ns, &ts[1]);
 	r = fd >= 0 ? futimens(fd, ts) : utimensat(AT_FDCWD, ex->path, ts, AT_SYMLINK_NOFOLLOW);
 	if (r)
 		report(ex, "setting times", strerror(errno));

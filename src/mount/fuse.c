@@ -155,18 +155,6 @@ static int writable(void)
 	return 0;
 }
 
-/* times are signed nanoseconds since the epoch, stored as u64 */
-static void ns_to_ts(u64 ns, struct timespec *ts)
-{
-	s64 v = (s64)ns;
-	ts->tv_sec = v / 1000000000ll;
-	ts->tv_nsec = v % 1000000000ll;
-	if (ts->tv_nsec < 0) {
-		ts->tv_nsec += 1000000000ll;
-		ts->tv_sec--;
-	}
-}
-
 static u64 ts_to_ns(const struct timespec *ts)
 {
 	/* clamp to what signed nanoseconds hold (about 1678..2262) */
@@ -218,9 +206,9 @@ static void fill_stat(struct stat *st, u64 inum, const struct bkfs_inode *in)
 	st->st_size = S_ISDIR(in->mode) && !in->size ? S.fs->block_bytes : in->size;
 	st->st_blksize = S.fs->block_bytes;
 	st->st_blocks = in->sectors; /* 512-byte units, like st_blocks */
-	ns_to_ts(in->atime_ns, &st->st_atim);
-	ns_to_ts(in->mtime_ns, &st->st_mtim);
-	ns_to_ts(in->ctime_ns, &st->st_ctim);
+	ns_to_timespec(in->atime_ns, &st->st_atim);
+	ns_to_timespec(in->mtime_ns, &st->st_mtim);
+	ns_to_timespec(in->ctime_ns, &st->st_ctim);
 }
 
 static void reply_entry(fuse_req_t req, u64 inum, const struct bkfs_inode *in)

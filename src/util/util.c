@@ -179,3 +179,14 @@ u64 hash64(const void *data, size_t len)
 	}
 	return h;
 }
+
+void ns_to_timespec(u64 ns, struct timespec *ts)
+{
+	s64 v = (s64)ns;
+	ts->tv_sec = v / 1000000000ll;
+	ts->tv_nsec = v % 1000000000ll;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000ll;
+		ts->tv_sec--;
+	}
+}

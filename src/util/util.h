@@ -116,6 +116,9 @@ static inline u64 rng_next(u64 *s)
 }
 
 u64 now_ns(void);
+struct timespec;
+/* signed nanoseconds since the epoch (stored as u64) -> timespec */
+void ns_to_timespec(u64 ns, struct timespec *ts);
 /* Parse sizes like 4096, 64k, 1M, 2G. Returns 0 on success. */
 int parse_size(const char *s, u64 *out);
 u64 hash64(const void *data, size_t len); /* FNV-1a 64 */
