@@ -348,14 +348,19 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 	}
 	if (!fs->durable_node_seq) /* no checkpoint record: the clean superblock's */
 		fs->durable_node_seq = fs->node_seq;
-	/* a btree newer than the filesystem's format version (no root in its
-	 * superblock or checkpoint): it starts empty */
-	for (unsigned id = 0; !ret && id < BTREE_ID_NR; id++)
+	/* a btree newer than the filesystem's format version: the checkpoint
+	 * (or clean superblock) that gave every other root has none for it, so
+	 * it starts empty. Not when the roots could not be read at all (fsck
+	 * rebuilds them from a node scan). */
+	for (unsigned id = BKFS_SB_ROOTS; !ret && id < BTREE_ID_NR; id++) {
+		int r = 0;
 		if (!fs->roots[id].b && !fs->roots[id].ptr.seq && !fs->roots[id].ptr.nr_ptrs)
-			ret = btree_root_set_empty(fs, id);
-	if (ret) {
-		pb_printf(err, "%s", bkfs_strerror(ret));
-		goto err_fs;
+			r = btree_root_set_empty(fs, id);
+		if (r) {
+			pb_printf(err, "%s", bkfs_strerror(r));
+			ret = r;
+			goto err_fs;
+		}
 	}
 	ret = alloc_load(fs);
 	if (ret && !(flags & BKFS_OPEN_FSCK)) {
