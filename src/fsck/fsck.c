@@ -281,6 +281,8 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	c->pass = pass;
 	u64 t0 = now_ns(), reads0 = c->fs->nodes_read;
 	int ret = fn(c);
+	if (c->fs->bad_copies && !c->trap)
+		fsck_report_bad_copies(c);
 	c->pass_ns[pass] += now_ns() - t0;
 	c->pass_ran[pass] = true;
 	progress(c, pass, start);
@@ -442,8 +444,8 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 		goto report;
 	}
 	struct bkfs_fs *fs;
-	ret = bkfs_open_devs(bds, nr, BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED,
-			     &fs, &err);
+	ret = bkfs_open_devs(bds, nr, BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK | BKFS_OPEN_NOJOURNAL | BKFS_OPEN_DEGRADED |
+				 (o->all_copies ? BKFS_OPEN_ALL_COPIES : 0), &fs, &err);
 	if (ret) {
 		fprintf(stderr, "bkfs fsck: cannot open: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
 		status = 8;

@@ -404,11 +404,10 @@ static int edit_leaf_key(struct dctx *c, unsigned id, struct bpos pos, const str
 
 /* Flip bytes inside the checksummed part of a node so that it no longer
  * validates (the magic stays, so it still looks like a node). */
-static int node_destroy(struct dctx *c, const struct bkfs_btree_ptr *p)
+/* Flip up to 16 bytes inside the keys of a node image and break its
+ * checksum. */
+static void node_damage(struct dctx *c, u8 *buf)
 {
-	u8 *buf = node_read(c, p);
-	if (!buf)
-		return -BKFS_E_IO;
 	struct bkfs_node_hdr *h = hdr(buf);
 	u32 used = h->used_bytes;
 	if (used > sizeof(*h) && used <= c->node_bytes) {
@@ -419,6 +418,14 @@ static int node_destroy(struct dctx *c, const struct bkfs_btree_ptr *p)
 			buf[at + i] ^= 0xa5 | (u8)pick(c, 256);
 	}
 	h->csum ^= 0x5a5a5a5a; /* whatever else happened, the checksum no longer matches */
+}
+
+static int node_destroy(struct dctx *c, const struct bkfs_btree_ptr *p)
+{
+	u8 *buf = node_read(c, p);
+	if (!buf)
+		return -BKFS_E_IO;
+	node_damage(c, buf);
 	int ret = node_queue(c, p, buf);
 	free(buf);
 	return ret;
@@ -703,6 +710,35 @@ static int k_node_unreadable(struct dctx *c)
 		return ret;
 	pb_printf(&c->lost, "the %u keys of the node, unless a node scan finds another copy", t->nr_keys);
 	return node_destroy(c, &t->ptr);
+}
+
+/* One copy of a node with two or more: the first, the one a read tries
+ * first, so the default check meets it. */
+static int k_node_copy_bad(struct dctx *c)
+{
+	int ret = walk_nodes(c);
+	if (ret)
+		return ret;
+	size_t cand[4096], n = 0;
+	for (size_t i = 0; i < c->nr_nodes && n < ARRAY_SIZE(cand); i++)
+		if (c->nodes[i].ptr.nr_ptrs >= 2 && c->fs->devs[c->nodes[i].ptr.ptrs[0].dev].bd)
+			cand[n++] = i;
+	if (!n) {
+		no_target(c, "no btree node with two copies (format with --metadata-replicas 2)");
+		return NO_TARGET;
+	}
+	struct dnode *t = &c->nodes[cand[pick(c, n)]];
+	const struct bkfs_ptr *p = &t->ptr.ptrs[0];
+	node_text(&c->damaged, t);
+	pb_printf(&c->damaged, "; copy 0 damaged");
+	pb_printf(&c->lost, "none: the node is read from another copy");
+	u8 *buf = node_read(c, &t->ptr);
+	if (!buf)
+		return -BKFS_E_IO;
+	node_damage(c, buf);
+	ret = queue_write(c, p->dev, p->offset << SECTOR_SHIFT, buf, c->node_bytes);
+	free(buf);
+	return ret;
 }
 
 static int k_root_unreadable_scan(struct dctx *c)
@@ -2906,6 +2942,8 @@ static const struct kind kinds[] = {
 	/* btree nodes and topology */
 	{ "node_unreadable", "btree_node_unreadable",
 	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum", k_node_unreadable },
+	{ "node_copy_bad", "btree_node_copy_bad",
+	  "the first copy of a btree node with two copies fails its checksum; the other copy is good", k_node_copy_bad },
 	{ "root_unreadable_scan", "btree_root_unreadable",
 	  "the root of a multi-level btree fails its checksum; its leaves are found by a node scan", k_root_unreadable_scan },
 	{ "root_unreadable_empty", "btree_root_unreadable_and_scan_found_nothing",
