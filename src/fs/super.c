@@ -153,7 +153,7 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 	}
 	unsigned data_replicas = o->data_replicas ? o->data_replicas : replicas;
 	unsigned metadata_replicas = o->metadata_replicas ? o->metadata_replicas :
-				     MAX(replicas, MIN((unsigned)BKFS_DEFAULT_METADATA_REPLICAS, sb_max_metadata_replicas(nr)));
+				     MAX(replicas, (unsigned)BKFS_DEFAULT_METADATA_REPLICAS);
 	unsigned rs[2] = { replicas, data_replicas };
 	for (unsigned i = 0; i < 2; i++)
 		if (rs[i] < 1 || rs[i] > BKFS_MAX_REPLICAS || rs[i] > nr) {
