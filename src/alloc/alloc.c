@@ -4,6 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A device's btree write points: copy k starts its scan k/2 of the way
+ * into the device (DUP copies far apart). */
+static void btree_wp_init(struct bkfs_fs *fs, unsigned dev)
+{
+	const struct bkfs_member *m = &fs->sb.members[dev];
+	u64 span = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+	for (unsigned k = 0; k < BTREE_COPIES_PER_DEV; k++) {
+		struct write_point *wp = &ALLOC(fs)->btree_wp[dev][k];
+		wp->btree = true;
+		wp->cursor = m->first_bucket + span * k / BTREE_COPIES_PER_DEV;
+	}
+}
+
 int alloc_init(struct bkfs_fs *fs)
 {
 	struct alloc_state *as = xcalloc(1, sizeof(*as));
@@ -17,6 +30,7 @@ int alloc_init(struct bkfs_fs *fs)
 		if (!as->buckets[d] || !as->bflags[d])
 			return -BKFS_E_NOMEM;
 		as->cursor[d] = fs->sb.members[d].first_bucket;
+		btree_wp_init(fs, d);
 	}
 	return alloc_index_rebuild(fs);
 }
@@ -288,12 +302,11 @@ static int try_take(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable, u32 *r
 	return 1;
 }
 
-/* One lap of the free bitmap from the cursor: a free bucket, or UINT64_MAX. */
-static u64 scan_free(struct bkfs_fs *fs, unsigned dev, u64 durable, u32 *reasons)
+/* One lap of the free bitmap from cursor: a free bucket, or UINT64_MAX. */
+static u64 scan_free(struct bkfs_fs *fs, unsigned dev, u64 cursor, u64 durable, u32 *reasons)
 {
-	struct alloc_state *as = ALLOC(fs);
 	const struct bkfs_member *m = &fs->sb.members[dev];
-	u64 start = MAX(as->cursor[dev], (u64)m->first_bucket);
+	u64 start = MAX(cursor, (u64)m->first_bucket);
 	bool wrapped = false;
 	if (start >= m->nbuckets)
 		start = m->first_bucket;
@@ -331,7 +344,7 @@ static int alloc_fail(struct bkfs_fs *fs, u32 reasons)
 
 /* A lap of the free bitmap, unless the last lap found nothing and nothing
  * could have changed since (no bucket freed, same durable seq). */
-static u64 scan_free_once(struct bkfs_fs *fs, unsigned dev, u64 durable, u32 *reasons)
+static u64 scan_free_once(struct bkfs_fs *fs, unsigned dev, u64 cursor, u64 durable, u32 *reasons)
 {
 	struct alloc_state *as = ALLOC(fs);
 	struct dev_index *x = &as->idx[dev];
@@ -341,7 +354,7 @@ static u64 scan_free_once(struct bkfs_fs *fs, unsigned dev, u64 durable, u32 *re
 		return UINT64_MAX;
 	}
 	u32 r = 0;
-	u64 b = scan_free(fs, dev, durable, &r);
+	u64 b = scan_free(fs, dev, cursor, durable, &r);
 	x->fail_valid = b == UINT64_MAX;
 	x->fail_events = as->free_events;
 	x->fail_durable = durable;
@@ -350,7 +363,8 @@ static u64 scan_free_once(struct bkfs_fs *fs, unsigned dev, u64 durable, u32 *re
 	return b;
 }
 
-int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 *out)
+/* alloc_bucket() scanning from *cursor (advanced past the bucket taken) */
+static int alloc_bucket_at(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 *cursor, u64 *out)
 {
 	struct alloc_state *as = ALLOC(fs);
 	u64 durable = journal_durable_seq(fs);
@@ -368,7 +382,7 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 
 		return alloc_fail(fs, free + cached ? ALLOC_WAIT_RESERVE : 0);
 	u64 b = UINT64_MAX;
 	if (free > reserve)
-		b = scan_free_once(fs, dev, durable, &reasons);
+		b = scan_free_once(fs, dev, *cursor, durable, &reasons);
 	if (b == UINT64_MAX)
 		b = take_cached(fs, dev, &reasons);
 	if (b == UINT64_MAX)
@@ -377,9 +391,14 @@ int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 
 	if (wm == ALLOC_WM_copygc)
 		as->bflags[dev][b] |= BUCKET_MOVED;
 	alloc_index_open_changed(fs, dev, b, true);
-	as->cursor[dev] = b + 1;
+	*cursor = b + 1;
 	*out = b;
 	return 0;
+}
+
+int alloc_bucket(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm, u64 *out)
+{
+	return alloc_bucket_at(fs, dev, wm, &ALLOC(fs)->cursor[dev], out);
 }
 
 /* A bucket is reused only after a gen increment (ALLOC_NEED_INC_GEN, done by
@@ -479,9 +498,11 @@ void alloc_close_write_points(struct bkfs_fs *fs)
 		if (as->move_wp[d].open)
 			close_data_bucket(fs, d, as->move_wp[d].bucket);
 		as->move_wp[d].open = false;
-		if (as->btree_wp[d].open)
-			close_bucket(fs, d, as->btree_wp[d].bucket);
-		as->btree_wp[d].open = false;
+		for (unsigned k = 0; k < BTREE_COPIES_PER_DEV; k++) {
+			if (as->btree_wp[d][k].open)
+				close_bucket(fs, d, as->btree_wp[d][k].bucket);
+			as->btree_wp[d][k].open = false;
+		}
 	}
 }
 
@@ -560,13 +581,13 @@ static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, enum
 	if (wp->open && wp->fill + need <= bucket_sectors(fs))
 		return 0;
 	if (wp->open) {
-		if (wp != &ALLOC(fs)->btree_wp[dev])
+		if (!wp->btree)
 			close_data_bucket(fs, dev, wp->bucket);
 		else
 			close_bucket(fs, dev, wp->bucket);
 	}
 	wp->open = false;
-	int ret = alloc_bucket(fs, dev, wm, &wp->bucket);
+	int ret = alloc_bucket_at(fs, dev, wm, wp->cursor ? &wp->cursor : &ALLOC(fs)->cursor[dev], &wp->bucket);
 	if (ret)
 		return ret;
 	wp->fill = 0;
@@ -620,16 +641,34 @@ int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude
 
 /* ---- node space (hooks) ---- */
 
+/* The devices of a node's copies: distinct devices first; when fewer are
+ * present than copies wanted, the same devices again (DUP), each at most
+ * BTREE_COPIES_PER_DEV times. *copy[i]: which of its device's btree write
+ * points copy i uses. */
+static unsigned pick_node_devs(struct bkfs_fs *fs, unsigned *devs, unsigned *copy)
+{
+	unsigned want = MIN((unsigned)fs->sb.metadata_replicas, (unsigned)BKFS_MAX_REPLICAS);
+	unsigned distinct = pick_devs(fs, want, 0, devs), n = distinct;
+	for (unsigned i = 0; i < distinct; i++)
+		copy[i] = 0;
+	for (unsigned k = 1; k < BTREE_COPIES_PER_DEV; k++)
+		for (unsigned i = 0; i < distinct && n < want; i++) {
+			devs[n] = devs[i];
+			copy[n++] = k;
+		}
+	return n;
+}
+
 static int engine_node_alloc(struct bkfs_fs *fs, unsigned btree_id, struct bkfs_btree_ptr *ptr)
 {
 	struct alloc_state *as = ALLOC(fs);
-	unsigned devs[BKFS_MAX_DEVS];
+	unsigned devs[BKFS_MAX_DEVS], copy[BKFS_MAX_DEVS];
 	u32 ns = fs->sb.btree_node_size;
-	unsigned n = pick_devs(fs, fs->sb.metadata_replicas, 0, devs);
+	unsigned n = pick_node_devs(fs, devs, copy);
 	if (!n)
 		return -BKFS_E_DEGRADED;
 	for (unsigned i = 0; i < n; i++) {
-		struct write_point *wp = &as->btree_wp[devs[i]];
+		struct write_point *wp = &as->btree_wp[devs[i]][copy[i]];
 		int ret = wp_get(fs, wp, devs[i], ALLOC_WM_btree, ns);
 		if (ret)
 			return ret;
@@ -656,6 +695,15 @@ static void engine_node_free(struct bkfs_fs *fs, unsigned btree_id, const struct
 	memcpy(bkey_val(&kb.k), ptr, sizeof(*ptr));
 	struct mark_ctx c = { .ops = &normal_mark_ops, .fs = fs };
 	bkfs_mark_key(&c, btree_id, 1, &kb.k, -1);
+}
+
+static bool engine_ptr_in_btree_bucket(struct bkfs_fs *fs, const struct bkfs_ptr *p)
+{
+	if (p->dev >= fs->nr_devs || !ALLOC(fs)->buckets[p->dev] || ptr_bucket(fs, p) >= fs->sb.members[p->dev].nbuckets ||
+	    ptr_bucket(fs, p) < fs->sb.members[p->dev].first_bucket)
+		return false;
+	const struct bkfs_alloc *a = bucket_get(fs, p->dev, ptr_bucket(fs, p));
+	return a->gen == p->gen && a->data_type == DATA_btree;
 }
 
 /* ---- derived updates ---- */
@@ -779,4 +827,5 @@ const struct bkfs_hooks bkfs_engine_hooks = {
 	.node_free = engine_node_free,
 	.checkpoint_prepare = engine_checkpoint_prepare,
 	.checkpoint_commit = journal_write_checkpoint,
+	.ptr_in_btree_bucket = engine_ptr_in_btree_bucket,
 };

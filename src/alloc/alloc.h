@@ -94,6 +94,9 @@ struct alloc_stats {
 	u64 calls, buckets_scanned, words_scanned, gen_limit_hits, journal_waits, fast_fails;
 };
 
+/* at most this many copies of a node on one device (DUP) */
+#define BTREE_COPIES_PER_DEV 2
+
 struct alloc_state {
 	struct bkfs_alloc *buckets[BKFS_MAX_DEVS]; /* the alloc keys, mirrored in memory */
 	u8 *bflags[BKFS_MAX_DEVS];
@@ -101,9 +104,13 @@ struct alloc_state {
 	size_t nr_dirty, dirty_cap;
 	u64 cursor[BKFS_MAX_DEVS];
 	/* move_wp: the mover's own write points, so moved (cold) data does not
-	 * mix with new writes */
-	struct write_point { u64 bucket; u32 fill; bool open; } data_wp[BKFS_MAX_DEVS], btree_wp[BKFS_MAX_DEVS],
-		move_wp[BKFS_MAX_DEVS];
+	 * mix with new writes. btree_wp[dev][k]: the write point of a node's
+	 * k-th copy on that device (two when a device holds two copies of every
+	 * node, DUP); each has its own scan cursor (cursor, 0 = the device's
+	 * shared one): copy 0 starts at the device's first bucket, copy 1 at
+	 * its middle, so that the two copies lie far apart. */
+	struct write_point { u64 bucket, cursor; u32 fill; bool open, btree; } data_wp[BKFS_MAX_DEVS],
+		btree_wp[BKFS_MAX_DEVS][BTREE_COPIES_PER_DEV], move_wp[BKFS_MAX_DEVS];
 	struct dev_index idx[BKFS_MAX_DEVS];
 	u64 free_events;      /* buckets that became allocatable (fail-fast key) */
 	u32 nospc_reasons;    /* ALLOC_WAIT_* of the last -BKFS_E_NOSPC */

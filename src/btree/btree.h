@@ -60,6 +60,17 @@ struct bkfs_hooks {
 	int (*checkpoint_prepare)(struct bkfs_fs *fs);
 	/* write the checkpoint record (roots + state) durably */
 	int (*checkpoint_commit)(struct bkfs_fs *fs);
+	/* whether p's bucket holds btree nodes at p's gen: a node copy may be
+	 * overwritten in place there (NULL: never) */
+	bool (*ptr_in_btree_bucket)(struct bkfs_fs *fs, const struct bkfs_ptr *p);
+};
+
+/* A copy of a node (one pointer of its btree_ptr) that failed to read,
+ * validate or match the pointer while another copy was good. */
+struct node_copy_bad {
+	u8 btree_id, copy;         /* copy: index into ptr.ptrs */
+	struct bpos max_key;       /* the pointer key's position */
+	struct bkfs_btree_ptr ptr; /* the node's pointer */
 };
 
 struct bkfs_dev {
@@ -74,6 +85,7 @@ struct bkfs_dev {
 #define BKFS_OPEN_FSCK     (1u << 3)  /* tolerate damage: errors recorded, not fatal */
 #define BKFS_OPEN_NOJOURNAL (1u << 4) /* bulk mode: durability at checkpoint only */
 #define BKFS_OPEN_DISCARD  (1u << 5)  /* discard buckets as they are freed (alloc/discard.c) */
+#define BKFS_OPEN_ALL_COPIES (1u << 6) /* read_all_copies: every node read verifies every copy */
 
 struct bkfs_fs {
 	struct bkfs_sb sb;
@@ -111,7 +123,17 @@ struct bkfs_fs {
 	/* counters for reports */
 	u64 nodes_read, nodes_written, node_read_errors;
 	u64 invalid_keys_skipped; /* invalid keys iterators stepped over */
+	/* node copies: read_all_copies makes every read verify every copy
+	 * (fsck --all-copies), else a read stops at the first good one. A bad
+	 * copy met while another is good is rewritten at once on a writable
+	 * filesystem (not the checker's), else queued in bad_copies (at most
+	 * BAD_COPIES_MAX, each once) for the checker to report and repair. */
+	bool read_all_copies;
+	struct node_copy_bad *bad_copies;
+	size_t nr_bad_copies, bad_copies_cap;
+	u64 node_copies_bad, node_copies_rewritten;
 };
+#define BAD_COPIES_MAX 65536
 
 /* ---- node cache and I/O (node.c) ---- */
 int btree_cache_init(struct bkfs_fs *fs);
@@ -172,6 +194,13 @@ int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out,
 /* Read and validate the node at one replica location, outside the cache
  * (free it with btree_node_mem_free). */
 int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why);
+/* Overwrite a bad copy of a node in place with the bytes of a good copy
+ * (copies are identical byte for byte), then read it back. Only where the
+ * pointer's bucket holds btree nodes at its gen (hooks->ptr_in_btree_bucket):
+ * the node is live, so its space is its own until a checkpoint frees it.
+ * Returns 0, or -BKFS_E_IO/-CORRUPT (no good copy, write failed, not ours). */
+int btree_node_copy_rewrite(struct bkfs_fs *fs, const struct node_copy_bad *bc);
+void node_copy_bad_to_text(struct printbuf *out, const struct node_copy_bad *bc);
 /* Free a node that is not in the cache (from btree_node_from_buf/_read_at). */
 void btree_node_mem_free(struct btree *b);
 /* Serialize a node into buf (node_bytes). */

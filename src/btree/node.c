@@ -2,6 +2,7 @@
  * clean nodes) and node encode/decode. */
 #include "btree.h"
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -372,6 +373,7 @@ int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out,
 struct rd {
 	unsigned nr;
 	u8 dev[BKFS_MAX_REPLICAS];
+	u8 bad; /* copies (bits of the pointer's ptrs) that were read and bad */
 };
 
 static void rd_account(struct bkfs_fs *fs, const struct rd *rd)
@@ -387,14 +389,25 @@ static void rd_account(struct bkfs_fs *fs, const struct rd *rd)
  * are used. Nodes are often half full, and a checker reads every node. The
  * bytes past used_bytes are left as they were: nothing reads them. A header
  * claiming more than a node is read in full and fails validation. */
+static size_t node_read_first(struct bkfs_fs *fs)
+{
+	return MIN((size_t)MAX(fs->block_bytes, 4096u), (size_t)fs->node_bytes);
+}
+
+/* the bytes of a node image node_read_used() reads */
+static size_t node_read_span(struct bkfs_fs *fs, u32 used)
+{
+	return used > fs->node_bytes ? fs->node_bytes : MAX(ROUND_UP((size_t)used, node_read_first(fs)),
+							    node_read_first(fs));
+}
+
 static int node_read_used(struct bkfs_fs *fs, struct blockdev *bd, u8 *raw, u64 off)
 {
-	size_t first = MIN((size_t)MAX(fs->block_bytes, 4096u), (size_t)fs->node_bytes);
+	size_t first = node_read_first(fs);
 	int ret = bd->read(bd, raw, off, first);
 	if (ret)
 		return ret;
-	u32 used = ((const struct bkfs_node_hdr *)raw)->used_bytes;
-	size_t want = used > fs->node_bytes ? fs->node_bytes : ROUND_UP((size_t)used, first);
+	size_t want = node_read_span(fs, ((const struct bkfs_node_hdr *)raw)->used_bytes);
 	if (want > first)
 		ret = bd->read(bd, raw + first, off + first, want - first);
 	return ret;
@@ -487,11 +500,44 @@ static void node_apply_ptr_range(struct btree *b, const struct bkey *k, const st
 	}
 }
 
-static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out);
+static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out, u8 *bad);
+
+/* Read copy i of the node a pointer key names: it validates and is the
+ * node the pointer names. A failure on a present device marks it bad in rd. */
+static int node_read_copy(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, unsigned i,
+			  struct btree **out, struct printbuf *why, struct rd *rd)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	const struct bkfs_ptr *ptr = &p->ptrs[i];
+	int ret = node_read_at(fs, ptr, out, why, rd);
+	if (!ret && (ret = node_matches_ptr(*out, btree_id, k, p, why)))
+		btree_node_mem_free(*out);
+	if (ret && ret != -BKFS_E_NOMEM && ptr->dev < fs->nr_devs && fs->devs[ptr->dev].bd)
+		rd->bad |= 1u << i;
+	return ret;
+}
+
+/* With fs->read_all_copies: read every copy after the good one (first),
+ * marking the bad ones in rd. */
+static int node_verify_copies(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, unsigned first,
+			      struct rd *rd)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	for (unsigned i = first + 1; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		struct btree *b;
+		int ret = node_read_copy(fs, btree_id, k, i, &b, NULL, rd);
+		if (ret == -BKFS_E_NOMEM)
+			return ret;
+		if (!ret)
+			btree_node_mem_free(b);
+	}
+	return 0;
+}
 
 /* Read the node a pointer names from the first replica that validates and
  * matches the pointer: a node outside the cache. No side effects on fs (the
- * read-ahead helper runs it too); rd records the device reads. */
+ * read-ahead helper runs it too); rd records the device reads and the bad
+ * copies met. */
 static int node_read_replicas(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out,
 			      struct printbuf *why, struct rd *rd)
 {
@@ -503,32 +549,137 @@ static int node_read_replicas(struct bkfs_fs *fs, unsigned btree_id, const struc
 		return -BKFS_E_CORRUPT;
 	}
 	int ret = -BKFS_E_IO;
+	unsigned i;
 	/* try every replica until one validates and matches */
-	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
-		ret = node_read_at(fs, &p->ptrs[i], &b, why, rd);
+	for (i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		ret = node_read_copy(fs, btree_id, k, i, &b, why, rd);
 		if (ret == -BKFS_E_NOMEM)
 			return ret;
-		if (ret)
-			continue;
-		ret = node_matches_ptr(b, btree_id, k, p, why);
-		if (ret) {
-			btree_node_mem_free(b);
-			continue;
-		}
-		break;
+		if (!ret)
+			break;
 	}
+	if (!ret && fs->read_all_copies && (ret = node_verify_copies(fs, btree_id, k, i, rd)))
+		btree_node_mem_free(b);
 	if (!ret)
 		*out = b;
 	return ret;
 }
 
+void node_copy_bad_to_text(struct printbuf *out, const struct node_copy_bad *bc)
+{
+	const struct bkfs_ptr *ptr = &bc->ptr.ptrs[bc->copy];
+	pb_printf(out, "btree %s level %u seq %llu copy %u (dev %u sector %llu)", btree_id_str(bc->btree_id),
+		  bc->ptr.level, (unsigned long long)bc->ptr.seq, bc->copy, ptr->dev,
+		  (unsigned long long)ptr->offset);
+}
+
+static void node_copy_key(const struct node_copy_bad *bc, struct bkey_buf *kb)
+{
+	bkey_init(&kb->k, KEY_TYPE_btree_ptr, bc->max_key, sizeof(bc->ptr));
+	memcpy(bkey_val(&kb->k), &bc->ptr, sizeof(bc->ptr));
+}
+
+/* Write the image of good node b over copy bc->copy, then read it back. */
+static int node_copy_overwrite(struct bkfs_fs *fs, const struct node_copy_bad *bc, struct btree *b)
+{
+	const struct bkfs_ptr *dst = &bc->ptr.ptrs[bc->copy];
+	const struct bkfs_node_hdr *h = (const void *)(b->data - NODE_HDR);
+	int ret = bd_write(fs->devs[dst->dev].bd, h, dst->offset << SECTOR_SHIFT, node_read_span(fs, h->used_bytes));
+	if (ret)
+		return ret;
+	struct bkey_buf kb;
+	struct rd rd = { 0 };
+	struct btree *check;
+	node_copy_key(bc, &kb);
+	ret = node_read_copy(fs, bc->btree_id, &kb.k, bc->copy, &check, NULL, &rd);
+	rd_account(fs, &rd);
+	if (!ret)
+		btree_node_mem_free(check);
+	return ret;
+}
+
+int btree_node_copy_rewrite(struct bkfs_fs *fs, const struct node_copy_bad *bc)
+{
+	const struct bkfs_ptr *dst = &bc->ptr.ptrs[bc->copy];
+	if (bc->copy >= bc->ptr.nr_ptrs || dst->dev >= fs->nr_devs || !fs->devs[dst->dev].bd ||
+	    !fs->hooks || !fs->hooks->ptr_in_btree_bucket || !fs->hooks->ptr_in_btree_bucket(fs, dst))
+		return -BKFS_E_CORRUPT;
+	struct bkey_buf kb;
+	node_copy_key(bc, &kb);
+	int ret = -BKFS_E_IO;
+	for (unsigned i = 0; i < bc->ptr.nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		struct btree *b;
+		struct rd rd = { 0 };
+		if (i == bc->copy)
+			continue;
+		ret = node_read_copy(fs, bc->btree_id, &kb.k, i, &b, NULL, &rd);
+		rd_account(fs, &rd);
+		if (ret == -BKFS_E_NOMEM)
+			return ret;
+		if (ret)
+			continue;
+		ret = node_copy_overwrite(fs, bc, b);
+		btree_node_mem_free(b);
+		return ret;
+	}
+	return ret;
+}
+
+static void bad_copy_queue(struct bkfs_fs *fs, const struct node_copy_bad *bc)
+{
+	for (size_t i = 0; i < fs->nr_bad_copies; i++)
+		if (fs->bad_copies[i].ptr.seq == bc->ptr.seq && fs->bad_copies[i].copy == bc->copy &&
+		    fs->bad_copies[i].btree_id == bc->btree_id)
+			return;
+	if (fs->nr_bad_copies == fs->bad_copies_cap) {
+		size_t nc = fs->bad_copies_cap ? fs->bad_copies_cap * 2 : 16;
+		struct node_copy_bad *n = nc <= BAD_COPIES_MAX ? realloc(fs->bad_copies, nc * sizeof(*n)) : NULL;
+		if (!n)
+			return; /* counted in node_copies_bad; the next check finds it again */
+		fs->bad_copies = n;
+		fs->bad_copies_cap = nc;
+	}
+	fs->bad_copies[fs->nr_bad_copies++] = *bc;
+}
+
+/* A read met bad copies of a node whose good copy it returned. The mount
+ * (any writable non-checker open) rewrites them now and says so on stderr,
+ * the only log a server has; the checker reports them by name (fsck.c). */
+static void node_copies_bad(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, unsigned mask)
+{
+	for (unsigned i = 0; i < BKFS_MAX_REPLICAS; i++) {
+		if (!(mask >> i & 1))
+			continue;
+		struct node_copy_bad bc = { .btree_id = btree_id, .copy = i, .max_key = k->p };
+		memcpy(&bc.ptr, bkey_val(k), sizeof(bc.ptr));
+		fs->node_copies_bad++;
+		if (fs->flags & (BKFS_OPEN_RDONLY | BKFS_OPEN_FSCK)) {
+			bad_copy_queue(fs, &bc);
+			continue;
+		}
+		struct printbuf pb = PRINTBUF;
+		node_copy_bad_to_text(&pb, &bc);
+		int ret = btree_node_copy_rewrite(fs, &bc);
+		if (!ret)
+			fs->node_copies_rewritten++;
+		else
+			bad_copy_queue(fs, &bc);
+		fprintf(stderr, "bkfs: btree_node_copy_bad: %s: %s\n", pb_str(&pb),
+			ret ? bkfs_strerror(ret) : "rewritten from a good copy");
+		pb_exit(&pb);
+	}
+}
+
 static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out,
 			 struct printbuf *why)
 {
-	if (ra_claim(fs, btree_id, k, out)) {
+	u8 bad = 0;
+	if (ra_claim(fs, btree_id, k, out, &bad)) {
 		if (why)
 			pb_reset(why);
 		fs->nodes_read++;
+		if (bad)
+			node_copies_bad(fs, btree_id, k, bad);
 		return 0;
 	}
 	struct rd rd = { 0 };
@@ -539,6 +690,8 @@ static int node_read_ptr(struct bkfs_fs *fs, unsigned btree_id, const struct bke
 	fs->nodes_read++;
 	if (ret)
 		fs->node_read_errors++;
+	else if (rd.bad)
+		node_copies_bad(fs, btree_id, k, rd.bad);
 	return ret;
 }
 
@@ -893,7 +1046,7 @@ void btree_ra_fill(struct btree_ra *ra)
 	}
 }
 
-static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out)
+static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out, u8 *bad)
 {
 	struct ra_state *st = fs->readahead;
 	if (!st)
@@ -930,6 +1083,7 @@ static bool ra_claim(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k
 			}
 			if (s->state == RA_DONE) {
 				*out = s->b;
+				*bad = s->rd.bad;
 				s->state = RA_FAILED; /* the node is taken: release only counts */
 				got = true;
 			}

@@ -49,6 +49,8 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
  * `--list` prints them (scripts run them in this order) */
 #define CORRUPT_KINDS()                                                                                          \
 	/* btree nodes and topology (corrupt_topology.c) */                                                     \
+	x(node_copy_bad, btree_node_copy_bad, 0, NODES,                                                         \
+	  "the first copy of a btree node with two copies fails its checksum; the other copy is good")         \
 	x(node_unreadable, btree_node_unreadable, 0, NODES,                                                       \
 	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum")                               \
 	x(root_unreadable_scan, btree_root_unreadable, 0, NODES,                                                  \

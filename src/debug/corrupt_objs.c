@@ -238,13 +238,10 @@ int edit_leaf_key(struct corrupt_ctx *c, unsigned id, struct bpos pos, const str
 	return ret;
 }
 
-/* Flip bytes inside the checksummed part of a node so that it no longer
- * validates (the magic stays, so it still looks like a node). */
-int node_destroy(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p)
+/* Flip bytes inside the checksummed part of a node image so that it no
+ * longer validates (the magic stays, so it still looks like a node). */
+void node_damage(struct corrupt_ctx *c, u8 *buf)
 {
-	u8 *buf = node_read(c, p);
-	if (!buf)
-		return -BKFS_E_IO;
 	struct bkfs_node_hdr *h = hdr(buf);
 	u32 used = h->used_bytes;
 	if (used > sizeof(*h) && used <= c->node_bytes) {
@@ -255,6 +252,15 @@ int node_destroy(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p)
 			buf[at + i] ^= 0xa5 | (u8)pick(c, 256);
 	}
 	h->csum ^= 0x5a5a5a5a; /* whatever else happened, the checksum no longer matches */
+}
+
+/* Every copy of a node damaged. */
+int node_destroy(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p)
+{
+	u8 *buf = node_read(c, p);
+	if (!buf)
+		return -BKFS_E_IO;
+	node_damage(c, buf);
 	int ret = node_queue(c, p, buf);
 	free(buf);
 	return ret;

@@ -45,6 +45,31 @@ int corrupt_node_unreadable(struct corrupt_ctx *c)
 	return node_destroy(c, &t->ptr);
 }
 
+static bool has_two_copies(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->ptr.nr_ptrs >= 2 && n->ptr.ptrs[0].dev < c->nr_devs;
+}
+
+/* The first copy of a node with two or more (the one a read tries first,
+ * so the default check meets it); the others stay good. */
+int corrupt_node_copy_bad(struct corrupt_ctx *c)
+{
+	struct dnode *t = pick_node(c, has_two_copies, "no btree node with two copies (format with --metadata-replicas 2)");
+	if (!t)
+		return NO_TARGET;
+	const struct bkfs_ptr *p = &t->ptr.ptrs[0];
+	node_text(&c->r->damaged, t);
+	pb_printf(&c->r->damaged, "; copy 0 damaged");
+	pb_printf(&c->r->lost, "none: the node is read from another copy");
+	u8 *buf = node_read(c, &t->ptr);
+	if (!buf)
+		return -BKFS_E_IO;
+	node_damage(c, buf);
+	int ret = queue_write(c, p->dev, p->offset << SECTOR_SHIFT, buf, c->node_bytes);
+	free(buf);
+	return ret;
+}
+
 static bool fs_interior_root(struct corrupt_ctx *c, const struct dnode *n)
 {
 	return n->root && n->level && fs_btree(n->id);

@@ -456,7 +456,7 @@ struct bkfs_sb {
 	u8 nr_devices;
 	u8 dev_idx;       /* which member this copy lives on */
 	u8 data_replicas;
-	u8 metadata_replicas;
+	u8 metadata_replicas; /* 1..sb_max_metadata_replicas(nr_devices) */
 	u8 csum_type;
 	u8 compression;
 	u8 clean;
@@ -502,6 +502,14 @@ struct printbuf;
 int bkey_validate(const struct bkey *k, unsigned btree_id, unsigned level, struct printbuf *err);
 void bpos_to_text(struct printbuf *out, struct bpos p);
 void bkey_to_text(struct printbuf *out, const struct bkey *k);
+/* Copies of every btree node: one per device, and two on a device when
+ * there are fewer devices than copies (one device: DUP). */
+#define BKFS_DEFAULT_METADATA_REPLICAS 2
+static inline unsigned sb_max_metadata_replicas(unsigned nr_devices)
+{
+	return MIN((unsigned)BKFS_MAX_REPLICAS, MAX(nr_devices, 2u));
+}
+
 void ptr_to_text(struct printbuf *out, const struct bkfs_ptr *p);
 void alloc_to_text(struct printbuf *out, const struct bkfs_alloc *a);
 void node_hdr_to_text(struct printbuf *out, const struct bkfs_node_hdr *h);

@@ -70,8 +70,7 @@ int sb_validate(const struct bkfs_sb *sb, struct printbuf *err)
 	if (sb->data_replicas < 1 || sb->data_replicas > BKFS_MAX_REPLICAS ||
 	    sb->data_replicas > sb->nr_devices)
 		INVALID("sb: bad data_replicas %u", sb->data_replicas);
-	if (sb->metadata_replicas < 1 || sb->metadata_replicas > BKFS_MAX_REPLICAS ||
-	    sb->metadata_replicas > sb->nr_devices)
+	if (sb->metadata_replicas < 1 || sb->metadata_replicas > sb_max_metadata_replicas(sb->nr_devices))
 		INVALID("sb: bad metadata_replicas %u", sb->metadata_replicas);
 	if (sb->csum_type != CSUM_NONE && sb->csum_type != CSUM_CRC32C)
 		INVALID("sb: unknown csum_type %u", sb->csum_type);

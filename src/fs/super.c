@@ -68,6 +68,7 @@ static int fs_alloc(struct bkfs_fs **out, struct blockdev **bds, unsigned nr, un
 	if (!fs)
 		return -BKFS_E_NOMEM;
 	fs->flags = flags;
+	fs->read_all_copies = flags & BKFS_OPEN_ALL_COPIES;
 	fs->nr_devs = nr;
 	for (unsigned i = 0; i < nr; i++) {
 		fs->devs[i].bd = bds[i];
@@ -101,6 +102,7 @@ static void fs_free(struct bkfs_fs *fs, bool close_devs)
 	alloc_exit(fs);
 	btree_cache_exit(fs);
 	free(fs->pending_free);
+	free(fs->bad_copies);
 	free(fs->pending_free_btree);
 	if (close_devs)
 		for (unsigned i = 0; i < fs->nr_devs; i++)
@@ -150,14 +152,20 @@ int bkfs_format_devs(struct blockdev **bds, unsigned nr, const struct format_opt
 		return -BKFS_E_INVAL;
 	}
 	unsigned data_replicas = o->data_replicas ? o->data_replicas : replicas;
-	unsigned metadata_replicas = o->metadata_replicas ? o->metadata_replicas : replicas;
-	unsigned rs[3] = { replicas, data_replicas, metadata_replicas };
-	for (unsigned i = 0; i < 3; i++)
+	unsigned metadata_replicas = o->metadata_replicas ? o->metadata_replicas :
+				     MAX(replicas, (unsigned)BKFS_DEFAULT_METADATA_REPLICAS);
+	unsigned rs[2] = { replicas, data_replicas };
+	for (unsigned i = 0; i < 2; i++)
 		if (rs[i] < 1 || rs[i] > BKFS_MAX_REPLICAS || rs[i] > nr) {
 			pb_printf(err, "%sreplicas %u: must be between 1 and the number of devices (%u, at most 4)",
-				  i == 1 ? "data " : i == 2 ? "metadata " : "", rs[i], nr);
+				  i == 1 ? "data " : "", rs[i], nr);
 			return -BKFS_E_INVAL;
 		}
+	if (metadata_replicas < 1 || metadata_replicas > sb_max_metadata_replicas(nr)) {
+		pb_printf(err, "metadata replicas %u: must be between 1 and %u (the number of devices, or 2 on one device)",
+			  metadata_replicas, sb_max_metadata_replicas(nr));
+		return -BKFS_E_INVAL;
+	}
 	if (o->label && strlen(o->label) >= 32) {
 		pb_printf(err, "label too long (at most 31 bytes)");
 		return -BKFS_E_INVAL;

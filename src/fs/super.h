@@ -7,7 +7,8 @@ struct format_opts {
 	u64 block_size, bucket_size, btree_node_size; /* bytes, 0 = default */
 	u64 journal_size;  /* bytes per member, 0 = default (size/128, 4M..64M); at least 1M */
 	unsigned replicas;
-	unsigned data_replicas, metadata_replicas; /* 0 = replicas */
+	unsigned data_replicas;     /* 0 = replicas */
+	unsigned metadata_replicas; /* 0 = max(replicas, 2) */
 	const char *label;
 	bool force;
 };

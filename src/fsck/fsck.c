@@ -276,6 +276,8 @@ static int run_pass(struct fsck_ctx *c, unsigned pass, pass_fn fn, u64 start)
 	c->pass = pass;
 	u64 t0 = now_ns(), reads0 = c->fs->nodes_read;
 	int ret = fn(c);
+	if (c->fs->bad_copies && !c->trap)
+		fsck_report_bad_copies(c);
 	c->pass_ns[pass] += now_ns() - t0;
 	c->pass_nodes_read[pass] += c->fs->nodes_read - reads0;
 	c->pass_ran[pass] = true;
@@ -472,7 +474,7 @@ static int check_open(struct fsck_ctx *c, struct blockdev **bds, unsigned nr)
 {
 	struct printbuf err = PRINTBUF;
 	struct bkfs_fs *fs;
-	int ret = bkfs_open_devs(bds, nr, FSCK_OPEN_FLAGS, &fs, &err);
+	int ret = bkfs_open_devs(bds, nr, FSCK_OPEN_FLAGS | (c->opts.all_copies ? BKFS_OPEN_ALL_COPIES : 0), &fs, &err);
 	if (ret) {
 		fprintf(stderr, "bkfs fsck: cannot open: %s\n", err.len ? pb_str(&err) : bkfs_strerror(ret));
 		pb_exit(&err);

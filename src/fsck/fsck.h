@@ -49,6 +49,7 @@
 	x(btree_node_stale_replaced_by_scan, 42, 0)                     \
 	x(btree_node_gap_filled_from_scan, 43, 0)                       \
 	x(bkey_invalid, 44, 0)                                          \
+	x(btree_node_copy_bad, 45, FSCK_PREEN)                          \
 	/* keys and pointers (reference §8 #11-23) */                   \
 	x(bkey_version_in_future, 80, FSCK_PREEN)                       \
 	x(btree_bitmap_not_marked, 81, FSCK_PREEN)                      \
@@ -161,6 +162,7 @@ struct fsck_finding {
 struct fsck_opts {
 	enum fsck_mode mode;
 	bool verbose, progress, gc_gens;
+	bool all_copies;     /* verify every copy of every node, not one good one */
 	u64 mem_limit;       /* bytes, 0 = none */
 	const char *json_path;
 	u64 fail_after_writes; /* testing (--debug-fail-after-writes): every device
@@ -286,6 +288,9 @@ void fsck_sb_repairs_apply(struct fsck_ctx *c);
  * device) set. The repaired bitmap marks every sector the old one did. */
 bool fsck_member_bitmap_repair(const struct bkfs_sb *sb, unsigned idx, u8 *shift, u64 *bitmap);
 int fsck_check_topology(struct fsck_ctx *c);           /* topology.c */
+/* topology.c: report (and under -y/-p rewrite from a good copy) the bad
+ * node copies the reads met since the last call (fs->bad_copies) */
+void fsck_report_bad_copies(struct fsck_ctx *c);
 int fsck_check_topology_deferred(struct fsck_ctx *c);  /* topology.c: the leaves left to check_allocations */
 int fsck_scan_for_btree_nodes(struct fsck_ctx *c);     /* scan.c */
 int fsck_check_allocations(struct fsck_ctx *c);        /* gc.c */

@@ -1405,3 +1405,49 @@ int fsck_check_topology_deferred(struct fsck_ctx *c)
 	c->topo_defer = false;
 	return check_topology_of(c, left);
 }
+
+/* ---- bad node copies ---- */
+
+/* Why a copy failed: its read or validation error, or the node it holds. */
+static void bad_copy_why(struct bkfs_fs *fs, const struct node_copy_bad *bc, struct printbuf *why)
+{
+	struct btree *b;
+	int ret = btree_node_read_at(fs, &bc->ptr.ptrs[bc->copy], &b, why);
+	if (!ret) {
+		pb_printf(why, "holds btree %s level %u seq %llu, another node than the pointer names",
+			  btree_id_str(b->btree_id), b->level, (unsigned long long)b->seq);
+		free_private(b);
+	} else if (!why->len) {
+		pb_printf(why, "%s", bkfs_strerror(ret));
+	}
+}
+
+/* The repair overwrites the copy in place with the good copy's bytes
+ * (copies are identical byte for byte). It is made at once, before the
+ * final checkpoint: the node is live, so its buckets are its own until that
+ * checkpoint, and a kill before or after the write leaves a sound
+ * filesystem (the node keeps a good copy either way). */
+void fsck_report_bad_copies(struct fsck_ctx *c)
+{
+	struct bkfs_fs *fs = c->fs;
+	for (size_t i = 0; i < fs->nr_bad_copies; i++) {
+		const struct node_copy_bad *bc = &fs->bad_copies[i];
+		struct printbuf pb = PRINTBUF;
+		node_copy_bad_to_text(&pb, bc);
+		bool fix = fsck_err(c, FSCK_ERR_btree_node_copy_bad, "rewrote the copy from a good copy", "%s", pb_str(&pb));
+		pb_reset(&pb);
+		bad_copy_why(fs, bc, &pb);
+		fsck_err_msg(c, "%s; the node was read from another copy", pb_str(&pb));
+		pb_exit(&pb);
+		int ret = fix ? btree_node_copy_rewrite(fs, bc) : 0;
+		if (ret && c->nr && c->f[c->nr - 1].fixed) {
+			/* not repaired after all */
+			c->f[c->nr - 1].fixed = false;
+			c->f[c->nr - 1].action = "none";
+			c->nr_fixed--;
+			c->nr_unfixed++;
+			fsck_err_msg(c, "rewrite failed: %s", bkfs_strerror(ret));
+		}
+	}
+	fs->nr_bad_copies = 0;
+}

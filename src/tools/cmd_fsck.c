@@ -10,7 +10,7 @@
 static void fsck_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bkfs fsck [-n|-p|-y] [-v] [--json FILE] [--progress] [-m LIMIT] [--gc-gens] DEV...\n"
+		"usage: bkfs fsck [-n|-p|-y] [-v] [--json FILE] [--progress] [-m LIMIT] [--gc-gens] [--all-copies] DEV...\n"
 		"       bkfs fsck --list-errors\n"
 		"Check and repair a bkfs filesystem.\n"
 		"  -n            check only, write nothing (default when stdin is not a terminal)\n"
@@ -21,6 +21,8 @@ static void fsck_usage(FILE *f)
 		"  --progress    progress bar with ETA on a terminal\n"
 		"  -m LIMIT      refuse to run if the memory estimate exceeds LIMIT (e.g. 512M)\n"
 		"  --gc-gens     also run generation GC\n"
+		"  --all-copies  read and verify every copy of every btree node (default: one\n"
+		"                good copy per node; a bad copy met on the way is reported)\n"
 		"  --list-errors print the table of named errors\n"
 		"A device mounted read-write, or used by another bkfs process that may\n"
 		"write, is refused in every mode, -n included (exit 8, \"mounted or in use\n"
@@ -38,6 +40,7 @@ int cmd_fsck(int argc, char **argv)
 		{ "progress", no_argument, 0, 'P' },
 		{ "list-errors", no_argument, 0, 'L' },
 		{ "gc-gens", no_argument, 0, 'g' },
+		{ "all-copies", no_argument, 0, 'A' },
 		{ "help", no_argument, 0, 'h' },
 		/* hidden, for tests: device writes fail after N (a kill at write N) */
 		{ "debug-fail-after-writes", required_argument, 0, 'W' },
@@ -56,6 +59,7 @@ int cmd_fsck(int argc, char **argv)
 		case 'j': o.json_path = optarg; break;
 		case 'P': o.progress = true; break;
 		case 'g': o.gc_gens = true; break;
+		case 'A': o.all_copies = true; break;
 		case 'm':
 			if (parse_size(optarg, &o.mem_limit)) {
 				fprintf(stderr, "bkfs fsck: bad memory limit '%s'\n", optarg);

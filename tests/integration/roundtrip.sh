@@ -166,15 +166,23 @@ for dev in "$A" "$B"; do
 	chmod -R u+rwx "$T/$name" && rm -rf "$T/$name"
 done
 
-# a one-replica two-device filesystem cannot be read with a device missing
+# a two-device filesystem with one copy of its metadata cannot be read with
+# a device missing (--metadata-replicas 1 explicitly: the default two copies
+# put one on each device, and the btrees then read from either alone)
 C=$T/c.img D=$T/d.img
 truncate -s 512M "$C"
 truncate -s 512M "$D"
-"$BKFS" format "$C" "$D" > /dev/null || fail "format 2 devices"
+"$BKFS" format --metadata-replicas 1 "$C" "$D" > /dev/null || fail "format 2 devices"
 rc=0
 "$BKFS" extract "$C" "$T/nope" > /dev/null 2> "$T/nope.err" || rc=$?
 [ "$rc" = 1 ] || fail "extract of a 1-replica fs with a device missing: exit $rc (want 1)"
 grep -q "missing" "$T/nope.err" || { cat "$T/nope.err"; fail "no clear message for a missing device"; }
+# the default format of the same: two metadata copies, one per device; a
+# device missing, the (empty) tree still extracts, with a warning
+"$BKFS" format --force "$C" "$D" > /dev/null || fail "format 2 devices (defaults)"
+"$BKFS" extract "$C" "$T/degraded-empty" > /dev/null 2> "$T/degraded-empty.err" ||
+	{ cat "$T/degraded-empty.err"; fail "extract of a default 2-device fs with a device missing"; }
+grep -q "missing" "$T/degraded-empty.err" || fail "default 2-device fs, a device missing: no degraded warning"
 
 chmod -R u+rwx "$T/out1" "$SRC"
 echo "roundtrip: ok"

@@ -111,9 +111,15 @@ static void fill_and_punch(struct bkfs_fs *fs, bool reflinks)
 {
 	struct alloc_space_info si;
 	u64 seed = 1;
+	/* stop a few buckets above the normal reserve, leaving room for the
+	 * nodes the punch below rewrites: 4 buckets per copy of each node (with
+	 * the default two copies it takes about 10 of a 12 MiB device's
+	 * 64 KiB buckets; without that room copygc's own reserve is all that
+	 * is left, and it has nowhere to move to) */
+	u64 slack = 3 + 4 * fs->sb.metadata_replicas;
 	for (;;) {
 		alloc_space_info(fs, &si);
-		if (si.free_buckets <= si.reserved[ALLOC_WM_normal] + 3)
+		if (si.free_buckets <= si.reserved[ALLOC_WM_normal] + slack)
 			break;
 		size_t size = (5 + seed * 7 % 7) * 4096;
 		if (new_file(fs, size, seed++))
