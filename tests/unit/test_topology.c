@@ -915,8 +915,11 @@ static void case_replicas(void)
 	if (leaf < r.nr) {
 		const struct bkfs_btree_ptr *p = &r.n[leaf].ptr;
 		CHECK_EQ(topo_findings(devs, 2, &first), 0);
+		/* one bad copy: the node reads from the other, and the bad copy
+		 * is named (two metadata copies are checked) */
 		emu_dev_media(devs[p->ptrs[0].dev])[(p->ptrs[0].offset << SECTOR_SHIFT) + 300] ^= 1;
-		CHECK_EQ(topo_findings(devs, 2, &first), 0);
+		CHECK_EQ(topo_findings(devs, 2, &first), 1);
+		CHECK_EQ(first, FSCK_ERR_btree_node_copy_bad);
 		emu_dev_media(devs[p->ptrs[1].dev])[(p->ptrs[1].offset << SECTOR_SHIFT) + 300] ^= 1;
 		CHECK(topo_findings(devs, 2, &first) >= 1);
 		CHECK_EQ(first, FSCK_ERR_btree_node_unreadable);
