@@ -54,17 +54,6 @@ static u64 mono_ns(void)
 	return (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
 }
 
-static u64 need_gc_gens_buckets(struct bkfs_fs *fs)
-{
-	u64 n = 0;
-	for (unsigned d = 0; d < fs->nr_devs; d++) {
-		struct acct_entry *e = acct_find(fs, acct_pos_dev_data_type(d, DATA_need_gc_gens), false);
-		if (e && e->v[0] > 0)
-			n += (u64)e->v[0];
-	}
-	return n;
-}
-
 /* nothing is written once a device write failed (the mount is read-only
  * from then on: fuse.c says so) */
 static bool writable(struct bkfs_fs *fs)
@@ -76,14 +65,14 @@ static bool writable(struct bkfs_fs *fs)
 static long run_gc_gens(struct bkfs_fs *fs, struct bg_stats *st)
 {
 	struct alloc_state *as = ALLOC(fs);
-	u64 before = need_gc_gens_buckets(fs);
+	u64 before = alloc_nr_need_gc_gens(fs);
 	as->gc_gens_soon = false;
 	int ret = bkfs_gc_gens_fs(fs, NULL);
 	if (ret) {
 		fprintf(stderr, "bkfs mount: generation GC: %s\n", bkfs_strerror(ret));
 		return ret;
 	}
-	u64 after = need_gc_gens_buckets(fs);
+	u64 after = alloc_nr_need_gc_gens(fs);
 	long freed = before > after ? (long)(before - after) : 0;
 	if (st) {
 		st->gc_gens_runs++;
@@ -101,7 +90,7 @@ static bool gc_gens_due(struct background *bg, u64 now)
 		return true;
 	if (now - bg->last_gc_gens_ns < GC_GENS_MIN_INTERVAL_NS)
 		return false;
-	return need_gc_gens_buckets(fs) || ALLOC(fs)->gc_gens_soon;
+	return alloc_nr_need_gc_gens(fs) || ALLOC(fs)->gc_gens_soon;
 }
 
 /* One step of copying GC, its emptied buckets made reusable (flush);
@@ -154,7 +143,7 @@ bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
 	/* space freed by a commit is reused only once that commit is durable */
 	if (journal_flush(fs))
 		return false;
-	if (need_gc_gens_buckets(fs) && run_gc_gens(fs, st) < 0)
+	if (alloc_nr_need_gc_gens(fs) && run_gc_gens(fs, st) < 0)
 		return false;
 	if (bg)
 		bg->last_gc_gens_ns = mono_ns();
