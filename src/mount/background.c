@@ -143,13 +143,15 @@ bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
 	/* space freed by a commit is reused only once that commit is durable */
 	if (journal_flush(fs))
 		return false;
-	if (alloc_nr_need_gc_gens(fs) && run_gc_gens(fs, st) < 0)
-		return false;
-	if (bg)
-		bg->last_gc_gens_ns = mono_ns();
-	/* the gen GC's own commits must be durable before its buckets are reused */
-	if (journal_flush(fs))
-		return false;
+	if (alloc_nr_need_gc_gens(fs)) {
+		if (run_gc_gens(fs, st) < 0)
+			return false;
+		if (bg)
+			bg->last_gc_gens_ns = mono_ns();
+		/* its own commits must be durable before its buckets are reused */
+		if (journal_flush(fs))
+			return false;
+	}
 	run_discards(fs, st, UINT32_MAX);
 	for (unsigned i = 0; i < RECLAIM_COPYGC_STEPS && copygc_wanted(fs); i++) {
 		if (!copygc_step(fs, st))
