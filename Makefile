@@ -49,8 +49,8 @@ TOOL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(TOOL_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps check asan bench bench-aging clean demo fuzz
-all: $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn
+.PHONY: all deps check asan bench bench-aging bench-aged clean demo fuzz
+all: $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn $(BUILD)/srctree
 
 # `make deps` only installs the packages (stage 1 did it)
 deps: ; @:
@@ -77,6 +77,11 @@ $(BUILD)/gentree: bench/gentree.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 
+# the source-like and deep trees of the aged-image benchmark
+$(BUILD)/srctree: bench/srctree.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
 # the aging workload of online_gc.sh and the benchmark's aging section
 $(BUILD)/churn: bench/churn.c
 	@mkdir -p $(dir $@)
@@ -99,6 +104,11 @@ demo: all
 bench: all
 	BUILD=$(BUILD) bench/bench.sh
 	BUILD=$(BUILD) bench/aging.sh
+	BUILD=$(BUILD) bench/aged.sh
+
+# only the aged-image section: fsck on trees untarred and edited through the mount
+bench-aged: all
+	BUILD=$(BUILD) bench/aged.sh
 
 # only the aging section: churn through the mount at several fill levels
 bench-aging: all
