@@ -299,10 +299,15 @@ int journal_write_checkpoint(struct bkfs_fs *fs)
 
 /* ---- reading ---- */
 
+/* A valid entry found by the scan: where it is, not its bytes. The ring
+ * holds many entries older than the newest checkpoint, which nothing reads
+ * again; keeping each one's copy made the ring's size (16 MiB by default)
+ * the peak memory of every open. An entry is read again when its records
+ * are walked (jent_records). */
 struct jent {
 	u64 seq, cp_seq;
 	u16 type;
-	const u8 *data; /* the entry, owned (freed with the list) */
+	u8 dev;
 	u32 bytes;
 	u64 pos;
 };
@@ -355,9 +360,37 @@ int journal_scrub_bad(struct bkfs_fs *fs)
 	return ret;
 }
 
-static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 ring_bytes, u8 *chunk,
+/* Whether the entry at h (bytes long, whole in memory) has a good checksum;
+ * a bad one is counted. */
+static bool entry_csum_ok(struct bkfs_fs *fs, struct blockdev *bd, u64 off, const struct bkfs_jentry_hdr *h,
+			  struct journal_stats *st)
+{
+	if (bkfs_crc32c(0, (const u8 *)h + 4, h->bytes - 4) == h->csum)
+		return true;
+	note_bad(fs, bd, off, st);
+	if (!st->first_bad_seq || h->seq < st->first_bad_seq)
+		st->first_bad_seq = h->seq;
+	return false;
+}
+
+static int jent_push(struct jent **ents, size_t *nr, size_t *cap, struct jent e)
+{
+	if (*nr == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		struct jent *n = realloc(*ents, nc * sizeof(*n));
+		if (!n)
+			return -BKFS_E_NOMEM;
+		*ents = n;
+		*cap = nc;
+	}
+	(*ents)[(*nr)++] = e;
+	return 0;
+}
+
+static int scan_ring(struct bkfs_fs *fs, unsigned dev, u64 start, u64 ring_bytes, u8 *chunk,
 		     struct jent **ents, size_t *nr, size_t *cap, struct journal_stats *st)
 {
+	struct blockdev *bd = fs->devs[dev].bd;
 	u64 magic = sb_journal_magic(&fs->sb);
 	u64 cbase = 0, clen = 0; /* chunk holds [cbase, cbase + clen) of the ring */
 	for (u64 off = 0; off + sizeof(struct bkfs_jentry_hdr) <= ring_bytes; off += fs->block_bytes) {
@@ -375,56 +408,55 @@ static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 rin
 			continue;
 		}
 		u32 bytes = h->bytes;
-		u8 *e = malloc(bytes);
-		if (!e)
-			return -BKFS_E_NOMEM;
-		if (off + bytes <= cbase + clen) {
-			memcpy(e, h, bytes);
-		} else if (bd_read(bd, e, start + off, bytes)) {
-			free(e);
-			return 1;
-		}
-		h = (const void *)e;
-		if (bkfs_crc32c(0, e + 4, bytes - 4) != h->csum) {
-			note_bad(fs, bd, off, st);
-			if (!st->first_bad_seq || h->seq < st->first_bad_seq)
-				st->first_bad_seq = h->seq;
-			free(e);
-			continue;
-		}
-		if (*nr == *cap) {
-			size_t nc = *cap ? *cap * 2 : 256;
-			struct jent *n = realloc(*ents, nc * sizeof(*n));
-			if (!n) {
-				free(e);
+		u8 *e = NULL;
+		if (off + bytes > cbase + clen) { /* runs past the chunk */
+			if (!(e = malloc(bytes)))
 				return -BKFS_E_NOMEM;
+			if (bd_read(bd, e, start + off, bytes)) {
+				free(e);
+				return 1;
 			}
-			*ents = n;
-			*cap = nc;
+			h = (const void *)e;
 		}
-		(*ents)[(*nr)++] = (struct jent){ .seq = h->seq, .cp_seq = h->checkpoint_seq, .type = h->type,
-						   .data = e, .bytes = bytes, .pos = off };
+		bool ok = entry_csum_ok(fs, bd, off, h, st);
+		struct jent je = { .seq = h->seq, .cp_seq = h->checkpoint_seq, .type = h->type, .dev = dev,
+				   .bytes = bytes, .pos = off };
+		free(e);
+		if (!ok)
+			continue;
+		if (jent_push(ents, nr, cap, je))
+			return -BKFS_E_NOMEM;
 		st->entries_valid++;
 		off += ROUND_UP(bytes, fs->block_bytes) - fs->block_bytes;
 	}
 	return 0;
 }
 
-/* Walk the records of one entry; cb returns <0 to stop. */
+/* Walk the records of one entry; cb returns <0 to stop. The entry is read
+ * again and its checksum checked again (it was good at the scan). */
 static int entry_records(const struct jent *e, int (*cb)(struct bkfs_fs *, const struct bkfs_jrec *, void *),
 			 struct bkfs_fs *fs, void *arg)
 {
+	u8 *data = malloc(e->bytes);
+	if (!data)
+		return -BKFS_E_NOMEM;
+	const struct bkfs_jentry_hdr *h = (const void *)data;
+	int ret = 0;
+	if (!fs->devs[e->dev].bd || bd_read(fs->devs[e->dev].bd, data, ring_start(fs, e->dev) + e->pos, e->bytes))
+		ret = -BKFS_E_IO;
+	else if (h->bytes != e->bytes || h->seq != e->seq || bkfs_crc32c(0, data + 4, e->bytes - 4) != h->csum)
+		ret = -BKFS_E_CORRUPT;
 	u32 off = sizeof(struct bkfs_jentry_hdr);
-	while (off + sizeof(struct bkfs_jrec) <= e->bytes) {
-		const struct bkfs_jrec *r = (const void *)(e->data + off);
+	while (!ret && off + sizeof(struct bkfs_jrec) <= e->bytes) {
+		const struct bkfs_jrec *r = (const void *)(data + off);
 		if (r->bytes < sizeof(*r) || r->bytes % 8 || r->bytes > e->bytes - off)
-			return -BKFS_E_CORRUPT;
-		int ret = cb(fs, r, arg);
-		if (ret)
-			return ret;
+			ret = -BKFS_E_CORRUPT;
+		else
+			ret = cb(fs, r, arg);
 		off += r->bytes;
 	}
-	return 0;
+	free(data);
+	return ret;
 }
 
 static const struct bkey *rec_key(const struct bkfs_jrec *r)
@@ -489,11 +521,10 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 		}
 		size_t nr0 = nr;
 		struct journal_stats st0 = *st;
-		ret = scan_ring(fs, fs->devs[d].bd, ring_start(fs, d), j->ring_bytes, chunk, &ents, &nr, &cap, st);
+		ret = scan_ring(fs, d, ring_start(fs, d), j->ring_bytes, chunk, &ents, &nr, &cap, st);
 		if (ret > 0) {
 			/* unreadable ring: this device's entries are not used */
-			while (nr > nr0)
-				free((void *)ents[--nr].data);
+			nr = nr0;
 			*st = st0;
 			ret = 0;
 		}
@@ -552,8 +583,6 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 		j->wpos = 0;
 out:
 	free(chunk);
-	for (size_t i = 0; i < nr; i++)
-		free((void *)ents[i].data);
 	free(ents);
 	return ret;
 }
