@@ -306,9 +306,9 @@ static int run_check_allocations(struct fsck_ctx *c, size_t nr_before_topology, 
 /* What the process holds before it opens anything: text and data of the
  * binary and its libraries, stacks, stdio (`bkfs --version` peaks at 2.0 MiB) */
 #define FSCK_BASE_RSS (2u << 20)
-/* the journal scan's read buffer (journal.c RING_CHUNK), held during the open
- * only */
-#define FSCK_OPEN_BUF (1u << 20)
+/* the journal scan's buffers, held during the open only: its 64 KiB chunk
+ * (journal.c RING_CHUNK) and an entry of at most 256 KiB */
+#define FSCK_OPEN_BUF (320u << 10)
 
 /* Peak resident memory of a run: the base, the live bucket mirror (56 B + 1
  * per bucket), and the larger of what the open holds while scanning the

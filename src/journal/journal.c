@@ -318,10 +318,13 @@ static int jent_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* The ring is read in chunks of this size into one reused buffer; only valid
- * entries are kept. Reading it whole would cost a ring-sized allocation (and
- * its page faults) on every open. */
-#define RING_CHUNK (1u << 20)
+/* The ring is read in chunks of this size into one reused buffer; only
+ * where valid entries are is kept. Small enough to stay in the CPU cache
+ * while its blocks' magics are compared, and to come from the heap: a 1 MiB
+ * chunk (mapped, faulted in and unmapped on every open) made the scan of a
+ * 16 MiB ring a third of the CPU time of `fsck -n` on an empty filesystem.
+ * An entry running past the chunk is read on its own. */
+#define RING_CHUNK (64u << 10)
 
 /* Scan one device's ring for valid entries, appended to ents (each with its
  * own copy of the entry). Returns 0, 1 if the ring could not be read (the
