@@ -167,21 +167,34 @@ static int grow_root(struct bkfs_fs *fs, unsigned id, struct btree_path *path)
 
 #define PTR_KEY_BYTES (sizeof(struct bkey) + sizeof(struct bkfs_btree_ptr))
 
-/* Split path->b[level] in two. Returns 0 after a split (caller re-descends). */
-static int btree_split(struct bkfs_fs *fs, unsigned id, struct btree_path *path, unsigned level)
+/* The bytes the left half keeps when node n splits for an insert at index
+ * ins. Half, except when the insert goes after the node's last key (its
+ * last child, for an interior node): keys arriving in ascending order (an
+ * untar creates inodes, extents and directories at the end of their btrees)
+ * would otherwise leave every node behind them half full for good. The
+ * left node then keeps 7/8 and the new keys go to the right one. */
+static u32 split_bytes(const struct btree *n, u32 ins)
+{
+	bool append = ins + (n->level ? 1 : 0) >= n->nr_keys;
+	return append ? n->used / 8 * 7 : n->used / 2;
+}
+
+/* Split path->b[level] in two for an insert at index ins of it. Returns 0
+ * after a split (caller re-descends). */
+static int btree_split(struct bkfs_fs *fs, unsigned id, struct btree_path *path, unsigned level, u32 ins)
 {
 	int ret;
 	if (level == path->root_level && (ret = grow_root(fs, id, path)))
 		return ret;
 	struct btree *parent = path->b[level + 1];
 	if (parent->used + PTR_KEY_BYTES > parent->cap)
-		return btree_split(fs, id, path, level + 1);
+		return btree_split(fs, id, path, level + 1, path->idx[level + 1]);
 	path_mark_dirty(fs, path, level);
 	struct btree *n = path->b[level];
 	if (n->nr_keys < 2)
 		return -BKFS_E_TOOBIG;
-	u32 split = 0, bytes = 0;
-	while (split < n->nr_keys - 1 && bytes < n->used / 2)
+	u32 split = 0, bytes = 0, keep = split_bytes(n, ins);
+	while (split < n->nr_keys - 1 && bytes < keep)
 		bytes += bkey_bytes(btree_node_key(n, split++));
 	if (!split)
 		split = 1;
@@ -214,12 +227,14 @@ static int btree_split(struct bkfs_fs *fs, unsigned id, struct btree_path *path,
 	return ret;
 }
 
-/* Merge path->b[level] with a sibling if both are small; repeat upwards. */
+/* Merge path->b[level] with a sibling when it is below a third full and the
+ * two fit in 3/4 of a node (so the merged node does not split again at
+ * once); repeat upwards. */
 static int btree_maybe_merge(struct bkfs_fs *fs, unsigned id, struct btree_path *path, unsigned level)
 {
 	for (; level < path->root_level; level++) {
 		struct btree *n = path->b[level], *parent = path->b[level + 1];
-		if (n->used >= n->cap / 4)
+		if (n->used >= n->cap / 3)
 			break;
 		u32 i = path->idx[level + 1];
 		if (parent->nr_keys < 2)
@@ -295,7 +310,7 @@ int btree_insert_key(struct bkfs_fs *fs, unsigned id, const struct bkey *k)
 		}
 		size_t old = exists ? bkey_bytes(btree_node_key(leaf, idx)) : 0;
 		if (leaf->used - old + bkey_bytes(k) > leaf->cap) {
-			ret = btree_split(fs, id, &path, 0);
+			ret = btree_split(fs, id, &path, 0, idx);
 			if (ret)
 				return ret;
 			continue;
