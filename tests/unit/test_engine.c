@@ -45,6 +45,26 @@ static u64 count_keys(struct bkfs_fs *fs, unsigned id)
 	return ret ? 0 : n;
 }
 
+/* How full the leaves of btree id are, in percent of their capacity (every
+ * leaf but the last, which is still filling) */
+static unsigned leaf_fill_pct(struct bkfs_fs *fs, unsigned id)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	u64 used = 0, cap = 0, last_used = 0, last_cap = 0, last_seq = 0;
+	for_each_btree_key(it, fs, id, POS_MIN, k, ret) {
+		if (it.node->seq == last_seq)
+			continue;
+		used += last_used;
+		cap += last_cap;
+		last_seq = it.node->seq;
+		last_used = it.node->used;
+		last_cap = it.node->cap;
+	}
+	return ret || !cap ? 0 : (unsigned)(used * 100 / cap);
+}
+
 int main(void)
 {
 	struct printbuf err = PRINTBUF;
@@ -67,6 +87,12 @@ int main(void)
 	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 1);
 	CHECK_EQ(insert_inodes(fs, 10000, 20000, 0), 0);
 	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 20001);
+	/* ascending inserts leave the nodes behind them nearly full (a split
+	 * in the middle would leave them half full) */
+	unsigned fill = leaf_fill_pct(fs, BTREE_ID_inodes);
+	if (fill < 80)
+		fprintf(stderr, "inode leaves %u%% full after ascending inserts\n", fill);
+	CHECK(fill >= 80);
 	CHECK_EQ(bkfs_close(fs), 0);
 
 	bds[0] = bd;
