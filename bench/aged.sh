@@ -56,6 +56,10 @@ MNT=$D/mnt
 # copies: a rebuild during the run does not change what is measured
 cp "$BUILD/bkfs" "$D/bkfs.bin" || exit 0
 BKFS=$D/bkfs.bin
+WARM=$BUILD/warm
+if [ ! -x "$WARM" ] || [ bench/warm.c -nt "$WARM" ]; then
+	${CC:-cc} -std=gnu11 -O2 -Wall -o "$WARM" bench/warm.c || note "no $WARM: images are warmed with cat"
+fi
 
 note() { echo "aged: $*" >&2; }
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -124,6 +128,39 @@ make_imported() {	# make_imported TOOL IMG TREE
 	esac
 }
 
+# run_timed OUT CMD...: run CMD (output to OUT) under /usr/bin/time; prints
+# "wall_s cpu_s maxrss_kib exit". The peak is time's %M (the checker's own:
+# a child forked from python would inherit python's). The CPU time comes from
+# python's wait4 on time, in microseconds (time's %U/%S have 10 ms, as much
+# as a whole small run; time's own share is well under a millisecond).
+run_timed() {
+	local out=$1
+	shift
+	if have python3; then
+		python3 -c '
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1); os.dup2(fd, 2)
+    try:
+        os.execv("/usr/bin/time", ["time", "-o", sys.argv[2], "-f", "%M %x"] + sys.argv[3:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+print("%.4f %.4f %s" % (wall, ru.ru_utime + ru.ru_stime, open(sys.argv[2]).read().split("\n")[-2]))
+' "$out" "$D/time" "$@"
+	else
+		local t0 t1
+		t0=$(date +%s%N)
+		/usr/bin/time -o "$D/time" -f "%U %S %M %x" "$@" > "$out" 2>&1
+		t1=$(date +%s%N)
+		awk -v ns=$((t1 - t0)) '{ printf "%.4f %.4f %d %d\n", ns / 1e9, $1 + $2, $3, $4 }' "$D/time"
+	fi
+}
+
 # time_one TOOL IMG NCPU: one run; prints "wall cpu peak_mib exit estimate_mib"
 time_one() {
 	local pre=() argv
@@ -132,19 +169,17 @@ time_one() {
 	bkfs) argv=("$BKFS" fsck -n "$2") ;;
 	ext4) argv=(e2fsck -fn "$2") ;;
 	esac
-	cat "$2" > /dev/null	# warm: both checkers start with the image cached
-	local t0 t1
-	t0=$(date +%s%N)
-	/usr/bin/time -o "$D/time" -f "%e %U %S %M %x" "${pre[@]}" "${argv[@]}" > "$D/out" 2>&1
-	t1=$(date +%s%N)
-	local est
+	# warm: both checkers start with the image cached (its data, not its holes)
+	if [ -x "$WARM" ]; then "$WARM" "$2"; else cat "$2" > /dev/null; fi
+	local r est
+	r=$(run_timed "$D/out" "${pre[@]}" "${argv[@]}")
 	est=$(sed -n 's/.*memory estimate \([0-9.]*\) MiB.*/\1/p' "$D/out" | head -1)
-	# wall from date (ms resolution; time's %e has only 10 ms)
-	awk -v est="${est:--}" -v ns=$((t1 - t0)) \
-		'{ printf "%.3f %.2f %.1f %s %s\n", ns / 1e9, $2 + $3, $4 / 1024, $5, est }' "$D/time"
+	echo "$r" | awk -v est="${est:--}" '{ printf "%.4f %.4f %.1f %s %s\n", $1, $2, $3 / 1024, $4, est }'
 }
 
 median() { sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b + 0 <= 0) print "-"; else printf "%.2f", a / b }'; }
+ROWFMT='%-8s %-5s %4s %8s %8s %8s %4s %9s %8s %8s %7s %8s\n'
 
 # bench_image NAME: both images are $D/NAME.{bkfs,ext4}.img
 bench_image() {
@@ -157,19 +192,20 @@ bench_image() {
 			[ $((r % 2)) = 0 ] && order=($(printf '%s\n' "${tools[@]}" | tac))
 			for t in "${order[@]}"; do time_one "$t" "$D/$name.$t.img" "$ncpu" >> "$D/runs.$t"; done
 		done
-		local bw bm
+		local bw bc bm
 		for t in "${tools[@]}"; do
-			local w c m x e
+			local w c m x e rw=- rc=- rm=- re=-
 			w=$(awk '{ print $1 }' "$D/runs.$t" | median)
-			read -r _ c _ x e < <(awk -v w="$w" '$1 == w' "$D/runs.$t" | head -1)
+			c=$(awk '{ print $2 }' "$D/runs.$t" | median)
 			m=$(awk '{ print $3 }' "$D/runs.$t" | median)
-			local rw=- rm=-
-			if [ "$t" = bkfs ]; then bw=$w; bm=$m; else
-				rw=$(awk -v a="$bw" -v b="$w" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-				rm=$(awk -v a="$bm" -v b="$m" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+			read -r _ _ _ x e < <(awk -v w="$w" '$1 == w' "$D/runs.$t" | head -1)
+			if [ "$t" = bkfs ]; then
+				bw=$w bc=$c bm=$m
+				re=$(ratio "$e" "$m")
+			else
+				rw=$(ratio "$bw" "$w") rc=$(ratio "$bc" "$c") rm=$(ratio "$bm" "$m") e=-
 			fi
-			[ "$t" = ext4 ] && e=-
-			printf '%-14s %-5s %4s %8s %8s %9s %5s %9s %9s %10s\n' "$name" "$t" "$ncpu" "$w" "$c" "$m" "$x" "$rw" "$rm" "$e"
+			printf "$ROWFMT" "$name" "$t" "$ncpu" "$w" "$c" "$m" "$x" "$rw" "$rc" "$rm" "$e" "$re"
 		done
 	done
 }
@@ -179,7 +215,7 @@ echo "== aged: source tree $FILES files x $COPIES copies - $REMOVE, imports $IMP
 tar -cf "$D/src.tar" -C "$D/src" . || exit 1
 rm -rf "$D/src"
 {
-printf '%-14s %-5s %4s %8s %8s %9s %5s %9s %9s %10s\n' image tool cpus wall_s cpu_s peak_mib exit wall/e2fs mem/e2fs est_mib
+printf "$ROWFMT" image tool cpus wall_s cpu_s peak_MiB exit wall/e2fs cpu/e2fs mem/e2fs est_MiB est/peak
 for t in bkfs ext4; do
 	[ "$t" = ext4 ] && [ "$EXT4" = 0 ] && continue
 	make_aged "$t" "$D/aged.$t.img" || note "$t: aging failed"
@@ -201,7 +237,7 @@ if [ -n "$IMPORT" ]; then
 		[ "$KEEP" = 1 ] || rm -f "$D/$gen".*.img
 	done
 fi
-echo "wall/cpu: median of $REPEAT warm runs (cpu of that run); peak: median max RSS; est: bkfs fsck's printed memory estimate"
+echo "median of $REPEAT warm runs each: wall, cpu (user+sys), peak (max RSS); ratios bkfs/e2fsck; est: the memory estimate bkfs fsck printed, est/peak against its measured peak"
 echo "checkers: $BKFS fsck -n, e2fsck -fn; cpus 1 = taskset -c 0"
 } | tee "$OUT"
 exit 0
