@@ -21,6 +21,8 @@
 #
 # Environment:
 #   BUILD=build  BENCH_DIR=$BUILD/bench
+#   BENCH_BKFS=$BUILD/bkfs   the bkfs binary to time (copied first; e.g. an older
+#                             build, for a before/after table)
 #   BENCH_AGED_FILES=1500     files in the source-like tree
 #   BENCH_AGED_COPIES=10      untars
 #   BENCH_AGED_REMOVE=3       copies removed again (10 - 3 copies: ~10,500 files)
@@ -54,7 +56,7 @@ OUT=$BENCH_DIR/aged.txt
 mkdir -p "$D/mnt"
 MNT=$D/mnt
 # copies: a rebuild during the run does not change what is measured
-cp "$BUILD/bkfs" "$D/bkfs.bin" || exit 0
+cp "${BENCH_BKFS:-$BUILD/bkfs}" "$D/bkfs.bin" || exit 0
 BKFS=$D/bkfs.bin
 WARM=$BUILD/warm
 if [ ! -x "$WARM" ] || [ bench/warm.c -nt "$WARM" ]; then
