@@ -25,6 +25,10 @@ struct bg_stats {
 	u64 gc_gens_runs, gc_gens_freed;
 	u64 copygc_runs, copygc_buckets, copygc_sectors;
 	u64 reclaims, reclaim_waits_ok;
+	/* wall time, in ns, spent under the lock in: copying GC steps, the
+	 * journal flushes after them, discards, and reclaim as a whole (what
+	 * an allocation that ran out of space waited) */
+	u64 copygc_ns, copygc_flush_ns, discard_ns, reclaim_ns;
 };
 
 struct background;
