@@ -298,6 +298,12 @@ void bg_stop(struct background *bg, struct bg_stats *final)
 	pthread_mutex_unlock(bg->lock);
 	if (bg->started)
 		pthread_join(bg->thread, NULL);
+	if (ALLOC(bg->fs)) { /* the FUSE loop has ended: no request runs */
+		const struct bucket_keys *bk = &ALLOC(bg->fs)->bk;
+		bg->stats.bk_keys = bk->nr;
+		bg->stats.bk_builds = bk->builds;
+		bg->stats.bk_drops = bk->drops;
+	}
 	if (final)
 		*final = bg->stats;
 	pthread_cond_destroy(&bg->cond);
@@ -326,7 +332,8 @@ void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)
 	pb_printf(out, "journal flushes %llu (errors %llu); buckets discarded %llu (errors %llu); "
 		  "gen GC runs %llu, buckets freed %llu; "
 		  "copying GC runs %llu, buckets %llu, sectors %llu; reclaims %llu (%llu retried); "
-		  "ms in copying GC %llu, its flushes %llu, discard %llu, reclaim %llu",
+		  "ms in copying GC %llu, its flushes %llu, discard %llu, reclaim %llu; "
+		  "backpointers in memory %llu (built %llu, dropped %llu)",
 		  (unsigned long long)s->flushes, (unsigned long long)s->flush_errors,
 		  (unsigned long long)s->discarded, (unsigned long long)s->discard_errors,
 		  (unsigned long long)s->gc_gens_runs, (unsigned long long)s->gc_gens_freed,
@@ -334,5 +341,6 @@ void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)
 		  (unsigned long long)s->copygc_sectors, (unsigned long long)s->reclaims,
 		  (unsigned long long)s->reclaim_waits_ok, (unsigned long long)(s->copygc_ns / 1000000),
 		  (unsigned long long)(s->copygc_flush_ns / 1000000), (unsigned long long)(s->discard_ns / 1000000),
-		  (unsigned long long)(s->reclaim_ns / 1000000));
+		  (unsigned long long)(s->reclaim_ns / 1000000), (unsigned long long)s->bk_keys,
+		  (unsigned long long)s->bk_builds, (unsigned long long)s->bk_drops);
 }
