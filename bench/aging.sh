@@ -82,18 +82,21 @@ mount_tool() {
 	mount "$LOOP" "$MNT" || return 1
 }
 
-# unmount_tool TOOL: prints the bytes written to the device
+# unmount_tool TOOL: sets DEV_BYTES to the bytes written to the device. Not
+# run in a $(...) subshell: only this shell can wait for the bkfs mount it
+# started, and fsck must not start before the mount has written its last
+# checkpoint and let go of the device.
 unmount_tool() {
 	case $1 in
 	bkfs)
 		fusermount3 -u "$MNT"
 		wait "$PID"
 		PID=""
-		sed -n 's/.*device bytes written \([0-9]*\).*/\1/p' "$D/mount.log" ;;
+		DEV_BYTES=$(sed -n 's/.*device bytes written \([0-9]*\).*/\1/p' "$D/mount.log") ;;
 	*)
 		umount "$MNT"
 		sync
-		loop_written
+		DEV_BYTES=$(loop_written)
 		losetup -d "$LOOP"
 		LOOP="" ;;
 	esac
@@ -136,7 +139,8 @@ for tool in $TOOLS; do
 			break
 		fi
 		res=$("$CHURN" "$MNT" --seed "$SEED" --fill "$fill" --factor "$FACTOR" 2> "$D/churn.err")
-		dev=$(unmount_tool "$tool")
+		unmount_tool "$tool"
+		dev=$DEV_BYTES
 		read -r fs_s fs_rc <<< "$(fsck_tool "$tool")"
 		get() { sed -n "s/.* *$1=\([^ ]*\).*/\1/p" <<< " $res"; }
 		space=$(get space) written=$(get written) mbps=$(get mbps)

@@ -40,6 +40,7 @@ void alloc_exit(struct bkfs_fs *fs)
 	struct alloc_state *as = ALLOC(fs);
 	if (!as)
 		return;
+	bucket_keys_drop(fs);
 	alloc_index_exit(fs);
 	for (unsigned d = 0; d < BKFS_MAX_DEVS; d++) {
 		free(as->buckets[d]);
@@ -811,6 +812,7 @@ int alloc_load(struct bkfs_fs *fs)
 int alloc_reload(struct bkfs_fs *fs)
 {
 	struct alloc_state *as = ALLOC(fs);
+	bucket_keys_drop(fs);
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		memset(as->buckets[d], 0, fs->sb.members[d].nbuckets * sizeof(struct bkfs_alloc));
 	as->nr_acct = 0;

@@ -94,6 +94,25 @@ struct alloc_stats {
 	u64 calls, buckets_scanned, words_scanned, gen_limit_hits, journal_waits, fast_fails;
 };
 
+/* One key with a pointer into a bucket (bucket_keys.c): its btree, its
+ * position, and the gen of the pointer. */
+struct bucket_key {
+	u64 inode, offset;
+	u32 snapshot;
+	u8 btree_id, gen;
+	u16 pad;
+};
+struct bucket_key_list;
+/* the in-memory backpointers of copying GC (bucket_keys.c) */
+struct bucket_keys {
+	struct bucket_key_list **lists[BKFS_MAX_DEVS]; /* per bucket, NULL: none */
+	u64 nbuckets[BKFS_MAX_DEVS]; /* of lists[dev] */
+	bool built;
+	u64 nr;     /* entries listed */
+	u64 builds; /* full scans made */
+	u64 drops;  /* times it was found to have drifted, or ran out of memory */
+};
+
 /* at most this many copies of a node on one device (DUP) */
 #define BTREE_COPIES_PER_DEV 2
 
@@ -137,6 +156,7 @@ struct alloc_state {
 	 * commit's follow-up deletes them if they still are */
 	u32 *empty_stripes;
 	size_t nr_empty_stripes, empty_stripes_cap;
+	struct bucket_keys bk;
 };
 
 static inline struct alloc_state *ALLOC(struct bkfs_fs *fs) { return fs->alloc; }
@@ -247,6 +267,19 @@ int bucket_invalidate(struct bkfs_fs *fs, unsigned dev, u64 b);
 /* Device bitmap of regions that have held btree nodes. */
 void member_bitmap_mark(struct bkfs_fs *fs, unsigned dev, u64 sector, u32 sectors);
 bool member_bitmap_test(const struct bkfs_member *m, u64 sector, u32 sectors);
+
+/* ---- which keys point into each bucket (bucket_keys.c) ----
+ * Built by one scan of the extents and reflink btrees on first use (by
+ * copying GC only; refused under fsck), then kept exact by the trigger. */
+int bucket_keys_build(struct bkfs_fs *fs);
+/* forget it (rebuilt by the next bucket_keys_build) */
+void bucket_keys_drop(struct bkfs_fs *fs);
+/* the trigger's hook: key old at its position replaced by new (either may
+ * be NULL) in btree_id */
+void bucket_keys_update(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *old, const struct bkey *new);
+/* The keys listed for bucket b of dev (any gen; none when not built); valid
+ * until the next update. */
+size_t bucket_keys_get(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bucket_key **out);
 
 /* discard (discard.c): buckets emptied while discard is on wait in
  * need_discard until the update that emptied them is durable */

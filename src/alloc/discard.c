@@ -41,47 +41,85 @@ u64 alloc_nr_need_discard(struct bkfs_fs *fs)
 	return ALLOC(fs) ? ALLOC(fs)->nr_need_discard : 0;
 }
 
-/* Discard one bucket whose emptying is durable; false if it must wait. */
-static bool discard_one(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable, int *err)
+/* A need_discard bucket whose emptying is durable and that no write point
+ * holds: it may be discarded now. */
+static bool discard_ready(struct bkfs_fs *fs, unsigned dev, u64 b, u64 durable)
+{
+	const struct bkfs_alloc *a = bucket_get(fs, dev, b);
+	/* a write point may still append to it (and clears the flag if so) */
+	return a->data_type == DATA_need_discard && a->journal_seq <= durable &&
+	       !(ALLOC(fs)->bflags[dev][b] & BUCKET_OPEN);
+}
+
+static void discard_done(struct bkfs_fs *fs, unsigned dev, u64 b)
 {
 	struct bkfs_alloc a = *bucket_get(fs, dev, b);
-	/* a write point may still append to it (and clears the flag if so) */
-	if (a.journal_seq > durable || (ALLOC(fs)->bflags[dev][b] & BUCKET_OPEN))
-		return false;
-	struct blockdev *bd = fs->devs[dev].bd;
-	if (bd && bd->discard && (fs->flags & BKFS_OPEN_DISCARD)) {
-		int ret = bd->discard(bd, b * fs->bucket_bytes, fs->bucket_bytes);
-		if (ret && !*err)
-			*err = ret; /* the bucket is freed anyway: discard is advisory */
-		ALLOC(fs)->nr_discarded++;
-	}
 	a.flags &= ~ALLOC_NEED_DISCARD;
 	a.data_type = alloc_data_type(&a, DATA_free);
 	bucket_update(fs, dev, b, &a);
-	return true;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Discard the sorted buckets ready[0..nr) (dev << 48 | bucket), one device
+ * call per run of adjacent buckets: a freed file or a copygc step often
+ * leaves neighbours, and each call (a hole punched in an image file) costs
+ * about as much whatever its length. Returns the first device error (the
+ * buckets are freed anyway: discard is advisory). */
+static int discard_runs(struct bkfs_fs *fs, const u64 *ready, size_t nr)
+{
+	int err = 0;
+	for (size_t i = 0, j; i < nr; i = j) {
+		for (j = i + 1; j < nr && ready[j] == ready[j - 1] + 1; j++)
+			;
+		unsigned dev = ready[i] >> 48;
+		u64 b = ready[i] & ((1ull << 48) - 1);
+		struct blockdev *bd = fs->devs[dev].bd;
+		if (bd && bd->discard && (fs->flags & BKFS_OPEN_DISCARD)) {
+			int ret = bd->discard(bd, b * fs->bucket_bytes, (j - i) * fs->bucket_bytes);
+			if (ret && !err)
+				err = ret;
+			ALLOC(fs)->nr_discarded += j - i;
+		}
+		for (size_t k = i; k < j; k++)
+			discard_done(fs, dev, b + (k - i));
+	}
+	return err;
 }
 
 int alloc_discard_buckets(struct bkfs_fs *fs, unsigned max, unsigned *done)
 {
 	struct alloc_state *as = ALLOC(fs);
 	u64 durable = journal_durable_seq(fs);
-	size_t keep = 0;
-	unsigned n = 0;
-	int err = 0;
+	size_t keep = 0, n = 0;
+	u64 *ready = malloc((MIN((size_t)max, as->nr_need_discard) + 1) * sizeof(*ready));
+	if (!ready)
+		return -BKFS_E_NOMEM;
 	for (size_t i = 0; i < as->nr_need_discard; i++) {
 		u64 v = as->need_discard[i];
 		unsigned dev = v >> 48;
 		u64 b = v & ((1ull << 48) - 1);
 		if (bucket_get(fs, dev, b)->data_type != DATA_need_discard)
 			continue; /* reused or refilled since */
-		if (n < max && discard_one(fs, dev, b, durable, &err)) {
-			n++;
-			continue;
-		}
-		as->need_discard[keep++] = v;
+		if (n < max && discard_ready(fs, dev, b, durable))
+			ready[n++] = v;
+		else
+			as->need_discard[keep++] = v;
 	}
 	as->nr_need_discard = keep;
+	/* a bucket may be listed twice (emptied, refilled, emptied again) */
+	qsort(ready, n, sizeof(*ready), u64_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || ready[u - 1] != ready[i])
+			ready[u++] = ready[i];
+	int err = discard_runs(fs, ready, u);
+	free(ready);
 	if (done)
-		*done = n;
+		*done = u;
 	return err;
 }

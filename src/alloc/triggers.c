@@ -360,8 +360,14 @@ int engine_trigger(struct trans *t, unsigned btree_id, unsigned level,
 	 * bucket empty (and bump the gen) in between */
 	int ret = bkfs_mark_key(&c, btree_id, level, new, 1);
 	if (ret || !old)
-		return ret;
+		goto out;
 	if ((t->fs->flags & BKFS_OPEN_FSCK) && bkey_validate(old, btree_id, level, NULL))
 		return unmark_invalid(&c, btree_id, level, old);
-	return bkfs_mark_key(&c, btree_id, level, old, -1);
+	ret = bkfs_mark_key(&c, btree_id, level, old, -1);
+out:
+	/* a failed trigger fails the commit and stops the filesystem: the
+	 * index need not follow it */
+	if (!ret && !level)
+		bucket_keys_update(t->fs, btree_id, old, new);
+	return ret;
 }

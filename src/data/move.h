@@ -2,13 +2,14 @@
  * rewriting the live data in them elsewhere, so that the space deleted data
  * left behind in them can be reused.
  *
- * One call is one bounded step: it picks at most max_buckets victims, scans
- * the extents and reflink btrees once for pointers into them, and moves each
- * extent found with an ordinary transaction (the triggers keep every bucket
- * count, replica counter, reflink refcount and stripe count exact). Nothing
- * is kept between calls (no iterator, no cached pointer), so a background
- * thread may hold the engine lock for one call only and let other requests
- * in between calls. An emptied bucket is reused like any other: once the
+ * One call is one bounded step: it picks at most max_buckets victims, finds
+ * the keys pointing into them in the in-memory backpointers
+ * (alloc/bucket_keys.c, built by the first call), and moves each with an
+ * ordinary transaction (the triggers keep every bucket count, replica
+ * counter, reflink refcount and stripe count exact). A step costs in
+ * proportion to the keys it moves, not to the size of the filesystem. No
+ * iterator or pointer is kept between calls, so a background thread may hold
+ * the engine lock for one call only and let other requests in between. An emptied bucket is reused like any other: once the
  * commit that emptied it is durable, with its gen bumped. */
 #ifndef BKFS_MOVE_H
 #define BKFS_MOVE_H
@@ -23,6 +24,8 @@ struct copygc_stats {
 	u64 cached_dropped; /* cached pointers into victims dropped */
 	u64 keys_skipped;   /* unreadable, or no device to move to */
 	bool nospc;         /* the step stopped: the mover's reserve is used up */
+	bool index_drifted; /* a victim kept data no listed key pointed at: the
+			     * backpointers were dropped, the next step rebuilds them */
 };
 
 /* Move the live data out of up to max_buckets of the emptiest user buckets

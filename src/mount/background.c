@@ -98,11 +98,14 @@ static bool gc_gens_due(struct background *bg, u64 now)
 static bool copygc_step(struct bkfs_fs *fs, struct bg_stats *st)
 {
 	struct copygc_stats cs = { 0 };
+	u64 t0 = mono_ns();
 	int ret = bkfs_copygc(fs, COPYGC_STEP_BUCKETS, &cs);
+	u64 t1 = mono_ns();
 	if (st) {
 		st->copygc_runs++;
 		st->copygc_buckets += cs.buckets_emptied;
 		st->copygc_sectors += cs.sectors_moved;
+		st->copygc_ns += t1 - t0;
 	}
 	if (ret) {
 		fprintf(stderr, "bkfs mount: copying GC: %s\n", bkfs_strerror(ret));
@@ -110,7 +113,10 @@ static bool copygc_step(struct bkfs_fs *fs, struct bg_stats *st)
 	}
 	if (!cs.buckets_emptied)
 		return false;
-	return !journal_flush(fs);
+	ret = journal_flush(fs);
+	if (st)
+		st->copygc_flush_ns += mono_ns() - t1;
+	return !ret;
 }
 
 static void run_discards(struct bkfs_fs *fs, struct bg_stats *st, unsigned max)
@@ -118,9 +124,12 @@ static void run_discards(struct bkfs_fs *fs, struct bg_stats *st, unsigned max)
 	unsigned n = 0;
 	if (!alloc_nr_need_discard(fs))
 		return;
+	u64 t0 = mono_ns();
 	int ret = alloc_discard_buckets(fs, max, &n);
-	if (st)
+	if (st) {
 		st->discarded += n;
+		st->discard_ns += mono_ns() - t0;
+	}
 	if (ret && st && !st->discard_errors++)
 		fprintf(stderr, "bkfs mount: discard: %s (buckets are reused anyway)\n", bkfs_strerror(ret));
 }
@@ -133,7 +142,18 @@ static bool copygc_due(struct background *bg)
 	return bg->opts.gc_continuous || copygc_wanted(fs);
 }
 
+static bool reclaim(struct bkfs_fs *fs, struct background *bg);
+
 bool bkfs_reclaim(struct bkfs_fs *fs, struct background *bg)
+{
+	u64 t0 = mono_ns();
+	bool ok = reclaim(fs, bg);
+	if (bg)
+		bg->stats.reclaim_ns += mono_ns() - t0;
+	return ok;
+}
+
+static bool reclaim(struct bkfs_fs *fs, struct background *bg)
 {
 	struct bg_stats *st = bg ? &bg->stats : NULL;
 	if (!writable(fs))
@@ -278,6 +298,12 @@ void bg_stop(struct background *bg, struct bg_stats *final)
 	pthread_mutex_unlock(bg->lock);
 	if (bg->started)
 		pthread_join(bg->thread, NULL);
+	if (ALLOC(bg->fs)) { /* the FUSE loop has ended: no request runs */
+		const struct bucket_keys *bk = &ALLOC(bg->fs)->bk;
+		bg->stats.bk_keys = bk->nr;
+		bg->stats.bk_builds = bk->builds;
+		bg->stats.bk_drops = bk->drops;
+	}
 	if (final)
 		*final = bg->stats;
 	pthread_cond_destroy(&bg->cond);
@@ -305,11 +331,16 @@ void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)
 {
 	pb_printf(out, "journal flushes %llu (errors %llu); buckets discarded %llu (errors %llu); "
 		  "gen GC runs %llu, buckets freed %llu; "
-		  "copying GC runs %llu, buckets %llu, sectors %llu; reclaims %llu (%llu retried)",
+		  "copying GC runs %llu, buckets %llu, sectors %llu; reclaims %llu (%llu retried); "
+		  "ms in copying GC %llu, its flushes %llu, discard %llu, reclaim %llu; "
+		  "backpointers in memory %llu (built %llu, dropped %llu)",
 		  (unsigned long long)s->flushes, (unsigned long long)s->flush_errors,
 		  (unsigned long long)s->discarded, (unsigned long long)s->discard_errors,
 		  (unsigned long long)s->gc_gens_runs, (unsigned long long)s->gc_gens_freed,
 		  (unsigned long long)s->copygc_runs, (unsigned long long)s->copygc_buckets,
 		  (unsigned long long)s->copygc_sectors, (unsigned long long)s->reclaims,
-		  (unsigned long long)s->reclaim_waits_ok);
+		  (unsigned long long)s->reclaim_waits_ok, (unsigned long long)(s->copygc_ns / 1000000),
+		  (unsigned long long)(s->copygc_flush_ns / 1000000), (unsigned long long)(s->discard_ns / 1000000),
+		  (unsigned long long)(s->reclaim_ns / 1000000), (unsigned long long)s->bk_keys,
+		  (unsigned long long)s->bk_builds, (unsigned long long)s->bk_drops);
 }

@@ -25,6 +25,13 @@ struct bg_stats {
 	u64 gc_gens_runs, gc_gens_freed;
 	u64 copygc_runs, copygc_buckets, copygc_sectors;
 	u64 reclaims, reclaim_waits_ok;
+	/* wall time, in ns, spent under the lock in: copying GC steps, the
+	 * journal flushes after them, discards, and reclaim as a whole (what
+	 * an allocation that ran out of space waited) */
+	u64 copygc_ns, copygc_flush_ns, discard_ns, reclaim_ns;
+	/* copying GC's in-memory backpointers at the end (alloc/bucket_keys.c):
+	 * pointers listed, full scans made, times found drifted */
+	u64 bk_keys, bk_builds, bk_drops;
 };
 
 struct background;

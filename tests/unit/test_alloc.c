@@ -9,7 +9,9 @@
  * 2. Watermarks: normal allocations stop at the reserve, the mover's go on,
  *    btree nodes take the last bucket; alloc_space_info agrees with a scan.
  * 3. The fragmentation index lists user buckets emptiest first and follows
- *    every change. */
+ *    every change.
+ * 4. Discard: the buckets of a deleted file are given back to the device
+ *    with one call per run of adjacent buckets, each bucket exactly once. */
 #include "fsck_test.h"
 #include "fs/fs.h"
 #include <sys/stat.h>
@@ -193,6 +195,11 @@ static void check_space_info(struct bkfs_fs *fs)
 	CHECK(si.reserved[ALLOC_WM_copygc] > 0);
 }
 
+static u64 x_need_discard(struct bkfs_fs *fs)
+{
+	return model_count(fs, DATA_need_discard);
+}
+
 static void test_watermarks(void)
 {
 	struct blockdev *bd = make_dev(16 << 20, 64 << 10, 16 << 10);
@@ -268,10 +275,60 @@ static void test_frag_index(void)
 	bd_close(bd);
 }
 
+/* the device's discard, counted */
+static int (*real_discard)(struct blockdev *bd, u64 off, u64 len);
+static u64 discard_calls, discard_bytes, discard_misaligned;
+static u32 discard_align;
+
+static int counting_discard(struct blockdev *bd, u64 off, u64 len)
+{
+	discard_calls++;
+	discard_bytes += len;
+	discard_misaligned += off % discard_align || len % discard_align;
+	return real_discard(bd, off, len);
+}
+
+static void test_discard_runs(void)
+{
+	struct blockdev *bd = make_dev(16 << 20, 64 << 10, 16 << 10), *bds[1] = { bd };
+	struct bkfs_fs *fs = NULL;
+	CHECK_EQ(test_open_fs(bds, 1, BKFS_OPEN_DISCARD, &fs), 0);
+	real_discard = bd->discard;
+	bd->discard = counting_discard;
+	discard_align = fs->bucket_bytes;
+	size_t size = 1 << 20;
+	u8 *buf = malloc(size);
+	memset(buf, 0xa5, size);
+	u64 inum;
+	CHECK_EQ(bkfs_create(fs, BKFS_ROOT_INO, "big", S_IFREG | 0644, 0, 0, 0, NULL, &inum, NULL), 0);
+	CHECK_EQ(bkfs_file_write(fs, inum, 0, buf, size), (ssize_t)size);
+	alloc_close_write_points(fs); /* else its last bucket stays open, not discarded */
+	CHECK_EQ(journal_flush(fs), 0);
+	CHECK_EQ(bkfs_unlink(fs, BKFS_ROOT_INO, "big", false), 0);
+	CHECK_EQ(journal_flush(fs), 0);
+	u64 waiting = x_need_discard(fs);
+	unsigned done = 0;
+	CHECK_EQ(alloc_discard_buckets(fs, UINT32_MAX, &done), 0);
+	printf("discard: %llu buckets waited, %u discarded in %llu device calls\n", (unsigned long long)waiting, done,
+	       (unsigned long long)discard_calls);
+	CHECK(waiting >= size / fs->bucket_bytes);
+	CHECK_EQ(done, waiting);
+	CHECK_EQ(x_need_discard(fs), 0);
+	CHECK_EQ(discard_bytes, (u64)done * fs->bucket_bytes);
+	CHECK_EQ(discard_misaligned, 0);
+	CHECK(discard_calls > 0 && discard_calls < done);
+	free(buf);
+	bd->discard = real_discard;
+	CHECK_EQ(bkfs_close(fs), 0);
+	bd->keep_open = false;
+	bd_close(bd);
+}
+
 int main(void)
 {
 	test_scale();
 	test_watermarks();
 	test_frag_index();
+	test_discard_runs();
 	TEST_MAIN_END();
 }
