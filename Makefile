@@ -99,6 +99,8 @@ demo: all
 bench: all
 	BUILD=$(BUILD) bench/bench.sh
 	BUILD=$(BUILD) bench/aging.sh
+	BUILD=$(BUILD) bench/metadata_copies.sh
+	BUILD=$(BUILD) bench/scrub.sh
 
 # only the aging section: churn through the mount at several fill levels
 bench-aging: all
