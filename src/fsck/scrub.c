@@ -127,8 +127,10 @@ static int check_root(struct scrub *s)
 static int nodes_level_step(struct scrub *s, unsigned *budget)
 {
 	struct btree_iter it;
-	struct bkey *k;
-	int ret;
+	struct bkey *k = NULL;
+	int ret = 0;
+	if (!*budget)
+		return 0;
 	btree_iter_init(&it, s->fs, s->btree_id, s->level, s->pos);
 	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
 		struct bkey_buf kb;
@@ -314,9 +316,11 @@ static int leaves_step(struct scrub *s, unsigned *budget, int (*fn)(struct scrub
 		       bool *end)
 {
 	struct btree_iter it;
-	struct bkey *k;
-	int ret;
+	struct bkey *k = NULL;
+	int ret = 0;
 	*end = false;
+	if (!*budget)
+		return 0;
 	btree_iter_init(&it, s->fs, s->btree_id, 0, s->pos);
 	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
 		struct bkey_buf kb;
