@@ -4,8 +4,9 @@
 # little room to spare (few holes for dd to skip through), then, alternating
 # SC_RUNS times each: `dd if=IMAGE of=/dev/null bs=1M` (the image's
 # sequential read) and `bkfs scrub -n IMAGE` (every node copy, every
-# replica, every stripe block, read and verified). Both read through the
-# page cache the same way; the first round warms it and is not counted.
+# replica, every stripe block, read and verified), each once with the
+# image's pages dropped from the page cache first (the device's speed) and
+# once with them cached (the CPU's); the first round is not counted.
 # Scrub speed = the bytes the scrub reports it read / its wall time; dd
 # speed = the image's size / its wall time. Target: scrub >= 70 % of dd.
 #
@@ -33,23 +34,37 @@ truncate -s "$size" "$img"
 
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# drop the image's pages from the page cache (this file only: dd's nocache
+# flag advises the kernel to let them go) for a read from the device
+uncache() { dd if="$img" iflag=nocache count=0 status=none; }
+mbs() { echo "scale=1; $1 / ($3 - $2) / 1000000" | bc; }
 
-dd_mbs=() sc_mbs=()
+declare -A res
 for run in $(seq 0 "$RUNS"); do
-	t0=$(now)
-	dd if="$img" of=/dev/null bs=1M status=none
-	t1=$(now)
-	"$BKFS" scrub -n --json "$DIR/scrub.json" "$img" > /dev/null
-	t2=$(now)
-	[ "$run" = 0 ] && continue # warming the page cache
-	read_bytes=$(sed -n 's/.*"bytes_read": \([0-9]*\).*/\1/p' "$DIR/scrub.json")
-	dd_mbs+=("$(echo "scale=1; $size / ($t1 - $t0) / 1000000" | bc)")
-	sc_mbs+=("$(echo "scale=1; $read_bytes / ($t2 - $t1) / 1000000" | bc)")
+	for cache in cold warm; do
+		[ $cache = cold ] && uncache
+		t0=$(now)
+		dd if="$img" of=/dev/null bs=1M status=none
+		t1=$(now)
+		[ $cache = cold ] && uncache
+		t2=$(now)
+		"$BKFS" scrub -n --json "$DIR/scrub.json" "$img" > /dev/null
+		t3=$(now)
+		[ "$run" = 0 ] && continue # a first round, not counted
+		read_bytes=$(sed -n 's/.*"bytes_read": \([0-9]*\).*/\1/p' "$DIR/scrub.json")
+		res[dd_$cache]+=" $(mbs "$size" "$t0" "$t1")"
+		res[scrub_$cache]+=" $(mbs "$read_bytes" "$t2" "$t3")"
+	done
 done
-d=$(median "${dd_mbs[@]}")
-s=$(median "${sc_mbs[@]}")
-echo "scrub throughput: $FILES files, image $(( size >> 20 )) MiB, scrub reads $(( read_bytes >> 20 )) MiB; $RUNS runs each, alternating, page cache warm"
-printf '  %-28s %8.1f MB/s   runs: %s\n' "dd of the image (sequential)" "$d" "${dd_mbs[*]}"
-printf '  %-28s %8.1f MB/s   runs: %s\n' "bkfs scrub -n" "$s" "${sc_mbs[*]}"
-echo "  scrub / sequential read: $(echo "scale=1; $s * 100 / $d" | bc) % (target: >= 70 %)"
+echo "scrub throughput: $FILES files, image $(( size >> 20 )) MiB, scrub reads $(( read_bytes >> 20 )) MiB; $RUNS runs each, alternating"
+for cache in cold warm; do
+	d=$(median ${res[dd_$cache]})
+	s=$(median ${res[scrub_$cache]})
+	what="page cache dropped for the image"
+	[ $cache = warm ] && what="page cache warm"
+	echo " $what:"
+	printf '  %-28s %8.1f MB/s   runs:%s\n' "dd of the image (sequential)" "$d" "${res[dd_$cache]}"
+	printf '  %-28s %8.1f MB/s   runs:%s\n' "bkfs scrub -n" "$s" "${res[scrub_$cache]}"
+	echo "  scrub / sequential read: $(echo "scale=1; $s * 100 / $d" | bc) % (target: >= 70 %)"
+done
 [ "${SC_KEEP:-0}" = 1 ] || rm -rf "$DIR"
