@@ -105,6 +105,8 @@ bench: all
 	BUILD=$(BUILD) bench/bench.sh
 	BUILD=$(BUILD) bench/aging.sh
 	BUILD=$(BUILD) bench/aged.sh
+	BUILD=$(BUILD) bench/metadata_copies.sh
+	BUILD=$(BUILD) bench/scrub.sh
 
 # only the aged-image section: fsck on trees untarred and edited through the mount
 bench-aged: all

@@ -201,6 +201,17 @@ int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct bt
  * Returns 0, or -BKFS_E_IO/-CORRUPT (no good copy, write failed, not ours). */
 int btree_node_copy_rewrite(struct bkfs_fs *fs, const struct node_copy_bad *bc);
 void node_copy_bad_to_text(struct printbuf *out, const struct node_copy_bad *bc);
+/* Scrub: read and validate every copy of the node ptr_key names, outside the
+ * cache (a cached node is read from disk all the same). Bits of ptr.ptrs:
+ * good, bad (read and failed), missing (device absent). Returns 0 or
+ * -BKFS_E_NOMEM. */
+struct node_copies {
+	u8 good, bad, missing;
+	u64 bytes_read;
+};
+int btree_node_check_copies(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key,
+			    struct node_copies *out);
+
 /* Free a node that is not in the cache (from btree_node_from_buf/_read_at). */
 void btree_node_mem_free(struct btree *b);
 /* Serialize a node into buf (node_bytes). */

@@ -625,6 +625,34 @@ int btree_node_copy_rewrite(struct bkfs_fs *fs, const struct node_copy_bad *bc)
 	return ret;
 }
 
+int btree_node_check_copies(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key,
+			    struct node_copies *out)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(ptr_key);
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		const struct bkfs_ptr *ptr = &p->ptrs[i];
+		if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd) {
+			out->missing |= 1u << i;
+			continue;
+		}
+		struct btree *b;
+		struct rd rd = { 0 };
+		int ret = node_read_copy(fs, btree_id, ptr_key, i, &b, NULL, &rd);
+		rd_account(fs, &rd);
+		out->bytes_read += (u64)rd.nr * fs->node_bytes;
+		if (ret == -BKFS_E_NOMEM)
+			return ret;
+		if (ret) {
+			out->bad |= 1u << i;
+			continue;
+		}
+		out->good |= 1u << i;
+		btree_node_mem_free(b);
+	}
+	return 0;
+}
+
 static void bad_copy_queue(struct bkfs_fs *fs, const struct node_copy_bad *bc)
 {
 	for (size_t i = 0; i < fs->nr_bad_copies; i++)

@@ -262,13 +262,74 @@ static int find_refs(struct ec_ctx *x)
 	return ret;
 }
 
+/* blk[k..m) = the parity of data blocks blk[0..k), bytes each */
+static void parity_encode(unsigned k, unsigned m, size_t bytes, u8 **blk)
+{
+	u8 enc[STRIPE_MAX_BLOCKS * STRIPE_MAX_BLOCKS], tables[32 * STRIPE_MAX_BLOCKS * STRIPE_MAX_BLOCKS];
+	gf_gen_cauchy1_matrix(enc, (int)m, (int)k);
+	ec_init_tables((int)k, (int)(m - k), &enc[k * k], tables);
+	ec_encode_data((int)bytes, (int)k, (int)(m - k), tables, blk, &blk[k]);
+}
+
+int ec_stripe_verify(struct bkfs_fs *fs, const struct bkey *sk, bool repair, struct ec_verify *out)
+{
+	const struct bkfs_stripe *s = bkey_val(sk);
+	unsigned m = s->nr_blocks, k = m - s->nr_redundant;
+	size_t bytes = (size_t)s->sectors << SECTOR_SHIFT;
+	memset(out, 0, sizeof(*out));
+	if (sk->type != KEY_TYPE_stripe || m > STRIPE_MAX_BLOCKS || k >= m || s->algorithm != STRIPE_ALG_RS_CAUCHY)
+		return -BKFS_E_CORRUPT;
+	/* the blocks as read, then the parity computed from the data blocks */
+	u8 *mem = malloc(bytes * (m + m - k));
+	if (!mem)
+		return -BKFS_E_NOMEM;
+	u8 *blk[2 * STRIPE_MAX_BLOCKS];
+	for (unsigned i = 0; i < m; i++) {
+		const struct bkfs_ptr *p = &s->ptrs[i];
+		blk[i] = mem + (size_t)i * bytes;
+		if (p->dev >= fs->nr_devs || !fs->devs[p->dev].bd)
+			out->missing |= 1u << i;
+		else if (bd_read(fs->devs[p->dev].bd, blk[i], p->offset << SECTOR_SHIFT, bytes))
+			out->unreadable |= 1u << i;
+		else
+			out->bytes_read += bytes;
+	}
+	int ret = 0;
+	if ((out->missing | out->unreadable) & ((1u << k) - 1))
+		goto out; /* a data block is gone: the parity cannot be checked */
+	u8 *calc[STRIPE_MAX_BLOCKS];
+	for (unsigned i = 0; i < k; i++)
+		calc[i] = blk[i];
+	for (unsigned i = k; i < m; i++)
+		calc[i] = mem + (size_t)(m + i - k) * bytes;
+	parity_encode(k, m, bytes, calc);
+	for (unsigned i = k; i < m; i++) {
+		if (out->missing >> i & 1)
+			continue;
+		if (!(out->unreadable >> i & 1) && !memcmp(blk[i], calc[i], bytes))
+			continue;
+		out->bad |= 1u << i;
+		if (!repair)
+			continue;
+		const struct bkfs_ptr *p = &s->ptrs[i];
+		struct blockdev *bd = fs->devs[p->dev].bd;
+		if (!bd_write(bd, calc[i], p->offset << SECTOR_SHIFT, bytes) &&
+		    !bd_read(bd, blk[i], p->offset << SECTOR_SHIFT, bytes) && !memcmp(blk[i], calc[i], bytes)) {
+			out->repaired |= 1u << i;
+			out->bytes_written += bytes;
+		}
+	}
+out:
+	free(mem);
+	return ret;
+}
+
 /* Read the data blocks, write the parity blocks (durably). */
 static int write_parity(struct ec_ctx *x, const struct group *g)
 {
 	struct bkfs_fs *fs = x->fs;
 	unsigned k = g->nr_data, m = k + x->nr_parity;
 	size_t bytes = (size_t)bucket_sectors(fs) << SECTOR_SHIFT;
-	u8 enc[STRIPE_MAX_BLOCKS * STRIPE_MAX_BLOCKS], tables[32 * STRIPE_MAX_BLOCKS * STRIPE_MAX_BLOCKS];
 	u8 *blk[STRIPE_MAX_BLOCKS];
 	u8 *mem = malloc(bytes * m);
 	if (!mem)
@@ -278,11 +339,8 @@ static int write_parity(struct ec_ctx *x, const struct group *g)
 	int ret = 0;
 	for (unsigned i = 0; i < k && !ret; i++)
 		ret = bd_read(fs->devs[g->blk[i].dev].bd, blk[i], g->blk[i].offset << SECTOR_SHIFT, bytes);
-	if (!ret) {
-		gf_gen_cauchy1_matrix(enc, (int)m, (int)k);
-		ec_init_tables((int)k, (int)(m - k), &enc[k * k], tables);
-		ec_encode_data((int)bytes, (int)k, (int)(m - k), tables, blk, &blk[k]);
-	}
+	if (!ret)
+		parity_encode(k, m, bytes, blk);
 	for (unsigned i = k; i < m && !ret; i++)
 		ret = bd_write(fs->devs[g->blk[i].dev].bd, blk[i], g->blk[i].offset << SECTOR_SHIFT, bytes);
 	for (unsigned i = k; i < m && !ret; i++)

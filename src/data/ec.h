@@ -32,4 +32,16 @@ int ec_create_stripes(struct bkfs_fs *fs, unsigned nr_data, unsigned nr_parity, 
  * buf from the stripe's other blocks. -BKFS_E_IO if too few are readable. */
 int ec_reconstruct(struct bkfs_fs *fs, const struct bkfs_ptr *p, void *buf, size_t bytes);
 
+/* Scrub of one stripe (key sk): read every block, compute the parity from
+ * the data blocks and compare. Bits by block index: missing (device absent),
+ * unreadable (read error), bad (a parity block that differs or could not be
+ * read), repaired (with repair: rewritten with the computed parity and read
+ * back equal). With a data block missing or unreadable nothing is compared
+ * (the extents' checksums decide about data blocks). 0, or an error. */
+struct ec_verify {
+	u32 missing, unreadable, bad, repaired;
+	u64 bytes_read, bytes_written;
+};
+int ec_stripe_verify(struct bkfs_fs *fs, const struct bkey *sk, bool repair, struct ec_verify *out);
+
 #endif

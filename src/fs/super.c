@@ -1,5 +1,6 @@
 /* super.c - format, open, close. */
 #include "super.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -292,17 +293,31 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 		ret = -BKFS_E_INVAL;
 		goto err;
 	}
+	unsigned blank = 0;
 	for (unsigned i = 0; i < nr; i++) {
 		if (!bds[i])
 			continue;
-		if ((ret = bkfs_read_super(bds[i], &sbs[i], NULL, err)))
+		ret = bkfs_read_super(bds[i], &sbs[i], NULL, NULL);
+		if (ret == -BKFS_E_NOENT && (flags & BKFS_OPEN_DEGRADED)) {
+			/* a wiped or replaced member: as if it had not been given
+			 * (the open below decides whether enough are left) */
+			fprintf(stderr, "bkfs: %s: no valid bkfs superblock: treated as a missing device\n",
+				bds[i]->path ? bds[i]->path : "device");
+			bd_close(bds[i]);
+			bds[i] = NULL;
+			blank++;
+			continue;
+		}
+		if (ret) {
+			bkfs_read_super(bds[i], &sbs[i], NULL, err); /* says why */
 			goto err;
+		}
 		if (best < 0 || sbs[i].seq > sbs[best].seq)
 			best = i;
 	}
 	if (best < 0) {
-		pb_printf(err, "no devices");
-		ret = -BKFS_E_INVAL;
+		pb_printf(err, blank ? "no valid bkfs superblock on any device" : "no devices");
+		ret = blank ? -BKFS_E_NOENT : -BKFS_E_INVAL;
 		goto err;
 	}
 	for (unsigned i = 0; i < nr; i++) {

@@ -35,6 +35,8 @@ void fsck_list_errors(struct printbuf *out)
 /* whether the mode repairs this finding: -y everything, -p the PREEN ones */
 static bool mode_fixes(struct fsck_ctx *c, unsigned err)
 {
+	if (fsck_err_table[err].flags & FSCK_NOFIX)
+		return false;
 	return c->opts.mode == FSCK_MODE_YES ||
 	       (c->opts.mode == FSCK_MODE_PREEN && (fsck_err_table[err].flags & FSCK_PREEN));
 }
@@ -214,7 +216,11 @@ static int write_json(const struct fsck_result *r, enum fsck_mode mode, const ch
 				(unsigned long long)r->counts[e]);
 			first = false;
 		}
-	fprintf(f, "},\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
+	fprintf(f, "},\n  \"missing_devices\": [");
+	for (unsigned d = 0, n = 0; d < r->nr_members; d++)
+		if (r->missing_devs >> d & 1)
+			fprintf(f, "%s%u", n++ ? ", " : "", d);
+	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
 		(unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
 		(unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed),
 		(unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
@@ -234,6 +240,14 @@ static void print_report(const struct fsck_result *r, enum fsck_mode mode)
 		printf("  %s (%u): %s%s%s -> %s%s\n", fsck_err_table[x->err].name, fsck_err_table[x->err].num,
 		       x->object, x->msg ? ": " : "", x->msg ? x->msg : "", x->action,
 		       mode == FSCK_MODE_NO ? " (not fixed: -n)" : x->fixed ? " (fixed)" : " (not fixed)");
+	}
+	if (r->missing_devs) {
+		printf("degraded: device");
+		for (unsigned d = 0; d < r->nr_members; d++)
+			if (r->missing_devs >> d & 1)
+				printf(" %u", d);
+		printf(" of %u missing (not given, or no valid superblock): what is only there cannot be read\n",
+		       r->nr_members);
 	}
 	printf("passes:");
 	for (unsigned p = 0; p < FSCK_PASS_NR; p++)
@@ -493,6 +507,10 @@ static int check_open(struct fsck_ctx *c, struct blockdev **bds, unsigned nr)
 		return ret;
 	}
 	c->fs = fs;
+	c->nr_members = fs->nr_devs;
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		if (!fs->devs[d].bd)
+			c->missing_devs |= 1u << d;
 	fsck_sb_repairs_apply(c);
 	if (!fs->sb.clean && c->opts.mode != FSCK_MODE_NO) {
 		/* as a read-write open would: repairs must not reuse the seqs of
@@ -619,6 +637,8 @@ static void result_take(struct fsck_result *r, struct fsck_ctx *c)
 	r->lost_sectors = c->lost_sectors;
 	r->lost_nodes = c->lost_nodes;
 	r->salvaged_inodes = c->salvaged_inodes;
+	r->missing_devs = c->missing_devs;
+	r->nr_members = c->nr_members;
 	if (c->scan) {
 		scan_result_free(c->scan);
 		free(c->scan);

@@ -17,6 +17,8 @@
 
 /* flags: PREEN = safe to fix under -p without a person */
 #define FSCK_PREEN (1u << 0)
+/* NOFIX = no mode repairs it (data on a missing device): always left */
+#define FSCK_NOFIX (1u << 1)
 
 /* x(name, number, flags) - numbers are stable forever; never reuse one: the
  * superblock counts findings by number (fsck_err_count[]) and the --json
@@ -104,7 +106,9 @@
 	x(orphan_entry_for_linked_inode, 166, FSCK_PREEN)               \
 	x(inode_unlinked_not_orphan, 167, 0)                            \
 	/* gc_gens */                                                   \
-	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)
+	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)                         \
+	/* degraded (a member missing) */                               \
+	x(data_unreadable, 190, FSCK_NOFIX)
 
 enum fsck_err_id {
 #define x(n, num, f) FSCK_ERR_##n,
@@ -200,6 +204,10 @@ struct fsck_result {
 				    * topology check ran, then check_allocations again */
 	bool fs_prescan_made;      /* check_allocations ran the filesystem passes'
 				    * first scans and kept them (it found nothing) */
+	/* members not given or without a valid superblock (a bit each), of
+	 * nr_members: reported by name; data only there is data_unreadable */
+	u32 missing_devs;
+	unsigned nr_members;
 };
 static inline bool fsck_result_has(const struct fsck_result *r, unsigned err)
 {
@@ -244,6 +252,8 @@ struct fsck_ctx {
 	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
+	u32 missing_devs;    /* see fsck_result */
+	unsigned nr_members;
 };
 
 /* Report a finding. Returns true if the caller should repair it now (mode -y,

@@ -713,6 +713,50 @@ static int gc_defer_iptr_fix(struct gc_state *g, unsigned id, unsigned level, bo
 
 /* Check, repair and mark one key. *rewritten is set when the key was
  * replaced in the btree (the caller's iterator must restart). */
+static bool dev_missing(struct bkfs_fs *fs, unsigned dev)
+{
+	return dev < fs->nr_devs && !fs->devs[dev].bd;
+}
+
+/* An erasure-coded pointer whose stripe still has enough blocks present to
+ * rebuild it. */
+static bool stripe_rebuilds(struct gc_state *g, const struct bkfs_ptr *p)
+{
+	const struct gc_stripe *s = (p->flags & PTR_HAS_STRIPE) ? gc_stripe_find(g, p->stripe_idx) : NULL;
+	if (!s)
+		return false;
+	unsigned gone = 0;
+	for (unsigned b = 0; b < s->nr_blocks; b++)
+		gone += dev_missing(g->fs, s->ptrs[b].dev);
+	return gone <= s->nr_redundant;
+}
+
+/* With a device missing: data whose every copy is there (and no stripe can
+ * rebuild it) cannot be read. Nothing to repair: the device may come back. */
+static void gc_check_readable(struct gc_state *g, unsigned id, unsigned level, const struct bkey *k)
+{
+	struct bkfs_ptr *ptrs;
+	unsigned nr = bkey_ptrs(k, &ptrs), dirty = 0;
+	for (unsigned i = 0; i < nr; i++) {
+		if (ptrs[i].flags & PTR_CACHED)
+			continue;
+		if (!dev_missing(g->fs, ptrs[i].dev) || stripe_rebuilds(g, &ptrs[i]))
+			return;
+		dirty++;
+	}
+	if (!dirty)
+		return;
+	struct printbuf devs = PRINTBUF;
+	for (unsigned i = 0; i < nr; i++)
+		if (!(ptrs[i].flags & PTR_CACHED))
+			pb_printf(&devs, "%s%u", devs.len ? ", " : "", ptrs[i].dev);
+	gc_key_err(g, FSCK_ERR_data_unreadable, "none", id, level, k,
+		   "%u sectors%s%llu: every copy is on a missing device (%s)", k->size,
+		   id == BTREE_ID_extents ? " of inode " : " of shared data at ",
+		   (unsigned long long)(id == BTREE_ID_extents ? k->p.inode : k->p.offset), pb_str(&devs));
+	pb_exit(&devs);
+}
+
 static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, const struct bkey *k, bool *rewritten)
 {
 	struct bkfs_fs *fs = g->fs;
@@ -741,6 +785,8 @@ static int gc_key(struct gc_state *g, unsigned id, unsigned level, bool root, co
 		return 0;
 	}
 
+	if (g->c->missing_devs && !level && (k->type == KEY_TYPE_extent || k->type == KEY_TYPE_reflink_v))
+		gc_check_readable(g, id, level, k);
 	memset(&pf, 0, sizeof(pf));
 	pf.fix_ok = true;
 	const struct bkey *mk = k; /* the key as repaired: what gets marked */

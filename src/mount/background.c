@@ -20,11 +20,13 @@
 #include "../alloc/alloc.h"
 #include "../data/move.h"
 #include "../fsck/fsck.h"
+#include "../fsck/scrub.h"
 #include "../fs/super.h"
 #include "../journal/journal.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* generation GC runs at most this often when only "soon" is the reason */
@@ -45,7 +47,14 @@ struct background {
 	bool stop, started;
 	u64 last_gc_gens_ns;
 	struct bg_stats stats;
+	/* the running scrub (NULL: none), and the last finished one's reports */
+	struct scrub *scrub;
+	bool scrub_done;
+	int scrub_status;
+	char *scrub_text, *scrub_json;
 };
+/* scrub units (nodes, extents, stripes) per hold of the lock */
+#define SCRUB_BG_UNITS 32
 
 static u64 mono_ns(void)
 {
@@ -227,6 +236,62 @@ static unsigned sleep_ms(struct background *bg, u64 last_flush_ns)
 	return due <= now ? 1 : (unsigned)MIN((due - now + 999999) / 1000000, 1000ull);
 }
 
+int bg_scrub_start(struct background *bg, bool repair)
+{
+	if (bg->scrub)
+		return -BKFS_E_BUSY;
+	if (repair && !writable(bg->fs))
+		return -BKFS_E_INVAL;
+	if (!(bg->scrub = xcalloc(1, sizeof(*bg->scrub))))
+		return -BKFS_E_NOMEM;
+	scrub_init(bg->scrub, bg->fs, repair);
+	pthread_cond_signal(&bg->cond);
+	return 0;
+}
+
+void bg_scrub_state(struct background *bg, struct bg_scrub_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->state = bg->scrub ? BKFS_SCRUB_RUNNING : bg->scrub_done ? BKFS_SCRUB_DONE : BKFS_SCRUB_IDLE;
+	out->status = bg->scrub_status;
+	out->text = bg->scrub_text;
+	out->json = bg->scrub_json;
+	if (bg->scrub) {
+		out->phase = scrub_phase_name(bg->scrub);
+		out->pct = (u32)(scrub_progress(bg->scrub) * 100);
+	}
+}
+
+/* The scrub's end: keep its reports for the status requests. */
+static void scrub_done(struct background *bg)
+{
+	struct scrub *s = bg->scrub;
+	struct printbuf text = PRINTBUF, json = PRINTBUF;
+	scrub_finish(s);
+	scrub_report_text(&text, s);
+	scrub_report_json(&json, s);
+	free(bg->scrub_text);
+	free(bg->scrub_json);
+	bg->scrub_text = text.buf;
+	bg->scrub_json = json.buf;
+	bg->scrub_status = scrub_exit_status(s);
+	bg->scrub_done = true;
+	fprintf(stderr, "bkfs mount: scrub done (exit status %d)\n", bg->scrub_status);
+	scrub_exit(s);
+	free(s);
+	bg->scrub = NULL;
+}
+
+/* Step by step, letting requests in between. */
+static void run_scrub(struct background *bg)
+{
+	while (!bg->stop && bg->scrub) {
+		if (scrub_step(bg->scrub, SCRUB_BG_UNITS))
+			scrub_done(bg);
+		yield_lock(bg);
+	}
+}
+
 static void *bg_thread(void *arg)
 {
 	struct background *bg = arg;
@@ -259,6 +324,7 @@ static void *bg_thread(void *arg)
 			if (bg->opts.gc_continuous)
 				break;
 		}
+		run_scrub(bg);
 		btree_cache_trim(fs);
 	}
 	pthread_mutex_unlock(bg->lock);
@@ -307,6 +373,11 @@ void bg_stop(struct background *bg, struct bg_stats *final)
 	if (final)
 		*final = bg->stats;
 	pthread_cond_destroy(&bg->cond);
+	if (bg->scrub) /* stopped half way: nothing to report */
+		scrub_exit(bg->scrub);
+	free(bg->scrub);
+	free(bg->scrub_text);
+	free(bg->scrub_json);
 	free(bg);
 }
 

@@ -11,6 +11,7 @@
 #define BKFS_BACKGROUND_H
 #include "../btree/btree.h"
 #include <pthread.h>
+#include "scrub_ioctl.h"
 
 struct bg_opts {
 	unsigned flush_ms;   /* journal flush interval; 0 = only fsync and full entries */
@@ -47,6 +48,21 @@ void bg_kick(struct background *bg);
  * between requests instead of inside one. Under the lock. */
 void bg_kick_if_due(struct background *bg);
 void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s);
+
+/* A scrub on the mount (bkfs scrub MOUNTPOINT, through BKFS_IOC_SCRUB):
+ * the thread runs it in bounded steps (SCRUB_BG_UNITS nodes, extents or
+ * stripes per hold of the lock), requests going on in between. Under the
+ * lock. Start: -BKFS_E_BUSY while one runs, -BKFS_E_INVAL to repair on a
+ * mount gone read-only. */
+int bg_scrub_start(struct background *bg, bool repair);
+struct bg_scrub_state {
+	u32 state;          /* BKFS_SCRUB_IDLE / _RUNNING / _DONE */
+	u32 pct;            /* progress of the running one */
+	int status;         /* the last finished one's exit bits (enum fsck_exit) */
+	const char *phase;
+	const char *text, *json; /* the last finished one's reports, or NULL */
+};
+void bg_scrub_state(struct background *bg, struct bg_scrub_state *out);
 
 /* Under the engine lock, after an operation ran out of space: make freed
  * space reusable (journal flush), run generation GC if buckets wait on it,

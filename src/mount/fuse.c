@@ -991,6 +991,50 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, e ? e : xattr_err(ret));
 }
 
+/* ---- scrub (bkfs scrub MOUNTPOINT; scrub_ioctl.h) ---- */
+
+static void scrub_fill_status(struct bkfs_scrub_ioc *io, bool json)
+{
+	struct bg_scrub_state st;
+	bg_scrub_state(S.bg, &st);
+	io->state = st.state;
+	io->status = st.status;
+	io->pct = st.pct;
+	snprintf(io->phase, sizeof(io->phase), "%s", st.phase ? st.phase : "");
+	const char *rep = json ? st.json : st.text;
+	snprintf(io->report, sizeof(io->report), "%s", st.state == BKFS_SCRUB_DONE && rep ? rep : "");
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, int cmd, void *arg, struct fuse_file_info *fi,
+		     unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct bkfs_scrub_ioc *io;
+	if ((unsigned)cmd != BKFS_IOC_SCRUB || ino != FUSE_ROOT_ID) {
+		fuse_reply_err(req, ENOTTY);
+		return;
+	}
+	if (in_bufsz < sizeof(*io) || out_bufsz < sizeof(*io) || !(io = malloc(sizeof(*io)))) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(io, in_buf, sizeof(*io));
+	LOCK();
+	io->error = 0;
+	if (!S.bg) {
+		io->error = ENOSYS;
+	} else if (io->op == BKFS_SCRUB_OP_START || io->op == BKFS_SCRUB_OP_START_VERIFY) {
+		int ret = bg_scrub_start(S.bg, io->op == BKFS_SCRUB_OP_START);
+		io->error = ret == -BKFS_E_BUSY ? EBUSY : ret == -BKFS_E_INVAL ? EROFS : ret ? ENOMEM : 0;
+	} else if (io->op != BKFS_SCRUB_OP_STATUS && io->op != BKFS_SCRUB_OP_STATUS_JSON) {
+		io->error = EINVAL;
+	}
+	if (S.bg)
+		scrub_fill_status(io, io->op == BKFS_SCRUB_OP_STATUS_JSON);
+	UNLOCK();
+	fuse_reply_ioctl(req, 0, io, sizeof(*io));
+	free(io);
+}
+
 /* ---- mount and unmount ---- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -999,6 +1043,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* writes go through to the filesystem at once (no writeback cache) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* bkfs scrub MOUNTPOINT: an ioctl on the root directory */
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;
 }
 
 /* close once: from destroy, or after the loop if destroy never ran */
@@ -1077,6 +1124,7 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
+	.ioctl = op_ioctl,
 	.create = op_create,
 	.copy_file_range = op_copy_file_range,
 	.fallocate = op_fallocate,

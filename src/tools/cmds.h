@@ -31,4 +31,5 @@ int cmd_debug(int argc, char **argv);       /* cmd_debug.c */
 int cmd_mount(int argc, char **argv);       /* cmd_mount.c */
 int cmd_reflink(int argc, char **argv);     /* cmd_reflink.c */
 int cmd_ec(int argc, char **argv);          /* cmd_ec.c: bkfs erasure-code */
+int cmd_scrub(int argc, char **argv);        /* cmd_scrub.c */
 #endif

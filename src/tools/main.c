@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{ "mount",      cmd_mount,      "mount a filesystem with FUSE" },
 	{ "fsck",       cmd_fsck,       "check and repair a filesystem" },
 	{ "gc-gens",    cmd_gc_gens,    "run generation garbage collection" },
+	{ "scrub",      cmd_scrub,      "verify every copy of nodes and data; repair from good copies or parity" },
 	{ "extract",    cmd_extract,    "copy the whole tree out of a filesystem" },
 	{ "show-super", cmd_show_super, "print the superblock" },
 	{ "list",       cmd_list,       "print btree keys, one per line" },

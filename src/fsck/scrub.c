@@ -1,0 +1,702 @@
+/* scrub.c - read every node copy, extent replica and stripe block; repair
+ * from a good copy or from parity. See scrub.h. */
+#include "scrub.h"
+#include "../alloc/alloc.h"
+#include "../data/ec.h"
+#include "../data/extent.h"
+#include "../fs/fs.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const phase_names[] = { "nodes", "data", "stripes", "done" };
+
+static unsigned popcount(u32 v) { return (unsigned)__builtin_popcount(v); }
+
+static void scrub_lost(struct scrub *s, u64 inum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void scrub_lost(struct scrub *s, u64 inum, const char *fmt, ...)
+{
+	if (s->nr_lost == s->cap_lost) {
+		size_t nc = s->cap_lost ? s->cap_lost * 2 : 16;
+		struct scrub_loss *n = realloc(s->lost, nc * sizeof(*n));
+		if (!n)
+			return; /* counted in the stats all the same */
+		s->lost = n;
+		s->cap_lost = nc;
+	}
+	struct printbuf pb = PRINTBUF;
+	va_list ap;
+	va_start(ap, fmt);
+	pb_vprintf(&pb, fmt, ap);
+	va_end(ap);
+	s->lost[s->nr_lost++] = (struct scrub_loss){ .inum = inum, .what = pb.buf ? pb.buf : strdup("") };
+}
+
+static u64 used_bytes_estimate(struct bkfs_fs *fs)
+{
+	u64 sectors = 0;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (!fs->devs[d].bd || !fs->alloc)
+			continue;
+		for (u64 b = 0; b < fs->sb.members[d].nbuckets; b++)
+			sectors += bucket_get(fs, d, b)->dirty_sectors;
+	}
+	return sectors << SECTOR_SHIFT;
+}
+
+void scrub_init(struct scrub *s, struct bkfs_fs *fs, bool repair)
+{
+	memset(s, 0, sizeof(*s));
+	s->fs = fs;
+	s->repair = repair;
+	s->total_bytes = used_bytes_estimate(fs);
+}
+
+/* ---- nodes ---- */
+
+static void next_btree(struct scrub *s)
+{
+	s->btree_id++;
+	s->root_done = false;
+	s->pos = POS_MIN;
+}
+
+static int check_node(struct scrub *s, unsigned id, const struct bkey *k)
+{
+	struct bkfs_fs *fs = s->fs;
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	struct node_copies nc;
+	int ret = btree_node_check_copies(fs, id, k, &nc);
+	if (ret)
+		return ret;
+	s->st.nodes++;
+	s->st.node_copies += popcount(nc.good | nc.bad);
+	s->st.copies_missing += popcount(nc.missing);
+	s->st.bytes_read += nc.bytes_read;
+	if (!nc.bad)
+		return 0;
+	s->st.node_copies_bad += popcount(nc.bad);
+	if (!nc.good) {
+		struct printbuf pb = PRINTBUF;
+		bpos_to_text(&pb, p->min_key);
+		pb_printf(&pb, " to ");
+		bpos_to_text(&pb, k->p);
+		s->st.nodes_lost++;
+		scrub_lost(s, 0, "btree %s level %u node %s: no good copy (fsck rebuilds what it can)", btree_id_str(id),
+			   p->level, pb_str(&pb));
+		pb_exit(&pb);
+		return 0;
+	}
+	for (unsigned i = 0; s->repair && i < BKFS_MAX_REPLICAS; i++) {
+		if (!(nc.bad >> i & 1))
+			continue;
+		struct node_copy_bad bc = { .btree_id = id, .copy = i, .max_key = k->p, .ptr = *p };
+		int r = btree_node_copy_rewrite(fs, &bc);
+		if (r == -BKFS_E_NOMEM)
+			return r;
+		if (!r) {
+			s->st.node_copies_repaired++;
+			s->st.bytes_written += fs->node_bytes;
+			continue;
+		}
+		struct printbuf pb = PRINTBUF;
+		node_copy_bad_to_text(&pb, &bc);
+		scrub_lost(s, 0, "%s: not rewritten: %s", pb_str(&pb), bkfs_strerror(r));
+		pb_exit(&pb);
+	}
+	return 0;
+}
+
+static int check_root(struct scrub *s)
+{
+	struct btree_root *r = &s->fs->roots[s->btree_id];
+	s->root_done = true;
+	s->pos = POS_MIN;
+	s->level = r->ptr.level;
+	if (!r->ptr.nr_ptrs) /* in memory only: nothing on disk yet */
+		return 0;
+	struct bkey_buf kb;
+	bkey_init(&kb.k, KEY_TYPE_btree_ptr, POS_MAX, sizeof(r->ptr));
+	memcpy(bkey_val(&kb.k), &r->ptr, sizeof(r->ptr));
+	return check_node(s, s->btree_id, &kb.k);
+}
+
+/* The pointers at s->level (to nodes one level down), from s->pos. */
+static int nodes_level_step(struct scrub *s, unsigned *budget)
+{
+	struct btree_iter it;
+	struct bkey *k = NULL;
+	int ret = 0;
+	if (!*budget)
+		return 0;
+	btree_iter_init(&it, s->fs, s->btree_id, s->level, s->pos);
+	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
+		struct bkey_buf kb;
+		memcpy(&kb, k, bkey_bytes(k));
+		btree_iter_advance(&it);
+		s->pos = it.pos;
+		(*budget)--;
+		if ((ret = check_node(s, s->btree_id, &kb.k)))
+			return ret;
+	}
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	if (ret) {
+		/* a node on the way has no good copy (reported with its parent's
+		 * pointer): the rest of this btree is fsck's work */
+		struct printbuf pb = PRINTBUF;
+		bpos_to_text(&pb, s->pos);
+		scrub_lost(s, 0, "btree %s level %u from %s: not scrubbed, %s", btree_id_str(s->btree_id), s->level,
+			   pb_str(&pb), bkfs_strerror(ret));
+		pb_exit(&pb);
+		next_btree(s);
+		return 0;
+	}
+	if (!k) {
+		if (s->level <= 1)
+			next_btree(s);
+		else {
+			s->level--;
+			s->pos = POS_MIN;
+		}
+	}
+	return 0;
+}
+
+static int nodes_step(struct scrub *s, unsigned *budget)
+{
+	while (*budget && s->btree_id < BTREE_ID_NR) {
+		int ret;
+		if (s->fs->roots[s->btree_id].error) {
+			next_btree(s);
+			continue;
+		}
+		if (!s->root_done) {
+			(*budget)--;
+			if ((ret = check_root(s)))
+				return ret;
+			if (!s->level)
+				next_btree(s);
+			continue;
+		}
+		if ((ret = nodes_level_step(s, budget)))
+			return ret;
+	}
+	if (s->btree_id >= BTREE_ID_NR) {
+		s->phase = SCRUB_DATA;
+		s->btree_id = BTREE_ID_extents;
+		s->pos = POS_MIN;
+	}
+	return 0;
+}
+
+/* ---- data ---- */
+
+static int bufs_reserve(struct scrub *s, size_t bytes)
+{
+	if (bytes <= s->buf_bytes)
+		return 0;
+	free(s->buf);
+	free(s->good);
+	s->buf = malloc(bytes);
+	s->good = malloc(bytes);
+	s->buf_bytes = s->buf && s->good ? bytes : 0;
+	return s->buf_bytes ? 0 : -BKFS_E_NOMEM;
+}
+
+static bool region_good(struct scrub *s, const struct bkfs_extent *e, const struct bkfs_ptr *p, u8 *dst)
+{
+	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
+	if (bd_read(s->fs->devs[p->dev].bd, dst, p->offset << SECTOR_SHIFT, region))
+		return false;
+	s->st.bytes_read += region;
+	return bkfs_crc32c(0, dst, region) == e->csum;
+}
+
+/* Read every dirty replica into s->good (the first good one stays there);
+ * returns the bad ones' bits, *good whether one was good. */
+static u32 replicas_read(struct scrub *s, const struct bkfs_extent *e, bool *good)
+{
+	u32 bad = 0;
+	*good = false;
+	for (unsigned i = 0; i < e->nr_ptrs; i++) {
+		const struct bkfs_ptr *p = &e->ptrs[i];
+		if (p->flags & PTR_CACHED) /* a cache may go stale: not a replica */
+			continue;
+		if (p->dev >= s->fs->nr_devs || !s->fs->devs[p->dev].bd) {
+			s->st.copies_missing++;
+			continue;
+		}
+		s->st.replicas++;
+		if (region_good(s, e, p, *good ? s->buf : s->good))
+			*good = true;
+		else
+			bad |= 1u << i;
+	}
+	return bad;
+}
+
+static bool rebuild_from_parity(struct scrub *s, const struct bkfs_extent *e)
+{
+	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
+	for (unsigned i = 0; i < e->nr_ptrs; i++) {
+		const struct bkfs_ptr *p = &e->ptrs[i];
+		if ((p->flags & PTR_CACHED) || !(p->flags & PTR_HAS_STRIPE))
+			continue;
+		if (!ec_reconstruct(s->fs, p, s->good, region) && bkfs_crc32c(0, s->good, region) == e->csum) {
+			s->st.extents_from_parity++;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void replicas_rewrite(struct scrub *s, const struct bkfs_extent *e, u32 bad, u64 inum, struct bpos end)
+{
+	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
+	for (unsigned i = 0; i < e->nr_ptrs; i++) {
+		if (!(bad >> i & 1))
+			continue;
+		const struct bkfs_ptr *p = &e->ptrs[i];
+		if (!bd_write(s->fs->devs[p->dev].bd, s->good, p->offset << SECTOR_SHIFT, region) &&
+		    region_good(s, e, p, s->buf)) {
+			s->st.replicas_repaired++;
+			s->st.bytes_written += region;
+			continue;
+		}
+		scrub_lost(s, inum, "data %llu:%llu replica on dev %u sector %llu: rewrite failed",
+			   (unsigned long long)end.inode, (unsigned long long)end.offset, p->dev,
+			   (unsigned long long)p->offset);
+	}
+}
+
+static int check_extent(struct scrub *s, unsigned id, const struct bkey *k)
+{
+	const struct bkfs_extent *e;
+	if (k->type == KEY_TYPE_extent)
+		e = bkey_val(k);
+	else if (k->type == KEY_TYPE_reflink_v)
+		e = &((const struct bkfs_reflink_v *)bkey_val(k))->e;
+	else
+		return 0;
+	s->st.extents++;
+	if (e->csum_type != CSUM_CRC32C || !e->csum_sectors || e->csum_sectors > bucket_sectors(s->fs)) {
+		s->st.extents_unchecked++;
+		return 0;
+	}
+	int ret = bufs_reserve(s, (size_t)e->csum_sectors << SECTOR_SHIFT);
+	if (ret)
+		return ret;
+	bool good;
+	u32 bad = replicas_read(s, e, &good);
+	s->st.replicas_bad += popcount(bad);
+	if (good && !bad)
+		return 0;
+	if (!good && !rebuild_from_parity(s, e)) {
+		u64 inum = id == BTREE_ID_extents ? k->p.inode : 0;
+		s->st.extents_lost++;
+		if (inum)
+			scrub_lost(s, inum, "data of inode %llu, sectors %llu-%llu: no good replica",
+				   (unsigned long long)inum, (unsigned long long)(k->p.offset - k->size),
+				   (unsigned long long)k->p.offset);
+		else
+			scrub_lost(s, 0, "shared (reflink) data at %llu-%llu: no good replica",
+				   (unsigned long long)(k->p.offset - k->size), (unsigned long long)k->p.offset);
+		return 0;
+	}
+	if (s->repair)
+		replicas_rewrite(s, e, bad, id == BTREE_ID_extents ? k->p.inode : 0, k->p);
+	return 0;
+}
+
+/* Keys of s->btree_id at level 0 from s->pos through fn; true at the end. */
+static int leaves_step(struct scrub *s, unsigned *budget, int (*fn)(struct scrub *, unsigned, const struct bkey *),
+		       bool *end)
+{
+	struct btree_iter it;
+	struct bkey *k = NULL;
+	int ret = 0;
+	*end = false;
+	if (!*budget)
+		return 0;
+	btree_iter_init(&it, s->fs, s->btree_id, 0, s->pos);
+	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
+		struct bkey_buf kb;
+		memcpy(&kb, k, bkey_bytes(k));
+		btree_iter_advance(&it);
+		s->pos = it.pos;
+		(*budget)--;
+		if ((ret = fn(s, s->btree_id, &kb.k)))
+			return ret;
+	}
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	if (ret) {
+		struct printbuf pb = PRINTBUF;
+		bpos_to_text(&pb, s->pos);
+		scrub_lost(s, 0, "btree %s from %s: not scrubbed, %s", btree_id_str(s->btree_id), pb_str(&pb),
+			   bkfs_strerror(ret));
+		pb_exit(&pb);
+	}
+	*end = ret || !k;
+	return 0;
+}
+
+static int data_step(struct scrub *s, unsigned *budget)
+{
+	bool end;
+	int ret = leaves_step(s, budget, check_extent, &end);
+	if (ret || !end)
+		return ret;
+	s->pos = POS_MIN;
+	if (s->btree_id == BTREE_ID_extents)
+		s->btree_id = BTREE_ID_reflink;
+	else {
+		s->btree_id = BTREE_ID_stripes;
+		s->phase = SCRUB_STRIPES;
+	}
+	return 0;
+}
+
+/* ---- stripes ---- */
+
+static int check_stripe(struct scrub *s, unsigned id, const struct bkey *k)
+{
+	if (k->type != KEY_TYPE_stripe)
+		return 0;
+	struct ec_verify v;
+	int ret = ec_stripe_verify(s->fs, k, s->repair, &v);
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	s->st.stripes++;
+	s->st.bytes_read += v.bytes_read;
+	s->st.bytes_written += v.bytes_written;
+	s->st.copies_missing += popcount(v.missing);
+	const struct bkfs_stripe *st = bkey_val(k);
+	u32 data_mask = (1u << (st->nr_blocks - st->nr_redundant)) - 1;
+	if (ret || ((v.missing | v.unreadable) & data_mask)) {
+		s->st.stripes_unchecked++;
+		return 0;
+	}
+	s->st.parity_bad += popcount(v.bad);
+	s->st.parity_repaired += popcount(v.repaired);
+	if (s->repair && v.bad & ~v.repaired)
+		scrub_lost(s, 0, "stripe %llu: parity blocks 0x%x could not be rewritten", (unsigned long long)k->p.offset,
+			   v.bad & ~v.repaired);
+	return 0;
+}
+
+static int stripes_step(struct scrub *s, unsigned *budget)
+{
+	bool end;
+	int ret = leaves_step(s, budget, check_stripe, &end);
+	if (!ret && end)
+		s->phase = SCRUB_DONE;
+	return ret;
+}
+
+int scrub_step(struct scrub *s, unsigned budget)
+{
+	u64 t0 = now_ns();
+	int ret = 0;
+	while (!ret && budget && s->phase != SCRUB_DONE && !s->error) {
+		switch (s->phase) {
+		case SCRUB_NODES: ret = nodes_step(s, &budget); break;
+		case SCRUB_DATA: ret = data_step(s, &budget); break;
+		case SCRUB_STRIPES: ret = stripes_step(s, &budget); break;
+		case SCRUB_DONE: break;
+		}
+	}
+	/* a read-only session never checkpoints: keep the cache in bounds */
+	btree_cache_trim(s->fs);
+	s->st.ns += now_ns() - t0;
+	if (ret) {
+		s->error = ret;
+		s->phase = SCRUB_DONE;
+	}
+	return ret ? ret : s->phase == SCRUB_DONE;
+}
+
+const char *scrub_phase_name(const struct scrub *s)
+{
+	return phase_names[s->phase];
+}
+
+double scrub_progress(const struct scrub *s)
+{
+	if (s->phase == SCRUB_DONE)
+		return 1;
+	double f = s->total_bytes ? (double)s->st.bytes_read / (double)s->total_bytes : 0;
+	return f > 0.99 ? 0.99 : f;
+}
+
+/* ---- paths of the files that lost data ---- */
+
+struct name_find {
+	u64 inum, dir;
+	char name[BKFS_NAME_MAX + 1];
+	bool found;
+};
+
+static int readdir_find(void *arg, const char *name, size_t len, u64 inum, unsigned d_type, u64 slot)
+{
+	struct name_find *f = arg;
+	if (inum != f->inum)
+		return 0;
+	memcpy(f->name, name, MIN(len, (size_t)BKFS_NAME_MAX));
+	f->name[MIN(len, (size_t)BKFS_NAME_MAX)] = 0;
+	f->found = true;
+	return 1;
+}
+
+/* A name of inum and its directory: one scan of the dirents btree. */
+static bool name_of(struct bkfs_fs *fs, struct name_find *f)
+{
+	struct btree_iter it;
+	struct bkey *k;
+	int ret;
+	for_each_btree_key(it, fs, BTREE_ID_dirents, POS_MIN, k, ret) {
+		const struct bkfs_dirent *d = bkey_val(k);
+		if (k->type != KEY_TYPE_dirent || d->inum != f->inum)
+			continue;
+		size_t len = MIN((size_t)d->name_len, (size_t)BKFS_NAME_MAX);
+		memcpy(f->name, d->name, len);
+		f->name[len] = 0;
+		f->dir = k->p.inode;
+		return f->found = true;
+	}
+	return false;
+}
+
+static char *inum_path(struct bkfs_fs *fs, u64 inum)
+{
+	char *parts[64];
+	unsigned n = 0;
+	struct name_find f = { .inum = inum };
+	if (inum != BKFS_ROOT_INO) {
+		if (!name_of(fs, &f))
+			return NULL;
+		parts[n++] = strdup(f.name);
+		/* directories know their parent: up to the root from there */
+		for (u64 dir = f.dir; dir != BKFS_ROOT_INO && n < 64;) {
+			struct bkfs_inode in;
+			struct name_find d = { .inum = dir };
+			if (bkfs_inode_find(fs, dir, &in) || bkfs_readdir(fs, in.parent, 0, readdir_find, &d) < 0 || !d.found)
+				break;
+			parts[n++] = strdup(d.name);
+			dir = in.parent;
+		}
+	}
+	struct printbuf pb = PRINTBUF;
+	if (!n)
+		pb_printf(&pb, "/");
+	while (n) {
+		char *p = parts[--n];
+		pb_printf(&pb, "/%s", p ? p : "?");
+		free(p);
+	}
+	return pb.buf;
+}
+
+void scrub_finish(struct scrub *s)
+{
+	for (size_t i = 0; i < s->nr_lost; i++)
+		if (s->lost[i].inum && !s->lost[i].path)
+			s->lost[i].path = inum_path(s->fs, s->lost[i].inum);
+}
+
+/* ---- reports ---- */
+
+static u64 bad_found(const struct scrub_stats *st)
+{
+	return st->node_copies_bad + st->replicas_bad + st->parity_bad;
+}
+
+static u64 bad_repaired(const struct scrub_stats *st)
+{
+	return st->node_copies_repaired + st->replicas_repaired + st->parity_repaired;
+}
+
+int scrub_exit_status(const struct scrub *s)
+{
+	if (s->error)
+		return FSCK_EXIT_OPERATIONAL;
+	int status = 0;
+	if (bad_repaired(&s->st))
+		status |= FSCK_EXIT_CORRECTED;
+	if (bad_found(&s->st) > bad_repaired(&s->st) || s->st.copies_missing || s->nr_lost ||
+	    s->st.nodes_lost || s->st.extents_lost)
+		status |= FSCK_EXIT_UNCORRECTED;
+	return status;
+}
+
+void scrub_report_text(struct printbuf *out, const struct scrub *s)
+{
+	const struct scrub_stats *st = &s->st;
+	pb_printf(out, "nodes: %llu, copies read %llu, bad %llu, rewritten %llu, lost %llu\n",
+		  (unsigned long long)st->nodes, (unsigned long long)st->node_copies,
+		  (unsigned long long)st->node_copies_bad, (unsigned long long)st->node_copies_repaired,
+		  (unsigned long long)st->nodes_lost);
+	pb_printf(out, "data: %llu extents, replicas read %llu, bad %llu, rewritten %llu, rebuilt from parity %llu, lost %llu",
+		  (unsigned long long)st->extents, (unsigned long long)st->replicas,
+		  (unsigned long long)st->replicas_bad, (unsigned long long)st->replicas_repaired,
+		  (unsigned long long)st->extents_from_parity, (unsigned long long)st->extents_lost);
+	if (st->extents_unchecked)
+		pb_printf(out, ", without checksum %llu", (unsigned long long)st->extents_unchecked);
+	pb_printf(out, "\nstripes: %llu, parity blocks bad %llu, rewritten %llu, not checkable %llu\n",
+		  (unsigned long long)st->stripes, (unsigned long long)st->parity_bad,
+		  (unsigned long long)st->parity_repaired, (unsigned long long)st->stripes_unchecked);
+	if (st->copies_missing)
+		pb_printf(out, "copies on missing devices: %llu\n", (unsigned long long)st->copies_missing);
+	for (size_t i = 0; i < s->nr_lost; i++)
+		pb_printf(out, "not repaired: %s%s%s\n", s->lost[i].path ? s->lost[i].path : "",
+			  s->lost[i].path ? ": " : "", s->lost[i].what);
+	if (s->error)
+		pb_printf(out, "scrub stopped: %s\n", bkfs_strerror(s->error));
+	double secs = st->ns / 1e9;
+	pb_printf(out, "%s: %llu bytes read in %.3fs (%.1f MB/s), %llu bytes written; %llu bad, %llu repaired\n",
+		  s->repair ? "scrub" : "scrub -n", (unsigned long long)st->bytes_read, secs,
+		  secs > 0 ? st->bytes_read / secs / 1e6 : 0.0, (unsigned long long)st->bytes_written,
+		  (unsigned long long)bad_found(st), (unsigned long long)bad_repaired(st));
+}
+
+static void pb_json_str(struct printbuf *out, const char *str)
+{
+	pb_printf(out, "\"");
+	for (const unsigned char *p = (const unsigned char *)str; p && *p; p++) {
+		if (*p == '"' || *p == '\\')
+			pb_printf(out, "\\%c", *p);
+		else if (*p < 0x20)
+			pb_printf(out, "\\u%04x", *p);
+		else
+			pb_printf(out, "%c", *p);
+	}
+	pb_printf(out, "\"");
+}
+
+#define JSON_U64(out, name, v) pb_printf(out, "\"%s\": %llu", name, (unsigned long long)(v))
+
+void scrub_report_json(struct printbuf *out, const struct scrub *s)
+{
+	const struct scrub_stats *st = &s->st;
+	pb_printf(out, "{\n  \"exit_status\": %d,\n  \"mode\": \"%s\",\n  ", scrub_exit_status(s),
+		  s->repair ? "repair" : "verify");
+	pb_printf(out, "\"nodes\": {");
+	JSON_U64(out, "nodes", st->nodes); pb_printf(out, ", ");
+	JSON_U64(out, "copies", st->node_copies); pb_printf(out, ", ");
+	JSON_U64(out, "bad", st->node_copies_bad); pb_printf(out, ", ");
+	JSON_U64(out, "repaired", st->node_copies_repaired); pb_printf(out, ", ");
+	JSON_U64(out, "lost", st->nodes_lost);
+	pb_printf(out, "},\n  \"data\": {");
+	JSON_U64(out, "extents", st->extents); pb_printf(out, ", ");
+	JSON_U64(out, "replicas", st->replicas); pb_printf(out, ", ");
+	JSON_U64(out, "bad", st->replicas_bad); pb_printf(out, ", ");
+	JSON_U64(out, "repaired", st->replicas_repaired); pb_printf(out, ", ");
+	JSON_U64(out, "from_parity", st->extents_from_parity); pb_printf(out, ", ");
+	JSON_U64(out, "lost", st->extents_lost); pb_printf(out, ", ");
+	JSON_U64(out, "unchecked", st->extents_unchecked);
+	pb_printf(out, "},\n  \"stripes\": {");
+	JSON_U64(out, "stripes", st->stripes); pb_printf(out, ", ");
+	JSON_U64(out, "parity_bad", st->parity_bad); pb_printf(out, ", ");
+	JSON_U64(out, "parity_repaired", st->parity_repaired); pb_printf(out, ", ");
+	JSON_U64(out, "unchecked", st->stripes_unchecked);
+	pb_printf(out, "},\n  ");
+	JSON_U64(out, "copies_missing", st->copies_missing); pb_printf(out, ",\n  ");
+	JSON_U64(out, "bytes_read", st->bytes_read); pb_printf(out, ",\n  ");
+	JSON_U64(out, "bytes_written", st->bytes_written); pb_printf(out, ",\n  ");
+	pb_printf(out, "\"seconds\": %.6f,\n  \"error\": ", st->ns / 1e9);
+	pb_json_str(out, s->error ? bkfs_strerror(s->error) : "");
+	pb_printf(out, ",\n  \"not_repaired\": [");
+	for (size_t i = 0; i < s->nr_lost; i++) {
+		pb_printf(out, "%s\n    {\"path\": ", i ? "," : "");
+		pb_json_str(out, s->lost[i].path ? s->lost[i].path : "");
+		pb_printf(out, ", \"inum\": %llu, \"what\": ", (unsigned long long)s->lost[i].inum);
+		pb_json_str(out, s->lost[i].what);
+		pb_printf(out, "}");
+	}
+	pb_printf(out, "\n  ]\n}\n");
+}
+
+void scrub_exit(struct scrub *s)
+{
+	for (size_t i = 0; i < s->nr_lost; i++) {
+		free(s->lost[i].what);
+		free(s->lost[i].path);
+	}
+	free(s->lost);
+	free(s->buf);
+	free(s->good);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- the offline command ---- */
+
+#define SCRUB_STEP_UNITS 256
+
+static void progress_bar(const struct scrub *s, u64 start_ns)
+{
+	unsigned width = 30, pct = (unsigned)(scrub_progress(s) * 100);
+	double el = (now_ns() - start_ns) / 1e9, f = scrub_progress(s);
+	fprintf(stderr, "\r[");
+	for (unsigned i = 0; i < width; i++)
+		fputc(i < width * pct / 100 ? '#' : ' ', stderr);
+	fprintf(stderr, "] %-8s %3u%% ETA %.1fs", phase_names[s->phase], pct, f > 0 ? el / f - el : 0.0);
+	if (s->phase == SCRUB_DONE)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+static int write_json_file(const char *path, const struct scrub *s)
+{
+	struct printbuf pb = PRINTBUF;
+	scrub_report_json(&pb, s);
+	FILE *f = fopen(path, "w");
+	int ret = f && fputs(pb_str(&pb), f) >= 0 ? 0 : -1;
+	if (f && fclose(f))
+		ret = -1;
+	pb_exit(&pb);
+	return ret;
+}
+
+int bkfs_scrub(char *const *devs, unsigned nr, bool repair, bool progress, const char *json_path)
+{
+	struct bkfs_fs *fs;
+	struct printbuf err = PRINTBUF;
+	unsigned flags = BKFS_OPEN_DEGRADED | (repair ? 0 : BKFS_OPEN_RDONLY);
+	int ret = bkfs_open(devs, nr, flags, &fs, &err);
+	if (ret) {
+		fprintf(stderr, "bkfs scrub: %s\n", pb_str(&err));
+		pb_exit(&err);
+		return FSCK_EXIT_OPERATIONAL;
+	}
+	pb_exit(&err);
+	struct scrub s;
+	scrub_init(&s, fs, repair);
+	bool bar = progress && isatty(STDERR_FILENO);
+	u64 start = now_ns(), last = 0;
+	while (!(ret = scrub_step(&s, SCRUB_STEP_UNITS)))
+		if (bar && now_ns() - last > 100000000ull) {
+			progress_bar(&s, start);
+			last = now_ns();
+		}
+	if (bar)
+		progress_bar(&s, start);
+	scrub_finish(&s);
+	struct printbuf pb = PRINTBUF;
+	scrub_report_text(&pb, &s);
+	fputs(pb_str(&pb), stdout);
+	pb_exit(&pb);
+	int status = scrub_exit_status(&s);
+	if (json_path && write_json_file(json_path, &s)) {
+		fprintf(stderr, "bkfs scrub: cannot write %s\n", json_path);
+		status |= FSCK_EXIT_OPERATIONAL;
+	}
+	scrub_exit(&s);
+	if ((ret = bkfs_close(fs))) {
+		fprintf(stderr, "bkfs scrub: closing: %s\n", bkfs_strerror(ret));
+		status |= FSCK_EXIT_OPERATIONAL;
+	}
+	return status;
+}
