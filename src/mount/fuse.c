@@ -13,10 +13,17 @@
  *   last release, which removes it and frees the space. After a crash the
  *   next read-write mount removes every orphan before serving (and hidden
  *   names an older version left, BKFS_HIDDEN_PREFIX in the root).
- * - The engine is single-threaded; the FUSE loop is not: several threads
- *   take requests from the kernel and copy replies to it at the same time,
- *   and every call into the engine (and the open-file table) holds one mutex,
- *   S.lock, which the background thread shares.
+ * - One thread serves the requests; every call into the engine (and the
+ *   open-file table) holds one mutex, S.lock, which the background thread
+ *   shares. libfuse's multi-threaded loop was measured (bench/fuse.sh, 2
+ *   cores): with the engine serialised anyway it halved 4 KiB random
+ *   writes and lowered sequential writes and dbench, as each request woke
+ *   another thread.
+ * - No kernel writeback cache: the kernel would hold written data for up
+ *   to its dirty expiry (30 s), where the mount promises every write
+ *   durable within flush_ms; writes go through at once.
+ * - Page cache kept across opens (keep_cache): the kernel's copy of a file
+ *   stays valid, as every change passes through it.
  * - Requests the kernel need not send: flush (every close) is not
  *   implemented, so the first one gets ENOSYS and the kernel sends no more;
  *   readdirplus hands out the attributes with the names (no lookup per
@@ -460,6 +467,7 @@ static void create_obj(fuse_req_t req, fuse_ino_t parent, const char *name, u32 
 		if ((e = open_get(inum)))
 			goto out;
 		fi->fh = inum;
+		fi->keep_cache = 1;
 	}
 out:
 	UNLOCK();
@@ -618,6 +626,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((e = open_get(inum)))
 		goto out;
 	fi->fh = inum;
+	fi->keep_cache = 1;
 out:
 	UNLOCK();
 	if (e || ret)
@@ -1051,6 +1060,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* writes go through to the filesystem at once (no writeback cache) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
 }
 
 /* close once: from destroy, or after the loop if destroy never ran */
@@ -1187,8 +1197,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 		if (r)
 			fprintf(stderr, "bkfs mount: background work not started: %s\n", bkfs_strerror(r));
 	}
-	/* several threads (no cloned fd): engine calls serialise on S.lock */
-	ret = fuse_session_loop_mt(se, 0) ? 1 : 0;
+	/* single-threaded: see "one thread" at the top */
+	ret = fuse_session_loop(se) ? 1 : 0;
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
