@@ -34,6 +34,9 @@
 #   BENCH_FUSE_HOG=0            1: a CPU hog (a busy loop) runs on the side
 #                               for the whole run
 #   BENCH_FUSE_BKFS_OPTS=""     extra `-o` options for bkfs mount
+#   BENCH_FUSE_BASE=""          another bkfs binary (e.g. the last release) to
+#                               measure in the same run as filesystem "base",
+#                               with a column bkfs/base
 # Output: the table on stdout and in $BENCH_FUSE_DIR/results.txt; every
 # measurement in $BENCH_FUSE_DIR/runs.csv. A benchmark never fails the build:
 # missing tools are skipped with a note, and this exits 0 unless setup fails.
@@ -42,10 +45,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 BKFS=$(realpath "$BUILD/bkfs")
+BASE=${BENCH_FUSE_BASE:+$(realpath "$BENCH_FUSE_BASE")}
 GENTREE=$(realpath "$BUILD/gentree")
 D=${BENCH_FUSE_DIR:-$BUILD/bench-fuse}
 ROUNDS=${BENCH_FUSE_ROUNDS:-3}
-TOOLS=${BENCH_FUSE_TOOLS:-"bkfs pt_ll ext4"}
+TOOLS=${BENCH_FUSE_TOOLS:-"bkfs${BASE:+ base} pt_ll ext4"}
 WORKLOADS=${BENCH_FUSE_WORKLOADS:-"dbench postmark seq_w rand_w rand_r untar git_add"}
 DBENCH_S=${BENCH_FUSE_DBENCH_S:-6}
 FILES=${BENCH_FUSE_FILES:-4700}
@@ -91,6 +95,7 @@ build_pt_ll() {
 have_tool() {
 	case $1 in
 	bkfs) [ -x "$BKFS" ] && [ -c /dev/fuse ] ;;
+	base) [ -n "$BASE" ] && [ -x "$BASE" ] && [ -c /dev/fuse ] ;;
 	pt_ll) [ -c /dev/fuse ] && build_pt_ll ;;
 	ext4) [ "$(id -u)" = 0 ] && command -v mkfs.ext4 > /dev/null && command -v losetup > /dev/null ;;
 	*) return 1 ;;
@@ -130,11 +135,13 @@ wait_mounted() {
 mount_tool() {
 	rm -f "$D/img"
 	case $1 in
-	bkfs)
+	bkfs|base)
+		local bin=$BKFS
+		[ "$1" = base ] && bin=$BASE
 		truncate -s "$IMG_SIZE" "$D/img"
-		"$BKFS" format "$D/img" > /dev/null || return 1
+		"$bin" format "$D/img" > /dev/null || return 1
 		# shellcheck disable=SC2086
-		"$BKFS" mount -f ${BENCH_FUSE_BKFS_OPTS:+-o $BENCH_FUSE_BKFS_OPTS} "$D/img" "$MNT" 2> "$D/bkfs-mount.log" &
+		"$bin" mount -f ${BENCH_FUSE_BKFS_OPTS:+-o $BENCH_FUSE_BKFS_OPTS} "$D/img" "$MNT" 2> "$D/bkfs-mount.log" &
 		PID=$!
 		wait_mounted ;;
 	pt_ll)
@@ -153,7 +160,7 @@ mount_tool() {
 
 unmount_tool() {
 	case $1 in
-	bkfs|pt_ll)
+	bkfs|base|pt_ll)
 		fusermount3 -u "$MNT"
 		wait "$PID" 2>/dev/null
 		PID="" ;;
@@ -257,16 +264,18 @@ function ratio(w, peer,   b, p) {
 	if (b == "" || p == "" || p == 0) return "-"
 	return sprintf("%.2f", b / p)
 }
-BEGIN { nt = split(tools, T, " "); nw = split(workloads, W, " ") }
+BEGIN { nt = split(tools, T, " "); nw = split(workloads, W, " "); hasbase = tools ~ / base( |$)/ }
 END {
 	printf "FUSE throughput, median of rounds%s\n", hog == 1 ? " (CPU hog on the side)" : ""
 	printf "%-9s %-6s", "workload", "unit"
 	for (i = 1; i <= nt; i++) printf " %9s", T[i]
+	if (hasbase) printf " %10s", "bkfs/base"
 	printf " %11s %10s  %s\n", "bkfs/pt_ll", "bkfs/ext4", "better"
 	for (k = 1; k <= nw; k++) {
 		w = W[k]
 		printf "%-9s %-6s", w, u[w]
 		for (i = 1; i <= nt; i++) { m = median(v[T[i], w]); printf " %9s", m == "" ? "fail" : m }
+		if (hasbase) printf " %10s", ratio(w, "base")
 		printf " %11s %10s  %s\n", ratio(w, "pt_ll"), ratio(w, "ext4"), u[w] == "s" ? "lower" : "higher"
 	}
 }' "$D/runs.csv" | tee "$D/results.txt"
