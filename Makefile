@@ -49,7 +49,7 @@ TOOL_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(TOOL_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps check asan bench bench-aging bench-aged clean demo fuzz
+.PHONY: all deps check asan bench bench-aging bench-aged bench-fuse clean demo fuzz
 all: $(BUILD)/bkfs $(BUILD)/libbkfs.a $(UNIT_BINS) $(BUILD)/gentree $(BUILD)/churn $(BUILD)/srctree
 
 # `make deps` only installs the packages (stage 1 did it)
@@ -107,10 +107,16 @@ bench: all
 	BUILD=$(BUILD) bench/aged.sh
 	BUILD=$(BUILD) bench/metadata_copies.sh
 	BUILD=$(BUILD) bench/scrub.sh
+	BUILD=$(BUILD) bench/fuse.sh
 
 # only the aged-image section: fsck on trees untarred and edited through the mount
 bench-aged: all
 	BUILD=$(BUILD) bench/aged.sh
+
+# only the FUSE throughput section: bkfs mount beside libfuse's passthrough_ll
+# and kernel ext4, same workloads, same run (bench/fuse.sh)
+bench-fuse: all
+	BUILD=$(BUILD) bench/fuse.sh
 
 # only the aging section: churn through the mount at several fill levels
 bench-aging: all

@@ -2,7 +2,8 @@
 # deps.sh - make sure the Debian 12 packages bkfs needs are installed.
 #
 #   scripts/deps.sh          build and test dependencies (called by every `make`)
-#   scripts/deps.sh --bench  also the benchmark peers (btrfs-progs, xfsprogs)
+#   scripts/deps.sh --bench  also the benchmark peers and loads (btrfs-progs,
+#                            xfsprogs, dbench, postmark)
 #
 # When everything is present this is one dpkg-query call (a few ms). When
 # something is missing and we are root, it runs `apt-get update` once and
@@ -17,7 +18,7 @@ set -eu
 #        fio, rsync, git, stress-ng (real clients on the FUSE mount:
 #        fuse_clients.sh, online_gc.sh)
 PKGS="gcc make pkg-config libisal-dev libfuse3-dev fuse3 attr e2fsprogs time fio rsync git stress-ng"
-BENCH_PKGS="btrfs-progs xfsprogs"
+BENCH_PKGS="btrfs-progs xfsprogs dbench postmark"
 
 bench=0
 for arg in "$@"; do

@@ -13,11 +13,25 @@
  *   last release, which removes it and frees the space. After a crash the
  *   next read-write mount removes every orphan before serving (and hidden
  *   names an older version left, BKFS_HIDDEN_PREFIX in the root).
- * - The engine is single-threaded: the FUSE loop is single-threaded, and
- *   every call into the engine holds one mutex too.
+ * - One thread serves the requests; every call into the engine (and the
+ *   open-file table) holds one mutex, S.lock, which the background thread
+ *   shares. libfuse's multi-threaded loop was measured (bench/fuse.sh, 2
+ *   cores): with the engine serialised anyway it halved 4 KiB random
+ *   writes and lowered sequential writes and dbench, as each request woke
+ *   another thread.
+ * - No kernel writeback cache: the kernel would hold written data for up
+ *   to its dirty expiry (30 s), where the mount promises every write
+ *   durable within flush_ms; writes go through at once.
+ * - Page cache kept across opens (keep_cache): the kernel's copy of a file
+ *   stays valid, as every change passes through it.
+ * - Requests the kernel need not send: flush (every close) is not
+ *   implemented, so the first one gets ENOSYS and the kernel sends no more;
+ *   readdirplus hands out the attributes with the names (no lookup per
+ *   entry after a listing).
  * - Writes, truncates and metadata changes are committed transactions
- *   (journaled); fsync/fsyncdir flush the journal (durable). flush (every
- *   close) does not: that would cost a device flush per close. Space freed
+ *   (journaled); fsync/fsyncdir flush the journal (durable), without a
+ *   device flush when every committed change is durable already. Close
+ *   does not flush: that would cost a device flush per close. Space freed
  *   is reusable once durable, so an operation that runs out of space
  *   flushes the journal and is tried once more.
  * - POSIX ACL xattrs are refused (EOPNOTSUPP), so clients fall back to chmod.
@@ -38,6 +52,7 @@
 #include "fuse.h"
 #include "../fs/posix_ext.h"
 #include "background.h"
+#include "../journal/journal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -60,7 +75,13 @@
 #define RENAME_WHITEOUT (1 << 2)
 #endif
 
-#define TIMEOUT 1.0 /* seconds the kernel may cache entries and attributes */
+/* Seconds the kernel may cache entries (also negative ones) and attributes.
+ * Every change reaches bkfs through this kernel mount (a read-write mount
+ * is exclusive), and the kernel drops what a change it forwards makes stale
+ * (the parent's attributes on create and unlink, the inode's on write,
+ * rename, link, xattr changes): nothing changes behind its back, so a long
+ * timeout only saves lookups and getattrs. */
+#define TIMEOUT 60.0
 
 /* open files: how often each inode is open, and whether a name of it was
  * removed while open (it may be an orphan: the last release checks) */
@@ -446,6 +467,7 @@ static void create_obj(fuse_req_t req, fuse_ino_t parent, const char *name, u32 
 		if ((e = open_get(inum)))
 			goto out;
 		fi->fh = inum;
+		fi->keep_cache = 1;
 	}
 out:
 	UNLOCK();
@@ -604,6 +626,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((e = open_get(inum)))
 		goto out;
 	fi->fh = inum;
+	fi->keep_cache = 1;
 out:
 	UNLOCK();
 	if (e || ret)
@@ -771,11 +794,6 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 		fuse_reply_lseek(req, pos);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0); /* every write is committed already; fsync makes it durable */
-}
-
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	LOCK();
@@ -784,11 +802,18 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* fsync: everything committed becomes durable; when the timed flush (or an
+ * earlier fsync) already made it so, there is nothing to write or flush */
+static int fsync_all(void)
+{
+	return journal_needs_flush(S.fs) ? bkfs_sync(S.fs) : 0;
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	LOCK();
 	/* after a write error nothing more becomes durable */
-	int ret = went_read_only() ? -BKFS_E_IO : (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : bkfs_sync(S.fs);
+	int ret = went_read_only() ? -BKFS_E_IO : (S.fs->flags & BKFS_OPEN_RDONLY) ? 0 : fsync_all();
 	UNLOCK();
 	fuse_reply_err(req, err(ret));
 }
@@ -842,17 +867,43 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
  * are below 2^63 - 3). Resuming after offset o (> 2) starts at slot o - 2. */
 struct rd_ctx {
 	fuse_req_t req;
+	bool plus; /* readdirplus: each entry with its attributes */
 	char *buf;
 	size_t size, len;
 	char name[BKFS_NAME_MAX + 1];
 };
 
+/* readdirplus: an entry as a lookup would answer it. "." and ".." (and an
+ * entry whose inode cannot be read: the lookup will say why) carry no node
+ * id, so the kernel takes only the name, number and type from them. */
+static void rd_entry(struct fuse_entry_param *e, const char *name, u64 inum, unsigned d_type)
+{
+	struct bkfs_inode in;
+	memset(e, 0, sizeof(*e));
+	if (strcmp(name, ".") && strcmp(name, "..") && !bkfs_inode_find(S.fs, inum, &in)) {
+		e->ino = to_ino(inum);
+		e->generation = 1;
+		e->attr_timeout = e->entry_timeout = TIMEOUT;
+		fill_stat(&e->attr, inum, &in);
+		return;
+	}
+	e->attr.st_ino = inum;
+	e->attr.st_mode = DTTOIF(d_type);
+}
+
 /* add one entry; 1 when the buffer is full */
 static int rd_add(struct rd_ctx *c, const char *name, u64 inum, unsigned d_type, off_t next)
 {
-	struct stat st = { .st_ino = inum, .st_mode = DTTOIF(d_type) };
-	size_t n = fuse_add_direntry(c->req, c->buf + c->len, c->size - c->len, name, &st, next);
-	if (n > c->size - c->len)
+	size_t n, room = c->size - c->len;
+	if (c->plus) {
+		struct fuse_entry_param e;
+		rd_entry(&e, name, inum, d_type);
+		n = fuse_add_direntry_plus(c->req, c->buf + c->len, room, name, &e, next);
+	} else {
+		struct stat st = { .st_ino = inum, .st_mode = DTTOIF(d_type) };
+		n = fuse_add_direntry(c->req, c->buf + c->len, room, name, &st, next);
+	}
+	if (n > room)
 		return 1;
 	c->len += n;
 	return 0;
@@ -866,11 +917,11 @@ static int rd_one(void *arg, const char *name, size_t len, u64 inum, unsigned d_
 	return rd_add(c, c->name, inum, d_type, slot + 3);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+static void read_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct bkfs_inode in;
 	u64 inum = to_inum(ino);
-	struct rd_ctx c = { .req = req, .size = size };
+	struct rd_ctx c = { .req = req, .plus = plus, .size = size };
 	if (!(c.buf = malloc(size ? size : 1))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -897,6 +948,16 @@ out:
 	else
 		fuse_reply_buf(req, c.buf, c.len);
 	free(c.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	read_dir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	read_dir(req, ino, size, off, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1046,6 +1107,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* bkfs scrub MOUNTPOINT: an ioctl on the root directory */
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;
+	conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
 }
 
 /* close once: from destroy, or after the loop if destroy never ran */
@@ -1112,11 +1174,11 @@ static const struct fuse_lowlevel_ops bkfs_ll_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsync,
 	.statfs = op_statfs,
@@ -1183,7 +1245,8 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 		if (r)
 			fprintf(stderr, "bkfs mount: background work not started: %s\n", bkfs_strerror(r));
 	}
-	ret = fuse_session_loop(se) ? 1 : 0; /* single-threaded */
+	/* single-threaded: see "one thread" at the top */
+	ret = fuse_session_loop(se) ? 1 : 0;
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
