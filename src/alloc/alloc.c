@@ -261,12 +261,32 @@ int bucket_invalidate(struct bkfs_fs *fs, unsigned dev, u64 b)
 	return 0;
 }
 
+/* Buckets the next checkpoint may need on dev: it writes every dirty node
+ * again (copy-on-write), each copy that lands here, and the old copies are
+ * released only after it. At most the dirty limit, at most the btree as it
+ * is on dev (or what is dirty now, if splits made that larger), plus room
+ * for partly filled buckets. A checkpoint that runs out of space stops the
+ * filesystem, so this is what copying GC and user data may never take. */
+static u64 checkpoint_need_buckets(struct bkfs_fs *fs, unsigned dev)
+{
+	u64 node = fs->node_bytes >> 9, bs = bucket_sectors(fs);
+	u64 copies = DIV_ROUND_UP(MAX(fs->sb.metadata_replicas, 1), MAX(fs->nr_devs, 1));
+	struct acct_entry *e = acct_find(fs, acct_pos_dev_data_type(dev, DATA_btree), false);
+	u64 on_dev = e && e->v[1] > 0 ? (u64)e->v[1] : 0;
+	u64 dirty = (u64)fs->nr_dirty * node * copies;
+	u64 cap = fs->dirty_limit / 512 * copies;
+	return DIV_ROUND_UP(MIN(cap, MAX(on_dev, dirty)), bs) + 2;
+}
+
 u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm)
 {
 	const struct bkfs_member *m = &fs->sb.members[dev];
 	u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
 	u64 one = MIN(nb, MAX(8, nb / 64)); /* each level keeps back 1/64, at least 8 */
-	return wm >= ALLOC_WM_btree ? 0 : wm == ALLOC_WM_copygc ? one : 2 * one;
+	if (wm >= ALLOC_WM_btree)
+		return 0;
+	u64 btree = MIN(nb, MAX(one, checkpoint_need_buckets(fs, dev)));
+	return wm == ALLOC_WM_copygc ? btree : MIN(nb, btree + one);
 }
 
 u32 alloc_nospc_reasons(struct bkfs_fs *fs)

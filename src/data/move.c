@@ -113,10 +113,23 @@ static bool dev_usable(struct bkfs_fs *fs, unsigned d)
 	return fs->devs[d].bd && !fs->sb.members[d].state;
 }
 
-/* buckets with at least 1/8 of their space unused are worth moving */
+/* writes are about to stop on some device: only reserved buckets are left */
+static bool space_short(struct bkfs_fs *fs)
+{
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		if (dev_usable(fs, d) &&
+		    alloc_dev_free_buckets(fs, d) <= alloc_reserve_buckets(fs, d, ALLOC_WM_normal) + 4)
+			return true;
+	return false;
+}
+
+/* Buckets with at least 1/8 of their space unused are worth moving; when
+ * space is short, 1/32: near full (a small filesystem whose btree grew, and
+ * with it the space kept back for checkpoints) every user bucket can be more
+ * than 7/8 full while the unused space still adds up to many buckets. */
 static u32 victim_max_used(struct bkfs_fs *fs)
 {
-	return bucket_sectors(fs) - MAX(1u, bucket_sectors(fs) / 8);
+	return bucket_sectors(fs) - MAX(1u, bucket_sectors(fs) / (space_short(fs) ? 32 : 8));
 }
 
 /* Choose up to max victims, emptiest first over all devices, as many as the
