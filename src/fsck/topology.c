@@ -49,6 +49,7 @@
  */
 #include "fsck.h"
 #include "../alloc/alloc.h"
+#include "../util/darray.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,14 +77,8 @@ struct clist {
 
 static int cl_insert(struct clist *l, size_t at, const struct child *c)
 {
-	if (l->nr == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct child *n = realloc(l->v, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		l->v = n;
-		l->cap = nc;
-	}
+	if (darray_room(l->v, l->cap, l->nr + 1, 64))
+		return -BKFS_E_NOMEM;
 	memmove(&l->v[at + 1], &l->v[at], (l->nr - at) * sizeof(*l->v));
 	l->v[at] = *c;
 	l->nr++;
@@ -207,14 +202,8 @@ static int add_release(struct topo *t, const struct bkfs_btree_ptr *p)
 {
 	if (!t->collect || !p->nr_ptrs)
 		return 0;
-	if (t->nr_rel == t->cap_rel) {
-		size_t nc = t->cap_rel ? t->cap_rel * 2 : 32;
-		struct bkfs_btree_ptr *n = realloc(t->rel, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		t->rel = n;
-		t->cap_rel = nc;
-	}
+	if (darray_room(t->rel, t->cap_rel, t->nr_rel + 1, 32))
+		return -BKFS_E_NOMEM;
 	t->rel[t->nr_rel++] = *p;
 	return 0;
 }
@@ -518,14 +507,8 @@ static int report_invalid_key(struct topo *t, const struct child *ch, const stru
 	if (!fix && c->opts.mode != FSCK_MODE_NO)
 		return 0;
 	struct bad_keys *bk = t->bad;
-	if (bk->nr == bk->cap) {
-		size_t nc = bk->cap ? bk->cap * 2 : 32;
-		struct bad_key *n = realloc(bk->v, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		bk->v = n;
-		bk->cap = nc;
-	}
+	if (darray_room(bk->v, bk->cap, bk->nr + 1, 32))
+		return -BKFS_E_NOMEM;
 	bk->v[bk->nr++] = (struct bad_key){ .btree_id = t->id, .pos = k->p };
 	return 0;
 }
@@ -1242,15 +1225,9 @@ static int apply_repairs(struct topo *t)
 			}
 			if (lo < n && si[lo].seq == b->seq && same_node(b, t->id, &t->leaves.v[si[lo].i]))
 				continue;
-			if (nr_victims == cap_victims) {
-				size_t nc = cap_victims ? cap_victims * 2 : 64;
-				struct btree **nv = realloc(victims, nc * sizeof(*nv));
-				if (!nv) {
-					ret = -BKFS_E_NOMEM;
-					goto out;
-				}
-				victims = nv;
-				cap_victims = nc;
+			if (darray_room(victims, cap_victims, nr_victims + 1, 64)) {
+				ret = -BKFS_E_NOMEM;
+				goto out;
 			}
 			victims[nr_victims++] = b;
 		}

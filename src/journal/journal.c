@@ -1,5 +1,6 @@
 /* journal.c - journal entries, ring space, checkpoint records, read and replay. */
 #include "journal.h"
+#include "../util/darray.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,15 +93,7 @@ u64 journal_durable_seq(struct bkfs_fs *fs) { return J(fs) ? J(fs)->durable_seq 
 
 static int buf_reserve(struct journal *j, size_t more)
 {
-	if (j->buf_len + more <= j->buf_cap)
-		return 0;
-	size_t nc = MAX(j->buf_cap * 2, j->buf_len + more + 4096);
-	u8 *n = realloc(j->buf, nc);
-	if (!n)
-		return -BKFS_E_NOMEM;
-	j->buf = n;
-	j->buf_cap = nc;
-	return 0;
+	return darray_room(j->buf, j->buf_cap, j->buf_len + more, 4096);
 }
 
 static int add_record(struct journal *j, unsigned type, unsigned btree_id, unsigned level,
@@ -392,15 +385,9 @@ static int scan_ring(struct bkfs_fs *fs, struct blockdev *bd, u64 start, u64 rin
 			free(e);
 			continue;
 		}
-		if (*nr == *cap) {
-			size_t nc = *cap ? *cap * 2 : 256;
-			struct jent *n = realloc(*ents, nc * sizeof(*n));
-			if (!n) {
-				free(e);
-				return -BKFS_E_NOMEM;
-			}
-			*ents = n;
-			*cap = nc;
+		if (darray_room(*ents, *cap, *nr + 1, 256)) {
+			free(e);
+			return -BKFS_E_NOMEM;
 		}
 		(*ents)[(*nr)++] = (struct jent){ .seq = h->seq, .cp_seq = h->checkpoint_seq, .type = h->type,
 						   .data = e, .bytes = bytes, .pos = off };

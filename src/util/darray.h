@@ -12,18 +12,17 @@
 #include <string.h>
 #include "util.h"
 
-/* Make *p (elements of elem bytes, capacity *cap) hold at least want
- * elements, doubling from first. 0, or -BKFS_E_NOMEM with *p and *cap
- * unchanged. */
-int darray_grow(void **p, size_t *cap, size_t elem, size_t want, size_t first);
+/* p (elements of elem bytes, capacity *cap < want) reallocated to hold at
+ * least want elements, doubling from first; *cap set to match. NULL without
+ * memory, p and *cap then unchanged. */
+void *darray_grow(void *p, size_t *cap, size_t elem, size_t want, size_t first);
 
-#define darray_room(p, cap, want, first)                                                   \
-	({                                                                                 \
-		void *_dr_p = (p);                                                         \
-		int _dr_ret = darray_grow(&_dr_p, &(cap), sizeof(*(p)), (want), (first)); \
-		(p) = _dr_p;                                                               \
-		_dr_ret;                                                                   \
-	})
+/* Make the array p (capacity cap) hold want elements: 0 or -BKFS_E_NOMEM. */
+#define darray_room(p, cap, want, first)                                                    \
+	((size_t)(want) <= (cap) ? 0 : ({                                                   \
+		void *_dr_n = darray_grow((p), &(cap), sizeof(*(p)), (want), (first));      \
+		_dr_n ? ((p) = _dr_n, 0) : -BKFS_E_NOMEM;                                   \
+	}))
 
 #define DARRAY(T)                  \
 	struct {                   \

@@ -46,21 +46,17 @@ void pb_vprintf(struct printbuf *pb, const char *fmt, va_list ap)
 	pb->len += n;
 }
 
-int darray_grow(void **p, size_t *cap, size_t elem, size_t want, size_t first)
+void *darray_grow(void *p, size_t *cap, size_t elem, size_t want, size_t first)
 {
-	if (want <= *cap)
-		return 0;
 	size_t nc = *cap ? *cap * 2 : MAX(first, 1);
 	while (nc < want)
 		nc *= 2;
 	if (nc > SIZE_MAX / elem)
-		return -BKFS_E_NOMEM;
-	void *n = realloc(*p, nc * elem);
-	if (!n)
-		return -BKFS_E_NOMEM;
-	*p = n;
-	*cap = nc;
-	return 0;
+		return NULL;
+	void *n = realloc(p, nc * elem);
+	if (n)
+		*cap = nc;
+	return n;
 }
 
 void pb_printf(struct printbuf *pb, const char *fmt, ...)
