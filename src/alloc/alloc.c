@@ -133,17 +133,9 @@ void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_al
 struct acct_entry *acct_find(struct bkfs_fs *fs, struct bpos pos, bool create)
 {
 	struct alloc_state *as = ALLOC(fs);
-	size_t lo = 0, hi = as->nr_acct;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = bpos_cmp(as->acct[mid].pos, pos);
-		if (!c)
-			return &as->acct[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = sorted_lower_bound(as->nr_acct, m, bpos_cmp(as->acct[m].pos, pos) < 0);
+	if (lo < as->nr_acct && bpos_eq(as->acct[lo].pos, pos))
+		return &as->acct[lo];
 	if (!create)
 		return NULL;
 	if (darray_room(as->acct, as->acct_cap, as->nr_acct + 1, 64))

@@ -272,15 +272,7 @@ void btree_node_rebuild_offs(struct btree *b)
 
 u32 btree_node_lower_bound(struct btree *b, struct bpos p)
 {
-	u32 lo = 0, hi = b->nr_keys;
-	while (lo < hi) {
-		u32 mid = lo + (hi - lo) / 2;
-		if (bpos_cmp(btree_node_key(b, mid)->p, p) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_lower_bound(b->nr_keys, m, bpos_cmp(btree_node_key(b, m)->p, p) < 0);
 }
 
 int btree_node_insert_at(struct btree *b, u32 idx, const struct bkey *k)

@@ -214,17 +214,11 @@ static u64 sec_bytes(u64 sectors)
  * off) whose member is >= key */
 static size_t lower_bound_u32(const void *base, size_t nr, size_t sz, size_t off, u32 key)
 {
-	size_t lo = 0, hi = nr;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
+	return sorted_lower_bound(nr, m, ({
 		u32 v;
 		memcpy(&v, (const u8 *)base + m * sz + off, sizeof(v));
-		if (v < key)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo;
+		v < key;
+	}));
 }
 #define LOWER_BOUND_IDX(v, i) \
 	lower_bound_u32((v).data, (v).nr, sizeof(*(v).data), offsetof(__typeof__(*(v).data), idx), i)
@@ -232,15 +226,9 @@ static size_t lower_bound_u32(const void *base, size_t nr, size_t sz, size_t off
 static u64 t_inum(const struct fsp *s, u32 idx)
 {
 	const struct hirun *r = s->hi.data;
-	size_t lo = 0, hi = s->hi.nr;
-	while (hi - lo > 1) { /* the last run starting at or before idx */
-		size_t m = lo + (hi - lo) / 2;
-		if (r[m].start <= idx)
-			lo = m;
-		else
-			hi = m;
-	}
-	return (u64)r[lo].hi << 32 | s->t.data[idx].ino;
+	/* the last run starting at or before idx */
+	size_t after = sorted_lower_bound(s->hi.nr, m, r[m].start <= idx);
+	return (u64)r[after ? after - 1 : 0].hi << 32 | s->t.data[idx].ino;
 }
 #define E_INUM(s, e) t_inum(s, (u32)((e) - (s)->t.data))
 
@@ -943,14 +931,7 @@ static int load_orphans(struct fsp *s)
 
 static bool orphan_listed(const struct fsp *s, u64 inum)
 {
-	size_t lo = 0, hi = s->ol.nr;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-		if (s->ol.data[m] < inum)
-			lo = m + 1;
-		else
-			hi = m;
-	}
+	size_t lo = sorted_lower_bound(s->ol.nr, m, s->ol.data[m] < inum);
 	return lo < s->ol.nr && s->ol.data[lo] == inum;
 }
 

@@ -230,15 +230,7 @@ static int found_cmp_key(const struct found_node *n, unsigned id, unsigned level
  * (btree, level) the scanned ranges are disjoint and sorted. */
 static size_t scan_lower(const struct scan_result *r, unsigned id, unsigned level, struct bpos pos)
 {
-	size_t lo = 0, hi = r->nr;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (found_cmp_key(&r->n[mid], id, level, pos) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_lower_bound(r->nr, m, found_cmp_key(&r->n[m], id, level, pos) < 0);
 }
 
 static bool scan_in(const struct scan_result *r, size_t j, unsigned id, unsigned level, struct bpos max)
@@ -1215,14 +1207,7 @@ static int apply_repairs(struct topo *t)
 		for (struct btree *b = fs->hash[h]; b; b = b->hnext) {
 			if (b->btree_id != t->id)
 				continue;
-			size_t lo = 0, hi = n;
-			while (lo < hi) {
-				size_t mid = lo + (hi - lo) / 2;
-				if (si[mid].seq < b->seq)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
+			size_t lo = sorted_lower_bound(n, m, si[m].seq < b->seq);
 			if (lo < n && si[lo].seq == b->seq && same_node(b, t->id, &t->leaves.v[si[lo].i]))
 				continue;
 			if (darray_room(victims, cap_victims, nr_victims + 1, 64)) {
