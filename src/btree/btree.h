@@ -9,6 +9,7 @@
 #include "../util/util.h"
 #include "../io/blockdev.h"
 #include "../format/format.h"
+#include "../format/sb.h"
 
 struct bkfs_fs;
 struct trans;
@@ -289,6 +290,19 @@ int trans_update_notrigger(struct trans *t, unsigned btree_id, const struct bkey
 int trans_delete(struct trans *t, unsigned btree_id, struct bpos p);
 void trans_acct(struct trans *t, struct bpos pos, s64 v0, s64 v1, s64 v2);
 int trans_commit(struct trans *t, unsigned flags);
+/* Latest pending update of t for (btree, pos), or NULL. A deleted-type key
+ * means "deleted in this transaction". */
+const struct bkey *trans_pending(struct trans *t, unsigned btree_id, struct bpos pos);
+/* The same among the updates from index first on (those before it may be
+ * applied already): a key the caller may change in place. */
+struct bkey *trans_pending_from(struct trans *t, unsigned btree_id, struct bpos pos, size_t first);
+/* Look a key up as the transaction would see it: pending updates first, then
+ * the btree. 0, -BKFS_E_NOENT or an error. */
+int trans_lookup(struct trans *t, unsigned btree_id, struct bpos pos, struct bkey_buf *out);
+
+/* Write fs->sb (with the counters kept in fs) to every copy on every member
+ * (sb_write_copies); its seq goes up by one. */
+int bkfs_write_super(struct bkfs_fs *fs);
 
 /* ---- checkpoint (checkpoint.c) ---- */
 int btree_checkpoint(struct bkfs_fs *fs);

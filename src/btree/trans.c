@@ -21,6 +21,34 @@ void trans_reset(struct trans *t)
 	t->nr_acct = 0;
 }
 
+struct bkey *trans_pending_from(struct trans *t, unsigned btree_id, struct bpos pos, size_t first)
+{
+	for (size_t i = t->nr; i-- > first;) {
+		const struct trans_update *u = &t->u[i];
+		if (u->btree_id == btree_id && !u->level && bpos_eq(u->k->p, pos))
+			return u->k;
+	}
+	return NULL;
+}
+
+const struct bkey *trans_pending(struct trans *t, unsigned btree_id, struct bpos pos)
+{
+	return trans_pending_from(t, btree_id, pos, 0);
+}
+
+int trans_lookup(struct trans *t, unsigned btree_id, struct bpos pos, struct bkey_buf *out)
+{
+	const struct bkey *k = trans_pending(t, btree_id, pos);
+	if (k) {
+		if (bkey_deleted(k))
+			return -BKFS_E_NOENT;
+		if (out)
+			memcpy(out, k, bkey_bytes(k));
+		return 0;
+	}
+	return btree_lookup(t->fs, btree_id, pos, out);
+}
+
 void trans_exit(struct trans *t)
 {
 	trans_reset(t);
