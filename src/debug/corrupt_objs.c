@@ -191,7 +191,7 @@ int node_bound_set(struct corrupt_ctx *c, const struct dnode *n, const struct dn
 	return ret;
 }
 
-/* ---- raw key editing inside a node buffer (node_buf_*, format.h) ---- */
+/* ---- raw key editing inside a node buffer (node_buf_*, node_format.h) ---- */
 
 
 /* The written leaf that holds the key at pos of btree id. */
