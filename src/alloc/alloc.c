@@ -2,6 +2,7 @@
  * write points, bucket invalidation and the accounting table. */
 #include "alloc.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 

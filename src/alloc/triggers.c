@@ -2,6 +2,7 @@
  * decides what a key means for buckets and counters; the mark_ops decide
  * where that goes (live state here, the checker's shadow state in fsck). */
 #include "alloc.h"
+#include "../btree/trans.h"
 #include <string.h>
 
 u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level)

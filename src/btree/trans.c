@@ -4,6 +4,7 @@
  * btrees and journals the final keys as one entry. */
 #include "btree.h"
 #include "../util/darray.h"
+#include "trans.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -2,6 +2,7 @@
  * rebuilding a block's range from the other blocks. See ec.h. */
 #include "ec.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <isa-l/erasure_code.h>
 #include <limits.h>
 #include <stdlib.h>

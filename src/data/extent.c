@@ -3,6 +3,7 @@
 #include "extent.h"
 #include "ec.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -23,6 +23,7 @@
 #include "move.h"
 #include "extent.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -4,6 +4,7 @@
  * checks and one-update transactions. */
 #include "corrupt_int.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 
 const struct corrupt_kind corrupt_kinds[CORRUPT_NR] = {
 #define x(n, err, needs, session, desc) \

@@ -5,6 +5,7 @@
  * node instead. */
 #include "corrupt_int.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <sys/stat.h>
 #include <dirent.h>
 

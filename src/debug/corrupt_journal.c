@@ -3,6 +3,7 @@
  * not parse), or every entry of a clean one. */
 #include "corrupt_int.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 
 struct jentry_loc { u64 pos, seq; u32 bytes, total; u16 type; };
 

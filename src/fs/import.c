@@ -8,6 +8,7 @@
  * comes from the checkpoint at close. */
 #include "fs.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

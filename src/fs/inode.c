@@ -2,6 +2,7 @@
  * unlink, lookup, file read/write/truncate, readlink), plus the transaction
  * helpers that let several objects be built in one transaction. */
 #include "fs.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,6 +2,7 @@
  * (see posix_ext.h). Built on the helpers of fs.h; used by the FUSE adapter. */
 #include "posix_ext.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -31,6 +31,7 @@
 #include "fsck.h"
 #include "../fs/fs.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>

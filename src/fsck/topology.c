@@ -50,6 +50,7 @@
 #include "fsck.h"
 #include "../alloc/alloc.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

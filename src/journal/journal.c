@@ -1,6 +1,7 @@
 /* journal.c - journal entries, ring space, checkpoint records, read and replay. */
 #include "journal.h"
 #include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 
