@@ -1,6 +1,8 @@
 /* alloc.c - live bucket state mirrored from the alloc btree, the allocator,
  * write points, bucket invalidation and the accounting table. */
 #include "alloc.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,14 +62,8 @@ void bucket_set_dirty(struct bkfs_fs *fs, unsigned dev, u64 b)
 	struct alloc_state *as = ALLOC(fs);
 	if (as->bflags[dev][b] & BUCKET_DIRTY)
 		return;
-	if (as->nr_dirty == as->dirty_cap) {
-		size_t nc = as->dirty_cap ? as->dirty_cap * 2 : 1024;
-		u64 *n = realloc(as->dirty, nc * sizeof(*n));
-		if (!n)
-			return;
-		as->dirty = n;
-		as->dirty_cap = nc;
-	}
+	if (darray_room(as->dirty, as->dirty_cap, as->nr_dirty + 1, 1024))
+		return;
 	as->bflags[dev][b] |= BUCKET_DIRTY;
 	as->dirty[as->nr_dirty++] = (u64)dev << 48 | b;
 }
@@ -139,27 +135,13 @@ void bucket_update(struct bkfs_fs *fs, unsigned dev, u64 b, const struct bkfs_al
 struct acct_entry *acct_find(struct bkfs_fs *fs, struct bpos pos, bool create)
 {
 	struct alloc_state *as = ALLOC(fs);
-	size_t lo = 0, hi = as->nr_acct;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = bpos_cmp(as->acct[mid].pos, pos);
-		if (!c)
-			return &as->acct[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = sorted_lower_bound(as->nr_acct, m, bpos_cmp(as->acct[m].pos, pos) < 0);
+	if (lo < as->nr_acct && bpos_eq(as->acct[lo].pos, pos))
+		return &as->acct[lo];
 	if (!create)
 		return NULL;
-	if (as->nr_acct == as->acct_cap) {
-		size_t nc = as->acct_cap ? as->acct_cap * 2 : 64;
-		struct acct_entry *n = realloc(as->acct, nc * sizeof(*n));
-		if (!n)
-			return NULL;
-		as->acct = n;
-		as->acct_cap = nc;
-	}
+	if (darray_room(as->acct, as->acct_cap, as->nr_acct + 1, 64))
+		return NULL;
 	memmove(&as->acct[lo + 1], &as->acct[lo], (as->nr_acct - lo) * sizeof(*as->acct));
 	as->nr_acct++;
 	memset(&as->acct[lo], 0, sizeof(*as->acct));
@@ -438,14 +420,8 @@ static void close_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
 static void close_data_bucket(struct bkfs_fs *fs, unsigned dev, u64 b)
 {
 	struct alloc_state *as = ALLOC(fs);
-	if (as->nr_closing == as->closing_cap) {
-		size_t nc = as->closing_cap ? as->closing_cap * 2 : 16;
-		u64 *n = realloc(as->closing, nc * sizeof(*n));
-		if (!n)
-			return; /* stays open (unusable) until the next mount */
-		as->closing = n;
-		as->closing_cap = nc;
-	}
+	if (darray_room(as->closing, as->closing_cap, as->nr_closing + 1, 16))
+		return; /* stays open (unusable) until the next mount */
 	as->closing[as->nr_closing++] = (u64)dev << 48 | b;
 }
 
@@ -460,14 +436,8 @@ void alloc_note_empty_stripe(struct bkfs_fs *fs, u32 idx)
 	for (size_t i = 0; i < as->nr_empty_stripes; i++)
 		if (as->empty_stripes[i] == idx)
 			return;
-	if (as->nr_empty_stripes == as->empty_stripes_cap) {
-		size_t nc = as->empty_stripes_cap ? as->empty_stripes_cap * 2 : 8;
-		u32 *n = realloc(as->empty_stripes, nc * sizeof(*n));
-		if (!n)
-			return; /* the stripe stays, empty: the next bkfs erasure-code run deletes it */
-		as->empty_stripes = n;
-		as->empty_stripes_cap = nc;
-	}
+	if (darray_room(as->empty_stripes, as->empty_stripes_cap, as->nr_empty_stripes + 1, 8))
+		return; /* the stripe stays, empty: the next bkfs erasure-code run deletes it */
 	as->empty_stripes[as->nr_empty_stripes++] = idx;
 }
 

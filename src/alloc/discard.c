@@ -11,19 +11,14 @@
  * next mount. The list of candidates is in memory only: rebuilt from the
  * alloc keys at open, appended to by bucket_update(). */
 #include "alloc.h"
+#include "../util/darray.h"
 #include <stdlib.h>
 
 void discard_note(struct bkfs_fs *fs, unsigned dev, u64 b)
 {
 	struct alloc_state *as = ALLOC(fs);
-	if (as->nr_need_discard == as->need_discard_cap) {
-		size_t nc = as->need_discard_cap ? as->need_discard_cap * 2 : 64;
-		u64 *n = realloc(as->need_discard, nc * sizeof(*n));
-		if (!n)
-			return; /* found again by the next open's scan */
-		as->need_discard = n;
-		as->need_discard_cap = nc;
-	}
+	if (darray_room(as->need_discard, as->need_discard_cap, as->nr_need_discard + 1, 64))
+		return; /* found again by the next open's scan */
 	as->need_discard[as->nr_need_discard++] = (u64)dev << 48 | b;
 }
 

@@ -2,6 +2,7 @@
  * decides what a key means for buckets and counters; the mark_ops decide
  * where that goes (live state here, the checker's shadow state in fsck). */
 #include "alloc.h"
+#include "../btree/trans.h"
 #include <string.h>
 
 u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level)
@@ -188,17 +189,6 @@ static void normal_acct(struct mark_ctx *c, struct bpos pos, s64 v0, s64 v1, s64
 	acct_add(c->fs, pos, v0, v1, v2);
 }
 
-/* The latest update of t to the reflink btree at p, or NULL: updates not yet
- * applied (refcount changes queued by earlier triggers of t) come after the
- * ones applied, so the last one is what t leaves there. */
-static const struct bkey *reflink_pending(struct trans *t, struct bpos p)
-{
-	for (size_t i = t->nr; i--;)
-		if (t->u[i].btree_id == BTREE_ID_reflink && bpos_eq(t->u[i].k->p, p))
-			return t->u[i].k;
-	return NULL;
-}
-
 /* reflink: every indirect extent overlapping [start, end) gains/loses a ref.
  * The refcount changes from what t leaves (several reflink pointers of one
  * indirect extent may change in one transaction); a pending deletion counts
@@ -212,7 +202,9 @@ static int normal_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
 	while (!(ret = btree_iter_peek(&it, &k)) && k && k->p.inode == 0 && bkey_start_pos(k).offset < end) {
 		if (k->type == KEY_TYPE_reflink_v && c->t) {
 			struct bkey_buf kb;
-			const struct bkey *pk = reflink_pending(c->t, k->p);
+			/* the latest update t queued there (triggers of earlier keys may have
+			 * queued refcount changes, after the ones applied) */
+			const struct bkey *pk = trans_pending(c->t, BTREE_ID_reflink, k->p);
 			bool gone = pk && bkey_deleted(pk);
 			memcpy(&kb, pk && !gone ? pk : k, bkey_bytes(pk && !gone ? pk : k));
 			struct bkfs_reflink_v *v = bkey_val(&kb.k);
@@ -233,10 +225,7 @@ static int normal_reflink(struct mark_ctx *c, u64 start, u64 end, int sign)
  * updates at or before the one being applied are in the btree already. */
 static struct bkey *stripe_pending(struct trans *t, struct bpos p)
 {
-	for (size_t i = t->nr; i-- > t->applying + 1;)
-		if (t->u[i].btree_id == BTREE_ID_stripes && bpos_eq(t->u[i].k->p, p))
-			return t->u[i].k;
-	return NULL;
+	return trans_pending_from(t, BTREE_ID_stripes, p, t->applying + 1);
 }
 
 /* An erasure-coded pointer adds sectors to its block's count in the stripe

@@ -445,3 +445,15 @@ void btree_iter_advance(struct btree_iter *it)
 	it->pos = bpos_successor(it->pos);
 	it->idx++; /* a hint: peek resynchronizes */
 }
+
+int bkfs_write_super(struct bkfs_fs *fs)
+{
+	struct blockdev *bds[BKFS_MAX_DEVS];
+	fs->sb.seq++;
+	fs->sb.key_version = fs->key_version;
+	fs->sb.node_seq = fs->node_seq;
+	fs->sb.next_inum = fs->next_inum;
+	for (unsigned d = 0; d < fs->nr_devs; d++)
+		bds[d] = fs->devs[d].bd;
+	return sb_write_copies(bds, fs->nr_devs, &fs->sb);
+}

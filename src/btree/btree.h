@@ -1,6 +1,6 @@
 /* btree.h - the filesystem handle, in-memory btree nodes, node cache,
- * iterators, copy-on-write updates (splits and merges), transactions with
- * triggers, and checkpoints (writing dirty nodes copy-on-write).
+ * iterators, copy-on-write updates (splits and merges), and checkpoints
+ * (writing dirty nodes copy-on-write); transactions are in trans.h.
  *
  * Lower layers (journal, alloc, ...) are reached through hooks that upper
  * layers install, so this header includes only util, io and format. */
@@ -9,6 +9,7 @@
 #include "../util/util.h"
 #include "../io/blockdev.h"
 #include "../format/format.h"
+#include "../format/sb.h"
 
 struct bkfs_fs;
 struct trans;
@@ -270,36 +271,9 @@ static inline struct btree *btree_iter_node(struct btree_iter *it) { return it->
 	     !((ret) = btree_iter_peek(&(it), &(k))) && (k); \
 	     btree_iter_advance(&(it)))
 
-/* ---- transactions (trans.c) ---- */
-struct trans_update {
-	u8 btree_id, level;
-	bool no_trigger;
-	struct bkey *k; /* owned copy; type deleted = delete at k->p */
-};
-struct acct_delta {
-	struct bpos pos;
-	s64 v[3];
-};
-struct trans {
-	struct bkfs_fs *fs;
-	struct trans_update *u;
-	size_t nr, cap;
-	struct acct_delta *acct;
-	size_t nr_acct, acct_cap;
-	u64 journal_seq;   /* seq of the entry this commit goes into */
-	unsigned flags;    /* COMMIT_* of the commit in progress */
-	size_t applying;   /* index of the update being applied (triggers) */
-};
-#define COMMIT_SYNC (1u << 0)        /* journal entry flushed before returning */
-#define COMMIT_NO_JOURNAL (1u << 1)  /* checkpoint-only updates (bulk/fsck) */
-void trans_init(struct trans *t, struct bkfs_fs *fs);
-void trans_exit(struct trans *t);
-void trans_reset(struct trans *t);
-int trans_update(struct trans *t, unsigned btree_id, const struct bkey *k);
-int trans_update_notrigger(struct trans *t, unsigned btree_id, const struct bkey *k);
-int trans_delete(struct trans *t, unsigned btree_id, struct bpos p);
-void trans_acct(struct trans *t, struct bpos pos, s64 v0, s64 v1, s64 v2);
-int trans_commit(struct trans *t, unsigned flags);
+/* Write fs->sb (with the counters kept in fs) to every copy on every member
+ * (sb_write_copies); its seq goes up by one. */
+int bkfs_write_super(struct bkfs_fs *fs);
 
 /* ---- checkpoint (checkpoint.c) ---- */
 int btree_checkpoint(struct bkfs_fs *fs);

@@ -3,6 +3,7 @@
  * remain valid, because no node they reference is ever overwritten: space is
  * released only through pending_free, after the checkpoint lands. */
 #include "btree.h"
+#include "../util/darray.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,18 +11,11 @@ void btree_pending_free_add(struct bkfs_fs *fs, unsigned btree_id, const struct 
 {
 	if (!p->nr_ptrs)
 		return;
-	if (fs->nr_pending_free == fs->pending_free_cap) {
-		size_t nc = fs->pending_free_cap ? fs->pending_free_cap * 2 : 64;
-		struct bkfs_btree_ptr *n = realloc(fs->pending_free, nc * sizeof(*n));
-		u8 *nb = realloc(fs->pending_free_btree, nc);
-		if (n)
-			fs->pending_free = n;
-		if (nb)
-			fs->pending_free_btree = nb;
-		if (!n || !nb)
-			return; /* leaked space is found by fsck's sweep */
-		fs->pending_free_cap = nc;
-	}
+	/* two arrays side by side, grown by one rule to one capacity */
+	size_t cap = fs->pending_free_cap, cap_btree = cap, want = fs->nr_pending_free + 1;
+	if (darray_room(fs->pending_free, cap, want, 64) || darray_room(fs->pending_free_btree, cap_btree, want, 64))
+		return; /* leaked space is found by fsck's sweep */
+	fs->pending_free_cap = cap;
 	fs->pending_free_btree[fs->nr_pending_free] = btree_id;
 	fs->pending_free[fs->nr_pending_free++] = *p;
 }

@@ -1,6 +1,7 @@
 /* node.c - in-memory btree nodes, the node cache (hash by node seq + LRU of
  * clean nodes) and node encode/decode. */
 #include "btree.h"
+#include "../util/darray.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,15 +272,7 @@ void btree_node_rebuild_offs(struct btree *b)
 
 u32 btree_node_lower_bound(struct btree *b, struct bpos p)
 {
-	u32 lo = 0, hi = b->nr_keys;
-	while (lo < hi) {
-		u32 mid = lo + (hi - lo) / 2;
-		if (bpos_cmp(btree_node_key(b, mid)->p, p) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_lower_bound(b->nr_keys, m, bpos_cmp(btree_node_key(b, m)->p, p) < 0);
 }
 
 int btree_node_insert_at(struct btree *b, u32 idx, const struct bkey *k)
@@ -659,14 +652,9 @@ static void bad_copy_queue(struct bkfs_fs *fs, const struct node_copy_bad *bc)
 		if (fs->bad_copies[i].ptr.seq == bc->ptr.seq && fs->bad_copies[i].copy == bc->copy &&
 		    fs->bad_copies[i].btree_id == bc->btree_id)
 			return;
-	if (fs->nr_bad_copies == fs->bad_copies_cap) {
-		size_t nc = fs->bad_copies_cap ? fs->bad_copies_cap * 2 : 16;
-		struct node_copy_bad *n = nc <= BAD_COPIES_MAX ? realloc(fs->bad_copies, nc * sizeof(*n)) : NULL;
-		if (!n)
-			return; /* counted in node_copies_bad; the next check finds it again */
-		fs->bad_copies = n;
-		fs->bad_copies_cap = nc;
-	}
+	if (fs->nr_bad_copies >= BAD_COPIES_MAX ||
+	    darray_room(fs->bad_copies, fs->bad_copies_cap, fs->nr_bad_copies + 1, 16))
+		return; /* counted in node_copies_bad; the next check finds it again */
 	fs->bad_copies[fs->nr_bad_copies++] = *bc;
 }
 

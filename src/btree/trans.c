@@ -3,6 +3,8 @@
  * emit derived updates (alloc keys, accounting), applies everything to the
  * btrees and journals the final keys as one entry. */
 #include "btree.h"
+#include "../util/darray.h"
+#include "trans.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,34 @@ void trans_reset(struct trans *t)
 	t->nr_acct = 0;
 }
 
+struct bkey *trans_pending_from(struct trans *t, unsigned btree_id, struct bpos pos, size_t first)
+{
+	for (size_t i = t->nr; i-- > first;) {
+		const struct trans_update *u = &t->u[i];
+		if (u->btree_id == btree_id && !u->level && bpos_eq(u->k->p, pos))
+			return u->k;
+	}
+	return NULL;
+}
+
+const struct bkey *trans_pending(struct trans *t, unsigned btree_id, struct bpos pos)
+{
+	return trans_pending_from(t, btree_id, pos, 0);
+}
+
+int trans_lookup(struct trans *t, unsigned btree_id, struct bpos pos, struct bkey_buf *out)
+{
+	const struct bkey *k = trans_pending(t, btree_id, pos);
+	if (k) {
+		if (bkey_deleted(k))
+			return -BKFS_E_NOENT;
+		if (out)
+			memcpy(out, k, bkey_bytes(k));
+		return 0;
+	}
+	return btree_lookup(t->fs, btree_id, pos, out);
+}
+
 void trans_exit(struct trans *t)
 {
 	trans_reset(t);
@@ -32,14 +62,8 @@ static int trans_add(struct trans *t, unsigned btree_id, const struct bkey *k, b
 {
 	if (btree_id >= BTREE_ID_NR || k->u64s < BKEY_U64s)
 		return -BKFS_E_INVAL;
-	if (t->nr == t->cap) {
-		size_t nc = t->cap ? t->cap * 2 : 16;
-		struct trans_update *n = realloc(t->u, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		t->u = n;
-		t->cap = nc;
-	}
+	if (darray_room(t->u, t->cap, t->nr + 1, 16))
+		return -BKFS_E_NOMEM;
 	struct bkey *c = malloc(bkey_bytes(k));
 	if (!c)
 		return -BKFS_E_NOMEM;
@@ -76,14 +100,8 @@ void trans_acct(struct trans *t, struct bpos pos, s64 v0, s64 v1, s64 v2)
 			t->acct[i].v[2] += v2;
 			return;
 		}
-	if (t->nr_acct == t->acct_cap) {
-		size_t nc = t->acct_cap ? t->acct_cap * 2 : 16;
-		struct acct_delta *n = realloc(t->acct, nc * sizeof(*n));
-		if (!n)
-			return; /* accounting drift is caught and repaired by fsck */
-		t->acct = n;
-		t->acct_cap = nc;
-	}
+	if (darray_room(t->acct, t->acct_cap, t->nr_acct + 1, 16))
+		return; /* accounting drift is caught and repaired by fsck */
 	t->acct[t->nr_acct++] = (struct acct_delta){ .pos = pos, .v = { v0, v1, v2 } };
 }
 

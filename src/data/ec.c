@@ -1,6 +1,8 @@
 /* ec.c - erasure coding: making stripes of full user-data buckets, and
  * rebuilding a block's range from the other blocks. See ec.h. */
 #include "ec.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <isa-l/erasure_code.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -223,14 +225,8 @@ static int ref_add(struct group *g, unsigned id, struct bpos pos)
 {
 	if (g->nr_refs && g->refs[g->nr_refs - 1].btree_id == id && bpos_eq(g->refs[g->nr_refs - 1].pos, pos))
 		return 0;
-	if (g->nr_refs == g->cap_refs) {
-		size_t nc = g->cap_refs ? g->cap_refs * 2 : 64;
-		struct keyref *n = realloc(g->refs, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		g->refs = n;
-		g->cap_refs = nc;
-	}
+	if (darray_room(g->refs, g->cap_refs, g->nr_refs + 1, 64))
+		return -BKFS_E_NOMEM;
 	g->refs[g->nr_refs++] = (struct keyref){ .btree_id = id, .pos = pos };
 	return 0;
 }

@@ -2,6 +2,8 @@
  * read through reflink.c). */
 #include "extent.h"
 #include "ec.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,15 +61,9 @@ static int ext_pending_collect(struct trans *t, struct bpos s, struct ext_pendin
 		const struct bkey *k = t->u[i].k;
 		if (t->u[i].btree_id != BTREE_ID_extents || k->p.inode != s.inode || bpos_cmp(k->p, s) <= 0)
 			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct ext_pending *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				free(v);
-				return -BKFS_E_NOMEM;
-			}
-			v = nv;
-			cap = nc;
+		if (darray_room(v, cap, n + 1, 16)) {
+			free(v);
+			return -BKFS_E_NOMEM;
 		}
 		v[n++] = (struct ext_pending){ .p = k->p, .idx = i };
 	}
@@ -196,15 +192,9 @@ static int extent_overwrite(struct trans *t, const struct bkey *k, struct bpos s
 		} else if (bpos_eq(ek->p, e) && !bkey_deleted(k)) {
 			/* the new key overwrites it in place */
 		} else {
-			if (nr_dels == dels_cap) {
-				size_t nc = dels_cap ? dels_cap * 2 : 16;
-				struct bpos *nd = realloc(dels, nc * sizeof(*nd));
-				if (!nd) {
-					ret = -BKFS_E_NOMEM;
-					break;
-				}
-				dels = nd;
-				dels_cap = nc;
+			if (darray_room(dels, dels_cap, nr_dels + 1, 16)) {
+				ret = -BKFS_E_NOMEM;
+				break;
 			}
 			dels[nr_dels++] = ek->p;
 		}

@@ -34,6 +34,8 @@
  * on. */
 #include "move.h"
 #include "extent.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,14 +173,8 @@ static int pick_victims(struct mover *m, unsigned max)
 
 static int keys_push(struct mover *m, unsigned id, struct bpos p)
 {
-	if (m->nr_keys == m->keys_cap) {
-		size_t nc = m->keys_cap ? m->keys_cap * 2 : 64;
-		struct key_ref *n = realloc(m->keys, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		m->keys = n;
-		m->keys_cap = nc;
-	}
+	if (darray_room(m->keys, m->keys_cap, m->nr_keys + 1, 64))
+		return -BKFS_E_NOMEM;
 	m->keys[m->nr_keys++] = (struct key_ref){ id, p };
 	return 0;
 }

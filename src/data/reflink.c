@@ -2,6 +2,7 @@
  * reading through reflink pointers. The refcounts are the reflink_p
  * trigger's business (src/alloc/triggers.c); see reflink.h. */
 #include "extent.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,6 +3,8 @@
  * the caller's devices, the deferred raw writes, seeded picks, edited-key
  * checks and one-update transactions. */
 #include "corrupt_int.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 
 const struct corrupt_kind corrupt_kinds[CORRUPT_NR] = {
 #define x(n, err, needs, session, desc) \
@@ -50,19 +52,6 @@ void corrupt_report_exit(struct corrupt_report *r)
 u64 pick(struct corrupt_ctx *c, u64 n)
 {
 	return n ? rng_next(&c->rng) % n : 0;
-}
-
-int grow(void **p, size_t *cap, size_t nr, size_t elem)
-{
-	if (nr < *cap)
-		return 0;
-	size_t nc = *cap ? *cap * 2 : 64;
-	void *n = realloc(*p, nc * elem);
-	if (!n)
-		return -BKFS_E_NOMEM;
-	*p = n;
-	*cap = nc;
-	return 0;
 }
 
 static void msg_v(struct corrupt_ctx *c, const char *prefix, const char *fmt, va_list ap)
@@ -171,7 +160,7 @@ int queue_write(struct corrupt_ctx *c, unsigned dev, u64 off, const void *buf, s
 		corrupt_msg(c, "member %u is not present", dev);
 		return -BKFS_E_INVAL;
 	}
-	int ret = grow((void **)&c->w, &c->cap_w, c->nr_w, sizeof(*c->w));
+	int ret = darray_room(c->w, c->cap_w, c->nr_w + 1, 64);
 	if (ret)
 		return ret;
 	u8 *copy = malloc(len);
@@ -218,7 +207,7 @@ int pick_key(struct corrupt_ctx *c, unsigned id, key_filter ok, const void *arg,
 	struct bkey *k;
 	int ret;
 	for_each_btree_key(it, c->fs, id, POS_MIN, k, ret)
-		if ((!ok || ok(c, k, arg)) && !grow((void **)&v, &cap, n, sizeof(*v)))
+		if ((!ok || ok(c, k, arg)) && !darray_room(v, cap, n + 1, 64))
 			v[n++] = k->p;
 	if (!ret)
 		ret = n ? btree_lookup(c->fs, id, v[pick(c, n)], out) : -BKFS_E_NOENT;

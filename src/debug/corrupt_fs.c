@@ -4,6 +4,8 @@
  * the derived state consistent; the invalid-key kinds edit one key in its
  * node instead. */
 #include "corrupt_int.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <sys/stat.h>
 #include <dirent.h>
 
@@ -137,7 +139,7 @@ static size_t dir_candidates(struct corrupt_ctx *c, bool need_subdir, bool need_
 			if (!has)
 				continue;
 		}
-		if (grow((void **)&v, &cap, n, sizeof(*v)))
+		if (darray_room(v, cap, n + 1, 64))
 			break;
 		v[n++] = d;
 	}

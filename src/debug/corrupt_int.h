@@ -6,6 +6,7 @@
 #define BKFS_CORRUPT_INT_H
 #include "corrupt.h"
 #include "../fs/fs.h"
+#include "../util/darray.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +81,6 @@ CORRUPT_KINDS()
 
 /* ---- corrupt.c: the run ---- */
 u64 pick(struct corrupt_ctx *c, u64 n);
-int grow(void **p, size_t *cap, size_t nr, size_t elem);
 /* A message for the report (one line). */
 void corrupt_msg(struct corrupt_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Say why the image has no target; returns NO_TARGET. */

@@ -2,6 +2,8 @@
  * checkpoint of an unclean filesystem (bad checksum, erased, records that do
  * not parse), or every entry of a clean one. */
 #include "corrupt_int.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 
 struct jentry_loc { u64 pos, seq; u32 bytes, total; u16 type; };
 
@@ -29,7 +31,7 @@ static int ring_entries(struct corrupt_ctx *c, struct jentry_loc **out, size_t *
 		if (h->magic != magic || !format_version_ok(h->version) || h->bytes < sizeof(*h) ||
 		    h->bytes > bytes - off || bkfs_crc32c(0, (u8 *)h + 4, h->bytes - 4) != h->csum)
 			continue;
-		if (grow((void **)&v, &cap, n, sizeof(*v))) {
+		if (darray_room(v, cap, n + 1, 64)) {
 			free(ring);
 			free(v);
 			return -BKFS_E_NOMEM;

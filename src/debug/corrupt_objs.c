@@ -4,6 +4,7 @@
  * directory entries and inodes (with the paths they name, for messages and
  * the "affects:" lines). */
 #include "corrupt_int.h"
+#include "../util/darray.h"
 #include <sys/stat.h>
 #include <dirent.h>
 
@@ -12,7 +13,7 @@
 static int add_node(struct corrupt_ctx *c, struct btree *b, const struct bkfs_btree_ptr *p, bool root, int parent,
 		    u32 pidx)
 {
-	int ret = grow((void **)&c->nodes, &c->cap_nodes, c->nr_nodes, sizeof(*c->nodes));
+	int ret = darray_room(c->nodes, c->cap_nodes, c->nr_nodes + 1, 64);
 	if (ret)
 		return ret;
 	struct dnode *n = &c->nodes[c->nr_nodes++];
@@ -140,7 +141,7 @@ struct dnode *pick_node(struct corrupt_ctx *c, node_filter ok, const char *none)
 {
 	size_t *cand = NULL, n = 0, cap = 0;
 	for (size_t i = 0; i < c->nr_nodes; i++)
-		if (ok(c, &c->nodes[i]) && !grow((void **)&cand, &cap, n, sizeof(*cand)))
+		if (ok(c, &c->nodes[i]) && !darray_room(cand, cap, n + 1, 64))
 			cand[n++] = i;
 	struct dnode *t = n ? &c->nodes[cand[pick(c, n)]] : NULL;
 	free(cand);
@@ -190,7 +191,7 @@ int node_bound_set(struct corrupt_ctx *c, const struct dnode *n, const struct dn
 	return ret;
 }
 
-/* ---- raw key editing inside a node buffer (node_buf_*, format.h) ---- */
+/* ---- raw key editing inside a node buffer (node_buf_*, node_format.h) ---- */
 
 
 /* The written leaf that holds the key at pos of btree id. */
@@ -281,7 +282,7 @@ int load_dents(struct corrupt_ctx *c)
 		const struct bkfs_dirent *de = bkey_val(k);
 		if (de->name_len > bkey_val_bytes(k) - sizeof(*de))
 			continue;
-		if ((ret = grow((void **)&c->dents, &c->cap_dents, c->nr_dents, sizeof(*c->dents))))
+		if ((ret = darray_room(c->dents, c->cap_dents, c->nr_dents + 1, 64)))
 			return ret;
 		char *name = malloc(de->name_len + 1);
 		if (!name)
@@ -306,7 +307,7 @@ int load_inodes(struct corrupt_ctx *c)
 	for_each_btree_key(it, c->fs, BTREE_ID_inodes, POS_MIN, k, ret) {
 		if (k->type != KEY_TYPE_inode || bkey_val_bytes(k) != sizeof(struct bkfs_inode))
 			continue;
-		if ((ret = grow((void **)&c->inodes, &c->cap_inodes, c->nr_inodes, sizeof(*c->inodes))))
+		if ((ret = darray_room(c->inodes, c->cap_inodes, c->nr_inodes + 1, 64)))
 			return ret;
 		c->inodes[c->nr_inodes].inum = k->p.offset;
 		memcpy(&c->inodes[c->nr_inodes].v, bkey_val(k), sizeof(struct bkfs_inode));
@@ -319,30 +320,14 @@ int load_inodes(struct corrupt_ctx *c)
 
 struct dinode *inode_find(struct corrupt_ctx *c, u64 inum)
 {
-	size_t lo = 0, hi = c->nr_inodes;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (c->inodes[mid].inum == inum)
-			return &c->inodes[mid];
-		if (c->inodes[mid].inum < inum)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	size_t i = sorted_lower_bound(c->nr_inodes, m, c->inodes[m].inum < inum);
+	return i < c->nr_inodes && c->inodes[i].inum == inum ? &c->inodes[i] : NULL;
 }
 
 /* first dirent of dir (dents are sorted by (dir, slot)) */
 size_t dents_of(struct corrupt_ctx *c, u64 dir)
 {
-	size_t lo = 0, hi = c->nr_dents;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (c->dents[mid].dir < dir)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = sorted_lower_bound(c->nr_dents, m, c->dents[m].dir < dir);
 	return lo;
 }
 
@@ -383,13 +368,13 @@ void aff_inum(struct corrupt_ctx *c, u64 inum)
 	for (size_t i = 0; i < c->nr_aff_inums; i++)
 		if (c->aff_inums[i] == inum)
 			return;
-	if (!grow((void **)&c->aff_inums, &c->cap_aff_inums, c->nr_aff_inums, sizeof(u64)))
+	if (!darray_room(c->aff_inums, c->cap_aff_inums, c->nr_aff_inums + 1, 64))
 		c->aff_inums[c->nr_aff_inums++] = inum;
 }
 
 void aff_dirent(struct corrupt_ctx *c, struct bpos p)
 {
-	if (!grow((void **)&c->aff_dirents, &c->cap_aff_dirents, c->nr_aff_dirents, sizeof(struct bpos)))
+	if (!darray_room(c->aff_dirents, c->cap_aff_dirents, c->nr_aff_dirents + 1, 64))
 		c->aff_dirents[c->nr_aff_dirents++] = p;
 }
 
@@ -484,7 +469,7 @@ size_t file_candidates(struct corrupt_ctx *c, u64 min_size, struct dent ***out)
 		struct dinode *in = inode_find(c, d->inum);
 		if (!in || !S_ISREG(in->v.mode) || in->v.nlink != 1 || in->v.size < min_size || d->d_type != DT_REG)
 			continue;
-		if (grow((void **)&v, &cap, nr, sizeof(*v)))
+		if (darray_room(v, cap, nr + 1, 64))
 			break;
 		v[nr++] = d;
 	}

@@ -3,6 +3,7 @@
  * count, and indirect extents shared through reflink (their refcount, the
  * key itself). */
 #include "corrupt_int.h"
+#include "../util/darray.h"
 
 static u64 bkey_of(unsigned dev, u64 bucket) { return (u64)dev << 56 | bucket; }
 
@@ -28,7 +29,7 @@ static int bucket_refs(struct corrupt_ctx *c, const unsigned *ids, unsigned nr_i
 			struct bkfs_ptr *ptrs;
 			unsigned np = bkey_ptrs(k, &ptrs);
 			for (unsigned i = 0; i < np; i++) {
-				if (grow((void **)&v, &cap, n, sizeof(u64))) {
+				if (darray_room(v, cap, n + 1, 64)) {
 					free(v);
 					return -BKFS_E_NOMEM;
 				}
@@ -50,14 +51,7 @@ static size_t refs_of(const struct bucket_refs *r, u64 key)
 {
 	const u64 *v = r->v;
 	size_t n = r->nr;
-	size_t lo = 0, hi = n, cnt = 0;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (v[mid] < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = sorted_lower_bound(n, m, v[m] < key), cnt = 0;
 	while (lo + cnt < n && v[lo + cnt] == key)
 		cnt++;
 	return cnt;
@@ -84,10 +78,10 @@ int pick_extent_ptr(struct corrupt_ctx *c, bool prefer_sole, bool striped, struc
 		unsigned np = bkey_ptrs(k, &ptrs);
 		if (!np || (ptrs[0].flags & (PTR_CACHED | PTR_HAS_STRIPE)) != (striped ? PTR_HAS_STRIPE : 0))
 			continue;
-		if (!grow((void **)&all, &ca, na, sizeof(*all)))
+		if (!darray_room(all, ca, na + 1, 64))
 			all[na++] = k->p;
 		if (prefer_sole && refs_of(&refs, bkey_of(ptrs[0].dev, ptrs[0].offset / c->bucket_sectors)) == 1 &&
-		    !grow((void **)&sole, &cs, ns, sizeof(*sole)))
+		    !darray_room(sole, cs, ns + 1, 64))
 			sole[ns++] = k->p;
 	}
 	free(refs.v);

@@ -2,7 +2,10 @@
  * the printers for all of them; what is particular to one key type is in
  * bkey_methods.c. Every function here must be safe on arbitrary bytes:
  * lengths are checked before any value field is read. */
-#include "format.h"
+#include "bkey_format.h"
+#include "extents_format.h"
+#include "alloc_format.h"
+#include "node_format.h"
 #include "invalid.h"
 #include <string.h>
 

@@ -4,7 +4,10 @@
  * the allowed types of a btree, the key printer's header) are in bkey.c.
  * Every method must be safe on arbitrary bytes: the value's length is
  * checked before a field is read. */
-#include "format.h"
+#include "bkey_format.h"
+#include "extents_format.h"
+#include "inode_format.h"
+#include "alloc_format.h"
 #include "invalid.h"
 #include <string.h>
 

@@ -1,8 +1,10 @@
-/* sb.c - superblock magics, checksum, validation and printing.
+/* sb.c - superblock magics, checksum, validation, printing, and its copies on
+ * the devices: where they are, reading the best one, writing them all.
  * A superblock copy always lives in a BKFS_SB_SIZE (4096) byte buffer; the
  * checksum and validation read the whole buffer, not just sizeof(struct bkfs_sb). */
-#include "format.h"
+#include "sb.h"
 #include "invalid.h"
+#include <stdlib.h>
 #include <string.h>
 
 static u64 uuid_u64(const struct bkfs_sb *sb)
@@ -210,4 +212,93 @@ void sb_node_seq_blacklist_add(struct bkfs_sb *sb, u64 start, u64 end)
 	memmove(&sb->node_seq_blacklist[0], &sb->node_seq_blacklist[1], (n - 1) * sizeof(sb->node_seq_blacklist[0]));
 	sb->node_seq_blacklist[n - 1].start = start;
 	sb->node_seq_blacklist[n - 1].end = end;
+}
+
+unsigned sb_copy_offsets(const struct bkfs_sb *sb, const struct bkfs_member *m, u64 out[3])
+{
+	u64 bucket_bytes = (u64)sb->bucket_size << SECTOR_SHIFT;
+	out[0] = BKFS_SB_OFFSET;
+	out[1] = BKFS_SB_BACKUP_OFFSET;
+	out[2] = (m->nbuckets - 1) * bucket_bytes;
+	return 3;
+}
+
+int bkfs_read_super(struct blockdev *bd, struct bkfs_sb *sb, unsigned *copies_ok, struct printbuf *err)
+{
+	u8 *buf = malloc(BKFS_SB_SIZE);
+	bool found = false;
+	unsigned ok = 0;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	u64 offs[2 + 16] = { BKFS_SB_OFFSET, BKFS_SB_BACKUP_OFFSET };
+	unsigned n = 2;
+	/* the third copy starts the last bucket: try every bucket size */
+	for (u64 bs = 4096; bs <= (64u << 20) && bd->size >= 2 * bs; bs <<= 1)
+		offs[n++] = (bd->size / bs - 1) * bs;
+	for (unsigned i = 0; i < n; i++) {
+		if (bd_read(bd, buf, offs[i], BKFS_SB_SIZE))
+			continue;
+		struct bkfs_sb *c = (struct bkfs_sb *)buf;
+		if (sb_validate(c, NULL))
+			continue;
+		if (i >= 2) {
+			/* must really be where this copy says the last bucket is */
+			u64 bb = (u64)c->bucket_size << SECTOR_SHIFT;
+			if (c->dev_idx >= BKFS_MAX_DEVS || offs[i] != (c->members[c->dev_idx].nbuckets - 1) * bb)
+				continue;
+		}
+		ok++;
+		if (!found || c->seq > sb->seq) {
+			memcpy(sb, c, sizeof(*sb));
+			found = true;
+		}
+	}
+	free(buf);
+	if (copies_ok)
+		*copies_ok = ok;
+	if (!found) {
+		if (err)
+			pb_printf(err, "%s: no valid bkfs superblock found", bd->path ? bd->path : "device");
+		return -BKFS_E_NOENT;
+	}
+	return 0;
+}
+
+int sb_write_copies(struct blockdev *const *bds, unsigned nr, const struct bkfs_sb *sb)
+{
+	u8 *buf = xcalloc(1, BKFS_SB_SIZE);
+	int ret = 0, ok = 0;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	/* two rounds, each flushed before the next one starts: the primary copy
+	 * of every member, then the backups. Power lost during one round (with
+	 * its writes reordered or torn) leaves the other round's copies valid;
+	 * writing all copies before one flush could tear them all. */
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned d = 0; d < nr; d++) {
+			struct blockdev *bd = bds[d];
+			if (!bd)
+				continue;
+			u64 offs[3];
+			unsigned n = sb_copy_offsets(sb, &sb->members[d], offs);
+			memset(buf, 0, BKFS_SB_SIZE);
+			memcpy(buf, sb, sizeof(*sb));
+			((struct bkfs_sb *)buf)->dev_idx = d;
+			sb_csum_set((struct bkfs_sb *)buf);
+			for (unsigned i = round ? 1 : 0; i < (round ? n : 1); i++) {
+				int r = bd_write(bd, buf, offs[i], BKFS_SB_SIZE);
+				if (r)
+					ret = r;
+				else
+					ok++;
+			}
+		}
+		for (unsigned d = 0; d < nr; d++) {
+			int r = bds[d] ? bd_flush(bds[d]) : 0;
+			if (r)
+				ret = r;
+		}
+	}
+	free(buf);
+	return ok ? 0 : (ret ? ret : -BKFS_E_IO);
 }

@@ -1,6 +1,7 @@
 /* copy.c - shared (reflinked) and copied file ranges: the inode side of
  * data/reflink.c, and copy_file_range built on it. */
 #include "fs.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

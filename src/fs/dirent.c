@@ -1,6 +1,7 @@
 /* dirent.c - directories: hashed dirent tables with linear probing, and the
  * hashed-table helpers shared with xattrs. */
 #include "fs.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <string.h>
 

@@ -7,6 +7,7 @@
  * with its path and extraction goes on. Directories get their mode, owner
  * and times after their contents. */
 #include "fs.h"
+#include "../util/darray.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,14 +50,8 @@ static void report(struct ext *ex, const char *what, const char *reason)
 
 static int path_push(struct ext *ex, const char *name, size_t n)
 {
-	if (ex->plen + n + 2 > ex->pcap) {
-		size_t nc = MAX(ex->pcap * 2, ex->plen + n + 2);
-		char *p = realloc(ex->path, nc);
-		if (!p)
-			return -BKFS_E_NOMEM;
-		ex->path = p;
-		ex->pcap = nc;
-	}
+	if (darray_room(ex->path, ex->pcap, ex->plen + n + 2, 256))
+		return -BKFS_E_NOMEM;
 	ex->path[ex->plen++] = '/';
 	memcpy(ex->path + ex->plen, name, n);
 	ex->plen += n;

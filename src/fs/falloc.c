@@ -10,6 +10,7 @@
  * own: a crash leaves a prefix of the work done, every state consistent. */
 #include "posix_ext.h"
 #include "../data/extent.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

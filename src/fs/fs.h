@@ -38,13 +38,6 @@ unsigned bkfs_mode_to_dtype(u32 mode);
 /* Validate a file name for a dirent: 1..255 bytes, no '/', no NUL, not . or .. */
 int bkfs_name_check(const char *name, size_t len);
 
-/* Latest pending update of t for (btree, pos), or NULL. A deleted-type key
- * means "deleted in this transaction". */
-const struct bkey *trans_pending(struct trans *t, unsigned btree_id, struct bpos pos);
-/* Look a key up as the transaction would see it: pending updates first, then
- * the btree. 0, -BKFS_E_NOENT or an error. */
-int trans_lookup(struct trans *t, unsigned btree_id, struct bpos pos, struct bkey_buf *out);
-
 /* Hashed tables (dirents, xattrs): internal, shared by dirent.c and xattr.c.
  * key_name returns the name stored in a key of the table. */
 struct hash_desc {

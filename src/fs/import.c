@@ -7,6 +7,8 @@
  * speed; the filesystem is opened in bulk mode (no journal), so durability
  * comes from the checkpoint at close. */
 #include "fs.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -85,14 +87,8 @@ static int maybe_commit(struct imp *im)
 static int path_push(struct imp *im, const char *name)
 {
 	size_t n = strlen(name);
-	if (im->plen + n + 2 > im->pcap) {
-		size_t nc = MAX(im->pcap * 2, im->plen + n + 2);
-		char *p = realloc(im->path, nc);
-		if (!p)
-			return -BKFS_E_NOMEM;
-		im->path = p;
-		im->pcap = nc;
-	}
+	if (darray_room(im->path, im->pcap, im->plen + n + 2, 256))
+		return -BKFS_E_NOMEM;
 	im->path[im->plen++] = '/';
 	memcpy(im->path + im->plen, name, n + 1);
 	im->plen += n;
@@ -166,11 +162,8 @@ static int hl_finish(struct imp *im, struct hl_ent *e)
 static int import_xattrs(struct imp *im, int fd, u64 inum)
 {
 	ssize_t n;
-	if (!im->xnames_cap) {
-		if (!(im->xnames = malloc(4096)))
-			return -BKFS_E_NOMEM;
-		im->xnames_cap = 4096;
-	}
+	if (darray_room(im->xnames, im->xnames_cap, 4096, 4096))
+		return -BKFS_E_NOMEM;
 	for (;;) {
 		n = fd >= 0 ? flistxattr(fd, im->xnames, im->xnames_cap) : llistxattr(im->path, im->xnames, im->xnames_cap);
 		if (n >= 0)
@@ -186,12 +179,8 @@ static int import_xattrs(struct imp *im, int fd, u64 inum)
 			report(im, "listing xattrs", errno);
 			return 0;
 		}
-		size_t nc = MAX((size_t)want + 256, im->xnames_cap * 2);
-		char *p = realloc(im->xnames, nc);
-		if (!p)
+		if (darray_room(im->xnames, im->xnames_cap, MAX((size_t)want + 256, im->xnames_cap + 1), 4096))
 			return -BKFS_E_NOMEM;
-		im->xnames = p;
-		im->xnames_cap = nc;
 	}
 	for (ssize_t off = 0; off < n;) {
 		const char *name = im->xnames + off;

@@ -2,6 +2,7 @@
  * unlink, lookup, file read/write/truncate, readlink), plus the transaction
  * helpers that let several objects be built in one transaction. */
 #include "fs.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,31 +42,6 @@ int bkfs_name_check(const char *name, size_t len)
 		if (!name[i] || name[i] == '/')
 			return -BKFS_E_INVAL;
 	return 0;
-}
-
-/* ---- transaction helpers ---- */
-
-const struct bkey *trans_pending(struct trans *t, unsigned btree_id, struct bpos pos)
-{
-	for (size_t i = t->nr; i--;) {
-		const struct trans_update *u = &t->u[i];
-		if (u->btree_id == btree_id && !u->level && bpos_eq(u->k->p, pos))
-			return u->k;
-	}
-	return NULL;
-}
-
-int trans_lookup(struct trans *t, unsigned btree_id, struct bpos pos, struct bkey_buf *out)
-{
-	const struct bkey *k = trans_pending(t, btree_id, pos);
-	if (k) {
-		if (bkey_deleted(k))
-			return -BKFS_E_NOENT;
-		if (out)
-			memcpy(out, k, bkey_bytes(k));
-		return 0;
-	}
-	return btree_lookup(t->fs, btree_id, pos, out);
 }
 
 /* ---- inodes ---- */

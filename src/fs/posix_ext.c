@@ -1,6 +1,8 @@
 /* posix_ext.c - rename, attribute changes, committed xattr changes and sync
  * (see posix_ext.h). Built on the helpers of fs.h; used by the FUSE adapter. */
 #include "posix_ext.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,15 +133,9 @@ int bkfs_reap_orphans(struct bkfs_fs *fs, unsigned *nr)
 		*nr = 0;
 	btree_iter_init(&it, fs, BTREE_ID_orphans, 0, POS_MIN);
 	while (!(ret = btree_iter_peek(&it, &k)) && k) {
-		if (n == cap) {
-			size_t c = cap ? 2 * cap : 16;
-			u64 *nv = realloc(v, c * sizeof(*v));
-			if (!nv) {
-				ret = -BKFS_E_NOMEM;
-				break;
-			}
-			v = nv;
-			cap = c;
+		if (darray_room(v, cap, n + 1, 16)) {
+			ret = -BKFS_E_NOMEM;
+			break;
 		}
 		v[n++] = k->p.offset;
 		it.pos = bpos_successor(k->p);
@@ -453,14 +449,8 @@ static int collect_hidden(void *arg, const char *name, size_t len, u64 inum, uns
 	size_t plen = strlen(BKFS_HIDDEN_PREFIX);
 	if (d_type == DT_DIR || len < plen || memcmp(name, BKFS_HIDDEN_PREFIX, plen))
 		return 0;
-	if (l->nr == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		void *n = realloc(l->names, cap * sizeof(*l->names));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		l->names = n;
-		l->cap = cap;
-	}
+	if (darray_room(l->names, l->cap, l->nr + 1, 16))
+		return -BKFS_E_NOMEM;
 	memcpy(l->names[l->nr], name, len);
 	l->names[l->nr++][len] = 0;
 	return 0;

@@ -1,5 +1,6 @@
 /* root.c - the root directory of a fresh filesystem. */
 #include "super.h"
+#include "../btree/trans.h"
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>

@@ -22,47 +22,6 @@ static void random_uuid(u8 uuid[16])
 	}
 }
 
-int bkfs_read_super(struct blockdev *bd, struct bkfs_sb *sb, unsigned *copies_ok, struct printbuf *err)
-{
-	u8 *buf = malloc(BKFS_SB_SIZE);
-	bool found = false;
-	unsigned ok = 0;
-	if (!buf)
-		return -BKFS_E_NOMEM;
-	u64 offs[2 + 16] = { BKFS_SB_OFFSET, BKFS_SB_BACKUP_OFFSET };
-	unsigned n = 2;
-	/* the third copy starts the last bucket: try every bucket size */
-	for (u64 bs = 4096; bs <= (64u << 20) && bd->size >= 2 * bs; bs <<= 1)
-		offs[n++] = (bd->size / bs - 1) * bs;
-	for (unsigned i = 0; i < n; i++) {
-		if (bd_read(bd, buf, offs[i], BKFS_SB_SIZE))
-			continue;
-		struct bkfs_sb *c = (struct bkfs_sb *)buf;
-		if (sb_validate(c, NULL))
-			continue;
-		if (i >= 2) {
-			/* must really be where this copy says the last bucket is */
-			u64 bb = (u64)c->bucket_size << SECTOR_SHIFT;
-			if (c->dev_idx >= BKFS_MAX_DEVS || offs[i] != (c->members[c->dev_idx].nbuckets - 1) * bb)
-				continue;
-		}
-		ok++;
-		if (!found || c->seq > sb->seq) {
-			memcpy(sb, c, sizeof(*sb));
-			found = true;
-		}
-	}
-	free(buf);
-	if (copies_ok)
-		*copies_ok = ok;
-	if (!found) {
-		if (err)
-			pb_printf(err, "%s: no valid bkfs superblock found", bd->path ? bd->path : "device");
-		return -BKFS_E_NOENT;
-	}
-	return 0;
-}
-
 static int fs_alloc(struct bkfs_fs **out, struct blockdev **bds, unsigned nr, unsigned flags)
 {
 	struct bkfs_fs *fs = xcalloc(1, sizeof(*fs));

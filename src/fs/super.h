@@ -33,8 +33,6 @@ bool bkfs_write_failed(struct bkfs_fs *fs);
 void bkfs_write_failed_to_text(struct printbuf *out, struct bkfs_fs *fs);
 /* Close without writing anything (after errors, or read-only). */
 void bkfs_close_nowrite(struct bkfs_fs *fs);
-/* Read the best superblock copy of one device. */
-int bkfs_read_super(struct blockdev *bd, struct bkfs_sb *sb, unsigned *copies_ok, struct printbuf *err);
 /* Hooks for the fs layer: create the root directory on a fresh filesystem. */
 int bkfs_fs_create_root(struct bkfs_fs *fs);
 

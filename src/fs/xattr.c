@@ -1,6 +1,7 @@
 /* xattr.c - extended attributes: a hashed table per inode in the xattrs
  * btree, one key per attribute (name then value in the key). */
 #include "fs.h"
+#include "../btree/trans.h"
 #include <string.h>
 
 static int xattr_key_name(const struct bkey *k, const u8 **name, size_t *len)

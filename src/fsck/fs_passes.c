@@ -30,6 +30,8 @@
  * Paths for messages are built lazily from dirents, only for findings. */
 #include "fsck.h"
 #include "../fs/fs.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -106,29 +108,12 @@ struct lfadd { u64 inum; u8 type; };
 struct del { struct bpos pos; u64 target; };
 struct dtfix { struct bpos pos; u64 target; u8 type; };
 
-#define VEC(T) struct { T *d; size_t nr, cap; }
-static void *vpush_(void **d, size_t *nr, size_t *cap, size_t sz)
-{
-	if (*nr == *cap) {
-		size_t nc = *cap ? *cap * 2 : 64;
-		void *n = realloc(*d, nc * sz);
-		if (!n)
-			return NULL;
-		*d = n;
-		*cap = nc;
-	}
-	void *e = (u8 *)*d + (*nr)++ * sz;
-	memset(e, 0, sz);
-	return e;
-}
-#define VPUSH(v) ((__typeof__((v).d))vpush_((void **)&(v).d, &(v).nr, &(v).cap, sizeof(*(v).d)))
 /* qsort/bsearch must not see a NULL base, even with no elements */
 static void vsort(void *base, size_t nr, size_t sz, int (*cmp)(const void *, const void *))
 {
 	if (nr > 1)
 		qsort(base, nr, sz, cmp);
 }
-#define VFREE(v) do { free((v).d); (v).d = NULL; (v).nr = (v).cap = 0; } while (0)
 
 /* a stream over the extents or xattrs btree: the current key's summary */
 struct kst {
@@ -147,23 +132,23 @@ struct kst {
 struct fsp {
 	struct fsck_ctx *c;
 	struct bkfs_fs *fs;
-	VEC(struct fi) t;
-	VEC(struct hirun) hi;
-	VEC(struct dpar) dpar;
-	VEC(struct bigcnt) big;
-	VEC(struct orphan) orph;
-	VEC(struct badrec) bad;
-	VEC(struct dirrec) dirs;
-	VEC(struct szrec) sz;
-	VEC(struct drec) dr;
-	VEC(struct dextra) extra;
-	VEC(struct loopr) loops;
-	VEC(struct ifix) fix;
-	VEC(struct lfadd) lfadd;
-	VEC(struct del) dels;
-	VEC(struct dtfix) dtfix;
-	VEC(u64) ol;         /* the orphan list: inums in order */
-	VEC(u64) oldel;      /* its stale entries to delete */
+	DARRAY(struct fi) t;
+	DARRAY(struct hirun) hi;
+	DARRAY(struct dpar) dpar;
+	DARRAY(struct bigcnt) big;
+	DARRAY(struct orphan) orph;
+	DARRAY(struct badrec) bad;
+	DARRAY(struct dirrec) dirs;
+	DARRAY(struct szrec) sz;
+	DARRAY(struct drec) dr;
+	DARRAY(struct dextra) extra;
+	DARRAY(struct loopr) loops;
+	DARRAY(struct ifix) fix;
+	DARRAY(struct lfadd) lfadd;
+	DARRAY(struct del) dels;
+	DARRAY(struct dtfix) dtfix;
+	DARRAY(u64) ol;         /* the orphan list: inums in order */
+	DARRAY(u64) oldel;      /* its stale entries to delete */
 	struct kst ex, xa;
 	const struct fsck_key_hook *hook; /* check_allocations' marking of every leaf key read */
 	bool need2;          /* some directory has several dirents */
@@ -230,40 +215,28 @@ static u64 sec_bytes(u64 sectors)
  * off) whose member is >= key */
 static size_t lower_bound_u32(const void *base, size_t nr, size_t sz, size_t off, u32 key)
 {
-	size_t lo = 0, hi = nr;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
+	return sorted_lower_bound(nr, m, ({
 		u32 v;
 		memcpy(&v, (const u8 *)base + m * sz + off, sizeof(v));
-		if (v < key)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo;
+		v < key;
+	}));
 }
 #define LOWER_BOUND_IDX(v, i) \
-	lower_bound_u32((v).d, (v).nr, sizeof(*(v).d), offsetof(__typeof__(*(v).d), idx), i)
+	lower_bound_u32((v).data, (v).nr, sizeof(*(v).data), offsetof(__typeof__(*(v).data), idx), i)
 
 static u64 t_inum(const struct fsp *s, u32 idx)
 {
-	const struct hirun *r = s->hi.d;
-	size_t lo = 0, hi = s->hi.nr;
-	while (hi - lo > 1) { /* the last run starting at or before idx */
-		size_t m = lo + (hi - lo) / 2;
-		if (r[m].start <= idx)
-			lo = m;
-		else
-			hi = m;
-	}
-	return (u64)r[lo].hi << 32 | s->t.d[idx].ino;
+	const struct hirun *r = s->hi.data;
+	/* the last run starting at or before idx */
+	size_t after = sorted_lower_bound(s->hi.nr, m, r[m].start <= idx);
+	return (u64)r[after ? after - 1 : 0].hi << 32 | s->t.data[idx].ino;
 }
-#define E_INUM(s, e) t_inum(s, (u32)((e) - (s)->t.d))
+#define E_INUM(s, e) t_inum(s, (u32)((e) - (s)->t.data))
 
 /* the index range [*b, *e) of the entries whose inums have high bits hi */
 static bool hi_range(const struct fsp *s, u32 hi, size_t *b, size_t *e)
 {
-	const struct hirun *r = s->hi.d;
+	const struct hirun *r = s->hi.data;
 	size_t n = s->hi.nr, lo = lower_bound_u32(r, n, sizeof(*r), offsetof(struct hirun, hi), hi);
 	if (lo == n || r[lo].hi != hi)
 		return false;
@@ -274,7 +247,7 @@ static bool hi_range(const struct fsp *s, u32 hi, size_t *b, size_t *e)
 
 static u32 tfind(struct fsp *s, u64 inum)
 {
-	const struct fi *d = s->t.d;
+	const struct fi *d = s->t.data;
 	size_t base, n, lo, hi, step = 1;
 	if (!hi_range(s, (u32)(inum >> 32), &base, &n))
 		return NONE;
@@ -311,7 +284,7 @@ static u32 tfind(struct fsp *s, u64 inum)
 static struct dpar *dpar_find(const struct fsp *s, u32 idx)
 {
 	size_t i = LOWER_BOUND_IDX(s->dpar, idx);
-	return i < s->dpar.nr && s->dpar.d[i].idx == idx ? &s->dpar.d[i] : NULL;
+	return i < s->dpar.nr && s->dpar.data[i].idx == idx ? &s->dpar.data[i] : NULL;
 }
 
 /* a directory's parent (table index), or NONE */
@@ -324,28 +297,28 @@ static u32 dir_parent(const struct fsp *s, u32 idx)
 static struct bigcnt *big_find(const struct fsp *s, u32 idx)
 {
 	for (size_t i = 0; i < s->big.nr; i++)
-		if (s->big.d[i].idx == idx)
-			return &s->big.d[i];
+		if (s->big.data[i].idx == idx)
+			return &s->big.data[i];
 	return NULL;
 }
 
 static u32 cnt(const struct fsp *s, u32 idx)
 {
-	u16 c = s->t.d[idx].count;
+	u16 c = s->t.data[idx].count;
 	const struct bigcnt *b = c == CNT_BIG ? big_find(s, idx) : NULL;
 	return b ? b->count : c;
 }
 
 static int cnt_inc(struct fsp *s, u32 idx)
 {
-	struct fi *e = &s->t.d[idx];
+	struct fi *e = &s->t.data[idx];
 	if (e->count < CNT_BIG - 1) {
 		e->count++;
 		return 0;
 	}
 	struct bigcnt *b = e->count == CNT_BIG ? big_find(s, idx) : NULL;
 	if (!b) {
-		if (!(b = VPUSH(s->big)))
+		if (!(b = darray_push_zeroed(s->big)))
 			return -BKFS_E_NOMEM;
 		b->idx = idx;
 		b->count = e->count;
@@ -357,11 +330,11 @@ static int cnt_inc(struct fsp *s, u32 idx)
 
 static void cnt_zero(struct fsp *s, u32 idx)
 {
-	struct bigcnt *b = s->t.d[idx].count == CNT_BIG ? big_find(s, idx) : NULL;
+	struct bigcnt *b = s->t.data[idx].count == CNT_BIG ? big_find(s, idx) : NULL;
 	if (b)
 		b->count = 0;
 	else
-		s->t.d[idx].count = 0;
+		s->t.data[idx].count = 0;
 }
 
 /* dirents come grouped by directory: remember the last one */
@@ -379,14 +352,14 @@ static struct fi *tpush(struct fsp *s, u64 inum)
 	if (s->t.nr >= NONE - 1)
 		return NULL;
 	u32 hi = (u32)(inum >> 32);
-	if (!s->hi.nr || s->hi.d[s->hi.nr - 1].hi != hi) {
-		struct hirun *r = VPUSH(s->hi);
+	if (!s->hi.nr || s->hi.data[s->hi.nr - 1].hi != hi) {
+		struct hirun *r = darray_push_zeroed(s->hi);
 		if (!r)
 			return NULL;
 		r->start = (u32)s->t.nr;
 		r->hi = hi;
 	}
-	struct fi *e = VPUSH(s->t);
+	struct fi *e = darray_push_zeroed(s->t);
 	if (e) {
 		e->ino = (u32)inum;
 		e->link = NONE;
@@ -507,7 +480,7 @@ static int consume_orphans(struct fsp *s, u64 below, bool all)
 		if (ret)
 			return ret;
 		struct fi *e = tpush(s, i);
-		struct orphan *o = e ? VPUSH(s->orph) : NULL;
+		struct orphan *o = e ? darray_push_zeroed(s->orph) : NULL;
 		if (!o)
 			return -BKFS_E_NOMEM;
 		e->type = DT_REG;
@@ -526,7 +499,7 @@ static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 secto
 			/* recreated or retyped root: the root repair sets size and
 			 * sectors; only data needs a place */
 			if (a->nkeys) {
-				struct dirrec *d = VPUSH(s->dirs);
+				struct dirrec *d = darray_push_zeroed(s->dirs);
 				if (!d)
 					return -BKFS_E_NOMEM;
 				d->idx = idx;
@@ -535,14 +508,14 @@ static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 secto
 			return 0;
 		}
 		if (size || a->nkeys) {
-			struct dirrec *d = VPUSH(s->dirs);
+			struct dirrec *d = darray_push_zeroed(s->dirs);
 			if (!d)
 				return -BKFS_E_NOMEM;
 			d->idx = idx;
 			d->size = size;
 			d->a = *a;
 		} else if (sectors) {
-			struct szrec *z = VPUSH(s->sz);
+			struct szrec *z = darray_push_zeroed(s->sz);
 			if (!z)
 				return -BKFS_E_NOMEM;
 			z->idx = idx;
@@ -558,7 +531,7 @@ static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 secto
 	if (type == DT_REG && rsize < a->xend)
 		want = MAX(want, a->xend);
 	if (sectors != a->sectors || want != size) {
-		struct szrec *z = VPUSH(s->sz);
+		struct szrec *z = darray_push_zeroed(s->sz);
 		if (!z)
 			return -BKFS_E_NOMEM;
 		z->idx = idx;
@@ -570,7 +543,7 @@ static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 secto
 
 static int add_dpar(struct fsp *s, u32 idx, u64 parent, u32 nlink)
 {
-	struct dpar *d = VPUSH(s->dpar);
+	struct dpar *d = darray_push_zeroed(s->dpar);
 	if (!d)
 		return -BKFS_E_NOMEM;
 	d->idx = idx;
@@ -612,7 +585,7 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 	if (type == DT_DIR && (ret = add_dpar(s, idx, parent, nlink)))
 		return ret;
 	if (!type) {
-		struct badrec *b = VPUSH(s->bad);
+		struct badrec *b = darray_push_zeroed(s->bad);
 		if (!b)
 			return -BKFS_E_NOMEM;
 		b->idx = idx;
@@ -738,12 +711,12 @@ static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 {
 	*dI = tfind_dir(s, d->pos.inode);
 	*tI = NONE;
-	if (*dI == NONE || s->t.d[*dI].type != DT_DIR)
+	if (*dI == NONE || s->t.data[*dI].type != DT_DIR)
 		return C_NON_DIR;
 	*tI = tfind(s, d->inum);
 	if (*tI == NONE)
 		return C_MISSING;
-	if (s->t.d[*tI].flags & F_ORPHAN)
+	if (s->t.data[*tI].flags & F_ORPHAN)
 		return d->d_type == DT_REG ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
 	return C_OK;
 }
@@ -751,7 +724,7 @@ static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 static int bad_find(struct fsp *s, u32 idx)
 {
 	size_t i = LOWER_BOUND_IDX(s->bad, idx);
-	return i < s->bad.nr && s->bad.d[i].idx == idx ? (int)i : -1;
+	return i < s->bad.nr && s->bad.data[i].idx == idx ? (int)i : -1;
 }
 
 /* Inodes whose mode has no valid file type: decide the type from evidence
@@ -767,18 +740,18 @@ static int resolve_bad_ra(struct fsp *s, struct fsck_ra *ra)
 	while (!(ret = dent_next(&it, ra, NULL, &d, &end)) && !end) {
 		u32 dI = tfind_dir(s, d.pos.inode), tI = tfind(s, d.inum);
 		int b;
-		if (dI != NONE && !s->t.d[dI].type && (b = bad_find(s, dI)) >= 0)
-			s->bad.d[b].children = true;
-		if (tI != NONE && !s->t.d[tI].type && ft_valid(d.d_type) && (b = bad_find(s, tI)) >= 0 &&
-		    !s->bad.d[b].hint)
-			s->bad.d[b].hint = d.d_type;
+		if (dI != NONE && !s->t.data[dI].type && (b = bad_find(s, dI)) >= 0)
+			s->bad.data[b].children = true;
+		if (tI != NONE && !s->t.data[tI].type && ft_valid(d.d_type) && (b = bad_find(s, tI)) >= 0 &&
+		    !s->bad.data[b].hint)
+			s->bad.data[b].hint = d.d_type;
 	}
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < s->bad.nr; i++) {
-		struct badrec *b = &s->bad.d[i];
+		struct badrec *b = &s->bad.data[i];
 		unsigned type = b->children ? DT_DIR : b->hint ? b->hint : DT_REG;
-		s->t.d[b->idx].type = type;
+		s->t.data[b->idx].type = type;
 		if (type == DT_DIR && (ret = add_dpar(s, b->idx, b->parent, b->nlink)))
 			return ret;
 		if ((ret = check_data(s, b->idx, type, b->size, b->sectors, &b->a, false)))
@@ -830,14 +803,14 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 		int c = classify(s, &d, &dI, &tI);
 		struct drec *r;
 		if (c != C_OK) {
-			if (!(r = VPUSH(s->dr)))
+			if (!(r = darray_push_zeroed(s->dr)))
 				return -BKFS_E_NOMEM;
 			r->pos = d.pos;
 			r->target = d.inum;
 			r->d_type = d.d_type;
 			r->reason = c == C_NON_DIR ? D_NON_DIR : c == C_ORPHAN_KEEP ? D_RELINK : D_MISSING;
 			if (c == C_ORPHAN_KEEP) {
-				struct fi *e = &s->t.d[tI];
+				struct fi *e = &s->t.data[tI];
 				if ((ret = cnt_inc(s, tI)))
 					return ret;
 				if (e->link == NONE)
@@ -845,9 +818,9 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 			}
 			continue;
 		}
-		struct fi *e = &s->t.d[tI];
+		struct fi *e = &s->t.data[tI];
 		if (e->type != d.d_type) {
-			if (!(r = VPUSH(s->dr)))
+			if (!(r = darray_push_zeroed(s->dr)))
 				return -BKFS_E_NOMEM;
 			r->pos = d.pos;
 			r->target = d.inum;
@@ -907,26 +880,26 @@ static int scan_extra_links_ra(struct fsp *s, struct fsck_ra *ra)
 		u32 dI, tI;
 		if (classify(s, &d, &dI, &tI) != C_OK)
 			continue;
-		struct fi *e = &s->t.d[tI];
+		struct fi *e = &s->t.data[tI];
 		if (e->type != DT_DIR || (tI != s->root && cnt(s, tI) <= 1))
 			continue;
 		if (tI != s->root && !(e->flags & F_KEPT) && dI == e->link) {
 			e->flags |= F_KEPT;
 			continue;
 		}
-		struct dextra *x = VPUSH(s->extra);
+		struct dextra *x = darray_push_zeroed(s->extra);
 		if (!x)
 			return -BKFS_E_NOMEM;
 		x->pos = d.pos;
 		x->target = d.inum;
-		struct drec *r = s->dr.nr ? bsearch(&d.pos, s->dr.d, s->dr.nr, sizeof(*s->dr.d), cmp_drec_pos) : NULL;
+		struct drec *r = s->dr.nr ? bsearch(&d.pos, s->dr.data, s->dr.nr, sizeof(*s->dr.data), cmp_drec_pos) : NULL;
 		if (r)
 			r->skip = true; /* removed: its d_type does not matter */
 		if (tI == s->lf && bpos_eq(d.pos, s->lf_pos))
 			s->lf = NONE;
 	}
 	for (size_t i = 0; i < s->t.nr; i++)
-		s->t.d[i].flags &= ~F_KEPT;
+		s->t.data[i].flags &= ~F_KEPT;
 	return ret;
 }
 
@@ -948,7 +921,7 @@ static int load_orphans(struct fsp *s)
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_orphans, 0, POS_MIN);
 	while (!(ret = btree_iter_peek(&it, &k)) && k) {
-		u64 *v = VPUSH(s->ol);
+		u64 *v = darray_push_zeroed(s->ol);
 		if (!v)
 			return -BKFS_E_NOMEM;
 		*v = k->p.offset;
@@ -959,28 +932,21 @@ static int load_orphans(struct fsp *s)
 
 static bool orphan_listed(const struct fsp *s, u64 inum)
 {
-	size_t lo = 0, hi = s->ol.nr;
-	while (lo < hi) {
-		size_t m = lo + (hi - lo) / 2;
-		if (s->ol.d[m] < inum)
-			lo = m + 1;
-		else
-			hi = m;
-	}
-	return lo < s->ol.nr && s->ol.d[lo] == inum;
+	size_t lo = sorted_lower_bound(s->ol.nr, m, s->ol.data[m] < inum);
+	return lo < s->ol.nr && s->ol.data[lo] == inum;
 }
 
 /* table entry i is a proper orphan: an existing non-directory inode on the
  * list that no dirent names (its nlink must then be 0) */
 static bool orphan_valid(struct fsp *s, u32 i)
 {
-	const struct fi *e = &s->t.d[i];
+	const struct fi *e = &s->t.data[i];
 	return s->ol.nr && !(e->flags & F_NEW) && e->type != DT_DIR && !cnt(s, i) && orphan_listed(s, t_inum(s, i));
 }
 
 static int plan_structure(struct fsp *s)
 {
-	struct fi *t = s->t.d;
+	struct fi *t = s->t.data;
 	for (size_t i = 0; i < s->t.nr; i++)
 		if (t[i].type == DT_DIR)
 			cnt_zero(s, i);
@@ -996,7 +962,7 @@ static int plan_structure(struct fsp *s)
 				break;
 			if (t[y].flags & F_WALK) {
 				t[y].flags |= F_LOOP | F_TO_LF;
-				struct loopr *l = VPUSH(s->loops);
+				struct loopr *l = darray_push_zeroed(s->loops);
 				if (!l)
 					return -BKFS_E_NOMEM;
 				l->idx = y;
@@ -1023,7 +989,7 @@ static int plan_structure(struct fsp *s)
 			s->need_lf = true;
 	}
 	for (size_t i = 0; i < s->dirs.nr; i++)
-		if (s->dirs.d[i].a.nkeys)
+		if (s->dirs.data[i].a.nkeys)
 			s->need_lf = true;
 	if (s->lf != NONE && t[s->lf].link != s->root)
 		s->lf = NONE;
@@ -1092,17 +1058,11 @@ static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
 			ok = true;
 			break;
 		}
-		u32 up = s->t.d[cur].link;
-		if (up == NONE || (s->t.d[cur].flags & F_LOOP) || !s->path_budget)
+		u32 up = s->t.data[cur].link;
+		if (up == NONE || (s->t.data[cur].flags & F_LOOP) || !s->path_budget)
 			break;
-		if (nr == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			void *n = realloc(names, nc * sizeof(*names));
-			if (!n)
-				break;
-			names = n;
-			cap = nc;
-		}
+		if (darray_room(names, cap, nr + 1, 8))
+			break;
 		if (find_name(s, t_inum(s, up), t_inum(s, cur), names[nr], NULL))
 			break;
 		nr++;
@@ -1132,7 +1092,7 @@ static void dirent_obj(struct fsp *s, struct bpos pos, const char *name, struct 
 		  name);
 	u32 dI = tfind(s, pos.inode);
 	struct printbuf p = PRINTBUF;
-	if (dI != NONE && s->t.d[dI].type == DT_DIR && path_of(s, dI, &p))
+	if (dI != NONE && s->t.data[dI].type == DT_DIR && path_of(s, dI, &p))
 		pb_printf(out, " (%s%s%s)", pb_str(&p), dI == s->root ? "" : "/", name);
 	pb_exit(&p);
 }
@@ -1163,7 +1123,7 @@ static int read_dirent(struct fsp *s, struct bpos pos, struct dent *d)
 
 static struct ifix *add_ifix(struct fsp *s, u64 inum)
 {
-	struct ifix *f = VPUSH(s->fix);
+	struct ifix *f = darray_push_zeroed(s->fix);
 	if (f) {
 		f->inum = inum;
 		f->seq = s->ifix_seq++;
@@ -1173,7 +1133,7 @@ static struct ifix *add_ifix(struct fsp *s, u64 inum)
 
 static int add_lf(struct fsp *s, u64 inum, unsigned type)
 {
-	struct lfadd *l = VPUSH(s->lfadd);
+	struct lfadd *l = darray_push_zeroed(s->lfadd);
 	if (!l)
 		return -BKFS_E_NOMEM;
 	l->inum = inum;
@@ -1203,7 +1163,7 @@ static int report_early(struct fsp *s)
 {
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	int ret = 0;
-	struct fi *t = s->t.d;
+	struct fi *t = s->t.data;
 
 	if (s->root_missing) {
 		s->root_fix = ERR(s, root_inode_missing, "recreated the root directory", "inode %llu (/)",
@@ -1232,7 +1192,7 @@ static int report_early(struct fsp *s)
 	}
 	/* inodes with no valid file type */
 	for (size_t i = 0; i < s->bad.nr; i++) {
-		struct badrec *b = &s->bad.d[i];
+		struct badrec *b = &s->bad.data[i];
 		unsigned type = t[b->idx].type;
 		pb_reset(&obj);
 		inode_obj(s, b->idx, &obj);
@@ -1250,7 +1210,7 @@ static int report_early(struct fsp *s)
 	}
 	/* directories with a size or data */
 	for (size_t i = 0; i < s->dirs.nr; i++) {
-		struct dirrec *d = &s->dirs.d[i];
+		struct dirrec *d = &s->dirs.data[i];
 		pb_reset(&obj);
 		inode_obj(s, d->idx, &obj);
 		d->fix = ERR(s, inode_invalid,
@@ -1276,7 +1236,7 @@ static int report_early(struct fsp *s)
 	}
 	/* data and xattrs of missing inodes */
 	for (size_t i = 0; i < s->orph.nr; i++) {
-		struct orphan *o = &s->orph.d[i];
+		struct orphan *o = &s->orph.data[i];
 		struct fi *e = &t[o->idx];
 		bool fix = false, relinked = !(e->flags & F_TO_LF);
 		const char *action = relinked ? "recreated the inode as a regular file at its directory entry" :
@@ -1312,7 +1272,7 @@ static int report_early(struct fsp *s)
 	}
 	/* dirents */
 	for (size_t i = 0; i < s->dr.nr; i++) {
-		struct drec *r = &s->dr.d[i];
+		struct drec *r = &s->dr.data[i];
 		struct dent d;
 		if (r->skip)
 			continue;
@@ -1351,7 +1311,7 @@ static int report_early(struct fsp *s)
 			fsck_err_msg(s->c, "d_type %u (%s), but inode %llu is a %s (d_type %u)", r->d_type,
 				     ft_name(r->d_type), (unsigned long long)r->target, ft_name(r->new_type), r->new_type);
 			if (fix) {
-				struct dtfix *x = VPUSH(s->dtfix);
+				struct dtfix *x = darray_push_zeroed(s->dtfix);
 				if (!x)
 					goto nomem;
 				x->pos = r->pos;
@@ -1362,7 +1322,7 @@ static int report_early(struct fsp *s)
 			break;
 		}
 		if (fix) {
-			struct del *x = VPUSH(s->dels);
+			struct del *x = darray_push_zeroed(s->dels);
 			if (!x)
 				goto nomem;
 			x->pos = r->pos;
@@ -1371,7 +1331,7 @@ static int report_early(struct fsp *s)
 	}
 	/* directories with more than one dirent */
 	for (size_t i = 0; i < s->extra.nr; i++) {
-		struct dextra *x = &s->extra.d[i];
+		struct dextra *x = &s->extra.data[i];
 		struct dent d;
 		u32 tI = tfind(s, x->target);
 		if ((ret = read_dirent(s, x->pos, &d)))
@@ -1387,7 +1347,7 @@ static int report_early(struct fsp *s)
 			fsck_err_msg(s->c, "directory is also named by %s", pb_str(&de));
 		pb_exit(&de);
 		if (fix) {
-			struct del *y = VPUSH(s->dels);
+			struct del *y = darray_push_zeroed(s->dels);
 			if (!y)
 				goto nomem;
 			y->pos = x->pos;
@@ -1396,7 +1356,7 @@ static int report_early(struct fsp *s)
 	}
 	/* directory loops */
 	for (size_t i = 0; i < s->loops.nr; i++) {
-		u32 y = s->loops.d[i].idx;
+		u32 y = s->loops.data[i].idx;
 		struct fi *e = &t[y];
 		char name[BKFS_NAME_MAX + 1];
 		struct bpos pos;
@@ -1407,7 +1367,7 @@ static int report_early(struct fsp *s)
 			     (unsigned long long)E_INUM(s, e), name, (unsigned long long)t_inum(s, e->link), lf_path(s),
 			     (unsigned long long)E_INUM(s, e));
 		if (fix) {
-			struct del *x = VPUSH(s->dels);
+			struct del *x = darray_push_zeroed(s->dels);
 			if (!x)
 				goto nomem;
 			x->pos = pos;
@@ -1433,7 +1393,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 	struct btree_iter it;
 	struct bkey *k;
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
-	struct fi *t = s->t.d;
+	struct fi *t = s->t.data;
 	size_t ti = 0, zi = 0;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
@@ -1461,9 +1421,9 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		}
 		u32 idx = ti;
 		struct fi *e = &t[idx];
-		while (zi < s->sz.nr && s->sz.d[zi].idx < idx)
+		while (zi < s->sz.nr && s->sz.data[zi].idx < idx)
 			zi++;
-		struct szrec *z = zi < s->sz.nr && s->sz.d[zi].idx == idx ? &s->sz.d[zi] : NULL;
+		struct szrec *z = zi < s->sz.nr && s->sz.data[zi].idx == idx ? &s->sz.data[zi] : NULL;
 		if (idx == s->root && s->root_notdir)
 			continue; /* the root repair rewrites it */
 		pb_reset(&obj);
@@ -1563,7 +1523,7 @@ static bool inodes_need_report(struct fsp *s)
 	if (s->sz.nr || s->root_notdir)
 		return true;
 	for (u32 i = 0; i < s->t.nr; i++) {
-		const struct fi *e = &s->t.d[i];
+		const struct fi *e = &s->t.data[i];
 		if (e->flags & F_NEW)
 			continue;
 		if (e->flags & F_TO_LF)
@@ -1593,9 +1553,9 @@ static int report_inodes(struct fsp *s)
 static int report_orphans(struct fsp *s)
 {
 	for (size_t i = 0; i < s->ol.nr; i++) {
-		u64 inum = s->ol.d[i];
+		u64 inum = s->ol.data[i];
 		u32 idx = tfind(s, inum);
-		bool missing = idx == NONE || (s->t.d[idx].flags & F_NEW);
+		bool missing = idx == NONE || (s->t.data[idx].flags & F_NEW);
 		if (!missing && orphan_valid(s, idx))
 			continue;
 		bool fix = missing ? ERR(s, orphan_entry_for_missing_inode, "deleted the entry", "orphan %llu",
@@ -1606,9 +1566,9 @@ static int report_orphans(struct fsp *s)
 			fsck_err_msg(s->c, "the orphan list names inode %llu, which does not exist", (unsigned long long)inum);
 		else
 			fsck_err_msg(s->c, "the orphan list names inode %llu, which %s", (unsigned long long)inum,
-				     s->t.d[idx].type == DT_DIR ? "is a directory" : "directory entries name");
+				     s->t.data[idx].type == DT_DIR ? "is a directory" : "directory entries name");
 		u64 *d;
-		if (fix && !(d = VPUSH(s->oldel)))
+		if (fix && !(d = darray_push_zeroed(s->oldel)))
 			return -BKFS_E_NOMEM;
 		if (fix)
 			*d = inum;
@@ -1717,21 +1677,21 @@ static int add_dirent_unique(struct fsp *s, u64 dir, const char *base, u64 inum,
 
 static int apply(struct fsp *s)
 {
-	struct fi *t = s->t.d;
+	struct fi *t = s->t.data;
 	struct trans tr;
 	int ret = 0;
 	if (s->next_inum > s->fs->next_inum)
 		s->fs->next_inum = s->next_inum;
 	trans_init(&tr, s->fs);
 	for (size_t i = 0; i < s->oldel.nr; i++)
-		if ((ret = trans_delete(&tr, BTREE_ID_orphans, POS(0, s->oldel.d[i]))) || (ret = commit(&tr)))
+		if ((ret = trans_delete(&tr, BTREE_ID_orphans, POS(0, s->oldel.data[i]))) || (ret = commit(&tr)))
 			goto out;
 
 	if (s->root_missing && s->root_fix &&
 	    (ret = write_new_inode(s, BKFS_ROOT_INO, S_IFDIR | 0755, 2 + cnt(s, s->root), BKFS_ROOT_INO, 0, 0)))
 		goto out;
 	for (size_t i = 0; i < s->orph.nr; i++) {
-		struct orphan *o = &s->orph.d[i];
+		struct orphan *o = &s->orph.data[i];
 		struct fi *e = &t[o->idx];
 		if ((e->flags & F_LFFIX) &&
 		    (ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF), 0,
@@ -1739,7 +1699,7 @@ static int apply(struct fsp *s)
 			goto out;
 	}
 	for (size_t i = 0; i < s->dirs.nr; i++) {
-		struct dirrec *d = &s->dirs.d[i];
+		struct dirrec *d = &s->dirs.data[i];
 		if (!d->fix || !d->a.nkeys)
 			continue;
 		if ((ret = write_new_inode(s, d->new_inum, S_IFREG | 0600, 1, 0, d->a.end, d->a.sectors)) ||
@@ -1747,7 +1707,7 @@ static int apply(struct fsp *s)
 			goto out;
 	}
 	for (size_t i = 0; i < s->dtfix.nr; i++) {
-		struct dtfix *x = &s->dtfix.d[i];
+		struct dtfix *x = &s->dtfix.data[i];
 		struct bkey_buf kb;
 		if ((ret = btree_lookup(s->fs, BTREE_ID_dirents, x->pos, &kb)))
 			goto out;
@@ -1760,9 +1720,9 @@ static int apply(struct fsp *s)
 	}
 	/* highest slot first: the backward shift of a removal only moves
 	 * entries above it, so the positions of the others stay valid */
-	vsort(s->dels.d, s->dels.nr, sizeof(*s->dels.d), cmp_del_desc);
+	vsort(s->dels.data, s->dels.nr, sizeof(*s->dels.data), cmp_del_desc);
 	for (size_t i = 0; i < s->dels.nr; i++) {
-		struct del *x = &s->dels.d[i];
+		struct del *x = &s->dels.data[i];
 		struct dent d;
 		if ((ret = read_dirent(s, x->pos, &d)))
 			goto out;
@@ -1779,19 +1739,19 @@ static int apply(struct fsp *s)
 	if (s->lf != NONE || s->lf_fix)
 		for (size_t i = 0; i < s->lfadd.nr; i++) {
 			char name[32];
-			snprintf(name, sizeof(name), "#%llu", (unsigned long long)s->lfadd.d[i].inum);
-			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.d[i].inum, s->lfadd.d[i].type)))
+			snprintf(name, sizeof(name), "#%llu", (unsigned long long)s->lfadd.data[i].inum);
+			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.data[i].inum, s->lfadd.data[i].type)))
 				goto out;
 		}
-	vsort(s->fix.d, s->fix.nr, sizeof(*s->fix.d), cmp_ifix);
+	vsort(s->fix.data, s->fix.nr, sizeof(*s->fix.data), cmp_ifix);
 	for (size_t i = 0; i < s->fix.nr;) {
 		struct bkfs_inode in;
-		u64 inum = s->fix.d[i].inum;
+		u64 inum = s->fix.data[i].inum;
 		ret = bkfs_inode_get(&tr, inum, &in);
 		if (ret)
 			goto out;
-		for (; i < s->fix.nr && s->fix.d[i].inum == inum; i++) {
-			struct ifix *f = &s->fix.d[i];
+		for (; i < s->fix.nr && s->fix.data[i].inum == inum; i++) {
+			struct ifix *f = &s->fix.data[i];
 			if (f->mask & FX_MODE)
 				in.mode = f->mode;
 			if (f->mask & FX_SIZE)
@@ -1834,31 +1794,31 @@ static void t_reserve(struct fsp *s)
 		return; /* implausible: let it grow */
 	struct fi *d = malloc(n * sizeof(struct fi));
 	if (d) {
-		s->t.d = d;
-		s->t.cap = n;
+		s->t.data = d;
+		s->t.size = n;
 		mem_prefault(d, n * sizeof(struct fi));
 	}
 }
 
 static void fsp_free(struct fsp *s)
 {
-	VFREE(s->t);
-	VFREE(s->hi);
-	VFREE(s->dpar);
-	VFREE(s->big);
-	VFREE(s->orph);
-	VFREE(s->bad);
-	VFREE(s->dirs);
-	VFREE(s->sz);
-	VFREE(s->dr);
-	VFREE(s->extra);
-	VFREE(s->loops);
-	VFREE(s->fix);
-	VFREE(s->lfadd);
-	VFREE(s->dels);
-	VFREE(s->dtfix);
-	VFREE(s->ol);
-	VFREE(s->oldel);
+	darray_exit(s->t);
+	darray_exit(s->hi);
+	darray_exit(s->dpar);
+	darray_exit(s->big);
+	darray_exit(s->orph);
+	darray_exit(s->bad);
+	darray_exit(s->dirs);
+	darray_exit(s->sz);
+	darray_exit(s->dr);
+	darray_exit(s->extra);
+	darray_exit(s->loops);
+	darray_exit(s->fix);
+	darray_exit(s->lfadd);
+	darray_exit(s->dels);
+	darray_exit(s->dtfix);
+	darray_exit(s->ol);
+	darray_exit(s->oldel);
 	pb_exit(&s->lf_path);
 }
 
@@ -1883,23 +1843,23 @@ static int fsp_scan(struct fsp *s)
 		return ret;
 	if (s->bad.nr && (ret = resolve_bad(s)))
 		return ret;
-	vsort(s->dirs.d, s->dirs.nr, sizeof(*s->dirs.d), cmp_dirrec);
-	vsort(s->sz.d, s->sz.nr, sizeof(*s->sz.d), cmp_szrec);
+	vsort(s->dirs.data, s->dirs.nr, sizeof(*s->dirs.data), cmp_dirrec);
+	vsort(s->sz.data, s->sz.nr, sizeof(*s->sz.data), cmp_szrec);
 	/* in inum order already unless a directory's type came from evidence
 	 * (qsort would allocate a copy) */
 	for (size_t i = 1; i < s->dpar.nr; i++)
-		if (s->dpar.d[i - 1].idx > s->dpar.d[i].idx) {
-			vsort(s->dpar.d, s->dpar.nr, sizeof(*s->dpar.d), cmp_dpar);
+		if (s->dpar.data[i - 1].idx > s->dpar.data[i].idx) {
+			vsort(s->dpar.data, s->dpar.nr, sizeof(*s->dpar.data), cmp_dpar);
 			break;
 		}
 	for (size_t i = 0; i < s->dpar.nr; i++)
-		s->dpar.d[i].parent = tfind(s, s->dpar.d[i].parent);
+		s->dpar.data[i].parent = tfind(s, s->dpar.data[i].parent);
 	s->next_inum = MAX(s->fs->next_inum, BKFS_FIRST_INO);
 	if (s->t.nr && t_inum(s, s->t.nr - 1) >= s->next_inum)
 		s->next_inum = t_inum(s, s->t.nr - 1) + 1;
 	for (size_t i = 0; i < s->dirs.nr; i++)
-		if (s->dirs.d[i].a.nkeys)
-			s->dirs.d[i].new_inum = s->next_inum++;
+		if (s->dirs.data[i].a.nkeys)
+			s->dirs.data[i].new_inum = s->next_inum++;
 	return scan_dirents(s, &s->need2);
 }
 

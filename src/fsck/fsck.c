@@ -1,6 +1,7 @@
 /* fsck.c - the checker's framework: the named-error table, findings, modes,
  * reports (text and JSON), memory estimate and the pass driver. */
 #include "fsck.h"
+#include "../util/darray.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,16 +53,10 @@ bool fsck_err(struct fsck_ctx *c, unsigned err, const char *action, const char *
 	va_start(ap, fmt);
 	pb_vprintf(&pb, fmt, ap);
 	va_end(ap);
-	if (c->nr == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 64;
-		struct fsck_finding *n = realloc(c->f, nc * sizeof(*n));
-		if (!n) {
-			pb_exit(&pb);
-			c->operational_error = true;
-			return false;
-		}
-		c->f = n;
-		c->cap = nc;
+	if (darray_room(c->f, c->cap, c->nr + 1, 64)) {
+		pb_exit(&pb);
+		c->operational_error = true;
+		return false;
 	}
 	bool fix = mode_fixes(c, err);
 	struct fsck_finding *f = &c->f[c->nr++];

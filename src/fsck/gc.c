@@ -35,6 +35,7 @@
  * dirty nodes and the checkpoint record. Under -n the same repairs are made
  * in memory (so -n reports what -y repairs) and dropped at the close. */
 #include "fsck.h"
+#include "../util/darray.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,43 +199,20 @@ static int seqset_add(struct gc_state *g, u64 seq)
 	return 0;
 }
 
-static void *grow(void *p, size_t *cap, size_t elem, size_t want)
-{
-	if (want <= *cap)
-		return p;
-	size_t nc = *cap ? *cap * 2 : 64;
-	while (nc < want)
-		nc *= 2;
-	void *n = realloc(p, nc * elem);
-	if (n)
-		*cap = nc;
-	return n;
-}
-
 static struct gc_acct *gc_acct_get(struct gc_state *g, struct bpos pos)
 {
 	if (g->acct_hint < g->nr_acct && bpos_eq(g->acct[g->acct_hint].pos, pos))
 		return &g->acct[g->acct_hint];
-	size_t lo = 0, hi = g->nr_acct;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = bpos_cmp(g->acct[mid].pos, pos);
-		if (!c) {
-			g->acct_hint = mid;
-			return &g->acct[mid];
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	size_t lo = sorted_lower_bound(g->nr_acct, m, bpos_cmp(g->acct[m].pos, pos) < 0);
+	if (lo < g->nr_acct && bpos_eq(g->acct[lo].pos, pos)) {
+		g->acct_hint = lo;
+		return &g->acct[lo];
 	}
-	struct gc_acct *n = grow(g->acct, &g->acct_cap, sizeof(*n), g->nr_acct + 1);
-	if (!n)
+	if (darray_room(g->acct, g->acct_cap, g->nr_acct + 1, 64))
 		return NULL;
-	g->acct = n;
-	memmove(&g->acct[lo + 1], &g->acct[lo], (g->nr_acct - lo) * sizeof(*n));
+	memmove(&g->acct[lo + 1], &g->acct[lo], (g->nr_acct - lo) * sizeof(*g->acct));
 	g->nr_acct++;
-	memset(&g->acct[lo], 0, sizeof(*n));
+	memset(&g->acct[lo], 0, sizeof(*g->acct));
 	g->acct[lo].pos = pos;
 	g->acct_hint = lo;
 	return &g->acct[lo];
@@ -256,17 +234,8 @@ static void gc_acct_add(struct gc_state *g, struct bpos pos, s64 v0, s64 v1, s64
 
 static struct gc_stripe *gc_stripe_find(struct gc_state *g, u64 idx)
 {
-	size_t lo = 0, hi = g->nr_st;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (g->st[mid].idx == idx)
-			return &g->st[mid];
-		if (g->st[mid].idx < idx)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	size_t i = sorted_lower_bound(g->nr_st, m, g->st[m].idx < idx);
+	return i < g->nr_st && g->st[i].idx == idx ? &g->st[i] : NULL;
 }
 
 static u64 gc_bucket_stripe(struct gc_state *g, unsigned dev, u64 b)
@@ -296,15 +265,7 @@ static int bst_cmp(const void *a, const void *b)
 /* first reflink table entry whose end is past pos */
 static size_t rl_first_after(struct gc_state *g, u64 pos)
 {
-	size_t lo = 0, hi = g->nr_rl;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (g->rl[mid].end <= pos)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_lower_bound(g->nr_rl, m, g->rl[m].end <= pos);
 }
 
 static u64 rl_start(const struct gc_reflink *r) { return r->end - r->size; }
@@ -380,10 +341,8 @@ static int gc_mark_stripe(struct mark_ctx *mc, const struct bkey *k, int sign)
 			continue; /* already in a stripe: the first one keeps it */
 		gb->flags |= GCB_STRIPE;
 		gb->stripe_redundancy = s->nr_redundant;
-		struct gc_bstripe *n = grow(g->bst, &g->bst_cap, sizeof(*n), g->nr_bst + 1);
-		if (!n)
+		if (darray_room(g->bst, g->bst_cap, g->nr_bst + 1, 64))
 			return -BKFS_E_NOMEM;
-		g->bst = n;
 		g->bst[g->nr_bst++] = (struct gc_bstripe){ .devb = (u64)p->dev << 56 | b, .idx = k->p.offset };
 	}
 	return 0;
@@ -661,10 +620,8 @@ static bool gc_check_reflink_p(struct gc_state *g, unsigned id, const struct bke
 static int gc_register_stripe(struct gc_state *g, const struct bkey *k)
 {
 	const struct bkfs_stripe *s = bkey_val(k);
-	struct gc_stripe *n = grow(g->st, &g->st_cap, sizeof(*n), g->nr_st + 1);
-	if (!n)
+	if (darray_room(g->st, g->st_cap, g->nr_st + 1, 64))
 		return -BKFS_E_NOMEM;
-	g->st = n;
 	struct gc_stripe *x = &g->st[g->nr_st];
 	memset(x, 0, sizeof(*x));
 	x->idx = k->p.offset;
@@ -693,10 +650,8 @@ static int gc_defer_iptr_fix(struct gc_state *g, unsigned id, unsigned level, bo
 			     const struct ptr_fix *pf)
 {
 	const struct bkfs_btree_ptr *bp = bkey_val(k);
-	struct gc_iptr_fix *n = grow(g->ifix, &g->ifix_cap, sizeof(*n), g->nr_ifix + 1);
-	if (!n)
+	if (darray_room(g->ifix, g->ifix_cap, g->nr_ifix + 1, 64))
 		return -BKFS_E_NOMEM;
-	g->ifix = n;
 	struct gc_iptr_fix *f = &g->ifix[g->nr_ifix++];
 	memset(f, 0, sizeof(*f));
 	f->btree_id = id;
@@ -1118,10 +1073,8 @@ static int gc_build_reflink_table(struct gc_state *g)
 			continue;
 		if (g->nr_rl && g->rl[g->nr_rl - 1].end > bkey_start_pos(k).offset)
 			continue; /* overlapping: the first one counts */
-		struct gc_reflink *n = grow(g->rl, &g->rl_cap, sizeof(*n), g->nr_rl + 1);
-		if (!n)
+		if (darray_room(g->rl, g->rl_cap, g->nr_rl + 1, 64))
 			return -BKFS_E_NOMEM;
-		g->rl = n;
 		g->rl[g->nr_rl++] = (struct gc_reflink){
 			.end = k->p.offset, .size = k->size, .kind = k->type == KEY_TYPE_error ? RL_COVER : RL_V,
 		};

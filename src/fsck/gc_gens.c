@@ -22,6 +22,7 @@
  * rewrite keeps accounting exact through the marking rules) and bkfs gc-gens
  * (a normal read-write mount, ordinary transactions with triggers). */
 #include "fsck.h"
+#include "../btree/trans.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -21,6 +21,7 @@
  */
 #include "fsck.h"
 #include "../alloc/alloc.h"
+#include "../util/darray.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,14 +47,8 @@ struct cand_vec {
 
 static int cand_push(struct cand_vec *cv, const struct cand *c)
 {
-	if (cv->nr == cv->cap) {
-		size_t nc = cv->cap ? cv->cap * 2 : 256;
-		struct cand *n = realloc(cv->v, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		cv->v = n;
-		cv->cap = nc;
-	}
+	if (darray_room(cv->v, cv->cap, cv->nr + 1, 256))
+		return -BKFS_E_NOMEM;
 	cv->v[cv->nr++] = *c;
 	return 0;
 }
@@ -211,14 +206,8 @@ struct cheap {
 
 static int heap_push(struct cheap *h, const struct cand *c)
 {
-	if (h->nr == h->cap) {
-		size_t nc = h->cap ? h->cap * 2 : 64;
-		struct cand *n = realloc(h->v, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		h->v = n;
-		h->cap = nc;
-	}
+	if (darray_room(h->v, h->cap, h->nr + 1, 64))
+		return -BKFS_E_NOMEM;
 	size_t i = h->nr++;
 	h->v[i] = *c;
 	while (i) {

@@ -49,6 +49,8 @@
  */
 #include "fsck.h"
 #include "../alloc/alloc.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,14 +78,8 @@ struct clist {
 
 static int cl_insert(struct clist *l, size_t at, const struct child *c)
 {
-	if (l->nr == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 64;
-		struct child *n = realloc(l->v, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		l->v = n;
-		l->cap = nc;
-	}
+	if (darray_room(l->v, l->cap, l->nr + 1, 64))
+		return -BKFS_E_NOMEM;
 	memmove(&l->v[at + 1], &l->v[at], (l->nr - at) * sizeof(*l->v));
 	l->v[at] = *c;
 	l->nr++;
@@ -207,14 +203,8 @@ static int add_release(struct topo *t, const struct bkfs_btree_ptr *p)
 {
 	if (!t->collect || !p->nr_ptrs)
 		return 0;
-	if (t->nr_rel == t->cap_rel) {
-		size_t nc = t->cap_rel ? t->cap_rel * 2 : 32;
-		struct bkfs_btree_ptr *n = realloc(t->rel, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		t->rel = n;
-		t->cap_rel = nc;
-	}
+	if (darray_room(t->rel, t->cap_rel, t->nr_rel + 1, 32))
+		return -BKFS_E_NOMEM;
 	t->rel[t->nr_rel++] = *p;
 	return 0;
 }
@@ -241,15 +231,7 @@ static int found_cmp_key(const struct found_node *n, unsigned id, unsigned level
  * (btree, level) the scanned ranges are disjoint and sorted. */
 static size_t scan_lower(const struct scan_result *r, unsigned id, unsigned level, struct bpos pos)
 {
-	size_t lo = 0, hi = r->nr;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (found_cmp_key(&r->n[mid], id, level, pos) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sorted_lower_bound(r->nr, m, found_cmp_key(&r->n[m], id, level, pos) < 0);
 }
 
 static bool scan_in(const struct scan_result *r, size_t j, unsigned id, unsigned level, struct bpos max)
@@ -518,14 +500,8 @@ static int report_invalid_key(struct topo *t, const struct child *ch, const stru
 	if (!fix && c->opts.mode != FSCK_MODE_NO)
 		return 0;
 	struct bad_keys *bk = t->bad;
-	if (bk->nr == bk->cap) {
-		size_t nc = bk->cap ? bk->cap * 2 : 32;
-		struct bad_key *n = realloc(bk->v, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		bk->v = n;
-		bk->cap = nc;
-	}
+	if (darray_room(bk->v, bk->cap, bk->nr + 1, 32))
+		return -BKFS_E_NOMEM;
 	bk->v[bk->nr++] = (struct bad_key){ .btree_id = t->id, .pos = k->p };
 	return 0;
 }
@@ -1232,25 +1208,12 @@ static int apply_repairs(struct topo *t)
 		for (struct btree *b = fs->hash[h]; b; b = b->hnext) {
 			if (b->btree_id != t->id)
 				continue;
-			size_t lo = 0, hi = n;
-			while (lo < hi) {
-				size_t mid = lo + (hi - lo) / 2;
-				if (si[mid].seq < b->seq)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
+			size_t lo = sorted_lower_bound(n, m, si[m].seq < b->seq);
 			if (lo < n && si[lo].seq == b->seq && same_node(b, t->id, &t->leaves.v[si[lo].i]))
 				continue;
-			if (nr_victims == cap_victims) {
-				size_t nc = cap_victims ? cap_victims * 2 : 64;
-				struct btree **nv = realloc(victims, nc * sizeof(*nv));
-				if (!nv) {
-					ret = -BKFS_E_NOMEM;
-					goto out;
-				}
-				victims = nv;
-				cap_victims = nc;
+			if (darray_room(victims, cap_victims, nr_victims + 1, 64)) {
+				ret = -BKFS_E_NOMEM;
+				goto out;
 			}
 			victims[nr_victims++] = b;
 		}

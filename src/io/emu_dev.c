@@ -16,6 +16,7 @@
  * Discard is accepted and ignored: the old content stays readable, which is a
  * legal outcome of a discard on real hardware. */
 #include "blockdev.h"
+#include "../util/darray.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -161,14 +162,8 @@ static int emu_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
 	if (!len)
 		return 0;
 
-	if (e->nr_pending == e->pending_cap) {
-		size_t ncap = e->pending_cap ? e->pending_cap * 2 : 64;
-		struct emu_write *n = realloc(e->pending, ncap * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		e->pending = n;
-		e->pending_cap = ncap;
-	}
+	if (darray_room(e->pending, e->pending_cap, e->nr_pending + 1, 64))
+		return -BKFS_E_NOMEM;
 	u8 *copy = malloc(len);
 	if (!copy)
 		return -BKFS_E_NOMEM;

@@ -1,5 +1,7 @@
 /* journal.c - journal entries, ring space, checkpoint records, read and replay. */
 #include "journal.h"
+#include "../util/darray.h"
+#include "../btree/trans.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,58 +12,6 @@ static struct journal *J(struct bkfs_fs *fs) { return fs->journal; }
 static u64 ring_start(struct bkfs_fs *fs, unsigned dev)
 {
 	return fs->devs[dev].m->journal_bucket_start * fs->bucket_bytes;
-}
-
-unsigned sb_copy_offsets(const struct bkfs_sb *sb, const struct bkfs_member *m, u64 out[3])
-{
-	u64 bucket_bytes = (u64)sb->bucket_size << SECTOR_SHIFT;
-	out[0] = BKFS_SB_OFFSET;
-	out[1] = BKFS_SB_BACKUP_OFFSET;
-	out[2] = (m->nbuckets - 1) * bucket_bytes;
-	return 3;
-}
-
-int bkfs_write_super(struct bkfs_fs *fs)
-{
-	u8 *buf = xcalloc(1, BKFS_SB_SIZE);
-	int ret = 0, ok = 0;
-	if (!buf)
-		return -BKFS_E_NOMEM;
-	fs->sb.seq++;
-	fs->sb.key_version = fs->key_version;
-	fs->sb.node_seq = fs->node_seq;
-	fs->sb.next_inum = fs->next_inum;
-	/* two rounds, each flushed before the next one starts: the primary copy
-	 * of every member, then the backups. Power lost during one round (with
-	 * its writes reordered or torn) leaves the other round's copies valid;
-	 * writing all copies before one flush could tear them all. */
-	for (unsigned round = 0; round < 2; round++) {
-		for (unsigned d = 0; d < fs->nr_devs; d++) {
-			struct blockdev *bd = fs->devs[d].bd;
-			if (!bd)
-				continue;
-			u64 offs[3];
-			unsigned n = sb_copy_offsets(&fs->sb, &fs->sb.members[d], offs);
-			memset(buf, 0, BKFS_SB_SIZE);
-			memcpy(buf, &fs->sb, sizeof(fs->sb));
-			((struct bkfs_sb *)buf)->dev_idx = d;
-			sb_csum_set((struct bkfs_sb *)buf);
-			for (unsigned i = round ? 1 : 0; i < (round ? n : 1); i++) {
-				int r = bd_write(bd, buf, offs[i], BKFS_SB_SIZE);
-				if (r)
-					ret = r;
-				else
-					ok++;
-			}
-		}
-		for (unsigned d = 0; d < fs->nr_devs; d++) {
-			int r = fs->devs[d].bd ? bd_flush(fs->devs[d].bd) : 0;
-			if (r)
-				ret = r;
-		}
-	}
-	free(buf);
-	return ok ? 0 : (ret ? ret : -BKFS_E_IO);
 }
 
 int journal_init(struct bkfs_fs *fs)
@@ -92,15 +42,7 @@ u64 journal_durable_seq(struct bkfs_fs *fs) { return J(fs) ? J(fs)->durable_seq 
 
 static int buf_reserve(struct journal *j, size_t more)
 {
-	if (j->buf_len + more <= j->buf_cap)
-		return 0;
-	size_t nc = MAX(j->buf_cap * 2, j->buf_len + more + 4096);
-	u8 *n = realloc(j->buf, nc);
-	if (!n)
-		return -BKFS_E_NOMEM;
-	j->buf = n;
-	j->buf_cap = nc;
-	return 0;
+	return darray_room(j->buf, j->buf_cap, j->buf_len + more, 4096);
 }
 
 static int add_record(struct journal *j, unsigned type, unsigned btree_id, unsigned level,
@@ -378,14 +320,8 @@ static bool entry_csum_ok(struct bkfs_fs *fs, struct blockdev *bd, u64 off, cons
 
 static int jent_push(struct jent **ents, size_t *nr, size_t *cap, struct jent e)
 {
-	if (*nr == *cap) {
-		size_t nc = *cap ? *cap * 2 : 256;
-		struct jent *n = realloc(*ents, nc * sizeof(*n));
-		if (!n)
-			return -BKFS_E_NOMEM;
-		*ents = n;
-		*cap = nc;
-	}
+	if (darray_room(*ents, *cap, *nr + 1, 256))
+		return -BKFS_E_NOMEM;
 	(*ents)[(*nr)++] = e;
 	return 0;
 }

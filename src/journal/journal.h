@@ -49,10 +49,6 @@ u64 journal_durable_seq(struct bkfs_fs *fs);
 int journal_commit_trans(struct bkfs_fs *fs, struct trans *t, u64 *seq);
 u64 journal_cur_seq(struct bkfs_fs *fs);
 int journal_write_checkpoint(struct bkfs_fs *fs);
-/* Write the superblock to every copy on every member. */
-int bkfs_write_super(struct bkfs_fs *fs);
-/* Superblock copy locations on a member (byte offsets); returns count. */
-unsigned sb_copy_offsets(const struct bkfs_sb *sb, const struct bkfs_member *m, u64 out[3]);
 /* Overwrite the header block of every damaged entry found by the last read,
  * so a repaired journal never shows them again. */
 int journal_scrub_bad(struct bkfs_fs *fs);

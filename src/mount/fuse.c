@@ -53,6 +53,7 @@
 #include "../fs/posix_ext.h"
 #include "background.h"
 #include "../journal/journal.h"
+#include "../util/darray.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -278,14 +279,8 @@ static int open_get(u64 inum)
 		o->count++;
 		return 0;
 	}
-	if (S.nr_open == S.open_cap) {
-		size_t cap = S.open_cap ? 2 * S.open_cap : 16;
-		struct open_file *n = realloc(S.open, cap * sizeof(*n));
-		if (!n)
-			return ENOMEM;
-		S.open = n;
-		S.open_cap = cap;
-	}
+	if (darray_room(S.open, S.open_cap, S.nr_open + 1, 16))
+		return ENOMEM;
 	S.open[S.nr_open++] = (struct open_file){ .inum = inum, .count = 1 };
 	return 0;
 }

@@ -1,4 +1,6 @@
 #include "util.h"
+#include "darray.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,19 @@ void pb_vprintf(struct printbuf *pb, const char *fmt, va_list ap)
 	}
 	vsnprintf(pb->buf + pb->len, pb->size - pb->len, fmt, ap);
 	pb->len += n;
+}
+
+void *darray_grow(void *p, size_t *cap, size_t elem, size_t want, size_t first)
+{
+	size_t nc = *cap ? *cap * 2 : MAX(first, 1);
+	while (nc < want)
+		nc *= 2;
+	if (nc > SIZE_MAX / elem)
+		return NULL;
+	void *n = realloc(p, nc * elem);
+	if (n)
+		*cap = nc;
+	return n;
 }
 
 void pb_printf(struct printbuf *pb, const char *fmt, ...)

@@ -1,6 +1,7 @@
 /* test_engine.c - btree/journal/alloc engine on the emulated device. */
 #include "test.h"
 #include "fs/super.h"
+#include "btree/trans.h"
 
 static struct blockdev *mkdev(u64 size)
 {

@@ -12,6 +12,7 @@
 #include "fsck_test.h"
 #include "verify.h"
 #include "fs/fs.h"
+#include "btree/trans.h"
 #include <dirent.h>
 #include <sys/stat.h>
 

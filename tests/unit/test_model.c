@@ -20,6 +20,7 @@
  * BKFS_TEST_SEED overrides the seed. */
 #include "test.h"
 #include "verify.h"
+#include "btree/trans.h"
 #include <sys/stat.h>
 #include <time.h>
 

@@ -3,6 +3,7 @@
  * xattrs, hash collisions and chain removal, persistence across reopen. */
 #include "test.h"
 #include "fs/fs.h"
+#include "btree/trans.h"
 #include <sys/stat.h>
 #include <dirent.h>
 

@@ -25,6 +25,7 @@
  * every write if W <= 2000, else 2000 seeded samples); BKFS_TEST_SEED. */
 #include "test.h"
 #include "verify.h"
+#include "btree/trans.h"
 #include <sys/stat.h>
 
 #define DEV_SIZE (6ull << 20)

@@ -11,6 +11,7 @@
 #define FSCK_TEST_VERBOSE_ENV "TOPO_TEST_VERBOSE"
 #include "fsck_test.h"
 #include "alloc/alloc.h"
+#include "btree/trans.h"
 #define NR_INODES 20000
 #define FIRST_INUM 10000
 

@@ -1,5 +1,6 @@
 /* test_util.c - util layer: sizes, checksums, printbuf, chunked arrays. */
 #include "util/util.h"
+#include "util/darray.h"
 #include "test.h"
 
 static void test_parse_size(void)
@@ -149,6 +150,43 @@ static void test_misc(void)
 	CHECK_EQ(MAX(3, 4), 4);
 }
 
+static void test_darray(void)
+{
+	DARRAY(u32) d = { 0 };
+	for (u32 i = 0; i < 1000; i++)
+		CHECK_EQ(darray_push(d, i * 3), 0);
+	CHECK_EQ(d.nr, 1000);
+	CHECK(d.size >= 1000);
+	CHECK_EQ(d.data[999], 2997);
+	u32 *z = darray_push_zeroed(d);
+	CHECK(z == &d.data[1000] && *z == 0);
+
+	/* the lower bound of a key: present, absent between two, past the end */
+	size_t i = sorted_lower_bound(1000, m, d.data[m] < 300);
+	CHECK_EQ(i, 100);
+	i = sorted_lower_bound(1000, m, d.data[m] < 301);
+	CHECK_EQ(i, 101);
+	CHECK_EQ(sorted_lower_bound(1000, m, d.data[m] < 5000), 1000);
+	CHECK_EQ(sorted_lower_bound(0, m, d.data[m] < 1), 0);
+	darray_exit(d);
+	CHECK(!d.data && !d.nr && !d.size);
+
+	/* the pointer-and-capacity form grows to what is wanted, from its first size */
+	u64 *p = NULL;
+	size_t cap = 0;
+	CHECK_EQ(darray_room(p, cap, 1, 64), 0);
+	CHECK_EQ(cap, 64);
+	CHECK_EQ(darray_room(p, cap, 64, 64), 0);
+	CHECK_EQ(cap, 64);
+	CHECK_EQ(darray_room(p, cap, 300, 64), 0);
+	CHECK_EQ(cap, 512);
+	p[299] = 7;
+	CHECK_EQ(darray_room(p, cap, SIZE_MAX / 4, 64), -BKFS_E_NOMEM);
+	CHECK_EQ(cap, 512);
+	CHECK_EQ(p[299], 7);
+	free(p);
+}
+
 int main(void)
 {
 	test_parse_size();
@@ -156,5 +194,6 @@ int main(void)
 	test_printbuf();
 	test_chunked_array();
 	test_misc();
+	test_darray();
 	TEST_MAIN_END();
 }
