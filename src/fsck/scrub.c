@@ -1,5 +1,6 @@
 /* scrub.c - read every node copy, extent replica and stripe block; repair
  * from a good copy or from parity. See scrub.h. */
+#include "../util/darray.h"
 #include "scrub.h"
 #include "../alloc/alloc.h"
 #include "../data/ec.h"
@@ -18,14 +19,8 @@ static unsigned popcount(u32 v) { return (unsigned)__builtin_popcount(v); }
 static void scrub_lost(struct scrub *s, u64 inum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void scrub_lost(struct scrub *s, u64 inum, const char *fmt, ...)
 {
-	if (s->nr_lost == s->cap_lost) {
-		size_t nc = s->cap_lost ? s->cap_lost * 2 : 16;
-		struct scrub_loss *n = realloc(s->lost, nc * sizeof(*n));
-		if (!n)
-			return; /* counted in the stats all the same */
-		s->lost = n;
-		s->cap_lost = nc;
-	}
+	if (darray_room(s->lost, s->cap_lost, s->nr_lost + 1, 16))
+		return; /* counted in the stats all the same */
 	struct printbuf pb = PRINTBUF;
 	va_list ap;
 	va_start(ap, fmt);
