@@ -53,6 +53,8 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	  "the first copy of a btree node with two copies fails its checksum; the other copy is good")         \
 	x(node_unreadable, btree_node_unreadable, 0, NODES,                                                       \
 	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum")                               \
+	x(extents_leaf_lost, inode_data_lost, 0, NODES,                                                           \
+	  "an extents leaf holding a symlink target fails its checksum (every copy)")                             \
 	x(root_unreadable_scan, btree_root_unreadable, 0, NODES,                                                  \
 	  "the root of a multi-level btree fails its checksum; its leaves are found by a node scan")            \
 	x(root_unreadable_empty, btree_root_unreadable_and_scan_found_nothing, 0, NODES,                          \

@@ -45,6 +45,34 @@ int corrupt_node_unreadable(struct corrupt_ctx *c)
 	return node_destroy(c, &t->ptr);
 }
 
+/* an extents leaf below an interior node holding inline data (symlink
+ * targets are inline data) */
+static bool extents_leaf_inline(struct corrupt_ctx *c, const struct dnode *n)
+{
+	if (n->id != BTREE_ID_extents || !fs_leaf_below_interior(c, n))
+		return false;
+	u8 *buf = node_read(c, &n->ptr);
+	bool found = false;
+	for (u32 i = 0; buf && i < hdr(buf)->nr_keys && !found; i++)
+		found = node_buf_key(buf, i)->type == KEY_TYPE_inline_data;
+	free(buf);
+	return found;
+}
+
+int corrupt_extents_leaf_lost(struct corrupt_ctx *c)
+{
+	struct dnode *t = pick_node(c, extents_leaf_inline, "no extents leaf below an interior node holds inline data");
+	if (!t)
+		return NO_TARGET;
+	node_text(&c->r->damaged, t);
+	int ret = leaf_affects(c, t);
+	if (ret)
+		return ret;
+	pb_printf(&c->r->lost, "the data of the %u keys of the node: their files keep what remains, "
+		  "symlinks without a target are removed", t->nr_keys);
+	return node_destroy(c, &t->ptr);
+}
+
 static bool has_two_copies(struct corrupt_ctx *c, const struct dnode *n)
 {
 	return n->ptr.nr_ptrs >= 2 && n->ptr.ptrs[0].dev < c->nr_devs;
