@@ -57,6 +57,8 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	  "an extents leaf holding a symlink target fails its checksum (every copy)")                             \
 	x(root_unreadable_scan, btree_root_unreadable, 0, NODES,                                                  \
 	  "the root of a multi-level btree fails its checksum; its leaves are found by a node scan")            \
+	x(roots_extents_accounting, btree_root_unreadable, 0, NODES,                                              \
+	  "the roots of the extents and accounting btrees fail their checksums (every copy)")                     \
 	x(root_unreadable_empty, btree_root_unreadable_and_scan_found_nothing, 0, NODES,                          \
 	  "the root of an empty btree (and every old copy of its nodes) fails its checksum")                    \
 	x(topology_gap, btree_node_gap_filled_from_scan, 0, NODES,                                                \

@@ -113,6 +113,38 @@ int corrupt_root_unreadable_scan(struct corrupt_ctx *c)
 	return node_destroy(c, &t->ptr);
 }
 
+static bool extents_root(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->root && n->id == BTREE_ID_extents;
+}
+
+static bool accounting_root(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->root && n->id == BTREE_ID_accounting;
+}
+
+/* Two roots at once: the checker rebuilds both from scanned nodes, and the
+ * counters it recomputes must take the lost extents into account (a
+ * second check is clean, no counter negative). */
+int corrupt_roots_extents_accounting(struct corrupt_ctx *c)
+{
+	struct dnode *e = pick_node(c, extents_root, "no extents root");
+	struct dnode *a = e ? pick_node(c, accounting_root, "no accounting root") : NULL;
+	if (!a)
+		return NO_TARGET;
+	node_text(&c->r->damaged, e);
+	pb_printf(&c->r->damaged, "; ");
+	node_text(&c->r->damaged, a);
+	int ret = e->level ? 0 : leaf_affects(c, e);
+	if (ret)
+		return ret;
+	pb_printf(&c->r->lost, e->level ? "none: every extents leaf is found by the node scan" :
+		  "the extents the root leaf held, unless the scan finds them; counters are recomputed");
+	if ((ret = node_destroy(c, &e->ptr)))
+		return ret;
+	return node_destroy(c, &a->ptr);
+}
+
 /* Clear the checksum of every valid node of btree id the scan could find
  * (old copies left behind by copy-on-write), so that it finds nothing. */
 static int destroy_scannable(struct corrupt_ctx *c, unsigned id, unsigned *count)
