@@ -1395,6 +1395,12 @@ static int check_topology_of(struct fsck_ctx *c, unsigned mask)
 	}
 	if (!ret)
 		ret = delete_invalid_keys(c, &bad);
+	/* a repair may have replaced nodes the journal's keys were replayed
+	 * into (a btree rebuilt from scanned leaves, a node dropped): the
+	 * journal's keys go in again, over the repaired btrees (with -n too, so
+	 * the later passes see what -y leaves) */
+	if (!ret && c->nr != nr_start)
+		ret = journal_overlay_reapply(c->fs);
 	free(bad.v);
 	return ret;
 }
