@@ -54,7 +54,7 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	x(node_unreadable, btree_node_unreadable, 0, NODES,                                                       \
 	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum")                               \
 	x(extents_leaf_lost, inode_data_lost, 0, NODES,                                                           \
-	  "an extents leaf holding a symlink target fails its checksum (every copy)")                             \
+	  "an extents leaf (one holding symlink targets when there is one) fails its checksum (every copy)")      \
 	x(root_unreadable_scan, btree_root_unreadable, 0, NODES,                                                  \
 	  "the root of a multi-level btree fails its checksum; its leaves are found by a node scan")            \
 	x(roots_extents_accounting, btree_root_unreadable, 0, NODES,                                              \

@@ -59,9 +59,19 @@ static bool extents_leaf_inline(struct corrupt_ctx *c, const struct dnode *n)
 	return found;
 }
 
+static bool extents_leaf(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->id == BTREE_ID_extents && fs_leaf_below_interior(c, n);
+}
+
 int corrupt_extents_leaf_lost(struct corrupt_ctx *c)
 {
+	/* preferably one holding symlink targets; else any extents leaf */
 	struct dnode *t = pick_node(c, extents_leaf_inline, "no extents leaf below an interior node holds inline data");
+	if (!t) {
+		pb_reset(&c->r->msgs);
+		t = pick_node(c, extents_leaf, "no extents leaf with keys below an interior node");
+	}
 	if (!t)
 		return NO_TARGET;
 	node_text(&c->r->damaged, t);
