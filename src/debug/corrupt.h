@@ -53,8 +53,12 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	  "the first copy of a btree node with two copies fails its checksum; the other copy is good")         \
 	x(node_unreadable, btree_node_unreadable, 0, NODES,                                                       \
 	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum")                               \
+	x(extents_leaf_lost, inode_data_lost, 0, NODES,                                                           \
+	  "an extents leaf (one holding symlink targets when there is one) fails its checksum (every copy)")      \
 	x(root_unreadable_scan, btree_root_unreadable, 0, NODES,                                                  \
 	  "the root of a multi-level btree fails its checksum; its leaves are found by a node scan")            \
+	x(roots_extents_accounting, btree_root_unreadable, 0, NODES,                                              \
+	  "the roots of the extents and accounting btrees fail their checksums (every copy)")                     \
 	x(root_unreadable_empty, btree_root_unreadable_and_scan_found_nothing, 0, NODES,                          \
 	  "the root of an empty btree (and every old copy of its nodes) fails its checksum")                    \
 	x(topology_gap, btree_node_gap_filled_from_scan, 0, NODES,                                                \

@@ -45,6 +45,44 @@ int corrupt_node_unreadable(struct corrupt_ctx *c)
 	return node_destroy(c, &t->ptr);
 }
 
+/* an extents leaf below an interior node holding inline data (symlink
+ * targets are inline data) */
+static bool extents_leaf_inline(struct corrupt_ctx *c, const struct dnode *n)
+{
+	if (n->id != BTREE_ID_extents || !fs_leaf_below_interior(c, n))
+		return false;
+	u8 *buf = node_read(c, &n->ptr);
+	bool found = false;
+	for (u32 i = 0; buf && i < hdr(buf)->nr_keys && !found; i++)
+		found = node_buf_key(buf, i)->type == KEY_TYPE_inline_data;
+	free(buf);
+	return found;
+}
+
+static bool extents_leaf(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->id == BTREE_ID_extents && fs_leaf_below_interior(c, n);
+}
+
+int corrupt_extents_leaf_lost(struct corrupt_ctx *c)
+{
+	/* preferably one holding symlink targets; else any extents leaf */
+	struct dnode *t = pick_node(c, extents_leaf_inline, "no extents leaf below an interior node holds inline data");
+	if (!t) {
+		pb_reset(&c->r->msgs);
+		t = pick_node(c, extents_leaf, "no extents leaf with keys below an interior node");
+	}
+	if (!t)
+		return NO_TARGET;
+	node_text(&c->r->damaged, t);
+	int ret = leaf_affects(c, t);
+	if (ret)
+		return ret;
+	pb_printf(&c->r->lost, "the data of the %u keys of the node: their files keep what remains, "
+		  "symlinks without a target are removed", t->nr_keys);
+	return node_destroy(c, &t->ptr);
+}
+
 static bool has_two_copies(struct corrupt_ctx *c, const struct dnode *n)
 {
 	return n->ptr.nr_ptrs >= 2 && n->ptr.ptrs[0].dev < c->nr_devs;
@@ -83,6 +121,38 @@ int corrupt_root_unreadable_scan(struct corrupt_ctx *c)
 	node_text(&c->r->damaged, t);
 	pb_printf(&c->r->lost, "none: every leaf is found by the node scan");
 	return node_destroy(c, &t->ptr);
+}
+
+static bool extents_root(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->root && n->id == BTREE_ID_extents;
+}
+
+static bool accounting_root(struct corrupt_ctx *c, const struct dnode *n)
+{
+	return n->root && n->id == BTREE_ID_accounting;
+}
+
+/* Two roots at once: the checker rebuilds both from scanned nodes, and the
+ * counters it recomputes must take the lost extents into account (a
+ * second check is clean, no counter negative). */
+int corrupt_roots_extents_accounting(struct corrupt_ctx *c)
+{
+	struct dnode *e = pick_node(c, extents_root, "no extents root");
+	struct dnode *a = e ? pick_node(c, accounting_root, "no accounting root") : NULL;
+	if (!a)
+		return NO_TARGET;
+	node_text(&c->r->damaged, e);
+	pb_printf(&c->r->damaged, "; ");
+	node_text(&c->r->damaged, a);
+	int ret = e->level ? 0 : leaf_affects(c, e);
+	if (ret)
+		return ret;
+	pb_printf(&c->r->lost, e->level ? "none: every extents leaf is found by the node scan" :
+		  "the extents the root leaf held, unless the scan finds them; counters are recomputed");
+	if ((ret = node_destroy(c, &e->ptr)))
+		return ret;
+	return node_destroy(c, &a->ptr);
 }
 
 /* Clear the checksum of every valid node of btree id the scan could find

@@ -91,7 +91,9 @@ struct acc {
 struct orphan { u32 idx; struct acc a; };
 struct badrec { u32 idx; u32 mode; u64 size, sectors, parent; u32 nlink; struct acc a; bool children; u8 hint; };
 struct dirrec { u32 idx; u64 size; struct acc a; u64 new_inum; bool fix; };
-struct szrec  { u32 idx; u64 sectors, end; };
+/* lost: sectors are missing where check_topology gave keys up (not a
+ * wrong counter): the file lost data (inode_data_lost) */
+struct szrec  { u32 idx; u64 sectors, end; bool lost; };
 
 enum { D_NON_DIR, D_MISSING, D_RELINK, D_DTYPE };
 struct drec { struct bpos pos; u64 target; u8 reason, d_type, new_type; bool skip; };
@@ -107,6 +109,8 @@ struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, paren
 struct lfadd { u64 inum; u8 type; };
 struct del { struct bpos pos; u64 target; };
 struct dtfix { struct bpos pos; u64 target; u8 type; };
+/* a symlink whose target is lost: its one dirent (in dir) and the inode go */
+struct lnkrm { u64 inum, dir; };
 
 /* qsort/bsearch must not see a NULL base, even with no elements */
 static void vsort(void *base, size_t nr, size_t sz, int (*cmp)(const void *, const void *))
@@ -147,6 +151,7 @@ struct fsp {
 	DARRAY(struct lfadd) lfadd;
 	DARRAY(struct del) dels;
 	DARRAY(struct dtfix) dtfix;
+	DARRAY(struct lnkrm) lnkrm;
 	DARRAY(u64) ol;         /* the orphan list: inums in order */
 	DARRAY(u64) oldel;      /* its stale entries to delete */
 	struct kst ex, xa;
@@ -530,6 +535,15 @@ static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 secto
 		want = MAX(want, a->iend);
 	if (type == DT_REG && rsize < a->xend)
 		want = MAX(want, a->xend);
+	if (sectors > a->sectors && fsck_lost_range_has_inode(s->c, BTREE_ID_extents, t_inum(s, idx))) {
+		/* its data was in a node the checker dropped: what remains is
+		 * the file (a symlink without its target is removed) */
+		struct szrec *z = darray_push_zeroed(s->sz);
+		if (!z)
+			return -BKFS_E_NOMEM;
+		*z = (struct szrec){ .idx = idx, .sectors = a->sectors, .end = MIN(size, a->end), .lost = true };
+		return 0;
+	}
 	if (sectors != a->sectors || want != size) {
 		struct szrec *z = darray_push_zeroed(s->sz);
 		if (!z)
@@ -1388,6 +1402,41 @@ out:
 
 /* The second pass over the inodes: per-inode checks against the values the
  * repairs lead to, in inum order. */
+/* inode_data_lost: a file keeps the data that remains (i_sectors and i_size
+ * set to it); a symlink whose target is gone, with one name and no xattrs,
+ * is removed (a symlink cannot be read without its target) */
+static int report_data_lost(struct fsp *s, u32 idx, const struct bkfs_inode *v, const struct szrec *z, struct ifix *f,
+			    const char *obj)
+{
+	const struct fi *e = &s->t.data[idx];
+	bool rm = e->type == DT_LNK && !z->sectors && cnt(s, idx) == 1 && v->nlink == 1 &&
+		  !(e->flags & F_TO_LF) && e->link != NONE;
+	bool fix = ERR(s, inode_data_lost, rm ? "removed the symlink" : "set i_sectors and i_size to the data that remains",
+		       "%s", obj);
+	fsck_err_msg(s->c, "%s lost %llu of its %llu sectors (in a btree node the check dropped)%s", ft_name(e->type),
+		     (unsigned long long)(v->sectors - z->sectors), (unsigned long long)v->sectors,
+		     e->type == DT_LNK ? "; its target is lost" : "");
+	s->c->lost_files++;
+	s->c->lost_sectors += v->sectors - z->sectors;
+	if (!fix)
+		return 0;
+	if (rm) {
+		struct lnkrm *r = darray_push_zeroed(s->lnkrm);
+		if (!r)
+			return -BKFS_E_NOMEM;
+		r->inum = t_inum(s, idx);
+		r->dir = t_inum(s, e->link);
+		return 0;
+	}
+	f->mask |= FX_SECTORS;
+	f->sectors = z->sectors;
+	if (e->type == DT_REG || e->type == DT_LNK) {
+		f->mask |= FX_SIZE;
+		f->size = z->end;
+	}
+	return 0;
+}
+
 static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 {
 	struct btree_iter it;
@@ -1481,7 +1530,10 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			else
 				fsck_err_msg(s->c, "nlink %u, but %u directory entries name it", v.nlink, want_nlink);
 		}
-		if (z && v.sectors != z->sectors) {
+		if (z && z->lost) {
+			if ((ret = report_data_lost(s, idx, &v, z, &f, OBJ())))
+				break;
+		} else if (z && v.sectors != z->sectors) {
 			if (ERR(s, inode_i_sectors_wrong, "set i_sectors to the sectors of its extents", "%s", OBJ())) {
 				f.mask |= FX_SECTORS;
 				f.sectors = z->sectors;
@@ -1489,7 +1541,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			fsck_err_msg(s->c, "i_sectors %llu, but its extents hold %llu sectors", (unsigned long long)v.sectors,
 				     (unsigned long long)z->sectors);
 		}
-		if (z && e->type == DT_REG && v.size != z->end) {
+		if (z && !z->lost && e->type == DT_REG && v.size != z->end) {
 			if (ERR(s, inode_i_size_wrong, "set i_size to the end of its data", "%s", OBJ())) {
 				f.mask |= FX_SIZE;
 				f.size = z->end;
@@ -1732,6 +1784,13 @@ static int apply(struct fsp *s)
 		    (ret = commit(&tr)))
 			goto out;
 	}
+	for (size_t i = 0; i < s->lnkrm.nr; i++) {
+		struct bpos pos;
+		if ((ret = find_name(s, s->lnkrm.data[i].dir, s->lnkrm.data[i].inum, NULL, &pos)) ||
+		    (ret = hash_remove_at(&tr, &bkfs_dirent_hash_desc, pos.inode, pos.offset)) ||
+		    (ret = trans_delete(&tr, BTREE_ID_inodes, POS(0, s->lnkrm.data[i].inum))) || (ret = commit(&tr)))
+			goto out;
+	}
 	if (s->lf_new && s->lf_fix &&
 	    ((ret = write_new_inode(s, s->lf_new, S_IFDIR | 0700, 2 + s->lf_new_subdirs, BKFS_ROOT_INO, 0, 0)) ||
 	     (ret = add_dirent_unique(s, BKFS_ROOT_INO, s->lf_name, s->lf_new, DT_DIR))))
@@ -1810,6 +1869,7 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->bad);
 	darray_exit(s->dirs);
 	darray_exit(s->sz);
+	darray_exit(s->lnkrm);
 	darray_exit(s->dr);
 	darray_exit(s->extra);
 	darray_exit(s->loops);

@@ -92,6 +92,33 @@ void fsck_err_msg(struct fsck_ctx *c, const char *fmt, ...)
 	f->msg = pb.buf;
 }
 
+void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max)
+{
+	if (c->trap)
+		return;
+	if (c->nr_lost_ranges == c->cap_lost_ranges) {
+		size_t nc = c->cap_lost_ranges ? c->cap_lost_ranges * 2 : 16;
+		struct fsck_lost_range *n = realloc(c->lost_ranges, nc * sizeof(*n));
+		if (!n) {
+			c->operational_error = true;
+			return;
+		}
+		c->lost_ranges = n;
+		c->cap_lost_ranges = nc;
+	}
+	c->lost_ranges[c->nr_lost_ranges++] = (struct fsck_lost_range){ btree_id, min, max };
+}
+
+bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum)
+{
+	for (size_t i = 0; i < c->nr_lost_ranges; i++) {
+		const struct fsck_lost_range *r = &c->lost_ranges[i];
+		if (r->btree_id == btree_id && r->min.inode <= inum && inum <= r->max.inode)
+			return true;
+	}
+	return false;
+}
+
 void fsck_begin_repair(struct fsck_ctx *c)
 {
 	if (!fsck_may_fix(c))
@@ -215,11 +242,12 @@ static int write_json(const struct fsck_result *r, enum fsck_mode mode, const ch
 	for (unsigned d = 0, n = 0; d < r->nr_members; d++)
 		if (r->missing_devs >> d & 1)
 			fprintf(f, "%s%u", n++ ? ", " : "", d);
-	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
+	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
 		(unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
 		(unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed),
 		(unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
-		(unsigned long long)r->lost_nodes, (unsigned long long)r->salvaged_inodes);
+		(unsigned long long)r->lost_nodes, (unsigned long long)r->lost_files,
+		(unsigned long long)r->salvaged_inodes);
 	return fclose(f);
 }
 
@@ -249,11 +277,12 @@ static void print_report(const struct fsck_result *r, enum fsck_mode mode)
 		if (r->pass_ran[p])
 			printf(" %s %.3fs", fsck_pass_names[p], r->pass_ns[p] / 1e9);
 	printf("\n");
-	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes)
-		printf("data: %llu extents (%llu sectors) and %llu btree nodes %s; %llu inodes %s to lost+found\n",
+	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes || r->lost_files)
+		printf("data: %llu extents (%llu sectors) and %llu btree nodes %s; %llu files lost data; "
+		       "%llu inodes %s to lost+found\n",
 		       (unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
 		       (unsigned long long)r->lost_nodes, mode == FSCK_MODE_NO ? "a repair would lose" : "lost",
-		       (unsigned long long)r->salvaged_inodes,
+		       (unsigned long long)r->lost_files, (unsigned long long)r->salvaged_inodes,
 		       mode == FSCK_MODE_NO ? "it would salvage" : "salvaged");
 	printf("%zu findings, %llu fixed, %llu left\n", r->nr,
 	       (unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
@@ -634,6 +663,10 @@ static void result_take(struct fsck_result *r, struct fsck_ctx *c)
 	r->salvaged_inodes = c->salvaged_inodes;
 	r->missing_devs = c->missing_devs;
 	r->nr_members = c->nr_members;
+	r->lost_files = c->lost_files;
+	free(c->lost_ranges);
+	c->lost_ranges = NULL;
+	c->nr_lost_ranges = c->cap_lost_ranges = 0;
 	if (c->scan) {
 		scan_result_free(c->scan);
 		free(c->scan);

@@ -105,6 +105,7 @@
 	x(orphan_entry_for_missing_inode, 165, FSCK_PREEN)              \
 	x(orphan_entry_for_linked_inode, 166, FSCK_PREEN)               \
 	x(inode_unlinked_not_orphan, 167, 0)                            \
+	x(inode_data_lost, 168, 0)                                      \
 	/* gc_gens */                                                   \
 	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)                         \
 	/* degraded (a member missing) */                               \
@@ -192,8 +193,9 @@ struct fsck_result {
 	size_t nr;
 	u64 counts[FSCK_ERR_NR]; /* findings by named error */
 	u64 nr_fixed, nr_unfixed;
-	/* data reported lost (objects removed or replaced by error keys) */
-	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
+	/* data reported lost (objects removed or replaced by error keys);
+	 * lost_files: inodes whose data a dropped node held (inode_data_lost) */
+	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
 	bool pass_ran[FSCK_PASS_NR];
 	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
 	/* how the driver ran check_topology and check_allocations */
@@ -251,10 +253,20 @@ struct fsck_ctx {
 	 * mode, so the later passes see what -y sees; -y writes them) */
 	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
-	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes;
+	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
 	u32 missing_devs;    /* see fsck_result */
 	unsigned nr_members;
+	/* key ranges whose keys check_topology gave up (unreadable nodes,
+	 * gaps it closed, btrees rebuilt from scanned leaves): the filesystem
+	 * passes tell lost data from a wrong counter by them */
+	struct fsck_lost_range *lost_ranges;
+	size_t nr_lost_ranges, cap_lost_ranges;
 };
+struct fsck_lost_range { unsigned btree_id; struct bpos min, max; };
+/* Record that the keys of btree_id in min..max may be lost. */
+void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max);
+/* Whether a recorded lost range of btree_id covers keys of inode inum. */
+bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum);
 
 /* Report a finding. Returns true if the caller should repair it now (mode -y,
  * or -p and the error is PREEN). The object and message are printf-formatted

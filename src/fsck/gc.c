@@ -1191,6 +1191,14 @@ static int gc_acct_sweep(struct gc_state *g, const struct acct_entry *snap, size
 	struct bkfs_fs *fs = g->fs;
 	static const s64 zero[3];
 	size_t i = 0, j = 0;
+	/* a counter neither stored nor marked may still be in memory: the alloc
+	 * sweep's repairs moved it (bucket_update). It is swept too (its
+	 * marked value is 0), or the repair's delta would be written as a
+	 * negative counter */
+	struct alloc_state *as = ALLOC(fs);
+	for (size_t k = 0; k < as->nr_acct; k++)
+		if (!gc_acct_get(g, as->acct[k].pos))
+			return -BKFS_E_NOMEM;
 	while (i < nr_snap || j < g->nr_acct) {
 		int c = i >= nr_snap ? 1 : j >= g->nr_acct ? -1 : bpos_cmp(snap[i].pos, g->acct[j].pos);
 		struct bpos pos = c <= 0 ? snap[i].pos : g->acct[j].pos;

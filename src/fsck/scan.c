@@ -110,6 +110,14 @@ static void *scan_dev_thread(void *arg)
 				ds->uncommitted++;
 				continue;
 			}
+			/* a node left in a bucket since reused for file data (its
+			 * alloc key says so) is stale: a tree rebuilt with it would
+			 * share the bucket with that data */
+			if (fs->alloc && ALLOC(fs)->buckets[ds->dev] && bucket_get(fs, ds->dev, b)->data_type == DATA_user &&
+			    bucket_get(fs, ds->dev, b)->dirty_sectors) {
+				ds->uncommitted++;
+				continue;
+			}
 			ds->candidates++;
 			struct cand c = {
 				.btree_id = h->btree_id,

@@ -493,6 +493,7 @@ static int report_invalid_key(struct topo *t, const struct child *ch, const stru
 		if (!bkey_deleted(k)) {
 			c->lost_extents++;
 			c->lost_sectors += sectors;
+			fsck_lost_range_add(c, t->id, k->p, k->p);
 		}
 		break;
 	}
@@ -602,6 +603,7 @@ pass_a:
 				report(t, FSCK_ERR_btree_node_unreadable, "dropped the pointer (its keys are lost)", &obj,
 				       "%s", pb_str(&why));
 				t->c->lost_nodes++;
+				fsck_lost_range_add(t->c, t->id, cur->min, cur->max);
 				/* its space is not released here: the pointer may be
 				 * what is damaged; the allocation sweep frees it */
 				cl_remove(L, i);
@@ -654,6 +656,7 @@ pass_a:
 			       "extended the node back over the gap (keys there are lost)", &obj,
 			       "expected to start at %s: gap %s..%s", pos_str(expected, b1), pos_str(expected, b1),
 			       pos_str(gap_end, b2));
+			fsck_lost_range_add(t->c, t->id, expected, gap_end);
 			cur->min = expected;
 		} else if (overlap) {
 			if (pv && cur->p.seq > pv->p.seq) {
@@ -749,6 +752,7 @@ pass_a:
 		report(t, FSCK_ERR_btree_node_topology_bad_max_key,
 		       "extended the node to the parent's end (keys there are lost)", &obj,
 		       "last child ends before the parent's end %s", pos_str(pd->max, b1));
+		fsck_lost_range_add(t->c, t->id, bpos_successor(last->max), pd->max);
 		last->max = pd->max;
 	}
 
@@ -903,6 +907,8 @@ static int check_btree(struct topo *t)
 		       bkfs_strerror(ret));
 		pb_exit(&obj);
 		t->c->lost_nodes++;
+		/* scanned leaves may be older than the ones the root held */
+		fsck_lost_range_add(t->c, t->id, POS_MIN, POS_MAX);
 		return rebuild_from_scan(t); /* its space: see the unreadable child */
 	}
 	bool mem = r->dirty || !r->has_loc;
@@ -1352,6 +1358,12 @@ static int check_topology_of(struct fsck_ctx *c, unsigned mask)
 	}
 	if (!ret)
 		ret = delete_invalid_keys(c, &bad);
+	/* a repair may have replaced nodes the journal's keys were replayed
+	 * into (a btree rebuilt from scanned leaves, a node dropped): the
+	 * journal's keys go in again, over the repaired btrees (with -n too, so
+	 * the later passes see what -y leaves) */
+	if (!ret && c->nr != nr_start)
+		ret = journal_overlay_reapply(c->fs);
 	free(bad.v);
 	return ret;
 }

@@ -33,6 +33,7 @@ void journal_exit(struct bkfs_fs *fs)
 	if (!j)
 		return;
 	free(j->buf);
+	free(j->overlay);
 	free(j);
 	fs->journal = NULL;
 }
@@ -427,6 +428,42 @@ static int load_checkpoint_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, vo
 	return 0;
 }
 
+/* the checker's copy of a replayed key (see journal_overlay_reapply) */
+static int overlay_keep(struct journal *j, unsigned btree_id, const struct bkey *k)
+{
+	size_t need = sizeof(u64) + bkey_bytes(k);
+	if (j->overlay_len + need > j->overlay_cap) {
+		size_t nc = MAX(j->overlay_cap * 2, j->overlay_len + need + 4096);
+		u8 *n = realloc(j->overlay, nc);
+		if (!n)
+			return -BKFS_E_NOMEM;
+		j->overlay = n;
+		j->overlay_cap = nc;
+	}
+	u64 id = btree_id;
+	memcpy(j->overlay + j->overlay_len, &id, sizeof(id));
+	memcpy(j->overlay + j->overlay_len + sizeof(id), k, bkey_bytes(k));
+	j->overlay_len += need;
+	return 0;
+}
+
+int journal_overlay_reapply(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	for (size_t off = 0; j && off + sizeof(u64) <= j->overlay_len;) {
+		u64 id;
+		struct bkey_buf kb;
+		memcpy(&id, j->overlay + off, sizeof(id));
+		const struct bkey *k = (const void *)(j->overlay + off + sizeof(id));
+		memcpy(&kb, k, bkey_bytes(k)); /* aligned, and the insert may keep it */
+		off += sizeof(id) + bkey_bytes(k);
+		int ret = btree_insert_key(fs, (unsigned)id, &kb.k);
+		if (ret == -BKFS_E_NOMEM)
+			return ret;
+	}
+	return 0;
+}
+
 static int replay_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, void *arg)
 {
 	if (r->type != JR_KEY)
@@ -435,6 +472,8 @@ static int replay_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, void *arg)
 	if (!k || r->btree_id >= BTREE_ID_NR || bkey_validate(k, r->btree_id, 0, NULL))
 		return -BKFS_E_CORRUPT;
 	fs->key_version = MAX(fs->key_version, k->version);
+	if ((fs->flags & BKFS_OPEN_FSCK) && overlay_keep(J(fs), r->btree_id, k))
+		return -BKFS_E_NOMEM;
 	int ret = btree_insert_key(fs, r->btree_id, k);
 	if (ret && (fs->flags & BKFS_OPEN_FSCK))
 		return 0; /* the tree under it is damaged: fsck repairs it */

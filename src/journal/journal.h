@@ -33,6 +33,11 @@ struct journal {
 	u16 nr_records;
 	bool sb_dirty;      /* superblock must be written before the next checkpoint record */
 	struct journal_stats stats;
+	/* under BKFS_OPEN_FSCK: every key replayed, in order (a u64 btree id,
+	 * then the key), so the checker can apply them again over btrees it
+	 * rebuilt (DESIGN §4 guarantee 7: nothing in the journal is lost) */
+	u8 *overlay;
+	size_t overlay_len, overlay_cap;
 };
 
 int journal_init(struct bkfs_fs *fs);
@@ -40,6 +45,13 @@ void journal_exit(struct bkfs_fs *fs);
 /* Read the ring, choose the newest checkpoint, load roots and state into fs
  * and replay later entries into the in-memory btrees. */
 int journal_read_and_replay(struct bkfs_fs *fs, bool replay);
+/* Insert every key the open replayed (BKFS_OPEN_FSCK keeps them) again, in
+ * the order replay applied them: a replayed key whose node the checker
+ * replaced (a btree rebuilt from scanned nodes) is back in the tree. Each
+ * key overwrites what it covers, so keys already in place are unchanged.
+ * Returns 0 or -BKFS_E_NOMEM; keys that still cannot be inserted are skipped,
+ * as at replay. */
+int journal_overlay_reapply(struct bkfs_fs *fs);
 /* Write the open entry and flush all members. */
 int journal_flush(struct bkfs_fs *fs);
 /* Anything committed that a journal_flush() would make durable. */

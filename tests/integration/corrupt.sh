@@ -180,7 +180,7 @@ check_kind() {
 	if [ "$nchanged" -gt 0 ]; then
 		local lost
 		lost=$(json_lost "$W/y.json")
-		echo "  $nchanged files missing or different; repair report: lost extents/sectors/nodes/salvaged = $lost"
+		echo "  $nchanged files missing or different; repair report: lost extents/sectors/nodes/salvaged/files = $lost"
 		grep -E '^data:' "$W/y.log" | sed 's/^/  report: /'
 		# lost+found content by hash, to show where salvaged files went
 		if [ -d "$W/out/lost+found" ]; then
@@ -190,7 +190,7 @@ check_kind() {
 		fi
 		local any_lost=0
 		set -- $lost
-		if [ "${1:-0}" != 0 ] || [ "${3:-0}" != 0 ] || [ "${4:-0}" != 0 ]; then any_lost=1; fi
+		if [ "${1:-0}" != 0 ] || [ "${3:-0}" != 0 ] || [ "${4:-0}" != 0 ] || [ "${5:-0}" != 0 ]; then any_lost=1; fi
 		# names never contain whitespace (gentree), so fields split cleanly
 		awk '$1 == "affects:" { print $2, $3 }' "$W/corrupt.log" > "$W/affects"
 		: > "$W/explain"

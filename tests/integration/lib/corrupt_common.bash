@@ -111,12 +111,14 @@ json_names() {
 	grep -o '"name": "[a-z_0-9]*", "number"' "$1" 2>/dev/null | cut -d'"' -f4
 }
 
-# json_lost FILE: "extents sectors nodes salvaged" of a fsck --json report
+# json_lost FILE: "extents sectors nodes salvaged files" of a fsck --json
+# report (files: files that lost data)
 json_lost() {
-	local l s
-	l=$(grep -o '"lost": {[^}]*}' "$1" 2>/dev/null | grep -o '[0-9][0-9]*' | tr '\n' ' ')
+	local l s f
+	l=$(grep -o '"lost": {[^}]*}' "$1" 2>/dev/null | grep -o '[0-9][0-9]*' | head -3 | tr '\n' ' ')
+	f=$(grep -o '"files": [0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$')
 	s=$(grep -o '"salvaged_inodes": [0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$')
-	echo "${l:-0 0 0 }${s:-0}"
+	echo "${l:-0 0 0 }${s:-0} ${f:-0}"
 }
 
 # A seeded PRNG that works without subshells (bash reseeds $RANDOM in every
