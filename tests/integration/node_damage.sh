@@ -24,7 +24,7 @@
 # single-copy image (written through the mount, the server killed with
 # SIGKILL: the journal holds what the btrees do not), when FUSE is usable.
 #
-# Environment: DAMAGE_NODES (nodes per image, default 12; 0 = every node; the full campaign: DAMAGE_NODES=0 DAMAGE_FILES=3000),
+# Environment: DAMAGE_NODES (nodes per image, default 8, 4 under a sanitizer; 0 = every node; the full campaign: DAMAGE_NODES=0 DAMAGE_FILES=3000),
 # DAMAGE_SEED (default 1), DAMAGE_FILES (default 500), DAMAGE_BYTES (bytes
 # overwritten per node, default 64), DAMAGE_IMAGES ("dup one unclean"),
 # DAMAGE_STRICT_NAMES (default 0).
@@ -35,27 +35,50 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 
 T=$TMPDIR
 MNT=$T/mnt
-NODES=${DAMAGE_NODES:-12}
+NODES=${DAMAGE_NODES:-8}
 SEED=${DAMAGE_SEED:-1}
 FILES=${DAMAGE_FILES:-500}
 NBYTES=${DAMAGE_BYTES:-64}
 IMAGES=${DAMAGE_IMAGES:-dup one unclean}
 STRICT_NAMES=${DAMAGE_STRICT_NAMES:-0}
-is_asan && NODES=${DAMAGE_NODES:-8}
+is_asan && NODES=${DAMAGE_NODES:-4}
 
 BTREES="extents inodes dirents xattrs alloc reflink stripes accounting orphans"
 
 # tree_manifest DIR: one line per entry below DIR (lost+found left out):
 # path, type, and the content hash (files), the target (symlinks)
 tree_manifest() {
-	(cd "$1" && find . -path ./lost+found -prune -o -printf '%y %p\n' | LC_ALL=C sort -k2 |
-		while read -r ty p; do
-			case "$ty" in
-			f) echo "$p f $(sha256sum < "$p" | cut -c1-16)" ;;
-			l) echo "$p l $(readlink "$p")" ;;
-			*) echo "$p $ty" ;;
-			esac
-		done)
+	python3 - "$1" <<'PY'
+import hashlib, os, stat, sys
+root = sys.argv[1]
+rows = []
+for dp, dns, fns in os.walk(root):
+    rel = os.path.relpath(dp, root)
+    if rel == 'lost+found':
+        dns[:] = []
+        continue
+    for n in dns + fns:
+        r = os.path.normpath(os.path.join(rel, n))
+        if r == 'lost+found':
+            continue
+        rows.append('./' + r)
+    dns[:] = [d for d in dns if not os.path.islink(os.path.join(dp, d))]
+rows.append('.')
+out = []
+for p in set(rows):
+    full = os.path.join(root, p)
+    st = os.lstat(full)
+    if stat.S_ISREG(st.st_mode):
+        with open(full, 'rb') as f:
+            out.append('%s f %s' % (p, hashlib.sha256(f.read()).hexdigest()[:16]))
+    elif stat.S_ISLNK(st.st_mode):
+        out.append('%s l %s' % (p, os.readlink(full)))
+    else:
+        t = 'd' if stat.S_ISDIR(st.st_mode) else 'p' if stat.S_ISFIFO(st.st_mode) else \
+            's' if stat.S_ISSOCK(st.st_mode) else 'c' if stat.S_ISCHR(st.st_mode) else 'b'
+        out.append('%s %s' % (p, t))
+sys.stdout.write(''.join(l + '\n' for l in sorted(out, key=os.fsencode)))
+PY
 }
 
 # node_list IMG: every live node of every btree, one line each:
