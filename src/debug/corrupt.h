@@ -144,6 +144,8 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	  "superblock copy)")                                                                                   \
 	x(sb_primary, sb_copy_bad, 0, RAW, "the primary superblock copy overwritten with random bytes")        \
 	x(sb_stale, sb_copy_stale, 0, RAW, "a backup superblock copy made one write older")                    \
+	x(sb_clean_cp_pos, journal_clean_checkpoint_missing, 0, RAW,                                            \
+	  "a clean superblock's clean_cp_pos moved one block, off the newest checkpoint (every copy)")           \
 	/* journal (corrupt_journal.c) */                                                                       \
 	x(journal_entry, journal_entry_bad_csum, 0, RAW,                                                        \
 	  "unclean filesystem: a journal entry after the checkpoint fails its checksum")                        \

@@ -136,3 +136,27 @@ int corrupt_sb_stale(struct corrupt_ctx *c)
 	return edit_sb_copies(c, make_stale, &e);
 }
 
+
+static bool move_clean_cp_pos(struct corrupt_ctx *c, struct bkfs_sb *sb, unsigned dev, unsigned copy, void *arg)
+{
+	(void)c; (void)dev; (void)copy;
+	sb->clean_cp_pos = *(u64 *)arg;
+	return true;
+}
+
+/* A clean superblock's clean_cp_pos moved one block on (still inside the
+ * ring, so the superblock validates): no checkpoint with the expected seq
+ * lies there, and the open falls back to scanning the ring. */
+int corrupt_sb_clean_cp_pos(struct corrupt_ctx *c)
+{
+	if (!c->sb.clean || !c->sb.clean_cp_pos)
+		return no_target(c, "the superblock is not clean or records no checkpoint position");
+	u64 ring = UINT64_MAX;
+	for (unsigned d = 0; d < c->sb.nr_devices; d++)
+		ring = MIN(ring, c->sb.members[d].journal_nr_buckets * ((u64)c->sb.bucket_size << SECTOR_SHIFT));
+	u64 pos = (c->sb.clean_cp_pos - 1 + c->sb.block_size) % ring + 1;
+	pb_printf(&c->r->damaged, "superblock clean_cp_pos %llu -> %llu (every copy): the newest checkpoint is not there",
+		  (unsigned long long)c->sb.clean_cp_pos, (unsigned long long)pos);
+	pb_printf(&c->r->lost, "none: the ring is scanned for the checkpoint");
+	return edit_sb_copies(c, move_clean_cp_pos, &pos);
+}

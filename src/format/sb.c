@@ -99,6 +99,14 @@ int sb_validate(const struct bkfs_sb *sb, struct printbuf *err)
 				(unsigned long long)m->journal_bucket_start,
 				(unsigned long long)m->journal_nr_buckets);
 	}
+	if (sb->clean_cp_pos) {
+		u64 ring = UINT64_MAX, off = sb->clean_cp_pos - 1;
+		for (unsigned i = 0; i < sb->nr_devices; i++)
+			ring = MIN(ring, sb->members[i].journal_nr_buckets * ((u64)sb->bucket_size << SECTOR_SHIFT));
+		if (off % sb->block_size || off >= ring)
+			INVALID("sb: clean_cp_pos %llu outside the journal ring or not block aligned",
+				(unsigned long long)sb->clean_cp_pos);
+	}
 	for (unsigned i = 0; i < BTREE_ID_NR; i++) {
 		const struct bkfs_btree_ptr *r = sb_root(sb, i);
 		if (r->nr_ptrs > BKFS_MAX_REPLICAS || r->level >= BTREE_MAX_DEPTH)
@@ -151,6 +159,7 @@ void sb_to_text(struct printbuf *out, const struct bkfs_sb *sb)
 	pb_printf(out, "key_version:       %llu\n", (unsigned long long)sb->key_version);
 	pb_printf(out, "node_seq:          %llu\n", (unsigned long long)sb->node_seq);
 	pb_printf(out, "journal_seq:       %llu\n", (unsigned long long)sb->journal_seq);
+	pb_printf(out, "clean_cp_pos:      %llu\n", (unsigned long long)sb->clean_cp_pos);
 	pb_printf(out, "next_inum:         %llu\n", (unsigned long long)sb->next_inum);
 	pb_printf(out, "time_base_ns:      %llu\n", (unsigned long long)sb->time_base_ns);
 	pb_printf(out, "fsck_last_run:     %llu\n", (unsigned long long)sb->fsck_last_run);

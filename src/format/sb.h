@@ -72,8 +72,12 @@ struct bkfs_sb {
 	/* roots of btrees BKFS_SB_ROOTS.. (version 2: orphans); all zero in
 	 * a version 1 superblock: that btree does not exist yet */
 	struct bkfs_btree_ptr roots_ext[BTREE_ID_NR - BKFS_SB_ROOTS];
+	/* when clean: 1 + the ring offset of the checkpoint entry written last
+	 * (seq journal_seq - 1), so an open reads that entry instead of
+	 * scanning the ring; 0 = not recorded (the ring is scanned) */
+	u64 clean_cp_pos;
 } __attribute__((packed));
-_Static_assert(sizeof(struct bkfs_sb) == 2816, "sb layout");
+_Static_assert(sizeof(struct bkfs_sb) == 2824, "sb layout");
 
 static inline struct bkfs_btree_ptr *sb_root(const struct bkfs_sb *sb, unsigned id)
 {

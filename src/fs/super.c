@@ -360,6 +360,7 @@ int bkfs_open_devs(struct blockdev **bds, unsigned nr, unsigned flags, struct bk
 			fs->node_seq += NODE_SEQ_RECOVERY_JUMP;
 		}
 		fs->sb.clean = 0;
+		fs->sb.clean_cp_pos = 0;
 		fs->sb.version = BKFS_FORMAT_VERSION; /* the upgrade of an older filesystem */
 		if ((ret = bkfs_write_super(fs)) || (ret = btree_checkpoint(fs))) {
 			pb_printf(err, "writing: %s", bkfs_strerror(ret));
@@ -420,7 +421,7 @@ int bkfs_close(struct bkfs_fs *fs)
 			fs->sb.clean = 1;
 			for (unsigned id = 0; id < BTREE_ID_NR; id++)
 				*sb_root(&fs->sb, id) = fs->roots[id].ptr;
-			fs->sb.journal_seq = journal_cur_seq(fs);
+			journal_note_clean(fs);
 			ret = bkfs_write_super(fs);
 		}
 	} else if (fs->error) {

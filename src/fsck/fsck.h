@@ -36,6 +36,7 @@
 	x(journal_entries_after_gap, 11, FSCK_PREEN)                    \
 	x(journal_no_checkpoint, 12, 0)                                 \
 	x(journal_entry_torn, 13, FSCK_PREEN)                           \
+	x(journal_clean_checkpoint_missing, 14, FSCK_PREEN)             \
 	/* topology (reference §8 #1-10) */                             \
 	x(btree_node_unreadable, 30, 0)                                 \
 	x(btree_node_topology_bad_min_key, 31, 0)                       \

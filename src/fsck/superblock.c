@@ -145,6 +145,15 @@ int fsck_pass_journal(struct fsck_ctx *c)
 	if (!s->found_checkpoint)
 		fsck_err(c, FSCK_ERR_journal_no_checkpoint, "use the superblock's roots and rebuild from a node scan",
 			 "journal");
+	/* the scan found a checkpoint the clean superblock did not point to
+	 * (none at all is journal_no_checkpoint); the final checkpoint of the
+	 * repair records its position again */
+	if (s->clean_checkpoint_missing && s->found_checkpoint &&
+	    fsck_err(c, FSCK_ERR_journal_clean_checkpoint_missing, "record the position of the newest checkpoint",
+		     "superblock clean_cp_pos %llu: no checkpoint with seq %llu there; the newest is seq %llu",
+		     (unsigned long long)fs->sb.clean_cp_pos, (unsigned long long)fs->sb.journal_seq - 1,
+		     (unsigned long long)s->checkpoint_seq))
+		fsck_begin_repair(c);
 	if (s->bad_csum)
 		fsck_err(c, FSCK_ERR_journal_entry_bad_csum, "truncate the journal at the first bad entry",
 			 "journal: %llu entries with bad checksums (first bad seq %llu)",

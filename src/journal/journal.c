@@ -480,6 +480,61 @@ static int replay_rec(struct bkfs_fs *fs, const struct bkfs_jrec *r, void *arg)
 	return ret;
 }
 
+/* The header of the entry at ring offset pos of device d, if it is a
+ * checkpoint with seq `seq` that fits in the ring (its checksum is checked
+ * when its records are read). */
+static bool clean_checkpoint_hdr(struct bkfs_fs *fs, unsigned d, u64 pos, u64 seq, struct jent *e)
+{
+	struct journal *j = J(fs);
+	struct bkfs_jentry_hdr h;
+	if (bd_read(fs->devs[d].bd, &h, ring_start(fs, d) + pos, sizeof(h)))
+		return false;
+	if (h.magic != sb_journal_magic(&fs->sb) || !format_version_ok(h.version) || h.type != JENTRY_CHECKPOINT ||
+	    h.seq != seq || h.checkpoint_seq != seq || h.bytes < sizeof(h) || h.bytes > j->ring_bytes - pos)
+		return false;
+	*e = (struct jent){ .seq = seq, .cp_seq = seq, .type = JENTRY_CHECKPOINT, .dev = d, .bytes = h.bytes, .pos = pos };
+	return true;
+}
+
+/* A clean filesystem: its newest checkpoint is the entry at clean_cp_pos,
+ * with seq journal_seq - 1, and nothing follows it. That one entry gives
+ * what a scan of the whole ring would (roots, state, where the next entry
+ * goes), as e2fsck skips a clean journal. Returns false when it is not
+ * there: the caller then scans the ring. */
+static bool load_clean_checkpoint(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	struct journal_stats *st = &j->stats;
+	u64 pos = fs->sb.clean_cp_pos - 1, seq = fs->sb.journal_seq - 1;
+	struct jent e;
+	if (!fs->sb.clean || !fs->sb.clean_cp_pos || !fs->sb.journal_seq || pos >= j->ring_bytes)
+		return false;
+	for (unsigned d = 0; d < fs->nr_devs; d++) {
+		if (!fs->devs[d].bd || !clean_checkpoint_hdr(fs, d, pos, seq, &e) ||
+		    entry_records(&e, load_checkpoint_rec, fs, NULL))
+			continue;
+		st->found_checkpoint = st->clean_checkpoint = true;
+		st->checkpoint_seq = st->max_seq_seen = seq;
+		st->entries_valid = 1;
+		j->checkpoint_seq = j->durable_seq = seq;
+		j->seq = seq + 1;
+		j->cp_pos = pos;
+		j->cp_len = ROUND_UP(e.bytes, fs->block_bytes);
+		j->wpos = pos + j->cp_len < j->ring_bytes ? pos + j->cp_len : 0;
+		return true;
+	}
+	st->clean_checkpoint_missing = true;
+	return false;
+}
+
+void journal_note_clean(struct bkfs_fs *fs)
+{
+	struct journal *j = J(fs);
+	fs->sb.journal_seq = j->seq;
+	/* only when the checkpoint is the last entry written */
+	fs->sb.clean_cp_pos = j->checkpoint_seq && j->checkpoint_seq + 1 == j->seq ? j->cp_pos + 1 : 0;
+}
+
 int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 {
 	struct journal *j = J(fs);
@@ -490,6 +545,8 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay)
 	int ret = 0;
 
 	memset(st, 0, sizeof(*st));
+	if (load_clean_checkpoint(fs))
+		return 0;
 	for (unsigned d = 0; d < fs->nr_devs; d++) {
 		if (!fs->devs[d].bd)
 			continue;
@@ -571,4 +628,6 @@ void journal_stats_to_text(struct printbuf *out, const struct journal_stats *s)
 		  (unsigned long long)s->checkpoint_seq, (unsigned long long)s->entries_valid,
 		  (unsigned long long)s->entries_replayed, (unsigned long long)s->bad_csum,
 		  (unsigned long long)s->after_gap, (unsigned long long)s->max_seq_seen);
+	if (s->clean_checkpoint)
+		pb_printf(out, " (clean: the checkpoint at the superblock's clean_cp_pos read, the ring not scanned)");
 }

@@ -14,6 +14,8 @@ struct journal_stats {
 	u64 checkpoint_seq, max_seq_seen;
 	u64 first_bad_seq;  /* seq of the first entry not replayed (0 = none) */
 	bool found_checkpoint;
+	bool clean_checkpoint;         /* clean: read at clean_cp_pos, the ring not scanned */
+	bool clean_checkpoint_missing; /* clean, but no such checkpoint at clean_cp_pos */
 	/* where damaged entries lie (dev, ring offset), for journal_scrub_bad() */
 #define JOURNAL_MAX_BAD 256
 	u32 nr_bad;
@@ -52,6 +54,9 @@ int journal_read_and_replay(struct bkfs_fs *fs, bool replay);
  * Returns 0 or -BKFS_E_NOMEM; keys that still cannot be inserted are skipped,
  * as at replay. */
 int journal_overlay_reapply(struct bkfs_fs *fs);
+/* Before a clean superblock is written: journal_seq and clean_cp_pos, so
+ * the next open reads the last checkpoint instead of scanning the ring. */
+void journal_note_clean(struct bkfs_fs *fs);
 /* Write the open entry and flush all members. */
 int journal_flush(struct bkfs_fs *fs);
 /* Anything committed that a journal_flush() would make durable. */

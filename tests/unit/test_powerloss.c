@@ -320,6 +320,10 @@ static void run_workload(struct blockdev *bd, struct wl_result *r)
 		}
 		return;
 	}
+	/* the image was closed cleanly with an aged ring: the open read only
+	 * the checkpoint the superblock names, and the cuts below land in the
+	 * entries written after it (wrapping past the old ones) */
+	CHECK(((struct journal *)fs->journal)->stats.clean_checkpoint);
 	fs->dirty_limit = 12 * fs->node_bytes;
 	fs->max_clean = 16;
 	if (cut_now(bd))
