@@ -118,44 +118,58 @@ static int check_root(struct scrub *s)
 	return check_node(s, s->btree_id, &kb.k);
 }
 
-/* The pointers at s->level (to nodes one level down), from s->pos. */
-static int nodes_level_step(struct scrub *s, unsigned *budget)
+enum walk_end { WALK_MORE, WALK_DONE, WALK_BROKEN };
+
+/* Keys of s->btree_id at level from s->pos through fn, within the budget.
+ * WALK_BROKEN: a node on the way has no good copy (reported with its
+ * parent's pointer); it is listed, and the rest of this btree is fsck's
+ * work. */
+static int walk_step(struct scrub *s, unsigned level, unsigned *budget,
+		     int (*fn)(struct scrub *, unsigned, const struct bkey *), enum walk_end *end)
 {
 	struct btree_iter it;
 	struct bkey *k = NULL;
 	int ret = 0;
+	*end = WALK_MORE;
 	if (!*budget)
 		return 0;
-	btree_iter_init(&it, s->fs, s->btree_id, s->level, s->pos);
+	btree_iter_init(&it, s->fs, s->btree_id, level, s->pos);
 	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
 		struct bkey_buf kb;
 		memcpy(&kb, k, bkey_bytes(k));
 		btree_iter_advance(&it);
 		s->pos = it.pos;
 		(*budget)--;
-		if ((ret = check_node(s, s->btree_id, &kb.k)))
+		if ((ret = fn(s, s->btree_id, &kb.k)))
 			return ret;
 	}
 	if (ret == -BKFS_E_NOMEM)
 		return ret;
 	if (ret) {
-		/* a node on the way has no good copy (reported with its parent's
-		 * pointer): the rest of this btree is fsck's work */
 		struct printbuf pb = PRINTBUF;
 		bpos_to_text(&pb, s->pos);
-		scrub_lost(s, 0, "btree %s level %u from %s: not scrubbed, %s", btree_id_str(s->btree_id), s->level,
+		scrub_lost(s, 0, "btree %s level %u from %s: not scrubbed, %s", btree_id_str(s->btree_id), level,
 			   pb_str(&pb), bkfs_strerror(ret));
 		pb_exit(&pb);
-		next_btree(s);
-		return 0;
+		*end = WALK_BROKEN;
+	} else if (!k) {
+		*end = WALK_DONE;
 	}
-	if (!k) {
-		if (s->level <= 1)
-			next_btree(s);
-		else {
-			s->level--;
-			s->pos = POS_MIN;
-		}
+	return 0;
+}
+
+/* The pointers at s->level (to nodes one level down), from s->pos. */
+static int nodes_level_step(struct scrub *s, unsigned *budget)
+{
+	enum walk_end end;
+	int ret = walk_step(s, s->level, budget, check_node, &end);
+	if (ret || end == WALK_MORE)
+		return ret;
+	if (end == WALK_BROKEN || s->level <= 1) {
+		next_btree(s);
+	} else {
+		s->level--;
+		s->pos = POS_MIN;
 	}
 	return 0;
 }
@@ -310,33 +324,10 @@ static int check_extent(struct scrub *s, unsigned id, const struct bkey *k)
 static int leaves_step(struct scrub *s, unsigned *budget, int (*fn)(struct scrub *, unsigned, const struct bkey *),
 		       bool *end)
 {
-	struct btree_iter it;
-	struct bkey *k = NULL;
-	int ret = 0;
-	*end = false;
-	if (!*budget)
-		return 0;
-	btree_iter_init(&it, s->fs, s->btree_id, 0, s->pos);
-	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
-		struct bkey_buf kb;
-		memcpy(&kb, k, bkey_bytes(k));
-		btree_iter_advance(&it);
-		s->pos = it.pos;
-		(*budget)--;
-		if ((ret = fn(s, s->btree_id, &kb.k)))
-			return ret;
-	}
-	if (ret == -BKFS_E_NOMEM)
-		return ret;
-	if (ret) {
-		struct printbuf pb = PRINTBUF;
-		bpos_to_text(&pb, s->pos);
-		scrub_lost(s, 0, "btree %s from %s: not scrubbed, %s", btree_id_str(s->btree_id), pb_str(&pb),
-			   bkfs_strerror(ret));
-		pb_exit(&pb);
-	}
-	*end = ret || !k;
-	return 0;
+	enum walk_end e;
+	int ret = walk_step(s, 0, budget, fn, &e);
+	*end = e != WALK_MORE;
+	return ret;
 }
 
 static int data_step(struct scrub *s, unsigned *budget)
@@ -669,6 +660,11 @@ int bkfs_scrub(char *const *devs, unsigned nr, bool repair, bool progress, const
 	pb_exit(&err);
 	struct scrub s;
 	scrub_init(&s, fs, repair);
+	/* a writable open reads some nodes (the alloc btree) and rewrites a bad
+	 * copy it meets there before the walk could see it: those are this
+	 * scrub's findings and repairs too (read-only, the walk finds them) */
+	s.st.node_copies_bad += fs->node_copies_rewritten;
+	s.st.node_copies_repaired += fs->node_copies_rewritten;
 	bool bar = progress && isatty(STDERR_FILENO);
 	u64 start = now_ns(), last = 0;
 	while (!(ret = scrub_step(&s, SCRUB_STEP_UNITS)))
