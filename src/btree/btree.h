@@ -5,12 +5,6 @@
 #ifndef BKFS_BTREE_H
 #define BKFS_BTREE_H
 #include "fs_handle.h"
-/* Transitional: files not yet converted still get every concept here. */
-#ifndef BKFS_NO_UMBRELLA
-#include "node.h"
-#include "iter.h"
-#include "../format/format.h"
-#endif
 
 /* ---- root and tree operations (btree.c) ---- */
 int btree_root_get(struct bkfs_fs *fs, unsigned btree_id, struct btree **out);
