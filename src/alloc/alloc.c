@@ -3,6 +3,7 @@
 #include "alloc.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -809,6 +810,9 @@ int alloc_reload(struct bkfs_fs *fs)
 	return alloc_load(fs);
 }
 
+/* Every hook the btree layer calls, in this one table: triggers from
+ * alloc/triggers.c, commit/checkpoint/node-space hooks from this file,
+ * journal hooks from journal/journal.c; fs/super.c installs it at open. */
 const struct bkfs_hooks bkfs_engine_hooks = {
 	.trigger = engine_trigger,
 	.commit_prepare = engine_commit_prepare,

@@ -9,6 +9,7 @@
 #define BKFS_ALLOC_H
 #include "../btree/btree.h"
 #include "../journal/journal.h"
+#include "../format/alloc_format.h"
 
 /* which bucket counter a pointer adds to */
 enum bucket_counter { CNT_DIRTY, CNT_CACHED, CNT_STRIPE };

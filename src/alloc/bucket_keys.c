@@ -26,6 +26,7 @@
  * Memory: 24 bytes per pointer listed, 8 per bucket, and a small header per
  * bucket holding pointers; nothing is persisted, nothing changes on disk. */
 #include "alloc.h"
+#include "../btree/iter.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,6 +3,7 @@
  * where that goes (live state here, the checker's shadow state in fsck). */
 #include "alloc.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <string.h>
 
 u32 ptr_disk_sectors(struct bkfs_fs *fs, const struct bkey *k, unsigned level)

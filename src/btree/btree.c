@@ -1,6 +1,8 @@
 /* btree.c - descent, copy-on-write marking, insert/delete with splits and
  * merges, exact lookup and iterators. Single-threaded: callers serialize. */
 #include "btree.h"
+#include "node.h"
+#include "iter.h"
 #include <stdlib.h>
 #include <string.h>
 

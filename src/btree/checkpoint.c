@@ -4,6 +4,8 @@
  * released only through pending_free, after the checkpoint lands. */
 #include "btree.h"
 #include "../util/darray.h"
+#include "node.h"
+#include "iter.h"
 #include <stdlib.h>
 #include <string.h>
 

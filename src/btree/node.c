@@ -2,6 +2,8 @@
  * clean nodes) and node encode/decode. */
 #include "btree.h"
 #include "../util/darray.h"
+#include "node.h"
+#include "../format/node_format.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

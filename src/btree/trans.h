@@ -2,7 +2,7 @@
  * committed through the journal hook (btree/trans.c). */
 #ifndef BKFS_TRANS_H
 #define BKFS_TRANS_H
-#include "btree.h"
+#include "fs_handle.h"
 
 /* ---- transactions (trans.c) ---- */
 struct trans_update {

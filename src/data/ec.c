@@ -3,6 +3,7 @@
 #include "ec.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <isa-l/erasure_code.h>
 #include <limits.h>
 #include <stdlib.h>

@@ -4,6 +4,7 @@
 #include "ec.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <stdlib.h>
 #include <string.h>
 

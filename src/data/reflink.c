@@ -3,6 +3,7 @@
  * trigger's business (src/alloc/triggers.c); see reflink.h. */
 #include "extent.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -5,6 +5,7 @@
 #include "corrupt_int.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 
 const struct corrupt_kind corrupt_kinds[CORRUPT_NR] = {
 #define x(n, err, needs, session, desc) \

@@ -6,6 +6,7 @@
 #include "corrupt_int.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <sys/stat.h>
 #include <dirent.h>
 

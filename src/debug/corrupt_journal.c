@@ -4,6 +4,7 @@
 #include "corrupt_int.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../format/journal_format.h"
 
 struct jentry_loc { u64 pos, seq; u32 bytes, total; u16 type; };
 

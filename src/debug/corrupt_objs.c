@@ -5,6 +5,8 @@
  * the "affects:" lines). */
 #include "corrupt_int.h"
 #include "../util/darray.h"
+#include "../format/node_format.h"
+#include "../btree/iter.h"
 #include <sys/stat.h>
 #include <dirent.h>
 

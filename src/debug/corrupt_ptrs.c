@@ -4,6 +4,8 @@
  * key itself). */
 #include "corrupt_int.h"
 #include "../util/darray.h"
+#include "../btree/iter.h"
+#include "../format/node_format.h"
 
 static u64 bkey_of(unsigned dev, u64 bucket) { return (u64)dev << 56 | bucket; }
 

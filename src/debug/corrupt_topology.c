@@ -3,6 +3,7 @@
  * between siblings and at the roots, an emptied interior node. They run
  * after the walk of every btree's nodes (c->nodes). */
 #include "corrupt_int.h"
+#include "../format/node_format.h"
 
 /* Everything the keys of a leaf of a filesystem btree name may change. */
 static int leaf_affects(struct corrupt_ctx *c, const struct dnode *t)

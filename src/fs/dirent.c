@@ -2,6 +2,8 @@
  * hashed-table helpers shared with xattrs. */
 #include "fs.h"
 #include "../btree/trans.h"
+#include "../format/inode_format.h"
+#include "../btree/iter.h"
 #include <dirent.h>
 #include <string.h>
 

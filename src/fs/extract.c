@@ -8,6 +8,8 @@
  * and times after their contents. */
 #include "fs.h"
 #include "../util/darray.h"
+#include "../btree/iter.h"
+#include "../btree/node.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

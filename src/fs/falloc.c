@@ -11,6 +11,8 @@
 #include "posix_ext.h"
 #include "../data/extent.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
+#include "../format/inode_format.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -25,9 +25,8 @@
 #ifndef BKFS_FS_H
 #define BKFS_FS_H
 #include "super.h"
+#include "../format/inode_format.h"
 #include <sys/types.h>
-
-struct bkfs_inode;
 
 /* ---- helpers ---- */
 u64 bkfs_now_ns(void);

@@ -9,6 +9,7 @@
 #include "fs.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../format/inode_format.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

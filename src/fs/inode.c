@@ -3,6 +3,8 @@
  * helpers that let several objects be built in one transaction. */
 #include "fs.h"
 #include "../btree/trans.h"
+#include "../format/inode_format.h"
+#include "../btree/iter.h"
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,6 +3,8 @@
 #include "posix_ext.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../format/inode_format.h"
+#include "../btree/iter.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

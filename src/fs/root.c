@@ -1,6 +1,7 @@
 /* root.c - the root directory of a fresh filesystem. */
 #include "super.h"
 #include "../btree/trans.h"
+#include "../format/inode_format.h"
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>

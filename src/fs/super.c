@@ -1,5 +1,7 @@
 /* super.c - format, open, close. */
 #include "super.h"
+#include "../btree/node.h"
+#include "../format/inode_format.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,6 +2,8 @@
  * btree, one key per attribute (name then value in the key). */
 #include "fs.h"
 #include "../btree/trans.h"
+#include "../format/inode_format.h"
+#include "../btree/iter.h"
 #include <string.h>
 
 static int xattr_key_name(const struct bkey *k, const u8 **name, size_t *len)

@@ -32,6 +32,7 @@
 #include "../fs/fs.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>

@@ -2,6 +2,7 @@
  * reports (text and JSON), memory estimate and the pass driver. */
 #include "fsck.h"
 #include "../util/darray.h"
+#include "../btree/iter.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -14,6 +14,7 @@
 #ifndef BKFS_FSCK_H
 #define BKFS_FSCK_H
 #include "../fs/super.h"
+#include "../btree/node.h"
 
 /* flags: PREEN = safe to fix under -p without a person */
 #define FSCK_PREEN (1u << 0)

@@ -36,6 +36,7 @@
  * in memory (so -n reports what -y repairs) and dropped at the close. */
 #include "fsck.h"
 #include "../util/darray.h"
+#include "../btree/iter.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

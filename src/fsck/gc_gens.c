@@ -23,6 +23,7 @@
  * (a normal read-write mount, ordinary transactions with triggers). */
 #include "fsck.h"
 #include "../btree/trans.h"
+#include "../btree/iter.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

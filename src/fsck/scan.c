@@ -22,6 +22,7 @@
 #include "fsck.h"
 #include "../alloc/alloc.h"
 #include "../util/darray.h"
+#include "../format/node_format.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

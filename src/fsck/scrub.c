@@ -6,6 +6,7 @@
 #include "../data/ec.h"
 #include "../data/extent.h"
 #include "../fs/fs.h"
+#include "../btree/iter.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

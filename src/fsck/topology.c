@@ -51,6 +51,7 @@
 #include "../alloc/alloc.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../format/node_format.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,6 +2,7 @@
 #include "journal.h"
 #include "../util/darray.h"
 #include "../btree/trans.h"
+#include "../format/journal_format.h"
 #include <stdlib.h>
 #include <string.h>
 

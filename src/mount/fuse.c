@@ -54,6 +54,7 @@
 #include "background.h"
 #include "../journal/journal.h"
 #include "../util/darray.h"
+#include "../btree/node.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>

@@ -4,6 +4,8 @@
 #include "cmds.h"
 #include "opts.h"
 #include "../fs/super.h"
+#include "../btree/iter.h"
+#include "../btree/node.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #ifndef BKFS_CMDS_H
 #define BKFS_CMDS_H
 #define EXIT_USAGE 16
-#include "../format/format.h"
+#include "../format/sb.h"
 
 /* devlock.c: lock devs[0..nr) for the command's whole run, exclusive when it
  * may write (see bd_lock_get). On failure says why on stderr ("bkfs CMD: DEV:

@@ -10,6 +10,7 @@
 #define BKFS_FSCK_TEST_H
 #include "test.h"
 #include "fsck/fsck.h"
+#include "format/node_format.h"
 
 #ifndef FSCK_TEST_VERBOSE_ENV
 #define FSCK_TEST_VERBOSE_ENV "FSCK_TEST_VERBOSE"

@@ -15,6 +15,7 @@
 #include "fsck_test.h"
 #include "fs/fs.h"
 #include "data/move.h"
+#include "btree/iter.h"
 #include <sys/stat.h>
 
 #define R BKFS_ROOT_INO

@@ -17,6 +17,7 @@
 #include "fsck_test.h"
 #include "fs/fs.h"
 #include "data/move.h"
+#include "btree/iter.h"
 #include <sys/stat.h>
 
 #define R BKFS_ROOT_INO

@@ -16,6 +16,7 @@
 #include "fsck_test.h"
 #include "alloc/alloc.h"
 #include "fs/fs.h"
+#include "btree/iter.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -2,6 +2,8 @@
 #include "test.h"
 #include "fs/super.h"
 #include "btree/trans.h"
+#include "format/inode_format.h"
+#include "btree/iter.h"
 
 static struct blockdev *mkdev(u64 size)
 {

@@ -12,6 +12,7 @@
 #include "fsck_test.h"
 #include "fs/fs.h"
 #include "btree/trans.h"
+#include "btree/iter.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

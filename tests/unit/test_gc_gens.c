@@ -19,6 +19,7 @@
 #define FSCK_TEST_VERBOSE_ENV "GC_TEST_VERBOSE"
 #include "fsck_test.h"
 #include "fs/fs.h"
+#include "btree/iter.h"
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -21,6 +21,7 @@
 #include "test.h"
 #include "verify.h"
 #include "btree/trans.h"
+#include "format/inode_format.h"
 #include <sys/stat.h>
 #include <time.h>
 

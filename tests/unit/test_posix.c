@@ -4,6 +4,7 @@
 #include "test.h"
 #include "fs/fs.h"
 #include "btree/trans.h"
+#include "btree/iter.h"
 #include <sys/stat.h>
 #include <dirent.h>
 

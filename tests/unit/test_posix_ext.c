@@ -8,6 +8,7 @@
 #include "test.h"
 #include "fs/posix_ext.h"
 #include "fsck/fsck.h"
+#include "btree/iter.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

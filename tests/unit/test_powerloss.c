@@ -26,6 +26,7 @@
 #include "test.h"
 #include "verify.h"
 #include "btree/trans.h"
+#include "format/inode_format.h"
 #include <sys/stat.h>
 
 #define DEV_SIZE (6ull << 20)

@@ -12,6 +12,8 @@
 #include "fsck_test.h"
 #include "alloc/alloc.h"
 #include "btree/trans.h"
+#include "format/inode_format.h"
+#include "btree/iter.h"
 #define NR_INODES 20000
 #define FIRST_INUM 10000
 

@@ -37,6 +37,9 @@
 #ifndef BKFS_TEST_VERIFY_H
 #define BKFS_TEST_VERIFY_H
 #include "fs/super.h"
+#include "btree/iter.h"
+#include "format/node_format.h"
+#include "btree/node.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
