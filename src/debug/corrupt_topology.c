@@ -65,6 +65,46 @@ static bool extents_leaf(struct corrupt_ctx *c, const struct dnode *n)
 	return n->id == BTREE_ID_extents && fs_leaf_below_interior(c, n);
 }
 
+/* Clear the checksum of every valid node of btree id the scan could find
+ * (old copies left behind by copy-on-write) at level 0 whose keys overlap
+ * min..max (any level when min..max is everything), so that it finds none. */
+static int destroy_scannable(struct corrupt_ctx *c, unsigned id, struct bpos min, struct bpos max, unsigned *count)
+{
+	struct bkfs_fs *fs = c->fs;
+	u8 *buf = malloc(c->node_bytes);
+	u64 magic = sb_node_magic(&fs->sb);
+	int ret = 0;
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	for (unsigned d = 0; d < fs->nr_devs && !ret; d++) {
+		struct blockdev *bd = fs->devs[d].bd;
+		struct bkfs_member *m = &fs->sb.members[d];
+		if (!bd)
+			continue;
+		u64 first = (u64)m->first_bucket * c->bucket_sectors, end = m->nbuckets * c->bucket_sectors;
+		for (u64 s = first; s + fs->sb.btree_node_size <= end; s += fs->sb.btree_node_size) {
+			if (!member_bitmap_test(m, s, fs->sb.btree_node_size))
+				continue;
+			if (bd_read(bd, buf, s << SECTOR_SHIFT, c->node_bytes))
+				continue;
+			struct bkfs_node_hdr *h = hdr(buf);
+			if (h->magic != magic || h->btree_id != id)
+				continue;
+			bool all = bpos_eq(min, POS_MIN) && bpos_eq(max, POS_MAX);
+			if (!all && (h->level || bpos_cmp(h->max_key, min) < 0 || bpos_cmp(h->min_key, max) > 0))
+				continue;
+			if (node_validate(buf, c->node_bytes, magic, NULL))
+				continue;
+			h->csum ^= 0x5a5a5a5a;
+			if ((ret = queue_write(c, d, s << SECTOR_SHIFT, buf, c->node_bytes)))
+				break;
+			(*count)++;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
 int corrupt_extents_leaf_lost(struct corrupt_ctx *c)
 {
 	/* preferably one holding symlink targets; else any extents leaf */
@@ -81,6 +121,11 @@ int corrupt_extents_leaf_lost(struct corrupt_ctx *c)
 		return ret;
 	pb_printf(&c->r->lost, "the data of the %u keys of the node: their files keep what remains, "
 		  "symlinks without a target are removed", t->nr_keys);
+	/* older versions of the leaf left by copy-on-write would let the
+	 * scan bring (stale) keys back: they go too */
+	unsigned count = 0;
+	if ((ret = destroy_scannable(c, t->id, t->min, t->max, &count)))
+		return ret;
 	return node_destroy(c, &t->ptr);
 }
 
@@ -156,41 +201,6 @@ int corrupt_roots_extents_accounting(struct corrupt_ctx *c)
 	return node_destroy(c, &a->ptr);
 }
 
-/* Clear the checksum of every valid node of btree id the scan could find
- * (old copies left behind by copy-on-write), so that it finds nothing. */
-static int destroy_scannable(struct corrupt_ctx *c, unsigned id, unsigned *count)
-{
-	struct bkfs_fs *fs = c->fs;
-	u8 *buf = malloc(c->node_bytes);
-	u64 magic = sb_node_magic(&fs->sb);
-	int ret = 0;
-	if (!buf)
-		return -BKFS_E_NOMEM;
-	for (unsigned d = 0; d < fs->nr_devs && !ret; d++) {
-		struct blockdev *bd = fs->devs[d].bd;
-		struct bkfs_member *m = &fs->sb.members[d];
-		if (!bd)
-			continue;
-		u64 first = (u64)m->first_bucket * c->bucket_sectors, end = m->nbuckets * c->bucket_sectors;
-		for (u64 s = first; s + fs->sb.btree_node_size <= end; s += fs->sb.btree_node_size) {
-			if (!member_bitmap_test(m, s, fs->sb.btree_node_size))
-				continue;
-			if (bd_read(bd, buf, s << SECTOR_SHIFT, c->node_bytes))
-				continue;
-			struct bkfs_node_hdr *h = hdr(buf);
-			if (h->magic != magic || h->btree_id != id)
-				continue;
-			if (node_validate(buf, c->node_bytes, magic, NULL))
-				continue;
-			h->csum ^= 0x5a5a5a5a;
-			if ((ret = queue_write(c, d, s << SECTOR_SHIFT, buf, c->node_bytes)))
-				break;
-			(*count)++;
-		}
-	}
-	free(buf);
-	return ret;
-}
 
 static bool empty_root(struct corrupt_ctx *c, const struct dnode *n)
 {
@@ -204,7 +214,7 @@ int corrupt_root_unreadable_empty(struct corrupt_ctx *c)
 		return NO_TARGET;
 	node_text(&c->r->damaged, t);
 	unsigned count = 0;
-	int ret = destroy_scannable(c, t->id, &count);
+	int ret = destroy_scannable(c, t->id, POS_MIN, POS_MAX, &count);
 	if (ret)
 		return ret;
 	pb_printf(&c->r->damaged, "; %u on-disk copies of %s nodes made unreadable", count, btree_id_str(t->id));
@@ -516,7 +526,7 @@ int corrupt_interior_node_empty(struct corrupt_ctx *c)
 	unsigned count = 0;
 	/* first every scannable alloc node (the root included), then the root
 	 * rewritten empty: queued writes land in order */
-	int ret = destroy_scannable(c, BTREE_ID_alloc, &count);
+	int ret = destroy_scannable(c, BTREE_ID_alloc, POS_MIN, POS_MAX, &count);
 	if (ret)
 		return ret;
 	node_text(&c->r->damaged, t);
