@@ -89,6 +89,9 @@ struct acc {
 };
 
 struct orphan { u32 idx; struct acc a; };
+/* a directory whose inode was in a dropped inodes node but whose entries
+ * remain: it is recreated with them (entries: how many remain) */
+struct ghost { u64 inum; u32 entries; };
 struct badrec { u32 idx; u32 mode; u64 size, sectors, parent; u32 nlink; struct acc a; bool children; u8 hint; };
 struct dirrec { u32 idx; u64 size; struct acc a; u64 new_inum; bool fix; };
 /* lost: sectors are missing where check_topology gave keys up (not a
@@ -152,6 +155,8 @@ struct fsp {
 	DARRAY(struct del) dels;
 	DARRAY(struct dtfix) dtfix;
 	DARRAY(struct lnkrm) lnkrm;
+	DARRAY(struct ghost) ghosts; /* in inum order */
+	size_t ghost_next;      /* the inode scan's position in ghosts */
 	DARRAY(u64) ol;         /* the orphan list: inums in order */
 	DARRAY(u64) oldel;      /* its stale entries to delete */
 	struct kst ex, xa;
@@ -440,6 +445,10 @@ static void kst_exit(struct kst *s)
 	s->ra = NULL;
 }
 
+static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 sectors, const struct acc *a,
+		      bool root_special);
+static int add_dpar(struct fsp *s, u32 idx, u64 parent, u32 nlink);
+
 /* consume the extents and xattrs of inum */
 static int gather(struct fsp *s, u64 inum, struct acc *a)
 {
@@ -474,12 +483,19 @@ static int gather(struct fsp *s, u64 inum, struct acc *a)
 static int consume_orphans(struct fsp *s, u64 below, bool all)
 {
 	for (;;) {
-		bool he = !s->ex.end, hx = !s->xa.end;
-		if (!he && !hx)
+		bool he = !s->ex.end, hx = !s->xa.end, hg = s->ghost_next < s->ghosts.nr;
+		if (!he && !hx && !hg)
 			return 0;
-		u64 i = he && hx ? MIN(s->ex.p.inode, s->xa.p.inode) : he ? s->ex.p.inode : s->xa.p.inode;
+		u64 i = UINT64_MAX;
+		if (he)
+			i = s->ex.p.inode;
+		if (hx)
+			i = MIN(i, s->xa.p.inode);
+		if (hg)
+			i = MIN(i, s->ghosts.data[s->ghost_next].inum);
 		if (!all && i >= below)
 			return 0;
+		bool dir = hg && s->ghosts.data[s->ghost_next].inum == i;
 		struct acc a;
 		int ret = gather(s, i, &a);
 		if (ret)
@@ -488,10 +504,16 @@ static int consume_orphans(struct fsp *s, u64 below, bool all)
 		struct orphan *o = e ? darray_push_zeroed(s->orph) : NULL;
 		if (!o)
 			return -BKFS_E_NOMEM;
-		e->type = DT_REG;
+		e->type = dir ? DT_DIR : DT_REG;
 		e->flags = F_NEW | F_ORPHAN;
 		o->idx = s->t.nr - 1;
 		o->a = a;
+		if (dir) {
+			s->ghost_next++;
+			/* data of a directory goes to a file of its own in lost+found */
+			if ((ret = add_dpar(s, o->idx, 0, 0)) || (ret = check_data(s, o->idx, DT_DIR, 0, 0, &a, false)))
+				return ret;
+		}
 	}
 }
 
@@ -572,6 +594,8 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 	int ret = consume_orphans(s, inum, false);
 	if (ret || (ret = gather(s, inum, &a)))
 		return ret;
+	if (s->ghost_next < s->ghosts.nr && s->ghosts.data[s->ghost_next].inum == inum)
+		s->ghost_next++; /* the inode is there after all */
 	struct fi *e = tpush(s, inum);
 	if (!e)
 		return -BKFS_E_NOMEM;
@@ -730,8 +754,10 @@ static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 	*tI = tfind(s, d->inum);
 	if (*tI == NONE)
 		return C_MISSING;
-	if (s->t.data[*tI].flags & F_ORPHAN)
-		return d->d_type == DT_REG ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
+	const struct fi *e = &s->t.data[*tI];
+	if (e->flags & F_ORPHAN)
+		/* a recreated directory keeps one name: its first */
+		return d->d_type == e->type && (e->type != DT_DIR || e->link == NONE) ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
 	return C_OK;
 }
 
@@ -869,6 +895,35 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 				s->lf_taken = true;
 			}
 		}
+	}
+	return ret;
+}
+
+/* Directories whose inode lay in a dropped inodes node but whose entries
+ * remain (only when such a node was dropped: one more pass over the
+ * dirents). Their inodes are recreated, so the entries keep their place. */
+static int scan_ghost_dirs(struct fsp *s)
+{
+	struct btree_iter it;
+	struct dent d;
+	bool end = false;
+	int ret;
+	if (!fsck_lost_range_any(s->c, BTREE_ID_inodes))
+		return 0;
+	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	while (!(ret = dent_next(&it, NULL, NULL, &d, &end)) && !end) {
+		u64 dir = d.pos.inode;
+		struct ghost *g = s->ghosts.nr ? &s->ghosts.data[s->ghosts.nr - 1] : NULL;
+		if (g && g->inum == dir) {
+			g->entries++;
+			continue;
+		}
+		if (dir < BKFS_FIRST_INO || !fsck_lost_range_has_pos(s->c, BTREE_ID_inodes, POS(0, dir)))
+			continue;
+		if (!(g = darray_push_zeroed(s->ghosts)))
+			return -BKFS_E_NOMEM;
+		g->inum = dir;
+		g->entries = 1;
 	}
 	return ret;
 }
@@ -1173,6 +1228,37 @@ static const char *lf_path(struct fsp *s)
 	return pb_str(&s->lf_path);
 }
 
+static struct ghost *ghost_find(struct fsp *s, u64 inum)
+{
+	size_t lo = sorted_lower_bound(s->ghosts.nr, m, s->ghosts.data[m].inum < inum);
+	return lo < s->ghosts.nr && s->ghosts.data[lo].inum == inum ? &s->ghosts.data[lo] : NULL;
+}
+
+/* dir_inode_lost: a directory's inode is gone with its node, its entries
+ * remain; it is recreated (mode 0700) where its own entry is, else in
+ * lost+found, and its entries stay in it */
+static int report_ghost_dir(struct fsp *s, u32 idx)
+{
+	struct fi *e = &s->t.data[idx];
+	u64 inum = t_inum(s, idx);
+	struct ghost *g = ghost_find(s, inum);
+	bool relinked = !(e->flags & F_TO_LF);
+	struct printbuf at = PRINTBUF;
+	if (!relinked)
+		pb_printf(&at, "%s/#%llu", lf_path(s), (unsigned long long)inum);
+	else if (!path_of(s, idx, &at))
+		pb_printf(&at, "its remaining directory entry");
+	bool fix = ERR(s, dir_inode_lost, relinked ? "recreated the directory at its directory entry" :
+						   "recreated the directory in lost+found", "inode %llu", (unsigned long long)inum);
+	fsck_err_msg(s->c, "directory inode %llu was in a btree node the check dropped; %u entries remain in it: recreated (mode 0700) as %s, its entries kept",
+		     (unsigned long long)inum, g ? g->entries : 0, pb_str(&at));
+	pb_exit(&at);
+	if (!fix)
+		return 0;
+	e->flags |= F_LFFIX;
+	return relinked ? 0 : add_lf(s, inum, DT_DIR);
+}
+
 static int report_early(struct fsp *s)
 {
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
@@ -1252,6 +1338,11 @@ static int report_early(struct fsp *s)
 	for (size_t i = 0; i < s->orph.nr; i++) {
 		struct orphan *o = &s->orph.data[i];
 		struct fi *e = &t[o->idx];
+		if (e->type == DT_DIR) {
+			if ((ret = report_ghost_dir(s, o->idx)))
+				goto out;
+			continue;
+		}
 		bool fix = false, relinked = !(e->flags & F_TO_LF);
 		const char *action = relinked ? "recreated the inode as a regular file at its directory entry" :
 						"recreated the inode as a regular file in lost+found";
@@ -1315,9 +1406,10 @@ static int report_early(struct fsp *s)
 				     tfind(s, r->target) != NONE ? " (its data is salvaged as a regular file)" : "");
 			break;
 		case D_RELINK:
-			fix = ERR(s, dirent_to_missing_inode, "kept it: the inode is recreated from its data", "%s",
+			fix = ERR(s, dirent_to_missing_inode, "kept it: the inode is recreated from what remains of it", "%s",
 				  pb_str(&obj));
-			fsck_err_msg(s->c, "names inode %llu, which does not exist but has data", (unsigned long long)r->target);
+			fsck_err_msg(s->c, "names inode %llu, which does not exist but has %s", (unsigned long long)r->target,
+				     r->d_type == DT_DIR ? "directory entries" : "data");
 			fix = false; /* the orphan's repair does it */
 			break;
 		default:
@@ -1745,9 +1837,15 @@ static int apply(struct fsp *s)
 	for (size_t i = 0; i < s->orph.nr; i++) {
 		struct orphan *o = &s->orph.data[i];
 		struct fi *e = &t[o->idx];
-		if ((e->flags & F_LFFIX) &&
-		    (ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF), 0,
-					   o->a.end, o->a.sectors)))
+		if (!(e->flags & F_LFFIX))
+			continue;
+		if (e->type == DT_DIR)
+			ret = write_new_inode(s, E_INUM(s, e), S_IFDIR | 0700, 2 + cnt(s, o->idx),
+					      (e->flags & F_TO_LF) ? lf_inum(s) : t_inum(s, e->link), 0, 0);
+		else
+			ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF),
+					      0, o->a.end, o->a.sectors);
+		if (ret)
 			goto out;
 	}
 	for (size_t i = 0; i < s->dirs.nr; i++) {
@@ -1866,6 +1964,7 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->dpar);
 	darray_exit(s->big);
 	darray_exit(s->orph);
+	darray_exit(s->ghosts);
 	darray_exit(s->bad);
 	darray_exit(s->dirs);
 	darray_exit(s->sz);
@@ -1899,7 +1998,7 @@ static void fsp_init(struct fsp *s, struct fsck_ctx *c, const struct fsck_key_ho
 static int fsp_scan(struct fsp *s)
 {
 	int ret;
-	if ((ret = load_orphans(s)) || (ret = scan_inodes(s)))
+	if ((ret = load_orphans(s)) || (ret = scan_ghost_dirs(s)) || (ret = scan_inodes(s)))
 		return ret;
 	if (s->bad.nr && (ret = resolve_bad(s)))
 		return ret;

@@ -119,6 +119,24 @@ bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 
 	return false;
 }
 
+bool fsck_lost_range_has_pos(const struct fsck_ctx *c, unsigned btree_id, struct bpos pos)
+{
+	for (size_t i = 0; i < c->nr_lost_ranges; i++) {
+		const struct fsck_lost_range *r = &c->lost_ranges[i];
+		if (r->btree_id == btree_id && bpos_cmp(r->min, pos) <= 0 && bpos_cmp(pos, r->max) <= 0)
+			return true;
+	}
+	return false;
+}
+
+bool fsck_lost_range_any(const struct fsck_ctx *c, unsigned btree_id)
+{
+	for (size_t i = 0; i < c->nr_lost_ranges; i++)
+		if (c->lost_ranges[i].btree_id == btree_id)
+			return true;
+	return false;
+}
+
 void fsck_begin_repair(struct fsck_ctx *c)
 {
 	if (!fsck_may_fix(c))

@@ -106,6 +106,7 @@
 	x(orphan_entry_for_linked_inode, 166, FSCK_PREEN)               \
 	x(inode_unlinked_not_orphan, 167, 0)                            \
 	x(inode_data_lost, 168, 0)                                      \
+	x(dir_inode_lost, 169, 0)                                       \
 	/* gc_gens */                                                   \
 	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)                         \
 	/* degraded (a member missing) */                               \
@@ -267,6 +268,10 @@ struct fsck_lost_range { unsigned btree_id; struct bpos min, max; };
 void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max);
 /* Whether a recorded lost range of btree_id covers keys of inode inum. */
 bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum);
+/* Whether a recorded lost range of btree_id covers the key position pos. */
+bool fsck_lost_range_has_pos(const struct fsck_ctx *c, unsigned btree_id, struct bpos pos);
+/* Whether any lost range of btree_id is recorded. */
+bool fsck_lost_range_any(const struct fsck_ctx *c, unsigned btree_id);
 
 /* Report a finding. Returns true if the caller should repair it now (mode -y,
  * or -p and the error is PREEN). The object and message are printf-formatted
