@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 
 #define NONE UINT32_MAX
+#define BKFS_ORIGIN_XATTR "user.bkfs.origin"
 
 /* ---- per-inode state: 12 bytes ----
  * The table is the checker's biggest allocation (one entry per inode), so an
@@ -110,6 +111,9 @@ struct loopr { u32 idx; };
 #define FX_PARENT  (1u << 4)
 struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; };
 struct lfadd { u64 inum; u8 type; };
+/* the last known path of an inode that goes to lost+found: the name a
+ * removed dirent gave it (user.bkfs.origin, docs/FORMAT.md) */
+struct origin { u64 inum; char *path; };
 struct del { struct bpos pos; u64 target; };
 struct dtfix { struct bpos pos; u64 target; u8 type; };
 /* a symlink whose target is lost: its one dirent (in dir) and the inode go */
@@ -156,6 +160,7 @@ struct fsp {
 	DARRAY(struct dtfix) dtfix;
 	DARRAY(struct lnkrm) lnkrm;
 	DARRAY(struct ghost) ghosts; /* in inum order */
+	DARRAY(struct origin) origins; /* in inum order, first name kept */
 	size_t ghost_next;      /* the inode scan's position in ghosts */
 	DARRAY(u64) ol;         /* the orphan list: inums in order */
 	DARRAY(u64) oldel;      /* its stale entries to delete */
@@ -1228,6 +1233,58 @@ static const char *lf_path(struct fsp *s)
 	return pb_str(&s->lf_path);
 }
 
+static int cmp_origin(const void *a, const void *b)
+{
+	const struct origin *x = a, *y = b;
+	return x->inum < y->inum ? -1 : x->inum > y->inum;
+}
+
+static const char *origin_of(struct fsp *s, u64 inum)
+{
+	size_t lo = sorted_lower_bound(s->origins.nr, m, s->origins.data[m].inum < inum);
+	return lo < s->origins.nr && s->origins.data[lo].inum == inum ? s->origins.data[lo].path : NULL;
+}
+
+/* "; it was /path" for an inode that goes to lost+found, if a name survives */
+static void origin_text(struct fsp *s, u64 inum, struct printbuf *out)
+{
+	const char *o = origin_of(s, inum);
+	if (o)
+		pb_printf(out, "; its last known path: %s", o);
+}
+
+/* The names that the removed dirents gave the inodes that go to lost+found:
+ * their origin. Read before any report names them. */
+static int collect_origins(struct fsp *s)
+{
+	for (size_t i = 0; i < s->dr.nr; i++) {
+		struct drec *r = &s->dr.data[i];
+		u32 tI = tfind(s, r->target);
+		if (r->skip || (r->reason != D_MISSING && r->reason != D_NON_DIR) || tI == NONE ||
+		    !(s->t.data[tI].flags & F_TO_LF))
+			continue;
+		struct dent d;
+		int ret = read_dirent(s, r->pos, &d);
+		if (ret)
+			return ret;
+		struct printbuf p = PRINTBUF;
+		u32 dI = tfind_dir(s, r->pos.inode);
+		if (dI != NONE && s->t.data[dI].type == DT_DIR && path_of(s, dI, &p))
+			pb_printf(&p, "%s%s", dI == s->root ? "" : "/", d.name);
+		else
+			pb_printf(&p, "(directory inode %llu)/%s", (unsigned long long)r->pos.inode, d.name);
+		struct origin *o = darray_push_zeroed(s->origins);
+		if (!o || !(o->path = strdup(pb_str(&p)))) {
+			pb_exit(&p);
+			return -BKFS_E_NOMEM;
+		}
+		o->inum = r->target;
+		pb_exit(&p);
+	}
+	vsort(s->origins.data, s->origins.nr, sizeof(*s->origins.data), cmp_origin);
+	return 0;
+}
+
 static struct ghost *ghost_find(struct fsp *s, u64 inum)
 {
 	size_t lo = sorted_lower_bound(s->ghosts.nr, m, s->ghosts.data[m].inum < inum);
@@ -1265,6 +1322,8 @@ static int report_early(struct fsp *s)
 	int ret = 0;
 	struct fi *t = s->t.data;
 
+	if ((ret = collect_origins(s)))
+		goto out;
 	if (s->root_missing) {
 		s->root_fix = ERR(s, root_inode_missing, "recreated the root directory", "inode %llu (/)",
 				  (unsigned long long)BKFS_ROOT_INO);
@@ -1357,6 +1416,7 @@ static int report_early(struct fsp *s)
 			pb_exit(&p);
 		} else {
 			pb_printf(&act, "as %s/#%llu", lf_path(s), (unsigned long long)E_INUM(s, e));
+			origin_text(s, E_INUM(s, e), &act);
 		}
 		if (o->a.nkeys) {
 			fix |= ERR(s, extent_for_missing_inode, action, "inode %llu", (unsigned long long)E_INUM(s, e));
@@ -1579,9 +1639,11 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 						 (unsigned long long)inum);
 			if (!v.nlink)
 				fsck_err_msg(s->c, "nlink 0 but not on the orphan list (of inodes unlinked while open)");
-			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu",
+			pb_reset(&act);
+			origin_text(s, inum, &act);
+			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu%s",
 				     ft_name(e->type), (unsigned long long)v.size, v.nlink, lf_path(s),
-				     (unsigned long long)inum);
+				     (unsigned long long)inum, pb_str(&act));
 			if (fix) {
 				e->flags |= F_LFFIX;
 				if ((ret = add_lf(s, inum, e->type)))
@@ -1819,6 +1881,16 @@ static int add_dirent_unique(struct fsp *s, u64 dir, const char *base, u64 inum,
 	return ret;
 }
 
+/* the salvaged inode's last known path, kept with it in lost+found */
+static int set_origin(struct fsp *s, struct trans *t, u64 inum)
+{
+	const char *o = origin_of(s, inum);
+	if (!o)
+		return 0;
+	int ret = bkfs_xattr_set(t, inum, BKFS_ORIGIN_XATTR, o, strlen(o), 0);
+	return ret ? ret : commit(t);
+}
+
 static int apply(struct fsp *s)
 {
 	struct fi *t = s->t.data;
@@ -1897,7 +1969,8 @@ static int apply(struct fsp *s)
 		for (size_t i = 0; i < s->lfadd.nr; i++) {
 			char name[32];
 			snprintf(name, sizeof(name), "#%llu", (unsigned long long)s->lfadd.data[i].inum);
-			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.data[i].inum, s->lfadd.data[i].type)))
+			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.data[i].inum, s->lfadd.data[i].type)) ||
+			    (ret = set_origin(s, &tr, s->lfadd.data[i].inum)))
 				goto out;
 		}
 	vsort(s->fix.data, s->fix.nr, sizeof(*s->fix.data), cmp_ifix);
@@ -1965,6 +2038,9 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->big);
 	darray_exit(s->orph);
 	darray_exit(s->ghosts);
+	for (size_t i = 0; i < s->origins.nr; i++)
+		free(s->origins.data[i].path);
+	darray_exit(s->origins);
 	darray_exit(s->bad);
 	darray_exit(s->dirs);
 	darray_exit(s->sz);
