@@ -195,8 +195,12 @@ struct fsck_result {
 	u64 counts[FSCK_ERR_NR]; /* findings by named error */
 	u64 nr_fixed, nr_unfixed;
 	/* data reported lost (objects removed or replaced by error keys);
-	 * lost_files: inodes whose data a dropped node held (inode_data_lost) */
+	 * lost_files: inodes whose data a dropped node held (inode_data_lost);
+	 * lost_extents_at_least: extents or reflink keys were given up with a
+	 * node or range whose keys could not be counted, so lost_extents is a
+	 * lower bound (counted keys, and one per file that lost data) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
+	bool lost_extents_at_least;
 	bool pass_ran[FSCK_PASS_NR];
 	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
 	/* how the driver ran check_topology and check_allocations */
@@ -255,6 +259,7 @@ struct fsck_ctx {
 	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
+	bool lost_extents_uncounted; /* a range of extents/reflink keys given up uncounted */
 	u32 missing_devs;    /* see fsck_result */
 	unsigned nr_members;
 	/* key ranges whose keys check_topology gave up (unreadable nodes,

@@ -277,8 +277,10 @@ fi
 # entry is, so every non-empty regular file keeps its path; each leaf that
 # held a directory's inode reports dir_inode_lost, none dirent_in_non_dir;
 # every file put in lost+found carries its last known path (the name its
-# removed entry gave it) in user.bkfs.origin, and the report names it
-echo "== every inodes leaf of the small image wiped"
+# removed entry gave it) in user.bkfs.origin, and the report names it.
+# Every extents leaf too: its keys cannot be counted, so the data line says
+# "at least N extents", N no less than the files named by inode_data_lost
+echo "== every inodes and extents leaf of the small image wiped"
 truncate -s 256M "$T/small1.img"
 "$BKFS" format --metadata-replicas 1 --source "$T/small" "$T/small1.img" > /dev/null 2>&1 || fail "format of the small image"
 (cd "$T/small" && find . -type f -size +0 | LC_ALL=C sort) > "$T/small.files"
@@ -296,7 +298,16 @@ while read -r bt lvl dev off copies; do
 	missing=$(cd "$W/out" && while read -r f; do [ -f "$f" ] || echo "$f"; done < "$T/small.files" | wc -l)
 	nd=$(grep -c 'dir_inode_lost' "$W/y.log")
 	ghosts=$((ghosts + nd))
-	bad_origin=0
+	bad_origin=0 bad_total=0
+	if [ "$bt" = extents ]; then
+		nlost=$(grep -c 'inode_data_lost' "$W/y.log")
+		atl=$(sed -n 's/^data: at least \([0-9]*\) extents.*/\1/p' "$W/y.log")
+		if [ "$nlost" = 0 ] || [ -z "$atl" ] || [ "$atl" -lt "$nlost" ] ||
+			! grep -q '"extents_at_least": true' "$W/y.json"; then
+			bad_total=1
+			echo "     $nlost files lost data; data line: $(grep '^data:' "$W/y.log")"
+		fi
+	fi
 	for f in "$W/out/lost+found"/*; do
 		[ -f "$f" ] || continue
 		o=$(getfattr --only-values -n user.bkfs.origin "$f" 2> /dev/null) || continue
@@ -307,16 +318,16 @@ while read -r bt lvl dev off copies; do
 			echo "     origin of ${f##*/}: \"$o\" is not a source path named in the report"
 		fi
 	done
-	if [ "$r1" -le 1 ] && [ "$r2" = 0 ] && [ "$r3" = 0 ] && [ "$missing" = 0 ] && [ "$bad_origin" = 0 ] &&
+	if [ "$r1" -le 1 ] && [ "$r2" = 0 ] && [ "$r3" = 0 ] && [ "$missing" = 0 ] && [ "$bad_origin" = 0 ] && [ "$bad_total" = 0 ] &&
 		! grep -q dirent_in_non_dir "$W/y.log"; then
 		pass=$((pass + 1))
-		echo "ok   inodes leaf at sector $off wiped: every file in place ($nd directories recreated)"
+		echo "ok   $bt leaf at sector $off wiped: every file in place ($nd directories recreated); $(grep '^data:' "$W/y.log" | cut -d';' -f1)"
 	else
 		failed=$((failed + 1))
-		echo "FAIL inodes leaf at sector $off wiped: fsck -y $r1, fsck -n $r2, extract $r3, $missing files not at their path"
+		echo "FAIL $bt leaf at sector $off wiped: fsck -y $r1, fsck -n $r2, extract $r3, $missing files not at their path"
 		grep -v '^bkfs fsck: [0-9]* device' "$W/y.log" | head -8 | cut -c1-240 | sed 's/^/     y: /'
 	fi
-done < <(node_list "$T/small1.img" | grep '^inodes 0 ')
+done < <(node_list "$T/small1.img" | grep -E '^(inodes|extents) 0 ')
 if [ "$ghosts" -gt 0 ] && { [ "$origins" -gt 0 ] || ! have getfattr; }; then
 	pass=$((pass + 1))
 	echo "ok   $ghosts directories recreated from their entries, $origins files in lost+found with their origin"
