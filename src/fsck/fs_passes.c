@@ -103,6 +103,8 @@ enum { D_NON_DIR, D_MISSING, D_RELINK, D_DTYPE };
 struct drec { struct bpos pos; u64 target; u8 reason, d_type, new_type; bool skip; };
 struct dextra { struct bpos pos; u64 target; };
 struct loopr { u32 idx; };
+/* an inode whose xattrs may have been in a dropped node: the xattrs left */
+struct xlost { u32 idx, xattrs; };
 
 #define FX_MODE    (1u << 0)
 #define FX_SIZE    (1u << 1)
@@ -154,6 +156,7 @@ struct fsp {
 	DARRAY(struct drec) dr;
 	DARRAY(struct dextra) extra;
 	DARRAY(struct loopr) loops;
+	DARRAY(struct xlost) xlost; /* in table order */
 	DARRAY(struct ifix) fix;
 	DARRAY(struct lfadd) lfadd;
 	DARRAY(struct del) dels;
@@ -623,6 +626,12 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 		}
 	}
 	e->type = type;
+	if (v && fsck_lost_range_has_inode(s->c, BTREE_ID_xattrs, inum)) {
+		struct xlost *x = darray_push_zeroed(s->xlost);
+		if (!x)
+			return -BKFS_E_NOMEM;
+		*x = (struct xlost){ .idx = idx, .xattrs = a.xattrs };
+	}
 	u32 nlink = v ? v->nlink : 0;
 	e->nl = v && nlink < NL_BIG ? nlink : NL_BIG;
 	if (type == DT_DIR && (ret = add_dpar(s, idx, parent, nlink)))
@@ -1595,7 +1604,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 	struct bkey *k;
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	struct fi *t = s->t.data;
-	size_t ti = 0, zi = 0;
+	size_t ti = 0, zi = 0, xi = 0;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
@@ -1703,6 +1712,14 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			fsck_err_msg(s->c, "i_size %llu, but its data extends to byte %llu", (unsigned long long)v.size,
 				     (unsigned long long)z->end);
 		}
+		while (xi < s->xlost.nr && s->xlost.data[xi].idx < idx)
+			xi++;
+		if (xi < s->xlost.nr && s->xlost.data[xi].idx == idx) {
+			/* nothing to repair: the file is named, the xattrs left stay */
+			ERR(s, inode_xattrs_lost, "kept the xattrs that remain", "%s", OBJ());
+			fsck_err_msg(s->c, "its xattrs were in the key range of a btree node the check dropped: any there are lost; %u remain",
+				     s->xlost.data[xi].xattrs);
+		}
 #undef OBJ
 		if (f.mask) {
 			struct ifix *x = add_ifix(s, inum);
@@ -1726,7 +1743,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
  * filesystem this saves reading the inodes btree again. */
 static bool inodes_need_report(struct fsp *s)
 {
-	if (s->sz.nr || s->root_notdir)
+	if (s->sz.nr || s->root_notdir || s->xlost.nr)
 		return true;
 	for (u32 i = 0; i < s->t.nr; i++) {
 		const struct fi *e = &s->t.data[i];
@@ -2048,6 +2065,7 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->dr);
 	darray_exit(s->extra);
 	darray_exit(s->loops);
+	darray_exit(s->xlost);
 	darray_exit(s->fix);
 	darray_exit(s->lfadd);
 	darray_exit(s->dels);

@@ -107,6 +107,7 @@
 	x(inode_unlinked_not_orphan, 167, 0)                            \
 	x(inode_data_lost, 168, 0)                                      \
 	x(dir_inode_lost, 169, 0)                                       \
+	x(inode_xattrs_lost, 170, 0)                                    \
 	/* gc_gens */                                                   \
 	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)                         \
 	/* degraded (a member missing) */                               \

@@ -279,11 +279,23 @@ fi
 # every file put in lost+found carries its last known path (the name its
 # removed entry gave it) in user.bkfs.origin, and the report names it.
 # Every extents leaf too: its keys cannot be counted, so the data line says
-# "at least N extents", N no less than the files named by inode_data_lost
-echo "== every inodes and extents leaf of the small image wiped"
+# "at least N extents", N no less than the files named by inode_data_lost.
+# Every xattrs leaf too: each file whose xattrs changed is named by path
+# (inode_xattrs_lost), text and JSON
+echo "== every inodes, extents and xattrs leaf of the small image wiped"
 truncate -s 256M "$T/small1.img"
 "$BKFS" format --metadata-replicas 1 --source "$T/small" "$T/small1.img" > /dev/null 2>&1 || fail "format of the small image"
 (cd "$T/small" && find . -type f -size +0 | LC_ALL=C sort) > "$T/small.files"
+# xattrs_of DIR PATH: PATH's xattrs under DIR, one "name=value" a line
+xattrs_of() {
+	getfattr -h -d -m - --absolute-names "$1/$2" 2> /dev/null | grep -v '^#' | grep . | LC_ALL=C sort
+}
+: > "$T/small.xfiles"
+if have getfattr; then
+	(cd "$T/small" && find . -type f | LC_ALL=C sort) | while read -r f; do
+		[ -n "$(xattrs_of "$T/small" "$f")" ] && echo "$f"
+	done > "$T/small.xfiles"
+fi
 ghosts=0 origins=0
 while read -r bt lvl dev off copies; do
 	W=$T/wipe
@@ -299,6 +311,21 @@ while read -r bt lvl dev off copies; do
 	nd=$(grep -c 'dir_inode_lost' "$W/y.log")
 	ghosts=$((ghosts + nd))
 	bad_origin=0 bad_total=0
+	if [ "$bt" = xattrs ]; then
+		while read -r f; do
+			[ "$(xattrs_of "$T/small" "$f")" = "$(xattrs_of "$W/out" "$f")" ] && continue
+			named_as=0
+			# a hard-linked file is named by any of its names
+			for q in $(cd "$T/small" && find . -samefile "$f"); do
+				grep -F -- "(${q#.})" "$W/y.log" | grep -q inode_xattrs_lost &&
+					grep -qF -- "${q#.}" "$W/y.json" && named_as=1
+			done
+			if [ "$named_as" = 0 ]; then
+				bad_total=$((bad_total + 1))
+				echo "     xattrs of ${f#.} changed, not named by inode_xattrs_lost"
+			fi
+		done < "$T/small.xfiles"
+	fi
 	if [ "$bt" = extents ]; then
 		nlost=$(grep -c 'inode_data_lost' "$W/y.log")
 		atl=$(sed -n 's/^data: at least \([0-9]*\) extents.*/\1/p' "$W/y.log")
@@ -327,7 +354,7 @@ while read -r bt lvl dev off copies; do
 		echo "FAIL $bt leaf at sector $off wiped: fsck -y $r1, fsck -n $r2, extract $r3, $missing files not at their path"
 		grep -v '^bkfs fsck: [0-9]* device' "$W/y.log" | head -8 | cut -c1-240 | sed 's/^/     y: /'
 	fi
-done < <(node_list "$T/small1.img" | grep -E '^(inodes|extents) 0 ')
+done < <(node_list "$T/small1.img" | grep -E '^(inodes|extents|xattrs) 0 ')
 if [ "$ghosts" -gt 0 ] && { [ "$origins" -gt 0 ] || ! have getfattr; }; then
 	pass=$((pass + 1))
 	echo "ok   $ghosts directories recreated from their entries, $origins files in lost+found with their origin"
