@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 
 #define NONE UINT32_MAX
+#define BKFS_ORIGIN_XATTR "user.bkfs.origin"
 
 /* ---- per-inode state: 12 bytes ----
  * The table is the checker's biggest allocation (one entry per inode), so an
@@ -90,6 +91,9 @@ struct acc {
 };
 
 struct orphan { u32 idx; struct acc a; };
+/* a directory whose inode was in a dropped inodes node but whose entries
+ * remain: it is recreated with them (entries: how many remain) */
+struct ghost { u64 inum; u32 entries; };
 struct badrec { u32 idx; u32 mode; u64 size, sectors, parent; u32 nlink; struct acc a; bool children; u8 hint; };
 struct dirrec { u32 idx; u64 size; struct acc a; u64 new_inum; bool fix; };
 /* lost: sectors are missing where check_topology gave keys up (not a
@@ -100,6 +104,8 @@ enum { D_NON_DIR, D_MISSING, D_RELINK, D_DTYPE };
 struct drec { struct bpos pos; u64 target; u8 reason, d_type, new_type; bool skip; };
 struct dextra { struct bpos pos; u64 target; };
 struct loopr { u32 idx; };
+/* an inode whose xattrs may have been in a dropped node: the xattrs left */
+struct xlost { u32 idx, xattrs; };
 
 #define FX_MODE    (1u << 0)
 #define FX_SIZE    (1u << 1)
@@ -108,6 +114,9 @@ struct loopr { u32 idx; };
 #define FX_PARENT  (1u << 4)
 struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; };
 struct lfadd { u64 inum; u8 type; };
+/* the last known path of an inode that goes to lost+found: the name a
+ * removed dirent gave it (user.bkfs.origin, docs/FORMAT.md) */
+struct origin { u64 inum; char *path; };
 struct del { struct bpos pos; u64 target; };
 struct dtfix { struct bpos pos; u64 target; u8 type; };
 /* a symlink whose target is lost: its one dirent (in dir) and the inode go */
@@ -148,11 +157,15 @@ struct fsp {
 	DARRAY(struct drec) dr;
 	DARRAY(struct dextra) extra;
 	DARRAY(struct loopr) loops;
+	DARRAY(struct xlost) xlost; /* in table order */
 	DARRAY(struct ifix) fix;
 	DARRAY(struct lfadd) lfadd;
 	DARRAY(struct del) dels;
 	DARRAY(struct dtfix) dtfix;
 	DARRAY(struct lnkrm) lnkrm;
+	DARRAY(struct ghost) ghosts; /* in inum order */
+	DARRAY(struct origin) origins; /* in inum order, first name kept */
+	size_t ghost_next;      /* the inode scan's position in ghosts */
 	DARRAY(u64) ol;         /* the orphan list: inums in order */
 	DARRAY(u64) oldel;      /* its stale entries to delete */
 	struct kst ex, xa;
@@ -441,6 +454,10 @@ static void kst_exit(struct kst *s)
 	s->ra = NULL;
 }
 
+static int check_data(struct fsp *s, u32 idx, unsigned type, u64 size, u64 sectors, const struct acc *a,
+		      bool root_special);
+static int add_dpar(struct fsp *s, u32 idx, u64 parent, u32 nlink);
+
 /* consume the extents and xattrs of inum */
 static int gather(struct fsp *s, u64 inum, struct acc *a)
 {
@@ -475,12 +492,19 @@ static int gather(struct fsp *s, u64 inum, struct acc *a)
 static int consume_orphans(struct fsp *s, u64 below, bool all)
 {
 	for (;;) {
-		bool he = !s->ex.end, hx = !s->xa.end;
-		if (!he && !hx)
+		bool he = !s->ex.end, hx = !s->xa.end, hg = s->ghost_next < s->ghosts.nr;
+		if (!he && !hx && !hg)
 			return 0;
-		u64 i = he && hx ? MIN(s->ex.p.inode, s->xa.p.inode) : he ? s->ex.p.inode : s->xa.p.inode;
+		u64 i = UINT64_MAX;
+		if (he)
+			i = s->ex.p.inode;
+		if (hx)
+			i = MIN(i, s->xa.p.inode);
+		if (hg)
+			i = MIN(i, s->ghosts.data[s->ghost_next].inum);
 		if (!all && i >= below)
 			return 0;
+		bool dir = hg && s->ghosts.data[s->ghost_next].inum == i;
 		struct acc a;
 		int ret = gather(s, i, &a);
 		if (ret)
@@ -489,10 +513,16 @@ static int consume_orphans(struct fsp *s, u64 below, bool all)
 		struct orphan *o = e ? darray_push_zeroed(s->orph) : NULL;
 		if (!o)
 			return -BKFS_E_NOMEM;
-		e->type = DT_REG;
+		e->type = dir ? DT_DIR : DT_REG;
 		e->flags = F_NEW | F_ORPHAN;
 		o->idx = s->t.nr - 1;
 		o->a = a;
+		if (dir) {
+			s->ghost_next++;
+			/* data of a directory goes to a file of its own in lost+found */
+			if ((ret = add_dpar(s, o->idx, 0, 0)) || (ret = check_data(s, o->idx, DT_DIR, 0, 0, &a, false)))
+				return ret;
+		}
 	}
 }
 
@@ -573,6 +603,8 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 	int ret = consume_orphans(s, inum, false);
 	if (ret || (ret = gather(s, inum, &a)))
 		return ret;
+	if (s->ghost_next < s->ghosts.nr && s->ghosts.data[s->ghost_next].inum == inum)
+		s->ghost_next++; /* the inode is there after all */
 	struct fi *e = tpush(s, inum);
 	if (!e)
 		return -BKFS_E_NOMEM;
@@ -595,6 +627,12 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 		}
 	}
 	e->type = type;
+	if (v && fsck_lost_range_has_inode(s->c, BTREE_ID_xattrs, inum)) {
+		struct xlost *x = darray_push_zeroed(s->xlost);
+		if (!x)
+			return -BKFS_E_NOMEM;
+		*x = (struct xlost){ .idx = idx, .xattrs = a.xattrs };
+	}
 	u32 nlink = v ? v->nlink : 0;
 	e->nl = v && nlink < NL_BIG ? nlink : NL_BIG;
 	if (type == DT_DIR && (ret = add_dpar(s, idx, parent, nlink)))
@@ -731,8 +769,10 @@ static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 	*tI = tfind(s, d->inum);
 	if (*tI == NONE)
 		return C_MISSING;
-	if (s->t.data[*tI].flags & F_ORPHAN)
-		return d->d_type == DT_REG ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
+	const struct fi *e = &s->t.data[*tI];
+	if (e->flags & F_ORPHAN)
+		/* a recreated directory keeps one name: its first */
+		return d->d_type == e->type && (e->type != DT_DIR || e->link == NONE) ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
 	return C_OK;
 }
 
@@ -870,6 +910,35 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 				s->lf_taken = true;
 			}
 		}
+	}
+	return ret;
+}
+
+/* Directories whose inode lay in a dropped inodes node but whose entries
+ * remain (only when such a node was dropped: one more pass over the
+ * dirents). Their inodes are recreated, so the entries keep their place. */
+static int scan_ghost_dirs(struct fsp *s)
+{
+	struct btree_iter it;
+	struct dent d;
+	bool end = false;
+	int ret;
+	if (!fsck_lost_range_any(s->c, BTREE_ID_inodes))
+		return 0;
+	btree_iter_init(&it, s->fs, BTREE_ID_dirents, 0, POS_MIN);
+	while (!(ret = dent_next(&it, NULL, NULL, &d, &end)) && !end) {
+		u64 dir = d.pos.inode;
+		struct ghost *g = s->ghosts.nr ? &s->ghosts.data[s->ghosts.nr - 1] : NULL;
+		if (g && g->inum == dir) {
+			g->entries++;
+			continue;
+		}
+		if (dir < BKFS_FIRST_INO || !fsck_lost_range_has_pos(s->c, BTREE_ID_inodes, POS(0, dir)))
+			continue;
+		if (!(g = darray_push_zeroed(s->ghosts)))
+			return -BKFS_E_NOMEM;
+		g->inum = dir;
+		g->entries = 1;
 	}
 	return ret;
 }
@@ -1174,12 +1243,97 @@ static const char *lf_path(struct fsp *s)
 	return pb_str(&s->lf_path);
 }
 
+static int cmp_origin(const void *a, const void *b)
+{
+	const struct origin *x = a, *y = b;
+	return x->inum < y->inum ? -1 : x->inum > y->inum;
+}
+
+static const char *origin_of(struct fsp *s, u64 inum)
+{
+	size_t lo = sorted_lower_bound(s->origins.nr, m, s->origins.data[m].inum < inum);
+	return lo < s->origins.nr && s->origins.data[lo].inum == inum ? s->origins.data[lo].path : NULL;
+}
+
+/* "; it was /path" for an inode that goes to lost+found, if a name survives */
+static void origin_text(struct fsp *s, u64 inum, struct printbuf *out)
+{
+	const char *o = origin_of(s, inum);
+	if (o)
+		pb_printf(out, "; its last known path: %s", o);
+}
+
+/* The names that the removed dirents gave the inodes that go to lost+found:
+ * their origin. Read before any report names them. */
+static int collect_origins(struct fsp *s)
+{
+	for (size_t i = 0; i < s->dr.nr; i++) {
+		struct drec *r = &s->dr.data[i];
+		u32 tI = tfind(s, r->target);
+		if (r->skip || (r->reason != D_MISSING && r->reason != D_NON_DIR) || tI == NONE ||
+		    !(s->t.data[tI].flags & F_TO_LF))
+			continue;
+		struct dent d;
+		int ret = read_dirent(s, r->pos, &d);
+		if (ret)
+			return ret;
+		struct printbuf p = PRINTBUF;
+		u32 dI = tfind_dir(s, r->pos.inode);
+		if (dI != NONE && s->t.data[dI].type == DT_DIR && path_of(s, dI, &p))
+			pb_printf(&p, "%s%s", dI == s->root ? "" : "/", d.name);
+		else
+			pb_printf(&p, "(directory inode %llu)/%s", (unsigned long long)r->pos.inode, d.name);
+		struct origin *o = darray_push_zeroed(s->origins);
+		if (!o || !(o->path = strdup(pb_str(&p)))) {
+			pb_exit(&p);
+			return -BKFS_E_NOMEM;
+		}
+		o->inum = r->target;
+		pb_exit(&p);
+	}
+	vsort(s->origins.data, s->origins.nr, sizeof(*s->origins.data), cmp_origin);
+	return 0;
+}
+
+static struct ghost *ghost_find(struct fsp *s, u64 inum)
+{
+	size_t lo = sorted_lower_bound(s->ghosts.nr, m, s->ghosts.data[m].inum < inum);
+	return lo < s->ghosts.nr && s->ghosts.data[lo].inum == inum ? &s->ghosts.data[lo] : NULL;
+}
+
+/* dir_inode_lost: a directory's inode is gone with its node, its entries
+ * remain; it is recreated (mode 0700) where its own entry is, else in
+ * lost+found, and its entries stay in it */
+static int report_ghost_dir(struct fsp *s, u32 idx)
+{
+	struct fi *e = &s->t.data[idx];
+	u64 inum = t_inum(s, idx);
+	struct ghost *g = ghost_find(s, inum);
+	bool relinked = !(e->flags & F_TO_LF);
+	struct printbuf at = PRINTBUF;
+	if (!relinked)
+		pb_printf(&at, "%s/#%llu", lf_path(s), (unsigned long long)inum);
+	else if (!path_of(s, idx, &at))
+		pb_printf(&at, "its remaining directory entry");
+	bool fix = ERR(s, dir_inode_lost, relinked ? "recreated the directory at its directory entry" :
+						   "recreated the directory in lost+found", "inode %llu", (unsigned long long)inum);
+	fsck_err_msg(s->c, "directory inode %llu was in a btree node the check dropped; %u entries remain in it: recreated (mode 0700) as %s, its entries kept",
+		     (unsigned long long)inum, g ? g->entries : 0, pb_str(&at));
+	pb_exit(&at);
+	if (!fix)
+		return 0;
+	e->flags |= F_LFFIX;
+	return relinked ? 0 : add_lf(s, inum, DT_DIR);
+}
+
 static int report_early(struct fsp *s)
 {
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	int ret = 0;
 	struct fi *t = s->t.data;
 
+	if ((ret = collect_origins(s)))
+		goto out;
 	if (s->root_missing) {
 		s->root_fix = ERR(s, root_inode_missing, "recreated the root directory", "inode %llu (/)",
 				  (unsigned long long)BKFS_ROOT_INO);
@@ -1253,6 +1407,11 @@ static int report_early(struct fsp *s)
 	for (size_t i = 0; i < s->orph.nr; i++) {
 		struct orphan *o = &s->orph.data[i];
 		struct fi *e = &t[o->idx];
+		if (e->type == DT_DIR) {
+			if ((ret = report_ghost_dir(s, o->idx)))
+				goto out;
+			continue;
+		}
 		bool fix = false, relinked = !(e->flags & F_TO_LF);
 		const char *action = relinked ? "recreated the inode as a regular file at its directory entry" :
 						"recreated the inode as a regular file in lost+found";
@@ -1267,6 +1426,7 @@ static int report_early(struct fsp *s)
 			pb_exit(&p);
 		} else {
 			pb_printf(&act, "as %s/#%llu", lf_path(s), (unsigned long long)E_INUM(s, e));
+			origin_text(s, E_INUM(s, e), &act);
 		}
 		if (o->a.nkeys) {
 			fix |= ERR(s, extent_for_missing_inode, action, "inode %llu", (unsigned long long)E_INUM(s, e));
@@ -1316,9 +1476,10 @@ static int report_early(struct fsp *s)
 				     tfind(s, r->target) != NONE ? " (its data is salvaged as a regular file)" : "");
 			break;
 		case D_RELINK:
-			fix = ERR(s, dirent_to_missing_inode, "kept it: the inode is recreated from its data", "%s",
+			fix = ERR(s, dirent_to_missing_inode, "kept it: the inode is recreated from what remains of it", "%s",
 				  pb_str(&obj));
-			fsck_err_msg(s->c, "names inode %llu, which does not exist but has data", (unsigned long long)r->target);
+			fsck_err_msg(s->c, "names inode %llu, which does not exist but has %s", (unsigned long long)r->target,
+				     r->d_type == DT_DIR ? "directory entries" : "data");
 			fix = false; /* the orphan's repair does it */
 			break;
 		default:
@@ -1444,7 +1605,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 	struct bkey *k;
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	struct fi *t = s->t.data;
-	size_t ti = 0, zi = 0;
+	size_t ti = 0, zi = 0, xi = 0;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
@@ -1488,9 +1649,11 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 						 (unsigned long long)inum);
 			if (!v.nlink)
 				fsck_err_msg(s->c, "nlink 0 but not on the orphan list (of inodes unlinked while open)");
-			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu",
+			pb_reset(&act);
+			origin_text(s, inum, &act);
+			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it becomes %s/#%llu%s",
 				     ft_name(e->type), (unsigned long long)v.size, v.nlink, lf_path(s),
-				     (unsigned long long)inum);
+				     (unsigned long long)inum, pb_str(&act));
 			if (fix) {
 				e->flags |= F_LFFIX;
 				if ((ret = add_lf(s, inum, e->type)))
@@ -1550,6 +1713,14 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			fsck_err_msg(s->c, "i_size %llu, but its data extends to byte %llu", (unsigned long long)v.size,
 				     (unsigned long long)z->end);
 		}
+		while (xi < s->xlost.nr && s->xlost.data[xi].idx < idx)
+			xi++;
+		if (xi < s->xlost.nr && s->xlost.data[xi].idx == idx) {
+			/* nothing to repair: the file is named, the xattrs left stay */
+			ERR(s, inode_xattrs_lost, "kept the xattrs that remain", "%s", OBJ());
+			fsck_err_msg(s->c, "its xattrs were in the key range of a btree node the check dropped: any there are lost; %u remain",
+				     s->xlost.data[xi].xattrs);
+		}
 #undef OBJ
 		if (f.mask) {
 			struct ifix *x = add_ifix(s, inum);
@@ -1573,7 +1744,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
  * filesystem this saves reading the inodes btree again. */
 static bool inodes_need_report(struct fsp *s)
 {
-	if (s->sz.nr || s->root_notdir)
+	if (s->sz.nr || s->root_notdir || s->xlost.nr)
 		return true;
 	for (u32 i = 0; i < s->t.nr; i++) {
 		const struct fi *e = &s->t.data[i];
@@ -1728,6 +1899,16 @@ static int add_dirent_unique(struct fsp *s, u64 dir, const char *base, u64 inum,
 	return ret;
 }
 
+/* the salvaged inode's last known path, kept with it in lost+found */
+static int set_origin(struct fsp *s, struct trans *t, u64 inum)
+{
+	const char *o = origin_of(s, inum);
+	if (!o)
+		return 0;
+	int ret = bkfs_xattr_set(t, inum, BKFS_ORIGIN_XATTR, o, strlen(o), 0);
+	return ret ? ret : commit(t);
+}
+
 static int apply(struct fsp *s)
 {
 	struct fi *t = s->t.data;
@@ -1746,9 +1927,15 @@ static int apply(struct fsp *s)
 	for (size_t i = 0; i < s->orph.nr; i++) {
 		struct orphan *o = &s->orph.data[i];
 		struct fi *e = &t[o->idx];
-		if ((e->flags & F_LFFIX) &&
-		    (ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF), 0,
-					   o->a.end, o->a.sectors)))
+		if (!(e->flags & F_LFFIX))
+			continue;
+		if (e->type == DT_DIR)
+			ret = write_new_inode(s, E_INUM(s, e), S_IFDIR | 0700, 2 + cnt(s, o->idx),
+					      (e->flags & F_TO_LF) ? lf_inum(s) : t_inum(s, e->link), 0, 0);
+		else
+			ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF),
+					      0, o->a.end, o->a.sectors);
+		if (ret)
 			goto out;
 	}
 	for (size_t i = 0; i < s->dirs.nr; i++) {
@@ -1800,7 +1987,8 @@ static int apply(struct fsp *s)
 		for (size_t i = 0; i < s->lfadd.nr; i++) {
 			char name[32];
 			snprintf(name, sizeof(name), "#%llu", (unsigned long long)s->lfadd.data[i].inum);
-			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.data[i].inum, s->lfadd.data[i].type)))
+			if ((ret = add_dirent_unique(s, lf_inum(s), name, s->lfadd.data[i].inum, s->lfadd.data[i].type)) ||
+			    (ret = set_origin(s, &tr, s->lfadd.data[i].inum)))
 				goto out;
 		}
 	vsort(s->fix.data, s->fix.nr, sizeof(*s->fix.data), cmp_ifix);
@@ -1867,6 +2055,10 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->dpar);
 	darray_exit(s->big);
 	darray_exit(s->orph);
+	darray_exit(s->ghosts);
+	for (size_t i = 0; i < s->origins.nr; i++)
+		free(s->origins.data[i].path);
+	darray_exit(s->origins);
 	darray_exit(s->bad);
 	darray_exit(s->dirs);
 	darray_exit(s->sz);
@@ -1874,6 +2066,7 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->dr);
 	darray_exit(s->extra);
 	darray_exit(s->loops);
+	darray_exit(s->xlost);
 	darray_exit(s->fix);
 	darray_exit(s->lfadd);
 	darray_exit(s->dels);
@@ -1900,7 +2093,7 @@ static void fsp_init(struct fsp *s, struct fsck_ctx *c, const struct fsck_key_ho
 static int fsp_scan(struct fsp *s)
 {
 	int ret;
-	if ((ret = load_orphans(s)) || (ret = scan_inodes(s)))
+	if ((ret = load_orphans(s)) || (ret = scan_ghost_dirs(s)) || (ret = scan_inodes(s)))
 		return ret;
 	if (s->bad.nr && (ret = resolve_bad(s)))
 		return ret;

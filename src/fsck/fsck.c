@@ -108,6 +108,9 @@ void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min,
 		c->cap_lost_ranges = nc;
 	}
 	c->lost_ranges[c->nr_lost_ranges++] = (struct fsck_lost_range){ btree_id, min, max };
+	/* a single key is counted by its caller; a node or gap is not */
+	if ((btree_id == BTREE_ID_extents || btree_id == BTREE_ID_reflink) && !bpos_eq(min, max))
+		c->lost_extents_uncounted = true;
 }
 
 bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum)
@@ -117,6 +120,24 @@ bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 
 		if (r->btree_id == btree_id && r->min.inode <= inum && inum <= r->max.inode)
 			return true;
 	}
+	return false;
+}
+
+bool fsck_lost_range_has_pos(const struct fsck_ctx *c, unsigned btree_id, struct bpos pos)
+{
+	for (size_t i = 0; i < c->nr_lost_ranges; i++) {
+		const struct fsck_lost_range *r = &c->lost_ranges[i];
+		if (r->btree_id == btree_id && bpos_cmp(r->min, pos) <= 0 && bpos_cmp(pos, r->max) <= 0)
+			return true;
+	}
+	return false;
+}
+
+bool fsck_lost_range_any(const struct fsck_ctx *c, unsigned btree_id)
+{
+	for (size_t i = 0; i < c->nr_lost_ranges; i++)
+		if (c->lost_ranges[i].btree_id == btree_id)
+			return true;
 	return false;
 }
 
@@ -243,12 +264,12 @@ static int write_json(const struct fsck_result *r, enum fsck_mode mode, const ch
 	for (unsigned d = 0, n = 0; d < r->nr_members; d++)
 		if (r->missing_devs >> d & 1)
 			fprintf(f, "%s%u", n++ ? ", " : "", d);
-	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu},\n  \"salvaged_inodes\": %llu\n}\n",
+	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu, \"extents_at_least\": %s},\n  \"salvaged_inodes\": %llu\n}\n",
 		(unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
 		(unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed),
 		(unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
 		(unsigned long long)r->lost_nodes, (unsigned long long)r->lost_files,
-		(unsigned long long)r->salvaged_inodes);
+		r->lost_extents_at_least ? "true" : "false", (unsigned long long)r->salvaged_inodes);
 	return fclose(f);
 }
 
@@ -279,9 +300,9 @@ static void print_report(const struct fsck_result *r, enum fsck_mode mode)
 			printf(" %s %.3fs", fsck_pass_names[p], r->pass_ns[p] / 1e9);
 	printf("\n");
 	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes || r->lost_files)
-		printf("data: %llu extents (%llu sectors) and %llu btree nodes %s; %llu files lost data; "
+		printf("data: %s%llu extents (%llu sectors) and %llu btree nodes %s; %llu files lost data; "
 		       "%llu inodes %s to lost+found\n",
-		       (unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
+		       r->lost_extents_at_least ? "at least " : "", (unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
 		       (unsigned long long)r->lost_nodes, mode == FSCK_MODE_NO ? "a repair would lose" : "lost",
 		       (unsigned long long)r->lost_files, (unsigned long long)r->salvaged_inodes,
 		       mode == FSCK_MODE_NO ? "it would salvage" : "salvaged");
@@ -665,6 +686,11 @@ static void result_take(struct fsck_result *r, struct fsck_ctx *c)
 	r->missing_devs = c->missing_devs;
 	r->nr_members = c->nr_members;
 	r->lost_files = c->lost_files;
+	if (c->lost_extents_uncounted) {
+		/* every file that lost data lost at least one extent */
+		r->lost_extents = MAX(c->lost_extents, c->lost_files);
+		r->lost_extents_at_least = true;
+	}
 	free(c->lost_ranges);
 	c->lost_ranges = NULL;
 	c->nr_lost_ranges = c->cap_lost_ranges = 0;

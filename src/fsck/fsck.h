@@ -108,6 +108,8 @@
 	x(orphan_entry_for_linked_inode, 166, FSCK_PREEN)               \
 	x(inode_unlinked_not_orphan, 167, 0)                            \
 	x(inode_data_lost, 168, 0)                                      \
+	x(dir_inode_lost, 169, 0)                                       \
+	x(inode_xattrs_lost, 170, 0)                                    \
 	/* gc_gens */                                                   \
 	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)                         \
 	/* degraded (a member missing) */                               \
@@ -196,8 +198,12 @@ struct fsck_result {
 	u64 counts[FSCK_ERR_NR]; /* findings by named error */
 	u64 nr_fixed, nr_unfixed;
 	/* data reported lost (objects removed or replaced by error keys);
-	 * lost_files: inodes whose data a dropped node held (inode_data_lost) */
+	 * lost_files: inodes whose data a dropped node held (inode_data_lost);
+	 * lost_extents_at_least: extents or reflink keys were given up with a
+	 * node or range whose keys could not be counted, so lost_extents is a
+	 * lower bound (counted keys, and one per file that lost data) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
+	bool lost_extents_at_least;
 	bool pass_ran[FSCK_PASS_NR];
 	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
 	/* how the driver ran check_topology and check_allocations */
@@ -256,6 +262,7 @@ struct fsck_ctx {
 	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
+	bool lost_extents_uncounted; /* a range of extents/reflink keys given up uncounted */
 	u32 missing_devs;    /* see fsck_result */
 	unsigned nr_members;
 	/* key ranges whose keys check_topology gave up (unreadable nodes,
@@ -269,6 +276,10 @@ struct fsck_lost_range { unsigned btree_id; struct bpos min, max; };
 void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max);
 /* Whether a recorded lost range of btree_id covers keys of inode inum. */
 bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum);
+/* Whether a recorded lost range of btree_id covers the key position pos. */
+bool fsck_lost_range_has_pos(const struct fsck_ctx *c, unsigned btree_id, struct bpos pos);
+/* Whether any lost range of btree_id is recorded. */
+bool fsck_lost_range_any(const struct fsck_ctx *c, unsigned btree_id);
 
 /* Report a finding. Returns true if the caller should repair it now (mode -y,
  * or -p and the error is PREEN). The object and message are printf-formatted

@@ -295,5 +295,96 @@ else
 	grep -v '^bkfs fsck: [0-9]* device' "$T/small.n.log" | head -5 | sed 's/^/     n: /'
 fi
 
+# every inodes leaf of the small single-copy image wiped whole (issue 10
+# defect 5): directories whose inode is lost are recreated where their own
+# entry is, so every non-empty regular file keeps its path; each leaf that
+# held a directory's inode reports dir_inode_lost, none dirent_in_non_dir;
+# every file put in lost+found carries its last known path (the name its
+# removed entry gave it) in user.bkfs.origin, and the report names it.
+# Every extents leaf too: its keys cannot be counted, so the data line says
+# "at least N extents", N no less than the files named by inode_data_lost.
+# Every xattrs leaf too: each file whose xattrs changed is named by path
+# (inode_xattrs_lost), text and JSON
+echo "== every inodes, extents and xattrs leaf of the small image wiped"
+truncate -s 256M "$T/small1.img"
+"$BKFS" format --metadata-replicas 1 --source "$T/small" "$T/small1.img" > /dev/null 2>&1 || fail "format of the small image"
+(cd "$T/small" && find . -type f -size +0 | LC_ALL=C sort) > "$T/small.files"
+# xattrs_of DIR PATH: PATH's xattrs under DIR, one "name=value" a line
+xattrs_of() {
+	getfattr -h -d -m - --absolute-names "$1/$2" 2> /dev/null | grep -v '^#' | grep . | LC_ALL=C sort
+}
+: > "$T/small.xfiles"
+if have getfattr; then
+	(cd "$T/small" && find . -type f | LC_ALL=C sort) | while read -r f; do
+		[ -n "$(xattrs_of "$T/small" "$f")" ] && echo "$f"
+	done > "$T/small.xfiles"
+fi
+ghosts=0 origins=0
+while read -r bt lvl dev off copies; do
+	W=$T/wipe
+	rm -rf "$W"
+	mkdir -p "$W"
+	cp --sparse=always "$T/small1.img" "$W/img"
+	dd if=/dev/zero of="$W/img" bs=512 seek="$off" count=1 conv=notrunc status=none
+	r1=0 r2=0 r3=0
+	"$BKFS" fsck -y --json "$W/y.json" "$W/img" > "$W/y.log" 2>&1 || r1=$?
+	"$BKFS" fsck -n "$W/img" > "$W/n.log" 2>&1 || r2=$?
+	extract_to "$W/img" "$W/out" || r3=$?
+	missing=$(cd "$W/out" && while read -r f; do [ -f "$f" ] || echo "$f"; done < "$T/small.files" | wc -l)
+	nd=$(grep -c 'dir_inode_lost' "$W/y.log")
+	ghosts=$((ghosts + nd))
+	bad_origin=0 bad_total=0
+	if [ "$bt" = xattrs ]; then
+		while read -r f; do
+			[ "$(xattrs_of "$T/small" "$f")" = "$(xattrs_of "$W/out" "$f")" ] && continue
+			named_as=0
+			# a hard-linked file is named by any of its names
+			for q in $(cd "$T/small" && find . -samefile "$f"); do
+				grep -F -- "(${q#.})" "$W/y.log" | grep -q inode_xattrs_lost &&
+					grep -qF -- "${q#.}" "$W/y.json" && named_as=1
+			done
+			if [ "$named_as" = 0 ]; then
+				bad_total=$((bad_total + 1))
+				echo "     xattrs of ${f#.} changed, not named by inode_xattrs_lost"
+			fi
+		done < "$T/small.xfiles"
+	fi
+	if [ "$bt" = extents ]; then
+		nlost=$(grep -c 'inode_data_lost' "$W/y.log")
+		atl=$(sed -n 's/^data: at least \([0-9]*\) extents.*/\1/p' "$W/y.log")
+		if [ "$nlost" = 0 ] || [ -z "$atl" ] || [ "$atl" -lt "$nlost" ] ||
+			! grep -q '"extents_at_least": true' "$W/y.json"; then
+			bad_total=1
+			echo "     $nlost files lost data; data line: $(grep '^data:' "$W/y.log")"
+		fi
+	fi
+	for f in "$W/out/lost+found"/*; do
+		[ -f "$f" ] || continue
+		o=$(getfattr --only-values -n user.bkfs.origin "$f" 2> /dev/null) || continue
+		origins=$((origins + 1))
+		if [ ! -e "$T/small$o" ] && [ ! -L "$T/small$o" ] || ! grep -qF -- "its last known path: $o" "$W/y.log" ||
+			! grep -qF -- "$o" "$W/y.json"; then
+			bad_origin=$((bad_origin + 1))
+			echo "     origin of ${f##*/}: \"$o\" is not a source path named in the report"
+		fi
+	done
+	if [ "$r1" -le 1 ] && [ "$r2" = 0 ] && [ "$r3" = 0 ] && [ "$missing" = 0 ] && [ "$bad_origin" = 0 ] && [ "$bad_total" = 0 ] &&
+		! grep -q dirent_in_non_dir "$W/y.log"; then
+		pass=$((pass + 1))
+		echo "ok   $bt leaf at sector $off wiped: every file in place ($nd directories recreated); $(grep '^data:' "$W/y.log" | cut -d';' -f1)"
+	else
+		failed=$((failed + 1))
+		echo "FAIL $bt leaf at sector $off wiped: fsck -y $r1, fsck -n $r2, extract $r3, $missing files not at their path"
+		grep -v '^bkfs fsck: [0-9]* device' "$W/y.log" | head -8 | cut -c1-240 | sed 's/^/     y: /'
+	fi
+done < <(node_list "$T/small1.img" | grep -E '^(inodes|extents|xattrs) 0 ')
+if [ "$ghosts" -gt 0 ] && { [ "$origins" -gt 0 ] || ! have getfattr; }; then
+	pass=$((pass + 1))
+	echo "ok   $ghosts directories recreated from their entries, $origins files in lost+found with their origin"
+else
+	failed=$((failed + 1))
+	echo "FAIL dir_inode_lost reported $ghosts times, $origins files in lost+found with an origin (both must be > 0)"
+fi
+
 echo "$pass passed, $failed failed"
 [ "$failed" = 0 ]
