@@ -258,7 +258,7 @@ static u64 checkpoint_need_buckets(struct bkfs_fs *fs, unsigned dev)
 	u64 on_dev = e && e->v[1] > 0 ? (u64)e->v[1] : 0;
 	u64 dirty = (u64)fs->nr_dirty * node * copies;
 	u64 cap = fs->dirty_limit / 512 * copies;
-	return DIV_ROUND_UP(MIN(cap, MAX(on_dev, dirty)), bs) + 2;
+	return DIV_ROUND_UP(MIN(cap, MAX(on_dev, dirty)), bs) + CHECKPOINT_SLACK_BUCKETS;
 }
 
 u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm)
@@ -269,7 +269,9 @@ u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark
 	if (wm >= ALLOC_WM_btree)
 		return 0;
 	u64 btree = MIN(nb, MAX(one, checkpoint_need_buckets(fs, dev)));
-	return wm == ALLOC_WM_copygc ? btree : MIN(nb, btree + one);
+	if (wm == ALLOC_WM_copygc)
+		return btree - MIN(btree, ALLOC(fs)->copygc_grace);
+	return MIN(nb, btree + one);
 }
 
 u32 alloc_nospc_reasons(struct bkfs_fs *fs)
@@ -589,7 +591,7 @@ static int wp_get(struct bkfs_fs *fs, struct write_point *wp, unsigned dev, enum
 
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got)
 {
-	return alloc_data_space_wm(fs, ALLOC_WM_normal, 0, nr, want, ptrs, got);
+	return alloc_data_space_wm(fs, ALLOC_WM_normal, 0, nr, want, 1, ptrs, got);
 }
 
 static struct write_point *data_wp(struct bkfs_fs *fs, enum alloc_watermark wm, unsigned dev)
@@ -598,13 +600,12 @@ static struct write_point *data_wp(struct bkfs_fs *fs, enum alloc_watermark wm, 
 }
 
 int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude_devs, unsigned nr, u32 want,
-			struct bkfs_ptr *ptrs, u32 *got)
+			u32 min, struct bkfs_ptr *ptrs, u32 *got)
 {
 	struct alloc_state *as = ALLOC(fs);
 	unsigned devs[BKFS_MAX_DEVS];
 	unsigned n = pick_devs(fs, MIN(nr, (unsigned)BKFS_MAX_REPLICAS), exclude_devs, devs);
-	/* the mover needs its whole extent in one piece */
-	u32 need = wm == ALLOC_WM_copygc ? MIN(want, bucket_sectors(fs)) : 1;
+	u32 need = MAX(1u, MIN(MIN(want, min), bucket_sectors(fs)));
 	if (!n)
 		return -BKFS_E_DEGRADED;
 	u32 len = want;

@@ -91,6 +91,9 @@ struct dev_index {
 };
 
 /* allocator work counters (tests bound them: no call rescans everything) */
+/* buckets beyond a rewrite of every node the checkpoint reserve keeps */
+#define CHECKPOINT_SLACK_BUCKETS 2
+
 struct alloc_stats {
 	u64 calls, buckets_scanned, words_scanned, gen_limit_hits, journal_waits, fast_fails;
 };
@@ -134,6 +137,10 @@ struct alloc_state {
 	struct dev_index idx[BKFS_MAX_DEVS];
 	u64 free_events;      /* buckets that became allocatable (fail-fast key) */
 	u32 nospc_reasons;    /* ALLOC_WAIT_* of the last -BKFS_E_NOSPC */
+	/* buckets of the checkpoint reserve's slack the mover may take in this
+	 * step (move.c sets it when it is at its floor; at most
+	 * CHECKPOINT_SLACK_BUCKETS - 1) */
+	u8 copygc_grace;
 	struct alloc_stats stats;
 	/* data buckets a write point moved on from: space in them may have been
 	 * handed to a transaction not yet committed, so they stay BUCKET_OPEN
@@ -208,11 +215,11 @@ u64 alloc_nr_need_gc_gens(struct bkfs_fs *fs);
  * same length on each. Returns the length in *got. */
 int alloc_data_space(struct bkfs_fs *fs, unsigned nr, u32 want, struct bkfs_ptr *ptrs, u32 *got);
 /* The same for a watermark, on devices not in exclude_devs (a mask: the
- * devices an extent keeps copies on). ALLOC_WM_copygc writes through the
- * mover's own write points and always gets want sectors in one piece (a
- * fresh bucket when the open one has less left). */
+ * devices an extent keeps copies on), at least min sectors in one piece (a
+ * fresh bucket when the open one has less left; min is capped at a bucket).
+ * ALLOC_WM_copygc writes through the mover's own write points. */
 int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude_devs, unsigned nr, u32 want,
-			struct bkfs_ptr *ptrs, u32 *got);
+			u32 min, struct bkfs_ptr *ptrs, u32 *got);
 /* Buckets of dev kept back from watermark wm (those below it may not be
  * taken by wm). */
 u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm);

@@ -31,7 +31,9 @@
  * offset into it stay as they are, so the pointers that stay still match.
  * Cached pointers into victims are dropped. Other pointers (other replicas)
  * stay as they are, and the new copies go to devices the key has no copy
- * on. */
+ * on. An extent whose copies all move is written in pieces where the open
+ * bucket's tail is too short for it (move_pieces), so every bucket the
+ * mover leaves is full. */
 #include "move.h"
 #include "extent.h"
 #include "../util/darray.h"
@@ -150,7 +152,8 @@ static int pick_victims(struct mover *m, unsigned max)
 		if (!dev_usable(fs, d))
 			continue;
 		u64 free = alloc_dev_free_buckets(fs, d), res = alloc_reserve_buckets(fs, d, ALLOC_WM_copygc);
-		space += (free > res ? free - res : 0) * bucket_sectors(fs);
+		const struct write_point *wp = &ALLOC(fs)->move_wp[d];
+		space += (free > res ? free - res : 0) * bucket_sectors(fs) + (wp->open ? bucket_sectors(fs) - wp->fill : 0);
 		size_t n = alloc_frag_emptiest(fs, d, victim_max_used(fs), victim_ok, fs, cand, max);
 		for (size_t i = 0; i < n; i++) {
 			const struct bkfs_alloc *a = bucket_get(fs, d, cand[i]);
@@ -160,9 +163,9 @@ static int pick_victims(struct mover *m, unsigned max)
 	}
 	free(cand);
 	qsort(m->v, m->nr_v, sizeof(*m->v), victim_cmp_used);
-	/* one bucket of slack: the mover starts a fresh bucket when an extent
-	 * does not fit in what is left of the open one */
-	space = space > bucket_sectors(fs) ? space - bucket_sectors(fs) : 0;
+	/* no slack kept for extents that do not fit what is left of the open
+	 * bucket: most are split (move_pieces); one that cannot be stops the
+	 * step at the reserve (move_key's -BKFS_E_NOSPC), nothing worse */
 	size_t n = 0;
 	for (u64 sum = 0; n < m->nr_v && n < max && sum + m->v[n].used <= space; n++)
 		sum += m->v[n].used;
@@ -262,7 +265,7 @@ static int write_copies(struct mover *m, const struct bkey *k, struct bkfs_exten
 		n = 0; /* unreadable: left where it is */
 		goto out;
 	}
-	n = alloc_data_space_wm(fs, ALLOC_WM_copygc, exclude, nr, want, out, &got);
+	n = alloc_data_space_wm(fs, ALLOC_WM_copygc, exclude, nr, want, want, out, &got);
 	if (n == -BKFS_E_DEGRADED || (n > 0 && ((unsigned)n < nr || got != want)))
 		n = 0; /* no device to keep the copies apart: left where it is */
 	const u8 *src = buf + ((size_t)skip << SECTOR_SHIFT);
@@ -276,6 +279,84 @@ static int write_copies(struct mover *m, const struct bkey *k, struct bkfs_exten
 out:
 	free(buf);
 	return n;
+}
+
+/* An extent all of whose copies move, and whose live part can be checksummed
+ * anew: it may be split over buckets. */
+static bool splittable(const struct key_ref *r, const struct bkey *k, const struct bkfs_extent *e)
+{
+	return r->btree_id == BTREE_ID_extents && k->type == KEY_TYPE_extent && e->csum_type == CSUM_CRC32C &&
+	       !e->compression && e->csum_sectors && e->offset + k->size <= e->csum_sectors;
+}
+
+/* Rewrite extent k (every copy moves, nr of them) as pieces, each filling
+ * what is left of the mover's open bucket before a fresh one is taken, each
+ * with a checksum of its own and only the live data. Without splitting, an
+ * extent larger than the open bucket's tail left that tail unused: at near
+ * full the mover then wrote buckets emptier than the victims it emptied and
+ * lost ground (a 48 MiB filesystem at 85 % ran out of space that way). */
+static int move_pieces(struct mover *m, const struct bkey *k, const struct bkfs_extent *e, unsigned nr,
+		       unsigned dropped)
+{
+	struct bkfs_fs *fs = m->fs;
+	u32 block = MAX(1u, (u32)(fs->block_bytes >> SECTOR_SHIFT)), done = 0;
+	u8 *buf = malloc((size_t)e->csum_sectors << SECTOR_SHIFT);
+	if (!buf)
+		return -BKFS_E_NOMEM;
+	int ret = read_region(fs, k, e, 0, buf);
+	if (ret) {
+		free(buf);
+		m->st->keys_skipped++;
+		return ret == -BKFS_E_NOMEM ? ret : 0; /* unreadable: left where it is */
+	}
+	const u8 *src = buf + ((size_t)e->offset << SECTOR_SHIFT);
+	u64 start = bkey_start_pos(k).offset;
+	struct trans t;
+	trans_init(&t, fs);
+	while (done < k->size && !ret) {
+		struct bkfs_ptr fresh[BKFS_MAX_REPLICAS];
+		u32 left = k->size - done, got = 0;
+		int n = alloc_data_space_wm(fs, ALLOC_WM_copygc, 0, nr, left, MIN(left, block), fresh, &got);
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		if ((unsigned)n < nr || !got) {
+			ret = -BKFS_E_DEGRADED; /* no device to keep the copies apart */
+			break;
+		}
+		const u8 *p = src + ((size_t)done << SECTOR_SHIFT);
+		if ((ret = extent_write_replicas(fs, fresh, n, p, (size_t)got << SECTOR_SHIFT)))
+			break;
+		struct bkey_buf pk;
+		bkey_init(&pk.k, KEY_TYPE_extent, POS(k->p.inode, start + done + got), extent_val_bytes(n));
+		pk.k.p.snapshot = k->p.snapshot;
+		pk.k.size = got;
+		struct bkfs_extent *pe = bkey_val(&pk.k);
+		*pe = *e;
+		pe->csum = bkfs_crc32c(0, p, (size_t)got << SECTOR_SHIFT);
+		pe->csum_sectors = got;
+		pe->offset = 0;
+		pe->nr_ptrs = n;
+		memcpy(pe->ptrs, fresh, n * sizeof(*fresh));
+		ret = trans_update(&t, BTREE_ID_extents, &pk.k);
+		done += got;
+	}
+	if (!ret)
+		ret = trans_commit(&t, 0);
+	trans_exit(&t);
+	free(buf);
+	if (ret == -BKFS_E_DEGRADED) {
+		m->st->keys_skipped++;
+		return 0;
+	}
+	if (!ret) {
+		m->st->keys_moved++;
+		m->st->sectors_moved += (u64)k->size * nr;
+		m->st->sectors_narrowed += e->csum_sectors - k->size;
+		m->st->cached_dropped += dropped;
+	}
+	return ret;
 }
 
 /* Move the pointers of one key that point into victims. */
@@ -323,6 +404,8 @@ static int move_key(struct mover *m, const struct key_ref *r)
 		nr_keep = 0;
 		exclude = 0;
 	}
+	if (nr_move && !nr_keep && splittable(r, &kb.k, e))
+		return move_pieces(m, &kb.k, e, nr_move, dropped);
 	int n = 0;
 	if (nr_move && (n = write_copies(m, &kb.k, e, hdr, exclude, nr_move, !nr_keep, fresh)) <= 0) {
 		m->st->keys_skipped++;
@@ -385,7 +468,22 @@ int bkfs_copygc(struct bkfs_fs *fs, unsigned max_buckets, struct copygc_stats *s
 		return -BKFS_E_INVAL;
 	if (!max_buckets)
 		return 0;
-	if ((ret = pick_victims(&m, max_buckets)) || !m.nr_v)
+	if ((ret = pick_victims(&m, max_buckets)))
+		goto out;
+	if (!m.nr_v && space_short(fs)) {
+		/* At its floor the mover may take one bucket of the checkpoint
+		 * reserve's slack, given back when the victims it empties are.
+		 * Without it, a checkpoint that took the mover's last buckets
+		 * (new copies of nodes; buckets left with dead node slots)
+		 * left it unable to start, and writes stopped while copying
+		 * GC could still recover many buckets. */
+		free(m.v);
+		m.v = NULL;
+		ALLOC(fs)->copygc_grace = 1;
+		if ((ret = pick_victims(&m, max_buckets)))
+			goto out;
+	}
+	if (!m.nr_v)
 		goto out;
 	m.st->buckets += m.nr_v;
 	if ((ret = find_keys(&m)))
@@ -399,6 +497,7 @@ int bkfs_copygc(struct bkfs_fs *fs, unsigned max_buckets, struct copygc_stats *s
 	if (!ret)
 		count_emptied(&m);
 out:
+	ALLOC(fs)->copygc_grace = 0;
 	free(m.v);
 	free(m.keys);
 	return ret;

@@ -103,7 +103,10 @@ static bool gc_gens_due(struct background *bg, u64 now)
 }
 
 /* One step of copying GC, its emptied buckets made reusable (flush);
- * true if it moved anything. */
+ * true if it moved anything. A step can move keys and empty no bucket: a
+ * checkpoint in the middle of it took the buckets it was moving into. The
+ * next step goes on from there (move.c lets it take one bucket of the
+ * checkpoint reserve's slack when it is at its floor). */
 static bool copygc_step(struct bkfs_fs *fs, struct bg_stats *st)
 {
 	struct copygc_stats cs = { 0 };
@@ -121,7 +124,7 @@ static bool copygc_step(struct bkfs_fs *fs, struct bg_stats *st)
 		return false;
 	}
 	if (!cs.buckets_emptied)
-		return false;
+		return cs.keys_moved > 0;
 	ret = journal_flush(fs);
 	if (st)
 		st->copygc_flush_ns += mono_ns() - t1;
