@@ -160,6 +160,7 @@ struct alloc_state {
 	u64 *need_discard;
 	size_t nr_need_discard, need_discard_cap;
 	u64 nr_discarded;
+	u64 nr_discard_skipped; /* freed without the device call: space short */
 	/* stripes whose data blocks all became empty in the last commit: the
 	 * commit's follow-up deletes them if they still are */
 	u32 *empty_stripes;
@@ -295,8 +296,9 @@ void discard_note(struct bkfs_fs *fs, unsigned dev, u64 b);
 void discard_rebuild(struct bkfs_fs *fs);
 u64 alloc_nr_need_discard(struct bkfs_fs *fs);
 /* Discard up to max need_discard buckets whose emptying is durable and make
- * them free; *done = how many. Returns the first device error (the buckets
- * are freed anyway: discard is advisory). */
+ * them free; *done = how many (the device call is left out where space is
+ * short: discard.c). Returns the first device error (the buckets are freed
+ * anyway: discard is advisory). */
 int alloc_discard_buckets(struct bkfs_fs *fs, unsigned max, unsigned *done);
 
 /* the normal-mode trigger: unmark old, mark new (triggers.c) */

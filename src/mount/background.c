@@ -136,10 +136,11 @@ static void run_discards(struct bkfs_fs *fs, struct bg_stats *st, unsigned max)
 	unsigned n = 0;
 	if (!alloc_nr_need_discard(fs))
 		return;
-	u64 t0 = mono_ns();
+	u64 t0 = mono_ns(), skipped = ALLOC(fs)->nr_discard_skipped;
 	int ret = alloc_discard_buckets(fs, max, &n);
 	if (st) {
-		st->discarded += n;
+		st->discard_skipped += ALLOC(fs)->nr_discard_skipped - skipped;
+		st->discarded += n - (ALLOC(fs)->nr_discard_skipped - skipped);
 		st->discard_ns += mono_ns() - t0;
 	}
 	if (ret && st && !st->discard_errors++)
@@ -403,13 +404,14 @@ void bg_kick_if_due(struct background *bg)
 
 void bg_stats_to_text(struct printbuf *out, const struct bg_stats *s)
 {
-	pb_printf(out, "journal flushes %llu (errors %llu); buckets discarded %llu (errors %llu); "
+	pb_printf(out, "journal flushes %llu (errors %llu); buckets discarded %llu (errors %llu; %llu more freed without it, space short); "
 		  "gen GC runs %llu, buckets freed %llu; "
 		  "copying GC runs %llu, buckets %llu, sectors %llu; reclaims %llu (%llu retried); "
 		  "ms in copying GC %llu, its flushes %llu, discard %llu, reclaim %llu; "
 		  "backpointers in memory %llu (built %llu, dropped %llu)",
 		  (unsigned long long)s->flushes, (unsigned long long)s->flush_errors,
 		  (unsigned long long)s->discarded, (unsigned long long)s->discard_errors,
+		  (unsigned long long)s->discard_skipped,
 		  (unsigned long long)s->gc_gens_runs, (unsigned long long)s->gc_gens_freed,
 		  (unsigned long long)s->copygc_runs, (unsigned long long)s->copygc_buckets,
 		  (unsigned long long)s->copygc_sectors, (unsigned long long)s->reclaims,

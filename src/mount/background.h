@@ -22,7 +22,7 @@ struct bg_opts {
 
 struct bg_stats {
 	u64 flushes, flush_errors;
-	u64 discarded, discard_errors;
+	u64 discarded, discard_errors, discard_skipped; /* skipped: freed without the device call */
 	u64 gc_gens_runs, gc_gens_freed;
 	u64 copygc_runs, copygc_buckets, copygc_sectors;
 	u64 reclaims, reclaim_waits_ok;

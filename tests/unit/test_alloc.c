@@ -324,11 +324,61 @@ static void test_discard_runs(void)
 	bd_close(bd);
 }
 
+/* Space short: the buckets a delete frees are taken again at once, so they
+ * are freed without the device call (discard.c). Filled to the copying GC
+ * watermark with small files, one deleted: no discard, its buckets free. */
+static void test_discard_skipped_when_short(void)
+{
+	struct blockdev *bd = make_dev(16 << 20, 64 << 10, 16 << 10), *bds[1] = { bd };
+	struct bkfs_fs *fs = NULL;
+	CHECK_EQ(test_open_fs(bds, 1, BKFS_OPEN_DISCARD, &fs), 0);
+	real_discard = bd->discard;
+	bd->discard = counting_discard;
+	discard_align = fs->bucket_bytes;
+	discard_calls = 0;
+	static u8 buf[128 << 10];
+	memset(buf, 0x5a, sizeof(buf));
+	struct alloc_space_info si;
+	unsigned n = 0;
+	for (;; n++) {
+		alloc_space_info(fs, &si);
+		if (si.free_buckets + 4 <= si.reserved[ALLOC_WM_normal] + si.total_buckets / 8)
+			break;
+		char name[16];
+		u64 inum;
+		snprintf(name, sizeof(name), "f%u", n);
+		CHECK_EQ(bkfs_create(fs, BKFS_ROOT_INO, name, S_IFREG | 0644, 0, 0, 0, NULL, &inum, NULL), 0);
+		CHECK_EQ(bkfs_file_write(fs, inum, 0, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	}
+	alloc_close_write_points(fs);
+	CHECK_EQ(journal_flush(fs), 0);
+	CHECK_EQ(alloc_discard_buckets(fs, UINT32_MAX, NULL), 0);
+	u64 calls = discard_calls, skipped = ALLOC(fs)->nr_discard_skipped;
+	CHECK_EQ(bkfs_unlink(fs, BKFS_ROOT_INO, "f0", false), 0);
+	CHECK_EQ(journal_flush(fs), 0);
+	u64 waiting = x_need_discard(fs);
+	unsigned done = 0;
+	CHECK_EQ(alloc_discard_buckets(fs, UINT32_MAX, &done), 0);
+	printf("discard when short (%u files): %llu buckets waited, %u freed, %llu device calls, %llu skipped\n", n,
+	       (unsigned long long)waiting, done, (unsigned long long)(discard_calls - calls),
+	       (unsigned long long)(ALLOC(fs)->nr_discard_skipped - skipped));
+	CHECK(waiting >= 2);
+	CHECK_EQ(done, waiting);
+	CHECK_EQ(x_need_discard(fs), 0);
+	CHECK_EQ(discard_calls, calls);
+	CHECK_EQ(ALLOC(fs)->nr_discard_skipped - skipped, waiting);
+	bd->discard = real_discard;
+	CHECK_EQ(bkfs_close(fs), 0);
+	bd->keep_open = false;
+	bd_close(bd);
+}
+
 int main(void)
 {
 	test_scale();
 	test_watermarks();
 	test_frag_index();
 	test_discard_runs();
+	test_discard_skipped_when_short();
 	TEST_MAIN_END();
 }
