@@ -760,6 +760,28 @@ static int dent_next(struct btree_iter *it, struct fsck_ra *ra, const struct fsc
 
 enum { C_NON_DIR, C_MISSING, C_ORPHAN_KEEP, C_ORPHAN_DEL, C_OK };
 
+/* An orphan a dirent names as a symlink comes back as one when what
+ * remains of it is a symlink's target: one inline key of 1..2048 bytes
+ * (as bkfs_create writes targets) with no NUL. Else it stays a regular
+ * file (its name is removed, its data kept in lost+found). */
+static bool orphan_is_symlink(struct fsp *s, u32 idx)
+{
+	size_t i = sorted_lower_bound(s->orph.nr, j, s->orph.data[j].idx < idx);
+	if (i == s->orph.nr || s->orph.data[i].idx != idx)
+		return false;
+	const struct acc *a = &s->orph.data[i].a;
+	if (a->nkeys != 1 || !a->iend || a->iend != a->end || a->end > 2048)
+		return false;
+	u64 inum = t_inum(s, idx);
+	struct bkey_buf kb;
+	if (btree_lookup(s->fs, BTREE_ID_extents, POS(inum, DIV_ROUND_UP(a->end, SECTOR_SIZE)), &kb) ||
+	    kb.k.type != KEY_TYPE_inline_data)
+		return false;
+	const struct bkfs_inline_data *id = bkey_val(&kb.k);
+	return id->bytes == a->end && id->bytes <= bkey_val_bytes(&kb.k) - sizeof(*id) &&
+	       !memchr(id->data, 0, id->bytes);
+}
+
 static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 {
 	*dI = tfind_dir(s, d->pos.inode);
@@ -770,9 +792,13 @@ static int classify(struct fsp *s, const struct dent *d, u32 *dI, u32 *tI)
 	if (*tI == NONE)
 		return C_MISSING;
 	const struct fi *e = &s->t.data[*tI];
-	if (e->flags & F_ORPHAN)
+	if (e->flags & F_ORPHAN) {
+		if (e->type == DT_REG && d->d_type == DT_LNK && e->link == NONE && !cnt(s, *tI) &&
+		    orphan_is_symlink(s, *tI))
+			s->t.data[*tI].type = DT_LNK;
 		/* a recreated directory keeps one name: its first */
 		return d->d_type == e->type && (e->type != DT_DIR || e->link == NONE) ? C_ORPHAN_KEEP : C_ORPHAN_DEL;
+	}
 	return C_OK;
 }
 
@@ -1412,11 +1438,15 @@ static int report_early(struct fsp *s)
 				goto out;
 			continue;
 		}
-		bool fix = false, relinked = !(e->flags & F_TO_LF);
-		const char *action = relinked ? "recreated the inode as a regular file at its directory entry" :
+		bool fix = false, relinked = !(e->flags & F_TO_LF), sym = e->type == DT_LNK;
+		const char *action = sym ? "recreated the inode as a symlink at its directory entry" :
+				     relinked ? "recreated the inode as a regular file at its directory entry" :
 						"recreated the inode as a regular file in lost+found";
 		pb_reset(&act);
-		pb_printf(&act, "recreated as a regular file (mode 0600, size %llu) ", (unsigned long long)o->a.end);
+		if (sym)
+			pb_printf(&act, "recreated as a symlink (target of %llu bytes) ", (unsigned long long)o->a.end);
+		else
+			pb_printf(&act, "recreated as a regular file (mode 0600, size %llu) ", (unsigned long long)o->a.end);
 		if (relinked) {
 			struct printbuf p = PRINTBUF;
 			if (path_of(s, o->idx, &p))
@@ -1933,8 +1963,8 @@ static int apply(struct fsp *s)
 			ret = write_new_inode(s, E_INUM(s, e), S_IFDIR | 0700, 2 + cnt(s, o->idx),
 					      (e->flags & F_TO_LF) ? lf_inum(s) : t_inum(s, e->link), 0, 0);
 		else
-			ret = write_new_inode(s, E_INUM(s, e), S_IFREG | 0600, cnt(s, o->idx) + !!(e->flags & F_TO_LF),
-					      0, o->a.end, o->a.sectors);
+			ret = write_new_inode(s, E_INUM(s, e), e->type == DT_LNK ? S_IFLNK | 0777 : S_IFREG | 0600,
+					      cnt(s, o->idx) + !!(e->flags & F_TO_LF), 0, o->a.end, o->a.sectors);
 		if (ret)
 			goto out;
 	}

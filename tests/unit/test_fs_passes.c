@@ -465,6 +465,22 @@ static void a_missing_inode(struct bkfs_fs *fs, struct tree *t)
 	CHECK(bkfs_lookup_path(fs, "/c/empty", NULL, NULL) == -BKFS_E_NOENT);
 }
 
+/* a symlink's inode lost, its target (inline data) and name left: it comes
+ * back as a symlink with the same target (was: a regular file in
+ * lost+found, its name removed) */
+static int d_missing_symlink(struct bkfs_fs *fs, struct tree *t) { return del_inode(fs, t->sym); }
+static void a_missing_symlink(struct bkfs_fs *fs, struct tree *t)
+{
+	check_path(fs, "/s", t->sym);
+	struct bkfs_inode in;
+	CHECK_EQ(bkfs_inode_find(fs, t->sym, &in), 0);
+	CHECK(S_ISLNK(in.mode));
+	char buf[64];
+	ssize_t n = bkfs_readlink(fs, t->sym, buf, sizeof(buf));
+	CHECK_EQ(n, 4);
+	CHECK(n == 4 && !memcmp(buf, "a/f1", 4));
+}
+
 static int d_nlink(struct bkfs_fs *fs, struct tree *t)
 {
 	int ret = set_field(fs, t->f1, F_NLINK, 5);
@@ -637,6 +653,8 @@ int main(void)
 	     E(inode_link_count_wrong));
 	SCEN("unreachable_dir", d_unreachable_dir, a_unreachable_dir, E(inode_unreachable), E(lost_found_missing));
 	SCEN("missing_inode", d_missing_inode, a_missing_inode, E(dirent_to_missing_inode),
+	     E(extent_for_missing_inode));
+	SCEN("missing_symlink_inode", d_missing_symlink, a_missing_symlink, E(dirent_to_missing_inode),
 	     E(extent_for_missing_inode));
 	SCEN("nlink", d_nlink, a_normal_paths, E(inode_link_count_wrong));
 	SCEN("i_size", d_isize, a_isize, E(inode_i_size_wrong));
