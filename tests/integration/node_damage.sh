@@ -279,6 +279,10 @@ fi
 # the roots of extents and accounting together (issue 10 defect 2)
 echo "== two roots of a small single-copy image"
 "$GENTREE" --seed 3 --files 200 --quiet "$T/small" > /dev/null || fail "gentree failed"
+# a symlink whose target (3,000 bytes) is too long to be inline data: with
+# its inode lost it cannot come back as a symlink, so its data goes to
+# lost+found with its origin (a short one is recreated at its name)
+ln -s "$(head -c 3000 /dev/zero | tr '\0' x)" "$T/small/long_link"
 truncate -s 256M "$T/small.img"
 "$BKFS" format --metadata-replicas 1 --source "$T/small" "$T/small.img" > /dev/null 2>&1 || fail "format of the small image"
 "$BKFS" debug corrupt roots_extents_accounting "$T/small.img" > "$T/small.corrupt.log" 2>&1 ||
@@ -319,7 +323,7 @@ if have getfattr; then
 		[ -n "$(xattrs_of "$T/small" "$f")" ] && echo "$f"
 	done > "$T/small.xfiles"
 fi
-ghosts=0 origins=0
+ghosts=0 origins=0 lf_files=0
 while read -r bt lvl dev off copies; do
 	W=$T/wipe
 	rm -rf "$W"
@@ -360,6 +364,7 @@ while read -r bt lvl dev off copies; do
 	fi
 	for f in "$W/out/lost+found"/*; do
 		[ -f "$f" ] || continue
+		lf_files=$((lf_files + 1))
 		o=$(getfattr --only-values -n user.bkfs.origin "$f" 2> /dev/null) || continue
 		origins=$((origins + 1))
 		if [ ! -e "$T/small$o" ] && [ ! -L "$T/small$o" ] || ! grep -qF -- "its last known path: $o" "$W/y.log" ||
@@ -378,12 +383,14 @@ while read -r bt lvl dev off copies; do
 		grep -v '^bkfs fsck: [0-9]* device' "$W/y.log" | head -8 | cut -c1-240 | sed 's/^/     y: /'
 	fi
 done < <(node_list "$T/small1.img" | grep -E '^(inodes|extents|xattrs) 0 ')
-if [ "$ghosts" -gt 0 ] && { [ "$origins" -gt 0 ] || ! have getfattr; }; then
+# every file these repairs put in lost+found lost its name to the repair
+# (none lost it with a dirents node here), so each carries its origin
+if [ "$ghosts" -gt 0 ] && { [ "$origins" = "$lf_files" ] || ! have getfattr; }; then
 	pass=$((pass + 1))
-	echo "ok   $ghosts directories recreated from their entries, $origins files in lost+found with their origin"
+	echo "ok   $ghosts directories recreated from their entries; $lf_files files in lost+found, $origins with their origin"
 else
 	failed=$((failed + 1))
-	echo "FAIL dir_inode_lost reported $ghosts times, $origins files in lost+found with an origin (both must be > 0)"
+	echo "FAIL dir_inode_lost reported $ghosts times (must be > 0); $lf_files files in lost+found, $origins with an origin (must be all)"
 fi
 
 echo "$pass passed, $failed failed"
