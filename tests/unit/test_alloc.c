@@ -288,7 +288,8 @@ static int counting_discard(struct blockdev *bd, u64 off, u64 len)
 	return real_discard(bd, off, len);
 }
 
-static void test_discard_runs(void)
+/* a 16 MiB filesystem opened with discard on, its device calls counted */
+static struct bkfs_fs *discard_fs_open(struct blockdev **bdp)
 {
 	struct blockdev *bd = make_dev(16 << 20, 64 << 10, 16 << 10), *bds[1] = { bd };
 	struct bkfs_fs *fs = NULL;
@@ -296,6 +297,23 @@ static void test_discard_runs(void)
 	real_discard = bd->discard;
 	bd->discard = counting_discard;
 	discard_align = fs->bucket_bytes;
+	discard_calls = discard_bytes = discard_misaligned = 0;
+	*bdp = bd;
+	return fs;
+}
+
+static void discard_fs_close(struct bkfs_fs *fs, struct blockdev *bd)
+{
+	bd->discard = real_discard;
+	CHECK_EQ(bkfs_close(fs), 0);
+	bd->keep_open = false;
+	bd_close(bd);
+}
+
+static void test_discard_runs(void)
+{
+	struct blockdev *bd;
+	struct bkfs_fs *fs = discard_fs_open(&bd);
 	size_t size = 1 << 20;
 	u8 *buf = malloc(size);
 	memset(buf, 0xa5, size);
@@ -318,10 +336,7 @@ static void test_discard_runs(void)
 	CHECK_EQ(discard_misaligned, 0);
 	CHECK(discard_calls > 0 && discard_calls < done);
 	free(buf);
-	bd->discard = real_discard;
-	CHECK_EQ(bkfs_close(fs), 0);
-	bd->keep_open = false;
-	bd_close(bd);
+	discard_fs_close(fs, bd);
 }
 
 /* Space short: the buckets a delete frees are taken again at once, so they
@@ -329,13 +344,8 @@ static void test_discard_runs(void)
  * watermark with small files, one deleted: no discard, its buckets free. */
 static void test_discard_skipped_when_short(void)
 {
-	struct blockdev *bd = make_dev(16 << 20, 64 << 10, 16 << 10), *bds[1] = { bd };
-	struct bkfs_fs *fs = NULL;
-	CHECK_EQ(test_open_fs(bds, 1, BKFS_OPEN_DISCARD, &fs), 0);
-	real_discard = bd->discard;
-	bd->discard = counting_discard;
-	discard_align = fs->bucket_bytes;
-	discard_calls = 0;
+	struct blockdev *bd;
+	struct bkfs_fs *fs = discard_fs_open(&bd);
 	static u8 buf[128 << 10];
 	memset(buf, 0x5a, sizeof(buf));
 	struct alloc_space_info si;
@@ -367,10 +377,7 @@ static void test_discard_skipped_when_short(void)
 	CHECK_EQ(x_need_discard(fs), 0);
 	CHECK_EQ(discard_calls, calls);
 	CHECK_EQ(ALLOC(fs)->nr_discard_skipped - skipped, waiting);
-	bd->discard = real_discard;
-	CHECK_EQ(bkfs_close(fs), 0);
-	bd->keep_open = false;
-	bd_close(bd);
+	discard_fs_close(fs, bd);
 }
 
 int main(void)
