@@ -1341,6 +1341,7 @@ static int report_ghost_dir(struct fsp *s, u32 idx)
 		pb_printf(&at, "%s/#%llu", lf_path(s), (unsigned long long)inum);
 	else if (!path_of(s, idx, &at))
 		pb_printf(&at, "its remaining directory entry");
+	s->c->recreated_inodes++;
 	bool fix = ERR(s, dir_inode_lost, relinked ? "recreated the directory at its directory entry" :
 						   "recreated the directory in lost+found", "inode %llu", (unsigned long long)inum);
 	fsck_err_msg(s->c, "directory inode %llu was in a btree node the check dropped; %u entries remain in it: recreated (mode 0700) as %s, its entries kept",
@@ -1464,6 +1465,8 @@ static int report_early(struct fsp *s)
 				     (unsigned long long)E_INUM(s, e), o->a.nkeys, (unsigned long long)o->a.sectors,
 				     (unsigned long long)o->a.end, pb_str(&act));
 		}
+		if (o->a.nkeys || o->a.xattrs)
+			s->c->recreated_inodes++;
 		if (o->a.xattrs) {
 			fix |= ERR(s, xattr_for_missing_inode, action, "inode %llu", (unsigned long long)E_INUM(s, e));
 			fsck_err_msg(s->c, "xattrs of missing inode %llu: %u xattrs; %s", (unsigned long long)E_INUM(s, e),

@@ -264,12 +264,13 @@ static int write_json(const struct fsck_result *r, enum fsck_mode mode, const ch
 	for (unsigned d = 0, n = 0; d < r->nr_members; d++)
 		if (r->missing_devs >> d & 1)
 			fprintf(f, "%s%u", n++ ? ", " : "", d);
-	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu, \"extents_at_least\": %s},\n  \"salvaged_inodes\": %llu\n}\n",
+	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu, \"extents_at_least\": %s},\n  \"salvaged_inodes\": %llu,\n  \"recreated_inodes\": %llu\n}\n",
 		(unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
 		(unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed),
 		(unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
 		(unsigned long long)r->lost_nodes, (unsigned long long)r->lost_files,
-		r->lost_extents_at_least ? "true" : "false", (unsigned long long)r->salvaged_inodes);
+		r->lost_extents_at_least ? "true" : "false", (unsigned long long)r->salvaged_inodes,
+		(unsigned long long)r->recreated_inodes);
 	return fclose(f);
 }
 
@@ -299,13 +300,14 @@ static void print_report(const struct fsck_result *r, enum fsck_mode mode)
 		if (r->pass_ran[p])
 			printf(" %s %.3fs", fsck_pass_names[p], r->pass_ns[p] / 1e9);
 	printf("\n");
-	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes || r->lost_files)
+	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes || r->lost_files || r->recreated_inodes)
 		printf("data: %s%llu extents (%llu sectors) and %llu btree nodes %s; %llu files lost data; "
-		       "%llu inodes %s to lost+found\n",
+		       "%llu inodes %s to lost+found; %llu inodes %s (owner, mode and times not the old ones)\n",
 		       r->lost_extents_at_least ? "at least " : "", (unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
 		       (unsigned long long)r->lost_nodes, mode == FSCK_MODE_NO ? "a repair would lose" : "lost",
 		       (unsigned long long)r->lost_files, (unsigned long long)r->salvaged_inodes,
-		       mode == FSCK_MODE_NO ? "it would salvage" : "salvaged");
+		       mode == FSCK_MODE_NO ? "it would salvage" : "salvaged", (unsigned long long)r->recreated_inodes,
+		       mode == FSCK_MODE_NO ? "it would recreate" : "recreated");
 	printf("%zu findings, %llu fixed, %llu left\n", r->nr,
 	       (unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
 	       (unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed));
@@ -686,6 +688,7 @@ static void result_take(struct fsck_result *r, struct fsck_ctx *c)
 	r->missing_devs = c->missing_devs;
 	r->nr_members = c->nr_members;
 	r->lost_files = c->lost_files;
+	r->recreated_inodes = c->recreated_inodes;
 	if (c->lost_extents_uncounted) {
 		/* every file that lost data lost at least one extent */
 		r->lost_extents = MAX(c->lost_extents, c->lost_files);

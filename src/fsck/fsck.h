@@ -201,8 +201,10 @@ struct fsck_result {
 	 * lost_files: inodes whose data a dropped node held (inode_data_lost);
 	 * lost_extents_at_least: extents or reflink keys were given up with a
 	 * node or range whose keys could not be counted, so lost_extents is a
-	 * lower bound (counted keys, and one per file that lost data) */
-	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
+	 * lower bound (counted keys, and one per file that lost data);
+	 * recreated_inodes: inodes lost with a node and made again from what
+	 * remained (their owner, mode, times and link count are not the old ones) */
+	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files, recreated_inodes;
 	bool lost_extents_at_least;
 	bool pass_ran[FSCK_PASS_NR];
 	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
@@ -261,7 +263,7 @@ struct fsck_ctx {
 	 * mode, so the later passes see what -y sees; -y writes them) */
 	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
-	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files;
+	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files, recreated_inodes;
 	bool lost_extents_uncounted; /* a range of extents/reflink keys given up uncounted */
 	u32 missing_devs;    /* see fsck_result */
 	unsigned nr_members;

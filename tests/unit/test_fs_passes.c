@@ -293,6 +293,9 @@ typedef void (*after_fn)(struct bkfs_fs *fs, struct tree *t);
 
 /* The whole cycle for one kind of damage; want[] are the findings -n must
  * name. */
+/* the -y run's count of inodes recreated, for the after checks */
+static u64 last_recreated;
+
 static void scenario(const char *name, damage_fn damage, const unsigned *want, unsigned nr_want, after_fn after)
 {
 	struct tree t;
@@ -358,6 +361,8 @@ static void scenario(const char *name, damage_fn damage, const unsigned *want, u
 	CHECK_EQ(count_clean(fs, name), 0);
 	CHECK_EQ(verify_fs(fs, &(struct verify_opts){ .tag = name }), 0);
 	check_data(fs, &t, name);
+	CHECK_EQ(n.recreated_inodes, y.recreated_inodes);
+	last_recreated = y.recreated_inodes;
 	if (after)
 		after(fs, &t);
 
@@ -463,6 +468,7 @@ static void a_missing_inode(struct bkfs_fs *fs, struct tree *t)
 {
 	check_path(fs, "/c/f3", t->f3); /* recreated from its extents, still at its name */
 	CHECK(bkfs_lookup_path(fs, "/c/empty", NULL, NULL) == -BKFS_E_NOENT);
+	CHECK_EQ(last_recreated, 1); /* f3; empty left nothing to make it from */
 }
 
 /* a symlink's inode lost, its target (inline data) and name left: it comes
@@ -479,6 +485,7 @@ static void a_missing_symlink(struct bkfs_fs *fs, struct tree *t)
 	ssize_t n = bkfs_readlink(fs, t->sym, buf, sizeof(buf));
 	CHECK_EQ(n, 4);
 	CHECK(n == 4 && !memcmp(buf, "a/f1", 4));
+	CHECK_EQ(last_recreated, 1);
 }
 
 static int d_nlink(struct bkfs_fs *fs, struct tree *t)
