@@ -216,13 +216,64 @@ static int bufs_reserve(struct scrub *s, size_t bytes)
 	return s->buf_bytes ? 0 : -BKFS_E_NOMEM;
 }
 
-static bool region_good(struct scrub *s, const struct bkfs_extent *e, const struct bkfs_ptr *p, u8 *dst)
+/* The offline scrub reads a btree's extents in key order, and an import or
+ * any sequential writer put them back to back on the device: one read of up
+ * to SCRUB_RA_BYTES then serves the extents that follow from memory, where
+ * a pread each made syscalls about a third of the scrub's time (perf, 20,000
+ * small files). An extent that does not start within SCRUB_RA_GAP after the
+ * last one read on its device is read alone, so a scattered layout reads no
+ * extra bytes. A write of the scrub's own (a repair) drops every window. */
+#define SCRUB_RA_BYTES (1u << 20)
+#define SCRUB_RA_GAP (64u << 10)
+
+int scrub_readahead_on(struct scrub *s)
+{
+	s->ra = calloc(s->fs->nr_devs, sizeof(*s->ra));
+	s->ra_written = s->st.bytes_written;
+	return s->ra ? 0 : -BKFS_E_NOMEM;
+}
+
+/* [off, off + len) of dev: read into dst, or found in dev's window (*view
+ * points at the bytes either way; a window's stay valid until the next read
+ * on that device) */
+static int dev_read(struct scrub *s, unsigned dev, u8 *dst, u64 off, size_t len, const u8 **view)
+{
+	struct blockdev *bd = s->fs->devs[dev].bd;
+	struct scrub_ra *w = s->ra ? &s->ra[dev] : NULL;
+	*view = dst;
+	if (!w || len >= SCRUB_RA_BYTES)
+		return bd_read(bd, dst, off, len);
+	if (s->ra_written != s->st.bytes_written) {
+		for (unsigned d = 0; d < s->fs->nr_devs; d++)
+			s->ra[d].len = 0;
+		s->ra_written = s->st.bytes_written;
+	}
+	if (off < w->off || off + len > w->off + w->len) {
+		bool sequential = off >= w->next && off - w->next <= SCRUB_RA_GAP;
+		u64 n = bd->size > off ? MIN((u64)SCRUB_RA_BYTES, bd->size - off) : 0;
+		w->len = 0;
+		w->next = off + len;
+		if (!sequential || n < len || (!w->buf && posix_memalign((void **)&w->buf, 4096, SCRUB_RA_BYTES)))
+			return bd_read(bd, dst, off, len);
+		if (bd_read(bd, w->buf, off, n))
+			return bd_read(bd, dst, off, len); /* an error somewhere in the window: the extent's own */
+		w->off = off;
+		w->len = n;
+	}
+	*view = w->buf + (off - w->off);
+	w->next = off + len;
+	return 0;
+}
+
+/* Read and verify replica p; *view: its bytes (dst, or a window) */
+static bool region_good(struct scrub *s, const struct bkfs_extent *e, const struct bkfs_ptr *p, u8 *dst,
+			const u8 **view)
 {
 	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
-	if (bd_read(s->fs->devs[p->dev].bd, dst, p->offset << SECTOR_SHIFT, region))
+	if (dev_read(s, p->dev, dst, p->offset << SECTOR_SHIFT, region, view))
 		return false;
 	s->st.bytes_read += region;
-	return bkfs_crc32c(0, dst, region) == e->csum;
+	return bkfs_crc32c(0, *view, region) == e->csum;
 }
 
 /* Read every dirty replica into s->good (the first good one stays there);
@@ -230,6 +281,7 @@ static bool region_good(struct scrub *s, const struct bkfs_extent *e, const stru
 static u32 replicas_read(struct scrub *s, const struct bkfs_extent *e, bool *good)
 {
 	u32 bad = 0;
+	const u8 *good_view = NULL, *view;
 	*good = false;
 	for (unsigned i = 0; i < e->nr_ptrs; i++) {
 		const struct bkfs_ptr *p = &e->ptrs[i];
@@ -240,11 +292,18 @@ static u32 replicas_read(struct scrub *s, const struct bkfs_extent *e, bool *goo
 			continue;
 		}
 		s->st.replicas++;
-		if (region_good(s, e, p, *good ? s->buf : s->good))
+		if (region_good(s, e, p, *good ? s->buf : s->good, &view)) {
+			if (!*good)
+				good_view = view;
 			*good = true;
-		else
+		} else {
 			bad |= 1u << i;
+		}
 	}
+	/* the good copy in s->good for the rewrite (replicas are on distinct
+	 * devices, so its window still holds it) */
+	if (bad && good_view && good_view != s->good)
+		memcpy(s->good, good_view, (size_t)e->csum_sectors << SECTOR_SHIFT);
 	return bad;
 }
 
@@ -270,10 +329,12 @@ static void replicas_rewrite(struct scrub *s, const struct bkfs_extent *e, u32 b
 		if (!(bad >> i & 1))
 			continue;
 		const struct bkfs_ptr *p = &e->ptrs[i];
-		if (!bd_write(s->fs->devs[p->dev].bd, s->good, p->offset << SECTOR_SHIFT, region) &&
-		    region_good(s, e, p, s->buf)) {
+		const u8 *view;
+		bool written = !bd_write(s->fs->devs[p->dev].bd, s->good, p->offset << SECTOR_SHIFT, region);
+		if (written)
+			s->st.bytes_written += region; /* before the read back: it drops the windows */
+		if (written && region_good(s, e, p, s->buf, &view)) {
 			s->st.replicas_repaired++;
-			s->st.bytes_written += region;
 			continue;
 		}
 		scrub_lost(s, inum, "data %llu:%llu replica on dev %u sector %llu: rewrite failed",
@@ -615,6 +676,9 @@ void scrub_exit(struct scrub *s)
 	free(s->lost);
 	free(s->buf);
 	free(s->good);
+	for (unsigned d = 0; s->ra && d < s->fs->nr_devs; d++)
+		free(s->ra[d].buf);
+	free(s->ra);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -666,6 +730,8 @@ int bkfs_scrub(char *const *devs, unsigned nr, bool repair, bool progress, const
 	 * scrub's findings and repairs too (read-only, the walk finds them) */
 	s.st.node_copies_bad += fs->node_copies_rewritten;
 	s.st.node_copies_repaired += fs->node_copies_rewritten;
+	if (scrub_readahead_on(&s))
+		fprintf(stderr, "bkfs scrub: no memory for read-ahead, reading extent by extent\n");
 	bool bar = progress && isatty(STDERR_FILENO);
 	u64 start = now_ns(), last = 0;
 	while (!(ret = scrub_step(&s, SCRUB_STEP_UNITS)))
