@@ -311,6 +311,7 @@ static int move_pieces(struct mover *m, const struct bkey *k, const struct bkfs_
 	}
 	const u8 *src = buf + ((size_t)e->offset << SECTOR_SHIFT);
 	u64 start = bkey_start_pos(k).offset;
+	unsigned pieces = 0;
 	struct trans t;
 	trans_init(&t, fs);
 	while (done < k->size && !ret) {
@@ -341,6 +342,7 @@ static int move_pieces(struct mover *m, const struct bkey *k, const struct bkfs_
 		memcpy(pe->ptrs, fresh, n * sizeof(*fresh));
 		ret = trans_update(&t, BTREE_ID_extents, &pk.k);
 		done += got;
+		pieces++;
 	}
 	if (!ret)
 		ret = trans_commit(&t, 0);
@@ -352,6 +354,7 @@ static int move_pieces(struct mover *m, const struct bkey *k, const struct bkfs_
 	}
 	if (!ret) {
 		m->st->keys_moved++;
+		m->st->keys_split += pieces > 1;
 		m->st->sectors_moved += (u64)k->size * nr;
 		m->st->sectors_narrowed += e->csum_sectors - k->size;
 		m->st->cached_dropped += dropped;

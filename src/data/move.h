@@ -23,6 +23,7 @@ struct copygc_stats {
 	u64 sectors_narrowed; /* dead sectors of trimmed extents left behind */
 	u64 cached_dropped; /* cached pointers into victims dropped */
 	u64 keys_skipped;   /* unreadable, or no device to move to */
+	u64 keys_split;     /* moved as two or more pieces (move.c: move_pieces) */
 	bool nospc;         /* the step stopped: the mover's reserve is used up */
 	bool index_drifted; /* a victim kept data no listed key pointed at: the
 			     * backpointers were dropped, the next step rebuilds them */
