@@ -12,7 +12,7 @@
 static void btree_wp_init(struct bkfs_fs *fs, unsigned dev)
 {
 	const struct bkfs_member *m = &fs->sb.members[dev];
-	u64 span = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+	u64 span = alloc_dev_usable_buckets(fs, dev);
 	for (unsigned k = 0; k < BTREE_COPIES_PER_DEV; k++) {
 		struct write_point *wp = &ALLOC(fs)->btree_wp[dev][k];
 		wp->btree = true;
@@ -261,10 +261,15 @@ static u64 checkpoint_need_buckets(struct bkfs_fs *fs, unsigned dev)
 	return DIV_ROUND_UP(MIN(cap, MAX(on_dev, dirty)), bs) + CHECKPOINT_SLACK_BUCKETS;
 }
 
-u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm)
+u64 alloc_dev_usable_buckets(const struct bkfs_fs *fs, unsigned dev)
 {
 	const struct bkfs_member *m = &fs->sb.members[dev];
-	u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+	return m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+}
+
+u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm)
+{
+	u64 nb = alloc_dev_usable_buckets(fs, dev);
 	u64 one = MIN(nb, MAX(8, nb / 64)); /* each level keeps back 1/64, at least 8 */
 	if (wm >= ALLOC_WM_btree)
 		return 0;
@@ -527,7 +532,7 @@ void alloc_space_info(struct bkfs_fs *fs, struct alloc_space_info *si)
 				frag -= MIN(frag, (u64)unused);
 			}
 		}
-		si->total_buckets += m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
+		si->total_buckets += alloc_dev_usable_buckets(fs, d);
 		si->free_buckets += free;
 		si->need_gc_gens += x->nr_type[DATA_need_gc_gens];
 		si->need_discard += x->nr_type[DATA_need_discard];

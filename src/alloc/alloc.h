@@ -90,10 +90,10 @@ struct dev_index {
 	size_t nr_lru, lru_pos;
 };
 
-/* allocator work counters (tests bound them: no call rescans everything) */
 /* buckets beyond a rewrite of every node the checkpoint reserve keeps */
 #define CHECKPOINT_SLACK_BUCKETS 2
 
+/* allocator work counters (tests bound them: no call rescans everything) */
 struct alloc_stats {
 	u64 calls, buckets_scanned, words_scanned, gen_limit_hits, journal_waits, fast_fails;
 };
@@ -224,6 +224,16 @@ int alloc_data_space_wm(struct bkfs_fs *fs, enum alloc_watermark wm, u32 exclude
 /* Buckets of dev kept back from watermark wm (those below it may not be
  * taken by wm). */
 u64 alloc_reserve_buckets(struct bkfs_fs *fs, unsigned dev, enum alloc_watermark wm);
+/* Buckets of dev after the superblock area. */
+u64 alloc_dev_usable_buckets(const struct bkfs_fs *fs, unsigned dev);
+/* Space is short when the free buckets (of a device, or summed) are within
+ * 1/8 of the usable ones above the normal reserve: copying GC starts there
+ * (move.c), and discard stops, since a punched hole would be refilled at once
+ * (discard.c). */
+static inline bool alloc_space_short(u64 free, u64 reserved_normal, u64 usable)
+{
+	return free <= reserved_normal + usable / 8;
+}
 
 /* What statfs and the background thread need, summed over present devices. */
 struct alloc_space_info {

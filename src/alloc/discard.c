@@ -68,14 +68,13 @@ static int u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* dev's buckets free or waiting for their discard stay above the copying GC
- * watermark (copygc_wanted's): the ones freed now are not needed at once */
+/* dev's buckets free or waiting for their discard are not short: the ones
+ * freed now are not needed at once */
 static bool discard_worth(struct bkfs_fs *fs, unsigned dev)
 {
-	const struct bkfs_member *m = &fs->sb.members[dev];
-	u64 nb = m->nbuckets - MIN(m->nbuckets, (u64)m->first_bucket);
 	u64 soon = alloc_dev_free_buckets(fs, dev) + ALLOC(fs)->idx[dev].nr_type[DATA_need_discard];
-	return soon > alloc_reserve_buckets(fs, dev, ALLOC_WM_normal) + nb / 8;
+	return !alloc_space_short(soon, alloc_reserve_buckets(fs, dev, ALLOC_WM_normal),
+				  alloc_dev_usable_buckets(fs, dev));
 }
 
 /* Discard the sorted buckets ready[0..nr) (dev << 48 | bucket), one device

@@ -512,7 +512,7 @@ bool copygc_wanted(struct bkfs_fs *fs)
 	if (!fs->alloc || (fs->flags & BKFS_OPEN_RDONLY))
 		return false;
 	alloc_space_info(fs, &si);
-	if (si.free_buckets > si.reserved[ALLOC_WM_normal] + si.total_buckets / 8 ||
+	if (!alloc_space_short(si.free_buckets, si.reserved[ALLOC_WM_normal], si.total_buckets) ||
 	    si.fragmented_sectors < 4 * si.bucket_sectors)
 		return false;
 	u64 b;
