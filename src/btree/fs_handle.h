@@ -21,7 +21,9 @@ struct btree {
 	struct bpos min_key, max_key;
 	u64 seq, journal_seq;
 	struct bkfs_btree_ptr ptr; /* on-disk location when has_loc */
-	u32 nr_keys, used, cap;    /* used/cap: bytes of key data */
+	u32 nr_keys, used, cap;    /* used/cap: bytes of key data (cap leaves room
+				    * for the node's chunk table) */
+	u32 raw_bytes;             /* the node image buffer: header + data */
 	u32 nr_invalid;            /* leaf keys that failed bkey_validate() when the
 				    * node was read (an upper bound once keys are
 				    * deleted): 0 = every key is valid. Readers

@@ -26,9 +26,9 @@ static struct {
 	void *v[BTREE_NODE_POOL];
 } node_pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static size_t node_mem_bytes(u32 cap)
+static size_t node_mem_bytes(u32 raw_bytes)
 {
-	return NODE_HDR + cap + sizeof(u32) * (cap / sizeof(struct bkey) + 1);
+	return raw_bytes + sizeof(u32) * (raw_bytes / sizeof(struct bkey) + 1);
 }
 
 static void *node_mem_get(size_t bytes)
@@ -63,14 +63,18 @@ static struct btree *node_mem_alloc(struct bkfs_fs *fs)
 	struct btree *b = xcalloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
-	b->cap = fs->node_bytes - NODE_HDR;
-	u8 *raw = node_mem_get(node_mem_bytes(b->cap));
+	/* a node written by an older version may use the room the chunk
+	 * table takes now: it is read whole, and gets no table until it has
+	 * shrunk below cap (node_csum_set) */
+	b->raw_bytes = fs->node_bytes;
+	b->cap = fs->node_bytes - NODE_HDR - node_chunk_table_max(fs->node_bytes);
+	u8 *raw = node_mem_get(node_mem_bytes(b->raw_bytes));
 	if (!raw) {
 		free(b);
 		return NULL;
 	}
 	b->data = raw + NODE_HDR;
-	b->offs = (u32 *)(raw + NODE_HDR + b->cap);
+	b->offs = (u32 *)(raw + b->raw_bytes);
 	return b;
 }
 
@@ -79,7 +83,7 @@ void btree_node_mem_free(struct btree *b)
 	if (!b)
 		return;
 	if (b->data)
-		node_mem_put(b->data - NODE_HDR, node_mem_bytes(b->cap));
+		node_mem_put(b->data - NODE_HDR, node_mem_bytes(b->raw_bytes));
 	free(b);
 }
 
@@ -323,7 +327,7 @@ void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf)
 	h->min_key = b->min_key;
 	h->max_key = b->max_key;
 	memcpy((u8 *)buf + sizeof(*h), b->data, b->used);
-	node_csum_set(buf);
+	node_csum_set(buf, fs->node_bytes);
 }
 
 /* The node's raw buffer (header space + data) holds a node image: validate
@@ -335,7 +339,7 @@ static int node_from_raw(struct bkfs_fs *fs, struct btree *b, struct printbuf *w
 	int ret = node_validate_soft(h, fs->node_bytes, sb_node_magic(&fs->sb), &b->nr_invalid, why);
 	if (ret)
 		return ret;
-	if (h->nr_keys > b->cap / sizeof(struct bkey))
+	if (h->nr_keys > b->raw_bytes / sizeof(struct bkey))
 		return -BKFS_E_CORRUPT;
 	b->btree_id = h->btree_id;
 	b->level = h->level;
@@ -389,11 +393,14 @@ static size_t node_read_first(struct bkfs_fs *fs)
 	return MIN((size_t)MAX(fs->block_bytes, 4096u), (size_t)fs->node_bytes);
 }
 
-/* the bytes of a node image node_read_used() reads */
-static size_t node_read_span(struct bkfs_fs *fs, u32 used)
+/* the bytes of a node image node_read_used() reads: header, keys and
+ * chunk table, in whole blocks */
+static size_t node_read_span(struct bkfs_fs *fs, const struct bkfs_node_hdr *h)
 {
-	return used > fs->node_bytes ? fs->node_bytes : MAX(ROUND_UP((size_t)used, node_read_first(fs)),
-							    node_read_first(fs));
+	if (h->used_bytes > fs->node_bytes)
+		return fs->node_bytes;
+	size_t n = node_image_bytes(h, fs->node_bytes);
+	return MIN(MAX(ROUND_UP(n, node_read_first(fs)), node_read_first(fs)), (size_t)fs->node_bytes);
 }
 
 static int node_read_used(struct bkfs_fs *fs, struct blockdev *bd, u8 *raw, u64 off)
@@ -402,7 +409,7 @@ static int node_read_used(struct bkfs_fs *fs, struct blockdev *bd, u8 *raw, u64 
 	int ret = bd->read(bd, raw, off, first);
 	if (ret)
 		return ret;
-	size_t want = node_read_span(fs, ((const struct bkfs_node_hdr *)raw)->used_bytes);
+	size_t want = node_read_span(fs, (const struct bkfs_node_hdr *)raw);
 	if (want > first)
 		ret = bd->read(bd, raw + first, off + first, want - first);
 	return ret;
@@ -579,7 +586,7 @@ static int node_copy_overwrite(struct bkfs_fs *fs, const struct node_copy_bad *b
 {
 	const struct bkfs_ptr *dst = &bc->ptr.ptrs[bc->copy];
 	const struct bkfs_node_hdr *h = (const void *)(b->data - NODE_HDR);
-	int ret = bd_write(fs->devs[dst->dev].bd, h, dst->offset << SECTOR_SHIFT, node_read_span(fs, h->used_bytes));
+	int ret = bd_write(fs->devs[dst->dev].bd, h, dst->offset << SECTOR_SHIFT, node_read_span(fs, h));
 	if (ret)
 		return ret;
 	struct bkey_buf kb;

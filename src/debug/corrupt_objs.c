@@ -135,7 +135,7 @@ int node_queue(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p, const u8 *
 
 int node_commit(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p, u8 *buf)
 {
-	node_csum_set(buf);
+	node_csum_set(buf, c->node_bytes);
 	return node_queue(c, p, buf);
 }
 

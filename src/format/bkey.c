@@ -236,9 +236,9 @@ void bkey_to_text(struct printbuf *out, const struct bkey *k)
 void node_hdr_to_text(struct printbuf *out, const struct bkfs_node_hdr *h)
 {
 	pb_printf(out, "csum 0x%08x version %u magic 0x%016llx btree %s level %u flags 0x%x "
-		  "nr_keys %u used_bytes %u seq %llu journal_seq %llu min_key ",
+		  "nr_keys %u used_bytes %u chunk_shift %u seq %llu journal_seq %llu min_key ",
 		  h->csum, h->version, (unsigned long long)h->magic, btree_id_str(h->btree_id),
-		  h->level, h->flags, h->nr_keys, h->used_bytes, (unsigned long long)h->seq,
+		  h->level, h->flags, h->nr_keys, h->used_bytes, h->chunk_shift, (unsigned long long)h->seq,
 		  (unsigned long long)h->journal_seq);
 	bpos_to_text(out, h->min_key);
 	pb_printf(out, " max_key ");
@@ -247,11 +247,95 @@ void node_hdr_to_text(struct printbuf *out, const struct bkfs_node_hdr *h)
 
 /* ---- btree nodes ---- */
 
-void node_csum_set(void *buf)
+u32 node_image_bytes(const struct bkfs_node_hdr *h, size_t node_bytes)
+{
+	u64 n = h->used_bytes;
+	if (h->chunk_shift >= NODE_CHUNK_SHIFT_MIN && h->chunk_shift <= NODE_CHUNK_SHIFT_MAX &&
+	    h->used_bytes <= node_bytes)
+		n += node_chunk_table_bytes(h->used_bytes, h->chunk_shift);
+	return (u32)MIN(n, (u64)node_bytes);
+}
+
+/* chunk i of a node whose keys end at used: [*a, *b) */
+static void chunk_span(u32 i, unsigned shift, u32 used, u32 *a, u32 *b)
+{
+	*a = MAX(4u, i << shift);
+	*b = MIN((i + 1) << shift, used);
+}
+
+static u32 chunk_trailer_csum(const u8 *table, u32 nr_chunks)
+{
+	const u8 *t = table + nr_chunks * sizeof(struct bkfs_node_chunk);
+	u32 crc = bkfs_crc32c(0, table, nr_chunks * sizeof(struct bkfs_node_chunk));
+	return bkfs_crc32c(crc, t + 4, sizeof(struct bkfs_node_chunk_trailer) - 4);
+}
+
+static struct bkfs_node_chunk_trailer *chunk_trailer(const u8 *table, u32 nr_chunks)
+{
+	return (struct bkfs_node_chunk_trailer *)(table + nr_chunks * sizeof(struct bkfs_node_chunk));
+}
+
+static void node_chunks_write(u8 *buf)
+{
+	struct bkfs_node_hdr *h = (void *)buf;
+	unsigned shift = h->chunk_shift;
+	u32 used = h->used_bytes, n = (used + (1u << shift) - 1) >> shift;
+	struct bkfs_node_chunk *e = (void *)(buf + used);
+	for (u32 i = 0, a, b; i < n; i++) {
+		chunk_span(i, shift, used, &a, &b);
+		e[i] = (struct bkfs_node_chunk){ .csum = bkfs_crc32c(0, buf + a, b - a) };
+	}
+	u32 off = sizeof(*h);
+	for (u32 k = 0; k < h->nr_keys && off + sizeof(struct bkey) <= used; k++) {
+		const struct bkey *key = (const void *)(buf + off);
+		if (!e[off >> shift].first_key)
+			e[off >> shift].first_key = off;
+		if (key->u64s < BKEY_U64s)
+			break;
+		off += bkey_bytes(key);
+	}
+	struct bkfs_node_chunk_trailer *t = chunk_trailer((u8 *)e, n);
+	*t = (struct bkfs_node_chunk_trailer){
+		.used_bytes = used, .nr_keys = h->nr_keys, .seq = h->seq, .journal_seq = h->journal_seq,
+	};
+	t->csum = chunk_trailer_csum((u8 *)e, n);
+}
+
+void node_csum_set(void *buf, size_t node_bytes)
 {
 	struct bkfs_node_hdr *h = buf;
 	u32 used = h->used_bytes;
+	h->chunk_shift = 0;
+	if (h->version >= 3 && used >= sizeof(*h) &&
+	    (u64)used + node_chunk_table_bytes(used, NODE_CHUNK_SHIFT) <= node_bytes) {
+		h->chunk_shift = NODE_CHUNK_SHIFT;
+		node_chunks_write(buf);
+	}
 	h->csum = bkfs_crc32c(0, (u8 *)buf + 4, used > 4 ? used - 4 : 0);
+}
+
+/* The chunk table of a node whose header says it has one: 0 if its trailer
+ * checks out and agrees with the header fields it repeats. */
+static int node_chunks_check(const u8 *buf, struct printbuf *err)
+{
+	const struct bkfs_node_hdr *h = (const void *)buf;
+	u32 n = (h->used_bytes + (1u << h->chunk_shift) - 1) >> h->chunk_shift;
+	const u8 *table = buf + h->used_bytes;
+	const struct bkfs_node_chunk_trailer *t = chunk_trailer(table, n);
+	u32 csum = chunk_trailer_csum(table, n);
+	if (csum != t->csum) {
+		if (err)
+			pb_printf(err, "node: chunk table checksum mismatch (stored 0x%08x, computed 0x%08x)", t->csum,
+				  csum);
+		return -BKFS_E_CSUM;
+	}
+	if (t->used_bytes != h->used_bytes || t->nr_keys != h->nr_keys || t->seq != h->seq ||
+	    t->journal_seq != h->journal_seq) {
+		if (err)
+			pb_printf(err, "node: chunk table trailer disagrees with the header");
+		return -BKFS_E_CSUM;
+	}
+	return 0;
 }
 
 /* ---- raw node images ---- */
@@ -334,6 +418,11 @@ int node_validate_soft(const void *buf, size_t node_bytes, u64 magic, u32 *nr_in
 		INVALID("node: bad level %u", h->level);
 	if (bpos_cmp(h->min_key, h->max_key) > 0)
 		INVALID("node: min_key after max_key");
+	if (h->chunk_shift && (h->version < 3 || h->chunk_shift < NODE_CHUNK_SHIFT_MIN ||
+			       h->chunk_shift > NODE_CHUNK_SHIFT_MAX))
+		INVALID("node: bad chunk_shift %u (version %u)", h->chunk_shift, h->version);
+	if (h->chunk_shift && (u64)h->used_bytes + node_chunk_table_bytes(h->used_bytes, h->chunk_shift) > node_bytes)
+		INVALID("node: chunk table past the node (used_bytes %u)", h->used_bytes);
 
 	u32 csum = bkfs_crc32c(0, (const u8 *)buf + 4, h->used_bytes - 4);
 	if (csum != h->csum) {
@@ -341,6 +430,11 @@ int node_validate_soft(const void *buf, size_t node_bytes, u64 magic, u32 *nr_in
 			pb_printf(err, "node: checksum mismatch (stored 0x%08x, computed 0x%08x)",
 				  h->csum, csum);
 		return -BKFS_E_CSUM;
+	}
+	if (h->chunk_shift) {
+		int ret = node_chunks_check(buf, err);
+		if (ret)
+			return ret;
 	}
 
 	bool soft = nr_invalid && !h->level;

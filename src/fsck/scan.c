@@ -93,8 +93,9 @@ static void *scan_dev_thread(void *arg)
 			    h->btree_id >= BTREE_ID_NR || h->level >= BTREE_MAX_DEPTH ||
 			    h->used_bytes < sizeof(*h) || h->used_bytes > fs->node_bytes)
 				continue;
-			/* read the rest of the used part; the tail stays zero */
-			u32 want = ROUND_UP(h->used_bytes, SECTOR_SIZE);
+			/* read the rest of the used part (and chunk table); the
+			 * tail stays zero */
+			u32 want = MIN(ROUND_UP(node_image_bytes(h, fs->node_bytes), SECTOR_SIZE), fs->node_bytes);
 			if (want > probe && bd_read(bd, buf + probe, off + probe, want - probe)) {
 				ds->io_errors++;
 				continue;

@@ -37,7 +37,7 @@ static void check_node(const uint8_t *data, size_t size, unsigned param)
 		h->version = BKFS_FORMAT_VERSION;
 		if (h->used_bytes < sizeof(*h) || h->used_bytes > node_bytes)
 			h->used_bytes = sizeof(*h) + (h->used_bytes % (node_bytes - sizeof(*h) + 1));
-		node_csum_set(buf);
+		node_csum_set(buf, node_bytes);
 	}
 	struct printbuf pb = PRINTBUF;
 	node_hdr_to_text(&pb, h);

@@ -126,7 +126,7 @@ static inline void emu_node_rewrite(struct blockdev *bd, u32 node_bytes, const s
 	u8 *buf = malloc(node_bytes);
 	memcpy(buf, emu_node_at(bd, p, 0), node_bytes);
 	edit(buf, arg);
-	node_csum_set(buf);
+	node_csum_set(buf, node_bytes);
 	for (unsigned r = 0; r < p->nr_ptrs; r++)
 		memcpy(emu_node_at(bd, p, r), buf, node_bytes);
 	free(buf);

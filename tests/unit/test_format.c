@@ -686,7 +686,7 @@ static void node_add(struct node_builder *nb, const struct bkey *k)
 
 static int node_check(struct node_builder *nb, struct printbuf *err)
 {
-	node_csum_set(nb->buf);
+	node_csum_set(nb->buf, NODE_BYTES);
 	return node_validate(nb->buf, NODE_BYTES, MAGIC, err);
 }
 
@@ -714,12 +714,15 @@ static void test_node(void)
 	CHECK_EQ(node_check(&nb, &err), 0);
 	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), 0);
 	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC + 1, NULL), -BKFS_E_CORRUPT);
-	CHECK_EQ(node_validate(nb.buf, h->used_bytes, MAGIC, NULL), 0);
-	CHECK_EQ(node_validate(nb.buf, h->used_bytes - 8, MAGIC, NULL), -BKFS_E_CORRUPT);
+	CHECK(h->chunk_shift == NODE_CHUNK_SHIFT); /* the current version has a chunk table */
+	u32 image = node_image_bytes(h, NODE_BYTES);
+	CHECK_EQ(image, h->used_bytes + node_chunk_table_bytes(h->used_bytes, NODE_CHUNK_SHIFT));
+	CHECK_EQ(node_validate(nb.buf, image, MAGIC, NULL), 0);
+	CHECK_EQ(node_validate(nb.buf, image - 8, MAGIC, NULL), -BKFS_E_CORRUPT);
 	CHECK_EQ(node_validate(nb.buf, 50, MAGIC, NULL), -BKFS_E_CORRUPT);
 
-	/* every flipped byte inside used_bytes is caught */
-	unsigned caught = 0, used = h->used_bytes;
+	/* every flipped byte of header, keys and chunk table is caught */
+	unsigned caught = 0, used = image;
 	for (unsigned i = 0; i < used; i++) {
 		((u8 *)nb.buf)[i] ^= 0x10;
 		if (node_validate(nb.buf, NODE_BYTES, MAGIC, NULL) < 0)
@@ -732,7 +735,7 @@ static void test_node(void)
 	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, &err), -BKFS_E_CSUM);
 	CHECK(has(&err, "checksum"));
 	((u8 *)nb.buf)[200] ^= 1;
-	/* bytes past used_bytes are not covered */
+	/* bytes past the image are not covered */
 	((u8 *)nb.buf)[used + 10] ^= 0xff;
 	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), 0);
 
@@ -850,28 +853,28 @@ static void test_node(void)
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, NULL, NULL), -BKFS_E_CORRUPT);
 	/* framing, order and range stay fatal */
 	((struct bkey *)((u8 *)nb.buf + sizeof(*h)))->u64s = 0xffff;
-	node_csum_set(nb.buf);
+	node_csum_set(nb.buf, NODE_BYTES);
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
 	node_start(&nb, BTREE_ID_dirents, 0, POS_MIN, POS_MAX);
 	node_add(&nb, mk_dirent(&b, 4096, 11, "..", 4097));
 	node_add(&nb, mk_dirent(&b, 4096, 10, "a", 4097));
-	node_csum_set(nb.buf);
+	node_csum_set(nb.buf, NODE_BYTES);
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
 	node_start(&nb, BTREE_ID_dirents, 0, POS(4096, 0), POS(4096, 100));
 	node_add(&nb, mk_dirent(&b, 4096, 101, "..", 4097));
-	node_csum_set(nb.buf);
+	node_csum_set(nb.buf, NODE_BYTES);
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
 	/* and a bad checksum */
 	node_start(&nb, BTREE_ID_dirents, 0, POS_MIN, POS_MAX);
 	node_add(&nb, mk_dirent(&b, 4096, 11, "..", 4097));
-	node_csum_set(nb.buf);
+	node_csum_set(nb.buf, NODE_BYTES);
 	((u8 *)nb.buf)[sizeof(*h) + 2] ^= 1;
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CSUM);
 	/* an invalid key of an interior node fails the node */
 	node_start(&nb, BTREE_ID_inodes, 1, POS_MIN, POS_MAX);
 	node_add(&nb, mk_btree_ptr(&b, POS_MIN, POS(0, 5000), 0));
 	node_add(&nb, mk_inode(&b, 6000));
-	node_csum_set(nb.buf);
+	node_csum_set(nb.buf, NODE_BYTES);
 	CHECK_EQ(node_validate_soft(nb.buf, NODE_BYTES, MAGIC, &nr_invalid, NULL), -BKFS_E_CORRUPT);
 
 	/* raw node edits (node_buf_*): the node still validates after each */
@@ -953,6 +956,208 @@ static void test_node(void)
 		}
 		int ret = node_check(&nb, NULL);
 		CHECK(ret == 0 || ret == -BKFS_E_CORRUPT);
+	}
+	pb_exit(&err);
+}
+
+/* ---- node salvage (the chunk table) ---- */
+
+#define SALVAGE_KEYS 60
+
+/* a dirents leaf of SALVAGE_KEYS 64-byte keys at (4096, 10 * i): three and
+ * a bit 1 KiB chunks */
+static void build_dirents_node(struct node_builder *nb)
+{
+	struct bkey_buf b;
+	char name[16];
+	node_start(nb, BTREE_ID_dirents, 0, POS(4096, 0), POS(4096, UINT64_MAX));
+	for (unsigned i = 0; i < SALVAGE_KEYS; i++) {
+		snprintf(name, sizeof(name), "file-%04u", i);
+		node_add(nb, mk_dirent(&b, 4096, 10 * (i + 1), name, 5000 + i));
+	}
+	node_csum_set(nb->buf, NODE_BYTES);
+}
+
+struct kept { struct bpos p[SALVAGE_KEYS + 1]; unsigned nr; };
+
+static int keep_pos(void *arg, const struct bkey *k)
+{
+	struct kept *kp = arg;
+	if (kp->nr <= SALVAGE_KEYS)
+		kp->p[kp->nr++] = k->p;
+	return 0;
+}
+
+static bool in_lost(const struct node_salvage *s, struct bpos p)
+{
+	for (u32 i = 0; i < s->nr_lost_ranges; i++)
+		if (bpos_cmp(s->lost_ranges[i].min, p) <= 0 && bpos_cmp(p, s->lost_ranges[i].max) <= 0)
+			return true;
+	return false;
+}
+
+/* Flip the byte at off of a sealed dirents node and salvage it: every key
+ * that does not touch the damaged chunk is kept, in order, every other one
+ * lies in a lost range, and no kept key does. Returns what was kept. */
+static unsigned salvage_after_flip(unsigned off, bool expect_header_bad)
+{
+	struct node_builder nb;
+	build_dirents_node(&nb);
+	const struct bkfs_node_hdr *h = (void *)nb.buf;
+	unsigned shift = h->chunk_shift, bad = off >> shift;
+	struct bpos want[SALVAGE_KEYS];
+	bool touches[SALVAGE_KEYS];
+	u32 koff = sizeof(*h);
+	for (unsigned i = 0; i < SALVAGE_KEYS; i++) {
+		const struct bkey *k = (const void *)((u8 *)nb.buf + koff);
+		want[i] = k->p;
+		touches[i] = koff >> shift <= bad && bad <= (koff + bkey_bytes(k) - 1) >> shift;
+		koff += bkey_bytes(k);
+	}
+	((u8 *)nb.buf)[off] ^= 0x40;
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), -BKFS_E_CSUM);
+	struct node_salvage s;
+	struct kept kp = { .nr = 0 };
+	struct printbuf err = PRINTBUF;
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, &err), 0);
+	CHECK_EQ(s.header_bad, expect_header_bad);
+	CHECK_EQ(s.bad_chunks, 1);
+	unsigned j = 0, nr_lost = 0;
+	for (unsigned i = 0; i < SALVAGE_KEYS; i++) {
+		if (touches[i]) {
+			nr_lost++;
+			CHECK(in_lost(&s, want[i]));
+			continue;
+		}
+		CHECK(j < kp.nr && bpos_eq(kp.p[j], want[i]));
+		CHECK(!in_lost(&s, want[i]));
+		j++;
+	}
+	CHECK_EQ(kp.nr, j);
+	CHECK_EQ(s.kept, j);
+	CHECK_EQ(s.lost, nr_lost);
+	CHECK(nr_lost > 0 && nr_lost < 20); /* a chunk's worth, not the node */
+	CHECK_EQ(s.nr_lost_ranges, 1);
+	pb_reset(&err);
+	node_salvage_to_text(&err, &s);
+	CHECK(has(&err, "1 of 4 chunks damaged"));
+	node_salvage_exit(&s);
+	pb_exit(&err);
+	return j;
+}
+
+static void test_node_salvage(void)
+{
+	struct node_builder nb;
+	struct node_salvage s;
+	struct kept kp;
+	struct printbuf err = PRINTBUF;
+	struct bkfs_node_hdr *h = (void *)nb.buf;
+
+	build_dirents_node(&nb);
+	CHECK_EQ(h->chunk_shift, NODE_CHUNK_SHIFT);
+	CHECK(h->used_bytes > 3 * 1024 && node_image_bytes(h, NODE_BYTES) <= NODE_BYTES);
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), 0);
+
+	/* damage in the middle, in the first chunk after the header, in the
+	 * last chunk */
+	CHECK(salvage_after_flip(2100, false) > 40);
+	CHECK(salvage_after_flip(600, true) > 40);
+	build_dirents_node(&nb);
+	CHECK(salvage_after_flip(h->used_bytes - 10, false) > 40);
+
+	/* the first chunk's lost range starts at the node's start, the last's
+	 * ends at its end */
+	build_dirents_node(&nb);
+	((u8 *)nb.buf)[h->used_bytes - 10] ^= 1;
+	kp.nr = 0;
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, NULL), 0);
+	CHECK(bpos_eq(s.lost_ranges[s.nr_lost_ranges - 1].max, POS(4096, UINT64_MAX)));
+	node_salvage_exit(&s);
+	build_dirents_node(&nb);
+	((u8 *)nb.buf)[sizeof(*h) + 8] ^= 1;
+	kp.nr = 0;
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, NULL), 0);
+	CHECK(bpos_eq(s.lost_ranges[0].min, POS(4096, 0)));
+	node_salvage_exit(&s);
+
+	/* only the table damaged: the node fails validation, every key is kept */
+	build_dirents_node(&nb);
+	((u8 *)nb.buf)[h->used_bytes + 3] ^= 1;
+	pb_reset(&err);
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, &err), -BKFS_E_CSUM);
+	CHECK(has(&err, "chunk table"));
+	/* ... but the damaged table is not trusted for a salvage */
+	kp.nr = 0;
+	pb_reset(&err);
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, &err), -BKFS_E_CORRUPT);
+	CHECK(has(&err, "chunk table damaged"));
+	/* a trailer that no longer agrees with the header */
+	build_dirents_node(&nb);
+	h->journal_seq++;
+	h->csum = bkfs_crc32c(0, (u8 *)nb.buf + 4, h->used_bytes - 4);
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), -BKFS_E_CSUM);
+
+	/* not the node the pointer names */
+	build_dirents_node(&nb);
+	((u8 *)nb.buf)[2100] ^= 1;
+	pb_reset(&err);
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 8, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, &err), -BKFS_E_CORRUPT);
+	CHECK(has(&err, "seq"));
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_inodes, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, NULL), -BKFS_E_CORRUPT);
+
+	/* a node of an older version has no table: readable, not salvageable */
+	build_dirents_node(&nb);
+	h->version = 2;
+	node_csum_set(nb.buf, NODE_BYTES);
+	CHECK_EQ(h->chunk_shift, 0);
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), 0);
+	((u8 *)nb.buf)[2100] ^= 1;
+	pb_reset(&err);
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, &err), -BKFS_E_CORRUPT);
+	CHECK(has(&err, "no chunk table"));
+	/* a chunk_shift on an older version, or out of bounds, is refused */
+	build_dirents_node(&nb);
+	h->version = 2;
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), -BKFS_E_CORRUPT);
+	build_dirents_node(&nb);
+	h->chunk_shift = NODE_CHUNK_SHIFT_MAX + 1;
+	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), -BKFS_E_CORRUPT);
+	/* a node too full for its table is written without one */
+	build_dirents_node(&nb);
+	h->used_bytes = NODE_BYTES - 8;
+	node_csum_set(nb.buf, NODE_BYTES);
+	CHECK_EQ(h->chunk_shift, 0);
+
+	/* random damage anywhere in the image never crashes a salvage, and what
+	 * it keeps is what was written, in order */
+	u64 seed = 99;
+	for (unsigned iter = 0; iter < 3000; iter++) {
+		build_dirents_node(&nb);
+		struct node_builder orig = nb;
+		u32 image = node_image_bytes(h, NODE_BYTES);
+		unsigned nmut = 1 + rng_next(&seed) % 64, at = rng_next(&seed) % image;
+		for (unsigned m = 0; m < nmut && at + m < image; m++)
+			((u8 *)nb.buf)[at + m] = (u8)rng_next(&seed);
+		kp.nr = 0;
+		int ret = node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0),
+				       POS(4096, UINT64_MAX), keep_pos, &kp, &s, NULL);
+		CHECK(ret == 0 || ret == -BKFS_E_CORRUPT);
+		if (ret)
+			continue;
+		for (unsigned i = 0; i < kp.nr; i++) {
+			CHECK(node_buf_find(orig.buf, kp.p[i]) >= 0);
+			CHECK(!i || bpos_cmp(kp.p[i - 1], kp.p[i]) < 0);
+		}
+		CHECK_EQ(s.kept + s.lost, SALVAGE_KEYS);
+		node_salvage_exit(&s);
 	}
 	pb_exit(&err);
 }
@@ -1239,7 +1444,7 @@ static void test_printers(void)
 	pb_reset(&pb);
 	node_hdr_to_text(&pb, &h);
 	CHECK(has(&pb, "btree alloc level 1"));
-	CHECK(has(&pb, "nr_keys 3 used_bytes 500 seq 8"));
+	CHECK(has(&pb, "nr_keys 3 used_bytes 500 chunk_shift 0 seq 8"));
 	CHECK(has(&pb, "min_key POS_MIN max_key POS_MAX"));
 
 	struct bkfs_alloc a;
@@ -1265,6 +1470,7 @@ int main(void)
 	test_allowed_key_types();
 	test_validate();
 	test_node();
+	test_node_salvage();
 	test_sb();
 	test_printers();
 	TEST_MAIN_END();

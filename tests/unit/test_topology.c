@@ -660,7 +660,7 @@ static void case_stale(void)
 	struct bkey *k = node_buf_key(copy, 0);
 	u64 changed_inum = k->p.offset;
 	((struct bkfs_inode *)bkey_val(k))->size = 424242;
-	node_csum_set(copy);
+	node_csum_set(copy, nb);
 	/* and an unreadable leaf before it, so the scan has run */
 	struct ninfo *bad = &nt.v[kids[0]];
 	u64 lo = bad->first_key, hi = bad->last_key;
