@@ -453,6 +453,86 @@ int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct bt
 	return ret;
 }
 
+static int salvage_keep(void *arg, const struct bkey *k)
+{
+	struct btree *n = arg;
+	if (bkey_validate(k, n->btree_id, 0, NULL))
+		n->nr_invalid++;
+	return btree_node_insert_at(n, n->nr_keys, k);
+}
+
+/* Salvage the copy at ptr into a fresh node: 0, or why it cannot be. */
+static int salvage_copy(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *p, unsigned i,
+			struct bpos min, struct bpos max, struct btree **out, struct node_salvage *s,
+			struct printbuf *why)
+{
+	const struct bkfs_ptr *ptr = &p->ptrs[i];
+	if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd)
+		return -BKFS_E_IO;
+	struct blockdev *bd = fs->devs[ptr->dev].bd;
+	u64 off = ptr->offset << SECTOR_SHIFT;
+	if (off > bd->size || fs->node_bytes > bd->size - off)
+		return -BKFS_E_RANGE;
+	u8 *raw = calloc(1, fs->node_bytes);
+	struct btree *n = node_mem_alloc(fs);
+	int ret = raw && n ? 0 : -BKFS_E_NOMEM;
+	if (!ret)
+		ret = node_read_used(fs, bd, raw, off);
+	if (!ret) {
+		n->btree_id = btree_id;
+		n->level = 0;
+		n->seq = p->seq;
+		n->min_key = min;
+		n->max_key = max;
+		/* the reader may lack room for an older node's keys: the
+		 * image holds them whole */
+		n->cap = n->raw_bytes - NODE_HDR;
+		ret = node_salvage(raw, fs->node_bytes, sb_node_magic(&fs->sb), btree_id, p->seq, min, max,
+				   salvage_keep, n, s, why);
+		n->journal_seq = s->journal_seq;
+	}
+	free(raw);
+	if (ret) {
+		btree_node_mem_free(n);
+		return ret;
+	}
+	*out = n;
+	return 0;
+}
+
+int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, struct bpos min,
+		       struct bpos max, struct btree **out, struct node_salvage *s, struct printbuf *why)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(ptr_key);
+	int ret = -BKFS_E_IO;
+	*out = NULL;
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		struct node_salvage si;
+		struct btree *n;
+		if (why)
+			pb_reset(why);
+		int r = salvage_copy(fs, btree_id, p, i, min, max, &n, &si, why);
+		if (r == -BKFS_E_NOMEM)
+			return r;
+		if (r)
+			continue;
+		if (*out && si.kept <= s->kept) {
+			btree_node_mem_free(n);
+			node_salvage_exit(&si);
+			continue;
+		}
+		if (*out) {
+			btree_node_mem_free(*out);
+			node_salvage_exit(s);
+		}
+		*out = n;
+		*s = si;
+		ret = 0;
+	}
+	return ret;
+}
+
 int bkfs_read_ptrs(struct bkfs_fs *fs, const struct bkfs_btree_ptr *p, void *buf, size_t len)
 {
 	int ret = -BKFS_E_IO;

@@ -63,6 +63,14 @@ int btree_node_from_buf(struct bkfs_fs *fs, const void *buf, struct btree **out,
 /* Read and validate the node at one replica location, outside the cache
  * (free it with btree_node_mem_free). */
 int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct btree **out, struct printbuf *why);
+/* A leaf whose every copy fails validation: the keys of its best copy's
+ * chunk table vouches for (node_salvage), in a node outside the cache with
+ * btree_id, level 0, the pointer's seq and range min..max (free it with
+ * btree_node_mem_free; s->lost_ranges with node_salvage_exit). Returns 0, or
+ * -BKFS_E_CORRUPT/-IO with why when no copy can be salvaged. */
+struct node_salvage;
+int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, struct bpos min,
+		       struct bpos max, struct btree **out, struct node_salvage *s, struct printbuf *why);
 /* Overwrite a bad copy of a node in place with the bytes of a good copy
  * (copies are identical byte for byte), then read it back. Only where the
  * pointer's bucket holds btree nodes at its gen (hooks->ptr_in_btree_bucket):

@@ -52,7 +52,9 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	x(node_copy_bad, btree_node_copy_bad, 0, NODES,                                                         \
 	  "the first copy of a btree node with two copies fails its checksum; the other copy is good")         \
 	x(node_unreadable, btree_node_unreadable, 0, NODES,                                                       \
-	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum")                               \
+	  "a leaf of the extents/inodes/dirents/xattrs btree fails its checksum, and so does its chunk table")  \
+	x(node_keys_salvaged, btree_node_keys_salvaged, 0, NODES,                                                 \
+	  "one chunk of a leaf of the extents/inodes/dirents/xattrs btree damaged in every copy (table sound)")  \
 	x(extents_leaf_lost, inode_data_lost, 0, NODES,                                                           \
 	  "an extents leaf (one holding symlink targets when there is one) fails its checksum (every copy)")      \
 	x(root_unreadable_scan, btree_root_unreadable, 0, NODES,                                                  \

@@ -132,6 +132,7 @@ int node_commit(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p, u8 *buf);
 int edit_leaf_key(struct corrupt_ctx *c, unsigned id, struct bpos pos, const struct bkey *nk);
 /* Flip bytes of a node so that it no longer validates. */
 void node_damage(struct corrupt_ctx *c, u8 *buf);
+int node_chunks_damage(struct corrupt_ctx *c, u8 *buf);
 int node_destroy(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p);
 /* Read a node, let edit() change it, and queue it (it still validates). */
 int node_rewrite(struct corrupt_ctx *c, const struct bkfs_btree_ptr *p,

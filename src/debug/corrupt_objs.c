@@ -255,6 +255,31 @@ void node_damage(struct corrupt_ctx *c, u8 *buf)
 			buf[at + i] ^= 0xa5 | (u8)pick(c, 256);
 	}
 	h->csum ^= 0x5a5a5a5a; /* whatever else happened, the checksum no longer matches */
+	/* and a chunk table no longer vouches for any chunk: the node is lost
+	 * as a whole (node_chunks_damage damages just one chunk) */
+	u32 image = node_image_bytes(h, c->node_bytes);
+	if (h->chunk_shift && image > used)
+		buf[image - sizeof(struct bkfs_node_chunk_trailer)] ^= 0xff;
+}
+
+/* Flip bytes inside one chunk of a node's keys, not the header's chunk,
+ * leaving its chunk table sound: the checker keeps the other chunks' keys.
+ * Returns the damaged chunk, or -1 if the node has no table or a single
+ * chunk. */
+int node_chunks_damage(struct corrupt_ctx *c, u8 *buf)
+{
+	struct bkfs_node_hdr *h = hdr(buf);
+	u32 used = h->used_bytes, size = 1u << h->chunk_shift;
+	if (!h->chunk_shift || used <= size || used > c->node_bytes)
+		return -1;
+	u32 n = (used + size - 1) / size;
+	u32 chunk = 1 + (u32)pick(c, n - 1);
+	u32 start = chunk * size, len = MIN(start + size, used) - start;
+	u32 at = start + (u32)pick(c, len), nb = MIN(len - (at - start), 16u);
+	for (u32 i = 0; i < nb; i++)
+		buf[at + i] ^= 0xa5 | (u8)pick(c, 256);
+	h->csum ^= 0x5a5a5a5a;
+	return (int)chunk;
 }
 
 /* Every copy of a node damaged. */

@@ -46,6 +46,37 @@ int corrupt_node_unreadable(struct corrupt_ctx *c)
 	return node_destroy(c, &t->ptr);
 }
 
+/* a leaf of a filesystem btree with a chunk table of two or more chunks */
+static bool fs_leaf_chunked(struct corrupt_ctx *c, const struct dnode *n)
+{
+	if (!fs_leaf_below_interior(c, n))
+		return false;
+	u8 *buf = node_read(c, &n->ptr);
+	bool ok = buf && hdr(buf)->chunk_shift && hdr(buf)->used_bytes > 1u << hdr(buf)->chunk_shift;
+	free(buf);
+	return ok;
+}
+
+int corrupt_node_keys_salvaged(struct corrupt_ctx *c)
+{
+	struct dnode *t = pick_node(c, fs_leaf_chunked,
+				    "no leaf of two chunks or more below an interior node in the extents, inodes, "
+				    "dirents or xattrs btrees");
+	if (!t)
+		return NO_TARGET;
+	u8 *buf = node_read(c, &t->ptr);
+	if (!buf)
+		return -BKFS_E_IO;
+	node_text(&c->r->damaged, t);
+	int ret = leaf_affects(c, t), chunk = node_chunks_damage(c, buf);
+	if (!ret) {
+		pb_printf(&c->r->lost, "the keys of chunk %d of the node (in every copy); the others are kept", chunk);
+		ret = node_queue(c, &t->ptr, buf);
+	}
+	free(buf);
+	return ret;
+}
+
 /* an extents leaf below an interior node holding inline data (symlink
  * targets are inline data) */
 static bool extents_leaf_inline(struct corrupt_ctx *c, const struct dnode *n)

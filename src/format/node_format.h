@@ -82,6 +82,7 @@ void node_csum_set(void *buf, size_t node_bytes);
 struct node_salvage {
 	u32 nr_chunks, bad_chunks;
 	u32 kept, lost;         /* keys; lost = the node's nr_keys - kept */
+	u64 journal_seq;        /* the node's (from the trailer) */
 	bool header_bad;        /* chunk 0 (the header) failed: its fields came from the trailer */
 	struct node_lost_range { struct bpos min, max; } *lost_ranges; /* positions whose keys are lost */
 	u32 nr_lost_ranges;

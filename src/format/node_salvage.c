@@ -153,6 +153,7 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 		s->bad_chunks += !good[i];
 	}
 	s->nr_chunks = n;
+	s->journal_seq = t->journal_seq;
 	s->header_bad = !good[0];
 	int ret = 0;
 	if (!s->header_bad && (h->btree_id != btree_id || h->level || h->seq != seq)) {

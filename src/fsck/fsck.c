@@ -97,6 +97,16 @@ void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min,
 {
 	if (c->trap)
 		return;
+	fsck_lost_range_add_counted(c, btree_id, min, max);
+	/* a single key is counted by its caller; a node or gap is not */
+	if ((btree_id == BTREE_ID_extents || btree_id == BTREE_ID_reflink) && !bpos_eq(min, max))
+		c->lost_extents_uncounted = true;
+}
+
+void fsck_lost_range_add_counted(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max)
+{
+	if (c->trap)
+		return;
 	if (c->nr_lost_ranges == c->cap_lost_ranges) {
 		size_t nc = c->cap_lost_ranges ? c->cap_lost_ranges * 2 : 16;
 		struct fsck_lost_range *n = realloc(c->lost_ranges, nc * sizeof(*n));
@@ -108,9 +118,6 @@ void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min,
 		c->cap_lost_ranges = nc;
 	}
 	c->lost_ranges[c->nr_lost_ranges++] = (struct fsck_lost_range){ btree_id, min, max };
-	/* a single key is counted by its caller; a node or gap is not */
-	if ((btree_id == BTREE_ID_extents || btree_id == BTREE_ID_reflink) && !bpos_eq(min, max))
-		c->lost_extents_uncounted = true;
 }
 
 bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum)
@@ -264,13 +271,14 @@ static int write_json(const struct fsck_result *r, enum fsck_mode mode, const ch
 	for (unsigned d = 0, n = 0; d < r->nr_members; d++)
 		if (r->missing_devs >> d & 1)
 			fprintf(f, "%s%u", n++ ? ", " : "", d);
-	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu, \"extents_at_least\": %s},\n  \"salvaged_inodes\": %llu,\n  \"recreated_inodes\": %llu\n}\n",
+	fprintf(f, "],\n  \"fixed\": %llu,\n  \"unfixed\": %llu,\n  \"lost\": {\"extents\": %llu, \"sectors\": %llu, \"nodes\": %llu, \"files\": %llu, \"extents_at_least\": %s},\n  \"salvaged_inodes\": %llu,\n  \"recreated_inodes\": %llu,\n  \"salvaged_nodes\": %llu,\n  \"salvaged_nodes_keys_lost\": %llu\n}\n",
 		(unsigned long long)(mode == FSCK_MODE_NO ? 0 : r->nr_fixed),
 		(unsigned long long)(mode == FSCK_MODE_NO ? r->nr : r->nr_unfixed),
 		(unsigned long long)r->lost_extents, (unsigned long long)r->lost_sectors,
 		(unsigned long long)r->lost_nodes, (unsigned long long)r->lost_files,
 		r->lost_extents_at_least ? "true" : "false", (unsigned long long)r->salvaged_inodes,
-		(unsigned long long)r->recreated_inodes);
+		(unsigned long long)r->recreated_inodes, (unsigned long long)r->salvaged_nodes,
+		(unsigned long long)r->salvaged_keys_lost);
 	return fclose(f);
 }
 
@@ -300,6 +308,10 @@ static void print_report(const struct fsck_result *r, enum fsck_mode mode)
 		if (r->pass_ran[p])
 			printf(" %s %.3fs", fsck_pass_names[p], r->pass_ns[p] / 1e9);
 	printf("\n");
+	if (r->salvaged_nodes)
+		printf("salvaged: %llu btree nodes kept but for the keys of their damaged chunks (%llu keys %s)\n",
+		       (unsigned long long)r->salvaged_nodes, (unsigned long long)r->salvaged_keys_lost,
+		       mode == FSCK_MODE_NO ? "a repair would lose" : "lost");
 	if (r->lost_extents || r->lost_nodes || r->salvaged_inodes || r->lost_files || r->recreated_inodes)
 		printf("data: %s%llu extents (%llu sectors) and %llu btree nodes %s; %llu files lost data; "
 		       "%llu inodes %s to lost+found; %llu inodes %s (owner, mode and times not the old ones)\n",
@@ -689,6 +701,8 @@ static void result_take(struct fsck_result *r, struct fsck_ctx *c)
 	r->nr_members = c->nr_members;
 	r->lost_files = c->lost_files;
 	r->recreated_inodes = c->recreated_inodes;
+	r->salvaged_nodes = c->salvaged_nodes;
+	r->salvaged_keys_lost = c->salvaged_keys_lost;
 	if (c->lost_extents_uncounted) {
 		/* every file that lost data lost at least one extent */
 		r->lost_extents = MAX(c->lost_extents, c->lost_files);

@@ -54,6 +54,7 @@
 	x(btree_node_gap_filled_from_scan, 43, 0)                       \
 	x(bkey_invalid, 44, 0)                                          \
 	x(btree_node_copy_bad, 45, FSCK_PREEN)                          \
+	x(btree_node_keys_salvaged, 46, 0)                              \
 	/* keys and pointers (reference §8 #11-23) */                   \
 	x(bkey_version_in_future, 80, FSCK_PREEN)                       \
 	x(btree_bitmap_not_marked, 81, FSCK_PREEN)                      \
@@ -203,8 +204,11 @@ struct fsck_result {
 	 * node or range whose keys could not be counted, so lost_extents is a
 	 * lower bound (counted keys, and one per file that lost data);
 	 * recreated_inodes: inodes lost with a node and made again from what
-	 * remained (their owner, mode, times and link count are not the old ones) */
+	 * remained (their owner, mode, times and link count are not the old ones);
+	 * salvaged_nodes: leaves whose every copy failed, kept but for the keys
+	 * of their damaged chunks (salvaged_keys_lost of them; FORMAT.md §7.3) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files, recreated_inodes;
+	u64 salvaged_nodes, salvaged_keys_lost;
 	bool lost_extents_at_least;
 	bool pass_ran[FSCK_PASS_NR];
 	u64 pass_ns[FSCK_PASS_NR], pass_nodes_read[FSCK_PASS_NR];
@@ -264,6 +268,7 @@ struct fsck_ctx {
 	struct { bool set; u8 shift; u64 bitmap; } sb_bitmap_fix[BKFS_MAX_DEVS];
 	/* data reported lost (objects removed or replaced by error keys) */
 	u64 lost_extents, lost_sectors, lost_nodes, salvaged_inodes, lost_files, recreated_inodes;
+	u64 salvaged_nodes, salvaged_keys_lost;
 	bool lost_extents_uncounted; /* a range of extents/reflink keys given up uncounted */
 	u32 missing_devs;    /* see fsck_result */
 	unsigned nr_members;
@@ -276,6 +281,8 @@ struct fsck_ctx {
 struct fsck_lost_range { unsigned btree_id; struct bpos min, max; };
 /* Record that the keys of btree_id in min..max may be lost. */
 void fsck_lost_range_add(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max);
+/* The same for a range whose lost keys the caller counted (a salvaged node's). */
+void fsck_lost_range_add_counted(struct fsck_ctx *c, unsigned btree_id, struct bpos min, struct bpos max);
 /* Whether a recorded lost range of btree_id covers keys of inode inum. */
 bool fsck_lost_range_has_inode(const struct fsck_ctx *c, unsigned btree_id, u64 inum);
 /* Whether a recorded lost range of btree_id covers the key position pos. */

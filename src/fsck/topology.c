@@ -457,6 +457,49 @@ static void topo_ra_close(struct topo_ra *r)
 	free(r->v);
 }
 
+static int adopt_copy(struct topo *t, struct child *e, struct btree *src);
+
+/* A leaf of the tree whose every copy failed (why): keep the keys its chunk
+ * table vouches for (FORMAT.md §7.3). The keys of its damaged chunks are
+ * lost, and only the positions between the kept keys around them are
+ * recorded as lost, not the node's range. Returns 0 when salvaged (ch names
+ * an in-memory copy now, like any repaired leaf), 1 when nothing can be kept
+ * (the caller drops the node), <0 on error. Its space is not released: see
+ * the unreadable child. */
+static int salvage_child(struct topo *t, const struct pdesc *pd, struct child *ch, const char *why)
+{
+	struct bkey_buf kb;
+	struct node_salvage s;
+	struct btree *src;
+	struct printbuf obj = PRINTBUF, how = PRINTBUF;
+	child_orig_key(ch, &kb);
+	int ret = btree_node_salvage(t->fs, t->id, &kb.k, ch->min, ch->max, &src, &s, NULL);
+	if (ret)
+		return ret == -BKFS_E_NOMEM ? ret : 1;
+	ret = adopt_copy(t, ch, src);
+	btree_node_mem_free(src);
+	if (!ret) {
+		child_text(&obj, t, pd, ch);
+		node_salvage_to_text(&how, &s);
+		report(t, FSCK_ERR_btree_node_keys_salvaged, "kept the keys of its sound chunks (the others are lost)",
+		       &obj, "%s; %s", why, pb_str(&how));
+		struct fsck_ctx *c = t->c;
+		if (!c->trap) {
+			c->salvaged_nodes++;
+			c->salvaged_keys_lost += s.lost;
+			if (t->id == BTREE_ID_extents || t->id == BTREE_ID_reflink)
+				c->lost_extents += s.lost;
+		}
+		for (u32 i = 0; i < s.nr_lost_ranges; i++)
+			fsck_lost_range_add_counted(c, t->id, s.lost_ranges[i].min, s.lost_ranges[i].max);
+		ch->read = true;
+	}
+	node_salvage_exit(&s);
+	pb_exit(&obj);
+	pb_exit(&how);
+	return ret;
+}
+
 static int check_interior(struct topo *t, const struct pdesc *pd, struct clist *L);
 
 /* An invalid key of a leaf: report it, and queue its deletion when it is to
@@ -596,6 +639,8 @@ pass_a:
 			btree_ra_fill(tra.ra);
 			pb_reset(&why);
 			ret = read_child(t, pd, cur, &why);
+			if (ret > 0 && !cur->level && !cur->from_scan)
+				ret = salvage_child(t, pd, cur, pb_str(&why));
 			if (ret < 0)
 				goto out;
 			if (ret > 0) {
@@ -982,25 +1027,18 @@ static void node_set_range(struct btree *b, struct bpos min, struct bpos max)
 	}
 }
 
-/* Replace the leaf e names by a private in-memory copy (new seq): the keys
- * inside e's range (invalid ones too: they are deleted later, with their
- * trigger). */
-static int make_copy(struct topo *t, struct child *e)
+/* e names an in-memory copy of src from now on (a new node with a new seq):
+ * the keys of src inside e's range (invalid ones too: they are deleted later,
+ * with their trigger). */
+static int adopt_copy(struct topo *t, struct child *e, struct btree *src)
 {
-	struct btree *src, *n;
-	bool priv;
-	int ret = child_get(t, e, &src, &priv, NULL);
-	if (ret)
-		return ret < 0 ? ret : -BKFS_E_IO;
-	n = btree_node_alloc(t->fs, t->id, 0);
-	if (!n) {
-		if (priv)
-			free_private(src);
+	struct btree *n = btree_node_alloc(t->fs, t->id, 0);
+	if (!n)
 		return -BKFS_E_NOMEM;
-	}
 	n->min_key = e->min;
 	n->max_key = e->max;
 	n->journal_seq = src->journal_seq;
+	int ret = 0;
 	for (u32 i = 0; i < src->nr_keys && !ret; i++) {
 		const struct bkey *k = btree_node_key(src, i);
 		if (bpos_cmp(k->p, e->min) < 0 || bpos_cmp(k->p, e->max) > 0)
@@ -1009,10 +1047,6 @@ static int make_copy(struct topo *t, struct child *e)
 			n->nr_invalid++;
 		ret = btree_node_insert_at(n, n->nr_keys, k);
 	}
-	if (priv)
-		free_private(src);
-	if (!ret && !e->from_scan)
-		ret = add_release(t, &e->p);
 	memset(&e->p, 0, sizeof(e->p));
 	e->p.seq = n->seq;
 	e->p.min_key = e->min;
@@ -1021,6 +1055,24 @@ static int make_copy(struct topo *t, struct child *e)
 	e->from_scan = false;
 	e->mem = true;
 	e->nr_invalid = n->nr_invalid;
+	return ret;
+}
+
+/* Replace the leaf e names by a private in-memory copy (new seq). */
+static int make_copy(struct topo *t, struct child *e)
+{
+	struct btree *src;
+	bool priv;
+	int ret = child_get(t, e, &src, &priv, NULL);
+	if (ret)
+		return ret < 0 ? ret : -BKFS_E_IO;
+	struct bkfs_btree_ptr old = e->p;
+	bool from_scan = e->from_scan;
+	ret = adopt_copy(t, e, src);
+	if (priv)
+		free_private(src);
+	if (!ret && !from_scan)
+		ret = add_release(t, &old);
 	return ret;
 }
 

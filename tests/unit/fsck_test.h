@@ -132,6 +132,19 @@ static inline void emu_node_rewrite(struct blockdev *bd, u32 node_bytes, const s
 	free(buf);
 }
 
+/* Flip a byte of every replica's chunk table trailer (when it has one): a
+ * checker can no longer salvage the node's keys (FORMAT.md §7.3). */
+static inline void emu_node_break_table(struct blockdev *bd, u32 node_bytes, const struct bkfs_btree_ptr *p)
+{
+	for (unsigned r = 0; r < p->nr_ptrs; r++) {
+		u8 *n = emu_node_at(bd, p, r);
+		const struct bkfs_node_hdr *h = (const void *)n;
+		u32 image = node_image_bytes(h, node_bytes);
+		if (h->chunk_shift && image > h->used_bytes)
+			n[image - sizeof(struct bkfs_node_chunk_trailer)] ^= 0x5a;
+	}
+}
+
 /* Flip a byte of every replica: the node no longer validates. */
 static inline void emu_node_flip_byte(struct blockdev *bd, const struct bkfs_btree_ptr *p, unsigned off)
 {

@@ -266,6 +266,13 @@ static void flip_byte(const struct bkfs_btree_ptr *p, unsigned off)
 	emu_node_flip_byte(bd, p, off);
 }
 
+/* a leaf's keys lost as a whole: a flipped byte and a damaged chunk table */
+static void destroy_leaf(const struct bkfs_btree_ptr *p, unsigned off)
+{
+	flip_byte(p, off);
+	emu_node_break_table(bd, node_bytes(), p);
+}
+
 /* ---- running the pass ---- */
 
 /* check_topology as bkfs fsck runs it (plus check_allocations when asked:
@@ -382,7 +389,7 @@ static void case_unreadable_leaf(void)
 	REQUIRE(p >= 0);
 	struct ninfo *leaf = &nt.v[kids[nk / 2]];
 	u64 lo = leaf->first_key, hi = leaf->last_key;
-	flip_byte(&leaf->ptr, 300);
+	destroy_leaf(&leaf->ptr, 300);
 	cycle("unreadable leaf", FSCK_ERR_btree_node_unreadable, &n);
 	CHECK_EQ(n.lost_nodes, 1);
 	/* the gap is closed by extending the next node back, or by an older node
@@ -392,6 +399,52 @@ static void case_unreadable_leaf(void)
 	      fsck_result_has(&n, FSCK_ERR_btree_node_gap_filled_from_scan));
 	fsck_result_free(&n);
 	check_keys("unreadable leaf", lo, hi);
+	free(nt.v);
+}
+
+/* One damaged chunk in a leaf whose every copy fails: the keys of the other
+ * chunks stay, exactly those touching the damaged chunk are lost, and no
+ * node is counted lost. */
+static void case_salvaged_leaf(void)
+{
+	struct ntable nt;
+	int kids[512];
+	unsigned nk;
+	struct fsck_result n;
+	fresh_copy();
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	int p = pick_level1(&nt, kids, &nk);
+	REQUIRE(p >= 0);
+	struct ninfo *leaf = NULL;
+	const u8 *img = NULL;
+	for (unsigned i = 0; i < nk && !leaf; i++) {
+		img = emu_node_at(bd, &nt.v[kids[i]].ptr, 0);
+		const struct bkfs_node_hdr *h = (const void *)img;
+		if (h->chunk_shift && h->used_bytes > (3u << h->chunk_shift) && nt.v[kids[i]].nr_keys > 8)
+			leaf = &nt.v[kids[i]];
+	}
+	REQUIRE(leaf != NULL);
+	/* the inodes whose keys touch chunk 1 (after the header's) */
+	const struct bkfs_node_hdr *h = (const void *)img;
+	u32 c0 = 1u << h->chunk_shift, c1 = 2u << h->chunk_shift, off = sizeof(*h);
+	u64 lo = 0, hi = 0;
+	for (u32 i = 0; i < h->nr_keys; i++) {
+		const struct bkey *k = (const void *)(img + off);
+		if (off < c1 && off + bkey_bytes(k) > c0) {
+			lo = lo ? lo : k->p.offset;
+			hi = k->p.offset;
+		}
+		off += bkey_bytes(k);
+	}
+	REQUIRE(lo && hi >= lo);
+	flip_byte(&leaf->ptr, c0 + c0 / 2);
+	cycle("salvaged leaf", FSCK_ERR_btree_node_keys_salvaged, &n);
+	CHECK_EQ(n.lost_nodes, 0);
+	CHECK_EQ(n.salvaged_nodes, 1);
+	CHECK_EQ(n.salvaged_keys_lost, hi - lo + 1);
+	CHECK(n.salvaged_keys_lost < leaf->nr_keys / 2);
+	fsck_result_free(&n);
+	check_keys("salvaged leaf", lo, hi);
 	free(nt.v);
 }
 
@@ -664,7 +717,7 @@ static void case_stale(void)
 	/* and an unreadable leaf before it, so the scan has run */
 	struct ninfo *bad = &nt.v[kids[0]];
 	u64 lo = bad->first_key, hi = bad->last_key;
-	flip_byte(&bad->ptr, 300);
+	destroy_leaf(&bad->ptr, 300);
 	cycle("stale node", FSCK_ERR_btree_node_stale_replaced_by_scan, &n);
 	fsck_result_free(&n);
 	check_keys("stale node", lo, hi);
@@ -924,8 +977,10 @@ static void case_replicas(void)
 		CHECK_EQ(topo_findings(devs, 2, &first), 1);
 		CHECK_EQ(first, FSCK_ERR_btree_node_copy_bad);
 		emu_dev_media(devs[p->ptrs[1].dev])[(p->ptrs[1].offset << SECTOR_SHIFT) + 300] ^= 1;
+		/* both copies bad in the same chunk: the keys of its other
+		 * chunks are kept */
 		CHECK(topo_findings(devs, 2, &first) >= 1);
-		CHECK_EQ(first, FSCK_ERR_btree_node_unreadable);
+		CHECK_EQ(first, FSCK_ERR_btree_node_keys_salvaged);
 	}
 	scan_result_free(&r);
 	for (unsigned i = 0; i < 2; i++) {
@@ -947,6 +1002,7 @@ static void damage_cases(unsigned iters)
 {
 	RUN_CASE(case_clean);
 	RUN_CASE(case_unreadable_leaf);
+	RUN_CASE(case_salvaged_leaf);
 	RUN_CASE(case_gap_from_scan);
 	RUN_CASE(case_last_child_removed);
 	RUN_CASE(case_last_child_short);
