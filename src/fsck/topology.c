@@ -472,6 +472,12 @@ static int salvage_child(struct topo *t, const struct pdesc *pd, struct child *c
 	struct node_salvage s;
 	struct btree *src;
 	struct printbuf obj = PRINTBUF, how = PRINTBUF;
+	if (t->c->trap) {
+		/* a finding: the trapped walk is undone before it leaves an
+		 * in-memory node behind */
+		t->c->trapped = true;
+		return -BKFS_E_RETRY;
+	}
 	child_orig_key(ch, &kb);
 	int ret = btree_node_salvage(t->fs, t->id, &kb.k, ch->min, ch->max, &src, &s, NULL);
 	if (ret)
@@ -903,6 +909,20 @@ static bool root_range_only(struct topo *t, struct bpos *min, struct bpos *max)
 	return false;
 }
 
+/* A root leaf whose every copy fails: salvaged like any leaf (salvage_child),
+ * it becomes the one leaf the rebuilt btree is made of. 0 salvaged, 1 not. */
+static int salvage_root_leaf(struct topo *t, const char *why)
+{
+	const struct btree_root *rt = &t->fs->roots[t->id];
+	struct pdesc pd = { .level = 1, .min = POS_MIN, .max = POS_MAX, .seq = rt->ptr.seq, .label = "root" };
+	struct child ch = { .min = POS_MIN, .max = POS_MAX, .omin = POS_MIN, .omax = POS_MAX, .p = rt->ptr };
+	int ret = salvage_child(t, &pd, &ch, why);
+	if (ret)
+		return ret;
+	t->leaves.nr = 0;
+	return check_leaf(t, &pd, &ch);
+}
+
 static int check_btree(struct topo *t)
 {
 	struct bkfs_fs *fs = t->fs;
@@ -943,6 +963,11 @@ static int check_btree(struct topo *t)
 	}
 	if (ret == -BKFS_E_NOMEM)
 		return ret;
+	if (ret && !rt->ptr.level) {
+		int s = salvage_root_leaf(t, bkfs_strerror(ret));
+		if (s <= 0)
+			return s;
+	}
 	if (ret) {
 		struct bkey k;
 		memset(&k, 0, sizeof(k));
