@@ -652,6 +652,26 @@ static void case_unreadable_interior(void)
 	free(nt.v);
 }
 
+/* A root leaf whose header chunk is damaged in every copy: the trailer
+ * vouches for the rest, so nothing is lost and no scan is needed. */
+static void case_salvaged_root(void)
+{
+	struct ntable nt;
+	struct fsck_result n;
+	fresh_copy();
+	REQUIRE_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
+	CHECK_EQ(nt.v[0].level, 0);
+	flip_byte(&nt.v[0].ptr, 40);
+	cycle("salvaged root", FSCK_ERR_btree_node_keys_salvaged, &n);
+	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
+	CHECK_EQ(n.salvaged_nodes, 1);
+	CHECK_EQ(n.salvaged_keys_lost, 0);
+	CHECK_EQ(n.lost_nodes, 0);
+	fsck_result_free(&n);
+	check_keys("salvaged root", 1, 0);
+	free(nt.v);
+}
+
 static void case_unreadable_empty_root(void)
 {
 	struct ntable nt;
@@ -660,7 +680,7 @@ static void case_unreadable_empty_root(void)
 	REQUIRE_EQ(tree_read(BTREE_ID_xattrs, &nt), 0);
 	CHECK_EQ(nt.v[0].level, 0);
 	CHECK_EQ(nt.v[0].nr_keys, 0);
-	flip_byte(&nt.v[0].ptr, 40);
+	destroy_leaf(&nt.v[0].ptr, 40);
 	cycle("unreadable empty root", FSCK_ERR_btree_root_unreadable_and_scan_found_nothing, &n);
 	CHECK(fsck_result_has(&n, FSCK_ERR_btree_root_unreadable));
 	fsck_result_free(&n);
@@ -1003,6 +1023,7 @@ static void damage_cases(unsigned iters)
 	RUN_CASE(case_clean);
 	RUN_CASE(case_unreadable_leaf);
 	RUN_CASE(case_salvaged_leaf);
+	RUN_CASE(case_salvaged_root);
 	RUN_CASE(case_gap_from_scan);
 	RUN_CASE(case_last_child_removed);
 	RUN_CASE(case_last_child_short);
