@@ -8,10 +8,13 @@
 #   - every regular file, symlink and directory outside the damaged object
 #     is as the manifest taken before the damage says (content, type, link
 #     target); each one whose content or type changed is named by path in
-#     the repair report (text and --json). Entries that are gone from their
-#     place (names lost with a dirents or inodes leaf) are counted; naming
-#     each of them is asserted only with DAMAGE_STRICT_NAMES=1 (not yet
-#     met: issue 10 item 5);
+#     the repair report (text and --json). An entry gone from its place
+#     whose name was lost with a dirents or inodes leaf cannot be named by
+#     its path (no record of it is left): it must then be in lost+found
+#     (a file with the same content, a symlink with the same target, or an
+#     entry below a directory fsck put there) and that lost+found path must
+#     be in the report. Naming each by its old path is asserted only with
+#     DAMAGE_STRICT_NAMES=1;
 #   - on the default format (two metadata copies) nothing changes at all;
 #   - on the unclean image, damage to an interior node (its leaves are found
 #     by the scan) changes nothing: what only the journal held is applied
@@ -117,6 +120,68 @@ damage() {
 
 pass=0 failed=0
 
+# lf_missing MANIFEST OUT: where in OUT/lost+found each path on stdin (gone
+# from its place in OUT's tree) went: a regular file with the same content,
+# a symlink with the same target; other entries by their path below a
+# directory fsck moved there (it keeps its children), a directory by where
+# its old children are (an empty one: any empty directory there). Prints
+# "PATH LF-PATH" for those found, "PATH -" for the others.
+lf_missing() {
+	python3 - "$1" "$2" <<'PY'
+import hashlib, os, stat, sys
+man, out = sys.argv[1], sys.argv[2]
+old = {}
+for line in open(man, encoding='utf-8', errors='surrogateescape'):
+    f = line.rstrip('\n').split(' ')
+    if len(f) >= 2:
+        old[f[0]] = f[1:]
+lf = os.path.join(out, 'lost+found')
+by_sig, rel = {}, {}
+for dp, dns, fns in os.walk(lf):
+    for n in dns + fns:
+        full = os.path.join(dp, n)
+        r = os.path.relpath(full, out)
+        st = os.lstat(full)
+        if stat.S_ISREG(st.st_mode):
+            with open(full, 'rb') as fh:
+                sig = 'f ' + hashlib.sha256(fh.read()).hexdigest()[:16]
+        elif stat.S_ISLNK(st.st_mode):
+            sig = 'l ' + os.readlink(full)
+        else:
+            sig = None
+        if sig:
+            by_sig.setdefault(sig, r)
+        parts = os.path.relpath(full, lf).split(os.sep)
+        if len(parts) >= 2:
+            rel.setdefault(os.sep.join(parts[1:]), os.path.join('lost+found', parts[0]))
+empty_dirs = [d for d in (os.listdir(lf) if os.path.isdir(lf) else [])
+              if os.path.isdir(os.path.join(lf, d)) and not os.path.islink(os.path.join(lf, d))
+              and not os.listdir(os.path.join(lf, d))]
+for p in sys.stdin.read().split('\n'):
+    if not p:
+        continue
+    e = old.get('.' + p)
+    where = None
+    if e and e[0] in ('f', 'l') and len(e) >= 2:
+        where = by_sig.get(e[0] + ' ' + ' '.join(e[1:]))
+    comps = p.strip('/').split('/')
+    for i in range(1, len(comps)):
+        if where is None and e and e[0] not in ('f', 'l') and '/'.join(comps[i:]) in rel:
+            where = rel['/'.join(comps[i:])]
+    if where is None and e and e[0] == 'd':
+        # a directory: where its old children are; an empty one, any
+        # empty directory fsck moved there
+        pre = '.' + p + '/'
+        kids = [q[len(pre):] for q in old if q.startswith(pre)]
+        for k in kids:
+            if where is None and k in rel:
+                where = rel[k]
+        if where is None and not kids:
+            where = next((os.path.join('lost+found', d) for d in empty_dirs), None)
+    sys.stdout.write('%s %s\n' % (p, '/' + where if where else '-'))
+PY
+}
+
 # named W IMAGE-NAME PATH: PATH, or another name of the same (hard-linked)
 # file, is in the repair report, text and JSON
 named() {
@@ -151,8 +216,9 @@ check_node() {
 	LC_ALL=C comm -3 "$T/$name.manifest" "$W/manifest" | awk '{ print $1 }' | LC_ALL=C sort -u > "$W/changed"
 	LC_ALL=C join <(awk '{ print $1 }' "$T/$name.manifest") <(awk '{ print $1 }' "$W/manifest") |
 		LC_ALL=C join - "$W/changed" > "$W/differs"
-	local nch ndiff unnamed=0 gone_unnamed=0 p
+	local nch ndiff unnamed=0 gone_unnamed=0 gone_lost=0 p lfp
 	nch=$(wc -l < "$W/changed")
+	: > "$W/gone" 
 	ndiff=$(wc -l < "$W/differs")
 	if [ "$nch" -gt 0 ] && { [ "$name" = dup ] || { [ "$name" = unclean ] && [ "$lvl" -gt 0 ]; }; }; then
 		ok=0; why+=("$nch entries changed (none may on $name for a level $lvl node)")
@@ -166,16 +232,25 @@ check_node() {
 				[ "$unnamed" -le 5 ] && why+=("changed but not named in the report: $p")
 			else
 				gone_unnamed=$((gone_unnamed + 1))
+				printf '%s\n' "$p" >> "$W/gone"
 			fi
 		fi
 	done < "$W/changed"
 	[ "$unnamed" = 0 ] || { ok=0; why+=("$unnamed changed entries not named"); }
+	# gone and not named: in lost+found, and named there
+	while read -r p lfp; do
+		if [ "$lfp" = - ] || ! grep -qF -- "$lfp" "$W/y.log"; then
+			gone_lost=$((gone_lost + 1))
+			[ "$gone_lost" -le 5 ] && why+=("gone, not named, not in lost+found: $p")
+		fi
+	done < <(lf_missing "$T/$name.manifest" "$W/out" < "$W/gone")
+	[ "$gone_lost" = 0 ] || { ok=0; why+=("$gone_lost entries gone: not named, not in lost+found"); }
 	if [ "$gone_unnamed" -gt 0 ] && [ "$STRICT_NAMES" = 1 ]; then
 		ok=0; why+=("$gone_unnamed entries gone from their place and not named")
 	fi
 	if [ "$ok" = 1 ]; then
 		pass=$((pass + 1))
-		echo "ok   $what ($nch changed, $ndiff in place; $gone_unnamed gone and not named)"
+		echo "ok   $what ($nch changed, $ndiff in place; $gone_unnamed gone and not named, all in lost+found)"
 	else
 		failed=$((failed + 1))
 		echo "FAIL $what"
