@@ -448,6 +448,45 @@ static void case_salvaged_leaf(void)
 	free(nt.v);
 }
 
+/* a node as format version 2 wrote it: no chunk table */
+static void edit_to_v2(u8 *buf, void *arg)
+{
+	struct bkfs_node_hdr *h = (void *)buf;
+	u32 nb = *(u32 *)arg;
+	h->version = 2;
+	memset(buf + h->used_bytes, 0, nb - h->used_bytes);
+}
+
+/* Nodes of an older version (no chunk table) check clean, and a damaged
+ * one is lost as a whole, as before version 3: nothing pretends to
+ * salvage it. */
+static void case_older_nodes(void)
+{
+	struct ntable nt;
+	int kids[512];
+	unsigned nk;
+	struct fsck_result n;
+	u32 nb = node_bytes();
+	fresh_copy();
+	REQUIRE_EQ(tree_read(BTREE_ID_inodes, &nt), 0);
+	for (size_t i = 0; i < nt.nr; i++)
+		node_rewrite(&nt.v[i].ptr, edit_to_v2, &nb);
+	CHECK_EQ(((struct bkfs_node_hdr *)emu_node_at(bd, &nt.v[0].ptr, 0))->chunk_shift, 0);
+	run(FSCK_MODE_NO, &n, "older nodes");
+	CHECK_EQ(n.ret, 0);
+	CHECK_EQ(n.nr, 0);
+	fsck_result_free(&n);
+	int p = pick_level1(&nt, kids, &nk);
+	REQUIRE(p >= 0);
+	struct ninfo *leaf = &nt.v[kids[nk / 2]];
+	flip_byte(&leaf->ptr, 1500);
+	cycle("older leaf", FSCK_ERR_btree_node_unreadable, &n);
+	CHECK(!fsck_result_has(&n, FSCK_ERR_btree_node_keys_salvaged));
+	CHECK_EQ(n.lost_nodes, 1);
+	fsck_result_free(&n);
+	free(nt.v);
+}
+
 static void case_gap_from_scan(void)
 {
 	struct ntable nt;
@@ -1024,6 +1063,7 @@ static void damage_cases(unsigned iters)
 	RUN_CASE(case_unreadable_leaf);
 	RUN_CASE(case_salvaged_leaf);
 	RUN_CASE(case_salvaged_root);
+	RUN_CASE(case_older_nodes);
 	RUN_CASE(case_gap_from_scan);
 	RUN_CASE(case_last_child_removed);
 	RUN_CASE(case_last_child_short);
