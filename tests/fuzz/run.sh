@@ -19,7 +19,7 @@ fi
 mkdir -p "$OUT/corpus"
 "$CC_FUZZ" -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Wall -Wno-address-of-packed-member \
-	-o "$OUT/fuzz_node" tests/fuzz/fuzz_node.c src/format/bkey.c src/format/bkey_methods.c src/format/sb.c src/util/util.c \
+	-o "$OUT/fuzz_node" tests/fuzz/fuzz_node.c src/format/bkey.c src/format/bkey_methods.c src/format/node_salvage.c src/format/sb.c src/util/util.c \
 	-lisal -pthread
 
 # ---- seeds from a real image
