@@ -461,41 +461,46 @@ static int salvage_keep(void *arg, const struct bkey *k)
 	return btree_node_insert_at(n, n->nr_keys, k);
 }
 
-/* Salvage the copy at ptr into a fresh node: 0, or why it cannot be. */
-static int salvage_copy(struct bkfs_fs *fs, unsigned btree_id, const struct bkfs_btree_ptr *p, unsigned i,
-			struct bpos min, struct bpos max, struct btree **out, struct node_salvage *s,
-			struct printbuf *why)
+/* The image of copy i of a node (calloc'ed, zero past what was read), or
+ * NULL when it cannot be read. */
+static u8 *read_copy_image(struct bkfs_fs *fs, const struct bkfs_ptr *ptr)
 {
-	const struct bkfs_ptr *ptr = &p->ptrs[i];
 	if (ptr->dev >= fs->nr_devs || !fs->devs[ptr->dev].bd)
-		return -BKFS_E_IO;
+		return NULL;
 	struct blockdev *bd = fs->devs[ptr->dev].bd;
 	u64 off = ptr->offset << SECTOR_SHIFT;
 	if (off > bd->size || fs->node_bytes > bd->size - off)
-		return -BKFS_E_RANGE;
+		return NULL;
 	u8 *raw = calloc(1, fs->node_bytes);
-	struct btree *n = node_mem_alloc(fs);
-	int ret = raw && n ? 0 : -BKFS_E_NOMEM;
-	if (!ret)
-		ret = node_read_used(fs, bd, raw, off);
-	if (!ret) {
-		n->btree_id = btree_id;
-		n->level = 0;
-		n->seq = p->seq;
-		n->min_key = min;
-		n->max_key = max;
-		/* the reader may lack room for an older node's keys: the
-		 * image holds them whole */
-		n->cap = n->raw_bytes - NODE_HDR;
-		ret = node_salvage(raw, fs->node_bytes, sb_node_magic(&fs->sb), btree_id, p->seq, min, max,
-				   salvage_keep, n, s, why);
-		n->journal_seq = s->journal_seq;
+	if (raw && node_read_used(fs, bd, raw, off)) {
+		free(raw);
+		raw = NULL;
 	}
-	free(raw);
+	return raw;
+}
+
+/* Salvage a node image into a fresh node: 0, or why it cannot be. */
+static int salvage_image(struct bkfs_fs *fs, unsigned btree_id, u64 seq, const u8 *raw, struct bpos min,
+			 struct bpos max, struct btree **out, struct node_salvage *s, struct printbuf *why)
+{
+	struct btree *n = node_mem_alloc(fs);
+	if (!n)
+		return -BKFS_E_NOMEM;
+	n->btree_id = btree_id;
+	n->level = 0;
+	n->seq = seq;
+	n->min_key = min;
+	n->max_key = max;
+	/* the reader may lack room for an older node's keys: the image holds
+	 * them whole */
+	n->cap = n->raw_bytes - NODE_HDR;
+	int ret = node_salvage(raw, fs->node_bytes, sb_node_magic(&fs->sb), btree_id, seq, min, max, salvage_keep,
+			       n, s, why);
 	if (ret) {
 		btree_node_mem_free(n);
 		return ret;
 	}
+	n->journal_seq = s->journal_seq;
 	*out = n;
 	return 0;
 }
@@ -504,19 +509,29 @@ int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey 
 		       struct bpos max, struct btree **out, struct node_salvage *s, struct printbuf *why)
 {
 	const struct bkfs_btree_ptr *p = bkey_val(ptr_key);
+	u8 *raw[BKFS_MAX_REPLICAS];
+	unsigned nr = 0;
 	int ret = -BKFS_E_IO;
 	*out = NULL;
 	memset(s, 0, sizeof(*s));
-	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++)
+		if ((raw[nr] = read_copy_image(fs, &p->ptrs[i])))
+			nr++;
+	/* each copy in turn, its damaged chunks mended from the others' sound
+	 * ones (copies are identical byte for byte); the one keeping most wins */
+	for (unsigned b = 0; b < nr && ret != -BKFS_E_NOMEM; b++) {
 		struct node_salvage si;
 		struct btree *n;
+		for (unsigned o = 0; o < nr; o++)
+			if (o != b)
+				node_chunks_mend(raw[b], raw[o], fs->node_bytes);
 		if (why)
 			pb_reset(why);
-		int r = salvage_copy(fs, btree_id, p, i, min, max, &n, &si, why);
-		if (r == -BKFS_E_NOMEM)
-			return r;
-		if (r)
+		int r = salvage_image(fs, btree_id, p->seq, raw[b], min, max, &n, &si, why);
+		if (r) {
+			ret = *out ? 0 : r;
 			continue;
+		}
 		if (*out && si.kept <= s->kept) {
 			btree_node_mem_free(n);
 			node_salvage_exit(&si);
@@ -530,6 +545,8 @@ int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey 
 		*s = si;
 		ret = 0;
 	}
+	for (unsigned i = 0; i < nr; i++)
+		free(raw[i]);
 	return ret;
 }
 

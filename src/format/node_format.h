@@ -98,6 +98,10 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 		 struct bpos max, int (*keep)(void *arg, const struct bkey *k), void *arg, struct node_salvage *s,
 		 struct printbuf *err);
 void node_salvage_exit(struct node_salvage *s);
+/* Copies of a node are identical byte for byte: where dst's chunk fails its
+ * checksum and src's (with the same sound chunk table) matches, take src's.
+ * Returns the chunks mended (0 when the tables differ or are damaged). */
+u32 node_chunks_mend(void *dst, const void *src, size_t node_bytes);
 void node_salvage_to_text(struct printbuf *out, const struct node_salvage *s);
 /* Raw node images (bkfs debug corrupt, tests): the keys of a node buffer of
  * node_bytes whose key framing is valid, edited in place. Edits keep

@@ -119,6 +119,29 @@ static int salvage_walk(struct salvage_walk *w)
 	return w->lost_open ? lost_until(w, NULL) : 0;
 }
 
+/* the chunk table of a node image, if it is sound: its entries, n */
+static const struct bkfs_node_chunk *sound_table(const u8 *buf, size_t node_bytes, u32 *n)
+{
+	const struct bkfs_node_hdr *h = (const void *)buf;
+	if (h->chunk_shift < NODE_CHUNK_SHIFT_MIN || h->chunk_shift > NODE_CHUNK_SHIFT_MAX ||
+	    h->used_bytes < sizeof(*h) ||
+	    (u64)h->used_bytes + node_chunk_table_bytes(h->used_bytes, h->chunk_shift) > node_bytes)
+		return NULL;
+	*n = (h->used_bytes + (1u << h->chunk_shift) - 1) >> h->chunk_shift;
+	const u8 *table = buf + h->used_bytes;
+	const struct bkfs_node_chunk_trailer *t = (const void *)(table + *n * sizeof(struct bkfs_node_chunk));
+	u32 crc = bkfs_crc32c(0, table, *n * sizeof(struct bkfs_node_chunk));
+	if (bkfs_crc32c(crc, (const u8 *)t + 4, sizeof(*t) - 4) != t->csum || t->used_bytes != h->used_bytes)
+		return NULL;
+	return (const void *)table;
+}
+
+static bool chunk_good(const u8 *buf, const struct bkfs_node_chunk *e, unsigned shift, u32 used, u32 i)
+{
+	u32 a = MAX(4u, i << shift), b = MIN((i + 1) << shift, used);
+	return bkfs_crc32c(0, buf + a, b - a) == e[i].csum;
+}
+
 int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_id, u64 seq, struct bpos min,
 		 struct bpos max, int (*keep)(void *arg, const struct bkey *k), void *arg, struct node_salvage *s,
 		 struct printbuf *err)
@@ -129,18 +152,13 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 		INVALID("node: bad magic: nothing to salvage");
 	if (!h->chunk_shift)
 		INVALID("node: no chunk table (written before format version 3)");
-	if (h->chunk_shift < NODE_CHUNK_SHIFT_MIN || h->chunk_shift > NODE_CHUNK_SHIFT_MAX ||
-	    h->used_bytes < sizeof(*h) ||
-	    (u64)h->used_bytes + node_chunk_table_bytes(h->used_bytes, h->chunk_shift) > node_bytes)
-		INVALID("node: chunk table not found (header damaged)");
+	u32 n;
+	const struct bkfs_node_chunk *e = sound_table(buf, node_bytes, &n);
+	if (!e)
+		INVALID("node: chunk table damaged or not found (header damaged)");
 	unsigned shift = h->chunk_shift;
-	u32 used = h->used_bytes, n = (used + (1u << shift) - 1) >> shift;
-	const u8 *table = (const u8 *)buf + used;
-	const struct bkfs_node_chunk *e = (const void *)table;
-	const struct bkfs_node_chunk_trailer *t = (const void *)(table + n * sizeof(*e));
-	u32 crc = bkfs_crc32c(0, table, n * sizeof(*e));
-	if (bkfs_crc32c(crc, (const u8 *)t + 4, sizeof(*t) - 4) != t->csum || t->used_bytes != used)
-		INVALID("node: chunk table damaged");
+	u32 used = h->used_bytes;
+	const struct bkfs_node_chunk_trailer *t = (const void *)(e + n);
 	if (t->seq != seq)
 		INVALID("node: chunk table names seq %llu, the pointer %llu", (unsigned long long)t->seq,
 			(unsigned long long)seq);
@@ -148,8 +166,7 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 	if (!good)
 		return -BKFS_E_NOMEM;
 	for (u32 i = 0; i < n; i++) {
-		u32 a = MAX(4u, i << shift), b = MIN((i + 1) << shift, used);
-		good[i] = bkfs_crc32c(0, (const u8 *)buf + a, b - a) == e[i].csum;
+		good[i] = chunk_good(buf, e, shift, used, i);
 		s->bad_chunks += !good[i];
 	}
 	s->nr_chunks = n;
@@ -178,6 +195,26 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 	if (!s->lost)
 		s->nr_lost_ranges = 0; /* damage outside any key (the header's own fields, say) */
 	return 0;
+}
+
+u32 node_chunks_mend(void *dst, const void *src, size_t node_bytes)
+{
+	u32 n, m, mended = 0;
+	const struct bkfs_node_chunk *ed = sound_table(dst, node_bytes, &n), *es = sound_table(src, node_bytes, &m);
+	const struct bkfs_node_hdr *h = dst;
+	if (!ed || !es || n != m || ((const struct bkfs_node_hdr *)src)->used_bytes != h->used_bytes ||
+	    ((const struct bkfs_node_hdr *)src)->chunk_shift != h->chunk_shift ||
+	    memcmp(ed, es, node_chunk_table_bytes(h->used_bytes, h->chunk_shift)))
+		return 0;
+	unsigned shift = h->chunk_shift;
+	for (u32 i = 0; i < n; i++) {
+		if (chunk_good(dst, ed, shift, h->used_bytes, i) || !chunk_good(src, es, shift, h->used_bytes, i))
+			continue;
+		u32 a = MAX(4u, i << shift), b = MIN((i + 1) << shift, h->used_bytes);
+		memcpy((u8 *)dst + a, (const u8 *)src + a, b - a);
+		mended++;
+	}
+	return mended;
 }
 
 void node_salvage_exit(struct node_salvage *s)
