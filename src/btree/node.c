@@ -633,6 +633,36 @@ static int node_verify_copies(struct bkfs_fs *fs, unsigned btree_id, const struc
 	return 0;
 }
 
+static u8 *read_copy_image(struct bkfs_fs *fs, const struct bkfs_ptr *ptr);
+
+/* Every copy failed: copies are identical byte for byte, so copies damaged
+ * in different chunks mend one another (FORMAT.md §7.3). 0 and the node
+ * when a mended image validates and matches the pointer. */
+static int node_read_mended(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	u8 *raw[BKFS_MAX_REPLICAS];
+	unsigned nr = 0;
+	int ret = -BKFS_E_CSUM;
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++)
+		if ((raw[nr] = read_copy_image(fs, &p->ptrs[i])))
+			nr++;
+	for (unsigned b = 0; b < nr && ret && ret != -BKFS_E_NOMEM; b++) {
+		u32 mended = 0;
+		for (unsigned o = 0; o < nr; o++)
+			if (o != b)
+				mended += node_chunks_mend(raw[b], raw[o], fs->node_bytes);
+		if (!mended)
+			continue;
+		ret = btree_node_from_buf(fs, raw[b], out, NULL);
+		if (!ret && (ret = node_matches_ptr(*out, btree_id, k, p, NULL)))
+			btree_node_mem_free(*out);
+	}
+	for (unsigned i = 0; i < nr; i++)
+		free(raw[i]);
+	return ret;
+}
+
 /* Read the node a pointer names from the first replica that validates and
  * matches the pointer: a node outside the cache. No side effects on fs (the
  * read-ahead helper runs it too); rd records the device reads and the bad
@@ -657,7 +687,10 @@ static int node_read_replicas(struct bkfs_fs *fs, unsigned btree_id, const struc
 		if (!ret)
 			break;
 	}
-	if (!ret && fs->read_all_copies && (ret = node_verify_copies(fs, btree_id, k, i, rd)))
+	/* every copy bad (marked in rd, so they are rewritten from b) */
+	if (ret && ret != -BKFS_E_NOMEM && p->nr_ptrs > 1 && !node_read_mended(fs, btree_id, k, &b))
+		ret = 0;
+	else if (!ret && fs->read_all_copies && (ret = node_verify_copies(fs, btree_id, k, i, rd)))
 		btree_node_mem_free(b);
 	if (!ret)
 		*out = b;

@@ -1040,6 +1040,12 @@ static void case_replicas(void)
 		 * chunks are kept */
 		CHECK(topo_findings(devs, 2, &first) >= 1);
 		CHECK_EQ(first, FSCK_ERR_btree_node_keys_salvaged);
+		/* both copies bad in different chunks: they mend each other, and
+		 * the two bad copies are what is found */
+		emu_dev_media(devs[p->ptrs[1].dev])[(p->ptrs[1].offset << SECTOR_SHIFT) + 300] ^= 1;
+		emu_dev_media(devs[p->ptrs[1].dev])[(p->ptrs[1].offset << SECTOR_SHIFT) + 1500] ^= 1;
+		CHECK_EQ(topo_findings(devs, 2, &first), 2);
+		CHECK_EQ(first, FSCK_ERR_btree_node_copy_bad);
 	}
 	scan_result_free(&r);
 	for (unsigned i = 0; i < 2; i++) {
