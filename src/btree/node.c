@@ -638,7 +638,7 @@ static u8 *read_copy_image(struct bkfs_fs *fs, const struct bkfs_ptr *ptr);
 /* Every copy failed: copies are identical byte for byte, so copies damaged
  * in different chunks mend one another (FORMAT.md §7.3). 0 and the node
  * when a mended image validates and matches the pointer. */
-static int node_read_mended(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out)
+int btree_node_read_mended(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *k, struct btree **out)
 {
 	const struct bkfs_btree_ptr *p = bkey_val(k);
 	u8 *raw[BKFS_MAX_REPLICAS];
@@ -688,7 +688,7 @@ static int node_read_replicas(struct bkfs_fs *fs, unsigned btree_id, const struc
 			break;
 	}
 	/* every copy bad (marked in rd, so they are rewritten from b) */
-	if (ret && ret != -BKFS_E_NOMEM && p->nr_ptrs > 1 && !node_read_mended(fs, btree_id, k, &b))
+	if (ret && ret != -BKFS_E_NOMEM && p->nr_ptrs > 1 && !btree_node_read_mended(fs, btree_id, k, &b))
 		ret = 0;
 	else if (!ret && fs->read_all_copies && (ret = node_verify_copies(fs, btree_id, k, i, rd)))
 		btree_node_mem_free(b);
@@ -753,6 +753,12 @@ int btree_node_copy_rewrite(struct bkfs_fs *fs, const struct node_copy_bad *bc)
 		ret = node_copy_overwrite(fs, bc, b);
 		btree_node_mem_free(b);
 		return ret;
+	}
+	/* no copy is good by itself: perhaps they mend each other */
+	struct btree *b;
+	if (ret != -BKFS_E_NOMEM && !btree_node_read_mended(fs, bc->btree_id, &kb.k, &b)) {
+		ret = node_copy_overwrite(fs, bc, b);
+		btree_node_mem_free(b);
 	}
 	return ret;
 }

@@ -71,6 +71,11 @@ int btree_node_read_at(struct bkfs_fs *fs, const struct bkfs_ptr *ptr, struct bt
 struct node_salvage;
 int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, struct bpos min,
 		       struct bpos max, struct btree **out, struct node_salvage *s, struct printbuf *why);
+/* Every copy of the node ptr_key names fails: the image of copies mended
+ * from one another chunk by chunk (FORMAT.md §7.3), if one then validates
+ * and matches the pointer (outside the cache; free with
+ * btree_node_mem_free). Returns 0, or an error when they cannot be mended. */
+int btree_node_read_mended(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, struct btree **out);
 /* Overwrite a bad copy of a node in place with the bytes of a good copy
  * (copies are identical byte for byte), then read it back. Only where the
  * pointer's bucket holds btree nodes at its gen (hooks->ptr_in_btree_bucket):

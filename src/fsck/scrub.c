@@ -74,7 +74,11 @@ static int check_node(struct scrub *s, unsigned id, const struct bkey *k)
 	if (!nc.bad)
 		return 0;
 	s->st.node_copies_bad += popcount(nc.bad);
-	if (!nc.good) {
+	struct btree *mended = NULL;
+	if (!nc.good && (ret = btree_node_read_mended(fs, id, k, &mended)) == -BKFS_E_NOMEM)
+		return ret;
+	btree_node_mem_free(mended); /* the rewrites below mend again */
+	if (!nc.good && !mended) {
 		struct printbuf pb = PRINTBUF;
 		bpos_to_text(&pb, p->min_key);
 		pb_printf(&pb, " to ");

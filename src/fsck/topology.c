@@ -1490,7 +1490,7 @@ void fsck_report_bad_copies(struct fsck_ctx *c)
 		bool fix = fsck_err(c, FSCK_ERR_btree_node_copy_bad, "rewrote the copy from a good copy", "%s", pb_str(&pb));
 		pb_reset(&pb);
 		bad_copy_why(fs, bc, &pb);
-		fsck_err_msg(c, "%s; the node was read from another copy", pb_str(&pb));
+		fsck_err_msg(c, "%s; the node was read from the other copies (mended chunk by chunk when every copy is damaged)", pb_str(&pb));
 		pb_exit(&pb);
 		int ret = fix ? btree_node_copy_rewrite(fs, bc) : 0;
 		if (ret && c->nr && c->f[c->nr - 1].fixed) {

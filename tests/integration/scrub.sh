@@ -5,6 +5,8 @@
 #   - two devices, two replicas: one data replica damaged (dd over it), then
 #     one node copy (debug corrupt node_copy_bad): -n finds it and exits 4
 #     writing nothing, the scrub rewrites it (exit 1);
+#   - both copies of a node damaged in different chunks: they mend each
+#     other, both are rewritten, nothing lost;
 #   - both replicas of an extent damaged: exit 4, the file named by path;
 #   - four devices striped 3+1 with one data replica: a whole data block of
 #     a stripe wiped (rebuilt from parity), then a parity block wiped
@@ -83,6 +85,21 @@ grep -q "nodes: [0-9]*, copies read [0-9]*, bad 1, rewritten 0" "$T/out" || fail
 expect 1 "$BKFS" scrub "${A[@]}"
 grep -q "bad 1, rewritten 1" "$T/out" || fail "node copy not rewritten: $(head -1 "$T/out")"
 scrubbed_clean "damaged node copy" "${A[@]}"
+expect 0 "$BKFS" fsck -n --all-copies "${A[@]}"
+
+# both copies of a btree leaf damaged, in different 1 KiB chunks: they mend
+# each other (FORMAT.md §7.3), so both are rewritten and nothing is lost
+loc=$("$BKFS" list -v -b dirents -l 0 "${A[@]}" 2> /dev/null | grep '^node .* loc: dev ' | head -1)
+n0=$(echo "$loc" | sed -n 's/.*loc: dev \([0-9]*\) off \([0-9]*\) gen [0-9]*, dev \([0-9]*\) off \([0-9]*\) .*/\1 \2 \3 \4/p')
+read -r d0 o0 d1 o1 <<< "$n0"
+[ -n "${o1:-}" ] || fail "no dirents leaf with two copies: $loc"
+printf '\377\377\377\377' | dd of="${A[$d0]}" bs=1 seek=$((o0 * 512 + 1500)) conv=notrunc status=none
+printf '\377\377\377\377' | dd of="${A[$d1]}" bs=1 seek=$((o1 * 512 + 2600)) conv=notrunc status=none
+expect 4 "$BKFS" scrub -n "${A[@]}"
+grep -q "nodes: [0-9]*, copies read [0-9]*, bad 2, rewritten 0, lost 0" "$T/out" || fail "scrub -n, both copies bad: $(head -1 "$T/out")"
+expect 1 "$BKFS" scrub "${A[@]}"
+grep -q "bad 2, rewritten 2, lost 0" "$T/out" || fail "mended copies not rewritten: $(head -1 "$T/out")"
+scrubbed_clean "both node copies damaged in different chunks" "${A[@]}"
 expect 0 "$BKFS" fsck -n --all-copies "${A[@]}"
 
 # both replicas damaged: nothing to repair from; the file is named
