@@ -116,6 +116,16 @@ void mem_prefault(void *p, size_t len)
 #endif
 }
 
+void mem_populate(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p & ~(page - 1), e = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+	if (len)
+		(void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+#endif
+}
+
 int ca_init(struct chunked_array *ca, size_t elem_size, size_t nr)
 {
 	memset(ca, 0, sizeof(*ca));
