@@ -137,11 +137,16 @@ int ca_init(struct chunked_array *ca, size_t elem_size, size_t nr)
 	if (!ca->chunks)
 		return -BKFS_E_NOMEM;
 	for (size_t i = 0; i < ca->nr_chunks; i++) {
-		ca->chunks[i] = xcalloc(ca->per_chunk, elem_size);
+		/* the last chunk only as long as it needs: a small array is
+		 * not a 1 MiB mapping (and its munmap) */
+		size_t n = MIN(ca->per_chunk, nr - i * ca->per_chunk);
+		ca->chunks[i] = xcalloc(n, elem_size);
 		if (!ca->chunks[i]) {
 			ca_exit(ca);
 			return -BKFS_E_NOMEM;
 		}
+		/* its users sweep every element: map the pages at once */
+		mem_prefault(ca->chunks[i], n * elem_size);
 	}
 	return 0;
 }
@@ -157,7 +162,7 @@ void ca_exit(struct chunked_array *ca)
 
 size_t ca_bytes(const struct chunked_array *ca)
 {
-	return ca->nr_chunks * ca->per_chunk * ca->elem_size;
+	return ca->nr * ca->elem_size;
 }
 
 u64 now_ns(void)

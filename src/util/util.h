@@ -85,7 +85,9 @@ void mem_prefault(void *p, size_t len);
  * page. For buffers filled a piece at a time (btree nodes). */
 void mem_populate(void *p, size_t len);
 
-/* Chunked array: fixed-size elements in 1 MiB chunks, never one giant allocation. */
+/* Chunked array: fixed-size elements in 1 MiB chunks (the last one only as
+ * long as it needs), never one giant allocation. Its users sweep every
+ * element, so the chunks are mapped when made (mem_prefault). */
 struct chunked_array {
 	size_t elem_size, nr, per_chunk, nr_chunks;
 	u8 **chunks;
