@@ -15,9 +15,9 @@
 #
 # Each image is checked BENCH_REPEAT times by each checker, alternating (which
 # goes first rotates), on two cores and on one (`taskset -c 0`); the table
-# shows the median wall, its CPU (user+sys), the median peak RSS (max RSS from
-# /usr/bin/time), the ratios bkfs/e2fsck, and the memory estimate bkfs fsck
-# printed beside bkfs's measured peak.
+# shows the median wall, its CPU (user+sys), the median peak RSS (max RSS, from
+# wait4 through bench/timed.c), the ratios bkfs/e2fsck, and the memory
+# estimate bkfs fsck printed beside bkfs's measured peak.
 #
 # Environment:
 #   BUILD=build  BENCH_DIR=$BUILD/bench
@@ -61,6 +61,10 @@ BKFS=$D/bkfs.bin
 WARM=$BUILD/warm
 if [ ! -x "$WARM" ] || [ bench/warm.c -nt "$WARM" ]; then
 	${CC:-cc} -std=gnu11 -O2 -Wall -o "$WARM" bench/warm.c || note "no $WARM: images are warmed with cat"
+fi
+TIMED=$BUILD/timed
+if [ ! -x "$TIMED" ] || [ bench/timed.c -nt "$TIMED" ]; then
+	${CC:-cc} -std=gnu11 -O2 -Wall -o "$TIMED" bench/timed.c || note "no $TIMED: runs are timed through python"
 fi
 
 note() { echo "aged: $*" >&2; }
@@ -130,15 +134,19 @@ make_imported() {	# make_imported TOOL IMG TREE
 	esac
 }
 
-# run_timed OUT CMD...: run CMD (output to OUT) under /usr/bin/time; prints
-# "wall_s cpu_s maxrss_kib exit". The peak is time's %M (the checker's own:
-# a child forked from python would inherit python's). The CPU time comes from
-# python's wait4 on time, in microseconds (time's %U/%S have 10 ms, as much
-# as a whole small run; time's own share is well under a millisecond).
+# run_timed OUT CMD...: run CMD (output to OUT); prints "wall_s cpu_s
+# maxrss_kib exit". Through $TIMED (bench/timed.c: the numbers are the
+# checker's, not a launcher's); else under /usr/bin/time from python, whose
+# fork and time's start add ~20 ms to every wall time here. There the peak is
+# time's %M (the checker's own: a child forked from python would inherit
+# python's) and the CPU time python's wait4 on time, in microseconds (time's
+# %U/%S have 10 ms, as much as a whole small run).
 run_timed() {
 	local out=$1
 	shift
-	if have python3; then
+	if [ -x "$TIMED" ]; then
+		"$TIMED" "$out" "$@"
+	elif have python3; then
 		python3 -c '
 import os, sys, time
 t0 = time.perf_counter()

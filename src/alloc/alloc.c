@@ -32,6 +32,9 @@ int alloc_init(struct bkfs_fs *fs)
 		as->bflags[d] = xcalloc(nb, 1);
 		if (!as->buckets[d] || !as->bflags[d])
 			return -BKFS_E_NOMEM;
+		/* read end to end below (the index) and written by alloc_load:
+		 * map the pages at once, not a fault per page twice over */
+		mem_prefault(as->buckets[d], nb * sizeof(struct bkfs_alloc));
 		as->cursor[d] = fs->sb.members[d].first_bucket;
 		btree_wp_init(fs, d);
 	}

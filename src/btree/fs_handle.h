@@ -14,6 +14,12 @@ struct bkfs_fs;
 struct trans;
 
 /* ---- in-memory node ---- */
+/* bytes of a node's memory known to be mapped (node.c node_mem_map): from the
+ * start of its raw buffer, and of its key offset array */
+struct node_mapped {
+	u32 raw, offs;
+};
+
 struct btree {
 	u8 btree_id, level;
 	bool dirty;        /* modified since written; has a fresh seq */
@@ -30,6 +36,7 @@ struct btree {
 				    * skip invalid keys; fsck deletes them. */
 	u32 *offs;
 	u8 *data;
+	struct node_mapped mapped;
 	struct btree *hnext;
 	struct btree *lru_prev, *lru_next;
 };

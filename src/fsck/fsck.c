@@ -377,6 +377,20 @@ static int run_check_allocations(struct fsck_ctx *c, size_t nr_before_topology, 
 }
 
 #define FSCK_NODE_CACHE (1u << 20)
+
+/* The btree nodes of the filesystem (one copy each), from the accounting
+ * counters the open read: what the passes will read. */
+static u64 btree_nodes(struct bkfs_fs *fs)
+{
+	u64 btree_bytes = 0;
+	struct alloc_state *as = ALLOC(fs);
+	for (size_t i = 0; i < as->nr_acct; i++)
+		if (as->acct[i].pos.inode == ACCT_btree && as->acct[i].v[0] > 0)
+			btree_bytes += (u64)as->acct[i].v[0] << SECTOR_SHIFT;
+	btree_bytes /= MAX(1, fs->sb.metadata_replicas);
+	return DIV_ROUND_UP(btree_bytes, fs->node_bytes);
+}
+
 /* What the process holds before it opens anything: text and data of the
  * binary and its libraries, stacks, stdio (`bkfs --version` peaks at 2.0 MiB) */
 #define FSCK_BASE_RSS (2u << 20)
@@ -395,18 +409,12 @@ static u64 mem_estimate(struct bkfs_fs *fs, bool readahead)
 	u64 buckets = 0;
 	for (unsigned d = 0; d < fs->nr_devs; d++)
 		buckets += fs->sb.members[d].nbuckets;
-	u64 btree_bytes = 0;
-	struct alloc_state *as = ALLOC(fs);
-	for (size_t i = 0; i < as->nr_acct; i++)
-		if (as->acct[i].pos.inode == ACCT_btree && as->acct[i].v[0] > 0)
-			btree_bytes += (u64)as->acct[i].v[0] << SECTOR_SHIFT;
-	btree_bytes /= MAX(1, fs->sb.metadata_replicas);
 	/* the pages a node buffer touches: its used bytes (nodes are read only
 	 * that far; between half and wholly full, 3/4 on average), header and
 	 * key offsets */
 	u64 node = fs->node_bytes * 3 / 4 + fs->node_bytes / 8;
 	u64 nodes = fs->max_clean + BTREE_NODE_POOL + (readahead ? BTREE_RA_SLOTS : 0);
-	nodes = MIN(nodes, DIV_ROUND_UP(btree_bytes, fs->node_bytes) + 1);
+	nodes = MIN(nodes, btree_nodes(fs) + 1);
 	u64 passes = fsck_gc_mem_estimate(fs) + fsck_fs_mem_estimate(fs) + nodes * node;
 	return FSCK_BASE_RSS + buckets * (sizeof(struct bkfs_alloc) + 1) + MAX(passes, (u64)FSCK_OPEN_BUF);
 }
@@ -591,12 +599,13 @@ static int check_open(struct fsck_ctx *c, struct blockdev **bds, unsigned nr)
 }
 
 /* The memory estimate (printed) against -m; starts the read-ahead helper
- * when asked for and its buffers fit. */
+ * when asked for, the btrees are big enough for it to pay, and its buffers
+ * fit. */
 static int check_memory(struct fsck_ctx *c)
 {
 	struct bkfs_fs *fs = c->fs;
 	u64 limit = c->opts.mem_limit;
-	bool readahead = c->opts.readahead;
+	bool readahead = c->opts.readahead && btree_nodes(fs) >= c->opts.ra_min_nodes;
 	u64 est = mem_estimate(fs, readahead);
 	if (readahead && limit && est > limit)
 		est = mem_estimate(fs, readahead = false);
@@ -608,6 +617,9 @@ static int check_memory(struct fsck_ctx *c)
 	}
 	if (readahead)
 		btree_ra_start(fs);
+	if (c->opts.verbose)
+		fprintf(stderr, "bkfs fsck: read-ahead %s (%llu btree nodes)\n", fs->readahead ? "on" : "off",
+			(unsigned long long)btree_nodes(fs));
 	return 0;
 }
 
@@ -756,6 +768,7 @@ int fsck_devs(struct blockdev **devs, unsigned nr, const struct fsck_opts *o, st
 		r->ret = ret;
 		r->status = FSCK_EXIT_OPERATIONAL;
 	} else {
+		r->readahead = c.fs->readahead != NULL;
 		r->status = check_open_fs(&c, r, start);
 	}
 	result_take(r, &c);
@@ -794,8 +807,9 @@ int bkfs_fsck(char *const *devs, unsigned nr, const struct fsck_opts *o)
 	/* a helper thread reads ahead of the passes' btree walks (nothing is
 	 * written to the devices before the final checkpoint), when there is a
 	 * second CPU to run it on (on one CPU its polling only steals time
-	 * from the walk) */
+	 * from the walk) and enough nodes to read */
 	opts.readahead = !o->fail_after_writes && usable_cpus() > 1;
+	opts.ra_min_nodes = FSCK_RA_MIN_NODES;
 	int status = fsck_devs(bds, nr, &opts, &r);
 	if (o->fail_after_writes)
 		fprintf(stderr, "bkfs fsck: debug: %llu device writes attempted, %llu made\n",

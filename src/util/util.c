@@ -116,6 +116,16 @@ void mem_prefault(void *p, size_t len)
 #endif
 }
 
+void mem_populate(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p & ~(page - 1), e = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+	if (len)
+		(void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+#endif
+}
+
 int ca_init(struct chunked_array *ca, size_t elem_size, size_t nr)
 {
 	memset(ca, 0, sizeof(*ca));
@@ -127,11 +137,16 @@ int ca_init(struct chunked_array *ca, size_t elem_size, size_t nr)
 	if (!ca->chunks)
 		return -BKFS_E_NOMEM;
 	for (size_t i = 0; i < ca->nr_chunks; i++) {
-		ca->chunks[i] = xcalloc(ca->per_chunk, elem_size);
+		/* the last chunk only as long as it needs: a small array is
+		 * not a 1 MiB mapping (and its munmap) */
+		size_t n = MIN(ca->per_chunk, nr - i * ca->per_chunk);
+		ca->chunks[i] = xcalloc(n, elem_size);
 		if (!ca->chunks[i]) {
 			ca_exit(ca);
 			return -BKFS_E_NOMEM;
 		}
+		/* its users sweep every element: map the pages at once */
+		mem_prefault(ca->chunks[i], n * elem_size);
 	}
 	return 0;
 }
@@ -147,7 +162,7 @@ void ca_exit(struct chunked_array *ca)
 
 size_t ca_bytes(const struct chunked_array *ca)
 {
-	return ca->nr_chunks * ca->per_chunk * ca->elem_size;
+	return ca->nr * ca->elem_size;
 }
 
 u64 now_ns(void)

@@ -80,8 +80,14 @@ unsigned usable_cpus(void);
  * 4 KiB page costs far more (under virtualisation, ~15 us each here). Best
  * effort: nothing happens where the kernel lacks these madvise() advices. */
 void mem_prefault(void *p, size_t len);
+/* The same for a range about to be written in part of a page or more: every
+ * 4 KiB page it touches is mapped (pages at its ends included), never a huge
+ * page. For buffers filled a piece at a time (btree nodes). */
+void mem_populate(void *p, size_t len);
 
-/* Chunked array: fixed-size elements in 1 MiB chunks, never one giant allocation. */
+/* Chunked array: fixed-size elements in 1 MiB chunks (the last one only as
+ * long as it needs), never one giant allocation. Its users sweep every
+ * element, so the chunks are mapped when made (mem_prefault). */
 struct chunked_array {
 	size_t elem_size, nr, per_chunk, nr_chunks;
 	u8 **chunks;

@@ -4,6 +4,8 @@
 #include "btree/trans.h"
 #include "format/inode_format.h"
 #include "btree/iter.h"
+#include "btree/node.h"
+#include "format/node_format.h"
 
 static struct blockdev *mkdev(u64 size)
 {
@@ -68,6 +70,27 @@ static unsigned leaf_fill_pct(struct bkfs_fs *fs, unsigned id)
 	return ret || !cap ? 0 : (unsigned)(used * 100 / cap);
 }
 
+/* A node read maps its buffer's pages ahead of the read, and the buffer
+ * remembers it: the used bytes and the key offsets are covered, and a buffer
+ * handed back and reused keeps what is mapped (no call a second time). */
+static void test_node_buffer_mapped(struct bkfs_fs *fs)
+{
+	const struct bkfs_btree_ptr *root = &fs->roots[BTREE_ID_inodes].ptr;
+	struct btree *b;
+	CHECK(root->nr_ptrs > 0);
+	CHECK_EQ(btree_node_read_at(fs, &root->ptrs[0], &b, NULL), 0);
+	u32 used = sizeof(struct bkfs_node_hdr) + b->used;
+	CHECK(b->mapped.raw >= used);
+	CHECK(b->mapped.raw <= fs->node_bytes);
+	CHECK_EQ(b->mapped.offs, b->nr_keys * sizeof(u32));
+	struct node_mapped first = b->mapped;
+	btree_node_mem_free(b);
+	CHECK_EQ(btree_node_read_at(fs, &root->ptrs[0], &b, NULL), 0);
+	CHECK_EQ(b->mapped.raw, first.raw);
+	CHECK_EQ(b->mapped.offs, first.offs);
+	btree_node_mem_free(b);
+}
+
 int main(void)
 {
 	struct printbuf err = PRINTBUF;
@@ -112,6 +135,7 @@ int main(void)
 		fprintf(stderr, "reopen: %s %s\n", bkfs_strerror(ret), pb_str(&err));
 	CHECK_EQ(ret, 0);
 	CHECK_EQ(count_keys(fs, BTREE_ID_inodes), 20101);
+	test_node_buffer_mapped(fs);
 	CHECK_EQ(bkfs_close(fs), 0);
 	bd->keep_open = false;
 	bd_close(bd);

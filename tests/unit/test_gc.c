@@ -152,6 +152,25 @@ static void test_clean(void)
 	fsck_result_free(&r);
 }
 
+/* The read-ahead helper starts only when the btrees hold ra_min_nodes nodes;
+ * with it or without, a full check of the same filesystem finds the same. */
+static void test_readahead_min_nodes(void)
+{
+	REQUIRE_EQ(build(), 0);
+	u64 mins[2] = { UINT64_MAX, 0 };
+	for (unsigned i = 0; i < 2; i++) {
+		struct fsck_opts o = { .mode = FSCK_MODE_NO, .readahead = true, .ra_min_nodes = mins[i] };
+		struct blockdev *bds[2] = { devs[0], devs[1] };
+		struct fsck_result r;
+		fsck_test_run(bds, nr_devs, &o, &r, "read-ahead");
+		CHECK_EQ(r.readahead, i == 1);
+		CHECK_EQ(r.status, FSCK_EXIT_OK);
+		CHECK_EQ(r.nr, 0);
+		CHECK(r.pass_nodes_read[FSCK_PASS_check_allocations] > 0);
+		fsck_result_free(&r);
+	}
+}
+
 static void test_alloc_dirty_sectors(void)
 {
 	struct bkfs_fs *fs;
@@ -692,6 +711,7 @@ int main(void)
 	}
 
 	RUN_CASE(test_clean);
+	RUN_CASE(test_readahead_min_nodes);
 	RUN_CASE(test_alloc_dirty_sectors);
 	RUN_CASE(test_alloc_data_type);
 	RUN_CASE(test_accounting);
