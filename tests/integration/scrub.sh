@@ -12,7 +12,9 @@
 #     a stripe wiped (rebuilt from parity), then a parity block wiped
 #     (recomputed);
 #   - on a FUSE mount (skipped without FUSE): bkfs scrub MOUNTPOINT repairs a
-#     damaged replica while the mount serves, --json names the counts.
+#     damaged replica while the mount serves, --json names the counts; a
+#     leaf whose two copies are damaged in different chunks is read mended
+#     by the mount, which rewrites both copies.
 # Usage errors exit 16.
 #
 # Environment (tests/run.sh): BKFS, GENTREE, TMPDIR.
@@ -168,3 +170,19 @@ unmount_fg
 trap - EXIT
 grep -q "scrub done" "$T/mount.log" || fail "the mount did not log the scrub"
 scrubbed_clean "damaged replica scrubbed on the mount" "${A[@]}"
+
+# both copies of a dirents leaf damaged in different chunks, met by the
+# mount: it reads the mended node, serves every name, and rewrites both copies
+loc=$("$BKFS" list -v -b dirents -l 0 "${A[@]}" 2> /dev/null | grep '^node .* loc: dev ' | tail -1)
+read -r d0 o0 d1 o1 <<< "$(echo "$loc" | sed -n 's/.*loc: dev \([0-9]*\) off \([0-9]*\) gen [0-9]*, dev \([0-9]*\) off \([0-9]*\) .*/\1 \2 \3 \4/p')"
+[ -n "${o1:-}" ] || fail "no dirents leaf with two copies: $loc"
+printf '\377\377\377\377' | dd of="${A[$d0]}" bs=1 seek=$((o0 * 512 + 2600)) conv=notrunc status=none
+printf '\377\377\377\377' | dd of="${A[$d1]}" bs=1 seek=$((o1 * 512 + 1500)) conv=notrunc status=none
+trap fuse_cleanup EXIT
+mount_fg || fail "mount failed"
+[ "$(cd "$MNT" && find . | grep -v '^./lost+found' | wc -l)" = "$(cd "$T/src" && find . | wc -l)" ] ||
+	fail "the mount does not serve every name with both copies of a leaf damaged"
+unmount_fg
+trap - EXIT
+expect 0 "$BKFS" fsck -n --all-copies "${A[@]}"
+echo "both copies of a leaf damaged, met by the mount: every name served, both copies rewritten"
