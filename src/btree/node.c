@@ -515,6 +515,33 @@ static u8 *read_copy_image(struct bkfs_fs *fs, const struct bkfs_ptr *ptr)
 	return raw;
 }
 
+/* The images of every readable copy p names, into raw[]: how many. */
+static unsigned read_copy_images(struct bkfs_fs *fs, const struct bkfs_btree_ptr *p, u8 **raw)
+{
+	unsigned nr = 0;
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++)
+		if ((raw[nr] = read_copy_image(fs, &p->ptrs[i])))
+			nr++;
+	return nr;
+}
+
+/* Mend image raw[b]'s damaged chunks from the other images (copies are
+ * identical byte for byte): the chunks mended. */
+static u32 mend_from_others(struct bkfs_fs *fs, u8 **raw, unsigned nr, unsigned b)
+{
+	u32 mended = 0;
+	for (unsigned o = 0; o < nr; o++)
+		if (o != b)
+			mended += node_chunks_mend(raw[b], raw[o], fs->node_bytes);
+	return mended;
+}
+
+static void free_images(u8 **raw, unsigned nr)
+{
+	for (unsigned i = 0; i < nr; i++)
+		free(raw[i]);
+}
+
 /* Salvage a node image into a fresh node: 0, or why it cannot be. */
 static int salvage_image(struct bkfs_fs *fs, unsigned btree_id, u64 seq, const u8 *raw, struct bpos min,
 			 struct bpos max, struct btree **out, struct node_salvage *s, struct printbuf *why)
@@ -527,9 +554,6 @@ static int salvage_image(struct bkfs_fs *fs, unsigned btree_id, u64 seq, const u
 	n->seq = seq;
 	n->min_key = min;
 	n->max_key = max;
-	/* the reader may lack room for an older node's keys: the image holds
-	 * them whole */
-	n->cap = n->raw_bytes - NODE_HDR;
 	int ret = node_salvage(raw, fs->node_bytes, sb_node_magic(&fs->sb), btree_id, seq, min, max, salvage_keep,
 			       n, s, why);
 	if (ret) {
@@ -546,21 +570,15 @@ int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey 
 {
 	const struct bkfs_btree_ptr *p = bkey_val(ptr_key);
 	u8 *raw[BKFS_MAX_REPLICAS];
-	unsigned nr = 0;
+	unsigned nr = read_copy_images(fs, p, raw);
 	int ret = -BKFS_E_IO;
 	*out = NULL;
 	memset(s, 0, sizeof(*s));
-	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++)
-		if ((raw[nr] = read_copy_image(fs, &p->ptrs[i])))
-			nr++;
-	/* each copy in turn, its damaged chunks mended from the others' sound
-	 * ones (copies are identical byte for byte); the one keeping most wins */
+	/* each copy in turn, mended from the others; the one keeping most wins */
 	for (unsigned b = 0; b < nr && ret != -BKFS_E_NOMEM; b++) {
 		struct node_salvage si;
 		struct btree *n;
-		for (unsigned o = 0; o < nr; o++)
-			if (o != b)
-				node_chunks_mend(raw[b], raw[o], fs->node_bytes);
+		mend_from_others(fs, raw, nr, b);
 		if (why)
 			pb_reset(why);
 		int r = salvage_image(fs, btree_id, p->seq, raw[b], min, max, &n, &si, why);
@@ -581,8 +599,7 @@ int btree_node_salvage(struct bkfs_fs *fs, unsigned btree_id, const struct bkey 
 		*s = si;
 		ret = 0;
 	}
-	for (unsigned i = 0; i < nr; i++)
-		free(raw[i]);
+	free_images(raw, nr);
 	return ret;
 }
 
@@ -669,8 +686,6 @@ static int node_verify_copies(struct bkfs_fs *fs, unsigned btree_id, const struc
 	return 0;
 }
 
-static u8 *read_copy_image(struct bkfs_fs *fs, const struct bkfs_ptr *ptr);
-
 /* Every copy failed: copies are identical byte for byte, so copies damaged
  * in different chunks mend one another (FORMAT.md §7.3). 0 and the node
  * when a mended image validates and matches the pointer. */
@@ -678,24 +693,16 @@ int btree_node_read_mended(struct bkfs_fs *fs, unsigned btree_id, const struct b
 {
 	const struct bkfs_btree_ptr *p = bkey_val(k);
 	u8 *raw[BKFS_MAX_REPLICAS];
-	unsigned nr = 0;
+	unsigned nr = read_copy_images(fs, p, raw);
 	int ret = -BKFS_E_CSUM;
-	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++)
-		if ((raw[nr] = read_copy_image(fs, &p->ptrs[i])))
-			nr++;
 	for (unsigned b = 0; b < nr && ret && ret != -BKFS_E_NOMEM; b++) {
-		u32 mended = 0;
-		for (unsigned o = 0; o < nr; o++)
-			if (o != b)
-				mended += node_chunks_mend(raw[b], raw[o], fs->node_bytes);
-		if (!mended)
+		if (!mend_from_others(fs, raw, nr, b))
 			continue;
 		ret = btree_node_from_buf(fs, raw[b], out, NULL);
 		if (!ret && (ret = node_matches_ptr(*out, btree_id, k, p, NULL)))
 			btree_node_mem_free(*out);
 	}
-	for (unsigned i = 0; i < nr; i++)
-		free(raw[i]);
+	free_images(raw, nr);
 	return ret;
 }
 
