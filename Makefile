@@ -39,7 +39,7 @@ LIB_LAYERS := util io format btree journal alloc data fs fsck debug mount
 LIB_SRCS := $(foreach d,$(LIB_LAYERS),$(wildcard src/$(d)/*.c))
 # the FUSE adapter (mount layer) is the only libfuse user: it is linked into the
 # bkfs tool only, so libbkfs.a and the unit tests do not need libfuse
-FUSE_SRCS := src/mount/fuse.c
+FUSE_SRCS := src/mount/fuse.c src/mount/fuse_wire.c
 LIB_SRCS := $(filter-out $(FUSE_SRCS),$(LIB_SRCS))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 FUSE_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(FUSE_SRCS))

@@ -27,7 +27,12 @@
  * - Requests the kernel need not send: flush (every close) is not
  *   implemented, so the first one gets ENOSYS and the kernel sends no more;
  *   readdirplus hands out the attributes with the names (no lookup per
- *   entry after a listing).
+ *   entry after a listing); HANDLE_KILLPRIV_V2 (taken below libfuse,
+ *   fuse_wire.h) spares a GETXATTR of security.capability before every
+ *   write and a GETATTR before every chown: the server clears
+ *   setuid/setgid on write, truncate, O_TRUNC open and chown as the VFS
+ *   would, and tells the kernel the mode changed when a write or an open
+ *   cleared them (their replies carry no attributes).
  * - Writes, truncates and metadata changes are committed transactions
  *   (journaled); fsync/fsyncdir flush the journal (durable), without a
  *   device flush when every committed change is durable already. Close
@@ -52,6 +57,7 @@
 #include "fuse.h"
 #include "../fs/posix_ext.h"
 #include "background.h"
+#include "fuse_wire.h"
 #include "../journal/journal.h"
 #include "../util/darray.h"
 #include "../btree/node.h"
@@ -104,6 +110,7 @@ static struct {
 	size_t nr_open, open_cap;
 	struct bg_opts bg_opts;
 	struct background *bg; /* journal flush timer, generation GC, copying GC */
+	struct fuse_session *se;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Every request ends by unlocking, holding no key pointer: the place to keep
@@ -329,6 +336,33 @@ static int orphan_if_open(u64 dir, const char *name, unsigned orphan_flag, unsig
 
 /* ---- attributes ---- */
 
+/* setuid goes, and setgid if the file is group-executable (without that
+ * bit setgid marks mandatory locking, and stays), as the VFS does */
+static u32 mode_killed(u32 mode)
+{
+	mode &= ~(u32)S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		mode &= ~(u32)S_ISGID;
+	return mode;
+}
+
+/* the request asks the server to clear setuid/setgid (fuse_wire.h) */
+static int kill_suidgid(u64 inum)
+{
+	struct bkfs_inode in;
+	int ret = bkfs_inode_find(S.fs, inum, &in);
+	if (ret || S_ISDIR(in.mode) || mode_killed(in.mode) == in.mode)
+		return ret;
+	struct bkfs_attr_change c = { .mask = BKFS_ATTR_MODE, .mode = mode_killed(in.mode) };
+	if ((ret = bkfs_setattr(S.fs, inum, &c, NULL)))
+		return ret;
+	/* a write's or open's reply carries no attributes: the kernel would
+	 * keep the old mode (setuid) until it next asks */
+	if (S.se)
+		fuse_lowlevel_notify_inval_inode(S.se, to_ino(inum), -1, 0);
+	return 0;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct bkfs_inode in;
@@ -370,6 +404,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		c.mask |= BKFS_ATTR_MODE;
 		c.mode = attr->st_mode;
+	} else if (!S_ISDIR(in.mode) && (fuse_wire_kill_suidgid() ||
+					 (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))) {
+		/* truncate by a caller without CAP_FSETID, or chown (by anyone):
+		 * the VFS would clear the bits; under HANDLE_KILLPRIV_V2 the
+		 * kernel leaves that to us (otherwise it sends the mode itself,
+		 * and this changes nothing) */
+		if (mode_killed(in.mode) != in.mode) {
+			c.mask |= BKFS_ATTR_MODE;
+			c.mode = mode_killed(in.mode);
+		}
 	}
 	if (to_set & FUSE_SET_ATTR_UID) {
 		c.mask |= BKFS_ATTR_UID;
@@ -619,6 +663,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_TRUNC) && S_ISREG(in.mode) && (fi->flags & O_ACCMODE) != O_RDONLY &&
 	    (ret = bkfs_file_truncate(S.fs, inum, 0)))
 		goto out;
+	if ((fi->flags & O_TRUNC) && fuse_wire_kill_suidgid() && (ret = kill_suidgid(inum)))
+		goto out;
 	if ((e = open_get(inum)))
 		goto out;
 	fi->fh = inum;
@@ -674,6 +720,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	int e = writable();
 	if (!e)
 		e = space_check();
+	if (!e && fuse_wire_kill_suidgid()) {
+		int ret = kill_suidgid(to_inum(ino));
+		if (ret)
+			e = err(ret);
+	}
 	ssize_t n = e ? 0 : bkfs_file_write(S.fs, to_inum(ino), off, buf, size);
 	if (!e && retry_nospc(n))
 		n = bkfs_file_write(S.fs, to_inum(ino), off, buf, size);
@@ -1096,7 +1147,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, int cmd, void *arg, struct 
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* the kernel clears setuid/setgid on write, truncate and chown itself */
+	/* not the first version of killpriv (it cannot tell a caller with
+	 * CAP_FSETID); the second is taken below libfuse (fuse_wire.h) */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* writes go through to the filesystem at once (no writeback cache) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
@@ -1218,6 +1270,7 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 	S.why = PRINTBUF;
 	S.close_ret = 0;
 	S.bg = NULL;
+	S.se = NULL;
 	S.bg_opts = *bgo;
 	memset(&opts, 0, sizeof(opts));
 	if (fuse_parse_cmdline(&args, &opts))
@@ -1234,6 +1287,11 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 		goto out_destroy;
 	if (fuse_session_mount(se, opts.mountpoint))
 		goto out_signals;
+	/* under libfuse, for what it does not pass on (fuse_wire.h) */
+	static const struct fuse_custom_io wire = { .read = fuse_wire_read, .writev = fuse_wire_writev };
+	if (fuse_session_custom_io(se, &wire, fuse_session_fd(se)))
+		fprintf(stderr, "bkfs mount: FUSE I/O hooks not installed; going on without them\n");
+	S.se = se;
 	fuse_daemonize(opts.foreground);
 	/* after daemonizing: a thread does not survive the fork */
 	if (!(fs->flags & BKFS_OPEN_RDONLY)) {
@@ -1243,6 +1301,7 @@ int bkfs_fuse_main(struct bkfs_fs *fs, const struct bg_opts *bgo, int argc, char
 	}
 	/* single-threaded: see "one thread" at the top */
 	ret = fuse_session_loop(se) ? 1 : 0;
+	S.se = NULL;
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

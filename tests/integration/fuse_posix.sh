@@ -9,6 +9,11 @@
 #     list holds it, the next mount removes it (space free again), fsck -n
 #     clean;
 #   - directories report a non-zero st_size (fsck -n still clean);
+#   - setuid/setgid cleared by writes, truncates, O_TRUNC opens of callers
+#     without CAP_FSETID and by chown, kept otherwise, as the VFS does on a
+#     local filesystem (lib/suid_check.py; the mount clears them itself
+#     when the kernel hands that over, FUSE_HANDLE_KILLPRIV_V2), also after
+#     a remount;
 #   - fallocate in every mode FUSE passes on, and lseek SEEK_DATA/SEEK_HOLE,
 #     by random operations against a model (lib/falloc_model.py), the
 #     content compared again after a remount; fsck -n clean;
@@ -63,7 +68,8 @@ no_hidden_names() {
 
 truncate -s 512M "$IMG"
 "$BKFS" format "$IMG" > /dev/null
-fuse_first_mount
+# allow_other: the setuid checks act as nobody too
+fuse_first_mount -o allow_other
 MB8=$((8 << 20))
 
 step "unlink of an open file: nlink 0, no name, data until the last close, then space free"
@@ -103,6 +109,11 @@ mkdir "$MNT/dir"
 [ "$(stat -c %s "$MNT/dir")" -gt 0 ] || fail "directory st_size 0"
 [ "$(stat -c %s "$MNT")" -gt 0 ] || fail "root st_size 0"
 
+step "setuid/setgid after writes, truncates and chowns"
+mkdir "$MNT/suid"
+python3 "$DIR/lib/suid_check.py" "$MNT/suid" || fail "setuid/setgid bits"
+find "$MNT/suid" -type f -printf '%f %m\n' | sort > "$T/suid.modes"
+
 step "RENAME_WHITEOUT: a character device 0:0 takes the source name"
 echo moved > "$MNT/dir/src"
 python3 - "$MNT/dir" <<'PY' || fail "renameat2 RENAME_WHITEOUT"
@@ -138,6 +149,7 @@ unmount_fg
 fsck_clean "fallocate"
 mount_fg
 cmp "$T/model1.expect" "$MNT/dir/model1" || fail "content differs from the model after a remount"
+find "$MNT/suid" -type f -printf '%f %m\n' | sort | cmp - "$T/suid.modes" || fail "setuid/setgid modes after a remount"
 [ "$(stat -c %s "$MNT/dir/model2")" -gt 0 ] && [ "$(stat -c %b "$MNT/dir/model2")" = 0 ] ||
 	fail "punched file: size $(stat -c %s "$MNT/dir/model2"), blocks $(stat -c %b "$MNT/dir/model2")"
 
