@@ -336,8 +336,8 @@ static int orphan_if_open(u64 dir, const char *name, unsigned orphan_flag, unsig
 
 /* ---- attributes ---- */
 
-/* setuid goes, and setgid if the file is group-executable (without that
- * bit setgid marks mandatory locking, and stays), as the VFS does */
+/* chown: setuid goes, and setgid if the file is group-executable (without
+ * that bit setgid marks mandatory locking), as the VFS does */
 static u32 mode_killed(u32 mode)
 {
 	mode &= ~(u32)S_ISUID;
@@ -346,14 +346,39 @@ static u32 mode_killed(u32 mode)
 	return mode;
 }
 
-/* the request asks the server to clear setuid/setgid (fuse_wire.h) */
-static int kill_suidgid(u64 inum)
+static bool caller_in_group(fuse_req_t req, u32 gid)
+{
+	gid_t groups[64];
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	int n = fuse_req_getgroups(req, ARRAY_SIZE(groups), groups);
+	for (int i = 0; i < n && i < (int)ARRAY_SIZE(groups); i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* A change by a caller without CAP_FSETID (the request says so,
+ * fuse_wire.h): setuid goes, and setgid unless the file is not
+ * group-executable and the caller is in its group, as the VFS does */
+static u32 mode_killed_for(fuse_req_t req, const struct bkfs_inode *in)
+{
+	u32 mode = mode_killed(in->mode);
+	if ((mode & S_ISGID) && !caller_in_group(req, in->gid))
+		mode &= ~(u32)S_ISGID;
+	return mode;
+}
+
+static int kill_suidgid(fuse_req_t req, u64 inum)
 {
 	struct bkfs_inode in;
 	int ret = bkfs_inode_find(S.fs, inum, &in);
-	if (ret || S_ISDIR(in.mode) || mode_killed(in.mode) == in.mode)
+	if (ret || S_ISDIR(in.mode))
 		return ret;
-	struct bkfs_attr_change c = { .mask = BKFS_ATTR_MODE, .mode = mode_killed(in.mode) };
+	u32 mode = mode_killed_for(req, &in);
+	if (mode == in.mode)
+		return 0;
+	struct bkfs_attr_change c = { .mask = BKFS_ATTR_MODE, .mode = mode };
 	if ((ret = bkfs_setattr(S.fs, inum, &c, NULL)))
 		return ret;
 	/* a write's or open's reply carries no attributes: the kernel would
@@ -361,6 +386,16 @@ static int kill_suidgid(u64 inum)
 	if (S.se)
 		fuse_lowlevel_notify_inval_inode(S.se, to_ino(inum), -1, 0);
 	return 0;
+}
+
+/* copy_file_range and fallocate carry no kill flag under
+ * HANDLE_KILLPRIV_V2 although the VFS clears the bits for them too: uid 0
+ * stands for CAP_FSETID */
+static int kill_if_unprivileged(fuse_req_t req, u64 inum)
+{
+	if (!fuse_wire_killpriv_v2() || fuse_req_ctx(req)->uid == 0)
+		return 0;
+	return kill_suidgid(req, inum);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -404,15 +439,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		c.mask |= BKFS_ATTR_MODE;
 		c.mode = attr->st_mode;
-	} else if (!S_ISDIR(in.mode) && (fuse_wire_kill_suidgid() ||
-					 (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))) {
-		/* truncate by a caller without CAP_FSETID, or chown (by anyone):
-		 * the VFS would clear the bits; under HANDLE_KILLPRIV_V2 the
-		 * kernel leaves that to us (otherwise it sends the mode itself,
-		 * and this changes nothing) */
-		if (mode_killed(in.mode) != in.mode) {
+	} else if (!S_ISDIR(in.mode)) {
+		/* chown (by anyone), or a truncate by a caller without
+		 * CAP_FSETID: the VFS would clear the bits; under
+		 * HANDLE_KILLPRIV_V2 the kernel leaves that to us (otherwise it
+		 * sends the mode itself, and this changes nothing) */
+		u32 mode = in.mode;
+		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+			mode = mode_killed(mode);
+		if (fuse_wire_kill_suidgid())
+			mode &= mode_killed_for(req, &in);
+		if (mode != in.mode) {
 			c.mask |= BKFS_ATTR_MODE;
-			c.mode = mode_killed(in.mode);
+			c.mode = mode;
 		}
 	}
 	if (to_set & FUSE_SET_ATTR_UID) {
@@ -663,7 +702,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_TRUNC) && S_ISREG(in.mode) && (fi->flags & O_ACCMODE) != O_RDONLY &&
 	    (ret = bkfs_file_truncate(S.fs, inum, 0)))
 		goto out;
-	if ((fi->flags & O_TRUNC) && fuse_wire_kill_suidgid() && (ret = kill_suidgid(inum)))
+	if ((fi->flags & O_TRUNC) && fuse_wire_kill_suidgid() && (ret = kill_suidgid(req, inum)))
 		goto out;
 	if ((e = open_get(inum)))
 		goto out;
@@ -721,7 +760,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	if (!e)
 		e = space_check();
 	if (!e && fuse_wire_kill_suidgid()) {
-		int ret = kill_suidgid(to_inum(ino));
+		int ret = kill_suidgid(req, to_inum(ino));
 		if (ret)
 			e = err(ret);
 	}
@@ -753,6 +792,9 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
 	int e = writable();
 	if (!e)
 		e = space_check();
+	int ret = e ? 0 : kill_if_unprivileged(req, to_inum(ino_out));
+	if (ret)
+		e = err(ret);
 	ssize_t n = e ? 0 : bkfs_copy_range(S.fs, to_inum(ino_in), off_in, to_inum(ino_out), off_out, len);
 	if (!e && retry_nospc(n))
 		n = bkfs_copy_range(S.fs, to_inum(ino_in), off_in, to_inum(ino_out), off_out, len);
@@ -807,6 +849,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	LOCK();
 	if (!(e = writable()) && !(m & BKFS_FALLOC_PUNCH_HOLE) && !(e = space_check()) && !falloc_fits(len))
 		e = ENOSPC;
+	if (!e && (ret = kill_if_unprivileged(req, to_inum(ino))))
+		e = err(ret);
 	if (!e && (m & BKFS_FALLOC_PUNCH_HOLE || !(e = space_check())) &&
 	    retry_nospc(ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len)))
 		ret = bkfs_fallocate(S.fs, to_inum(ino), m, off, len);
