@@ -2,6 +2,7 @@
  * filesystem, then hand it to the FUSE adapter (src/mount/fuse.c). The FUSE
  * loop is single-threaded: the engine serializes every call anyway. */
 #include "../mount/fuse.h"
+#include "../fs/fs.h"
 #include "cmds.h"
 #include <errno.h>
 #include <getopt.h>
@@ -56,8 +57,9 @@ static void usage(FILE *f)
 		"  -h, --help    show this help\n"
 		"\n"
 		"Exit status: 0 after a clean unmount; 1 failure (device cannot be opened or\n"
-		"is in use, mount failed, error while closing); 2 a device write failed while\n"
-		"mounted (the mount was read-only since; run bkfs fsck); 16 usage error.\n");
+		"is in use, its root directory cannot be read (run bkfs fsck), mount failed,\n"
+		"error while closing); 2 a device write failed while mounted (the mount was\n"
+		"read-only since; run bkfs fsck); 16 usage error.\n");
 }
 
 /* append s to the comma-separated list *list, escaping ',' and '\' when esc */
@@ -215,6 +217,15 @@ int cmd_mount(int argc, char **argv)
 		goto out;
 	}
 	pb_exit(&err);
+	/* a mount whose root cannot be read would only answer EIO */
+	struct bkfs_inode root;
+	if ((ret = bkfs_inode_find(fs, BKFS_ROOT_INO, &root)) || !S_ISDIR(root.mode)) {
+		fprintf(stderr, "bkfs mount: the root directory cannot be read (%s): run bkfs fsck\n",
+			ret ? bkfs_strerror(ret) : "not a directory");
+		bkfs_close_nowrite(fs);
+		ret = 1;
+		goto out;
+	}
 
 	/* libfuse's arguments */
 	char *mopts = NULL, *fsname = NULL;

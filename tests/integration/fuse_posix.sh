@@ -9,6 +9,9 @@
 #     list holds it, the next mount removes it (space free again), fsck -n
 #     clean;
 #   - directories report a non-zero st_size (fsck -n still clean);
+#   - an image whose root directory cannot be read is refused by the mount
+#     (exit 1, "run bkfs fsck"), read-write and read-only, instead of
+#     serving EIO; after fsck -y it mounts;
 #   - setuid/setgid cleared by writes, truncates, O_TRUNC opens of callers
 #     without CAP_FSETID and by chown, kept otherwise, as the VFS does on a
 #     local filesystem (lib/suid_check.py; the mount clears them itself
@@ -171,6 +174,22 @@ no_hidden_names "after the crash"
 unmount_fg
 [ "$("$BKFS" list -b orphans "$IMG" | grep -c . || true)" = 0 ] || fail "orphan list not empty after the remount"
 fsck_clean "the crash with an open unlinked file"
+
+step "a root directory that cannot be read: the mount refuses, fsck repairs"
+cp "$IMG" "$T/noroot.img"
+"$BKFS" debug corrupt root_inode_missing "$T/noroot.img" > /dev/null || fail "debug corrupt root_inode_missing"
+for o in rw ro; do
+	rc=0
+	timeout 30 "$BKFS" mount -f -o "$o" "$T/noroot.img" "$MNT" > "$T/noroot.log" 2>&1 || rc=$?
+	[ "$rc" = 1 ] && grep -q "root directory cannot be read" "$T/noroot.log" ||
+		{ cat "$T/noroot.log"; fail "mount -o $o of an image without its root: exit $rc, not 1 with the reason"; }
+done
+rc=0; "$BKFS" fsck -y "$T/noroot.img" > /dev/null 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "fsck -y of the image without its root: exit $rc"
+IMG=$T/noroot.img mount_fg
+ls "$MNT" > /dev/null || fail "the repaired image's root"
+unmount_fg
+rm "$T/noroot.img"
 
 step "the disk under the image fills up: read-only, synced files intact"
 if ! mount -t tmpfs -o size=40m tmpfs "$HOST" 2>/dev/null; then
