@@ -702,7 +702,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((fi->flags & O_TRUNC) && S_ISREG(in.mode) && (fi->flags & O_ACCMODE) != O_RDONLY &&
 	    (ret = bkfs_file_truncate(S.fs, inum, 0)))
 		goto out;
-	if ((fi->flags & O_TRUNC) && fuse_wire_kill_suidgid() && (ret = kill_suidgid(req, inum)))
+	/* the VFS clears the bits after an O_TRUNC open, but with atomic
+	 * O_TRUNC the kernel leaves the truncate, and so them, to us; without
+	 * HANDLE_KILLPRIV_V2 no flag says whether the caller has CAP_FSETID:
+	 * uid 0 stands for it */
+	bool kill = fuse_wire_killpriv_v2() ? fuse_wire_kill_suidgid() : fuse_req_ctx(req)->uid != 0;
+	if ((fi->flags & O_TRUNC) && kill && (ret = kill_suidgid(req, inum)))
 		goto out;
 	if ((e = open_get(inum)))
 		goto out;
