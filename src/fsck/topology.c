@@ -489,13 +489,11 @@ static int salvage_child(struct topo *t, const struct pdesc *pd, struct child *c
 		node_salvage_to_text(&how, &s);
 		report(t, FSCK_ERR_btree_node_keys_salvaged, "kept the keys of its sound chunks (the others are lost)",
 		       &obj, "%s; %s", why, pb_str(&how));
-		struct fsck_ctx *c = t->c;
-		if (!c->trap) {
-			c->salvaged_nodes++;
-			c->salvaged_keys_lost += s.lost;
-			if (t->id == BTREE_ID_extents || t->id == BTREE_ID_reflink)
-				c->lost_extents += s.lost;
-		}
+		struct fsck_ctx *c = t->c; /* not trapped: returned above */
+		c->salvaged_nodes++;
+		c->salvaged_keys_lost += s.lost;
+		if (t->id == BTREE_ID_extents || t->id == BTREE_ID_reflink)
+			c->lost_extents += s.lost;
 		for (u32 i = 0; i < s.nr_lost_ranges; i++)
 			fsck_lost_range_add_counted(c, t->id, s.lost_ranges[i].min, s.lost_ranges[i].max);
 		ch->read = true;
