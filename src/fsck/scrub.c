@@ -157,7 +157,7 @@ static int walk_step(struct scrub *s, unsigned level, unsigned *budget,
 			   pb_str(&pb), bkfs_strerror(ret));
 		pb_exit(&pb);
 		*end = WALK_BROKEN;
-	} else if (!k) {
+	} else if (!k || it.end) { /* it.end: the last key was at POS_MAX */
 		*end = WALK_DONE;
 	}
 	return 0;
