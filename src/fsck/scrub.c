@@ -8,6 +8,7 @@
 #include "../data/extent.h"
 #include "../fs/fs.h"
 #include "../btree/iter.h"
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,8 @@ struct scrub_batch {
 	DARRAY(u32) bad;   /* per key: the copies that failed, or BATCH_UNREAD */
 	DARRAY(struct scrub_read) reads;
 	DARRAY(struct scrub_run) runs;
-	u8 *buf; /* a run's bytes */
+	size_t next_run;   /* the next run to read (atomic: the helper takes runs too) */
+	u8 *buf;           /* a run's bytes */
 	size_t buf_bytes;
 };
 
@@ -169,18 +171,122 @@ static int batch_push_reads(struct scrub *s, struct scrub_batch *b, size_t i, co
 	return 0;
 }
 
-/* Read the batch's runs in order and verify each copy in them */
+/* Take the batch's runs one by one, read each into *buf and verify the
+ * copies in it (the step's thread and the helper, side by side) */
+static void verify_runs(struct scrub *s, unsigned id, const struct batch_ops *ops, u8 **buf, size_t *buf_bytes)
+{
+	struct scrub_batch *b = s->batch;
+	size_t i;
+	while ((i = __atomic_fetch_add(&b->next_run, 1, __ATOMIC_RELAXED)) < b->runs.nr) {
+		const struct scrub_run *run = &b->runs.data[i];
+		int ret = scrub_run_read(s->fs, run, buf, buf_bytes);
+		for (size_t j = run->first; j < run->first + run->nr; j++) {
+			const struct scrub_read *r = &b->reads.data[j];
+			if (ret || !ops->good(s, id, batch_key(b, r->key), r, *buf + (r->off - run->off)))
+				__atomic_fetch_or(&b->bad.data[r->key], 1u << r->ptr, __ATOMIC_RELAXED);
+		}
+	}
+}
+
+/* A second thread verifying a batch's runs beside the step's own: reading
+ * (a copy out of the page cache, or a wait on the device) and verifying
+ * (checksums, node validation) overlap on two cores. */
+struct scrub_helper {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	unsigned given, done; /* batches handed over, finished */
+	struct scrub *s;
+	unsigned id;
+	const struct batch_ops *ops;
+	u8 *buf;
+	size_t buf_bytes;
+};
+
+static void *helper_thread(void *arg)
+{
+	struct scrub_helper *h = arg;
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		if (h->done == h->given) {
+			pthread_cond_wait(&h->cond, &h->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&h->lock);
+		verify_runs(h->s, h->id, h->ops, &h->buf, &h->buf_bytes);
+		pthread_mutex_lock(&h->lock);
+		h->done = h->given;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+int scrub_helper_on(struct scrub *s)
+{
+	struct scrub_helper *h;
+	if (s->helper || usable_cpus() < 2)
+		return 0;
+	if (!(h = xcalloc(1, sizeof(*h))))
+		return -BKFS_E_NOMEM;
+	h->s = s;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if (pthread_create(&h->thread, NULL, helper_thread, h)) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return -BKFS_E_NOMEM;
+	}
+	s->helper = h;
+	return 0;
+}
+
+static void helper_free(struct scrub_helper *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h->buf);
+	free(h);
+}
+
+/* Read the batch's runs and verify each copy in them; the devices' read
+ * counters are kept here, by the step's thread. */
 static void batch_verify(struct scrub *s, unsigned id, const struct batch_ops *ops)
 {
 	struct scrub_batch *b = s->batch;
+	struct scrub_helper *h = s->helper;
+	b->next_run = 0;
+	if (h && b->runs.nr > 1) {
+		pthread_mutex_lock(&h->lock);
+		h->id = id;
+		h->ops = ops;
+		h->given++;
+		pthread_cond_broadcast(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+	} else {
+		h = NULL;
+	}
+	verify_runs(s, id, ops, &b->buf, &b->buf_bytes);
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		while (h->done != h->given)
+			pthread_cond_wait(&h->cond, &h->lock);
+		pthread_mutex_unlock(&h->lock);
+	}
 	for (size_t i = 0; i < b->runs.nr; i++) {
 		const struct scrub_run *run = &b->runs.data[i];
-		int ret = scrub_run_read(s->fs, run, &b->buf, &b->buf_bytes);
-		for (size_t j = run->first; j < run->first + run->nr; j++) {
-			const struct scrub_read *r = &b->reads.data[j];
-			if (ret || !ops->good(s, id, batch_key(b, r->key), r, b->buf + (r->off - run->off)))
-				b->bad.data[r->key] |= 1u << r->ptr;
-		}
+		struct blockdev *bd = s->fs->devs[run->dev].bd;
+		bd->nr_reads++;
+		bd->bytes_read += run->len;
 	}
 }
 
@@ -852,6 +958,7 @@ void scrub_exit(struct scrub *s)
 	free(s->lost);
 	free(s->buf);
 	free(s->good);
+	helper_free(s->helper);
 	batch_free(s->batch);
 	memset(s, 0, sizeof(*s));
 }
@@ -904,6 +1011,8 @@ int bkfs_scrub(char *const *devs, unsigned nr, bool repair, bool progress, const
 	 * scrub's findings and repairs too (read-only, the walk finds them) */
 	s.st.node_copies_bad += fs->node_copies_rewritten;
 	s.st.node_copies_repaired += fs->node_copies_rewritten;
+	if (scrub_helper_on(&s))
+		fprintf(stderr, "bkfs scrub: no helper thread, verifying on one\n");
 	bool bar = progress && isatty(STDERR_FILENO);
 	u64 start = now_ns(), last = 0;
 	while (!(ret = scrub_step(&s, SCRUB_STEP_UNITS)))

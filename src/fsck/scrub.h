@@ -55,10 +55,16 @@ struct scrub {
 	/* a step's nodes (one level) or extents in a batch, their copies read
 	 * in device order (scrub.c, scrub_runs.h) */
 	struct scrub_batch *batch;
+	struct scrub_helper *helper; /* NULL: none (scrub_helper_on) */
 };
 
 /* Start a scrub of an open filesystem; repair needs it writable. */
 void scrub_init(struct scrub *s, struct bkfs_fs *fs, bool repair);
+/* Verify on a second thread too (where there is a second cpu): only where
+ * nothing else uses the devices during a step (the offline command, not the
+ * mount: the helper reads them without their counters' lock). 0 or
+ * -BKFS_E_NOMEM. */
+int scrub_helper_on(struct scrub *s);
 /* Do at most budget units of work (a node, an extent, a stripe each; a
  * step reads its nodes' and extents' copies in device order, so a larger
  * budget reads in longer runs).

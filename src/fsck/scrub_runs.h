@@ -38,7 +38,9 @@ struct scrub_run {
  * Returns the number of runs. */
 size_t scrub_plan_runs(struct scrub_read *r, size_t nr, struct scrub_run *runs, u64 max_bytes, u64 max_gap);
 
-/* Read run into *buf (grown as needed, *cap its size): 0 or -BKFS_E_*. */
+/* Read run into *buf (grown as needed, *cap its size): 0 or -BKFS_E_*.
+ * The device's read counters are left to the caller (two threads may read
+ * runs of one batch). */
 int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, u8 **buf, size_t *cap);
 
 #endif

@@ -9,7 +9,8 @@
  *  - two emulated devices, two replicas of everything, small files written
  *    back to back: a scrub in steps of 4096 units (long runs) reads the data
  *    with far fewer device reads than extents, and counts exactly what a
- *    scrub in steps of one unit (no coalescing) counts, clean and damaged;
+ *    scrub in steps of one unit (no coalescing) counts, clean and damaged,
+ *    with its helper thread verifying runs or not;
  *  - one replica damaged in the middle of a run: found once (-n), rewritten
  *    (repair), then clean, every file reads back;
  *  - reads failing over three neighbouring replicas: a run's read fails, and
@@ -192,13 +193,16 @@ struct run_result {
 	u64 dev0_reads; /* device 0's reads during the scrub's steps */
 };
 
-static void scrub_all(bool repair, unsigned budget, struct run_result *out)
+/* helper: a second thread verifies runs too (scrub_helper_on) */
+static void scrub_all(bool repair, unsigned budget, bool helper, struct run_result *out)
 {
 	struct bkfs_fs *fs;
 	struct scrub s;
 	memset(out, 0, sizeof(*out));
 	REQUIRE_EQ(open_devs(repair ? 0 : BKFS_OPEN_RDONLY, &fs), 0);
 	scrub_init(&s, fs, repair);
+	if (helper)
+		CHECK_EQ(scrub_helper_on(&s), 0);
 	u64 reads = dev[0]->nr_reads;
 	int ret;
 	while (!(ret = scrub_step(&s, budget)))
@@ -217,15 +221,21 @@ static void scrub_all(bool repair, unsigned budget, struct run_result *out)
 		bkfs_close_nowrite(fs);
 }
 
-/* a scrub in long steps counts exactly what one in steps of one unit does */
+/* a scrub in long steps, with the helper thread or not, counts exactly what
+ * one in steps of one unit does */
 static void scrub_both(struct run_result *big)
 {
-	struct run_result one;
-	scrub_all(false, 1, &one);
-	scrub_all(false, 4096, big);
+	struct run_result one, helped;
+	scrub_all(false, 1, false, &one);
+	scrub_all(false, 4096, false, big);
+	scrub_all(false, 4096, true, &helped);
 	CHECK(!memcmp(&one.st, &big->st, sizeof(one.st)));
+	CHECK(!memcmp(&one.st, &helped.st, sizeof(one.st)));
 	CHECK_EQ(one.nr_lost, big->nr_lost);
+	CHECK_EQ(one.nr_lost, helped.nr_lost);
 	CHECK_EQ(one.status, big->status);
+	CHECK_EQ(one.status, helped.status);
+	CHECK_EQ(big->dev0_reads, helped.dev0_reads);
 }
 
 static unsigned files_bad(void)
@@ -278,12 +288,12 @@ static void case_bad_replica(void)
 	CHECK_EQ(r.st.replicas_repaired, 0);
 	CHECK_EQ(r.st.bytes_written, 0);
 	CHECK_EQ(r.status, FSCK_EXIT_UNCORRECTED);
-	scrub_all(true, 4096, &r);
+	scrub_all(true, 4096, true, &r);
 	CHECK_EQ(r.st.replicas_bad, 1);
 	CHECK_EQ(r.st.replicas_repaired, 1);
 	CHECK_EQ(r.st.bytes_written, ext0[i].len);
 	CHECK_EQ(r.status, FSCK_EXIT_CORRECTED);
-	scrub_all(false, 4096, &r);
+	scrub_all(false, 4096, true, &r);
 	CHECK_EQ(r.st.replicas_bad, 0);
 	CHECK_EQ(r.status, 0);
 	CHECK_EQ(files_bad(), 0);
@@ -332,10 +342,10 @@ static void case_bad_node_copy(void)
 	scrub_both(&r);
 	CHECK_EQ(r.st.node_copies_bad, 1);
 	CHECK_EQ(r.st.replicas_bad, 0);
-	scrub_all(true, 4096, &r);
+	scrub_all(true, 4096, true, &r);
 	CHECK_EQ(r.st.node_copies_bad, 1);
 	CHECK_EQ(r.st.node_copies_repaired, 1);
-	scrub_all(false, 4096, &r);
+	scrub_all(false, 4096, true, &r);
 	CHECK_EQ(r.st.node_copies_bad, 0);
 	CHECK_EQ(r.status, 0);
 }
