@@ -353,16 +353,15 @@ void btree_node_to_buf(struct bkfs_fs *fs, struct btree *b, void *buf)
 	node_csum_set(buf, fs->node_bytes);
 }
 
-/* The node's raw buffer (header space + data) holds a node image: validate
- * it in place and take the header's fields. A leaf key that fails validation
- * does not fail the node: it is counted in b->nr_invalid. */
-static int node_from_raw(struct bkfs_fs *fs, struct btree *b, struct printbuf *why)
+/* Validate the node image h (fs->node_bytes) and take its header's fields
+ * into b. A leaf key that fails validation does not fail the node: it is
+ * counted in b->nr_invalid. */
+static int node_hdr_take(struct bkfs_fs *fs, struct btree *b, const struct bkfs_node_hdr *h, struct printbuf *why)
 {
-	const struct bkfs_node_hdr *h = (const void *)(b->data - NODE_HDR);
 	int ret = node_validate_soft(h, fs->node_bytes, sb_node_magic(&fs->sb), &b->nr_invalid, why);
 	if (ret)
 		return ret;
-	if (h->nr_keys > b->raw_bytes / sizeof(struct bkey))
+	if (h->nr_keys > fs->node_bytes / sizeof(struct bkey))
 		return -BKFS_E_CORRUPT;
 	b->btree_id = h->btree_id;
 	b->level = h->level;
@@ -371,6 +370,16 @@ static int node_from_raw(struct bkfs_fs *fs, struct btree *b, struct printbuf *w
 	b->seq = h->seq;
 	b->journal_seq = h->journal_seq;
 	b->nr_keys = h->nr_keys;
+	return 0;
+}
+
+/* The node's raw buffer (header space + data) holds a node image: validate
+ * it in place, take the header's fields and index its keys. */
+static int node_from_raw(struct bkfs_fs *fs, struct btree *b, struct printbuf *why)
+{
+	int ret = node_hdr_take(fs, b, (const void *)(b->data - NODE_HDR), why);
+	if (ret)
+		return ret;
 	node_mem_map((u8 *)b->offs, &b->mapped.offs, b->nr_keys * sizeof(u32));
 	btree_node_rebuild_offs(b);
 	return 0;
@@ -832,6 +841,13 @@ int btree_node_check_copies(struct bkfs_fs *fs, unsigned btree_id, const struct 
 		btree_node_mem_free(b);
 	}
 	return 0;
+}
+
+int btree_node_check_image(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, const void *image)
+{
+	struct btree b = { 0 };
+	int ret = node_hdr_take(fs, &b, image, NULL);
+	return ret ? ret : node_matches_ptr(&b, btree_id, ptr_key, bkey_val(ptr_key), NULL);
 }
 
 static void bad_copy_queue(struct bkfs_fs *fs, const struct node_copy_bad *bc)

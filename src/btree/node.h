@@ -93,6 +93,10 @@ struct node_copies {
 };
 int btree_node_check_copies(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key,
 			    struct node_copies *out);
+/* One copy judged as btree_node_check_copies() judges it, from its image
+ * (fs->node_bytes read at the copy's location) already in memory: 0 when it
+ * validates and is the node ptr_key names, else -BKFS_E_*. */
+int btree_node_check_image(struct bkfs_fs *fs, unsigned btree_id, const struct bkey *ptr_key, const void *image);
 
 /* Free a node that is not in the cache (from btree_node_from_buf/_read_at). */
 void btree_node_mem_free(struct btree *b);

@@ -2,11 +2,13 @@
  * from a good copy or from parity. See scrub.h. */
 #include "../util/darray.h"
 #include "scrub.h"
+#include "scrub_runs.h"
 #include "../alloc/alloc.h"
 #include "../data/ec.h"
 #include "../data/extent.h"
 #include "../fs/fs.h"
 #include "../btree/iter.h"
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,298 @@ void scrub_init(struct scrub *s, struct bkfs_fs *fs, bool repair)
 	s->fs = fs;
 	s->repair = repair;
 	s->total_bytes = used_bytes_estimate(fs);
+}
+
+/* ---- walking and batches ---- */
+
+enum walk_end { WALK_MORE, WALK_DONE, WALK_BROKEN };
+
+/* Keys of s->btree_id at level from s->pos through fn, within the budget.
+ * WALK_BROKEN: a node on the way has no good copy (*err: why); the caller
+ * lists it (walk_broken), and the rest of this btree is fsck's work. */
+static int walk_keys(struct scrub *s, unsigned level, unsigned *budget,
+		     int (*fn)(struct scrub *, unsigned, const struct bkey *), enum walk_end *end, int *err)
+{
+	struct btree_iter it;
+	struct bkey *k = NULL;
+	int ret = 0;
+	*end = WALK_MORE;
+	if (!*budget)
+		return 0;
+	btree_iter_init(&it, s->fs, s->btree_id, level, s->pos);
+	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
+		struct bkey_buf kb;
+		memcpy(&kb, k, bkey_bytes(k));
+		btree_iter_advance(&it);
+		s->pos = it.pos;
+		(*budget)--;
+		if ((ret = fn(s, s->btree_id, &kb.k)))
+			return ret;
+	}
+	if (ret == -BKFS_E_NOMEM)
+		return ret;
+	if (ret) {
+		*err = ret;
+		*end = WALK_BROKEN;
+	} else if (!k || it.end) { /* it.end: the last key was at POS_MAX */
+		*end = WALK_DONE;
+	}
+	return 0;
+}
+
+static void walk_broken(struct scrub *s, unsigned level, int err)
+{
+	struct printbuf pb = PRINTBUF;
+	bpos_to_text(&pb, s->pos);
+	scrub_lost(s, 0, "btree %s level %u from %s: not scrubbed, %s", btree_id_str(s->btree_id), level, pb_str(&pb),
+		   bkfs_strerror(err));
+	pb_exit(&pb);
+}
+
+/* A step's nodes (at one level) or extents are checked as a batch: the keys
+ * are walked in key order and copied here, then every copy (node image or
+ * extent replica) is read in device order, neighbours in runs of one pread
+ * each (scrub_runs.h), and verified. A key whose copies all verified is
+ * counted as checking it alone would count it; any other (a bad copy, a
+ * failed read, no copy to read) is checked alone, read again from the
+ * device, so its findings, repairs and counts are those of a scrub key by
+ * key. The batch's reads end before its first repair. */
+#define BATCH_UNREAD (1u << 31) /* bad[]: no copy of the key was read */
+
+struct scrub_batch {
+	DARRAY(u64) keys;  /* the keys, back to back */
+	DARRAY(size_t) at; /* each key's first u64 in keys */
+	DARRAY(u32) bad;   /* per key: the copies that failed, or BATCH_UNREAD */
+	DARRAY(struct scrub_read) reads;
+	DARRAY(struct scrub_run) runs;
+	size_t next_run;   /* the next run to read (atomic: the helper takes runs too) */
+	u8 *buf;           /* a run's bytes */
+	size_t buf_bytes;
+};
+
+struct batch_ops {
+	/* the walk's function: batch_push() the keys to check */
+	int (*collect)(struct scrub *s, unsigned id, const struct bkey *k);
+	/* push key i's reads (batch_push_reads) */
+	int (*reads)(struct scrub *s, struct scrub_batch *b, size_t i);
+	/* whether read r of k, its bytes at img, is a good copy */
+	bool (*good)(struct scrub *s, unsigned id, const struct bkey *k, const struct scrub_read *r, const u8 *img);
+	/* count a key whose every copy read was good */
+	void (*clean)(struct scrub *s, const struct bkey *k);
+	/* check any other key alone */
+	int (*check)(struct scrub *s, unsigned id, const struct bkey *k);
+};
+
+static const struct bkey *batch_key(const struct scrub_batch *b, size_t i)
+{
+	return (const struct bkey *)&b->keys.data[b->at.data[i]];
+}
+
+static int batch_push(struct scrub *s, const struct bkey *k)
+{
+	struct scrub_batch *b = s->batch;
+	size_t u64s = bkey_bytes(k) / 8;
+	if (darray_make_room(b->keys, u64s) || darray_push(b->at, b->keys.nr))
+		return -BKFS_E_NOMEM;
+	memcpy(&b->keys.data[b->keys.nr], k, u64s * 8);
+	b->keys.nr += u64s;
+	return 0;
+}
+
+static bool dev_present(const struct bkfs_fs *fs, unsigned dev)
+{
+	return dev < fs->nr_devs && fs->devs[dev].bd;
+}
+
+/* Reads of len bytes at each of key i's ptrs[0..nr) on a present device
+ * (not the cached ones unless cached_too); none: bad[i] stays BATCH_UNREAD */
+static int batch_push_reads(struct scrub *s, struct scrub_batch *b, size_t i, const struct bkfs_ptr *ptrs,
+			    unsigned nr, bool cached_too, u32 len, u32 csum)
+{
+	for (unsigned j = 0; j < nr; j++) {
+		const struct bkfs_ptr *p = &ptrs[j];
+		if (!dev_present(s->fs, p->dev) || (!cached_too && (p->flags & PTR_CACHED)))
+			continue;
+		struct scrub_read r = { .off = p->offset << SECTOR_SHIFT, .len = len, .csum = csum, .key = (u32)i,
+					.dev = p->dev, .ptr = (u8)j };
+		if (darray_push(b->reads, r))
+			return -BKFS_E_NOMEM;
+		b->bad.data[i] = 0;
+	}
+	return 0;
+}
+
+/* Take the batch's runs one by one, read each into *buf and verify the
+ * copies in it (the step's thread and the helper, side by side) */
+static void verify_runs(struct scrub *s, unsigned id, const struct batch_ops *ops, u8 **buf, size_t *buf_bytes)
+{
+	struct scrub_batch *b = s->batch;
+	size_t i;
+	while ((i = __atomic_fetch_add(&b->next_run, 1, __ATOMIC_RELAXED)) < b->runs.nr) {
+		const struct scrub_run *run = &b->runs.data[i];
+		int ret = scrub_run_read(s->fs, run, buf, buf_bytes);
+		for (size_t j = run->first; j < run->first + run->nr; j++) {
+			const struct scrub_read *r = &b->reads.data[j];
+			if (ret || !ops->good(s, id, batch_key(b, r->key), r, *buf + (r->off - run->off)))
+				__atomic_fetch_or(&b->bad.data[r->key], 1u << r->ptr, __ATOMIC_RELAXED);
+		}
+	}
+}
+
+/* A second thread verifying a batch's runs beside the step's own: reading
+ * (a copy out of the page cache, or a wait on the device) and verifying
+ * (checksums, node validation) overlap on two cores. */
+struct scrub_helper {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	unsigned given, done; /* batches handed over, finished */
+	struct scrub *s;
+	unsigned id;
+	const struct batch_ops *ops;
+	u8 *buf;
+	size_t buf_bytes;
+};
+
+static void *helper_thread(void *arg)
+{
+	struct scrub_helper *h = arg;
+	pthread_mutex_lock(&h->lock);
+	while (!h->stop) {
+		if (h->done == h->given) {
+			pthread_cond_wait(&h->cond, &h->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&h->lock);
+		verify_runs(h->s, h->id, h->ops, &h->buf, &h->buf_bytes);
+		pthread_mutex_lock(&h->lock);
+		h->done = h->given;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+int scrub_helper_on(struct scrub *s)
+{
+	struct scrub_helper *h;
+	if (s->helper || usable_cpus() < 2)
+		return 0;
+	if (!(h = xcalloc(1, sizeof(*h))))
+		return -BKFS_E_NOMEM;
+	h->s = s;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if (pthread_create(&h->thread, NULL, helper_thread, h)) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return -BKFS_E_NOMEM;
+	}
+	s->helper = h;
+	return 0;
+}
+
+static void helper_free(struct scrub_helper *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->stop = true;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	pthread_join(h->thread, NULL);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
+	free(h->buf);
+	free(h);
+}
+
+/* Read the batch's runs and verify each copy in them; the devices' read
+ * counters are kept here, by the step's thread. */
+static void batch_verify(struct scrub *s, unsigned id, const struct batch_ops *ops)
+{
+	struct scrub_batch *b = s->batch;
+	struct scrub_helper *h = s->helper;
+	b->next_run = 0;
+	if (h && b->runs.nr > 1) {
+		pthread_mutex_lock(&h->lock);
+		h->id = id;
+		h->ops = ops;
+		h->given++;
+		pthread_cond_broadcast(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+	} else {
+		h = NULL;
+	}
+	verify_runs(s, id, ops, &b->buf, &b->buf_bytes);
+	if (h) {
+		pthread_mutex_lock(&h->lock);
+		while (h->done != h->given)
+			pthread_cond_wait(&h->cond, &h->lock);
+		pthread_mutex_unlock(&h->lock);
+	}
+	for (size_t i = 0; i < b->runs.nr; i++) {
+		const struct scrub_run *run = &b->runs.data[i];
+		struct blockdev *bd = s->fs->devs[run->dev].bd;
+		bd->nr_reads++;
+		bd->bytes_read += run->len;
+	}
+}
+
+static int batch_check(struct scrub *s, unsigned id, const struct batch_ops *ops)
+{
+	struct scrub_batch *b = s->batch;
+	size_t nr = b->at.nr;
+	int ret = 0;
+	b->reads.nr = 0;
+	if (darray_room(b->bad.data, b->bad.size, nr, DARRAY_FIRST))
+		return -BKFS_E_NOMEM;
+	for (size_t i = 0; i < nr && !ret; i++) {
+		b->bad.data[i] = BATCH_UNREAD;
+		ret = ops->reads(s, b, i);
+	}
+	if (ret || darray_room(b->runs.data, b->runs.size, b->reads.nr, DARRAY_FIRST))
+		return -BKFS_E_NOMEM;
+	b->runs.nr = scrub_plan_runs(b->reads.data, b->reads.nr, b->runs.data, SCRUB_RUN_BYTES, SCRUB_RUN_GAP);
+	batch_verify(s, id, ops);
+	for (size_t i = 0; i < nr && !ret; i++) {
+		if (b->bad.data[i])
+			ret = ops->check(s, id, batch_key(b, i));
+		else
+			ops->clean(s, batch_key(b, i));
+	}
+	return ret;
+}
+
+/* Walk keys at level from s->pos into a batch and check them */
+static int batch_step(struct scrub *s, unsigned level, unsigned *budget, const struct batch_ops *ops,
+		      enum walk_end *end)
+{
+	int err = 0, ret = 0;
+	*end = WALK_MORE;
+	if (!s->batch && !(s->batch = xcalloc(1, sizeof(*s->batch))))
+		return -BKFS_E_NOMEM;
+	s->batch->keys.nr = s->batch->at.nr = 0;
+	if (!(ret = walk_keys(s, level, budget, ops->collect, end, &err)))
+		ret = batch_check(s, s->btree_id, ops);
+	if (!ret && *end == WALK_BROKEN)
+		walk_broken(s, level, err);
+	return ret;
+}
+
+static void batch_free(struct scrub_batch *b)
+{
+	if (!b)
+		return;
+	darray_exit(b->keys);
+	darray_exit(b->at);
+	darray_exit(b->bad);
+	darray_exit(b->reads);
+	darray_exit(b->runs);
+	free(b->buf);
+	free(b);
 }
 
 /* ---- nodes ---- */
@@ -123,51 +417,47 @@ static int check_root(struct scrub *s)
 	return check_node(s, s->btree_id, &kb.k);
 }
 
-enum walk_end { WALK_MORE, WALK_DONE, WALK_BROKEN };
-
-/* Keys of s->btree_id at level from s->pos through fn, within the budget.
- * WALK_BROKEN: a node on the way has no good copy (reported with its
- * parent's pointer); it is listed, and the rest of this btree is fsck's
- * work. */
-static int walk_step(struct scrub *s, unsigned level, unsigned *budget,
-		     int (*fn)(struct scrub *, unsigned, const struct bkey *), enum walk_end *end)
+static int node_collect(struct scrub *s, unsigned id, const struct bkey *k)
 {
-	struct btree_iter it;
-	struct bkey *k = NULL;
-	int ret = 0;
-	*end = WALK_MORE;
-	if (!*budget)
-		return 0;
-	btree_iter_init(&it, s->fs, s->btree_id, level, s->pos);
-	while (*budget && !(ret = btree_iter_peek(&it, &k)) && k) {
-		struct bkey_buf kb;
-		memcpy(&kb, k, bkey_bytes(k));
-		btree_iter_advance(&it);
-		s->pos = it.pos;
-		(*budget)--;
-		if ((ret = fn(s, s->btree_id, &kb.k)))
-			return ret;
-	}
-	if (ret == -BKFS_E_NOMEM)
-		return ret;
-	if (ret) {
-		struct printbuf pb = PRINTBUF;
-		bpos_to_text(&pb, s->pos);
-		scrub_lost(s, 0, "btree %s level %u from %s: not scrubbed, %s", btree_id_str(s->btree_id), level,
-			   pb_str(&pb), bkfs_strerror(ret));
-		pb_exit(&pb);
-		*end = WALK_BROKEN;
-	} else if (!k) {
-		*end = WALK_DONE;
-	}
-	return 0;
+	return batch_push(s, k);
 }
+
+static int node_reads(struct scrub *s, struct scrub_batch *b, size_t i)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(batch_key(b, i));
+	return batch_push_reads(s, b, i, p->ptrs, MIN((unsigned)p->nr_ptrs, (unsigned)BKFS_MAX_REPLICAS), true,
+				s->fs->node_bytes, 0);
+}
+
+static bool node_good(struct scrub *s, unsigned id, const struct bkey *k, const struct scrub_read *r, const u8 *img)
+{
+	return !btree_node_check_image(s->fs, id, k, img);
+}
+
+/* as check_node() counts a node whose copies are all good */
+static void node_clean(struct scrub *s, const struct bkey *k)
+{
+	const struct bkfs_btree_ptr *p = bkey_val(k);
+	s->st.nodes++;
+	for (unsigned i = 0; i < p->nr_ptrs && i < BKFS_MAX_REPLICAS; i++) {
+		if (!dev_present(s->fs, p->ptrs[i].dev)) {
+			s->st.copies_missing++;
+			continue;
+		}
+		s->st.node_copies++;
+		s->st.bytes_read += s->fs->node_bytes;
+	}
+}
+
+static const struct batch_ops node_ops = {
+	.collect = node_collect, .reads = node_reads, .good = node_good, .clean = node_clean, .check = check_node,
+};
 
 /* The pointers at s->level (to nodes one level down), from s->pos. */
 static int nodes_level_step(struct scrub *s, unsigned *budget)
 {
 	enum walk_end end;
-	int ret = walk_step(s, s->level, budget, check_node, &end);
+	int ret = batch_step(s, s->level, budget, &node_ops, &end);
 	if (ret || end == WALK_MORE)
 		return ret;
 	if (end == WALK_BROKEN || s->level <= 1) {
@@ -220,64 +510,28 @@ static int bufs_reserve(struct scrub *s, size_t bytes)
 	return s->buf_bytes ? 0 : -BKFS_E_NOMEM;
 }
 
-/* The offline scrub reads a btree's extents in key order, and an import or
- * any sequential writer put them back to back on the device: one read of up
- * to SCRUB_RA_BYTES then serves the extents that follow from memory, where
- * a pread each made syscalls about a third of the scrub's time (perf, 20,000
- * small files). An extent that does not start within SCRUB_RA_GAP after the
- * last one read on its device is read alone, so a scattered layout reads no
- * extra bytes. A write of the scrub's own (a repair) drops every window. */
-#define SCRUB_RA_BYTES (1u << 20)
-#define SCRUB_RA_GAP (64u << 10)
-
-int scrub_readahead_on(struct scrub *s)
-{
-	s->ra = calloc(s->fs->nr_devs, sizeof(*s->ra));
-	s->ra_written = s->st.bytes_written;
-	return s->ra ? 0 : -BKFS_E_NOMEM;
-}
-
-/* [off, off + len) of dev: read into dst, or found in dev's window (*view
- * points at the bytes either way; a window's stay valid until the next read
- * on that device) */
-static int dev_read(struct scrub *s, unsigned dev, u8 *dst, u64 off, size_t len, const u8 **view)
-{
-	struct blockdev *bd = s->fs->devs[dev].bd;
-	struct scrub_ra *w = s->ra ? &s->ra[dev] : NULL;
-	*view = dst;
-	if (!w || len >= SCRUB_RA_BYTES)
-		return bd_read(bd, dst, off, len);
-	if (s->ra_written != s->st.bytes_written) {
-		for (unsigned d = 0; d < s->fs->nr_devs; d++)
-			s->ra[d].len = 0;
-		s->ra_written = s->st.bytes_written;
-	}
-	if (off < w->off || off + len > w->off + w->len) {
-		bool sequential = off >= w->next && off - w->next <= SCRUB_RA_GAP;
-		u64 n = bd->size > off ? MIN((u64)SCRUB_RA_BYTES, bd->size - off) : 0;
-		w->len = 0;
-		w->next = off + len;
-		if (!sequential || n < len || (!w->buf && posix_memalign((void **)&w->buf, 4096, SCRUB_RA_BYTES)))
-			return bd_read(bd, dst, off, len);
-		if (bd_read(bd, w->buf, off, n))
-			return bd_read(bd, dst, off, len); /* an error somewhere in the window: the extent's own */
-		w->off = off;
-		w->len = n;
-	}
-	*view = w->buf + (off - w->off);
-	w->next = off + len;
-	return 0;
-}
-
-/* Read and verify replica p; *view: its bytes (dst, or a window) */
-static bool region_good(struct scrub *s, const struct bkfs_extent *e, const struct bkfs_ptr *p, u8 *dst,
-			const u8 **view)
+/* Read and verify replica p into dst */
+static bool region_good(struct scrub *s, const struct bkfs_extent *e, const struct bkfs_ptr *p, u8 *dst)
 {
 	size_t region = (size_t)e->csum_sectors << SECTOR_SHIFT;
-	if (dev_read(s, p->dev, dst, p->offset << SECTOR_SHIFT, region, view))
+	if (bd_read(s->fs->devs[p->dev].bd, dst, p->offset << SECTOR_SHIFT, region))
 		return false;
 	s->st.bytes_read += region;
-	return bkfs_crc32c(0, *view, region) == e->csum;
+	return bkfs_crc32c(0, dst, region) == e->csum;
+}
+
+/* Whether replica p is one to read, a dirty replica on a present device:
+ * counted in replicas (a missing device's in copies_missing) */
+static bool replica_counted(struct scrub *s, const struct bkfs_ptr *p)
+{
+	if (p->flags & PTR_CACHED) /* a cache may go stale: not a replica */
+		return false;
+	if (!dev_present(s->fs, p->dev)) {
+		s->st.copies_missing++;
+		return false;
+	}
+	s->st.replicas++;
+	return true;
 }
 
 /* Read every dirty replica into s->good (the first good one stays there);
@@ -285,29 +539,16 @@ static bool region_good(struct scrub *s, const struct bkfs_extent *e, const stru
 static u32 replicas_read(struct scrub *s, const struct bkfs_extent *e, bool *good)
 {
 	u32 bad = 0;
-	const u8 *good_view = NULL, *view;
 	*good = false;
 	for (unsigned i = 0; i < e->nr_ptrs; i++) {
 		const struct bkfs_ptr *p = &e->ptrs[i];
-		if (p->flags & PTR_CACHED) /* a cache may go stale: not a replica */
+		if (!replica_counted(s, p))
 			continue;
-		if (p->dev >= s->fs->nr_devs || !s->fs->devs[p->dev].bd) {
-			s->st.copies_missing++;
-			continue;
-		}
-		s->st.replicas++;
-		if (region_good(s, e, p, *good ? s->buf : s->good, &view)) {
-			if (!*good)
-				good_view = view;
+		if (region_good(s, e, p, *good ? s->buf : s->good))
 			*good = true;
-		} else {
+		else
 			bad |= 1u << i;
-		}
 	}
-	/* the good copy in s->good for the rewrite (replicas are on distinct
-	 * devices, so its window still holds it) */
-	if (bad && good_view && good_view != s->good)
-		memcpy(s->good, good_view, (size_t)e->csum_sectors << SECTOR_SHIFT);
 	return bad;
 }
 
@@ -333,11 +574,10 @@ static void replicas_rewrite(struct scrub *s, const struct bkfs_extent *e, u32 b
 		if (!(bad >> i & 1))
 			continue;
 		const struct bkfs_ptr *p = &e->ptrs[i];
-		const u8 *view;
 		bool written = !bd_write(s->fs->devs[p->dev].bd, s->good, p->offset << SECTOR_SHIFT, region);
 		if (written)
-			s->st.bytes_written += region; /* before the read back: it drops the windows */
-		if (written && region_good(s, e, p, s->buf, &view)) {
+			s->st.bytes_written += region;
+		if (written && region_good(s, e, p, s->buf)) {
 			s->st.replicas_repaired++;
 			continue;
 		}
@@ -347,17 +587,30 @@ static void replicas_rewrite(struct scrub *s, const struct bkfs_extent *e, u32 b
 	}
 }
 
+/* The checksummed extent value of k, NULL for other keys */
+static const struct bkfs_extent *extent_of(const struct bkey *k)
+{
+	if (k->type == KEY_TYPE_extent)
+		return bkey_val(k);
+	if (k->type == KEY_TYPE_reflink_v)
+		return &((const struct bkfs_reflink_v *)bkey_val(k))->e;
+	return NULL;
+}
+
+static bool extent_checkable(const struct scrub *s, const struct bkfs_extent *e)
+{
+	return e->csum_type == CSUM_CRC32C && e->csum_sectors && e->csum_sectors <= bucket_sectors(s->fs);
+}
+
+/* One extent on its own: every replica read from the device now, repaired
+ * from a good one or from parity. */
 static int check_extent(struct scrub *s, unsigned id, const struct bkey *k)
 {
-	const struct bkfs_extent *e;
-	if (k->type == KEY_TYPE_extent)
-		e = bkey_val(k);
-	else if (k->type == KEY_TYPE_reflink_v)
-		e = &((const struct bkfs_reflink_v *)bkey_val(k))->e;
-	else
+	const struct bkfs_extent *e = extent_of(k);
+	if (!e)
 		return 0;
 	s->st.extents++;
-	if (e->csum_type != CSUM_CRC32C || !e->csum_sectors || e->csum_sectors > bucket_sectors(s->fs)) {
+	if (!extent_checkable(s, e)) {
 		s->st.extents_unchecked++;
 		return 0;
 	}
@@ -386,21 +639,44 @@ static int check_extent(struct scrub *s, unsigned id, const struct bkey *k)
 	return 0;
 }
 
-/* Keys of s->btree_id at level 0 from s->pos through fn; true at the end. */
-static int leaves_step(struct scrub *s, unsigned *budget, int (*fn)(struct scrub *, unsigned, const struct bkey *),
-		       bool *end)
+static int extent_collect(struct scrub *s, unsigned id, const struct bkey *k)
 {
-	enum walk_end e;
-	int ret = walk_step(s, 0, budget, fn, &e);
-	*end = e != WALK_MORE;
-	return ret;
+	return extent_of(k) ? batch_push(s, k) : 0;
 }
+
+static int extent_reads(struct scrub *s, struct scrub_batch *b, size_t i)
+{
+	const struct bkfs_extent *e = extent_of(batch_key(b, i));
+	if (!extent_checkable(s, e)) /* check_extent() counts it */
+		return 0;
+	return batch_push_reads(s, b, i, e->ptrs, e->nr_ptrs, false, e->csum_sectors << SECTOR_SHIFT, e->csum);
+}
+
+static bool extent_good(struct scrub *s, unsigned id, const struct bkey *k, const struct scrub_read *r, const u8 *img)
+{
+	return bkfs_crc32c(0, img, r->len) == r->csum;
+}
+
+/* as check_extent() counts an extent whose replicas are all good */
+static void extent_clean(struct scrub *s, const struct bkey *k)
+{
+	const struct bkfs_extent *e = extent_of(k);
+	s->st.extents++;
+	for (unsigned j = 0; j < e->nr_ptrs; j++)
+		if (replica_counted(s, &e->ptrs[j]))
+			s->st.bytes_read += (u64)e->csum_sectors << SECTOR_SHIFT;
+}
+
+static const struct batch_ops extent_ops = {
+	.collect = extent_collect, .reads = extent_reads, .good = extent_good, .clean = extent_clean,
+	.check = check_extent,
+};
 
 static int data_step(struct scrub *s, unsigned *budget)
 {
-	bool end;
-	int ret = leaves_step(s, budget, check_extent, &end);
-	if (ret || !end)
+	enum walk_end end;
+	int ret = batch_step(s, 0, budget, &extent_ops, &end);
+	if (ret || end == WALK_MORE)
 		return ret;
 	s->pos = POS_MIN;
 	if (s->btree_id == BTREE_ID_extents)
@@ -442,9 +718,11 @@ static int check_stripe(struct scrub *s, unsigned id, const struct bkey *k)
 
 static int stripes_step(struct scrub *s, unsigned *budget)
 {
-	bool end;
-	int ret = leaves_step(s, budget, check_stripe, &end);
-	if (!ret && end)
+	enum walk_end end;
+	int err = 0, ret = walk_keys(s, 0, budget, check_stripe, &end, &err);
+	if (!ret && end == WALK_BROKEN)
+		walk_broken(s, 0, err);
+	if (!ret && end != WALK_MORE)
 		s->phase = SCRUB_DONE;
 	return ret;
 }
@@ -680,15 +958,14 @@ void scrub_exit(struct scrub *s)
 	free(s->lost);
 	free(s->buf);
 	free(s->good);
-	for (unsigned d = 0; s->ra && d < s->fs->nr_devs; d++)
-		free(s->ra[d].buf);
-	free(s->ra);
+	helper_free(s->helper);
+	batch_free(s->batch);
 	memset(s, 0, sizeof(*s));
 }
 
 /* ---- the offline command ---- */
 
-#define SCRUB_STEP_UNITS 256
+#define SCRUB_STEP_UNITS 2048
 
 static void progress_bar(const struct scrub *s, u64 start_ns)
 {
@@ -734,8 +1011,8 @@ int bkfs_scrub(char *const *devs, unsigned nr, bool repair, bool progress, const
 	 * scrub's findings and repairs too (read-only, the walk finds them) */
 	s.st.node_copies_bad += fs->node_copies_rewritten;
 	s.st.node_copies_repaired += fs->node_copies_rewritten;
-	if (scrub_readahead_on(&s))
-		fprintf(stderr, "bkfs scrub: no memory for read-ahead, reading extent by extent\n");
+	if (scrub_helper_on(&s))
+		fprintf(stderr, "bkfs scrub: no helper thread, verifying on one\n");
 	bool bar = progress && isatty(STDERR_FILENO);
 	u64 start = now_ns(), last = 0;
 	while (!(ret = scrub_step(&s, SCRUB_STEP_UNITS)))

@@ -52,18 +52,22 @@ struct scrub {
 	int error;       /* an operational error stopped the run */
 	u8 *buf, *good;  /* extent regions */
 	size_t buf_bytes;
-	/* read-ahead windows, one per device (NULL: off; scrub.c) */
-	struct scrub_ra { u8 *buf; u64 off, len, next; } *ra;
-	u64 ra_written;  /* st.bytes_written when the windows were filled */
+	/* a step's nodes (one level) or extents in a batch, their copies read
+	 * in device order (scrub.c, scrub_runs.h) */
+	struct scrub_batch *batch;
+	struct scrub_helper *helper; /* NULL: none (scrub_helper_on) */
 };
 
 /* Start a scrub of an open filesystem; repair needs it writable. */
 void scrub_init(struct scrub *s, struct bkfs_fs *fs, bool repair);
-/* Read sequential extents through windows of up to 1 MiB (scrub.c): only
- * where nothing but the scrub writes the devices between its steps (the
- * offline command, not the mount). */
-int scrub_readahead_on(struct scrub *s);
-/* Do at most budget units of work (a node, an extent, a stripe each).
+/* Verify on a second thread too (where there is a second cpu): only where
+ * nothing else uses the devices during a step (the offline command, not the
+ * mount: the helper reads them without their counters' lock). 0 or
+ * -BKFS_E_NOMEM. */
+int scrub_helper_on(struct scrub *s);
+/* Do at most budget units of work (a node, an extent, a stripe each; a
+ * step reads its nodes' and extents' copies in device order, so a larger
+ * budget reads in longer runs).
  * Returns 1 when the scrub is over, 0 when work remains, <0 on an
  * operational error (also kept in s->error; the scrub is then over). Between
  * steps the filesystem may change: each step starts again from its saved

@@ -11,6 +11,7 @@
 #include "test.h"
 #include "fsck/fsck.h"
 #include "format/node_format.h"
+#include "fs/super.h"
 
 #ifndef FSCK_TEST_VERBOSE_ENV
 #define FSCK_TEST_VERBOSE_ENV "FSCK_TEST_VERBOSE"
@@ -28,6 +29,36 @@ static inline int test_open_fs(struct blockdev **bds, unsigned nr, unsigned flag
 	if (!ret && (flags & BKFS_OPEN_RDONLY))
 		(*fs)->dirty_limit = UINT64_MAX;
 	return ret;
+}
+
+/* Create nr emulated devices of size bytes (seeds seed, seed + 1, ...;
+ * kept open across the tests' opens) and format them with fo. */
+static inline int test_emu_format(struct blockdev **dev, unsigned nr, u64 size, u64 seed, const struct format_opts *fo)
+{
+	struct printbuf err = PRINTBUF;
+	for (unsigned d = 0; d < nr; d++) {
+		struct emu_opts o = { .size = size, .seed = seed + d };
+		if (emu_dev_create(&o, &dev[d]))
+			return -BKFS_E_NOMEM;
+		dev[d]->keep_open = true;
+	}
+	int ret = bkfs_format_devs(dev, nr, fo, &err);
+	if (ret)
+		fprintf(stderr, "format: %s\n", pb_str(&err));
+	pb_exit(&err);
+	return ret;
+}
+
+/* Close what test_emu_format() made (NULL entries are skipped). */
+static inline void test_emu_close(struct blockdev **dev, unsigned nr)
+{
+	for (unsigned d = 0; d < nr; d++) {
+		if (dev[d]) {
+			dev[d]->keep_open = false;
+			bd_close(dev[d]);
+			dev[d] = NULL;
+		}
+	}
 }
 
 /* ---- one run of some passes ---- */

@@ -47,18 +47,8 @@ static void fill(u8 *p, size_t n, u64 seed)
 
 static int build(void)
 {
-	struct printbuf err = PRINTBUF;
 	struct format_opts fo = { .bucket_size = 256 << 10, .btree_node_size = 16 << 10 };
-	for (unsigned d = 0; d < NDEV; d++) {
-		struct emu_opts o = { .size = DEV_SIZE, .seed = 3 + d };
-		if (emu_dev_create(&o, &dev[d]))
-			return -BKFS_E_NOMEM;
-		dev[d]->keep_open = true;
-	}
-	int ret = bkfs_format_devs(dev, NDEV, &fo, &err);
-	if (ret)
-		fprintf(stderr, "format: %s\n", pb_str(&err));
-	pb_exit(&err);
+	int ret = test_emu_format(dev, NDEV, DEV_SIZE, 3, &fo);
 	struct bkfs_fs *fs;
 	if (ret || (ret = open_devs(0, &fs)))
 		return ret;
@@ -437,13 +427,9 @@ int main(void)
 	RUN_CASE(case_overwrite_and_share);
 	RUN_CASE(case_delete);
 	RUN_CASE(case_power_cut);
-	for (unsigned d = 0; d < NDEV; d++) {
-		if (dev[d]) {
-			dev[d]->keep_open = false;
-			bd_close(dev[d]);
-		}
+	test_emu_close(dev, NDEV);
+	for (unsigned d = 0; d < NDEV; d++)
 		free(media_copy[d]);
-	}
 	for (unsigned i = 0; i < NFILES; i++)
 		free(files[i].data);
 	TEST_MAIN_END();
