@@ -195,6 +195,7 @@ if [ "$MFILES" -gt 0 ] && [ "$MRUNS" -gt 0 ]; then
 		if mountable "$c"; then MCONFIGS+=" $c"; else note "$c: cannot mount here (no /dev/fuse, or not root): skipped in the mounted part"; fi
 	done
 	have fio || note "no fio: seq_w skipped"
+	rm -rf "$DIR/mtree"
 	if ! "$GENTREE" --seed 7 --files "$MFILES" --max-size 64K --no-special --no-owners --quiet "$DIR/mtree" ||
 		! tar -C "$DIR/mtree" -cf "$DIR/mtree.tar" .; then
 		note "no tree to untar: mounted part skipped"
@@ -298,6 +299,12 @@ if [ -n "$MCONFIGS" ]; then
 	for m in seq_w untar untar_umount; do
 		printf '  %-14s' "$m"
 		for c in $MCONFIGS; do v=$(mwall "$m:$c"); printf ' %13s' "${v:--}"; done
+		printf '\n  %-14s' "  min-max"
+		for c in $MCONFIGS; do
+			# shellcheck disable=SC2046,SC2086
+			v=$(wall ${R[$m:$c]:-} | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR) print a "-" b }')
+			printf ' %13s' "${v:--}"
+		done
 		echo
 	done
 	echo "  (bkfs1/bkfs2: bkfs mount, metadata replicas 1/2; btrfs1/btrfs2: -m single/dup; every run:"
