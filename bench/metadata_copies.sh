@@ -13,7 +13,8 @@
 #   btrfs  mkfs.btrfs -m single|dup -d single --rootdir TREE;
 #          btrfs check --readonly
 #   ext4   mke2fs -t ext4 -d TREE; e2fsck -fn
-# Rows: median wall and CPU (user + sys) time and every run's wall time.
+# Rows: median wall and CPU (user + sys) time and every run's wall time, each
+# run timed by bench/timed.c (built into $BUILD/timed when missing).
 # fsck -n of a 100,000-file tree takes about 0.2 s, so it runs MC_FSCK_RUNS
 # times (on a shared machine the wall time of one run varies by more than the
 # cost measured). The peers are slower (mkfs.btrfs --rootdir of that tree
@@ -76,7 +77,17 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM	# also when a client (fio) handles the signal and exits 0
 
 have() { command -v "$1" > /dev/null; }
-[ -x /usr/bin/time ] || { note "/usr/bin/time missing (Debian package 'time'): nothing measured"; exit 0; }
+# bench/timed.c times a run to the microsecond (wall and CPU of the child from
+# wait4); /usr/bin/time (10 ms) only when it cannot be built: bkfs's fsck of
+# the tree takes 40-100 ms
+TIMED=$(realpath "$BUILD")/timed
+if [ ! -x "$TIMED" ] || [ "$(dirname "$0")/timed.c" -nt "$TIMED" ]; then
+	${CC:-cc} -std=gnu11 -O2 -Wall -o "$TIMED" "$(dirname "$0")/timed.c" || TIMED=""
+fi
+if [ -z "$TIMED" ]; then
+	note "could not build bench/timed.c: runs are timed with /usr/bin/time (10 ms resolution)"
+	[ -x /usr/bin/time ] || { note "/usr/bin/time missing (Debian package 'time'): nothing measured"; exit 0; }
+fi
 
 # the configurations: bkfs1 bkfs2 always, then the peers whose tools exist
 CONFIGS="bkfs1 bkfs2"
@@ -107,13 +118,19 @@ size=$(( apparent * 2 + (1 << 30) ))
 declare -A R	# R[metric:config]: the runs, " wall,cpu" each
 declare -A IMG_MIB	# IMG_MIB[config]: the allocated size of its last imported image
 
-secs() {	# secs KEY CMD...: append "wall,cpu" seconds of CMD (output dropped) to R[KEY]
-	local key=$1 f=$DIR/time.out
+secs() {	# secs KEY CMD...: append "wall,cpu" seconds of CMD (output to cmd.out) to R[KEY]
+	local key=$1 wall cpu rc
 	shift
-	if /usr/bin/time -o "$f" -f "%e %U %S" "$@" > "$DIR/cmd.out" 2>&1; then
-		R[$key]+=" $(awk '{ printf "%s,%.2f\n", $1, $2 + $3 }' "$f")"
+	if [ -n "$TIMED" ]; then
+		read -r wall cpu _ rc <<< "$("$TIMED" "$DIR/cmd.out" "$@")"
 	else
-		note "failed: $* (see $DIR/cmd.out)"
+		/usr/bin/time -o "$DIR/time.out" -f "%e %U %S %x" "$@" > "$DIR/cmd.out" 2>&1
+		read -r wall cpu rc <<< "$(tail -1 "$DIR/time.out" | awk '{ print $1, $2 + $3, $4 }')"
+	fi
+	if [ "${rc:-1}" = 0 ]; then
+		R[$key]+=" $wall,$cpu"
+	else
+		note "failed (exit ${rc:-?}): $* (see $DIR/cmd.out)"
 		return 1
 	fi
 }
@@ -252,8 +269,8 @@ row() {	# row LABEL KEY [EXTRA]: the median wall and CPU time of R[KEY], EXTRA, 
 		return
 	fi
 	# shellcheck disable=SC2046,SC2086
-	printf '  %-38s wall %6.2f s  cpu %6.2f s  %s wall runs:%s\n' "$1" "$(mwall "$2")" "$(mcpu "$2")" \
-		"${3:-}" "$(printf ' %.2f' $(wall $runs))"
+	printf '  %-38s wall %7.3f s  cpu %7.3f s  %s wall runs:%s\n' "$1" "$(mwall "$2")" "$(mcpu "$2")" \
+		"${3:-}" "$(printf ' %.3f' $(wall $runs))"
 }
 pct() {	# pct ONE TWO [inverse]: extra time of TWO over ONE in percent
 	if [ -z "$1" ] || [ -z "$2" ]; then echo "-"; return; fi
