@@ -59,19 +59,17 @@ PT_SRC=/usr/share/doc/libfuse3-dev/examples
 
 mkdir -p "$D"
 D=$(realpath "$D")
-MNT=$D/mnt
-PID="" LOOP="" HOG_PID=""
+MNT=$D/mnt OUT=$D
+HOG_PID=""
 mkdir -p "$MNT"
+# shellcheck source=bench/mountlib.sh
+. bench/mountlib.sh
 
 note() { echo "bench-fuse: $*" >&2; }
 scripts/deps.sh --bench || note "could not install all benchmark loads; missing ones are skipped"
 
 cleanup() {
-	if mountpoint -q "$MNT" 2>/dev/null; then
-		fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-	fi
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null
-	[ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+	ml_cleanup
 	[ -n "$HOG_PID" ] && kill "$HOG_PID" 2>/dev/null
 	rm -rf --one-file-system "$D/img" "$D/pt_dir" "$D/fio"
 }
@@ -123,15 +121,6 @@ fi
 
 # ---- one filesystem up and down ----
 
-wait_mounted() {
-	for _ in $(seq 1 200); do
-		mountpoint -q "$MNT" && return 0
-		kill -0 "$PID" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
 mount_tool() {
 	rm -f "$D/img"
 	case $1 in
@@ -141,51 +130,24 @@ mount_tool() {
 		truncate -s "$IMG_SIZE" "$D/img"
 		"$bin" format "$D/img" > /dev/null || return 1
 		# shellcheck disable=SC2086
-		"$bin" mount -f ${BENCH_FUSE_BKFS_OPTS:+-o $BENCH_FUSE_BKFS_OPTS} "$D/img" "$MNT" 2> "$D/bkfs-mount.log" &
-		PID=$!
-		wait_mounted ;;
+		ml_fuse "$D/bkfs-mount.log" "$bin" mount -f ${BENCH_FUSE_BKFS_OPTS:+-o $BENCH_FUSE_BKFS_OPTS} "$D/img" "$MNT" ;;
 	pt_ll)
 		rm -rf --one-file-system "$D/pt_dir"
 		mkdir -p "$D/pt_dir"
-		"$D/passthrough_ll" -f -o source="$D/pt_dir" "$MNT" 2> "$D/pt_ll.log" &
-		PID=$!
-		wait_mounted ;;
+		ml_fuse "$D/pt_ll.log" "$D/passthrough_ll" -f -o source="$D/pt_dir" "$MNT" ;;
 	ext4)
 		truncate -s "$IMG_SIZE" "$D/img"
 		mkfs.ext4 -q -F "$D/img" || return 1
-		LOOP=$(losetup -f --show "$D/img") || return 1
-		mount "$LOOP" "$MNT" ;;
+		ml_loop "$D/img" ;;
 	esac
 }
 
 unmount_tool() {
-	case $1 in
-	bkfs|base|pt_ll)
-		fusermount3 -u "$MNT"
-		wait "$PID" 2>/dev/null
-		PID="" ;;
-	ext4)
-		umount "$MNT"
-		losetup -d "$LOOP"
-		LOOP="" ;;
-	esac
+	ml_unmount
 	rm -rf --one-file-system "$D/img" "$D/pt_dir"
 }
 
 # ---- workloads: each prints its figure ----
-
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-
-# fio_job NAME RW BS [extra...]: prints the MiB/s of the job's main direction
-fio_job() {
-	local name=$1 rw=$2 bs=$3 field
-	shift 3
-	fio --name="$name" --directory="$MNT" --filename=fio.dat --rw="$rw" --bs="$bs" --size=64m \
-		--ioengine=psync --verify_state_save=0 --output-format=terse --terse-version=3 "$@" > "$D/fio.out" 2> "$D/fio.err" || return 1
-	case $rw in *read*) field=7 ;; *) field=48 ;; esac # bandwidth KiB/s
-	awk -F';' -v f="$field" 'NR == 1 { printf "%.1f", $f / 1024 }' "$D/fio.out"
-}
 
 run_workload() {
 	local t0
@@ -194,23 +156,19 @@ run_workload() {
 		dbench -D "$MNT" -t "$DBENCH_S" -c "$DBENCH_LOAD" 2 > "$D/dbench.out" 2>&1 || return 1
 		awk '/^Throughput/ { printf "%.1f", $2 }' "$D/dbench.out" ;;
 	postmark)
-		t0=$(now)
+		t0=$(ml_now)
 		printf 'set location %s\nset number 3000\nset transactions 10000\nrun\nquit\n' "$MNT" |
 			postmark > "$D/postmark.out" 2>&1 || return 1
-		elapsed "$t0" ;;
-	seq_w) fio_job seqw write 1m --verify=crc32c --end_fsync=1 ;;
-	rand_w) fio_job randw randwrite 4k --verify=crc32c --end_fsync=1 --randrepeat=0 ;;
-	rand_r) fio_job randr randread 4k --randrepeat=0 ;;
-	untar)
-		mkdir -p "$MNT/src"
-		t0=$(now)
-		tar -C "$MNT/src" --warning=no-timestamp -xf "$D/tree.tar" 2> "$D/tar.err" || return 1
-		elapsed "$t0" ;;
+		ml_elapsed "$t0" ;;
+	seq_w) ml_fio seqw write 1m 64m --verify=crc32c --end_fsync=1 ;;
+	rand_w) ml_fio randw randwrite 4k 64m --verify=crc32c --end_fsync=1 --randrepeat=0 ;;
+	rand_r) ml_fio randr randread 4k 64m --randrepeat=0 ;;
+	untar) ml_untar "$D/tree.tar" ;;
 	git_add)
 		[ -d "$MNT/src" ] || { mkdir -p "$MNT/src" && tar -C "$MNT/src" --warning=no-timestamp -xf "$D/tree.tar"; } || return 1
-		t0=$(now)
+		t0=$(ml_now)
 		(cd "$MNT/src" && git init -q && git add -A) > "$D/git.out" 2>&1 || return 1
-		elapsed "$t0" ;;
+		ml_elapsed "$t0" ;;
 	esac
 }
 
