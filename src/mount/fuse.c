@@ -346,16 +346,33 @@ static u32 mode_killed(u32 mode)
 	return mode;
 }
 
+/* Whether the caller is in group gid: its fsgid, or one of its groups from
+ * /proc (not libfuse's fuse_req_getgroups, which reads that file into a
+ * buffer it does not terminate before searching it). A Groups line longer
+ * than the buffer is cut short: a group past the cut counts as not in,
+ * which clears setgid, the side the VFS errs on too. */
 static bool caller_in_group(fuse_req_t req, u32 gid)
 {
-	gid_t groups[64];
-	if (fuse_req_ctx(req)->gid == gid)
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[64], line[4096];
+	bool in = false;
+	if (ctx->gid == gid)
 		return true;
-	int n = fuse_req_getgroups(req, ARRAY_SIZE(groups), groups);
-	for (int i = 0; i < n && i < (int)ARRAY_SIZE(groups); i++)
-		if (groups[i] == gid)
-			return true;
-	return false;
+	snprintf(path, sizeof(path), "/proc/%u/status", (unsigned)ctx->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		char *p = line + 7, *end;
+		for (unsigned long g; (g = strtoul(p, &end, 10)), end != p; p = end)
+			if (g == gid)
+				in = true;
+		break;
+	}
+	fclose(f);
+	return in;
 }
 
 /* A change by a caller without CAP_FSETID (the request says so,

@@ -22,6 +22,7 @@ import stat
 import sys
 
 NOBODY = 65534
+SUPP_GROUP = 100  # nobody's only supplementary group in the child
 d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 failures = []
 
@@ -81,6 +82,7 @@ CASES = [
     ("w_sgid_noexec", 0o2767, write, 0o0767, 0o2767),
     ("w_sgid_noexec_ingroup", 0o2767, write, 0o2767, 0o2767, NOBODY),
     ("t_sgid_noexec_ingroup", 0o2767, truncate, 0o2767, 0o2767, NOBODY),
+    ("w_sgid_noexec_suppgroup", 0o2767, write, 0o2767, 0o2767, SUPP_GROUP),
     ("w_suid", 0o4777, write, 0o0777, 0o4777),
     ("t_suid_sgid", 0o6777, truncate, 0o0777, 0o6777),
     ("o_suid_sgid", 0o6777, open_trunc, 0o0777, 0o6777),
@@ -96,7 +98,7 @@ for who in ("nobody", "root"):
 pid = os.fork()
 if pid == 0:
     try:
-        os.setgroups([])
+        os.setgroups([SUPP_GROUP])
         os.setresgid(NOBODY, NOBODY, NOBODY)
         os.setresuid(NOBODY, NOBODY, NOBODY)
         for name, _, act, *_ in CASES:
