@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct {
@@ -68,10 +72,89 @@ static void note_request(const void *buf, size_t len)
 	}
 }
 
+/* Polling: see fuse_wire.h. A window of poll_ns after each request. Every
+ * POLL_CHECK reads the thread's involuntary context switches are counted:
+ * when the scheduler took the CPU from it more than POLL_PREEMPTED times,
+ * other work wants the CPU and polling stops for a number of reads that
+ * doubles each time it happens again (from POLL_BACKOFF_MIN up to
+ * POLL_BACKOFF_MAX) and starts over once a count finds no contention. */
+#define POLL_CHECK 16
+#define POLL_PREEMPTED 2
+#define POLL_BACKOFF_MIN 1024u
+#define POLL_BACKOFF_MAX (1u << 20)
+
+static struct {
+	long poll_ns;
+	unsigned backoff;     /* reads left without polling */
+	unsigned next_backoff;
+	unsigned since_check; /* reads since the last count */
+	long nivcsw;          /* involuntary switches at the last count */
+} P = { .poll_ns = FUSE_WIRE_POLL_US_DEFAULT * 1000L, .next_backoff = POLL_BACKOFF_MIN };
+
+void fuse_wire_set_poll_us(unsigned us)
+{
+	P.poll_ns = (long)us * 1000;
+}
+
+static long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void count_preemptions(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return;
+	if (ru.ru_nivcsw - P.nivcsw > POLL_PREEMPTED) {
+		P.backoff = P.next_backoff;
+		if (P.next_backoff < POLL_BACKOFF_MAX)
+			P.next_backoff *= 2;
+	} else {
+		P.next_backoff = POLL_BACKOFF_MIN;
+	}
+	P.nivcsw = ru.ru_nivcsw;
+}
+
+/* whether to poll before this read */
+static bool poll_now(void)
+{
+	if (P.backoff) {
+		if (!--P.backoff) {
+			struct rusage ru; /* count afresh from here */
+			if (!getrusage(RUSAGE_THREAD, &ru))
+				P.nivcsw = ru.ru_nivcsw;
+			P.since_check = 0;
+		}
+		return false;
+	}
+	if (++P.since_check >= POLL_CHECK) {
+		P.since_check = 0;
+		count_preemptions();
+		return !P.backoff;
+	}
+	return true;
+}
+
+/* wait for the next request polling the descriptor for up to poll_ns, then
+ * read it (a read that sleeps when none came) */
+static ssize_t read_request(int fd, void *buf, size_t len)
+{
+	if (P.poll_ns && poll_now()) {
+		long deadline = now_ns() + P.poll_ns;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		while (poll(&p, 1, 0) == 0 && now_ns() < deadline)
+			__builtin_ia32_pause();
+	}
+	return read(fd, buf, len);
+}
+
 ssize_t fuse_wire_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
-	ssize_t n = read(fd, buf, len);
+	ssize_t n = read_request(fd, buf, len);
 	if (n > 0)
 		note_request(buf, (size_t)n);
 	return n;

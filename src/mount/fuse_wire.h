@@ -12,6 +12,13 @@
  * - The kill flags of the request being served (a write's write_flags, a
  *   setattr's valid, an open's open_flags), which libfuse drops.
  *
+ * - Polling: after each request the reading thread polls /dev/fuse for up to
+ *   poll_us before it sleeps. On a virtual machine a sleep and wake-up of
+ *   the server costs more than serving most requests; while a client's
+ *   requests follow each other closely the server stays awake. It stops
+ *   polling for a while when the scheduler has had to take the CPU from it
+ *   (other work wants the CPU), so it never competes with the clients.
+ *
  * One thread serves the requests, each before the next is read, so the
  * state is that of the request being served. */
 #ifndef BKFS_FUSE_WIRE_H
@@ -24,6 +31,10 @@
  * signatures of struct fuse_custom_io */
 ssize_t fuse_wire_read(int fd, void *buf, size_t len, void *userdata);
 ssize_t fuse_wire_writev(int fd, struct iovec *iov, int count, void *userdata);
+
+/* the polling window after a request, microseconds (0: none) */
+#define FUSE_WIRE_POLL_US_DEFAULT 50
+void fuse_wire_set_poll_us(unsigned us);
 
 /* the kernel accepted FUSE_HANDLE_KILLPRIV_V2: the server clears the bits */
 bool fuse_wire_killpriv_v2(void);

@@ -2,6 +2,7 @@
  * filesystem, then hand it to the FUSE adapter (src/mount/fuse.c). The FUSE
  * loop is single-threaded: the engine serializes every call anyway. */
 #include "../mount/fuse.h"
+#include "../mount/fuse_wire.h"
 #include "../fs/fs.h"
 #include "cmds.h"
 #include <errno.h>
@@ -46,6 +47,10 @@ static void usage(FILE *f)
 		"                  degraded  allow missing devices (readable when replicated)\n"
 		"                  flush_ms=N  flush the journal N ms after a change (default 1000;\n"
 		"                            0: only fsync and full journal entries make data durable)\n"
+		"                  poll_us=N after a request, wait for the next one polling for\n"
+		"                            N microseconds before sleeping (default 50, 0..1000;\n"
+		"                            0: never poll); off by itself while other work\n"
+		"                            wants the CPU\n"
 		"                  discard   give freed buckets back to the device (punch holes\n"
 		"                            in image files, BLKDISCARD on block devices);\n"
 		"                            default on for image files, off for block devices\n"
@@ -124,6 +129,16 @@ int cmd_mount(int argc, char **argv)
 						return EXIT_USAGE;
 					}
 					bgo.flush_ms = v;
+				} else if (!strncmp(tok, "poll_us=", 8)) {
+					char *end;
+					unsigned long v = strtoul(tok + 8, &end, 10);
+					if (!tok[8] || *end || v > 1000) {
+						fprintf(stderr, "bkfs mount: bad poll_us '%s' (0..1000)\n", tok + 8);
+						free(dup);
+						free(fuse_opts);
+						return EXIT_USAGE;
+					}
+					fuse_wire_set_poll_us((unsigned)v);
 				} else if (!strcmp(tok, "discard"))
 					discard = 1;
 				else if (!strcmp(tok, "nodiscard"))
