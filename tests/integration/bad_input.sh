@@ -265,6 +265,13 @@ cmp -s "$R/sub/victim" "$T/rl_out/good" || bad "reflink: the replaced /good diff
 cmp -s "$R/good" "$T/rl_out/sub/good" || bad "reflink: /sub/good differs from its source"
 cmp -s "$R/sub/victim" "$T/rl_out/sub/victim" || bad "reflink: the source changed"
 
+# ---- bkfs mount: bad option values are refused before anything is opened ----
+expect 16 "bad poll_us 'fast'" "$BKFS" mount -o poll_us=fast "$RL" "$T"
+expect 16 "bad poll_us '1001'" "$BKFS" mount -o poll_us=1001 "$RL" "$T"
+expect 16 "bad poll_us ''" "$BKFS" mount -o ro,poll_us= "$RL" "$T"
+expect 16 "bad flush_ms '-1'" "$BKFS" mount -o flush_ms=-1 "$RL" "$T"
+expect 0 "" "$BKFS" fsck -n "$RL"
+
 # ---- damaged images: extract may fail, but must not crash or hang ----
 G=$T/gen
 "$GENTREE" --seed 3 --files 3000 --max-size 64k --quiet "$G"

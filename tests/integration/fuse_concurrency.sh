@@ -7,9 +7,11 @@
 # operations; the tree is then compared with the model replayed from the logs
 # (names, contents, link counts, shared inode numbers) on the live mount, and
 # again after unmount and a fresh mount; `bkfs fsck -n` is clean after each
-# unmount (and a file changed behind the model's back is noticed). Run twice: on a roomy image with the default mount, and on a small
-# image with -o gc_continuous (generation GC and copying GC at work beside the
-# clients).
+# unmount (and a file changed behind the model's back is noticed). Run three
+# times: on a roomy image with the default mount; on a small image with -o
+# gc_continuous (generation GC and copying GC at work beside the clients) and
+# the server never polling /dev/fuse (poll_us=0: a sleeping read per request);
+# and with the longest polling window (poll_us=1000).
 #
 # Environment (tests/run.sh): BKFS, SRCDIR, TMPDIR. CONC_CLIENTS (default 4),
 # CONC_OPS (operations per client, default 400; 150 for a sanitizer build).
@@ -82,6 +84,7 @@ one_round() {
 }
 
 one_round 1 512M
-one_round 2 48M -o gc_continuous
+one_round 2 48M -o gc_continuous,poll_us=0
+one_round 3 128M -o poll_us=1000
 grep -q "background work:" "$T/mount.log" && grep "background work:" "$T/mount.log" | tail -1
 echo "fuse_concurrency: ok"
