@@ -87,6 +87,23 @@ static int opt_add(char **list, const char *s, bool esc)
 	return 0;
 }
 
+/* tok is "name=N": 1 and *v if 0 <= N <= max, -1 (said why) if not; 0 if
+ * tok is another option */
+static int uint_opt(const char *tok, const char *name, unsigned long max, unsigned long *v)
+{
+	size_t n = strlen(name);
+	const char *val = tok + n + 1;
+	char *end;
+	if (strncmp(tok, name, n) || tok[n] != '=')
+		return 0;
+	*v = strtoul(val, &end, 10);
+	if (*val < '0' || *val > '9' || *end || *v > max) {
+		fprintf(stderr, "bkfs mount: bad %s '%s' (0..%lu)\n", name, val, max);
+		return -1;
+	}
+	return 1;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -113,33 +130,25 @@ int cmd_mount(int argc, char **argv)
 			if (!dup)
 				goto nomem;
 			for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if (!strcmp(tok, "ro"))
+				unsigned long v;
+				int flush = uint_opt(tok, "flush_ms", 3600000, &v);
+				int poll = flush ? 0 : uint_opt(tok, "poll_us", 1000, &v);
+				if (flush < 0 || poll < 0) {
+					free(dup);
+					free(fuse_opts);
+					return EXIT_USAGE;
+				}
+				if (flush)
+					bgo.flush_ms = v;
+				else if (poll)
+					fuse_wire_set_poll_us((unsigned)v);
+				else if (!strcmp(tok, "ro"))
 					ro = true;
 				else if (!strcmp(tok, "rw"))
 					ro = false;
 				else if (!strcmp(tok, "degraded"))
 					degraded = true;
-				else if (!strncmp(tok, "flush_ms=", 9)) {
-					char *end;
-					unsigned long v = strtoul(tok + 9, &end, 10);
-					if (!tok[9] || *end || v > 3600000) {
-						fprintf(stderr, "bkfs mount: bad flush_ms '%s' (0..3600000)\n", tok + 9);
-						free(dup);
-						free(fuse_opts);
-						return EXIT_USAGE;
-					}
-					bgo.flush_ms = v;
-				} else if (!strncmp(tok, "poll_us=", 8)) {
-					char *end;
-					unsigned long v = strtoul(tok + 8, &end, 10);
-					if (!tok[8] || *end || v > 1000) {
-						fprintf(stderr, "bkfs mount: bad poll_us '%s' (0..1000)\n", tok + 8);
-						free(dup);
-						free(fuse_opts);
-						return EXIT_USAGE;
-					}
-					fuse_wire_set_poll_us((unsigned)v);
-				} else if (!strcmp(tok, "discard"))
+				else if (!strcmp(tok, "discard"))
 					discard = 1;
 				else if (!strcmp(tok, "nodiscard"))
 					discard = 0;
