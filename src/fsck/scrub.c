@@ -188,53 +188,59 @@ static void verify_runs(struct scrub *s, unsigned id, const struct batch_ops *op
 	}
 }
 
-/* Helper threads verifying a batch's runs beside the step's own: reading
+/* A second thread verifying a batch's runs beside the step's own: reading
  * (a copy out of the page cache, or a wait on the device) and verifying
- * (checksums, node validation) overlap on the cores, and the device has
- * several reads in flight (a virtual or solid-state disk serves them in
- * parallel). Each keeps a buffer of its own. */
-#define SCRUB_HELPERS_MAX 4
-
-struct scrub_helper_thread {
+ * (checksums, node validation) overlap on two cores. */
+struct scrub_helper {
 	pthread_t thread;
-	struct scrub_helper *h;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	unsigned given, done; /* batches handed over, finished */
+	struct scrub *s;
+	unsigned id;
+	const struct batch_ops *ops;
 	u8 *buf;
 	size_t buf_bytes;
 };
 
-struct scrub_helper {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-	unsigned given;   /* batches handed over */
-	unsigned running; /* threads still verifying the batch handed over */
-	struct scrub *s;
-	unsigned id;
-	const struct batch_ops *ops;
-	unsigned nr;
-	struct scrub_helper_thread t[SCRUB_HELPERS_MAX];
-};
-
 static void *helper_thread(void *arg)
 {
-	struct scrub_helper_thread *t = arg;
-	struct scrub_helper *h = t->h;
-	unsigned seen = 0;
+	struct scrub_helper *h = arg;
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
-		if (seen == h->given) {
+		if (h->done == h->given) {
 			pthread_cond_wait(&h->cond, &h->lock);
 			continue;
 		}
-		seen = h->given;
 		pthread_mutex_unlock(&h->lock);
-		verify_runs(h->s, h->id, h->ops, &t->buf, &t->buf_bytes);
+		verify_runs(h->s, h->id, h->ops, &h->buf, &h->buf_bytes);
 		pthread_mutex_lock(&h->lock);
-		if (!--h->running)
-			pthread_cond_broadcast(&h->cond);
+		h->done = h->given;
+		pthread_cond_broadcast(&h->cond);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return NULL;
+}
+
+int scrub_helper_on(struct scrub *s)
+{
+	struct scrub_helper *h;
+	if (s->helper || usable_cpus() < 2)
+		return 0;
+	if (!(h = xcalloc(1, sizeof(*h))))
+		return -BKFS_E_NOMEM;
+	h->s = s;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if (pthread_create(&h->thread, NULL, helper_thread, h)) {
+		pthread_cond_destroy(&h->cond);
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		return -BKFS_E_NOMEM;
+	}
+	s->helper = h;
+	return 0;
 }
 
 static void helper_free(struct scrub_helper *h)
@@ -245,37 +251,11 @@ static void helper_free(struct scrub_helper *h)
 	h->stop = true;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
-	for (unsigned i = 0; i < h->nr; i++) {
-		pthread_join(h->t[i].thread, NULL);
-		free(h->t[i].buf);
-	}
+	pthread_join(h->thread, NULL);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
+	free(h->buf);
 	free(h);
-}
-
-int scrub_helper_on(struct scrub *s)
-{
-	struct scrub_helper *h;
-	unsigned cpus = usable_cpus(), want = cpus < 2 ? 0 : MIN(2 * cpus - 1, SCRUB_HELPERS_MAX);
-	if (s->helper || !want)
-		return 0;
-	if (!(h = xcalloc(1, sizeof(*h))))
-		return -BKFS_E_NOMEM;
-	h->s = s;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cond, NULL);
-	for (; h->nr < want; h->nr++) {
-		h->t[h->nr].h = h;
-		if (pthread_create(&h->t[h->nr].thread, NULL, helper_thread, &h->t[h->nr]))
-			break;
-	}
-	if (!h->nr) {
-		helper_free(h);
-		return -BKFS_E_NOMEM;
-	}
-	s->helper = h;
-	return 0;
 }
 
 /* Read the batch's runs and verify each copy in them; the devices' read
@@ -289,7 +269,6 @@ static void batch_verify(struct scrub *s, unsigned id, const struct batch_ops *o
 		pthread_mutex_lock(&h->lock);
 		h->id = id;
 		h->ops = ops;
-		h->running = h->nr;
 		h->given++;
 		pthread_cond_broadcast(&h->cond);
 		pthread_mutex_unlock(&h->lock);
@@ -299,7 +278,7 @@ static void batch_verify(struct scrub *s, unsigned id, const struct batch_ops *o
 	verify_runs(s, id, ops, &b->buf, &b->buf_bytes);
 	if (h) {
 		pthread_mutex_lock(&h->lock);
-		while (h->running)
+		while (h->done != h->given)
 			pthread_cond_wait(&h->cond, &h->lock);
 		pthread_mutex_unlock(&h->lock);
 	}
