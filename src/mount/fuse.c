@@ -1224,6 +1224,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
 }
 
+static void requests_to_text(void)
+{
+	struct fuse_wire_stats ws;
+	fuse_wire_get_stats(&ws);
+	fprintf(stderr, "bkfs mount: requests read %llu; polled for %llu, found by polling %llu; polling paused %llu times\n",
+		(unsigned long long)ws.reads, (unsigned long long)ws.polled, (unsigned long long)ws.found_polling,
+		(unsigned long long)ws.pauses);
+}
+
 /* close once: from destroy, or after the loop if destroy never ran */
 static void close_fs(void)
 {
@@ -1245,6 +1254,7 @@ static void close_fs(void)
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
+		requests_to_text();
 		/* files still open at unmount: orphans among them go now */
 		for (size_t i = 0; i < S.nr_open; i++)
 			if (S.open[i].unlinked)

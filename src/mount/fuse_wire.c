@@ -83,17 +83,40 @@ static void note_request(const void *buf, size_t len)
 #define POLL_BACKOFF_MIN 1024u
 #define POLL_BACKOFF_MAX (1u << 20)
 
+static long thread_preemptions(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_nivcsw;
+}
+
 static struct {
 	long poll_ns;
 	unsigned backoff;     /* reads left without polling */
 	unsigned next_backoff;
 	unsigned since_check; /* reads since the last count */
-	long nivcsw;          /* involuntary switches at the last count */
-} P = { .poll_ns = FUSE_WIRE_POLL_US_DEFAULT * 1000L, .next_backoff = POLL_BACKOFF_MIN };
+	long preempted;       /* the count at the last check */
+	long (*preemptions)(void);
+	struct fuse_wire_stats st;
+} P = {
+	.poll_ns = FUSE_WIRE_POLL_US_DEFAULT * 1000L,
+	.next_backoff = POLL_BACKOFF_MIN,
+	.preemptions = thread_preemptions,
+};
 
 void fuse_wire_set_poll_us(unsigned us)
 {
 	P.poll_ns = (long)us * 1000;
+}
+
+void fuse_wire_set_preemptions(long (*count)(void))
+{
+	P.preemptions = count ? count : thread_preemptions;
+	P.preempted = P.preemptions();
+}
+
+void fuse_wire_get_stats(struct fuse_wire_stats *out)
+{
+	*out = P.st;
 }
 
 static long now_ns(void)
@@ -105,27 +128,24 @@ static long now_ns(void)
 
 static void count_preemptions(void)
 {
-	struct rusage ru;
-	if (getrusage(RUSAGE_THREAD, &ru))
-		return;
-	if (ru.ru_nivcsw - P.nivcsw > POLL_PREEMPTED) {
+	long now = P.preemptions();
+	if (now - P.preempted > POLL_PREEMPTED) {
 		P.backoff = P.next_backoff;
+		P.st.pauses++;
 		if (P.next_backoff < POLL_BACKOFF_MAX)
 			P.next_backoff *= 2;
 	} else {
 		P.next_backoff = POLL_BACKOFF_MIN;
 	}
-	P.nivcsw = ru.ru_nivcsw;
+	P.preempted = now;
 }
 
 /* whether to poll before this read */
 static bool poll_now(void)
 {
 	if (P.backoff) {
-		if (!--P.backoff) {
-			struct rusage ru; /* count afresh from here */
-			if (!getrusage(RUSAGE_THREAD, &ru))
-				P.nivcsw = ru.ru_nivcsw;
+		if (!--P.backoff) { /* count afresh from here */
+			P.preempted = P.preemptions();
 			P.since_check = 0;
 		}
 		return false;
@@ -142,11 +162,16 @@ static bool poll_now(void)
  * read it (a read that sleeps when none came) */
 static ssize_t read_request(int fd, void *buf, size_t len)
 {
+	P.st.reads++;
 	if (P.poll_ns && poll_now()) {
 		long deadline = now_ns() + P.poll_ns;
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		while (poll(&p, 1, 0) == 0 && now_ns() < deadline)
+		int ready;
+		P.st.polled++;
+		while (!(ready = poll(&p, 1, 0)) && now_ns() < deadline)
 			__builtin_ia32_pause();
+		if (ready > 0)
+			P.st.found_polling++;
 	}
 	return read(fd, buf, len);
 }

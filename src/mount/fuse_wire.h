@@ -24,6 +24,7 @@
 #ifndef BKFS_FUSE_WIRE_H
 #define BKFS_FUSE_WIRE_H
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -35,6 +36,17 @@ ssize_t fuse_wire_writev(int fd, struct iovec *iov, int count, void *userdata);
 /* the polling window after a request, microseconds (0: none) */
 #define FUSE_WIRE_POLL_US_DEFAULT 50
 void fuse_wire_set_poll_us(unsigned us);
+
+struct fuse_wire_stats {
+	uint64_t reads;         /* requests read */
+	uint64_t polled;        /* reads that polled first */
+	uint64_t found_polling; /* and found a request while polling */
+	uint64_t pauses;        /* times polling paused (the CPU was wanted) */
+};
+void fuse_wire_get_stats(struct fuse_wire_stats *out);
+/* where polling counts the thread's preemptions (NULL: getrusage's
+ * involuntary context switches of the calling thread); for tests */
+void fuse_wire_set_preemptions(long (*count)(void));
 
 /* the kernel accepted FUSE_HANDLE_KILLPRIV_V2: the server clears the bits */
 bool fuse_wire_killpriv_v2(void);
