@@ -83,6 +83,16 @@ static void note_request(const void *buf, size_t len)
 #define POLL_BACKOFF_MIN 1024u
 #define POLL_BACKOFF_MAX (1u << 20)
 
+/* a spin loop's hint to the CPU (another hardware thread may use the core) */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 static long thread_preemptions(void)
 {
 	struct rusage ru;
@@ -162,14 +172,15 @@ static bool poll_now(void)
  * read it (a read that sleeps when none came) */
 static ssize_t read_request(int fd, void *buf, size_t len)
 {
-	P.st.reads++;
+	if (!P.st.reads++) /* the switches before serving are not contention */
+		P.preempted = P.preemptions();
 	if (P.poll_ns && poll_now()) {
 		long deadline = now_ns() + P.poll_ns;
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int ready;
 		P.st.polled++;
 		while (!(ready = poll(&p, 1, 0)) && now_ns() < deadline)
-			__builtin_ia32_pause();
+			cpu_relax();
 		if (ready > 0)
 			P.st.found_polling++;
 	}
