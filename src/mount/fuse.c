@@ -1224,7 +1224,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= conn->capable & FUSE_CAP_READDIRPLUS;
 }
 
-static void requests_to_text(void)
+/* the request counts of fuse_wire.c, on stderr with the other exit reports */
+static void print_request_counts(void)
 {
 	struct fuse_wire_stats ws;
 	fuse_wire_get_stats(&ws);
@@ -1254,7 +1255,7 @@ static void close_fs(void)
 	LOCK();
 	if (!S.closed) {
 		S.closed = true;
-		requests_to_text();
+		print_request_counts();
 		/* files still open at unmount: orphans among them go now */
 		for (size_t i = 0; i < S.nr_open; i++)
 			if (S.open[i].unlinked)

@@ -118,10 +118,17 @@ void fuse_wire_set_poll_us(unsigned us)
 	P.poll_ns = (long)us * 1000;
 }
 
+/* the next count compares with now */
+static void count_afresh(void)
+{
+	P.preempted = P.preemptions();
+	P.since_check = 0;
+}
+
 void fuse_wire_set_preemptions(long (*count)(void))
 {
 	P.preemptions = count ? count : thread_preemptions;
-	P.preempted = P.preemptions();
+	count_afresh();
 }
 
 void fuse_wire_get_stats(struct fuse_wire_stats *out)
@@ -154,10 +161,8 @@ static void count_preemptions(void)
 static bool poll_now(void)
 {
 	if (P.backoff) {
-		if (!--P.backoff) { /* count afresh from here */
-			P.preempted = P.preemptions();
-			P.since_check = 0;
-		}
+		if (!--P.backoff)
+			count_afresh();
 		return false;
 	}
 	if (++P.since_check >= POLL_CHECK) {
@@ -173,7 +178,7 @@ static bool poll_now(void)
 static ssize_t read_request(int fd, void *buf, size_t len)
 {
 	if (!P.st.reads++) /* the switches before serving are not contention */
-		P.preempted = P.preemptions();
+		count_afresh();
 	if (P.poll_ns && poll_now()) {
 		long deadline = now_ns() + P.poll_ns;
 		struct pollfd p = { .fd = fd, .events = POLLIN };

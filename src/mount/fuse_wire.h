@@ -16,8 +16,9 @@
  *   poll_us before it sleeps. On a virtual machine a sleep and wake-up of
  *   the server costs more than serving most requests; while a client's
  *   requests follow each other closely the server stays awake. It stops
- *   polling for a while when the scheduler has had to take the CPU from it
- *   (other work wants the CPU), so it never competes with the clients.
+ *   polling for a while (longer each time) when the scheduler has had to
+ *   take the CPU from it: other work wants the CPU, and the server does not
+ *   go on competing with it.
  *
  * One thread serves the requests, each before the next is read, so the
  * state is that of the request being served. */
