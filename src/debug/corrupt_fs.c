@@ -34,7 +34,7 @@ int corrupt_unreachable_inode(struct corrupt_ctx *c)
 	file_text(c, d);
 	pb_printf(&c->r->damaged, ": its only dirent (dir %llu slot %llu) deleted", (unsigned long long)d->dir,
 		  (unsigned long long)d->slot);
-	pb_printf(&c->r->lost, "the file's name: it is salvaged into lost+found");
+	pb_printf(&c->r->lost, "none: the file goes back under the name its inode records (into lost+found if it records none)");
 	aff_inum(c, d->inum);
 	if ((ret = compute_affects(c)))
 		return ret;
@@ -467,4 +467,52 @@ int corrupt_unlinked_not_orphan(struct corrupt_ctx *c)
 	if ((ret = commit_one(c->fs, BTREE_ID_inodes, &kb.k)))
 		return ret;
 	return commit_dirent_remove(c->fs, d->dir, d->name);
+}
+
+/* a single-link regular file whose inode records its name, and that key */
+static struct dent *pick_named_file(struct corrupt_ctx *c, struct bkey_buf *kb)
+{
+	struct dent *d = pick_file(c, 0, "no regular file with a single link");
+	if (!d || inode_lookup(c->fs, d->inum, kb))
+		return NULL;
+	if (bkey_val_bytes(&kb->k) <= sizeof(struct bkfs_inode)) {
+		no_target(c, "the file's inode records no name (a filesystem older than format 4)");
+		return NULL;
+	}
+	return d;
+}
+
+int corrupt_inode_name_wrong(struct corrupt_ctx *c)
+{
+	struct bkey_buf kb;
+	struct dent *d = pick_named_file(c, &kb);
+	if (!d)
+		return NO_TARGET;
+	u64 to = BKFS_ROOT_INO;
+	for (size_t i = 0; d->dir == BKFS_ROOT_INO && i < c->nr_inodes; i++)
+		if (S_ISDIR(c->inodes[i].v.mode) && c->inodes[i].inum != BKFS_ROOT_INO)
+			to = c->inodes[i].inum;
+	if (to == d->dir)
+		return no_target(c, "no second directory");
+	struct bkfs_inode *in = bkey_val(&kb.k);
+	file_text(c, d);
+	pb_printf(&c->r->damaged, ": the directory of its recorded name %llu -> %llu", (unsigned long long)in->parent,
+		  (unsigned long long)to);
+	pb_printf(&c->r->lost, "none");
+	in->parent = to;
+	return commit_one(c->fs, BTREE_ID_inodes, &kb.k);
+}
+
+int corrupt_inode_name_bad(struct corrupt_ctx *c)
+{
+	struct bkey_buf kb;
+	struct dent *d = pick_named_file(c, &kb);
+	if (!d)
+		return NO_TARGET;
+	u8 *name = (u8 *)bkey_val(&kb.k) + sizeof(struct bkfs_inode) + 1;
+	file_text(c, d);
+	pb_printf(&c->r->damaged, ": the first byte of its recorded name '%c' -> '/'", name[0]);
+	pb_printf(&c->r->lost, "none");
+	name[0] = '/';
+	return commit_one(c->fs, BTREE_ID_inodes, &kb.k);
 }

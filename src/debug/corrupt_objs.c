@@ -332,7 +332,7 @@ int load_inodes(struct corrupt_ctx *c)
 	if (c->inodes)
 		return 0;
 	for_each_btree_key(it, c->fs, BTREE_ID_inodes, POS_MIN, k, ret) {
-		if (k->type != KEY_TYPE_inode || bkey_val_bytes(k) != sizeof(struct bkfs_inode))
+		if (k->type != KEY_TYPE_inode || bkey_val_bytes(k) < sizeof(struct bkfs_inode))
 			continue;
 		if ((ret = darray_room(c->inodes, c->cap_inodes, c->nr_inodes + 1, 64)))
 			return ret;

@@ -18,6 +18,44 @@ struct bkfs_inode {
 } __attribute__((packed));
 _Static_assert(sizeof(struct bkfs_inode) == 80, "inode");
 #define INODE_MODE_BITS 0177777u /* file type and permissions: no other bit is valid */
+/* Format 4: the value may go on past the 80 bytes with the inode's recorded
+ * name, the name of one of its dirents in directory `parent` (a back-
+ * reference, so that a file whose dirent is lost keeps its name): u8 len,
+ * len bytes of name, zero padding to 8 bytes. Absent (value of 80 bytes) on
+ * the root, on older inodes and on an inode whose recorded dirent was
+ * removed while it kept other links. See docs/FORMAT.md 4.5. */
+#define INODE_NAME_MAX 255
+
+/* The recorded name of an inode value of vb bytes: 1 if there is one (name,
+ * len set), 0 if there is none, -1 if the bytes after the inode are not a
+ * well-formed name (the checker's inode_name_bad). */
+static inline int inode_name_parse(const void *val, size_t vb, const u8 **name, unsigned *len)
+{
+	const u8 *t = (const u8 *)val + sizeof(struct bkfs_inode);
+	if (vb <= sizeof(struct bkfs_inode))
+		return 0;
+	size_t room = vb - sizeof(struct bkfs_inode), n = t[0];
+	if (!n || 1 + n > room || room - (1 + n) >= 8)
+		return -1;
+	for (size_t i = 1 + n; i < room; i++)
+		if (t[i])
+			return -1;
+	if ((n == 1 && t[1] == '.') || (n == 2 && t[1] == '.' && t[2] == '.'))
+		return -1;
+	for (size_t i = 1; i <= n; i++)
+		if (!t[i] || t[i] == '/')
+			return -1;
+	*name = t + 1;
+	*len = (unsigned)n;
+	return 1;
+}
+
+/* value bytes of an inode with a recorded name of len bytes (0: none) */
+static inline size_t inode_val_bytes(size_t len)
+{
+	return sizeof(struct bkfs_inode) + (len ? (1 + len + 7) / 8 * 8 : 0);
+}
+
 #define BKFS_ROOT_INO 4096ull
 #define BKFS_FIRST_INO 4097ull
 

@@ -57,7 +57,22 @@ int hash_remove_at(struct trans *t, const struct hash_desc *d, u64 inode, u64 sl
 void bkfs_inode_init(struct bkfs_inode *in, u32 mode, u32 uid, u32 gid, u64 rdev, u64 now);
 int bkfs_inode_get(struct trans *t, u64 inum, struct bkfs_inode *out);
 int bkfs_inode_find(struct bkfs_fs *fs, u64 inum, struct bkfs_inode *out);
+/* Write the inode, keeping the recorded name it has on disk. */
 int bkfs_inode_write(struct trans *t, u64 inum, const struct bkfs_inode *in);
+/* The recorded name (docs/FORMAT.md 4.5): the name of one of the inode's
+ * dirents in in->parent, so that a lost dirent can be made again. name is a
+ * buffer of INODE_NAME_MAX bytes; *len 0 if the inode has none. */
+int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, char *name, size_t *len);
+/* Write the inode with this recorded name (len 0: none). */
+int bkfs_inode_write_named(struct trans *t, u64 inum, const struct bkfs_inode *in, const char *name, size_t len);
+/* Write *in after its dirent (dir, name) went while the inode stays: if
+ * that was its recorded name, the inode has none now. */
+int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
+			    size_t len);
+/* Write *in after its dirent (odir, oname) became (ndir, nname): the
+ * recorded name follows the dirent (in->parent too). */
+int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 odir, const char *oname,
+			  size_t olen, u64 ndir, const char *nname, size_t nlen);
 /* Delete the inode key, its data and its xattrs (nlink reached 0). */
 int bkfs_inode_remove(struct trans *t, u64 inum);
 /* Remove the data of inum in [start, end) sectors (end UINT64_MAX: to the

@@ -402,6 +402,7 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 	if ((ret = bkfs_inum_alloc(&im->t, false, &inum)))
 		goto out;
 	inode_from_stat(&in, &st);
+	in.parent = dir;
 
 	switch (st.st_mode & S_IFMT) {
 	case S_IFREG:
@@ -434,7 +435,6 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		break;
 	}
 	case S_IFDIR:
-		in.parent = dir;
 		break;
 	default:
 		im->st->specials++;
@@ -460,13 +460,13 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		in.nlink = 2 + n;
 		(*nsubdirs)++;
 		im->st->dirs++;
-		ret = bkfs_inode_write(&im->t, inum, &in);
+		ret = bkfs_inode_write_named(&im->t, inum, &in, name, nlen);
 out_dir:
 		closedir(sub);
 		if (ret)
 			goto out;
 	} else {
-		if ((ret = bkfs_inode_write(&im->t, inum, &in)) ||
+		if ((ret = bkfs_inode_write_named(&im->t, inum, &in, name, nlen)) ||
 		    (ret = bkfs_dirent_add_unique(&im->t, dir, name, nlen, inum, dt)))
 			goto out;
 		if (st.st_nlink > 1 && (ret = hl_add(im, st.st_dev, st.st_ino, inum, st.st_nlink)))

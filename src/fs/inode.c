@@ -81,12 +81,93 @@ int bkfs_inode_find(struct bkfs_fs *fs, u64 inum, struct bkfs_inode *out)
 	return ret;
 }
 
-int bkfs_inode_write(struct trans *t, u64 inum, const struct bkfs_inode *in)
+int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, char *name, size_t *len)
 {
 	struct bkey_buf kb;
-	bkey_init(&kb.k, KEY_TYPE_inode, POS(0, inum), sizeof(*in));
-	memcpy(bkey_val(&kb.k), in, sizeof(*in));
+	int ret = trans_lookup(t, BTREE_ID_inodes, POS(0, inum), &kb);
+	if (ret)
+		return ret;
+	if (kb.k.type != KEY_TYPE_inode || bkey_val_bytes(&kb.k) < sizeof(*out))
+		return -BKFS_E_CORRUPT;
+	if (out)
+		memcpy(out, bkey_val(&kb.k), sizeof(*out));
+	const u8 *n;
+	unsigned l;
+	*len = 0;
+	if (inode_name_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), &n, &l) > 0) {
+		memcpy(name, n, l);
+		*len = l;
+	}
+	return 0;
+}
+
+int bkfs_inode_write_named(struct trans *t, u64 inum, const struct bkfs_inode *in, const char *name, size_t len)
+{
+	struct bkey_buf kb;
+	if (len > INODE_NAME_MAX)
+		len = 0;
+	bkey_init(&kb.k, KEY_TYPE_inode, POS(0, inum), inode_val_bytes(len));
+	u8 *v = bkey_val(&kb.k);
+	memcpy(v, in, sizeof(*in));
+	if (len) {
+		size_t room = inode_val_bytes(len) - sizeof(*in);
+		memset(v + sizeof(*in), 0, room);
+		v[sizeof(*in)] = (u8)len;
+		memcpy(v + sizeof(*in) + 1, name, len);
+	}
 	return trans_update(t, BTREE_ID_inodes, &kb.k);
+}
+
+/* The inode's recorded name stays as it is on disk: most updates (times,
+ * sizes, link counts) do not touch it. */
+int bkfs_inode_write(struct trans *t, u64 inum, const struct bkfs_inode *in)
+{
+	char name[INODE_NAME_MAX];
+	size_t len = 0;
+	int ret = bkfs_inode_get_named(t, inum, NULL, name, &len);
+	if (ret && ret != -BKFS_E_NOENT)
+		return ret;
+	return bkfs_inode_write_named(t, inum, in, name, ret ? 0 : len);
+}
+
+/* in->parent and name say where the inode's recorded name is */
+static bool name_is(const struct bkfs_inode *in, const char *rec, size_t rlen, u64 dir, const char *name,
+		    size_t len)
+{
+	return rlen && rlen == len && in->parent == dir && !memcmp(rec, name, len);
+}
+
+int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
+			    size_t len)
+{
+	char rec[INODE_NAME_MAX];
+	size_t rlen;
+	struct bkfs_inode cur;
+	int ret = bkfs_inode_get_named(t, inum, &cur, rec, &rlen);
+	if (ret)
+		return ret;
+	if (!name_is(&cur, rec, rlen, dir, name, len))
+		return bkfs_inode_write_named(t, inum, in, rec, rlen);
+	if (!S_ISDIR(in->mode))
+		in->parent = 0;
+	return bkfs_inode_write_named(t, inum, in, NULL, 0);
+}
+
+int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 odir, const char *oname,
+			  size_t olen, u64 ndir, const char *nname, size_t nlen)
+{
+	char rec[INODE_NAME_MAX];
+	size_t rlen;
+	struct bkfs_inode cur;
+	int ret = bkfs_inode_get_named(t, inum, &cur, rec, &rlen);
+	if (ret)
+		return ret;
+	/* a directory has one name; a file takes the new one if the moved
+	 * dirent was its recorded name or it had none */
+	if (!S_ISDIR(in->mode) && rlen && !name_is(&cur, rec, rlen, odir, oname, olen))
+		return bkfs_inode_write_named(t, inum, in, rec, rlen);
+	in->parent = ndir;
+	return bkfs_inode_write_named(t, inum, in, nname, nlen);
 }
 
 int bkfs_inum_alloc(struct trans *t, bool check, u64 *inum)
@@ -274,10 +355,9 @@ int bkfs_create(struct bkfs_fs *fs, u64 dir, const char *name, u32 mode, u32 uid
 	if ((ret = bkfs_inum_alloc(&t, true, &inum)))
 		goto out;
 	bkfs_inode_init(&in, mode, uid, gid, rdev, now);
-	if (S_ISDIR(mode)) {
-		in.parent = dir;
+	in.parent = dir;
+	if (S_ISDIR(mode))
 		d.nlink++;
-	}
 	if (S_ISLNK(mode)) {
 		s64 delta = 0;
 		size_t tl = strlen(target);
@@ -289,7 +369,7 @@ int bkfs_create(struct bkfs_fs *fs, u64 dir, const char *name, u32 mode, u32 uid
 	if ((ret = bkfs_dirent_add(&t, dir, name, len, inum, bkfs_mode_to_dtype(mode))))
 		goto out;
 	d.mtime_ns = d.ctime_ns = now;
-	if ((ret = bkfs_inode_write(&t, dir, &d)) || (ret = bkfs_inode_write(&t, inum, &in)))
+	if ((ret = bkfs_inode_write(&t, dir, &d)) || (ret = bkfs_inode_write_named(&t, inum, &in, name, len)))
 		goto out;
 	if ((ret = trans_commit(&t, 0)))
 		goto out;
@@ -311,8 +391,10 @@ int bkfs_link(struct bkfs_fs *fs, u64 inum, u64 dir, const char *name)
 	int ret;
 	if ((ret = bkfs_name_check(name, len)))
 		return ret;
+	char rec[INODE_NAME_MAX];
+	size_t rlen;
 	trans_init(&t, fs);
-	if ((ret = bkfs_inode_get(&t, dir, &d)) || (ret = bkfs_inode_get(&t, inum, &in)))
+	if ((ret = bkfs_inode_get(&t, dir, &d)) || (ret = bkfs_inode_get_named(&t, inum, &in, rec, &rlen)))
 		goto out;
 	if (!S_ISDIR(d.mode)) {
 		ret = -BKFS_E_NOTDIR;
@@ -331,7 +413,12 @@ int bkfs_link(struct bkfs_fs *fs, u64 inum, u64 dir, const char *name)
 	in.nlink++;
 	in.ctime_ns = now;
 	d.mtime_ns = d.ctime_ns = now;
-	if (!(ret = bkfs_inode_write(&t, dir, &d)) && !(ret = bkfs_inode_write(&t, inum, &in)))
+	if (!rlen) { /* the new name is recorded if the inode had none left */
+		in.parent = dir;
+		memcpy(rec, name, len);
+		rlen = len;
+	}
+	if (!(ret = bkfs_inode_write(&t, dir, &d)) && !(ret = bkfs_inode_write_named(&t, inum, &in, rec, rlen)))
 		ret = trans_commit(&t, 0);
 out:
 	trans_exit(&t);
@@ -379,7 +466,7 @@ int bkfs_unlink(struct bkfs_fs *fs, u64 dir, const char *name, bool rmdir)
 		goto out;
 	d.mtime_ns = d.ctime_ns = now;
 	in.ctime_ns = now;
-	if ((ret = bkfs_inode_write(&t, dir, &d)) || (ret = bkfs_inode_write(&t, inum, &in)) ||
+	if ((ret = bkfs_inode_write(&t, dir, &d)) || (ret = bkfs_inode_name_dropped(&t, inum, &in, dir, name, len)) ||
 	    (ret = trans_commit(&t, 0)))
 		goto out;
 	if (!in.nlink) {

@@ -160,7 +160,8 @@ static int whiteout_at(struct trans *t, u64 dir, u64 oslot, const char *name, si
 	if (ret)
 		return ret;
 	bkfs_inode_init(&in, S_IFCHR, wo->uid, wo->gid, 0, now);
-	if ((ret = bkfs_inode_write(t, inum, &in)))
+	in.parent = dir;
+	if ((ret = bkfs_inode_write_named(t, inum, &in, name, len)))
 		return ret;
 	return dirent_set_at(t, dir, oslot, name, len, inum, DT_CHR);
 }
@@ -297,8 +298,10 @@ int bkfs_rename_whiteout(struct bkfs_fs *fs, u64 odir, const char *oname, u64 nd
 	nd->mtime_ns = nd->ctime_ns = now;
 	if ((ret = bkfs_inode_write(&t, odir, &od)) ||
 	    (nd != &od && (ret = bkfs_inode_write(&t, ndir, nd))) ||
-	    (ret = bkfs_inode_write(&t, inum, &src)) ||
-	    (have_tgt && !tgt_gone && (ret = bkfs_inode_write(&t, tinum, &tgt))) ||
+	    (ret = bkfs_inode_name_moved(&t, inum, &src, odir, oname, olen, ndir, nname, nlen)) ||
+	    (have_tgt && !tgt_gone &&
+	     (ret = exchange ? bkfs_inode_name_moved(&t, tinum, &tgt, ndir, nname, nlen, odir, oname, olen) :
+			       bkfs_inode_name_dropped(&t, tinum, &tgt, ndir, nname, nlen))) ||
 	    (ret = trans_commit(&t, 0)))
 		goto out;
 	if (tgt_orphaned && !(flags & BKFS_RENAME_ORPHAN))
@@ -429,7 +432,8 @@ int bkfs_remove(struct bkfs_fs *fs, u64 dir, const char *name, unsigned flags)
 		gone = !orphaned;
 	if (!(flags & BKFS_REMOVE_KEEP_TIMES))
 		d.mtime_ns = d.ctime_ns = now;
-	if ((ret = bkfs_inode_write(&t, dir, &d)) || (!gone && (ret = bkfs_inode_write(&t, inum, &in))) ||
+	if ((ret = bkfs_inode_write(&t, dir, &d)) ||
+	    (!gone && (ret = bkfs_inode_name_dropped(&t, inum, &in, dir, name, len))) ||
 	    (ret = trans_commit(&t, 0)))
 		goto out;
 	if (orphaned && !(flags & BKFS_REMOVE_ORPHAN))

@@ -66,11 +66,13 @@ struct fi {
 	u16 count;    /* non-dirs: dirents; dirs: dirents pointing at it, then subdirectories
 		       * (use cnt()/cnt_inc(): CNT_BIG means the count is in bigcnt) */
 	u8 type : 4;  /* DT_* (0 while unknown) */
-	u8 nl : 4;    /* non-dirs: the inode's nlink, NL_BIG if that or larger (or no inode) */
+	u8 nl : 4;    /* non-dirs: the inode's nlink, NL_NAMED1 for 1 with a recorded name, NL_BIG
+		       * if 14 or more (or no inode); dirs: 1 if it has a recorded name */
 	u8 flags;
 };
 _Static_assert(sizeof(struct fi) == 12, "per-inode state");
 #define NL_BIG 15
+#define NL_NAMED1 14
 #define CNT_BIG UINT16_MAX
 
 /* table entries from index start on have inums with these high 32 bits */
@@ -112,7 +114,11 @@ struct xlost { u32 idx, xattrs; };
 #define FX_SECTORS (1u << 2)
 #define FX_NLINK   (1u << 3)
 #define FX_PARENT  (1u << 4)
-struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; };
+#define FX_NAME    (1u << 5)
+/* name (FX_NAME): the recorded name to write, malloc'd; NULL: none */
+struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; char *name; };
+/* an unreachable inode put back under its recorded name (dir: table index) */
+struct relink { u32 idx, dir; bool fix; char name[BKFS_NAME_MAX + 1]; };
 struct lfadd { u64 inum; u8 type; };
 /* the last known path of an inode that goes to lost+found: the name a
  * removed dirent gave it (user.bkfs.origin, docs/FORMAT.md) */
@@ -164,6 +170,13 @@ struct fsp {
 	DARRAY(struct dtfix) dtfix;
 	DARRAY(struct lnkrm) lnkrm;
 	DARRAY(struct ghost) ghosts; /* in inum order */
+	DARRAY(struct relink) relinks; /* in table order */
+	DARRAY(u32) namebad;    /* inodes whose recorded name is malformed, in table order */
+	/* recorded names against the dirents (docs/FORMAT.md 4.5), as sums of
+	 * name_mix(inum, parent): of the named inodes that have one name (dirs,
+	 * nlink 1), and of where the table says their one dirent is after the
+	 * repairs. Equal sums spare the second inode scan. */
+	u64 names_recorded, names_found;
 	DARRAY(struct origin) origins; /* in inum order, first name kept */
 	size_t ghost_next;      /* the inode scan's position in ghosts */
 	DARRAY(u64) ol;         /* the orphan list: inums in order */
@@ -597,7 +610,19 @@ static int add_dpar(struct fsp *s, u32 idx, u64 parent, u32 nlink)
 	return 0;
 }
 
-static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
+/* a 64-bit mix of (inode, directory) for the recorded-name sums */
+static u64 name_mix(u64 inum, u64 dir)
+{
+	u64 x = inum * 0x9E3779B97F4A7C15ull ^ (dir + 0x632BE59BD9B4E019ull);
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9ull;
+	x ^= x >> 29;
+	x *= 0x94D049BB133111EBull;
+	return x ^ (x >> 32);
+}
+
+/* named: the inode's recorded name, as inode_name_parse says (1, 0, -1) */
+static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v, int named)
 {
 	struct acc a;
 	int ret = consume_orphans(s, inum, false);
@@ -634,7 +659,15 @@ static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v)
 		*x = (struct xlost){ .idx = idx, .xattrs = a.xattrs };
 	}
 	u32 nlink = v ? v->nlink : 0;
-	e->nl = v && nlink < NL_BIG ? nlink : NL_BIG;
+	e->nl = v && nlink < NL_NAMED1 ? nlink : NL_BIG;
+	if (named > 0 && (type == DT_DIR || nlink == 1))
+		s->names_recorded += name_mix(inum, v->parent);
+	if (type == DT_DIR)
+		e->nl = named > 0;
+	else if (named > 0 && nlink == 1)
+		e->nl = NL_NAMED1;
+	if (named < 0 && darray_push(s->namebad, idx))
+		return -BKFS_E_NOMEM;
 	if (type == DT_DIR && (ret = add_dpar(s, idx, parent, nlink)))
 		return ret;
 	if (!type) {
@@ -679,8 +712,13 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		bool ok = inode_key_ok(k), past = k->p.inode;
 		u64 inum = k->p.offset;
 		struct bkfs_inode v;
-		if (ok)
+		int named = 0;
+		if (ok) {
+			const u8 *n;
+			unsigned nl;
 			memcpy(&v, bkey_val(k), sizeof(v));
+			named = inode_name_parse(bkey_val(k), bkey_val_bytes(k), &n, &nl);
+		}
 		if (past && !s->hook)
 			break;
 		/* last use of k: the hook may read other nodes */
@@ -689,12 +727,12 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		btree_iter_advance(&it);
 		if (!ok || past)
 			continue; /* invalid keys are check_allocations' business */
-		if (!s->root_seen && inum > BKFS_ROOT_INO && (ret = add_inode(s, BKFS_ROOT_INO, NULL)))
+		if (!s->root_seen && inum > BKFS_ROOT_INO && (ret = add_inode(s, BKFS_ROOT_INO, NULL, 0)))
 			return ret;
-		if ((ret = add_inode(s, inum, &v)))
+		if ((ret = add_inode(s, inum, &v, named)))
 			return ret;
 	}
-	if (!s->root_seen && (ret = add_inode(s, BKFS_ROOT_INO, NULL)))
+	if (!s->root_seen && (ret = add_inode(s, BKFS_ROOT_INO, NULL, 0)))
 		return ret;
 	return consume_orphans(s, 0, true);
 }
@@ -1054,12 +1092,92 @@ static bool orphan_valid(struct fsp *s, u32 i)
 	return s->ol.nr && !(e->flags & F_NEW) && e->type != DT_DIR && !cnt(s, i) && orphan_listed(s, t_inum(s, i));
 }
 
+/* Is name free in directory dir (table index) for a relink? Not if a
+ * dirent has it (even one the repairs remove: the name is not guessed
+ * free) or another relink of this run took it. */
+static int relink_name_free(struct fsp *s, u32 dir, const char *name, size_t len)
+{
+	struct trans t;
+	trans_init(&t, s->fs);
+	int ret = bkfs_dirent_lookup(&t, t_inum(s, dir), name, len, NULL, NULL, NULL);
+	trans_exit(&t);
+	if (ret != -BKFS_E_NOENT)
+		return ret == -BKFS_E_NOMEM ? ret : 0; /* there, or unreadable: not free */
+	for (size_t i = 0; i < s->relinks.nr; i++)
+		if (s->relinks.data[i].dir == dir && !strcmp(s->relinks.data[i].name, name))
+			return 0;
+	return 1;
+}
+
+/* An inode no dirent leads to goes back under its recorded name when the
+ * directory the name is in is there and the name is free (docs/FORMAT.md
+ * 4.5): a lost dirent then costs no name. 1 if it does. */
+static int try_relink(struct fsp *s, u32 i)
+{
+	struct fi *t = s->t.data;
+	struct bkey_buf kb;
+	const u8 *n;
+	unsigned len;
+	if ((t[i].flags & F_NEW) || (t[i].type != DT_DIR && !t[i].nl))
+		return 0; /* recreated, or nlink 0: no name to go back to */
+	int ret = btree_lookup(s->fs, BTREE_ID_inodes, POS(0, t_inum(s, i)), &kb);
+	if (ret)
+		return ret == -BKFS_E_NOMEM ? ret : 0;
+	if (kb.k.type != KEY_TYPE_inode || bkey_val_bytes(&kb.k) < sizeof(struct bkfs_inode) ||
+	    inode_name_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), &n, &len) <= 0)
+		return 0;
+	u64 parent = ((const struct bkfs_inode *)bkey_val(&kb.k))->parent;
+	u32 dir = parent >= BKFS_ROOT_INO ? tfind(s, parent) : NONE;
+	if (dir == NONE || dir == i || t[dir].type != DT_DIR)
+		return 0;
+	char name[BKFS_NAME_MAX + 1];
+	memcpy(name, n, len);
+	name[len] = 0;
+	if ((ret = relink_name_free(s, dir, name, len)) <= 0)
+		return ret;
+	struct relink *r = darray_push_zeroed(s->relinks);
+	if (!r)
+		return -BKFS_E_NOMEM;
+	r->idx = i;
+	r->dir = dir;
+	memcpy(r->name, name, len + 1);
+	t[i].link = dir;
+	if (t[i].type != DT_DIR && (ret = cnt_inc(s, i)))
+		return ret;
+	return 1;
+}
+
+/* sum of name_mix(inode, directory of its one dirent) over the inodes
+ * whose recorded name the sum of names_recorded holds, as the table has
+ * them after the repairs */
+static u64 names_found(struct fsp *s)
+{
+	const struct fi *t = s->t.data;
+	u64 sum = 0;
+	for (u32 i = 0; i < s->t.nr; i++) {
+		if ((t[i].flags & (F_NEW | F_TO_LF)) || t[i].link == NONE || i == s->root)
+			continue;
+		if (t[i].type == DT_DIR ? t[i].nl == 1 : t[i].nl == NL_NAMED1 && cnt(s, i) == 1)
+			sum += name_mix(t_inum(s, i), t_inum(s, t[i].link));
+	}
+	return sum;
+}
+
 static int plan_structure(struct fsp *s)
 {
 	struct fi *t = s->t.data;
 	for (size_t i = 0; i < s->t.nr; i++)
 		if (t[i].type == DT_DIR)
 			cnt_zero(s, i);
+	/* unreachable inodes with a recorded name go back under it first, so
+	 * that the loop walk sees the directories among them */
+	for (u32 i = 0; i < s->t.nr; i++) {
+		if (i == s->root || (t[i].type == DT_DIR ? t[i].link != NONE : cnt(s, i) != 0) || orphan_valid(s, i))
+			continue;
+		int ret = try_relink(s, i);
+		if (ret < 0)
+			return ret;
+	}
 	/* loops: walk each directory's chain of kept dirents up to the root;
 	 * a chain that comes back to itself is a loop, broken at the directory
 	 * where the walk met its own path */
@@ -1125,6 +1243,7 @@ static int plan_structure(struct fsp *s)
 	}
 	if (s->lf_new && cnt_inc(s, s->root))
 		return -BKFS_E_NOMEM;
+	s->names_found = names_found(s);
 	return 0;
 }
 
@@ -1152,8 +1271,23 @@ static int find_name(struct fsp *s, u64 dir, u64 inum, char *name, struct bpos *
 	return ret ? ret : -BKFS_E_NOENT;
 }
 
-/* Path of an inode as it is now (before repairs), following the kept dirent
- * of each directory; false if it does not lead to the root. */
+/* the relink of an inode (table index), if it has one */
+static const struct relink *relink_of(const struct fsp *s, u32 idx)
+{
+	size_t lo = 0, hi = s->relinks.nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (s->relinks.data[m].idx < idx)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo < s->relinks.nr && s->relinks.data[lo].idx == idx ? &s->relinks.data[lo] : NULL;
+}
+
+/* Path of an inode as it is now (before repairs) but for the relinks,
+ * following the kept dirent of each directory; false if it does not lead
+ * to the root. */
 static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
 {
 	if (idx == s->root) {
@@ -1173,7 +1307,10 @@ static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
 			break;
 		if (darray_room(names, cap, nr + 1, 8))
 			break;
-		if (find_name(s, t_inum(s, up), t_inum(s, cur), names[nr], NULL))
+		const struct relink *r = relink_of(s, cur);
+		if (r)
+			memcpy(names[nr], r->name, sizeof(r->name));
+		else if (find_name(s, t_inum(s, up), t_inum(s, cur), names[nr], NULL))
 			break;
 		nr++;
 		cur = up;
@@ -1183,6 +1320,32 @@ static bool path_of(struct fsp *s, u32 idx, struct printbuf *out)
 			pb_printf(out, "/%s", names[i]);
 	free(names);
 	return ok;
+}
+
+/* "/dir/path/name" (or "name in directory inode N") */
+static void dir_entry_path(struct fsp *s, u32 dir, const char *name, struct printbuf *out)
+{
+	struct printbuf p = PRINTBUF;
+	if (path_of(s, dir, &p))
+		pb_printf(out, "%s%s%s", pb_str(&p), dir == s->root ? "" : "/", name);
+	else
+		pb_printf(out, "%s in directory inode %llu", name, (unsigned long long)t_inum(s, dir));
+	pb_exit(&p);
+}
+
+/* the repair of a recorded name: the name of the inode's dirent in dir, or
+ * none if it has none there */
+static int fix_name(struct fsp *s, struct ifix *f, u64 dir, u64 inum)
+{
+	char name[BKFS_NAME_MAX + 1];
+	int ret = find_name(s, dir, inum, name, NULL);
+	if (ret && ret != -BKFS_E_NOENT)
+		return ret;
+	f->mask |= FX_NAME | FX_PARENT;
+	f->parent = dir;
+	free(f->name);
+	f->name = ret ? NULL : strdup(name);
+	return ret || f->name ? 0 : -BKFS_E_NOMEM;
 }
 
 /* "inode N (/path)" */
@@ -1638,7 +1801,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 	struct bkey *k;
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
 	struct fi *t = s->t.data;
-	size_t ti = 0, zi = 0, xi = 0;
+	size_t ti = 0, zi = 0, xi = 0, ri = 0, bi = 0;
 	int ret;
 	btree_iter_init(&it, s->fs, BTREE_ID_inodes, 0, POS_MIN);
 	for (;;) {
@@ -1652,8 +1815,13 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		bool ok = inode_key_ok(k);
 		u64 inum = k->p.offset;
 		struct bkfs_inode v;
-		if (ok)
+		int named = 0;
+		if (ok) {
+			const u8 *n;
+			unsigned len;
 			memcpy(&v, bkey_val(k), sizeof(v));
+			named = inode_name_parse(bkey_val(k), bkey_val_bytes(k), &n, &len);
+		}
 		btree_iter_advance(&it);
 		if (!ok)
 			continue;
@@ -1693,6 +1861,38 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 					break;
 			}
 		}
+		while (ri < s->relinks.nr && s->relinks.data[ri].idx < idx)
+			ri++;
+		struct relink *rl = ri < s->relinks.nr && s->relinks.data[ri].idx == idx && !(e->flags & F_TO_LF) ?
+					    &s->relinks.data[ri] : NULL;
+		if (rl) {
+			rl->fix = ERR(s, inode_unreachable, "linked it back under its recorded name", "inode %llu",
+				      (unsigned long long)inum);
+			pb_reset(&act);
+			dir_entry_path(s, rl->dir, rl->name, &act);
+			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it goes back to %s (its recorded name)",
+				     ft_name(e->type), (unsigned long long)v.size, v.nlink, pb_str(&act));
+		}
+		while (bi < s->namebad.nr && s->namebad.data[bi] < idx)
+			bi++;
+		if (bi < s->namebad.nr && s->namebad.data[bi] == idx) {
+			bool one = !(e->flags & F_TO_LF) && e->link != NONE && (e->type == DT_DIR || cnt(s, idx) == 1);
+			if (ERR(s, inode_name_bad, one ? "recorded the name of its directory entry" : "removed the recorded name",
+				"%s", OBJ())) {
+				f.mask |= FX_NAME;
+				if (one && (ret = fix_name(s, &f, t_inum(s, e->link), inum)))
+					break;
+			}
+			fsck_err_msg(s->c, "the bytes after the inode are not a well-formed name");
+		}
+		if (named > 0 && e->type != DT_DIR && !rl && !(e->flags & F_TO_LF) && cnt(s, idx) == 1 &&
+		    e->link != NONE && v.parent != t_inum(s, e->link)) {
+			if (ERR(s, inode_name_wrong, "recorded the name of its directory entry", "%s", OBJ()) &&
+			    (ret = fix_name(s, &f, t_inum(s, e->link), inum)))
+				break;
+			fsck_err_msg(s->c, "its recorded name is in directory %llu, but its one directory entry is in directory %llu",
+				     (unsigned long long)v.parent, (unsigned long long)t_inum(s, e->link));
+		}
 		if (e->type == DT_DIR) {
 			if (e->flags & F_TO_LF) {
 				if ((e->flags & F_LFFIX) && v.parent != lf_inum(s)) {
@@ -1705,6 +1905,9 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 					if (ERR(s, dir_parent_wrong, "set the parent field", "%s", OBJ())) {
 						f.mask |= FX_PARENT;
 						f.parent = want;
+						/* the recorded name goes with the parent field */
+						if (named > 0 && (ret = fix_name(s, &f, want, inum)))
+							break;
 					}
 					fsck_err_msg(s->c, "parent field is %llu, but %s %llu",
 						     (unsigned long long)v.parent,
@@ -1777,7 +1980,8 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
  * filesystem this saves reading the inodes btree again. */
 static bool inodes_need_report(struct fsp *s)
 {
-	if (s->sz.nr || s->root_notdir || s->xlost.nr)
+	if (s->sz.nr || s->root_notdir || s->xlost.nr || s->relinks.nr || s->namebad.nr ||
+	    s->names_recorded != s->names_found)
 		return true;
 	for (u32 i = 0; i < s->t.nr; i++) {
 		const struct fi *e = &s->t.data[i];
@@ -1789,7 +1993,7 @@ static bool inodes_need_report(struct fsp *s)
 			const struct dpar *d = dpar_find(s, i);
 			if (!d || d->nlink != 2 + cnt(s, i) || d->parent != (i == s->root ? s->root : e->link))
 				return true;
-		} else if (e->nl == NL_BIG || e->nl != cnt(s, i)) {
+		} else if (e->nl == NL_BIG || (e->nl == NL_NAMED1 ? 1 : e->nl) != cnt(s, i)) {
 			return true;
 		}
 	}
@@ -1912,7 +2116,26 @@ static int cmp_ifix(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* add name -> inum to dir; on a clash "name.1", "name.2", ... */
+/* the inode's recorded name becomes name in dir (the dirent fsck made) */
+static int set_name(struct fsp *s, u64 inum, u64 dir, const char *name)
+{
+	struct trans t;
+	struct bkfs_inode in;
+	char old[INODE_NAME_MAX];
+	size_t len;
+	trans_init(&t, s->fs);
+	int ret = bkfs_inode_get_named(&t, inum, &in, old, &len);
+	if (!ret) {
+		in.parent = dir;
+		if (!(ret = bkfs_inode_write_named(&t, inum, &in, name, strlen(name))))
+			ret = commit(&t);
+	}
+	trans_exit(&t);
+	return ret;
+}
+
+/* add name -> inum to dir; on a clash "name.1", "name.2", ...; the inode
+ * records the name it got */
 static int add_dirent_unique(struct fsp *s, u64 dir, const char *base, u64 inum, unsigned type)
 {
 	struct trans t;
@@ -1929,7 +2152,7 @@ static int add_dirent_unique(struct fsp *s, u64 dir, const char *base, u64 inum,
 	if (!ret)
 		ret = commit(&t);
 	trans_exit(&t);
-	return ret;
+	return ret ? ret : set_name(s, inum, dir, name);
 }
 
 /* the salvaged inode's last known path, kept with it in lost+found */
@@ -1977,6 +2200,14 @@ static int apply(struct fsp *s)
 			continue;
 		if ((ret = write_new_inode(s, d->new_inum, S_IFREG | 0600, 1, 0, d->a.end, d->a.sectors)) ||
 		    (ret = move_extents(s, t_inum(s, d->idx), d->new_inum)))
+			goto out;
+	}
+	/* before the removals: a symlink whose target is lost goes with the
+	 * dirent it got back */
+	for (size_t i = 0; i < s->relinks.nr; i++) {
+		struct relink *r = &s->relinks.data[i];
+		if (r->fix && !(t[r->idx].flags & F_TO_LF) &&
+		    (ret = add_dirent_unique(s, t_inum(s, r->dir), r->name, t_inum(s, r->idx), t[r->idx].type)))
 			goto out;
 	}
 	for (size_t i = 0; i < s->dtfix.nr; i++) {
@@ -2027,8 +2258,10 @@ static int apply(struct fsp *s)
 	vsort(s->fix.data, s->fix.nr, sizeof(*s->fix.data), cmp_ifix);
 	for (size_t i = 0; i < s->fix.nr;) {
 		struct bkfs_inode in;
+		char name[INODE_NAME_MAX];
+		size_t len;
 		u64 inum = s->fix.data[i].inum;
-		ret = bkfs_inode_get(&tr, inum, &in);
+		ret = bkfs_inode_get_named(&tr, inum, &in, name, &len);
 		if (ret)
 			goto out;
 		for (; i < s->fix.nr && s->fix.data[i].inum == inum; i++) {
@@ -2043,8 +2276,12 @@ static int apply(struct fsp *s)
 				in.nlink = f->nlink;
 			if (f->mask & FX_PARENT)
 				in.parent = f->parent;
+			if (f->mask & FX_NAME) {
+				len = f->name ? strlen(f->name) : 0;
+				memcpy(name, f->name ? f->name : "", len);
+			}
 		}
-		if ((ret = bkfs_inode_write(&tr, inum, &in)) || (ret = commit(&tr)))
+		if ((ret = bkfs_inode_write_named(&tr, inum, &in, name, len)) || (ret = commit(&tr)))
 			goto out;
 	}
 out:
@@ -2100,7 +2337,11 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->extra);
 	darray_exit(s->loops);
 	darray_exit(s->xlost);
+	for (size_t i = 0; i < s->fix.nr; i++)
+		free(s->fix.data[i].name);
 	darray_exit(s->fix);
+	darray_exit(s->relinks);
+	darray_exit(s->namebad);
 	darray_exit(s->lfadd);
 	darray_exit(s->dels);
 	darray_exit(s->dtfix);

@@ -502,8 +502,31 @@ static void test_validate(void)
 	BAD(&b.k, BTREE_ID_dirents, 0);
 	b.k.p.inode = 1;
 	BAD(&b.k, BTREE_ID_inodes, 0);
+	/* the recorded name (format 4): bytes after the inode that do not form
+	 * one leave the key valid (the checker strips them: inode_name_bad) */
 	mk_inode(&b, 4096);
 	b.k.u64s++;
+	OK(&b.k, BTREE_ID_inodes, 0);
+	const u8 *nm;
+	unsigned nlen;
+	CHECK_EQ(inode_name_parse(bkey_val(&b.k), bkey_val_bytes(&b.k), &nm, &nlen), -1); /* length 0 */
+	CHECK_EQ(inode_name_parse(bkey_val(&b.k), sizeof(struct bkfs_inode), &nm, &nlen), 0);
+	u8 *tail = (u8 *)bkey_val(&b.k) + sizeof(struct bkfs_inode);
+	memcpy(tail, "\003abc\0\0\0\0", 8);
+	CHECK_EQ(inode_name_parse(bkey_val(&b.k), bkey_val_bytes(&b.k), &nm, &nlen), 1);
+	CHECK(nlen == 3 && !memcmp(nm, "abc", 3));
+	CHECK_EQ(inode_val_bytes(3), sizeof(struct bkfs_inode) + 8);
+	CHECK_EQ(inode_val_bytes(7), sizeof(struct bkfs_inode) + 8);
+	CHECK_EQ(inode_val_bytes(8), sizeof(struct bkfs_inode) + 16);
+	static const char *const bad[] = { "\003a/c\0\0\0\0", "\002..\0\0\0\0\0", "\001.\0\0\0\0\0\0",
+					   "\003abc\0\0\0x", "\010abcdefgh", "\002a\0\0\0\0\0\0" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		memcpy(tail, bad[i], 8);
+		CHECK_EQ(inode_name_parse(bkey_val(&b.k), bkey_val_bytes(&b.k), &nm, &nlen), -1);
+	}
+	/* a value longer than the longest name needs is not an inode's */
+	mk_inode(&b, 4096);
+	b.k.u64s += (inode_val_bytes(INODE_NAME_MAX) - sizeof(struct bkfs_inode)) / 8 + 1;
 	BAD(&b.k, BTREE_ID_inodes, 0);
 	mk_inode(&b, 4096);
 	b.k.size = 1; /* non-extent keys have size 0 */

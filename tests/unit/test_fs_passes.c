@@ -127,6 +127,30 @@ static int del_inode(struct bkfs_fs *fs, u64 inum)
 	return commit1(&t, trans_delete(&t, BTREE_ID_inodes, POS(0, inum)));
 }
 
+/* the inode records no name (as on a filesystem older than format 4) */
+static int strip_name(struct bkfs_fs *fs, u64 inum)
+{
+	struct trans t;
+	struct bkfs_inode in;
+	trans_init(&t, fs);
+	int ret = bkfs_inode_get(&t, inum, &in);
+	return commit1(&t, ret ? ret : bkfs_inode_write_named(&t, inum, &in, NULL, 0));
+}
+
+/* the inode records name in dir */
+static void check_name(struct bkfs_fs *fs, u64 inum, u64 dir, const char *name)
+{
+	struct trans t;
+	struct bkfs_inode in;
+	char rec[INODE_NAME_MAX];
+	size_t len = 0;
+	trans_init(&t, fs);
+	CHECK_EQ(bkfs_inode_get_named(&t, inum, &in, rec, &len), 0);
+	trans_exit(&t);
+	CHECK_EQ(in.parent, dir);
+	CHECK(len == strlen(name) && !memcmp(rec, name, len));
+}
+
 enum field { F_NLINK, F_SIZE, F_SECTORS, F_PARENT, F_MODE };
 static int set_field(struct bkfs_fs *fs, u64 inum, enum field f, u64 v)
 {
@@ -434,13 +458,32 @@ static void a_normal_paths(struct bkfs_fs *fs, struct tree *t)
 	CHECK_EQ(in.nlink, 2);
 }
 
+/* a file's only dirent lost: it goes back under the name its inode records */
 static int d_unreachable(struct bkfs_fs *fs, struct tree *t)
 {
 	return del_dirent(fs, t->b, "f2");
 }
+static void a_relinked(struct bkfs_fs *fs, struct tree *t)
+{
+	a_normal_paths(fs, t);
+	check_name(fs, t->f2, t->b, "f2");
+	CHECK(bkfs_lookup_path(fs, "/lost+found", NULL, NULL) == -BKFS_E_NOENT);
+}
+
+/* the same with no recorded name: lost+found, where it records its new name */
+static int d_unreachable_unnamed(struct bkfs_fs *fs, struct tree *t)
+{
+	int ret = strip_name(fs, t->f2);
+	return ret ? ret : del_dirent(fs, t->b, "f2");
+}
 static void a_unreachable(struct bkfs_fs *fs, struct tree *t)
 {
 	check_lf(fs, t->f2);
+	char name[32];
+	u64 lf;
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)t->f2);
+	CHECK_EQ(bkfs_lookup_path(fs, "/lost+found", &lf, NULL), 0);
+	check_name(fs, t->f2, lf, name);
 	struct bkfs_inode in;
 	CHECK_EQ(bkfs_lookup_path(fs, "/lost+found", NULL, &in), 0);
 	CHECK(S_ISDIR(in.mode));
@@ -450,6 +493,36 @@ static void a_unreachable(struct bkfs_fs *fs, struct tree *t)
 static int d_unreachable_dir(struct bkfs_fs *fs, struct tree *t)
 {
 	return del_dirent(fs, t->a, "b");
+}
+static int d_unreachable_dir_unnamed(struct bkfs_fs *fs, struct tree *t)
+{
+	int ret = strip_name(fs, t->b);
+	return ret ? ret : del_dirent(fs, t->a, "b");
+}
+
+/* the recorded name is taken by another file: lost+found */
+static int d_name_taken(struct bkfs_fs *fs, struct tree *t)
+{
+	int ret = del_dirent(fs, t->b, "f2");
+	return ret ? ret : add_dirent(fs, t->b, "f2", t->f3, DT_REG);
+}
+static void a_name_taken(struct bkfs_fs *fs, struct tree *t)
+{
+	check_lf(fs, t->f2);
+	check_path(fs, "/a/b/f2", t->f3);
+	check_path(fs, "/c/f3", t->f3);
+}
+
+/* a recorded name in the wrong directory, or malformed: the name of the
+ * file's one dirent is recorded */
+static int d_name_wrong(struct bkfs_fs *fs, struct tree *t)
+{
+	return set_field(fs, t->f2, F_PARENT, t->c);
+}
+static void a_name_right(struct bkfs_fs *fs, struct tree *t)
+{
+	a_normal_paths(fs, t);
+	check_name(fs, t->f2, t->b, "f2");
 }
 static void a_unreachable_dir(struct bkfs_fs *fs, struct tree *t)
 {
@@ -656,9 +729,15 @@ int main(void)
 	bd->keep_open = true;
 
 	scenario("clean", d_none, NULL, 0, a_normal_paths);
-	SCEN("unreachable", d_unreachable, a_unreachable, E(inode_unreachable), E(lost_found_missing),
+	SCEN("unreachable", d_unreachable, a_relinked, E(inode_unreachable));
+	SCEN("unreachable_unnamed", d_unreachable_unnamed, a_unreachable, E(inode_unreachable), E(lost_found_missing),
 	     E(inode_link_count_wrong));
-	SCEN("unreachable_dir", d_unreachable_dir, a_unreachable_dir, E(inode_unreachable), E(lost_found_missing));
+	SCEN("unreachable_dir", d_unreachable_dir, a_relinked, E(inode_unreachable));
+	SCEN("unreachable_dir_unnamed", d_unreachable_dir_unnamed, a_unreachable_dir, E(inode_unreachable),
+	     E(lost_found_missing));
+	SCEN("name_taken", d_name_taken, a_name_taken, E(inode_unreachable), E(lost_found_missing),
+	     E(inode_link_count_wrong));
+	SCEN("name_wrong", d_name_wrong, a_name_right, E(inode_name_wrong));
 	SCEN("missing_inode", d_missing_inode, a_missing_inode, E(dirent_to_missing_inode),
 	     E(extent_for_missing_inode));
 	SCEN("missing_symlink_inode", d_missing_symlink, a_missing_symlink, E(dirent_to_missing_inode),

@@ -9,6 +9,7 @@
 #include "fs/posix_ext.h"
 #include "fsck/fsck.h"
 #include "btree/iter.h"
+#include "btree/trans.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -37,6 +38,23 @@ static u64 parent(u64 inum)
 	if (bkfs_inode_find(fs, inum, &in))
 		return 0;
 	return in.parent;
+}
+
+/* the inode records name in dir (name NULL: records none) */
+static bool named(u64 inum, u64 dir, const char *name)
+{
+	struct trans t;
+	struct bkfs_inode in;
+	char rec[INODE_NAME_MAX];
+	size_t len = 0;
+	trans_init(&t, fs);
+	int ret = bkfs_inode_get_named(&t, inum, &in, rec, &len);
+	trans_exit(&t);
+	if (ret)
+		return false;
+	if (!name)
+		return !len;
+	return in.parent == dir && len == strlen(name) && !memcmp(rec, name, len);
 }
 
 static u64 look(u64 dir, const char *name)
@@ -95,6 +113,7 @@ int main(void)
 	CHECK_EQ(bkfs_rename(fs, a, "x", a, "x2", 0), 0);
 	CHECK_EQ(look(a, "x"), 0);
 	CHECK_EQ(look(a, "x2"), x);
+	CHECK(named(x, a, "x2"));
 	/* over an existing file in another directory: the old inode goes */
 	struct bkfs_inode in;
 	CHECK_EQ(bkfs_inode_find(fs, b, &in), 0);
@@ -104,6 +123,7 @@ int main(void)
 	CHECK_EQ(look(a, "x2"), 0);
 	CHECK_EQ(bkfs_inode_find(fs, y, NULL), -BKFS_E_NOENT);
 	CHECK_EQ(nlink(x), 1);
+	CHECK(named(x, b, "y"));
 	char buf[10000];
 	CHECK_EQ(bkfs_file_read(fs, x, 0, buf, sizeof(buf)), (ssize_t)sizeof(buf));
 	CHECK(!memcmp(buf, data, sizeof(data)));
@@ -115,6 +135,7 @@ int main(void)
 	CHECK_EQ(nlink(a), 2);
 	CHECK_EQ(nlink(b), 4);
 	CHECK_EQ(parent(sub), b);
+	CHECK(named(sub, b, "sub"));
 	CHECK(look(sub, "inner") != 0);
 	/* refused: directory over a non-empty one, file over a directory,
 	 * directory over a file, below itself, no-replace over a name */
@@ -142,6 +163,8 @@ int main(void)
 	CHECK_EQ(look(c, "z"), sub);
 	CHECK_EQ(look(b, "emptyd"), z);
 	CHECK_EQ(parent(sub), c);
+	CHECK(named(sub, c, "z"));
+	CHECK(named(z, b, "emptyd"));
 	CHECK_EQ(nlink(c), 3);
 	CHECK_EQ(nlink(b), 2);
 	CHECK_EQ(bkfs_rename(fs, c, "z", b, "none", BKFS_RENAME_EXCHANGE), -BKFS_E_NOENT);
@@ -158,6 +181,31 @@ int main(void)
 	CHECK_EQ(look(a, "xl"), x);
 	CHECK_EQ(look(b, "y"), x);
 	CHECK_EQ(nlink(x), 2);
+	/* the first name stays recorded while it is there; once it goes, the
+	 * file records none until a new link gives it one */
+	CHECK(named(x, b, "y"));
+	{
+		u64 h = mk(c, "h", S_IFREG | 0644);
+		CHECK_EQ(bkfs_link(fs, h, a, "h2"), 0);
+		CHECK(named(h, c, "h"));
+		CHECK_EQ(bkfs_rename(fs, a, "h2", a, "h3", 0), 0);
+		CHECK(named(h, c, "h")); /* not its recorded name that moved */
+		CHECK_EQ(bkfs_remove(fs, c, "h", 0), 0);
+		CHECK(named(h, 0, NULL));
+		CHECK_EQ(bkfs_link(fs, h, c, "h4"), 0);
+		CHECK(named(h, c, "h4"));
+		CHECK_EQ(bkfs_unlink(fs, c, "h4", false), 0);
+		CHECK(named(h, 0, NULL));
+		CHECK_EQ(bkfs_rename(fs, a, "h3", b, "h5", 0), 0);
+		CHECK(named(h, b, "h5")); /* it had none: the moved name */
+		u64 o = mk(c, "o", S_IFREG | 0644);
+		CHECK_EQ(bkfs_link(fs, o, c, "o2"), 0);
+		CHECK_EQ(bkfs_rename(fs, b, "h5", c, "o", 0), 0); /* over o's recorded name */
+		CHECK(named(o, 0, NULL));
+		CHECK(named(h, c, "o"));
+		CHECK_EQ(bkfs_remove(fs, c, "o", 0), 0);
+		CHECK_EQ(bkfs_remove(fs, c, "o2", 0), 0);
+	}
 	/* over another link of a hard-linked file: one link less, data kept */
 	u64 w = mk(a, "w", S_IFREG | 0644);
 	CHECK_EQ(bkfs_rename(fs, a, "w", a, "xl", 0), 0);
