@@ -117,8 +117,9 @@ struct xlost { u32 idx, xattrs; };
 #define FX_NAME    (1u << 5)
 /* name (FX_NAME): the recorded name to write, malloc'd; NULL: none */
 struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; char *name; };
-/* an unreachable inode put back under its recorded name (dir: table index) */
-struct relink { u32 idx, dir; bool fix; char name[BKFS_NAME_MAX + 1]; };
+/* an inode put back under its recorded name (dir: table index): one no
+ * dirent leads to, or a file that has fewer dirents than links (extra) */
+struct relink { u32 idx, dir; bool fix, extra; char name[BKFS_NAME_MAX + 1]; };
 struct lfadd { u64 inum; u8 type; };
 /* the last known path of an inode that goes to lost+found: the name a
  * removed dirent gave it (user.bkfs.origin, docs/FORMAT.md) */
@@ -1111,8 +1112,10 @@ static int relink_name_free(struct fsp *s, u32 dir, const char *name, size_t len
 
 /* An inode no dirent leads to goes back under its recorded name when the
  * directory the name is in is there and the name is free (docs/FORMAT.md
- * 4.5): a lost dirent then costs no name. 1 if it does. */
-static int try_relink(struct fsp *s, u32 i)
+ * 4.5): a lost dirent then costs no name. So does a file with more links
+ * than dirents whose recorded dirent is the one missing (extra). 1 if it
+ * goes back. */
+static int try_relink(struct fsp *s, u32 i, bool extra)
 {
 	struct fi *t = s->t.data;
 	struct bkey_buf kb;
@@ -1126,7 +1129,10 @@ static int try_relink(struct fsp *s, u32 i)
 	if (kb.k.type != KEY_TYPE_inode || bkey_val_bytes(&kb.k) < sizeof(struct bkfs_inode) ||
 	    inode_name_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), &n, &len) <= 0)
 		return 0;
-	u64 parent = ((const struct bkfs_inode *)bkey_val(&kb.k))->parent;
+	const struct bkfs_inode *v = bkey_val(&kb.k);
+	u64 parent = v->parent;
+	if (extra && v->nlink <= cnt(s, i))
+		return 0;
 	u32 dir = parent >= BKFS_ROOT_INO ? tfind(s, parent) : NONE;
 	if (dir == NONE || dir == i || t[dir].type != DT_DIR)
 		return 0;
@@ -1140,8 +1146,10 @@ static int try_relink(struct fsp *s, u32 i)
 		return -BKFS_E_NOMEM;
 	r->idx = i;
 	r->dir = dir;
+	r->extra = extra;
 	memcpy(r->name, name, len + 1);
-	t[i].link = dir;
+	if (!extra)
+		t[i].link = dir;
 	if (t[i].type != DT_DIR && (ret = cnt_inc(s, i)))
 		return ret;
 	return 1;
@@ -1172,9 +1180,11 @@ static int plan_structure(struct fsp *s)
 	/* unreachable inodes with a recorded name go back under it first, so
 	 * that the loop walk sees the directories among them */
 	for (u32 i = 0; i < s->t.nr; i++) {
-		if (i == s->root || (t[i].type == DT_DIR ? t[i].link != NONE : cnt(s, i) != 0) || orphan_valid(s, i))
+		bool dir = t[i].type == DT_DIR, unreachable = dir ? t[i].link == NONE : !cnt(s, i);
+		bool extra = !dir && !unreachable && t[i].nl != NL_NAMED1 && (t[i].nl == NL_BIG || t[i].nl > cnt(s, i));
+		if (i == s->root || (!unreachable && !extra) || orphan_valid(s, i))
 			continue;
-		int ret = try_relink(s, i);
+		int ret = try_relink(s, i, extra);
 		if (ret < 0)
 			return ret;
 	}
@@ -1866,12 +1876,18 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		struct relink *rl = ri < s->relinks.nr && s->relinks.data[ri].idx == idx && !(e->flags & F_TO_LF) ?
 					    &s->relinks.data[ri] : NULL;
 		if (rl) {
-			rl->fix = ERR(s, inode_unreachable, "linked it back under its recorded name", "inode %llu",
-				      (unsigned long long)inum);
 			pb_reset(&act);
 			dir_entry_path(s, rl->dir, rl->name, &act);
-			fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it goes back to %s (its recorded name)",
-				     ft_name(e->type), (unsigned long long)v.size, v.nlink, pb_str(&act));
+			if (rl->extra) {
+				rl->fix = ERR(s, inode_link_count_wrong, "linked it again under its recorded name", "%s", OBJ());
+				fsck_err_msg(s->c, "nlink %u, but %u directory entries name it; the one it records, %s, is gone",
+					     v.nlink, cnt(s, idx) - 1, pb_str(&act));
+			} else {
+				rl->fix = ERR(s, inode_unreachable, "linked it back under its recorded name", "inode %llu",
+					      (unsigned long long)inum);
+				fsck_err_msg(s->c, "%s, size %llu, nlink %u: no directory entry leads to it; it goes back to %s (its recorded name)",
+					     ft_name(e->type), (unsigned long long)v.size, v.nlink, pb_str(&act));
+			}
 		}
 		while (bi < s->namebad.nr && s->namebad.data[bi] < idx)
 			bi++;

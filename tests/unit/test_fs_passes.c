@@ -500,6 +500,17 @@ static int d_unreachable_dir_unnamed(struct bkfs_fs *fs, struct tree *t)
 	return ret ? ret : del_dirent(fs, t->a, "b");
 }
 
+/* one of two links lost, the one the inode records: it is made again */
+static int d_lost_link(struct bkfs_fs *fs, struct tree *t)
+{
+	return del_dirent(fs, t->a, "f1");
+}
+static void a_lost_link(struct bkfs_fs *fs, struct tree *t)
+{
+	a_normal_paths(fs, t);
+	check_name(fs, t->f1, t->a, "f1");
+}
+
 /* the recorded name is taken by another file: lost+found */
 static int d_name_taken(struct bkfs_fs *fs, struct tree *t)
 {
@@ -738,6 +749,7 @@ int main(void)
 	SCEN("name_taken", d_name_taken, a_name_taken, E(inode_unreachable), E(lost_found_missing),
 	     E(inode_link_count_wrong));
 	SCEN("name_wrong", d_name_wrong, a_name_right, E(inode_name_wrong));
+	SCEN("lost_link", d_lost_link, a_lost_link, E(inode_link_count_wrong));
 	SCEN("missing_inode", d_missing_inode, a_missing_inode, E(dirent_to_missing_inode),
 	     E(extent_for_missing_inode));
 	SCEN("missing_symlink_inode", d_missing_symlink, a_missing_symlink, E(dirent_to_missing_inode),
