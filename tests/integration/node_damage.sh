@@ -9,12 +9,13 @@
 #     is as the manifest taken before the damage says (content, type, link
 #     target); each one whose content or type changed is named by path in
 #     the repair report (text and --json). An entry gone from its place
-#     whose name was lost with a dirents or inodes leaf cannot be named by
-#     its path (no record of it is left): it must then be in lost+found
-#     (a file with the same content, a symlink with the same target, or an
-#     entry below a directory fsck put there) and that lost+found path must
-#     be in the report. Naming each by its old path is asserted only with
-#     DAMAGE_STRICT_NAMES=1;
+#     must be named by its old path: a lost dirent leaves the name the
+#     inode records (format 4), a lost inode the dirent. With
+#     DAMAGE_STRICT_NAMES=0 (for images older than format 4, whose inodes
+#     record no name) such an entry may instead be in lost+found (a file
+#     with the same content, a symlink with the same target, or an entry
+#     below a directory fsck put there) with that lost+found path in the
+#     report;
 #   - on the default format (two metadata copies) nothing changes at all;
 #   - on the unclean image, damage to an interior node (its leaves are found
 #     by the scan) changes nothing: what only the journal held is applied
@@ -30,7 +31,7 @@
 # Environment: DAMAGE_NODES (nodes per image, default 8, 4 under a sanitizer; 0 = every node; the full campaign: DAMAGE_NODES=0 DAMAGE_FILES=3000),
 # DAMAGE_SEED (default 1), DAMAGE_FILES (default 500), DAMAGE_BYTES (bytes
 # overwritten per node, default 64), DAMAGE_IMAGES ("dup one unclean"),
-# DAMAGE_STRICT_NAMES (default 0).
+# DAMAGE_STRICT_NAMES (default 1).
 set -uo pipefail
 
 DIR=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +44,7 @@ SEED=${DAMAGE_SEED:-1}
 FILES=${DAMAGE_FILES:-500}
 NBYTES=${DAMAGE_BYTES:-64}
 IMAGES=${DAMAGE_IMAGES:-dup one unclean}
-STRICT_NAMES=${DAMAGE_STRICT_NAMES:-0}
+STRICT_NAMES=${DAMAGE_STRICT_NAMES:-1}
 is_asan && NODES=${DAMAGE_NODES:-4}
 
 BTREES="extents inodes dirents xattrs alloc reflink stripes accounting orphans"
