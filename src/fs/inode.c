@@ -519,6 +519,8 @@ ssize_t bkfs_file_write(struct bkfs_fs *fs, u64 inum, u64 off, const void *buf, 
 {
 	struct trans t;
 	struct bkfs_inode in;
+	char name[INODE_NAME_MAX];
+	size_t nlen;
 	u64 bs = fs->block_bytes;
 	size_t done = 0;
 	u8 *tmp = NULL;
@@ -527,7 +529,7 @@ ssize_t bkfs_file_write(struct bkfs_fs *fs, u64 inum, u64 off, const void *buf, 
 		return -BKFS_E_RANGE;
 	trans_init(&t, fs);
 	while (done < len || (!len && !done)) {
-		if ((ret = bkfs_inode_get(&t, inum, &in)))
+		if ((ret = bkfs_inode_get_named(&t, inum, &in, name, &nlen)))
 			break;
 		if (!S_ISREG(in.mode)) {
 			ret = S_ISDIR(in.mode) ? -BKFS_E_ISDIR : -BKFS_E_INVAL;
@@ -561,7 +563,8 @@ ssize_t bkfs_file_write(struct bkfs_fs *fs, u64 inum, u64 off, const void *buf, 
 		in.size = MAX(in.size, end);
 		in.sectors = (s64)in.sectors + delta < 0 ? 0 : in.sectors + delta;
 		in.mtime_ns = in.ctime_ns = bkfs_now_ns();
-		if ((ret = bkfs_inode_write(&t, inum, &in)) || (ret = trans_commit(&t, 0)))
+		/* the name as read: the write path spares bkfs_inode_write's lookup */
+		if ((ret = bkfs_inode_write_named(&t, inum, &in, name, nlen)) || (ret = trans_commit(&t, 0)))
 			break;
 		done += n;
 	}

@@ -319,9 +319,11 @@ int bkfs_setattr(struct bkfs_fs *fs, u64 inum, const struct bkfs_attr_change *c,
 {
 	struct trans t;
 	struct bkfs_inode in;
+	char name[INODE_NAME_MAX];
+	size_t nlen;
 	int ret;
 	trans_init(&t, fs);
-	if ((ret = bkfs_inode_get(&t, inum, &in)))
+	if ((ret = bkfs_inode_get_named(&t, inum, &in, name, &nlen)))
 		goto out;
 	if (c->mask & BKFS_ATTR_MODE)
 		in.mode = (in.mode & S_IFMT) | (c->mode & 07777);
@@ -334,7 +336,7 @@ int bkfs_setattr(struct bkfs_fs *fs, u64 inum, const struct bkfs_attr_change *c,
 	if (c->mask & BKFS_ATTR_MTIME)
 		in.mtime_ns = c->mtime_ns;
 	in.ctime_ns = c->mask & BKFS_ATTR_CTIME ? c->ctime_ns : bkfs_now_ns();
-	if ((ret = bkfs_inode_write(&t, inum, &in)) || (ret = trans_commit(&t, 0)))
+	if ((ret = bkfs_inode_write_named(&t, inum, &in, name, nlen)) || (ret = trans_commit(&t, 0)))
 		goto out;
 	if (out)
 		*out = in;
