@@ -113,15 +113,19 @@ static void *send_late(void *arg)
 	return NULL;
 }
 
+static long never_preempted(void) { return 0; }
+
 static void test_polling_finds_a_late_request(void)
 {
 	struct fuse_wire_stats st;
 	pthread_t t;
-	fuse_wire_set_preemptions(NULL);
-	/* a window longer than the wait: the request is found while polling,
-	 * unless the scheduler took the CPU meanwhile (a loaded machine) */
-	reset_polling(1000);
+	/* a window much longer than the sender's wait, and no pause for
+	 * preemption (that is test_polling_pauses_while_preempted's): the
+	 * request is found while polling unless the sender waited longer than
+	 * the window for a CPU (a loaded machine; hence the tries) */
+	fuse_wire_set_preemptions(never_preempted);
 	for (int tries = 0; tries < 20; tries++) {
+		reset_polling(50000);
 		REQUIRE_EQ(pthread_create(&t, NULL, send_late, NULL), 0);
 		CHECK(receive() > 0);
 		pthread_join(t, NULL);
@@ -131,6 +135,7 @@ static void test_polling_finds_a_late_request(void)
 	}
 	CHECK(st.polled > 0);
 	CHECK(st.found_polling > 0);
+	fuse_wire_set_preemptions(NULL);
 
 	/* poll_us=0: a read that sleeps, no polling */
 	reset_polling(0);
