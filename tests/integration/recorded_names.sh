@@ -12,6 +12,7 @@
 #     1, a second `fsck -n` is clean, and every directory and recorded file
 #     is back at its path; what may be gone are names of files that had a
 #     second link.
+# Environment: NAMES_SEED (the churn's seed, default 5).
 # Skipped (exit 77) without /dev/fuse, fusermount3 or python3.
 set -euo pipefail
 
@@ -32,7 +33,7 @@ truncate -s 256M "$IMG"
 "$BKFS" format --metadata-replicas 1 --btree-node-size 16k "$IMG" > /dev/null
 mkdir -p "$MNT"
 fuse_first_mount
-python3 "$DIR/lib/names_churn.py" "$MNT" 5 "$T/expected" || fail "churn"
+python3 "$DIR/lib/names_churn.py" "$MNT" "${NAMES_SEED:-5}" "$T/expected" || fail "churn"
 ( cd "$MNT" && find . -mindepth 1 -printf '%y %p\n' | LC_ALL=C sort ) > "$T/tree"
 # files that may lose a name: more than one link now, or a second link once
 ( cd "$MNT" && find . -mindepth 1 -type f -links +1 -printf '%p\n' ) > "$T/may_go"
