@@ -1,7 +1,8 @@
 /* fs_passes.c - the filesystem passes of the checker (DESIGN §5 item 7):
  * inodes, dirents and xattrs are valid; every dirent names an existing inode
- * of the right type; every inode is reachable (else it goes to lost+found);
- * link counts, directory structure (one parent, no loops), i_size and
+ * of the right type; every inode is reachable (else it goes back under the
+ * name it records, docs/FORMAT.md 4.5, or to lost+found); link counts,
+ * directory structure (one parent, no loops), recorded names, i_size and
  * i_sectors match the extents.
  *
  * Shape (guarantee 6: -n reports exactly what -y repairs, in the same order):
@@ -22,7 +23,12 @@
  *   - dirents: link counts, the dirent kept for each directory, bad dirents;
  *   - (only if a directory has several dirents) dirents again, to name the
  *     extra ones in order;
- *   - inodes again: the per-inode value checks, reported in inum order;
+ *   - inodes again: the per-inode value checks, reported in inum order
+ *     (skipped when the table says nothing is wrong: for the recorded names,
+ *     when the sum over the names the inodes record equals the sum over
+ *     where the table has their dirents);
+ *   - per unreachable inode (only those): its key, for the name it records,
+ *     and a dirent lookup that the name is free;
  *   - the orphan list (inodes unlinked while open, nlink 0): read first,
  *     its entries are exempt from the reachability check; an entry whose
  *     inode is missing or has links is stale and goes, an nlink-0 inode
