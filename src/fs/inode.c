@@ -59,17 +59,23 @@ void bkfs_inode_init(struct bkfs_inode *in, u32 mode, u32 uid, u32 gid, u64 rdev
 	in->atime_ns = in->mtime_ns = in->ctime_ns = now;
 }
 
+/* the inode's key, and its fixed part in *out (may be NULL) */
+static int inode_key(struct trans *t, u64 inum, struct bkey_buf *kb, struct bkfs_inode *out)
+{
+	int ret = trans_lookup(t, BTREE_ID_inodes, POS(0, inum), kb);
+	if (ret)
+		return ret;
+	if (kb->k.type != KEY_TYPE_inode || bkey_val_bytes(&kb->k) < sizeof(*out))
+		return -BKFS_E_CORRUPT;
+	if (out)
+		memcpy(out, bkey_val(&kb->k), sizeof(*out));
+	return 0;
+}
+
 int bkfs_inode_get(struct trans *t, u64 inum, struct bkfs_inode *out)
 {
 	struct bkey_buf kb;
-	int ret = trans_lookup(t, BTREE_ID_inodes, POS(0, inum), &kb);
-	if (ret)
-		return ret;
-	if (kb.k.type != KEY_TYPE_inode || bkey_val_bytes(&kb.k) < sizeof(*out))
-		return -BKFS_E_CORRUPT;
-	if (out)
-		memcpy(out, bkey_val(&kb.k), sizeof(*out));
-	return 0;
+	return inode_key(t, inum, &kb, out);
 }
 
 int bkfs_inode_find(struct bkfs_fs *fs, u64 inum, struct bkfs_inode *out)
@@ -84,13 +90,9 @@ int bkfs_inode_find(struct bkfs_fs *fs, u64 inum, struct bkfs_inode *out)
 int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, char *name, size_t *len)
 {
 	struct bkey_buf kb;
-	int ret = trans_lookup(t, BTREE_ID_inodes, POS(0, inum), &kb);
+	int ret = inode_key(t, inum, &kb, out);
 	if (ret)
 		return ret;
-	if (kb.k.type != KEY_TYPE_inode || bkey_val_bytes(&kb.k) < sizeof(*out))
-		return -BKFS_E_CORRUPT;
-	if (out)
-		memcpy(out, bkey_val(&kb.k), sizeof(*out));
 	const u8 *n;
 	unsigned l;
 	*len = 0;
@@ -130,11 +132,15 @@ int bkfs_inode_write(struct trans *t, u64 inum, const struct bkfs_inode *in)
 	return bkfs_inode_write_named(t, inum, in, name, ret ? 0 : len);
 }
 
-/* in->parent and name say where the inode's recorded name is */
-static bool name_is(const struct bkfs_inode *in, const char *rec, size_t rlen, u64 dir, const char *name,
-		    size_t len)
+/* the inode's recorded name as it is on disk (rec, *rlen), and whether it
+ * is name in dir */
+static int record_read(struct trans *t, u64 inum, char *rec, size_t *rlen, u64 dir, const char *name, size_t len,
+		       bool *is)
 {
-	return rlen && rlen == len && in->parent == dir && !memcmp(rec, name, len);
+	struct bkfs_inode cur;
+	int ret = bkfs_inode_get_named(t, inum, &cur, rec, rlen);
+	*is = !ret && *rlen && *rlen == len && cur.parent == dir && !memcmp(rec, name, len);
+	return ret;
 }
 
 int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
@@ -142,11 +148,11 @@ int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u6
 {
 	char rec[INODE_NAME_MAX];
 	size_t rlen;
-	struct bkfs_inode cur;
-	int ret = bkfs_inode_get_named(t, inum, &cur, rec, &rlen);
+	bool is;
+	int ret = record_read(t, inum, rec, &rlen, dir, name, len, &is);
 	if (ret)
 		return ret;
-	if (!name_is(&cur, rec, rlen, dir, name, len))
+	if (!is)
 		return bkfs_inode_write_named(t, inum, in, rec, rlen);
 	if (!S_ISDIR(in->mode))
 		in->parent = 0;
@@ -158,13 +164,13 @@ int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 
 {
 	char rec[INODE_NAME_MAX];
 	size_t rlen;
-	struct bkfs_inode cur;
-	int ret = bkfs_inode_get_named(t, inum, &cur, rec, &rlen);
+	bool is;
+	int ret = record_read(t, inum, rec, &rlen, odir, oname, olen, &is);
 	if (ret)
 		return ret;
 	/* a directory has one name; a file takes the new one if the moved
 	 * dirent was its recorded name or it had none */
-	if (!S_ISDIR(in->mode) && rlen && !name_is(&cur, rec, rlen, odir, oname, olen))
+	if (!S_ISDIR(in->mode) && rlen && !is)
 		return bkfs_inode_write_named(t, inum, in, rec, rlen);
 	in->parent = ndir;
 	return bkfs_inode_write_named(t, inum, in, nname, nlen);
