@@ -36,16 +36,9 @@ static void name_to_text(struct printbuf *out, const u8 *s, size_t len)
 
 static int name_validate(const u8 *name, unsigned len, const char *what, struct printbuf *err)
 {
-	if (!len)
-		INVALID("%s: empty name", what);
-	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
-		INVALID("%s: name is . or ..", what);
-	for (unsigned i = 0; i < len; i++) {
-		if (!name[i])
-			INVALID("%s: NUL in name", what);
-		if (name[i] == '/')
-			INVALID("%s: '/' in name", what);
-	}
+	const char *why = dirent_name_bad(name, len);
+	if (why)
+		INVALID("%s: %s", what, why);
 	return 0;
 }
 

@@ -36,14 +36,7 @@ unsigned bkfs_mode_to_dtype(u32 mode)
 
 int bkfs_name_check(const char *name, size_t len)
 {
-	if (!len || len > BKFS_NAME_MAX)
-		return -BKFS_E_INVAL;
-	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
-		return -BKFS_E_INVAL;
-	for (size_t i = 0; i < len; i++)
-		if (!name[i] || name[i] == '/')
-			return -BKFS_E_INVAL;
-	return 0;
+	return dirent_name_bad((const u8 *)name, len) ? -BKFS_E_INVAL : 0;
 }
 
 /* ---- inodes ---- */
