@@ -105,7 +105,16 @@ static void walk_broken(struct scrub *s, unsigned level, int err)
  * counted as checking it alone would count it; any other (a bad copy, a
  * failed read, no copy to read) is checked alone, read again from the
  * device, so its findings, repairs and counts are those of a scrub key by
- * key. The batch's reads end before its first repair. */
+ * key. The batch's reads end before its first repair.
+ *
+ * With helper threads a batch is launched, verified by the helpers while
+ * the step's thread walks the next one, and landed (the step's thread takes
+ * the runs left, waits for the helpers, then checks the bad keys alone)
+ * before the next is launched: the walk's node reads and the batch's device
+ * reads overlap. The walk of one level reads the nodes the batch of the
+ * level above verifies, so a batch lands before the walk moves to another
+ * level, btree or phase: no node is read through the cache before its
+ * copies were verified (and repaired). */
 #define BATCH_UNREAD (1u << 31) /* bad[]: no copy of the key was read */
 
 struct scrub_batch {
@@ -114,9 +123,13 @@ struct scrub_batch {
 	DARRAY(u32) bad;   /* per key: the copies that failed, or BATCH_UNREAD */
 	DARRAY(struct scrub_read) reads;
 	DARRAY(struct scrub_run) runs;
-	size_t next_run;   /* the next run to read (atomic: the helper takes runs too) */
-	u8 *buf;           /* a run's bytes */
+	size_t next_run;   /* the next run to read (atomic: the helpers take runs too) */
+	u8 *buf;           /* a run's bytes, for the step's thread */
 	size_t buf_bytes;
+	/* where the walk that filled it was */
+	const struct batch_ops *ops;
+	enum scrub_phase phase;
+	unsigned id, level;
 };
 
 struct batch_ops {
@@ -124,7 +137,8 @@ struct batch_ops {
 	int (*collect)(struct scrub *s, unsigned id, const struct bkey *k);
 	/* push key i's reads (batch_push_reads) */
 	int (*reads)(struct scrub *s, struct scrub_batch *b, size_t i);
-	/* whether read r of k, its bytes at img, is a good copy */
+	/* whether read r of k, its bytes at img, is a good copy (called on
+	 * the helpers too: it reads nothing but img, k and the superblock) */
 	bool (*good)(struct scrub *s, unsigned id, const struct bkey *k, const struct scrub_read *r, const u8 *img);
 	/* count a key whose every copy read was good */
 	void (*clean)(struct scrub *s, const struct bkey *k);
@@ -172,75 +186,69 @@ static int batch_push_reads(struct scrub *s, struct scrub_batch *b, size_t i, co
 }
 
 /* Take the batch's runs one by one, read each into *buf and verify the
- * copies in it (the step's thread and the helper, side by side) */
-static void verify_runs(struct scrub *s, unsigned id, const struct batch_ops *ops, u8 **buf, size_t *buf_bytes)
+ * copies in it (the step's thread and the helpers, side by side) */
+static void verify_runs(struct scrub *s, struct scrub_batch *b, u8 **buf, size_t *buf_bytes)
 {
-	struct scrub_batch *b = s->batch;
 	size_t i;
 	while ((i = __atomic_fetch_add(&b->next_run, 1, __ATOMIC_RELAXED)) < b->runs.nr) {
 		const struct scrub_run *run = &b->runs.data[i];
-		int ret = scrub_run_read(s->fs, run, buf, buf_bytes);
+		const u8 *data = NULL;
+		int ret = scrub_run_read(s->fs, run, buf, buf_bytes, &data);
 		for (size_t j = run->first; j < run->first + run->nr; j++) {
 			const struct scrub_read *r = &b->reads.data[j];
-			if (ret || !ops->good(s, id, batch_key(b, r->key), r, *buf + (r->off - run->off)))
+			if (ret || !b->ops->good(s, b->id, batch_key(b, r->key), r, data + (r->off - run->off)))
 				__atomic_fetch_or(&b->bad.data[r->key], 1u << r->ptr, __ATOMIC_RELAXED);
 		}
 	}
 }
 
-/* A second thread verifying a batch's runs beside the step's own: reading
- * (a copy out of the page cache, or a wait on the device) and verifying
- * (checksums, node validation) overlap on two cores. */
-struct scrub_helper {
+/* Helper threads verifying a batch's runs: reading (a wait on the device)
+ * and verifying (checksums, node validation) overlap on the cores and with
+ * the walk, and the device has several reads in flight (a virtual or
+ * solid-state disk serves them in parallel). Each keeps a buffer of its
+ * own. */
+#define SCRUB_HELPERS_MAX 4
+
+struct scrub_helper_thread {
 	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-	unsigned given, done; /* batches handed over, finished */
-	struct scrub *s;
-	unsigned id;
-	const struct batch_ops *ops;
+	struct scrub_helper *h;
 	u8 *buf;
 	size_t buf_bytes;
 };
 
+struct scrub_helper {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	unsigned given;   /* batches handed over */
+	unsigned running; /* threads still verifying the batch handed over */
+	struct scrub *s;
+	struct scrub_batch *b; /* the batch handed over */
+	unsigned nr;
+	struct scrub_helper_thread t[SCRUB_HELPERS_MAX];
+};
+
 static void *helper_thread(void *arg)
 {
-	struct scrub_helper *h = arg;
+	struct scrub_helper_thread *t = arg;
+	struct scrub_helper *h = t->h;
+	unsigned seen = 0;
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
-		if (h->done == h->given) {
+		if (seen == h->given) {
 			pthread_cond_wait(&h->cond, &h->lock);
 			continue;
 		}
+		seen = h->given;
+		struct scrub_batch *b = h->b;
 		pthread_mutex_unlock(&h->lock);
-		verify_runs(h->s, h->id, h->ops, &h->buf, &h->buf_bytes);
+		verify_runs(h->s, b, &t->buf, &t->buf_bytes);
 		pthread_mutex_lock(&h->lock);
-		h->done = h->given;
-		pthread_cond_broadcast(&h->cond);
+		if (!--h->running)
+			pthread_cond_broadcast(&h->cond);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return NULL;
-}
-
-int scrub_helper_on(struct scrub *s)
-{
-	struct scrub_helper *h;
-	if (s->helper || usable_cpus() < 2)
-		return 0;
-	if (!(h = xcalloc(1, sizeof(*h))))
-		return -BKFS_E_NOMEM;
-	h->s = s;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cond, NULL);
-	if (pthread_create(&h->thread, NULL, helper_thread, h)) {
-		pthread_cond_destroy(&h->cond);
-		pthread_mutex_destroy(&h->lock);
-		free(h);
-		return -BKFS_E_NOMEM;
-	}
-	s->helper = h;
-	return 0;
 }
 
 static void helper_free(struct scrub_helper *h)
@@ -251,48 +259,42 @@ static void helper_free(struct scrub_helper *h)
 	h->stop = true;
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
-	pthread_join(h->thread, NULL);
+	for (unsigned i = 0; i < h->nr; i++) {
+		pthread_join(h->t[i].thread, NULL);
+		free(h->t[i].buf);
+	}
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
-	free(h->buf);
 	free(h);
 }
 
-/* Read the batch's runs and verify each copy in them; the devices' read
- * counters are kept here, by the step's thread. */
-static void batch_verify(struct scrub *s, unsigned id, const struct batch_ops *ops)
+int scrub_helper_on(struct scrub *s)
 {
-	struct scrub_batch *b = s->batch;
-	struct scrub_helper *h = s->helper;
-	b->next_run = 0;
-	if (h && b->runs.nr > 1) {
-		pthread_mutex_lock(&h->lock);
-		h->id = id;
-		h->ops = ops;
-		h->given++;
-		pthread_cond_broadcast(&h->cond);
-		pthread_mutex_unlock(&h->lock);
-	} else {
-		h = NULL;
+	struct scrub_helper *h;
+	unsigned cpus = usable_cpus(), want = cpus < 2 ? 0 : MIN(2 * cpus - 1, SCRUB_HELPERS_MAX);
+	if (s->helper || !want)
+		return 0;
+	if (!(h = xcalloc(1, sizeof(*h))))
+		return -BKFS_E_NOMEM;
+	h->s = s;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	for (; h->nr < want; h->nr++) {
+		h->t[h->nr].h = h;
+		if (pthread_create(&h->t[h->nr].thread, NULL, helper_thread, &h->t[h->nr]))
+			break;
 	}
-	verify_runs(s, id, ops, &b->buf, &b->buf_bytes);
-	if (h) {
-		pthread_mutex_lock(&h->lock);
-		while (h->done != h->given)
-			pthread_cond_wait(&h->cond, &h->lock);
-		pthread_mutex_unlock(&h->lock);
+	if (!h->nr) {
+		helper_free(h);
+		return -BKFS_E_NOMEM;
 	}
-	for (size_t i = 0; i < b->runs.nr; i++) {
-		const struct scrub_run *run = &b->runs.data[i];
-		struct blockdev *bd = s->fs->devs[run->dev].bd;
-		bd->nr_reads++;
-		bd->bytes_read += run->len;
-	}
+	s->helper = h;
+	return 0;
 }
 
-static int batch_check(struct scrub *s, unsigned id, const struct batch_ops *ops)
+/* The reads of the batch's keys, cut into runs */
+static int batch_plan(struct scrub *s, struct scrub_batch *b)
 {
-	struct scrub_batch *b = s->batch;
 	size_t nr = b->at.nr;
 	int ret = 0;
 	b->reads.nr = 0;
@@ -300,32 +302,103 @@ static int batch_check(struct scrub *s, unsigned id, const struct batch_ops *ops
 		return -BKFS_E_NOMEM;
 	for (size_t i = 0; i < nr && !ret; i++) {
 		b->bad.data[i] = BATCH_UNREAD;
-		ret = ops->reads(s, b, i);
+		ret = b->ops->reads(s, b, i);
 	}
 	if (ret || darray_room(b->runs.data, b->runs.size, b->reads.nr, DARRAY_FIRST))
 		return -BKFS_E_NOMEM;
 	b->runs.nr = scrub_plan_runs(b->reads.data, b->reads.nr, b->runs.data, SCRUB_RUN_BYTES, SCRUB_RUN_GAP);
-	batch_verify(s, id, ops);
-	for (size_t i = 0; i < nr && !ret; i++) {
+	b->next_run = 0;
+	return 0;
+}
+
+/* Hand the batch's runs to the helpers (if any): it is in flight until
+ * batch_land() */
+static void batch_launch(struct scrub *s, struct scrub_batch *b)
+{
+	struct scrub_helper *h = s->helper;
+	s->flying = b;
+	if (!h || !b->runs.nr)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->b = b;
+	h->running = h->nr;
+	h->given++;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Finish the batch in flight: its runs left read and verified here, the
+ * helpers waited for, the devices' read counters kept (by this thread
+ * only), then every key counted or checked alone. */
+static int batch_land(struct scrub *s)
+{
+	struct scrub_batch *b = s->flying;
+	struct scrub_helper *h = s->helper;
+	int ret = 0;
+	if (!b)
+		return 0;
+	verify_runs(s, b, &b->buf, &b->buf_bytes);
+	if (h && b->runs.nr) {
+		pthread_mutex_lock(&h->lock);
+		while (h->running)
+			pthread_cond_wait(&h->cond, &h->lock);
+		pthread_mutex_unlock(&h->lock);
+	}
+	s->flying = NULL;
+	for (size_t i = 0; i < b->runs.nr; i++) {
+		const struct scrub_run *run = &b->runs.data[i];
+		struct blockdev *bd = s->fs->devs[run->dev].bd;
+		bd->nr_reads++;
+		bd->bytes_read += run->len;
+	}
+	for (size_t i = 0; i < b->at.nr && !ret; i++) {
 		if (b->bad.data[i])
-			ret = ops->check(s, id, batch_key(b, i));
+			ret = b->ops->check(s, b->id, batch_key(b, i));
 		else
-			ops->clean(s, batch_key(b, i));
+			b->ops->clean(s, batch_key(b, i));
 	}
 	return ret;
 }
 
-/* Walk keys at level from s->pos into a batch and check them */
+/* The batch the walk fills: the one not in flight */
+static struct scrub_batch *batch_spare(struct scrub *s)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(s->batches); i++) {
+		if (!s->batches[i] && !(s->batches[i] = xcalloc(1, sizeof(*s->batches[i]))))
+			return NULL;
+		if (s->batches[i] != s->flying)
+			return s->batches[i];
+	}
+	return NULL;
+}
+
+/* Walk keys at level from s->pos into a batch and launch it, once the one
+ * in flight has landed; without helpers it lands at once. */
 static int batch_step(struct scrub *s, unsigned level, unsigned *budget, const struct batch_ops *ops,
 		      enum walk_end *end)
 {
+	struct scrub_batch *f = s->flying, *b;
 	int err = 0, ret = 0;
 	*end = WALK_MORE;
-	if (!s->batch && !(s->batch = xcalloc(1, sizeof(*s->batch))))
+	if (f && (f->phase != s->phase || f->id != s->btree_id || f->level != level) && (ret = batch_land(s)))
+		return ret;
+	if (!(b = s->batch = batch_spare(s)))
 		return -BKFS_E_NOMEM;
-	s->batch->keys.nr = s->batch->at.nr = 0;
-	if (!(ret = walk_keys(s, level, budget, ops->collect, end, &err)))
-		ret = batch_check(s, s->btree_id, ops);
+	b->keys.nr = b->at.nr = 0;
+	b->ops = ops;
+	b->phase = s->phase;
+	b->id = s->btree_id;
+	b->level = level;
+	ret = walk_keys(s, level, budget, ops->collect, end, &err);
+	if (!ret)
+		ret = batch_plan(s, b);
+	if (!ret)
+		ret = batch_land(s);
+	if (!ret) {
+		batch_launch(s, b);
+		if (!s->helper)
+			ret = batch_land(s);
+	}
 	if (!ret && *end == WALK_BROKEN)
 		walk_broken(s, level, err);
 	return ret;
@@ -406,6 +479,9 @@ static int check_node(struct scrub *s, unsigned id, const struct bkey *k)
 static int check_root(struct scrub *s)
 {
 	struct btree_root *r = &s->fs->roots[s->btree_id];
+	int ret = batch_land(s); /* the last batch of the btree before */
+	if (ret)
+		return ret;
 	s->root_done = true;
 	s->pos = POS_MIN;
 	s->level = r->ptr.level;
@@ -719,7 +795,9 @@ static int check_stripe(struct scrub *s, unsigned id, const struct bkey *k)
 static int stripes_step(struct scrub *s, unsigned *budget)
 {
 	enum walk_end end;
-	int err = 0, ret = walk_keys(s, 0, budget, check_stripe, &end, &err);
+	int err = 0, ret = batch_land(s); /* the last batch of data */
+	if (!ret)
+		ret = walk_keys(s, 0, budget, check_stripe, &end, &err);
 	if (!ret && end == WALK_BROKEN)
 		walk_broken(s, 0, err);
 	if (!ret && end != WALK_MORE)
@@ -958,8 +1036,9 @@ void scrub_exit(struct scrub *s)
 	free(s->lost);
 	free(s->buf);
 	free(s->good);
-	helper_free(s->helper);
-	batch_free(s->batch);
+	helper_free(s->helper); /* first: they may be verifying a batch */
+	for (unsigned i = 0; i < ARRAY_SIZE(s->batches); i++)
+		batch_free(s->batches[i]);
 	memset(s, 0, sizeof(*s));
 }
 

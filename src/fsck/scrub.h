@@ -53,16 +53,18 @@ struct scrub {
 	u8 *buf, *good;  /* extent regions */
 	size_t buf_bytes;
 	/* a step's nodes (one level) or extents in a batch, their copies read
-	 * in device order (scrub.c, scrub_runs.h) */
-	struct scrub_batch *batch;
+	 * in device order (scrub.c, scrub_runs.h): the walk fills batch while
+	 * the helpers verify flying (NULL: none); batches holds both */
+	struct scrub_batch *batches[2], *batch, *flying;
 	struct scrub_helper *helper; /* NULL: none (scrub_helper_on) */
 };
 
 /* Start a scrub of an open filesystem; repair needs it writable. */
 void scrub_init(struct scrub *s, struct bkfs_fs *fs, bool repair);
-/* Verify on a second thread too (where there is a second cpu): only where
- * nothing else uses the devices during a step (the offline command, not the
- * mount: the helper reads them without their counters' lock). 0 or
+/* Verify on helper threads too (where there is a second cpu; up to four,
+ * so that the devices have several reads in flight): only where nothing
+ * else uses the devices during a step (the offline command, not the mount:
+ * the helpers read them without their counters' lock). 0 or
  * -BKFS_E_NOMEM. */
 int scrub_helper_on(struct scrub *s);
 /* Do at most budget units of work (a node, an extent, a stripe each; a

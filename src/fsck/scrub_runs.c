@@ -1,6 +1,7 @@
 /* scrub_runs.c - the scrub's reads in device order. See scrub_runs.h. */
 #include "scrub_runs.h"
 #include "../btree/fs_handle.h"
+#include "../io/blockdev.h"
 #include <stdlib.h>
 
 static int read_cmp(const void *a, const void *b)
@@ -41,15 +42,25 @@ static struct blockdev *run_dev(struct bkfs_fs *fs, const struct scrub_run *run)
 	return run->dev < fs->nr_devs ? fs->devs[run->dev].bd : NULL;
 }
 
-int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, u8 **buf, size_t *cap)
+int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, u8 **buf, size_t *cap, const u8 **data)
 {
 	struct blockdev *bd = run_dev(fs, run);
 	if (!bd)
 		return -BKFS_E_IO;
-	if (run->len > *cap) {
+	if (run->off > bd->size || run->len > bd->size - run->off)
+		return -BKFS_E_RANGE;
+	/* around the page cache in whole aligned blocks where the device can */
+	u64 off = run->off, end = run->off + run->len;
+	bool uncached = bd->read_uncached && ROUND_UP(end, BD_UNCACHED_ALIGN) <= bd->size;
+	if (uncached) {
+		off = off / BD_UNCACHED_ALIGN * BD_UNCACHED_ALIGN;
+		end = ROUND_UP(end, BD_UNCACHED_ALIGN);
+	}
+	size_t len = (size_t)(end - off);
+	if (len > *cap) {
 		/* whole huge pages, mapped now: the copy into it then takes no
 		 * page faults and few TLB misses */
-		size_t huge = 2u << 20, bytes = ROUND_UP(run->len, huge);
+		size_t huge = 2u << 20, bytes = ROUND_UP(len, huge);
 		free(*buf);
 		*cap = 0;
 		if (posix_memalign((void **)buf, huge, bytes)) {
@@ -59,7 +70,7 @@ int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, u8 **buf, si
 		mem_prefault(*buf, bytes);
 		*cap = bytes;
 	}
-	if (run->off > bd->size || run->len > bd->size - run->off)
-		return -BKFS_E_RANGE;
-	return bd->read(bd, *buf, run->off, run->len); /* the caller counts it */
+	*data = *buf + (run->off - off);
+	/* the caller counts the read */
+	return uncached ? bd->read_uncached(bd, *buf, off, len) : bd->read(bd, *buf, off, len);
 }

@@ -6,6 +6,8 @@
 #define BKFS_BLOCKDEV_H
 #include "../util/util.h"
 
+#define BD_UNCACHED_ALIGN 4096u
+
 struct blockdev {
 	/* all return 0 or -BKFS_E_*; offsets and lengths in bytes */
 	int (*read)(struct blockdev *bd, void *buf, u64 off, size_t len);
@@ -13,6 +15,10 @@ struct blockdev {
 	int (*flush)(struct blockdev *bd);
 	int (*discard)(struct blockdev *bd, u64 off, u64 len);
 	void (*close)(struct blockdev *bd);
+	/* optional: read around the host's page cache, for one pass over much
+	 * of the device (scrub); buf, off and len are multiples of
+	 * BD_UNCACHED_ALIGN. NULL: callers use read. */
+	int (*read_uncached)(struct blockdev *bd, void *buf, u64 off, size_t len);
 	u64 size;
 	char *path;
 	void *priv;

@@ -143,6 +143,15 @@ static int emu_read(struct blockdev *bd, void *buf, u64 off, size_t len)
 	return 0;
 }
 
+/* as a host's O_DIRECT read: whole aligned blocks into an aligned buffer,
+ * so tests catch a caller that breaks the contract */
+static int emu_read_uncached(struct blockdev *bd, void *buf, u64 off, size_t len)
+{
+	if ((off | len | (uintptr_t)buf) % BD_UNCACHED_ALIGN)
+		return -BKFS_E_INVAL;
+	return emu_read(bd, buf, off, len);
+}
+
 static int emu_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
 {
 	struct emu_dev *e = bd->priv;
@@ -238,6 +247,7 @@ int emu_dev_create(const struct emu_opts *o, struct blockdev **out)
 	e->rng = o->seed;
 
 	bd->read = emu_read;
+	bd->read_uncached = emu_read_uncached;
 	bd->write = emu_write;
 	bd->flush = emu_flush;
 	bd->discard = emu_discard;

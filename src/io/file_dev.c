@@ -13,6 +13,7 @@
 
 struct file_dev {
 	int fd;
+	int uncached_fd; /* the same file opened O_DIRECT, or -1 */
 	bool is_blk;
 	bool direct;
 	struct bd_lock *lock;
@@ -47,6 +48,32 @@ static int file_dev_read(struct blockdev *bd, void *buf, u64 off, size_t len)
 		}
 		if (r == 0)
 			return -BKFS_E_IO; /* past end of file */
+		p += r;
+		off += (u64)r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+/* A pass over much of the device gains nothing from the host's page cache
+ * and pays for filling it: on a VM, fresh page-cache pages cost more than
+ * the device's own transfer (cold buffered reads of one image varied 3x
+ * from run to run here, O_DIRECT ones under 20 %). */
+static int file_dev_read_uncached(struct blockdev *bd, void *buf, u64 off, size_t len)
+{
+	struct file_dev *f = bd->priv;
+	u8 *p = buf;
+
+	while (len) {
+		ssize_t r = pread(f->uncached_fd, p, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EINVAL) /* alignment the host wants larger */
+			return file_dev_read(bd, p, off, len);
+		if (r < 0)
+			return bd_errno(errno);
+		if (r == 0)
+			return -BKFS_E_IO;
 		p += r;
 		off += (u64)r;
 		len -= (size_t)r;
@@ -134,6 +161,8 @@ static void file_dev_close(struct blockdev *bd)
 	if (f) {
 		if (f->fd >= 0)
 			close(f->fd);
+		if (f->uncached_fd >= 0)
+			close(f->uncached_fd);
 		bd_lock_put(f->lock);
 		free(f);
 	}
@@ -204,11 +233,14 @@ int file_dev_open(const char *path, unsigned flags, struct blockdev **out)
 		ret = -BKFS_E_NOMEM;
 		goto err;
 	}
+	f->uncached_fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
 	bd->read = file_dev_read;
 	bd->write = file_dev_write;
 	bd->flush = file_dev_flush;
 	bd->discard = file_dev_discard;
 	bd->close = file_dev_close;
+	if (f->uncached_fd >= 0)
+		bd->read_uncached = file_dev_read_uncached;
 	bd->priv = f;
 	f->lock = lock;
 	*out = bd;
