@@ -61,11 +61,12 @@ struct scrub {
 
 /* Start a scrub of an open filesystem; repair needs it writable. */
 void scrub_init(struct scrub *s, struct bkfs_fs *fs, bool repair);
-/* Verify on helper threads too (where there is a second cpu; up to four,
- * so that the devices have several reads in flight): only where nothing
- * else uses the devices during a step (the offline command, not the mount:
- * the helpers read them without their counters' lock). 0 or
- * -BKFS_E_NOMEM. */
+/* Verify on helper threads too (where there is a second cpu: 2 x cpus - 1,
+ * at most four, so that the devices have several reads in flight, and a
+ * batch is verified while the walk fills the next): only where nothing
+ * else uses the devices between steps (the offline command, not the mount:
+ * a batch stays in flight from one step to the next, and the helpers read
+ * the devices without their counters' lock). 0 or -BKFS_E_NOMEM. */
 int scrub_helper_on(struct scrub *s);
 /* Do at most budget units of work (a node, an extent, a stripe each; a
  * step reads its nodes' and extents' copies in device order, so a larger
