@@ -133,6 +133,11 @@ struct scrub_batch {
 };
 
 struct batch_ops {
+	/* read the copies around the host's page cache, as nothing reads them
+	 * again; a node's copies go through it: the walk of the level below
+	 * (or of the data) reads the node next, and waiting for each of those
+	 * reads behind the batches' large ones took most of a scrub's time */
+	bool uncached;
 	/* the walk's function: batch_push() the keys to check */
 	int (*collect)(struct scrub *s, unsigned id, const struct bkey *k);
 	/* push key i's reads (batch_push_reads) */
@@ -193,7 +198,7 @@ static void verify_runs(struct scrub *s, struct scrub_batch *b, u8 **buf, size_t
 	while ((i = __atomic_fetch_add(&b->next_run, 1, __ATOMIC_RELAXED)) < b->runs.nr) {
 		const struct scrub_run *run = &b->runs.data[i];
 		const u8 *data = NULL;
-		int ret = scrub_run_read(s->fs, run, buf, buf_bytes, &data);
+		int ret = scrub_run_read(s->fs, run, b->ops->uncached, buf, buf_bytes, &data);
 		for (size_t j = run->first; j < run->first + run->nr; j++) {
 			const struct scrub_read *r = &b->reads.data[j];
 			if (ret || !b->ops->good(s, b->id, batch_key(b, r->key), r, data + (r->off - run->off)))
@@ -744,7 +749,7 @@ static void extent_clean(struct scrub *s, const struct bkey *k)
 }
 
 static const struct batch_ops extent_ops = {
-	.collect = extent_collect, .reads = extent_reads, .good = extent_good, .clean = extent_clean,
+	.uncached = true, .collect = extent_collect, .reads = extent_reads, .good = extent_good, .clean = extent_clean,
 	.check = check_extent,
 };
 

@@ -42,16 +42,17 @@ static struct blockdev *run_dev(struct bkfs_fs *fs, const struct scrub_run *run)
 	return run->dev < fs->nr_devs ? fs->devs[run->dev].bd : NULL;
 }
 
-int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, u8 **buf, size_t *cap, const u8 **data)
+int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, bool uncached, u8 **buf, size_t *cap,
+		   const u8 **data)
 {
 	struct blockdev *bd = run_dev(fs, run);
 	if (!bd)
 		return -BKFS_E_IO;
 	if (run->off > bd->size || run->len > bd->size - run->off)
 		return -BKFS_E_RANGE;
-	/* around the page cache in whole aligned blocks where the device can */
+	/* around the page cache in whole aligned blocks, where the device can */
 	u64 off = run->off, end = run->off + run->len;
-	bool uncached = bd->read_uncached && ROUND_UP(end, BD_UNCACHED_ALIGN) <= bd->size;
+	uncached = uncached && bd->read_uncached && ROUND_UP(end, BD_UNCACHED_ALIGN) <= bd->size;
 	if (uncached) {
 		off = off / BD_UNCACHED_ALIGN * BD_UNCACHED_ALIGN;
 		end = ROUND_UP(end, BD_UNCACHED_ALIGN);

@@ -39,11 +39,12 @@ struct scrub_run {
 size_t scrub_plan_runs(struct scrub_read *r, size_t nr, struct scrub_run *runs, u64 max_bytes, u64 max_gap);
 
 /* Read run into *buf (grown as needed, *cap its size); *data is where its
- * first byte landed. Where the device can read around the host's page
- * cache (read_uncached) the run is read so, widened to whole aligned
- * blocks: one pass over the device gains nothing from that cache and pays
- * for filling it. 0 or -BKFS_E_*. The device's read counters are left to
- * the caller (several threads read runs of one batch). */
-int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, u8 **buf, size_t *cap, const u8 **data);
+ * first byte landed. uncached, where the device can read around the host's
+ * page cache (read_uncached): the run is read so, widened to whole aligned
+ * blocks (a pass over data gains nothing from that cache and pays for
+ * filling it). 0 or -BKFS_E_*. The device's read counters are left to the
+ * caller (several threads read runs of one batch). */
+int scrub_run_read(struct bkfs_fs *fs, const struct scrub_run *run, bool uncached, u8 **buf, size_t *cap,
+		   const u8 **data);
 
 #endif

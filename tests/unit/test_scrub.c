@@ -38,7 +38,7 @@
  * the device's uncached read (the emulated one refuses what is not whole
  * aligned blocks, as O_DIRECT does) where the widened run fits, through
  * the plain read at the device's end where it does not (a size that is not
- * a multiple of the alignment). */
+ * a multiple of the alignment), and through the plain read when asked. */
 static void case_run_read(void)
 {
 	const u64 size = (1u << 20) + 3 * 512;
@@ -66,14 +66,14 @@ static void case_run_read(void)
 		struct scrub_run run = { .off = off, .len = len, .nr = 1 };
 		const u8 *data = NULL;
 		u64 reads = bd->nr_reads;
-		CHECK_EQ(scrub_run_read(fs, &run, &buf, &cap, &data), 0);
+		CHECK_EQ(scrub_run_read(fs, &run, t % 3, &buf, &cap, &data), 0);
 		CHECK_EQ(bd->nr_reads, reads); /* the caller counts */
 		REQUIRE(data);
 		CHECK(!memcmp(data, media + off, len));
 	}
 	struct scrub_run past = { .off = size - 512, .len = 1024, .nr = 1 };
 	const u8 *data;
-	CHECK_EQ(scrub_run_read(fs, &past, &buf, &cap, &data), -BKFS_E_RANGE);
+	CHECK_EQ(scrub_run_read(fs, &past, true, &buf, &cap, &data), -BKFS_E_RANGE);
 	free(buf);
 	free(fs);
 	bd_close(bd);
