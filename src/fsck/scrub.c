@@ -133,10 +133,11 @@ struct scrub_batch {
 };
 
 struct batch_ops {
-	/* read the copies around the host's page cache, as nothing reads them
-	 * again; a node's copies go through it: the walk of the level below
-	 * (or of the data) reads the node next, and waiting for each of those
-	 * reads behind the batches' large ones took most of a scrub's time */
+	/* read every copy around the host's page cache, as nothing reads them
+	 * again; else a node's first copy goes through it: the walk of the
+	 * level below (or of the data) reads that copy next, and waiting for
+	 * each of those reads behind the batches' large ones took most of a
+	 * scrub's time */
 	bool uncached;
 	/* the walk's function: batch_push() the keys to check */
 	int (*collect)(struct scrub *s, unsigned id, const struct bkey *k);
@@ -190,6 +191,19 @@ static int batch_push_reads(struct scrub *s, struct scrub_batch *b, size_t i, co
 	return 0;
 }
 
+/* Whether to read run around the host's page cache: unless a copy in it is
+ * one the walk reads next (a node's first: reads of a node try its copies
+ * in order) */
+static bool run_uncached(const struct scrub_batch *b, const struct scrub_run *run)
+{
+	if (b->ops->uncached)
+		return true;
+	for (size_t j = run->first; j < run->first + run->nr; j++)
+		if (b->reads.data[j].ptr == 0)
+			return false;
+	return true;
+}
+
 /* Take the batch's runs one by one, read each into *buf and verify the
  * copies in it (the step's thread and the helpers, side by side) */
 static void verify_runs(struct scrub *s, struct scrub_batch *b, u8 **buf, size_t *buf_bytes)
@@ -198,7 +212,7 @@ static void verify_runs(struct scrub *s, struct scrub_batch *b, u8 **buf, size_t
 	while ((i = __atomic_fetch_add(&b->next_run, 1, __ATOMIC_RELAXED)) < b->runs.nr) {
 		const struct scrub_run *run = &b->runs.data[i];
 		const u8 *data = NULL;
-		int ret = scrub_run_read(s->fs, run, b->ops->uncached, buf, buf_bytes, &data);
+		int ret = scrub_run_read(s->fs, run, run_uncached(b, run), buf, buf_bytes, &data);
 		for (size_t j = run->first; j < run->first + run->nr; j++) {
 			const struct scrub_read *r = &b->reads.data[j];
 			if (ret || !b->ops->good(s, b->id, batch_key(b, r->key), r, data + (r->off - run->off)))
