@@ -84,15 +84,18 @@ struct node_salvage {
 	u32 kept, lost;         /* keys; lost = the node's nr_keys - kept */
 	u64 journal_seq;        /* the node's (from the trailer) */
 	bool header_bad;        /* chunk 0 (the header) failed: its fields came from the trailer */
+	bool table_bad;         /* the table failed, the node's checksum held: every key kept */
 	struct node_lost_range { struct bpos min, max; } *lost_ranges; /* positions whose keys are lost */
 	u32 nr_lost_ranges;
 };
-/* Salvage a leaf image whose checksum fails: when its chunk table checks out
- * (and says the node is seq, of btree_id at level 0), call keep() for every
- * key lying wholly in chunks whose checksums match, in order, and record in
- * *s the position ranges (within min..max) whose keys are lost. Returns 0, or
+/* Salvage a leaf image that fails validation: when its chunk table checks
+ * out (where the header says, or where a search finds it; and says the node
+ * is seq, of btree_id at level 0), call keep() for every key lying wholly in
+ * chunks whose checksums match, in order, and record in *s the position
+ * ranges (within min..max) whose keys are lost; when only the table is
+ * damaged and the node's checksum holds, keep every key. Returns 0, or
  * -BKFS_E_CORRUPT with the reason in err when nothing can be trusted (no
- * table, a damaged table or trailer). Free s->lost_ranges with
+ * table, or a damaged table over damaged keys). Free s->lost_ranges with
  * node_salvage_exit(). */
 int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_id, u64 seq, struct bpos min,
 		 struct bpos max, int (*keep)(void *arg, const struct bkey *k), void *arg, struct node_salvage *s,

@@ -12,10 +12,18 @@
  * treat as lost, not a whole node's range.
  *
  * The header sits in chunk 0. If that chunk is damaged, the trailer gives
- * used_bytes (it must agree with the header's, or the table would not have
- * been found), nr_keys, seq and journal_seq; the btree id, level and key
- * range come from the pointer the caller followed. Nothing is trusted when
- * the table or its trailer is damaged: the node is then lost as a whole. */
+ * used_bytes, nr_keys, seq and journal_seq; the btree id, level and key
+ * range come from the pointer the caller followed. A header damaged where it
+ * says where the table is (used_bytes, chunk_shift) or what the node is (its
+ * magic) does not hide the table: it is then looked for at every place it
+ * could start (with the chunk size writers use), and taken where its own
+ * checksum holds and its trailer names the sequence number of the node the
+ * pointer names.
+ *
+ * A damaged table (or trailer) says nothing about the keys, but the node's
+ * own checksum still does: when it holds over [4, used_bytes) with the
+ * header's fields, every key is as written and all are kept. When both the
+ * table and the keys are damaged, nothing is trusted: the node is lost. */
 #include "bkey_format.h"
 #include "node_format.h"
 #include "invalid.h"
@@ -111,6 +119,10 @@ static int salvage_walk(struct salvage_walk *w)
 			return ret;
 		if (off >= w->used)
 			break;
+		if (!w->e) { /* no table to resume from: the rest is lost */
+			w->lost_open = true;
+			break;
+		}
 		/* stopped before the end: the keys up to the next good chunk's
 		 * first key are lost */
 		w->lost_open = true;
@@ -119,21 +131,56 @@ static int salvage_walk(struct salvage_walk *w)
 	return w->lost_open ? lost_until(w, NULL) : 0;
 }
 
-/* the chunk table of a node image, if it is sound: its entries, n */
+/* The chunk table of a node image whose keys end at used, cut in chunks of
+ * 1 << shift bytes, if it is sound there (its checksum holds and its trailer
+ * agrees on used): its entries, *n of them. */
+static const struct bkfs_node_chunk *table_at(const u8 *buf, size_t node_bytes, u32 used, unsigned shift, u32 *n)
+{
+	if (shift < NODE_CHUNK_SHIFT_MIN || shift > NODE_CHUNK_SHIFT_MAX || used < sizeof(struct bkfs_node_hdr) ||
+	    (u64)used + node_chunk_table_bytes(used, shift) > node_bytes)
+		return NULL;
+	*n = (used + (1u << shift) - 1) >> shift;
+	const u8 *table = buf + used;
+	const struct bkfs_node_chunk_trailer *t = (const void *)(table + *n * sizeof(struct bkfs_node_chunk));
+	u32 crc = bkfs_crc32c(0, table, *n * sizeof(struct bkfs_node_chunk));
+	if (bkfs_crc32c(crc, (const u8 *)t + 4, sizeof(*t) - 4) != t->csum || t->used_bytes != used)
+		return NULL;
+	return (const void *)table;
+}
+
+/* the chunk table where the header says it is, if it is sound there */
 static const struct bkfs_node_chunk *sound_table(const u8 *buf, size_t node_bytes, u32 *n)
 {
 	const struct bkfs_node_hdr *h = (const void *)buf;
-	if (h->chunk_shift < NODE_CHUNK_SHIFT_MIN || h->chunk_shift > NODE_CHUNK_SHIFT_MAX ||
-	    h->used_bytes < sizeof(*h) ||
-	    (u64)h->used_bytes + node_chunk_table_bytes(h->used_bytes, h->chunk_shift) > node_bytes)
-		return NULL;
-	*n = (h->used_bytes + (1u << h->chunk_shift) - 1) >> h->chunk_shift;
-	const u8 *table = buf + h->used_bytes;
-	const struct bkfs_node_chunk_trailer *t = (const void *)(table + *n * sizeof(struct bkfs_node_chunk));
-	u32 crc = bkfs_crc32c(0, table, *n * sizeof(struct bkfs_node_chunk));
-	if (bkfs_crc32c(crc, (const u8 *)t + 4, sizeof(*t) - 4) != t->csum || t->used_bytes != h->used_bytes)
-		return NULL;
-	return (const void *)table;
+	return table_at(buf, node_bytes, h->used_bytes, h->chunk_shift, n);
+}
+
+/* The table of node seq looked for wherever it could start (keys are whole
+ * u64s, so used is a multiple of 8), for a header too damaged to say, with
+ * the chunk size writers use: about 8,000 places in a 64 KiB node, each a
+ * checksum of a few hundred bytes. */
+static const struct bkfs_node_chunk *find_table(const u8 *buf, size_t node_bytes, u64 seq, u32 *used,
+						unsigned *shift, u32 *n)
+{
+	const unsigned sh = NODE_CHUNK_SHIFT;
+	for (u32 u = sizeof(struct bkfs_node_hdr); (u64)u + node_chunk_table_bytes(u, sh) <= node_bytes; u += 8) {
+		const struct bkfs_node_chunk *e = table_at(buf, node_bytes, u, sh, n);
+		if (e && ((const struct bkfs_node_chunk_trailer *)(e + *n))->seq == seq) {
+			*used = u;
+			*shift = sh;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Whether the node's own checksum holds: every byte of [4, used_bytes) as
+ * written (then its header is too) */
+static bool keys_whole(const u8 *buf, size_t node_bytes, u64 magic)
+{
+	const struct bkfs_node_hdr *h = (const void *)buf;
+	return h->magic == magic && h->used_bytes >= sizeof(*h) && h->used_bytes <= node_bytes &&
+	       bkfs_crc32c(0, buf + 4, h->used_bytes - 4) == h->csum;
 }
 
 static bool chunk_good(const u8 *buf, const struct bkfs_node_chunk *e, unsigned shift, u32 used, u32 i)
@@ -142,22 +189,52 @@ static bool chunk_good(const u8 *buf, const struct bkfs_node_chunk *e, unsigned 
 	return bkfs_crc32c(0, buf + a, b - a) == e[i].csum;
 }
 
+/* The table damaged, the keys whole (keys_whole): keep them all. */
+static int salvage_whole(const u8 *buf, unsigned btree_id, u64 seq, struct salvage_walk *w, struct printbuf *err)
+{
+	const struct bkfs_node_hdr *h = (const void *)buf;
+	struct node_salvage *s = w->s;
+	s->table_bad = true;
+	s->journal_seq = h->journal_seq;
+	if (h->btree_id != btree_id || h->level || h->seq != seq) {
+		if (err)
+			pb_printf(err, "node: not the leaf the pointer names");
+		return -BKFS_E_CORRUPT;
+	}
+	bool good = true;
+	w->used = h->used_bytes;
+	w->nr_chunks = 1;
+	w->shift = 31; /* one chunk, good: the node's checksum holds */
+	w->good = &good;
+	int ret = salvage_walk(w);
+	if (!ret)
+		s->lost = h->nr_keys > s->kept ? h->nr_keys - s->kept : 0;
+	return ret;
+}
+
 int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_id, u64 seq, struct bpos min,
 		 struct bpos max, int (*keep)(void *arg, const struct bkey *k), void *arg, struct node_salvage *s,
 		 struct printbuf *err)
 {
 	const struct bkfs_node_hdr *h = buf;
 	memset(s, 0, sizeof(*s));
-	if (node_bytes < sizeof(*h) || h->magic != magic)
-		INVALID("node: bad magic: nothing to salvage");
-	if (!h->chunk_shift)
-		INVALID("node: no chunk table (written before format version 3)");
-	u32 n;
-	const struct bkfs_node_chunk *e = sound_table(buf, node_bytes, &n);
-	if (!e)
-		INVALID("node: chunk table damaged or not found (header damaged)");
+	if (node_bytes < sizeof(*h))
+		INVALID("node: smaller than its header: nothing to salvage");
+	struct salvage_walk w = { .buf = buf, .min = min, .max = max, .s = s, .keep = keep, .arg = arg };
+	u32 n, used = h->used_bytes;
 	unsigned shift = h->chunk_shift;
-	u32 used = h->used_bytes;
+	const struct bkfs_node_chunk *e = h->magic == magic ? sound_table(buf, node_bytes, &n) : NULL;
+	if (!e && keys_whole(buf, node_bytes, magic)) {
+		int ret = salvage_whole(buf, btree_id, seq, &w, err);
+		if (ret)
+			node_salvage_exit(s);
+		return ret;
+	}
+	if (!e && !(e = find_table(buf, node_bytes, seq, &used, &shift, &n))) {
+		if (h->magic == magic && !h->chunk_shift)
+			INVALID("node: no chunk table (written before format version 3)");
+		INVALID("node: chunk table damaged or not found");
+	}
 	const struct bkfs_node_chunk_trailer *t = (const void *)(e + n);
 	if (t->seq != seq)
 		INVALID("node: chunk table names seq %llu, the pointer %llu", (unsigned long long)t->seq,
@@ -178,10 +255,11 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 		if (err)
 			pb_printf(err, "node: not the leaf the pointer names");
 	}
-	struct salvage_walk w = {
-		.buf = buf, .used = used, .nr_chunks = n, .shift = shift, .e = e, .good = good,
-		.min = min, .max = max, .s = s, .keep = keep, .arg = arg,
-	};
+	w.used = used;
+	w.nr_chunks = n;
+	w.shift = shift;
+	w.e = e;
+	w.good = good;
 	if (!ret)
 		ret = salvage_walk(&w);
 	free(good);
@@ -226,8 +304,11 @@ void node_salvage_exit(struct node_salvage *s)
 
 void node_salvage_to_text(struct printbuf *out, const struct node_salvage *s)
 {
-	pb_printf(out, "%u of %u chunks damaged%s; kept %u keys, lost %u", s->bad_chunks, s->nr_chunks,
-		  s->header_bad ? " (the header's too)" : "", s->kept, s->lost);
+	if (s->table_bad)
+		pb_printf(out, "chunk table damaged, the node's checksum holds; kept %u keys, lost %u", s->kept, s->lost);
+	else
+		pb_printf(out, "%u of %u chunks damaged%s; kept %u keys, lost %u", s->bad_chunks, s->nr_chunks,
+			  s->header_bad ? " (the header's too)" : "", s->kept, s->lost);
 	for (u32 i = 0; i < s->nr_lost_ranges; i++) {
 		pb_printf(out, i ? ", " : "; lost positions ");
 		bpos_to_text(out, s->lost_ranges[i].min);

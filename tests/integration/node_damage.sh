@@ -1,8 +1,8 @@
 #!/bin/bash
 # node_damage.sh - one damaged btree node at a time, the way disks damage
 # them: for a seeded sample of the live nodes of a generated image (every
-# btree, every level), a few bytes inside the node's used part (header and
-# keys) are overwritten in one copy, then
+# btree, every level), a few bytes inside the node's image (header, keys and
+# chunk table) are overwritten in one copy, then
 #   - `fsck -y` repairs (exit 0 or 1) and a second `fsck -n` exits 0;
 #   - `bkfs extract` succeeds;
 #   - every regular file, symlink and directory outside the damaged object
@@ -106,12 +106,16 @@ le32() {
 	od -A n -t u4 -j "$2" -N 4 "$1" | tr -d ' '
 }
 
-# damage IMG DEV_OFF_SECTORS: NBYTES seeded bytes inside the node's used
-# part; AT is set to where they went
+# damage IMG DEV_OFF_SECTORS: NBYTES seeded bytes inside the node's image
+# (header, keys and chunk table); AT is set to where they went
 damage() {
-	local img=$1 base=$(( $2 * 512 )) used
+	local img=$1 base=$(( $2 * 512 )) used shift
 	used=$(le32 "$img" $((base + 24)))
 	[ "$used" -ge 96 ] || used=96
+	shift=$(od -A n -t u1 -j $((base + 28)) -N 1 "$img" | tr -d ' ')
+	# the chunk table: 8 bytes per chunk of 1 << shift, a 32-byte trailer
+	[ "$shift" -ge 9 ] && [ "$shift" -le 16 ] &&
+		used=$(( used + ((used + (1 << shift) - 1) >> shift) * 8 + 32 ))
 	rng $(( used > NBYTES ? used - NBYTES : 1 ))
 	AT=$((base + R))
 	rng 1000000

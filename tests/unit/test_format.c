@@ -1011,6 +1011,19 @@ static int keep_pos(void *arg, const struct bkey *k)
 	return 0;
 }
 
+/* keep_pos, and count the keys that differ from the same position's key
+ * in same_as (a salvage keeps keys as they were written, or none) */
+static const void *same_as;
+static unsigned kept_differ;
+
+static int keep_same(void *arg, const struct bkey *k)
+{
+	int i = node_buf_find((void *)same_as, k->p);
+	const struct bkey *o = i >= 0 ? node_buf_key((void *)same_as, (u32)i) : NULL;
+	kept_differ += !o || bkey_bytes(o) != bkey_bytes(k) || memcmp(o, k, bkey_bytes(k));
+	return keep_pos(arg, k);
+}
+
 static bool in_lost(const struct node_salvage *s, struct bpos p)
 {
 	for (u32 i = 0; i < s->nr_lost_ranges; i++)
@@ -1113,12 +1126,59 @@ static void test_node_salvage(void)
 	pb_reset(&err);
 	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, &err), -BKFS_E_CSUM);
 	CHECK(has(&err, "chunk table"));
-	/* ... but the damaged table is not trusted for a salvage */
+	/* ... and the node's own checksum vouches for every key: all kept */
 	kp.nr = 0;
+	pb_reset(&err);
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, &err), 0);
+	CHECK(s.table_bad);
+	CHECK_EQ(s.kept, SALVAGE_KEYS);
+	CHECK_EQ(kp.nr, SALVAGE_KEYS);
+	CHECK_EQ(s.lost, 0);
+	CHECK_EQ(s.nr_lost_ranges, 0);
+	pb_reset(&err);
+	node_salvage_to_text(&err, &s);
+	CHECK(has(&err, "chunk table damaged, the node's checksum holds; kept 60 keys, lost 0"));
+	node_salvage_exit(&s);
+	/* the whole table (64 bytes from its start) and the trailer: the same */
+	build_dirents_node(&nb);
+	memset((u8 *)nb.buf + h->used_bytes, 0xa5, 64);
+	memset((u8 *)nb.buf + h->used_bytes + node_chunk_table_bytes(h->used_bytes, h->chunk_shift) - 16, 0, 16);
+	kp.nr = 0;
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, NULL), 0);
+	CHECK(s.table_bad && s.kept == SALVAGE_KEYS);
+	node_salvage_exit(&s);
+	/* ... but not for another node, and not over damaged keys */
+	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 8, POS(4096, 0), POS(4096, UINT64_MAX),
+			      keep_pos, &kp, &s, NULL), -BKFS_E_CORRUPT);
+	((u8 *)nb.buf)[2100] ^= 1;
 	pb_reset(&err);
 	CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0), POS(4096, UINT64_MAX),
 			      keep_pos, &kp, &s, &err), -BKFS_E_CORRUPT);
 	CHECK(has(&err, "chunk table damaged"));
+
+	/* the header damaged where it says where the table is (used_bytes,
+	 * chunk_shift) and what the node is (magic): the table is found by
+	 * searching, the header's chunk is lost, the rest kept */
+	for (unsigned at = 0; at <= 32; at += 32) {
+		build_dirents_node(&nb);
+		u32 used = h->used_bytes;
+		memset((u8 *)nb.buf + at, 0x5a, 64);
+		kp.nr = 0;
+		pb_reset(&err);
+		CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0),
+				      POS(4096, UINT64_MAX), keep_pos, &kp, &s, &err), 0);
+		CHECK(s.header_bad);
+		CHECK_EQ(s.bad_chunks, 1);
+		CHECK_EQ(s.nr_chunks, (used + 1023) / 1024);
+		CHECK(s.kept > 40 && s.kept + s.lost == SALVAGE_KEYS);
+		CHECK(bpos_eq(s.lost_ranges[0].min, POS(4096, 0)));
+		node_salvage_exit(&s);
+		/* the table found names another node: nothing */
+		CHECK_EQ(node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 9, POS(4096, 0),
+				      POS(4096, UINT64_MAX), keep_pos, &kp, &s, NULL), -BKFS_E_CORRUPT);
+	}
 	/* a trailer that no longer agrees with the header */
 	build_dirents_node(&nb);
 	h->journal_seq++;
@@ -1140,6 +1200,7 @@ static void test_node_salvage(void)
 	h->version = 2;
 	node_csum_set(nb.buf, NODE_BYTES);
 	CHECK_EQ(h->chunk_shift, 0);
+	memset((u8 *)nb.buf + h->used_bytes, 0, NODE_BYTES - h->used_bytes); /* nor the one it had here */
 	CHECK_EQ(node_validate(nb.buf, NODE_BYTES, MAGIC, NULL), 0);
 	((u8 *)nb.buf)[2100] ^= 1;
 	pb_reset(&err);
@@ -1185,8 +1246,10 @@ static void test_node_salvage(void)
 	CHECK_EQ(node_chunks_mend(nb.buf, other.buf, NODE_BYTES), 0);
 
 	/* random damage anywhere in the image never crashes a salvage, and what
-	 * it keeps is what was written, in order */
+	 * it keeps is what was written, byte for byte, in order; one damaged
+	 * region (64 bytes at most) always leaves something to keep */
 	u64 seed = 99;
+	unsigned refused = 0;
 	for (unsigned iter = 0; iter < 3000; iter++) {
 		build_dirents_node(&nb);
 		struct node_builder orig = nb;
@@ -1195,9 +1258,13 @@ static void test_node_salvage(void)
 		for (unsigned m = 0; m < nmut && at + m < image; m++)
 			((u8 *)nb.buf)[at + m] = (u8)rng_next(&seed);
 		kp.nr = 0;
+		same_as = orig.buf;
+		kept_differ = 0;
 		int ret = node_salvage(nb.buf, NODE_BYTES, MAGIC, BTREE_ID_dirents, 7, POS(4096, 0),
-				       POS(4096, UINT64_MAX), keep_pos, &kp, &s, NULL);
+				       POS(4096, UINT64_MAX), keep_same, &kp, &s, NULL);
 		CHECK(ret == 0 || ret == -BKFS_E_CORRUPT);
+		CHECK_EQ(kept_differ, 0);
+		refused += ret != 0;
 		if (ret)
 			continue;
 		for (unsigned i = 0; i < kp.nr; i++) {
@@ -1207,6 +1274,9 @@ static void test_node_salvage(void)
 		CHECK_EQ(s.kept + s.lost, SALVAGE_KEYS);
 		node_salvage_exit(&s);
 	}
+	/* only damage across the keys' end and the table's start (the last
+	 * chunk and the table both damaged) leaves nothing to trust */
+	CHECK(refused < 3000 / 20);
 	pb_exit(&err);
 }
 
