@@ -32,27 +32,30 @@ static bool drop_direct(struct file_dev *fd)
 	return true;
 }
 
-static int file_dev_read(struct blockdev *bd, void *buf, u64 off, size_t len)
+/* Read all of [off, off + len) from fd: 0, or the errno that stopped it
+ * (EIO past the end of the file). */
+static int pread_all(int fd, u8 *p, size_t len, u64 off)
 {
-	struct file_dev *f = bd->priv;
-	u8 *p = buf;
-
 	while (len) {
-		ssize_t r = pread(f->fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EINVAL && drop_direct(f))
-				continue;
-			return bd_errno(errno);
-		}
-		if (r == 0)
-			return -BKFS_E_IO; /* past end of file */
+		ssize_t r = pread(fd, p, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r ? errno : EIO;
 		p += r;
 		off += (u64)r;
 		len -= (size_t)r;
 	}
 	return 0;
+}
+
+static int file_dev_read(struct blockdev *bd, void *buf, u64 off, size_t len)
+{
+	struct file_dev *f = bd->priv;
+	int e;
+	while ((e = pread_all(f->fd, buf, len, off)) == EINVAL && drop_direct(f))
+		;
+	return e ? bd_errno(e) : 0;
 }
 
 /* A pass over much of the device gains nothing from the host's page cache
@@ -62,23 +65,10 @@ static int file_dev_read(struct blockdev *bd, void *buf, u64 off, size_t len)
 static int file_dev_read_uncached(struct blockdev *bd, void *buf, u64 off, size_t len)
 {
 	struct file_dev *f = bd->priv;
-	u8 *p = buf;
-
-	while (len) {
-		ssize_t r = pread(f->uncached_fd, p, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EINVAL) /* alignment the host wants larger */
-			return file_dev_read(bd, p, off, len);
-		if (r < 0)
-			return bd_errno(errno);
-		if (r == 0)
-			return -BKFS_E_IO;
-		p += r;
-		off += (u64)r;
-		len -= (size_t)r;
-	}
-	return 0;
+	int e = pread_all(f->uncached_fd, buf, len, off);
+	if (e == EINVAL) /* alignment the host wants larger */
+		return file_dev_read(bd, buf, off, len);
+	return e ? bd_errno(e) : 0;
 }
 
 static int file_dev_write(struct blockdev *bd, const void *buf, u64 off, size_t len)
