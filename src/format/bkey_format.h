@@ -11,10 +11,11 @@ struct bkfs_ptr; /* extents_format.h */
 
 /* Version 2 added the orphans btree (and its root in the superblock's
  * roots_ext); version 3 the chunk table of btree nodes (node_format.h);
- * version 4 the recorded name after an inode (inode_format.h). Readers accept every version from BKFS_FORMAT_VERSION_MIN;
+ * version 4 the recorded name after an inode (inode_format.h); version 5
+ * the names of a file's other links after it. Readers accept every version from BKFS_FORMAT_VERSION_MIN;
  * writers write BKFS_FORMAT_VERSION, and a read-write open of an older
  * filesystem upgrades its superblock. */
-#define BKFS_FORMAT_VERSION 4
+#define BKFS_FORMAT_VERSION 5
 #define BKFS_FORMAT_VERSION_MIN 1
 static inline bool format_version_ok(u32 v) { return v >= BKFS_FORMAT_VERSION_MIN && v <= BKFS_FORMAT_VERSION; }
 #define BKFS_SB_MAGIC 0x53464b42ull /* "BKFS" */

@@ -256,7 +256,7 @@ static int inode_validate(const struct bkey *k, struct printbuf *err)
 	/* a value longer than the inode holds its recorded name; a malformed
 	 * one is the checker's to strip (inode_name_bad), not a reason to lose
 	 * the inode */
-	if (vb < sizeof(*in) || vb > inode_val_bytes(INODE_NAME_MAX))
+	if (vb < sizeof(*in) || vb > inode_val_bytes_max())
 		INVALID("inode: value %zu bytes", vb);
 	if (k->p.inode)
 		INVALID("inode: pos.inode %llu != 0", (unsigned long long)k->p.inode);
@@ -276,15 +276,17 @@ static void inode_val_to_text(struct printbuf *out, const struct bkey *k)
 		  i->nlink, i->uid, i->gid, (unsigned long long)i->parent, i->flags,
 		  (unsigned long long)i->rdev, (unsigned long long)i->atime_ns,
 		  (unsigned long long)i->mtime_ns, (unsigned long long)i->ctime_ns);
-	const u8 *name;
-	unsigned len;
-	int r = inode_name_parse(i, bkey_val_bytes(k), &name, &len);
-	if (r > 0) {
-		pb_printf(out, " name ");
-		name_to_text(out, name, len);
-	} else if (r < 0) {
-		pb_printf(out, " name (malformed)");
+	struct inode_name_ref refs[INODE_NAMES_MAX];
+	int nr = inode_names_parse(i, bkey_val_bytes(k), refs);
+	for (int n = 0; n < nr; n++) {
+		if (n)
+			pb_printf(out, " link %llu/", (unsigned long long)refs[n].dir);
+		else
+			pb_printf(out, " name ");
+		name_to_text(out, refs[n].name, refs[n].len);
 	}
+	if (nr < 0)
+		pb_printf(out, " name (malformed)");
 }
 
 /* ---- dirent ---- */

@@ -57,22 +57,42 @@ int hash_remove_at(struct trans *t, const struct hash_desc *d, u64 inode, u64 sl
 void bkfs_inode_init(struct bkfs_inode *in, u32 mode, u32 uid, u32 gid, u64 rdev, u64 now);
 int bkfs_inode_get(struct trans *t, u64 inum, struct bkfs_inode *out);
 int bkfs_inode_find(struct bkfs_fs *fs, u64 inum, struct bkfs_inode *out);
-/* Write the inode, keeping the recorded name it has on disk. */
+/* Write the inode, keeping the recorded names it has on disk. */
 int bkfs_inode_write(struct trans *t, u64 inum, const struct bkfs_inode *in);
-/* The recorded name (docs/FORMAT.md 4.5): the name of one of the inode's
- * dirents in in->parent, so that a lost dirent can be made again. name is a
- * buffer of INODE_NAME_MAX bytes; *len 0 if the inode has none. */
-int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, char *name, size_t *len);
-/* Write the inode with this recorded name (len 0: none). */
-int bkfs_inode_write_named(struct trans *t, u64 inum, const struct bkfs_inode *in, const char *name, size_t len);
-/* Write *in after its dirent (dir, name) went while the inode stays: if
- * that was its recorded name, the inode has none now. */
+/* The recorded names (docs/FORMAT.md 4.5): the names of the inode's dirents,
+ * so that a lost dirent can be made again. [0] is in in->parent (dir[0]
+ * mirrors it), then up to INODE_NAMES_MAX - 1 of a file's other links. */
+struct inode_names {
+	unsigned nr; /* 0: none */
+	u64 dir[INODE_NAMES_MAX];
+	u8 len[INODE_NAMES_MAX];
+	char name[INODE_NAMES_MAX][INODE_NAME_MAX];
+};
+/* nm holds (dir, name) alone (len 0: nothing) */
+void inode_names_one(struct inode_names *nm, u64 dir, const char *name, size_t len);
+/* the index of (dir, name) in nm, or -1 */
+int inode_names_find(const struct inode_names *nm, u64 dir, const char *name, size_t len);
+/* Add (dir, name) after the others, if there is room: whether it went in */
+bool inode_names_add(struct inode_names *nm, u64 dir, const char *name, size_t len);
+/* Remove name i; the next one, if any, becomes the first */
+void inode_names_del(struct inode_names *nm, unsigned i);
+int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, struct inode_names *nm);
+/* Write the inode with these recorded names (the first's directory is
+ * in->parent: callers keep the two together). */
+int bkfs_inode_write_named(struct trans *t, u64 inum, const struct bkfs_inode *in, const struct inode_names *nm);
+/* Write *in after its dirent (dir, name) went while the inode stays: that
+ * name is no longer recorded (the next, if any, becomes the first). */
 int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
 			    size_t len);
 /* Write *in after its dirent (odir, oname) became (ndir, nname): the
- * recorded name follows the dirent (in->parent too). */
+ * recorded name follows the dirent (in->parent too); a file's dirent that
+ * was not recorded is, if there is room. */
 int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 odir, const char *oname,
 			  size_t olen, u64 ndir, const char *nname, size_t nlen);
+/* Write *in after a new dirent (dir, name) links it: recorded, if there
+ * is room. */
+int bkfs_inode_name_added(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
+			  size_t len);
 /* Delete the inode key, its data and its xattrs (nlink reached 0). */
 int bkfs_inode_remove(struct trans *t, u64 inum);
 /* Remove the data of inum in [start, end) sectors (end UINT64_MAX: to the

@@ -342,6 +342,7 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 {
 	struct stat st;
 	struct bkfs_inode in;
+	struct inode_names nm;
 	size_t nlen = strlen(name);
 	u64 inum;
 	int fd = -1, ret = 0, err;
@@ -368,7 +369,10 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		struct hl_ent **pp = hl_find(im, st.st_dev, st.st_ino);
 		if (pp) {
 			struct hl_ent *e = *pp;
-			if ((ret = bkfs_dirent_add_unique(&im->t, dir, name, nlen, e->inum, dt)))
+			struct bkfs_inode hl;
+			if ((ret = bkfs_dirent_add_unique(&im->t, dir, name, nlen, e->inum, dt)) ||
+			    (ret = bkfs_inode_get(&im->t, e->inum, &hl)) ||
+			    (ret = bkfs_inode_name_added(&im->t, e->inum, &hl, dir, name, nlen)))
 				return ret;
 			e->seen++;
 			im->st->hardlinks++;
@@ -460,13 +464,15 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		in.nlink = 2 + n;
 		(*nsubdirs)++;
 		im->st->dirs++;
-		ret = bkfs_inode_write_named(&im->t, inum, &in, name, nlen);
+		inode_names_one(&nm, dir, name, nlen);
+		ret = bkfs_inode_write_named(&im->t, inum, &in, &nm);
 out_dir:
 		closedir(sub);
 		if (ret)
 			goto out;
 	} else {
-		if ((ret = bkfs_inode_write_named(&im->t, inum, &in, name, nlen)) ||
+		inode_names_one(&nm, dir, name, nlen);
+		if ((ret = bkfs_inode_write_named(&im->t, inum, &in, &nm)) ||
 		    (ret = bkfs_dirent_add_unique(&im->t, dir, name, nlen, inum, dt)))
 			goto out;
 		if (st.st_nlink > 1 && (ret = hl_add(im, st.st_dev, st.st_ino, inum, st.st_nlink)))

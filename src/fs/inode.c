@@ -80,93 +80,136 @@ int bkfs_inode_find(struct bkfs_fs *fs, u64 inum, struct bkfs_inode *out)
 	return ret;
 }
 
-int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, char *name, size_t *len)
+void inode_names_one(struct inode_names *nm, u64 dir, const char *name, size_t len)
+{
+	nm->nr = 0;
+	inode_names_add(nm, dir, name, len);
+}
+
+int inode_names_find(const struct inode_names *nm, u64 dir, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < nm->nr; i++)
+		if (nm->dir[i] == dir && nm->len[i] == len && !memcmp(nm->name[i], name, len))
+			return (int)i;
+	return -1;
+}
+
+bool inode_names_add(struct inode_names *nm, u64 dir, const char *name, size_t len)
+{
+	if (nm->nr >= INODE_NAMES_MAX || !len || len > INODE_NAME_MAX)
+		return false;
+	nm->dir[nm->nr] = dir;
+	nm->len[nm->nr] = (u8)len;
+	memcpy(nm->name[nm->nr], name, len);
+	nm->nr++;
+	return true;
+}
+
+void inode_names_del(struct inode_names *nm, unsigned i)
+{
+	if (i >= nm->nr)
+		return;
+	nm->nr--;
+	memmove(&nm->dir[i], &nm->dir[i + 1], (nm->nr - i) * sizeof(nm->dir[0]));
+	memmove(&nm->len[i], &nm->len[i + 1], (nm->nr - i) * sizeof(nm->len[0]));
+	memmove(nm->name[i], nm->name[i + 1], (nm->nr - i) * sizeof(nm->name[0]));
+}
+
+int bkfs_inode_get_named(struct trans *t, u64 inum, struct bkfs_inode *out, struct inode_names *nm)
 {
 	struct bkey_buf kb;
-	int ret = inode_key(t, inum, &kb, out);
+	struct bkfs_inode in;
+	int ret = inode_key(t, inum, &kb, &in);
 	if (ret)
 		return ret;
-	const u8 *n;
-	unsigned l;
-	*len = 0;
-	if (inode_name_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), &n, &l) > 0) {
-		memcpy(name, n, l);
-		*len = l;
-	}
+	if (out)
+		*out = in;
+	struct inode_name_ref refs[INODE_NAMES_MAX];
+	int nr = inode_names_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), refs);
+	nm->nr = 0;
+	for (int i = 0; i < nr; i++)
+		inode_names_add(nm, i ? refs[i].dir : in.parent, (const char *)refs[i].name, refs[i].len);
 	return 0;
 }
 
-int bkfs_inode_write_named(struct trans *t, u64 inum, const struct bkfs_inode *in, const char *name, size_t len)
+int bkfs_inode_write_named(struct trans *t, u64 inum, const struct bkfs_inode *in, const struct inode_names *nm)
 {
 	struct bkey_buf kb;
-	if (len > INODE_NAME_MAX)
-		len = 0;
-	bkey_init(&kb.k, KEY_TYPE_inode, POS(0, inum), inode_val_bytes(len));
-	u8 *v = bkey_val(&kb.k);
-	memcpy(v, in, sizeof(*in));
-	if (len) {
-		size_t room = inode_val_bytes(len) - sizeof(*in);
-		memset(v + sizeof(*in), 0, room);
-		v[sizeof(*in)] = (u8)len;
-		memcpy(v + sizeof(*in) + 1, name, len);
-	}
+	struct inode_name_ref refs[INODE_NAMES_MAX];
+	unsigned nr = nm ? MIN(nm->nr, (unsigned)INODE_NAMES_MAX) : 0;
+	for (unsigned i = 0; i < nr; i++)
+		refs[i] = (struct inode_name_ref){ .dir = nm->dir[i], .name = (const u8 *)nm->name[i], .len = nm->len[i] };
+	bkey_init(&kb.k, KEY_TYPE_inode, POS(0, inum), inode_val_bytes_max());
+	memcpy(bkey_val(&kb.k), in, sizeof(*in));
+	size_t vb = inode_names_encode(bkey_val(&kb.k), refs, nr);
+	kb.k.u64s = (u16)DIV_ROUND_UP(sizeof(struct bkey) + vb, 8);
 	return trans_update(t, BTREE_ID_inodes, &kb.k);
 }
 
-/* The inode's recorded name stays as it is on disk: most updates (times,
- * sizes, link counts) do not touch it. */
+/* The inode's recorded names stay as they are on disk: most updates (times,
+ * sizes, link counts) do not touch them. */
 int bkfs_inode_write(struct trans *t, u64 inum, const struct bkfs_inode *in)
 {
-	char name[INODE_NAME_MAX];
-	size_t len = 0;
-	int ret = bkfs_inode_get_named(t, inum, NULL, name, &len);
-	if (ret && ret != -BKFS_E_NOENT)
+	struct bkey_buf kb;
+	int ret = inode_key(t, inum, &kb, NULL);
+	if (ret == -BKFS_E_NOENT) {
+		bkey_init(&kb.k, KEY_TYPE_inode, POS(0, inum), sizeof(*in));
+		ret = 0;
+	}
+	if (ret)
 		return ret;
-	return bkfs_inode_write_named(t, inum, in, name, ret ? 0 : len);
-}
-
-/* the inode's recorded name as it is on disk (rec, *rlen), and whether it
- * is name in dir */
-static int record_read(struct trans *t, u64 inum, char *rec, size_t *rlen, u64 dir, const char *name, size_t len,
-		       bool *is)
-{
-	struct bkfs_inode cur;
-	int ret = bkfs_inode_get_named(t, inum, &cur, rec, rlen);
-	*is = !ret && *rlen && *rlen == len && cur.parent == dir && !memcmp(rec, name, len);
-	return ret;
+	memcpy(bkey_val(&kb.k), in, sizeof(*in));
+	return trans_update(t, BTREE_ID_inodes, &kb.k);
 }
 
 int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
 			    size_t len)
 {
-	char rec[INODE_NAME_MAX];
-	size_t rlen;
-	bool is;
-	int ret = record_read(t, inum, rec, &rlen, dir, name, len, &is);
+	struct inode_names nm;
+	int ret = bkfs_inode_get_named(t, inum, NULL, &nm);
 	if (ret)
 		return ret;
-	if (!is)
-		return bkfs_inode_write_named(t, inum, in, rec, rlen);
-	if (!S_ISDIR(in->mode))
-		in->parent = 0;
-	return bkfs_inode_write_named(t, inum, in, NULL, 0);
+	int i = inode_names_find(&nm, dir, name, len);
+	if (i >= 0) {
+		inode_names_del(&nm, (unsigned)i);
+		if (!S_ISDIR(in->mode))
+			in->parent = nm.nr ? nm.dir[0] : 0;
+	}
+	return bkfs_inode_write_named(t, inum, in, &nm);
 }
 
 int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 odir, const char *oname,
 			  size_t olen, u64 ndir, const char *nname, size_t nlen)
 {
-	char rec[INODE_NAME_MAX];
-	size_t rlen;
-	bool is;
-	int ret = record_read(t, inum, rec, &rlen, odir, oname, olen, &is);
+	struct inode_names nm;
+	int ret = bkfs_inode_get_named(t, inum, NULL, &nm);
 	if (ret)
 		return ret;
-	/* a directory has one name; a file takes the new one if the moved
-	 * dirent was its recorded name or it had none */
-	if (!S_ISDIR(in->mode) && rlen && !is)
-		return bkfs_inode_write_named(t, inum, in, rec, rlen);
-	in->parent = ndir;
-	return bkfs_inode_write_named(t, inum, in, nname, nlen);
+	int i = inode_names_find(&nm, odir, oname, olen);
+	if (S_ISDIR(in->mode)) { /* a directory has one name */
+		in->parent = ndir;
+		inode_names_one(&nm, ndir, nname, nlen);
+	} else if (i >= 0) {
+		nm.dir[i] = ndir;
+		nm.len[i] = (u8)nlen;
+		memcpy(nm.name[i], nname, nlen);
+		in->parent = nm.dir[0];
+	} else if (inode_names_add(&nm, ndir, nname, nlen)) {
+		in->parent = nm.dir[0];
+	}
+	return bkfs_inode_write_named(t, inum, in, &nm);
+}
+
+int bkfs_inode_name_added(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
+			  size_t len)
+{
+	struct inode_names nm;
+	int ret = bkfs_inode_get_named(t, inum, NULL, &nm);
+	if (ret)
+		return ret;
+	if (inode_names_add(&nm, dir, name, len))
+		in->parent = nm.dir[0];
+	return bkfs_inode_write_named(t, inum, in, &nm);
 }
 
 int bkfs_inum_alloc(struct trans *t, bool check, u64 *inum)
@@ -368,7 +411,9 @@ int bkfs_create(struct bkfs_fs *fs, u64 dir, const char *name, u32 mode, u32 uid
 	if ((ret = bkfs_dirent_add(&t, dir, name, len, inum, bkfs_mode_to_dtype(mode))))
 		goto out;
 	d.mtime_ns = d.ctime_ns = now;
-	if ((ret = bkfs_inode_write(&t, dir, &d)) || (ret = bkfs_inode_write_named(&t, inum, &in, name, len)))
+	struct inode_names nm;
+	inode_names_one(&nm, dir, name, len);
+	if ((ret = bkfs_inode_write(&t, dir, &d)) || (ret = bkfs_inode_write_named(&t, inum, &in, &nm)))
 		goto out;
 	if ((ret = trans_commit(&t, 0)))
 		goto out;
@@ -390,10 +435,9 @@ int bkfs_link(struct bkfs_fs *fs, u64 inum, u64 dir, const char *name)
 	int ret;
 	if ((ret = bkfs_name_check(name, len)))
 		return ret;
-	char rec[INODE_NAME_MAX];
-	size_t rlen;
+	struct inode_names nm;
 	trans_init(&t, fs);
-	if ((ret = bkfs_inode_get(&t, dir, &d)) || (ret = bkfs_inode_get_named(&t, inum, &in, rec, &rlen)))
+	if ((ret = bkfs_inode_get(&t, dir, &d)) || (ret = bkfs_inode_get_named(&t, inum, &in, &nm)))
 		goto out;
 	if (!S_ISDIR(d.mode)) {
 		ret = -BKFS_E_NOTDIR;
@@ -412,12 +456,9 @@ int bkfs_link(struct bkfs_fs *fs, u64 inum, u64 dir, const char *name)
 	in.nlink++;
 	in.ctime_ns = now;
 	d.mtime_ns = d.ctime_ns = now;
-	if (!rlen) { /* the new name is recorded if the inode had none left */
-		in.parent = dir;
-		memcpy(rec, name, len);
-		rlen = len;
-	}
-	if (!(ret = bkfs_inode_write(&t, dir, &d)) && !(ret = bkfs_inode_write_named(&t, inum, &in, rec, rlen)))
+	if (inode_names_add(&nm, dir, name, len)) /* recorded while there is room */
+		in.parent = nm.dir[0];
+	if (!(ret = bkfs_inode_write(&t, dir, &d)) && !(ret = bkfs_inode_write_named(&t, inum, &in, &nm)))
 		ret = trans_commit(&t, 0);
 out:
 	trans_exit(&t);
@@ -518,8 +559,7 @@ ssize_t bkfs_file_write(struct bkfs_fs *fs, u64 inum, u64 off, const void *buf, 
 {
 	struct trans t;
 	struct bkfs_inode in;
-	char name[INODE_NAME_MAX];
-	size_t nlen;
+	struct inode_names nm;
 	u64 bs = fs->block_bytes;
 	size_t done = 0;
 	u8 *tmp = NULL;
@@ -528,7 +568,7 @@ ssize_t bkfs_file_write(struct bkfs_fs *fs, u64 inum, u64 off, const void *buf, 
 		return -BKFS_E_RANGE;
 	trans_init(&t, fs);
 	while (done < len || (!len && !done)) {
-		if ((ret = bkfs_inode_get_named(&t, inum, &in, name, &nlen)))
+		if ((ret = bkfs_inode_get_named(&t, inum, &in, &nm)))
 			break;
 		if (!S_ISREG(in.mode)) {
 			ret = S_ISDIR(in.mode) ? -BKFS_E_ISDIR : -BKFS_E_INVAL;
@@ -562,8 +602,8 @@ ssize_t bkfs_file_write(struct bkfs_fs *fs, u64 inum, u64 off, const void *buf, 
 		in.size = MAX(in.size, end);
 		in.sectors = (s64)in.sectors + delta < 0 ? 0 : in.sectors + delta;
 		in.mtime_ns = in.ctime_ns = bkfs_now_ns();
-		/* the name as read: the write path spares bkfs_inode_write's lookup */
-		if ((ret = bkfs_inode_write_named(&t, inum, &in, name, nlen)) || (ret = trans_commit(&t, 0)))
+		/* the names as read: the write path spares bkfs_inode_write's lookup */
+		if ((ret = bkfs_inode_write_named(&t, inum, &in, &nm)) || (ret = trans_commit(&t, 0)))
 			break;
 		done += n;
 	}

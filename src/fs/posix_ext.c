@@ -161,7 +161,9 @@ static int whiteout_at(struct trans *t, u64 dir, u64 oslot, const char *name, si
 		return ret;
 	bkfs_inode_init(&in, S_IFCHR, wo->uid, wo->gid, 0, now);
 	in.parent = dir;
-	if ((ret = bkfs_inode_write_named(t, inum, &in, name, len)))
+	struct inode_names nm;
+	inode_names_one(&nm, dir, name, len);
+	if ((ret = bkfs_inode_write_named(t, inum, &in, &nm)))
 		return ret;
 	return dirent_set_at(t, dir, oslot, name, len, inum, DT_CHR);
 }
@@ -319,11 +321,10 @@ int bkfs_setattr(struct bkfs_fs *fs, u64 inum, const struct bkfs_attr_change *c,
 {
 	struct trans t;
 	struct bkfs_inode in;
-	char name[INODE_NAME_MAX];
-	size_t nlen;
+	struct inode_names nm;
 	int ret;
 	trans_init(&t, fs);
-	if ((ret = bkfs_inode_get_named(&t, inum, &in, name, &nlen)))
+	if ((ret = bkfs_inode_get_named(&t, inum, &in, &nm)))
 		goto out;
 	if (c->mask & BKFS_ATTR_MODE)
 		in.mode = (in.mode & S_IFMT) | (c->mode & 07777);
@@ -336,7 +337,7 @@ int bkfs_setattr(struct bkfs_fs *fs, u64 inum, const struct bkfs_attr_change *c,
 	if (c->mask & BKFS_ATTR_MTIME)
 		in.mtime_ns = c->mtime_ns;
 	in.ctime_ns = c->mask & BKFS_ATTR_CTIME ? c->ctime_ns : bkfs_now_ns();
-	if ((ret = bkfs_inode_write_named(&t, inum, &in, name, nlen)) || (ret = trans_commit(&t, 0)))
+	if ((ret = bkfs_inode_write_named(&t, inum, &in, &nm)) || (ret = trans_commit(&t, 0)))
 		goto out;
 	if (out)
 		*out = in;

@@ -2138,18 +2138,20 @@ static int cmp_ifix(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* the inode's recorded name becomes name in dir (the dirent fsck made) */
+/* the inode's recorded name becomes name in dir (the dirent fsck made),
+ * unless it records that name already (a link made again under it) */
 static int set_name(struct fsp *s, u64 inum, u64 dir, const char *name)
 {
 	struct trans t;
 	struct bkfs_inode in;
-	char old[INODE_NAME_MAX];
-	size_t len;
+	struct inode_names nm;
+	size_t len = strlen(name);
 	trans_init(&t, s->fs);
-	int ret = bkfs_inode_get_named(&t, inum, &in, old, &len);
-	if (!ret) {
+	int ret = bkfs_inode_get_named(&t, inum, &in, &nm);
+	if (!ret && inode_names_find(&nm, dir, name, len) < 0) {
 		in.parent = dir;
-		if (!(ret = bkfs_inode_write_named(&t, inum, &in, name, strlen(name))))
+		inode_names_one(&nm, dir, name, len);
+		if (!(ret = bkfs_inode_write_named(&t, inum, &in, &nm)))
 			ret = commit(&t);
 	}
 	trans_exit(&t);
@@ -2280,10 +2282,9 @@ static int apply(struct fsp *s)
 	vsort(s->fix.data, s->fix.nr, sizeof(*s->fix.data), cmp_ifix);
 	for (size_t i = 0; i < s->fix.nr;) {
 		struct bkfs_inode in;
-		char name[INODE_NAME_MAX];
-		size_t len;
+		struct inode_names nm;
 		u64 inum = s->fix.data[i].inum;
-		ret = bkfs_inode_get_named(&tr, inum, &in, name, &len);
+		ret = bkfs_inode_get_named(&tr, inum, &in, &nm);
 		if (ret)
 			goto out;
 		for (; i < s->fix.nr && s->fix.data[i].inum == inum; i++) {
@@ -2298,12 +2299,10 @@ static int apply(struct fsp *s)
 				in.nlink = f->nlink;
 			if (f->mask & FX_PARENT)
 				in.parent = f->parent;
-			if (f->mask & FX_NAME) {
-				len = f->name ? strlen(f->name) : 0;
-				memcpy(name, f->name ? f->name : "", len);
-			}
+			if (f->mask & FX_NAME) /* the one name of its one dirent, or none */
+				inode_names_one(&nm, in.parent, f->name ? f->name : "", f->name ? strlen(f->name) : 0);
 		}
-		if ((ret = bkfs_inode_write_named(&tr, inum, &in, name, len)) || (ret = commit(&tr)))
+		if ((ret = bkfs_inode_write_named(&tr, inum, &in, &nm)) || (ret = commit(&tr)))
 			goto out;
 	}
 out:

@@ -524,9 +524,45 @@ static void test_validate(void)
 		memcpy(tail, bad[i], 8);
 		CHECK_EQ(inode_name_parse(bkey_val(&b.k), bkey_val_bytes(&b.k), &nm, &nlen), -1);
 	}
-	/* a value longer than the longest name needs is not an inode's */
+	/* the names of other links (format 5): encoded and parsed back */
+	{
+		static const char *const nms[] = { "a", "bcdefgh", "ijklmnop", "q", "rstu" };
+		struct inode_name_ref refs[INODE_NAMES_MAX], back[INODE_NAMES_MAX];
+		for (unsigned i = 0; i < INODE_NAMES_MAX; i++)
+			refs[i] = (struct inode_name_ref){ .dir = i ? 5000 + i : 0, .name = (const u8 *)nms[i],
+							   .len = (unsigned)strlen(nms[i]) };
+		for (unsigned nr = 0; nr <= INODE_NAMES_MAX; nr++) {
+			mk_inode(&b, 4096);
+			size_t vb = inode_names_encode(bkey_val(&b.k), refs, nr);
+			CHECK_EQ(vb % 8, 0);
+			b.k.u64s = (u16)((sizeof(struct bkey) + vb) / 8);
+			OK(&b.k, BTREE_ID_inodes, 0);
+			CHECK_EQ(inode_names_parse(bkey_val(&b.k), vb, back), (int)nr);
+			for (unsigned i = 0; i < nr; i++)
+				CHECK(back[i].dir == refs[i].dir && back[i].len == refs[i].len &&
+				      !memcmp(back[i].name, refs[i].name, back[i].len));
+			if (nr == 2) { /* a link record whose directory is no inode */
+				u8 *rec = (u8 *)bkey_val(&b.k) + sizeof(struct bkfs_inode) + 8;
+				u64 zero = 0, was;
+				memcpy(&was, rec, 8);
+				memcpy(rec, &zero, 8);
+				CHECK_EQ(inode_names_parse(bkey_val(&b.k), vb, back), -1);
+				memcpy(rec, &was, 8);
+				rec[8] = 200; /* a length past the value */
+				CHECK_EQ(inode_names_parse(bkey_val(&b.k), vb, back), -1);
+			}
+		}
+		/* one name more than the most: malformed */
+		mk_inode(&b, 4096);
+		size_t vb = inode_names_encode(bkey_val(&b.k), refs, INODE_NAMES_MAX);
+		u8 *v = bkey_val(&b.k);
+		memcpy(v + vb, v + sizeof(struct bkfs_inode) + 8, 16); /* refs[1] again */
+		CHECK_EQ(inode_names_parse(v, vb + 16, back), -1);
+		CHECK(vb + 16 <= inode_val_bytes_max());
+	}
+	/* a value longer than the most names need is not an inode's */
 	mk_inode(&b, 4096);
-	b.k.u64s += (inode_val_bytes(INODE_NAME_MAX) - sizeof(struct bkfs_inode)) / 8 + 1;
+	b.k.u64s += (inode_val_bytes_max() - sizeof(struct bkfs_inode)) / 8 + 1;
 	BAD(&b.k, BTREE_ID_inodes, 0);
 	mk_inode(&b, 4096);
 	b.k.size = 1; /* non-extent keys have size 0 */

@@ -134,7 +134,7 @@ static int strip_name(struct bkfs_fs *fs, u64 inum)
 	struct bkfs_inode in;
 	trans_init(&t, fs);
 	int ret = bkfs_inode_get(&t, inum, &in);
-	return commit1(&t, ret ? ret : bkfs_inode_write_named(&t, inum, &in, NULL, 0));
+	return commit1(&t, ret ? ret : bkfs_inode_write_named(&t, inum, &in, NULL));
 }
 
 /* the inode records name in dir */
@@ -142,13 +142,12 @@ static void check_name(struct bkfs_fs *fs, u64 inum, u64 dir, const char *name)
 {
 	struct trans t;
 	struct bkfs_inode in;
-	char rec[INODE_NAME_MAX];
-	size_t len = 0;
+	struct inode_names nm;
 	trans_init(&t, fs);
-	CHECK_EQ(bkfs_inode_get_named(&t, inum, &in, rec, &len), 0);
+	CHECK_EQ(bkfs_inode_get_named(&t, inum, &in, &nm), 0);
 	trans_exit(&t);
 	CHECK_EQ(in.parent, dir);
-	CHECK(len == strlen(name) && !memcmp(rec, name, len));
+	CHECK(nm.nr >= 1 && nm.len[0] == strlen(name) && !memcmp(nm.name[0], name, nm.len[0]));
 }
 
 enum field { F_NLINK, F_SIZE, F_SECTORS, F_PARENT, F_MODE };

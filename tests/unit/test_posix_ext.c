@@ -40,21 +40,40 @@ static u64 parent(u64 inum)
 	return in.parent;
 }
 
-/* the inode records name in dir (name NULL: records none) */
-static bool named(u64 inum, u64 dir, const char *name)
+static struct inode_names names_of(u64 inum, struct bkfs_inode *in)
 {
 	struct trans t;
-	struct bkfs_inode in;
-	char rec[INODE_NAME_MAX];
-	size_t len = 0;
+	struct inode_names nm = { 0 };
 	trans_init(&t, fs);
-	int ret = bkfs_inode_get_named(&t, inum, &in, rec, &len);
+	if (bkfs_inode_get_named(&t, inum, in, &nm))
+		nm.nr = 0;
 	trans_exit(&t);
-	if (ret)
-		return false;
+	return nm;
+}
+
+/* the inode's first recorded name is name in dir (name NULL: it records
+ * none) */
+static bool named(u64 inum, u64 dir, const char *name)
+{
+	struct bkfs_inode in = { 0 };
+	struct inode_names nm = names_of(inum, &in);
 	if (!name)
-		return !len;
-	return in.parent == dir && len == strlen(name) && !memcmp(rec, name, len);
+		return !nm.nr;
+	return nm.nr && in.parent == dir && nm.dir[0] == dir && nm.len[0] == strlen(name) &&
+	       !memcmp(nm.name[0], name, nm.len[0]);
+}
+
+/* the inode records exactly these names, in this order: dirs[i]/names[i] */
+static bool names_are(u64 inum, unsigned nr, const u64 *dirs, const char *const *names)
+{
+	struct bkfs_inode in;
+	struct inode_names nm = names_of(inum, &in);
+	if (nm.nr != nr || (nr && in.parent != dirs[0]))
+		return false;
+	for (unsigned i = 0; i < nr; i++)
+		if (nm.dir[i] != dirs[i] || nm.len[i] != strlen(names[i]) || memcmp(nm.name[i], names[i], nm.len[i]))
+			return false;
+	return true;
 }
 
 static u64 look(u64 dir, const char *name)
@@ -181,30 +200,55 @@ int main(void)
 	CHECK_EQ(look(a, "xl"), x);
 	CHECK_EQ(look(b, "y"), x);
 	CHECK_EQ(nlink(x), 2);
-	/* the first name stays recorded while it is there; once it goes, the
-	 * file records none until a new link gives it one */
-	CHECK(named(x, b, "y"));
+	/* every link is recorded (format 5), the first in the parent field:
+	 * renames move their record, removals drop it (the next becomes the
+	 * first), a file left with none records its next new or moved name */
+	CHECK(names_are(x, 2, (u64[]){ b, a }, (const char *[]){ "y", "xl" }));
 	{
 		u64 h = mk(c, "h", S_IFREG | 0644);
 		CHECK_EQ(bkfs_link(fs, h, a, "h2"), 0);
-		CHECK(named(h, c, "h"));
+		CHECK(names_are(h, 2, (u64[]){ c, a }, (const char *[]){ "h", "h2" }));
 		CHECK_EQ(bkfs_rename(fs, a, "h2", a, "h3", 0), 0);
-		CHECK(named(h, c, "h")); /* not its recorded name that moved */
+		CHECK(names_are(h, 2, (u64[]){ c, a }, (const char *[]){ "h", "h3" }));
 		CHECK_EQ(bkfs_remove(fs, c, "h", 0), 0);
-		CHECK(named(h, 0, NULL));
+		CHECK(names_are(h, 1, (u64[]){ a }, (const char *[]){ "h3" }));
 		CHECK_EQ(bkfs_link(fs, h, c, "h4"), 0);
-		CHECK(named(h, c, "h4"));
+		CHECK(names_are(h, 2, (u64[]){ a, c }, (const char *[]){ "h3", "h4" }));
 		CHECK_EQ(bkfs_unlink(fs, c, "h4", false), 0);
-		CHECK(named(h, 0, NULL));
+		CHECK(names_are(h, 1, (u64[]){ a }, (const char *[]){ "h3" }));
 		CHECK_EQ(bkfs_rename(fs, a, "h3", b, "h5", 0), 0);
-		CHECK(named(h, b, "h5")); /* it had none: the moved name */
+		CHECK(named(h, b, "h5"));
 		u64 o = mk(c, "o", S_IFREG | 0644);
 		CHECK_EQ(bkfs_link(fs, o, c, "o2"), 0);
-		CHECK_EQ(bkfs_rename(fs, b, "h5", c, "o", 0), 0); /* over o's recorded name */
-		CHECK(named(o, 0, NULL));
-		CHECK(named(h, c, "o"));
+		CHECK_EQ(bkfs_rename(fs, b, "h5", c, "o", 0), 0); /* over o's first name */
+		CHECK(names_are(o, 1, (u64[]){ c }, (const char *[]){ "o2" }));
+		CHECK(names_are(h, 1, (u64[]){ c }, (const char *[]){ "o" }));
 		CHECK_EQ(bkfs_remove(fs, c, "o", 0), 0);
 		CHECK_EQ(bkfs_remove(fs, c, "o2", 0), 0);
+
+		/* more links than records: the first INODE_NAMES_MAX are kept */
+		u64 m = mk(c, "m0", S_IFREG | 0644);
+		char nm[16];
+		for (int i = 1; i < INODE_NAMES_MAX + 2; i++) {
+			snprintf(nm, sizeof(nm), "m%d", i);
+			CHECK_EQ(bkfs_link(fs, m, i % 2 ? a : c, nm), 0);
+		}
+		u64 md[] = { c, a, c, a, c };
+		const char *mn[] = { "m0", "m1", "m2", "m3", "m4" };
+		_Static_assert(INODE_NAMES_MAX == 5, "the list below");
+		CHECK(names_are(m, 5, md, mn));
+		CHECK_EQ(bkfs_unlink(fs, a, "m5", false), 0); /* not recorded: nothing */
+		CHECK(names_are(m, 5, md, mn));
+		CHECK_EQ(bkfs_unlink(fs, a, "m3", false), 0);
+		CHECK(names_are(m, 4, (u64[]){ c, a, c, c }, (const char *[]){ "m0", "m1", "m2", "m4" }));
+		CHECK_EQ(bkfs_rename(fs, c, "m6", b, "m6", 0), 0); /* unrecorded, moved: recorded now */
+		CHECK(names_are(m, 5, (u64[]){ c, a, c, c, b }, (const char *[]){ "m0", "m1", "m2", "m4", "m6" }));
+		for (int i = 0; i < INODE_NAMES_MAX + 2; i++) {
+			snprintf(nm, sizeof(nm), "m%d", i);
+			u64 d = i == 6 ? b : i % 2 ? a : c;
+			if (i != 3 && i != 5)
+				CHECK_EQ(bkfs_remove(fs, d, nm, 0), 0);
+		}
 	}
 	/* over another link of a hard-linked file: one link less, data kept */
 	u64 w = mk(a, "w", S_IFREG | 0644);
