@@ -125,7 +125,9 @@ struct xlost { u32 idx, xattrs; };
 struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; char *name; };
 /* an inode put back under its recorded name (dir: table index): one no
  * dirent leads to, or a file that has fewer dirents than links (extra) */
-struct relink { u32 idx, dir; bool fix, extra; char name[BKFS_NAME_MAX + 1]; };
+/* extra: a name more for a reachable file (its own finding); also: a name
+ * more for an unreachable one (part of that finding) */
+struct relink { u32 idx, dir; bool fix, extra, also; char name[BKFS_NAME_MAX + 1]; };
 struct lfadd { u64 inum; u8 type; };
 /* the last known path of an inode that goes to lost+found: the name a
  * removed dirent gave it (user.bkfs.origin, docs/FORMAT.md) */
@@ -1119,46 +1121,51 @@ static int relink_name_free(struct fsp *s, u32 dir, const char *name, size_t len
 /* An inode no dirent leads to goes back under its recorded name when the
  * directory the name is in is there and the name is free (docs/FORMAT.md
  * 4.5): a lost dirent then costs no name. So does a file with more links
- * than dirents whose recorded dirent is the one missing (extra). 1 if it
- * goes back. */
+ * than dirents whose recorded dirents (its first name and those of its
+ * other links) are among the missing ones (extra), up to its link count.
+ * The number of names it goes back under. */
 static int try_relink(struct fsp *s, u32 i, bool extra)
 {
 	struct fi *t = s->t.data;
 	struct bkey_buf kb;
-	const u8 *n;
-	unsigned len;
+	struct inode_name_ref refs[INODE_NAMES_MAX];
 	if ((t[i].flags & F_NEW) || (t[i].type != DT_DIR && !t[i].nl))
 		return 0; /* recreated, or nlink 0: no name to go back to */
 	int ret = btree_lookup(s->fs, BTREE_ID_inodes, POS(0, t_inum(s, i)), &kb);
 	if (ret)
 		return ret == -BKFS_E_NOMEM ? ret : 0;
-	if (kb.k.type != KEY_TYPE_inode || bkey_val_bytes(&kb.k) < sizeof(struct bkfs_inode) ||
-	    inode_name_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), &n, &len) <= 0)
-		return 0;
+	int nr = kb.k.type == KEY_TYPE_inode && bkey_val_bytes(&kb.k) >= sizeof(struct bkfs_inode) ?
+		inode_names_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), refs) : 0;
 	const struct bkfs_inode *v = bkey_val(&kb.k);
-	u64 parent = v->parent;
-	if (extra && v->nlink <= cnt(s, i))
-		return 0;
-	u32 dir = parent >= BKFS_ROOT_INO ? tfind(s, parent) : NONE;
-	if (dir == NONE || dir == i || t[dir].type != DT_DIR)
-		return 0;
-	char name[BKFS_NAME_MAX + 1];
-	memcpy(name, n, len);
-	name[len] = 0;
-	if ((ret = relink_name_free(s, dir, name, len)) <= 0)
-		return ret;
-	struct relink *r = darray_push_zeroed(s->relinks);
-	if (!r)
-		return -BKFS_E_NOMEM;
-	r->idx = i;
-	r->dir = dir;
-	r->extra = extra;
-	memcpy(r->name, name, len + 1);
-	if (!extra)
-		t[i].link = dir;
-	if (t[i].type != DT_DIR && (ret = cnt_inc(s, i)))
-		return ret;
-	return 1;
+	u32 want = t[i].type == DT_DIR ? 1 : v->nlink > cnt(s, i) ? v->nlink - cnt(s, i) : 0;
+	int made = 0;
+	for (int n = 0; n < nr && (u32)made < want && (n == 0 || t[i].type != DT_DIR); n++) {
+		u64 parent = n ? refs[n].dir : v->parent;
+		u32 dir = parent >= BKFS_ROOT_INO ? tfind(s, parent) : NONE;
+		if (dir == NONE || dir == i || t[dir].type != DT_DIR)
+			continue;
+		char name[BKFS_NAME_MAX + 1];
+		memcpy(name, refs[n].name, refs[n].len);
+		name[refs[n].len] = 0;
+		if ((ret = relink_name_free(s, dir, name, refs[n].len)) < 0)
+			return ret;
+		if (!ret)
+			continue; /* there (most likely the link itself), or taken */
+		struct relink *r = darray_push_zeroed(s->relinks);
+		if (!r)
+			return -BKFS_E_NOMEM;
+		r->idx = i;
+		r->dir = dir;
+		r->extra = extra || made;
+		r->also = !extra && made;
+		memcpy(r->name, name, refs[n].len + 1);
+		if (!r->extra)
+			t[i].link = dir;
+		if (t[i].type != DT_DIR && (ret = cnt_inc(s, i)))
+			return ret;
+		made++;
+	}
+	return made;
 }
 
 /* sum of name_mix(inode, directory of its one dirent) over the inodes
@@ -1881,13 +1888,17 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			ri++;
 		struct relink *rl = ri < s->relinks.nr && s->relinks.data[ri].idx == idx && !(e->flags & F_TO_LF) ?
 					    &s->relinks.data[ri] : NULL;
-		if (rl) {
+		bool relinked = rl;
+		for (; rl && rl < s->relinks.data + s->relinks.nr && rl->idx == idx; rl++) {
 			pb_reset(&act);
 			dir_entry_path(s, rl->dir, rl->name, &act);
-			if (rl->extra) {
+			if (rl->also) {
+				rl->fix = rl[-1].fix;
+				fsck_err_msg(s->c, "and to %s (another name it records)", pb_str(&act));
+			} else if (rl->extra) {
 				rl->fix = ERR(s, inode_link_count_wrong, "linked it again under its recorded name", "%s", OBJ());
-				fsck_err_msg(s->c, "nlink %u, but %u directory entries name it; the one it records, %s, is gone",
-					     v.nlink, cnt(s, idx) - 1, pb_str(&act));
+				fsck_err_msg(s->c, "nlink %u, but fewer directory entries name it; %s, a name it records, is gone",
+					     v.nlink, pb_str(&act));
 			} else {
 				rl->fix = ERR(s, inode_unreachable, "linked it back under its recorded name", "inode %llu",
 					      (unsigned long long)inum);
@@ -1907,7 +1918,7 @@ static int report_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			}
 			fsck_err_msg(s->c, "the bytes after the inode are not a well-formed name");
 		}
-		if (named > 0 && e->type != DT_DIR && !rl && !(e->flags & F_TO_LF) && cnt(s, idx) == 1 &&
+		if (named > 0 && e->type != DT_DIR && !relinked && !(e->flags & F_TO_LF) && cnt(s, idx) == 1 &&
 		    e->link != NONE && v.parent != t_inum(s, e->link)) {
 			if (ERR(s, inode_name_wrong, "recorded the name of its directory entry", "%s", OBJ()) &&
 			    (ret = fix_name(s, &f, t_inum(s, e->link), inum)))

@@ -510,6 +510,24 @@ static void a_lost_link(struct bkfs_fs *fs, struct tree *t)
 	check_name(fs, t->f1, t->a, "f1");
 }
 
+/* the second link lost (format 5 records it too): made again */
+static int d_lost_link2(struct bkfs_fs *fs, struct tree *t)
+{
+	return del_dirent(fs, t->c, "h1");
+}
+/* both links lost: back under both names */
+static int d_lost_links(struct bkfs_fs *fs, struct tree *t)
+{
+	int ret = del_dirent(fs, t->a, "f1");
+	return ret ? ret : del_dirent(fs, t->c, "h1");
+}
+static void a_links_back(struct bkfs_fs *fs, struct tree *t)
+{
+	a_normal_paths(fs, t);
+	check_name(fs, t->f1, t->a, "f1");
+	CHECK(bkfs_lookup_path(fs, "/lost+found", NULL, NULL) == -BKFS_E_NOENT);
+}
+
 /* the recorded name is taken by another file: lost+found */
 static int d_name_taken(struct bkfs_fs *fs, struct tree *t)
 {
@@ -749,6 +767,8 @@ int main(void)
 	     E(inode_link_count_wrong));
 	SCEN("name_wrong", d_name_wrong, a_name_right, E(inode_name_wrong));
 	SCEN("lost_link", d_lost_link, a_lost_link, E(inode_link_count_wrong));
+	SCEN("lost_link2", d_lost_link2, a_links_back, E(inode_link_count_wrong));
+	SCEN("lost_links", d_lost_links, a_links_back, E(inode_unreachable));
 	SCEN("missing_inode", d_missing_inode, a_missing_inode, E(dirent_to_missing_inode),
 	     E(extent_for_missing_inode));
 	SCEN("missing_symlink_inode", d_missing_symlink, a_missing_symlink, E(dirent_to_missing_inode),
