@@ -168,6 +168,8 @@ enum corrupt_session { CORRUPT_RAW, CORRUPT_NODES, CORRUPT_FS };
 	x(inode_name_wrong, inode_name_wrong, 0, FS,                                                            \
 	  "a regular file's recorded name moved to another directory (its parent field)")                       \
 	x(inode_name_bad, inode_name_bad, 0, FS, "a regular file's recorded name given a '/'")                  \
+	x(inode_link_name_wrong, inode_link_name_wrong, 0, FS,                                                  \
+	  "a hard-linked file's recorded name of its second link changed to one no dirent has")                 \
 	x(dir_multiple_links, dir_multiple_links, 0, FS, "a directory given a second name in another directory") \
 	x(root_inode_missing, root_inode_missing, 0, FS, "the root directory's inode deleted")                  \
 	x(dirent_d_type, dirent_d_type_wrong, 0, FS, "a regular file's dirent d_type set to symlink")           \

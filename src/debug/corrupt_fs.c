@@ -516,3 +516,42 @@ int corrupt_inode_name_bad(struct corrupt_ctx *c)
 	name[0] = '/';
 	return commit_one(c->fs, BTREE_ID_inodes, &kb.k);
 }
+
+/* A file that records the names of its other links (format 5): the last
+ * letter of the second name changed to another, so it names no dirent. */
+int corrupt_inode_link_name_wrong(struct corrupt_ctx *c)
+{
+	struct bkey_buf kb;
+	struct inode_name_ref refs[INODE_NAMES_MAX];
+	int ret = load_inodes(c);
+	if (ret)
+		return ret;
+	size_t n = 0, want = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < c->nr_inodes; i++) {
+			const struct dinode *di = &c->inodes[i];
+			if (!S_ISREG(di->v.mode) || di->v.nlink < 2 || inode_lookup(c->fs, di->inum, &kb) ||
+			    inode_names_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), refs) < 2)
+				continue;
+			if (pass && n++ == want)
+				goto found;
+			if (!pass)
+				n++;
+		}
+		if (!n)
+			return no_target(c, "no file records the name of a second link (no hard links, or older than format 5)");
+		want = pick(c, n);
+		n = 0;
+	}
+	return NO_TARGET;
+found:;
+	u8 *last = (u8 *)refs[1].name + refs[1].len - 1;
+	char was = (char)*last;
+	*last = was == 'x' ? 'y' : 'x';
+	pb_printf(&c->r->damaged, "inode %llu (", (unsigned long long)kb.k.p.offset);
+	path_of(c, kb.k.p.offset, &c->r->damaged);
+	pb_printf(&c->r->damaged, "): the last letter of its second recorded name '%c' -> '%c' (directory %llu)", was,
+		  (char)*last, (unsigned long long)refs[1].dir);
+	pb_printf(&c->r->lost, "none");
+	return commit_one(c->fs, BTREE_ID_inodes, &kb.k);
+}

@@ -121,8 +121,10 @@ struct xlost { u32 idx, xattrs; };
 #define FX_NLINK   (1u << 3)
 #define FX_PARENT  (1u << 4)
 #define FX_NAME    (1u << 5)
-/* name (FX_NAME): the recorded name to write, malloc'd; NULL: none */
-struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent; char *name; };
+#define FX_DROPNAME (1u << 6)
+/* name (FX_NAME): the recorded name to write, malloc'd; NULL: none;
+ * (FX_DROPNAME): the recorded name to drop, in directory name_dir */
+struct ifix { u64 inum; u32 seq, mask; u32 mode, nlink; u64 size, sectors, parent, name_dir; char *name; };
 /* an inode put back under its recorded name (dir: table index): one no
  * dirent leads to, or a file that has fewer dirents than links (extra) */
 /* extra: a name more for a reachable file (its own finding); also: a name
@@ -181,6 +183,7 @@ struct fsp {
 	DARRAY(struct ghost) ghosts; /* in inum order */
 	DARRAY(struct relink) relinks; /* in table order */
 	DARRAY(u32) namebad;    /* inodes whose recorded name is malformed, in table order */
+	DARRAY(u64) linknamed;  /* inodes recording names of other links (format 5), in inum order */
 	/* recorded names against the dirents (docs/FORMAT.md 4.5), as sums of
 	 * name_mix(inum, parent): of the named inodes that have one name (dirs,
 	 * nlink 1), and of where the table says their one dirent is after the
@@ -727,6 +730,9 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			unsigned nl;
 			memcpy(&v, bkey_val(k), sizeof(v));
 			named = inode_name_parse(bkey_val(k), bkey_val_bytes(k), &n, &nl);
+			/* a value longer than its first name holds more names */
+			if (named > 0 && bkey_val_bytes(k) > inode_val_bytes(nl) && darray_push(s->linknamed, inum))
+				return -BKFS_E_NOMEM;
 		}
 		if (past && !s->hook)
 			break;
@@ -1539,6 +1545,78 @@ static int report_ghost_dir(struct fsp *s, u32 idx)
 	return relinked ? 0 : add_lf(s, inum, DT_DIR);
 }
 
+/* Whether fsck puts inode idx back under name in dir (a relink) */
+static bool relinked_as(const struct fsp *s, u32 idx, u32 dir, const char *name)
+{
+	const struct relink *r = relink_of(s, idx);
+	for (; r && r < s->relinks.data + s->relinks.nr && r->idx == idx; r++)
+		if (r->dir == dir && !strcmp(r->name, name))
+			return true;
+	return false;
+}
+
+/* Whether the dirent (dir, name) names inum and stays (no repair removes it) */
+static int dirent_names(struct fsp *s, u64 dir, const char *name, size_t len, u64 inum, bool *yes)
+{
+	struct trans t;
+	u64 target, slot;
+	trans_init(&t, s->fs);
+	int ret = bkfs_dirent_lookup(&t, dir, name, len, &target, NULL, &slot);
+	trans_exit(&t);
+	*yes = !ret && target == inum;
+	for (size_t i = 0; *yes && i < s->dels.nr; i++)
+		*yes = !bpos_eq(s->dels.data[i].pos, POS(dir, slot));
+	return ret == -BKFS_E_NOENT ? 0 : ret;
+}
+
+/* The names a file records of its links (format 5; few files have them):
+ * each must be a dirent that names it, or one fsck makes again; another is
+ * dropped (inode_link_name_wrong). Files going to lost+found get the name
+ * fsck gives them there instead. */
+static int check_link_names(struct fsp *s)
+{
+	for (size_t i = 0; i < s->linknamed.nr; i++) {
+		u64 inum = s->linknamed.data[i];
+		u32 idx = tfind(s, inum);
+		struct bkey_buf kb;
+		struct inode_name_ref refs[INODE_NAMES_MAX];
+		if (idx == NONE || (s->t.data[idx].flags & (F_NEW | F_TO_LF)) || s->t.data[idx].type == DT_DIR)
+			continue;
+		int ret = btree_lookup(s->fs, BTREE_ID_inodes, POS(0, inum), &kb);
+		if (ret)
+			return ret == -BKFS_E_NOMEM ? ret : 0;
+		int nr = kb.k.type == KEY_TYPE_inode && bkey_val_bytes(&kb.k) >= sizeof(struct bkfs_inode) ?
+			inode_names_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), refs) : 0;
+		const struct bkfs_inode *v = bkey_val(&kb.k);
+		for (int n = 0; n < nr; n++) {
+			u64 dir = n ? refs[n].dir : v->parent;
+			char name[BKFS_NAME_MAX + 1];
+			bool there;
+			memcpy(name, refs[n].name, refs[n].len);
+			name[refs[n].len] = 0;
+			if ((ret = dirent_names(s, dir, name, refs[n].len, inum, &there)))
+				return ret;
+			u32 d = tfind(s, dir);
+			if (there || (d != NONE && relinked_as(s, idx, d, name)))
+				continue;
+			struct printbuf obj = PRINTBUF;
+			inode_obj(s, idx, &obj);
+			bool fix = ERR(s, inode_link_name_wrong, "removed the recorded name", "%s", pb_str(&obj));
+			pb_exit(&obj);
+			fsck_err_msg(s->c, "it records \"%s\" in directory %llu as one of its names, but no directory entry there names it",
+				     name, (unsigned long long)dir);
+			struct ifix *f = fix ? add_ifix(s, inum) : NULL;
+			if (fix && (!f || !(f->name = strdup(name))))
+				return -BKFS_E_NOMEM;
+			if (f) {
+				f->mask |= FX_DROPNAME;
+				f->name_dir = dir;
+			}
+		}
+	}
+	return 0;
+}
+
 static int report_early(struct fsp *s)
 {
 	struct printbuf obj = PRINTBUF, act = PRINTBUF;
@@ -2312,6 +2390,11 @@ static int apply(struct fsp *s)
 				in.parent = f->parent;
 			if (f->mask & FX_NAME) /* the one name of its one dirent, or none */
 				inode_names_one(&nm, in.parent, f->name ? f->name : "", f->name ? strlen(f->name) : 0);
+			int d = f->mask & FX_DROPNAME ? inode_names_find(&nm, f->name_dir, f->name, strlen(f->name)) : -1;
+			if (d >= 0) {
+				inode_names_del(&nm, (unsigned)d);
+				in.parent = nm.nr ? nm.dir[0] : 0;
+			}
 		}
 		if ((ret = bkfs_inode_write_named(&tr, inum, &in, &nm)) || (ret = commit(&tr)))
 			goto out;
@@ -2374,6 +2457,7 @@ static void fsp_free(struct fsp *s)
 	darray_exit(s->fix);
 	darray_exit(s->relinks);
 	darray_exit(s->namebad);
+	darray_exit(s->linknamed);
 	darray_exit(s->lfadd);
 	darray_exit(s->dels);
 	darray_exit(s->dtfix);
@@ -2470,7 +2554,8 @@ int fsck_check_filesystem(struct fsck_ctx *c)
 		goto out;
 
 	/* 2. report */
-	if ((ret = report_early(s)) || (ret = report_inodes(s)) || (ret = report_orphans(s)))
+	if ((ret = report_early(s)) || (ret = check_link_names(s)) || (ret = report_inodes(s)) ||
+	    (ret = report_orphans(s)))
 		goto out;
 
 	/* 3. repair what the mode allows */

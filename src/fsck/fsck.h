@@ -113,6 +113,7 @@
 	x(inode_xattrs_lost, 170, 0)                                    \
 	x(inode_name_bad, 171, FSCK_PREEN)                              \
 	x(inode_name_wrong, 172, FSCK_PREEN)                            \
+	x(inode_link_name_wrong, 173, FSCK_PREEN)                       \
 	/* gc_gens */                                                   \
 	x(gc_gens_ptr_dropped, 180, FSCK_PREEN)                         \
 	/* degraded (a member missing) */                               \

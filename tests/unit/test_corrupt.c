@@ -46,10 +46,12 @@ static void check_table(void)
 	pb_exit(&pb);
 }
 
-static int add_file(struct bkfs_fs *fs, u64 dir, const char *name, size_t len, unsigned seed)
+static int add_file(struct bkfs_fs *fs, u64 dir, const char *name, size_t len, unsigned seed, u64 *inum_out)
 {
 	u64 inum;
 	int ret = bkfs_create(fs, dir, name, S_IFREG | 0644, 0, 0, 0, NULL, &inum, NULL);
+	if (inum_out)
+		*inum_out = inum;
 	if (ret || !len)
 		return ret;
 	u8 *p = malloc(len);
@@ -61,11 +63,13 @@ static int add_file(struct bkfs_fs *fs, u64 dir, const char *name, size_t len, u
 	return n == (ssize_t)len ? 0 : -BKFS_E_IO;
 }
 
-/* 16 directories with a subdirectory each, files big and small, enough
- * entries for btrees of several levels with 4 KiB nodes */
+/* 16 directories with a subdirectory each, files big and small (every
+ * tenth small one with a second link in the next directory), enough entries
+ * for btrees of several levels with 4 KiB nodes */
 static int populate(struct bkfs_fs *fs)
 {
 	int ret = 0;
+	u64 prev = BKFS_ROOT_INO;
 	for (int d = 0; d < 16 && !ret; d++) {
 		char name[32];
 		u64 dir, sub;
@@ -74,10 +78,16 @@ static int populate(struct bkfs_fs *fs)
 		    (ret = bkfs_create(fs, dir, "sub", S_IFDIR | 0755, 0, 0, 0, NULL, &sub, NULL)))
 			break;
 		for (int f = 0; f < 40 && !ret; f++) {
+			u64 inum;
 			snprintf(name, sizeof(name), "f%03d", f);
 			size_t len = f % 10 == 0 ? 100000 + 1000 * d : f % 3 ? 20000 : 0;
-			ret = add_file(fs, f % 2 ? dir : sub, name, len, 100 * d + f);
+			ret = add_file(fs, f % 2 ? dir : sub, name, len, 100 * d + f, &inum);
+			if (!ret && d && f % 10 == 5) {
+				snprintf(name, sizeof(name), "link-d%02d-f%03d", d, f);
+				ret = bkfs_link(fs, inum, prev, name);
+			}
 		}
+		prev = dir;
 	}
 	return ret;
 }

@@ -3,8 +3,9 @@
 directories, over files, directories moved, RENAME_EXCHANGE), hard links and
 unlinks below ROOT (a bkfs mount), then the names every inode should record
 (docs/FORMAT.md 4.5), one line per directory and per single-link file:
-"INO PARENT_INO NAME", and a line "linked INO" for each inode that ever had a
-second link (its record may be gone: only the first name is recorded)."""
+"INO PARENT_INO NAME", and a line "linked INO" for each inode that ever had
+more links than an inode records names (INODE_NAMES_MAX, 5): a name of such
+a file may have no record."""
 import ctypes
 import os
 import random
@@ -17,6 +18,7 @@ RENAME_EXCHANGE = 2
 dirs = [root]
 files = []
 linked = set()
+NAMES_MAX = 5  # INODE_NAMES_MAX: the names an inode records
 
 
 def some_path():
@@ -42,7 +44,9 @@ for _ in range(6000):
         elif r < 0.65 and files:
             a, b = rng.choice(files), some_path()
             os.link(a, b)
-            linked.add(os.lstat(a).st_ino)
+            st = os.lstat(a)
+            if st.st_nlink > NAMES_MAX:
+                linked.add(st.st_ino)
             files.append(b)
         elif r < 0.8 and files:
             os.unlink(rng.choice(files))
