@@ -184,6 +184,11 @@ struct fsp {
 	DARRAY(struct relink) relinks; /* in table order */
 	DARRAY(u32) namebad;    /* inodes whose recorded name is malformed, in table order */
 	DARRAY(u64) linknamed;  /* inodes recording names of other links (format 5), in inum order */
+	/* sums of link_mix(inum, dir, name): over the names those inodes
+	 * record, and over the dirents that name them. Equal sums (and no
+	 * dirent removed or made by the repairs) spare check_link_names its
+	 * lookups. */
+	u64 links_recorded, links_found;
 	/* recorded names against the dirents (docs/FORMAT.md 4.5), as sums of
 	 * name_mix(inum, parent): of the named inodes that have one name (dirs,
 	 * nlink 1), and of where the table says their one dirent is after the
@@ -633,6 +638,12 @@ static u64 name_mix(u64 inum, u64 dir)
 	return x ^ (x >> 32);
 }
 
+/* a 64-bit mix of (inode, directory, name) for the link-name sums */
+static u64 link_mix(u64 inum, u64 dir, const void *name, size_t len)
+{
+	return name_mix(inum ^ ((u64)bkfs_crc32c(0, name, len) << 32), dir);
+}
+
 /* named: the inode's recorded name, as inode_name_parse says (1, 0, -1) */
 static int add_inode(struct fsp *s, u64 inum, const struct bkfs_inode *v, int named)
 {
@@ -731,8 +742,13 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 			memcpy(&v, bkey_val(k), sizeof(v));
 			named = inode_name_parse(bkey_val(k), bkey_val_bytes(k), &n, &nl);
 			/* a value longer than its first name holds more names */
-			if (named > 0 && bkey_val_bytes(k) > inode_val_bytes(nl) && darray_push(s->linknamed, inum))
+			struct inode_name_ref refs[INODE_NAMES_MAX];
+			int nr = named > 0 && bkey_val_bytes(k) > inode_val_bytes(nl) ?
+				inode_names_parse(bkey_val(k), bkey_val_bytes(k), refs) : 0;
+			if (nr > 1 && darray_push(s->linknamed, inum))
 				return -BKFS_E_NOMEM;
+			for (int r = 0; r < nr && nr > 1; r++)
+				s->links_recorded += link_mix(inum, r ? refs[r].dir : v.parent, refs[r].name, refs[r].len);
 		}
 		if (past && !s->hook)
 			break;
@@ -925,6 +941,19 @@ static int cmp_drec_pos(const void *key, const void *elem)
 	return bpos_cmp(*(const struct bpos *)key, ((const struct drec *)elem)->pos);
 }
 
+static bool linknamed(const struct fsp *s, u64 inum)
+{
+	size_t lo = 0, hi = s->linknamed.nr;
+	while (lo < hi) {
+		size_t m = lo + (hi - lo) / 2;
+		if (s->linknamed.data[m] < inum)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo < s->linknamed.nr && s->linknamed.data[lo] == inum;
+}
+
 static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 {
 	struct btree_iter it;
@@ -964,6 +993,8 @@ static int scan_dirents_ra(struct fsp *s, bool *need2, struct fsck_ra *ra)
 		}
 		if ((ret = cnt_inc(s, tI)))
 			return ret;
+		if (s->linknamed.nr && e->type != DT_DIR && linknamed(s, d.inum))
+			s->links_found += link_mix(d.inum, d.pos.inode, d.name, d.len);
 		if (e->type == DT_DIR) {
 			if (tI == s->root) {
 				*need2 = true;
@@ -1575,6 +1606,8 @@ static int dirent_names(struct fsp *s, u64 dir, const char *name, size_t len, u6
  * fsck gives them there instead. */
 static int check_link_names(struct fsp *s)
 {
+	if (s->links_recorded == s->links_found && !s->dels.nr && !s->relinks.nr && !s->lnkrm.nr)
+		return 0;
 	for (size_t i = 0; i < s->linknamed.nr; i++) {
 		u64 inum = s->linknamed.data[i];
 		u32 idx = tfind(s, inum);
