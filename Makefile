@@ -108,7 +108,7 @@ bench: all
 	BUILD=$(BUILD) bench/metadata_copies.sh
 	BUILD=$(BUILD) bench/scrub.sh
 	BUILD=$(BUILD) SC_FILES=50000 SC_GENTREE_ARGS="--max-size 64K" bench/scrub.sh
-	BUILD=$(BUILD) SC_DEVICE=ram bench/scrub.sh
+	BUILD=$(BUILD) SC_DEVICE=ram SC_FILES=100000 bench/scrub.sh
 	BUILD=$(BUILD) bench/fuse.sh
 
 # only the aged-image section: fsck on trees untarred and edited through the mount
