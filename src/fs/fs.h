@@ -89,10 +89,6 @@ int bkfs_inode_name_dropped(struct trans *t, u64 inum, struct bkfs_inode *in, u6
  * was not recorded is, if there is room. */
 int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 odir, const char *oname,
 			  size_t olen, u64 ndir, const char *nname, size_t nlen);
-/* Write *in after a new dirent (dir, name) links it: recorded, if there
- * is room. */
-int bkfs_inode_name_added(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
-			  size_t len);
 /* Delete the inode key, its data and its xattrs (nlink reached 0). */
 int bkfs_inode_remove(struct trans *t, u64 inum);
 /* Remove the data of inum in [start, end) sectors (end UINT64_MAX: to the

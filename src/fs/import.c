@@ -30,6 +30,7 @@ struct hl_ent {
 	ino_t ino;
 	u64 inum;
 	u32 seen, nlink;
+	struct inode_names *more; /* the names of its later links, recorded by hl_finish */
 	struct hl_ent *next;
 };
 
@@ -144,17 +145,33 @@ static int hl_add(struct imp *im, dev_t dev, ino_t ino, u64 inum, u32 nlink)
 	return 0;
 }
 
-/* The inode of a hard-linked file gets its final link count. */
+/* A later link of a hard-linked file: its name, for hl_finish */
+static int hl_link(struct hl_ent *e, u64 dir, const char *name, size_t len)
+{
+	if (!e->more && !(e->more = calloc(1, sizeof(*e->more))))
+		return -BKFS_E_NOMEM;
+	inode_names_add(e->more, dir, name, len); /* the first INODE_NAMES_MAX - 1 are enough */
+	return 0;
+}
+
+/* The inode of a hard-linked file gets its final link count and the names
+ * of its later links (as many as it has room for), in one update. */
 static int hl_finish(struct imp *im, struct hl_ent *e)
 {
 	struct bkfs_inode in;
+	struct inode_names nm;
 	if (e->seen == 1)
 		return 0; /* written with nlink 1 already */
-	int ret = bkfs_inode_get(&im->t, e->inum, &in);
+	int ret = bkfs_inode_get_named(&im->t, e->inum, &in, &nm);
 	if (ret)
 		return ret;
 	in.nlink = e->seen;
-	return bkfs_inode_write(&im->t, e->inum, &in);
+	for (unsigned i = 0; e->more && i < e->more->nr; i++)
+		inode_names_add(&nm, e->more->dir[i], e->more->name[i], e->more->len[i]);
+	in.parent = nm.nr ? nm.dir[0] : in.parent;
+	free(e->more);
+	e->more = NULL;
+	return bkfs_inode_write_named(&im->t, e->inum, &in, &nm);
 }
 
 /* ---- xattrs ---- */
@@ -369,10 +386,8 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		struct hl_ent **pp = hl_find(im, st.st_dev, st.st_ino);
 		if (pp) {
 			struct hl_ent *e = *pp;
-			struct bkfs_inode hl;
 			if ((ret = bkfs_dirent_add_unique(&im->t, dir, name, nlen, e->inum, dt)) ||
-			    (ret = bkfs_inode_get(&im->t, e->inum, &hl)) ||
-			    (ret = bkfs_inode_name_added(&im->t, e->inum, &hl, dir, name, nlen)))
+			    (ret = hl_link(e, dir, name, nlen)))
 				return ret;
 			e->seen++;
 			im->st->hardlinks++;
@@ -588,6 +603,7 @@ out:
 	for (size_t i = 0; i < im.hl_nb; i++)
 		for (struct hl_ent *e = im.hl[i], *next; e; e = next) {
 			next = e->next;
+			free(e->more);
 			free(e);
 		}
 	free(im.hl);

@@ -200,18 +200,6 @@ int bkfs_inode_name_moved(struct trans *t, u64 inum, struct bkfs_inode *in, u64 
 	return bkfs_inode_write_named(t, inum, in, &nm);
 }
 
-int bkfs_inode_name_added(struct trans *t, u64 inum, struct bkfs_inode *in, u64 dir, const char *name,
-			  size_t len)
-{
-	struct inode_names nm;
-	int ret = bkfs_inode_get_named(t, inum, NULL, &nm);
-	if (ret)
-		return ret;
-	if (inode_names_add(&nm, dir, name, len))
-		in->parent = nm.dir[0];
-	return bkfs_inode_write_named(t, inum, in, &nm);
-}
-
 int bkfs_inum_alloc(struct trans *t, bool check, u64 *inum)
 {
 	struct bkfs_fs *fs = t->fs;
