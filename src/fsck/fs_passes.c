@@ -737,14 +737,10 @@ static int scan_inodes_ra(struct fsp *s, struct fsck_ra *ra)
 		struct bkfs_inode v;
 		int named = 0;
 		if (ok) {
-			const u8 *n;
-			unsigned nl;
-			memcpy(&v, bkey_val(k), sizeof(v));
-			named = inode_name_parse(bkey_val(k), bkey_val_bytes(k), &n, &nl);
-			/* a value longer than its first name holds more names */
 			struct inode_name_ref refs[INODE_NAMES_MAX];
-			int nr = named > 0 && bkey_val_bytes(k) > inode_val_bytes(nl) ?
-				inode_names_parse(bkey_val(k), bkey_val_bytes(k), refs) : 0;
+			memcpy(&v, bkey_val(k), sizeof(v));
+			int nr = inode_names_parse(bkey_val(k), bkey_val_bytes(k), refs);
+			named = nr > 0 ? 1 : nr;
 			if (nr > 1 && darray_push(s->linknamed, inum))
 				return -BKFS_E_NOMEM;
 			for (int r = 0; r < nr && nr > 1; r++)
@@ -1155,6 +1151,22 @@ static int relink_name_free(struct fsp *s, u32 dir, const char *name, size_t len
 	return 1;
 }
 
+/* The recorded names of inode inum as the btree has it, refs[0].dir set to
+ * its parent field: how many (0 for no inode, none, or malformed ones), or
+ * -BKFS_E_NOMEM. The names point into kb. */
+static int names_read(struct fsp *s, u64 inum, struct bkey_buf *kb, struct inode_name_ref *refs)
+{
+	int ret = btree_lookup(s->fs, BTREE_ID_inodes, POS(0, inum), kb);
+	if (ret)
+		return ret == -BKFS_E_NOMEM ? ret : 0;
+	if (kb->k.type != KEY_TYPE_inode || bkey_val_bytes(&kb->k) < sizeof(struct bkfs_inode))
+		return 0;
+	int nr = inode_names_parse(bkey_val(&kb->k), bkey_val_bytes(&kb->k), refs);
+	if (nr > 0)
+		refs[0].dir = ((const struct bkfs_inode *)bkey_val(&kb->k))->parent;
+	return MAX(nr, 0);
+}
+
 /* An inode no dirent leads to goes back under its recorded name when the
  * directory the name is in is there and the name is free (docs/FORMAT.md
  * 4.5): a lost dirent then costs no name. So does a file with more links
@@ -1168,16 +1180,14 @@ static int try_relink(struct fsp *s, u32 i, bool extra)
 	struct inode_name_ref refs[INODE_NAMES_MAX];
 	if ((t[i].flags & F_NEW) || (t[i].type != DT_DIR && !t[i].nl))
 		return 0; /* recreated, or nlink 0: no name to go back to */
-	int ret = btree_lookup(s->fs, BTREE_ID_inodes, POS(0, t_inum(s, i)), &kb);
-	if (ret)
-		return ret == -BKFS_E_NOMEM ? ret : 0;
-	int nr = kb.k.type == KEY_TYPE_inode && bkey_val_bytes(&kb.k) >= sizeof(struct bkfs_inode) ?
-		inode_names_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), refs) : 0;
+	int ret, nr = names_read(s, t_inum(s, i), &kb, refs);
+	if (nr <= 0)
+		return nr;
 	const struct bkfs_inode *v = bkey_val(&kb.k);
 	u32 want = t[i].type == DT_DIR ? 1 : v->nlink > cnt(s, i) ? v->nlink - cnt(s, i) : 0;
 	int made = 0;
 	for (int n = 0; n < nr && (u32)made < want && (n == 0 || t[i].type != DT_DIR); n++) {
-		u64 parent = n ? refs[n].dir : v->parent;
+		u64 parent = refs[n].dir;
 		u32 dir = parent >= BKFS_ROOT_INO ? tfind(s, parent) : NONE;
 		if (dir == NONE || dir == i || t[dir].type != DT_DIR)
 			continue;
@@ -1615,14 +1625,11 @@ static int check_link_names(struct fsp *s)
 		struct inode_name_ref refs[INODE_NAMES_MAX];
 		if (idx == NONE || (s->t.data[idx].flags & (F_NEW | F_TO_LF)) || s->t.data[idx].type == DT_DIR)
 			continue;
-		int ret = btree_lookup(s->fs, BTREE_ID_inodes, POS(0, inum), &kb);
-		if (ret)
-			return ret == -BKFS_E_NOMEM ? ret : 0;
-		int nr = kb.k.type == KEY_TYPE_inode && bkey_val_bytes(&kb.k) >= sizeof(struct bkfs_inode) ?
-			inode_names_parse(bkey_val(&kb.k), bkey_val_bytes(&kb.k), refs) : 0;
-		const struct bkfs_inode *v = bkey_val(&kb.k);
+		int ret, nr = names_read(s, inum, &kb, refs);
+		if (nr < 0)
+			return nr;
 		for (int n = 0; n < nr; n++) {
-			u64 dir = n ? refs[n].dir : v->parent;
+			u64 dir = refs[n].dir;
 			char name[BKFS_NAME_MAX + 1];
 			bool there;
 			memcpy(name, refs[n].name, refs[n].len);
