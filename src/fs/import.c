@@ -462,6 +462,7 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 
 	if ((ret = import_xattrs(im, fd, inum)))
 		goto out;
+	inode_names_one(&nm, dir, name, nlen); /* the new dirent's, recorded */
 
 	if (S_ISDIR(st.st_mode)) {
 		DIR *sub = fdopendir(fd);
@@ -479,14 +480,12 @@ static int import_entry(struct imp *im, int dfd, const char *name, u64 dir, u32 
 		in.nlink = 2 + n;
 		(*nsubdirs)++;
 		im->st->dirs++;
-		inode_names_one(&nm, dir, name, nlen);
 		ret = bkfs_inode_write_named(&im->t, inum, &in, &nm);
 out_dir:
 		closedir(sub);
 		if (ret)
 			goto out;
 	} else {
-		inode_names_one(&nm, dir, name, nlen);
 		if ((ret = bkfs_inode_write_named(&im->t, inum, &in, &nm)) ||
 		    (ret = bkfs_dirent_add_unique(&im->t, dir, name, nlen, inum, dt)))
 			goto out;
