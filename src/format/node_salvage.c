@@ -189,6 +189,16 @@ static bool chunk_good(const u8 *buf, const struct bkfs_node_chunk *e, unsigned 
 	return bkfs_crc32c(0, buf + a, b - a) == e[i].csum;
 }
 
+/* 0 if header h is that of leaf seq of btree_id, else -BKFS_E_CORRUPT */
+static int hdr_names_leaf(const struct bkfs_node_hdr *h, unsigned btree_id, u64 seq, struct printbuf *err)
+{
+	if (h->btree_id == btree_id && !h->level && h->seq == seq)
+		return 0;
+	if (err)
+		pb_printf(err, "node: not the leaf the pointer names");
+	return -BKFS_E_CORRUPT;
+}
+
 /* The table damaged, the keys whole (keys_whole): keep them all. */
 static int salvage_whole(const u8 *buf, unsigned btree_id, u64 seq, struct salvage_walk *w, struct printbuf *err)
 {
@@ -196,17 +206,15 @@ static int salvage_whole(const u8 *buf, unsigned btree_id, u64 seq, struct salva
 	struct node_salvage *s = w->s;
 	s->table_bad = true;
 	s->journal_seq = h->journal_seq;
-	if (h->btree_id != btree_id || h->level || h->seq != seq) {
-		if (err)
-			pb_printf(err, "node: not the leaf the pointer names");
-		return -BKFS_E_CORRUPT;
-	}
+	int ret = hdr_names_leaf(h, btree_id, seq, err);
+	if (ret)
+		return ret;
 	bool good = true;
 	w->used = h->used_bytes;
 	w->nr_chunks = 1;
 	w->shift = 31; /* one chunk, good: the node's checksum holds */
 	w->good = &good;
-	int ret = salvage_walk(w);
+	ret = salvage_walk(w);
 	if (!ret)
 		s->lost = h->nr_keys > s->kept ? h->nr_keys - s->kept : 0;
 	return ret;
@@ -250,11 +258,8 @@ int node_salvage(const void *buf, size_t node_bytes, u64 magic, unsigned btree_i
 	s->journal_seq = t->journal_seq;
 	s->header_bad = !good[0];
 	int ret = 0;
-	if (!s->header_bad && (h->btree_id != btree_id || h->level || h->seq != seq)) {
-		ret = -BKFS_E_CORRUPT;
-		if (err)
-			pb_printf(err, "node: not the leaf the pointer names");
-	}
+	if (!s->header_bad)
+		ret = hdr_names_leaf(h, btree_id, seq, err);
 	w.used = used;
 	w.nr_chunks = n;
 	w.shift = shift;
